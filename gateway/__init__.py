@@ -1,0 +1,17 @@
+"""mud-gateway: play any telnet MUD in the browser.
+
+The data path, one module per stage (browser -> game, and back):
+
+    transport/serializer.py  Phoenix V1/V2 wire format             (pure)
+    transport/websocket.py   the WebSocket: frames, heartbeat, limits (aiohttp)
+    channel.py               telnet:<uuid> topics: join payloads, pushes (pure)
+    session.py               one game connection: seq, replay, linger (asyncio)
+    telnet/input.py          player input to telnet bytes           (pure)
+    telnet/stream.py         game bytes to events                   (pure)
+    telnet/client.py         the telnet connection (telnetlib3)
+
+Around it: config.py (the YAML schema), routes.py (HTTP routes), cli.py (the
+command line), demo.py (the bundled demo game).
+"""
+
+__version__ = "0.1.0"

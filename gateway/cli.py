@@ -1,0 +1,158 @@
+"""The command line (SPEC 2): ``mud-gateway --config PATH | --demo | --check-config PATH``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+
+from aiohttp import web
+
+from . import __version__
+from .config import Config, ConfigError, demo_config, load_config
+from .routes import SESSIONS, create_app
+
+log = logging.getLogger("gateway")
+
+#: Graceful stop: every browser told, every game closed, the process gone within this.
+STOP_SECONDS = 8.0
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
+                 "level": record.levelname.lower(), "logger": record.name,
+                 "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def setup_logging(config: Config) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if config.logging.format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.logging.level.upper())
+    # Library chatter (telnetlib3 logs every negotiation at info) stays at warning.
+    logging.getLogger("telnetlib3").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, root.level))
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) about our state, when started by it."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    if path.startswith("@"):
+        path = "\0" + path[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.connect(path)
+            s.sendall(message.encode())
+    except OSError as exc:
+        log.warning("sd_notify failed: %s", exc)
+
+
+async def serve(config: Config, config_path: str | None = None, demo: bool = False) -> int:
+    loop = asyncio.get_running_loop()
+    game = None
+    if demo:
+        from .demo import start_demo_game
+        game = await start_demo_game()
+        config = demo_config(game.port, config.listen.port)
+    app = create_app(config)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.listen.host, config.listen.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        print(f"mud-gateway: cannot listen on {config.listen.host}:{config.listen.port}: {exc.strerror}",
+              file=sys.stderr)
+        await runner.cleanup()
+        if game is not None:
+            await game.close()
+        return 1
+    port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked for
+    url = f"http://{config.listen.host}:{port}/"
+    log.info("mud-gateway %s listening on %s (games: %s)", __version__, url,
+             ", ".join(g.name for g in config.games))
+    if demo:
+        print(f"mud-gateway: demo game on telnet 127.0.0.1:{game.port}", flush=True)
+    print(f"mud-gateway: open {url}", flush=True)
+    sd_notify("READY=1")
+
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    def reload() -> None:
+        if config_path is None:
+            log.info("SIGHUP: no config file to reload")
+            return
+        try:
+            new = load_config(config_path)
+        except ConfigError as exc:
+            log.error("SIGHUP: config not reloaded: %s", exc)
+            return
+        app[SESSIONS].config = new
+        setup_logging(new)
+        log.info("SIGHUP: config reloaded from %s (running sessions keep their settings)", config_path)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    await stop.wait()
+    log.info("stopping: closing sessions")
+    sd_notify("STOPPING=1")
+    try:
+        await asyncio.wait_for(runner.cleanup(), STOP_SECONDS)
+    except asyncio.TimeoutError:
+        log.warning("stop took longer than %ss; exiting anyway", STOP_SECONDS)
+    if game is not None:
+        await game.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mud-gateway",
+                                     description="Play telnet MUDs in the browser.")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--config", metavar="PATH", help="serve the games in this YAML file")
+    what.add_argument("--demo", action="store_true",
+                      help="start the bundled demo game and a gateway for it (no config needed)")
+    what.add_argument("--check-config", metavar="PATH", help="validate a config file and exit")
+    parser.add_argument("--port", type=int, help="listen on this port (overrides listen.port)")
+    parser.add_argument("--version", action="version", version=f"mud-gateway {__version__}")
+    args = parser.parse_args(argv)
+
+    if args.check_config:
+        try:
+            load_config(args.check_config)
+        except ConfigError as exc:
+            print(f"mud-gateway: {args.check_config}: {exc}", file=sys.stderr)
+            return 2
+        print(f"mud-gateway: {args.check_config}: ok")
+        return 0
+    if args.config:
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(f"mud-gateway: {args.config}: {exc}", file=sys.stderr)
+            return 2
+    elif args.demo:
+        config = demo_config(0)
+    else:
+        parser.error("one of --config, --demo or --check-config is required")
+    if args.port is not None:
+        config.listen.port = args.port
+    setup_logging(config)
+    return asyncio.run(serve(config, args.config, demo=args.demo))

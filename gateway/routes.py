@@ -1,0 +1,146 @@
+"""The HTTP surface (SPEC 7) and the WebSocket upgrade checks (SPEC 4.1).
+
+``create_app(config)`` builds the aiohttp application: ``/`` (the browser
+client), ``/healthz``, ``/api/games`` and ``/socket/websocket``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from aiohttp import web
+
+from .config import Config
+from .session import SessionManager
+from .transport.serializer import serializer_for
+from .transport.websocket import PhoenixSocket
+
+log = logging.getLogger("gateway.http")
+
+CONFIG = web.AppKey("config", Config)
+SESSIONS = web.AppKey("sessions", SessionManager)
+SOCKETS = web.AppKey("sockets", set)
+MSSP = web.AppKey("mssp", dict)
+TRUSTED = web.AppKey("trusted_proxies", list)
+
+_json = msgspec.json.Encoder()
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=_json.encode(data), status=status, content_type="application/json")
+
+
+def client_ip(request: web.Request, trusted: list[ipaddress._BaseNetwork]) -> str:
+    """The player's address: the peer, or behind trusted proxies the right-most untrusted X-Forwarded-For."""
+    peer = request.remote or ""
+    try:
+        addr = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    if not any(addr in net for net in trusted):
+        return peer
+    forwarded = ",".join(request.headers.getall("X-Forwarded-For", []))
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        try:
+            hop_addr = ipaddress.ip_address(hop)
+        except ValueError:
+            return peer  # a forged or broken header: trust nothing in it
+        if not any(hop_addr in net for net in trusted):
+            return str(hop_addr)
+        peer = str(hop_addr)
+    return peer
+
+
+def _host_port(host: str, scheme: str) -> tuple[str, int | None]:
+    parts = urlsplit(f"{scheme}://{host}")
+    return (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def origin_allowed(request: web.Request, allowed: list[str]) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser
+    if allowed:
+        return origin.rstrip("/").lower() in {o.rstrip("/").lower() for o in allowed}
+    parts = urlsplit(origin)
+    if not parts.scheme or not parts.hostname:
+        return False
+    origin_hp = (parts.hostname.lower(), parts.port or _DEFAULT_PORTS.get(parts.scheme))
+    # The Host header has no scheme: it is reached the way the page was.
+    return origin_hp == _host_port(request.host, parts.scheme)
+
+
+async def index(request: web.Request) -> web.Response:
+    page = resources.files("gateway").joinpath("static/index.html").read_bytes()
+    return web.Response(body=page, content_type="text/html", charset="utf-8",
+                        headers={"Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:",
+                                 "X-Content-Type-Options": "nosniff"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok", "sessions": len(request.app[SESSIONS])})
+
+
+async def games(request: web.Request) -> web.Response:
+    config = request.app[SESSIONS].config
+    default = config.default_game.name
+    mssp = request.app[MSSP]
+    return json_response({"games": [
+        {"name": g.name, "title": g.display_title, "default": g.name == default,
+         "mssp": mssp.get(g.name)}
+        for g in config.games]})
+
+
+async def socket(request: web.Request) -> web.StreamResponse:
+    config = request.app[SESSIONS].config
+    serializer = serializer_for(request.query.get("vsn"))
+    if serializer is None:
+        raise web.HTTPBadRequest(text="unsupported vsn")
+    if not origin_allowed(request, config.security.allowed_origins):
+        log.info("refused origin %r", request.headers.get("Origin"))
+        raise web.HTTPForbidden(text="origin not allowed")
+    trusted = request.app[TRUSTED]
+    ip = client_ip(request, trusted)
+    ws = web.WebSocketResponse(max_msg_size=config.limits.max_frame_bytes, autoping=True,
+                               protocols=("phoenix",))
+    await ws.prepare(request)
+    sock = PhoenixSocket(ws, serializer, config, request.app[SESSIONS], ip)
+    request.app[SOCKETS].add(sock)
+    try:
+        await sock.run()
+    finally:
+        request.app[SOCKETS].discard(sock)
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+async def _shutdown(app: web.Application) -> None:
+    app[SESSIONS].shutdown("gateway shutdown")
+    socks = list(app[SOCKETS])
+    if socks:
+        await asyncio.gather(*(s.close(1001, b"gateway shutdown") for s in socks),
+                             return_exceptions=True)
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application()
+    app[CONFIG] = config
+    app[SESSIONS] = SessionManager(config)
+    app[SOCKETS] = set()
+    app[MSSP] = {}
+    app[TRUSTED] = [ipaddress.ip_network(p, strict=False)
+                              for p in config.security.trusted_proxies]
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/games", games)
+    app.router.add_get("/socket/websocket", socket)
+    app.on_shutdown.append(_shutdown)
+    return app

@@ -1,0 +1,286 @@
+"""The telnet connection to a game: telnetlib3 for negotiation, TelnetStream for the bytes.
+
+``GameClient`` is a telnetlib3 ``TelnetClient`` protocol whose
+``data_received`` runs the game's bytes synchronously through the sans-I/O
+``TelnetStream``: text, prompt marks, GMCP and ECHO changes become events in
+the game's byte order, and every other telnet command is handed to
+telnetlib3's option engine (``TelnetWriter.feed_byte``), which answers it.
+telnetlib3's own receive path parses subnegotiations a byte at a time in
+Python and runs in a separate task; it is bypassed for speed and ordering
+(see docs/performance.md).
+
+Option policy (SPEC 5): GMCP, EOR, SGA, ECHO, NAWS, TTYPE (MTTS cycle) and
+NEW-ENVIRON (MNES) are accepted; everything else is refused. Refusals and
+acknowledgements follow RFC 1143: a request is answered only when it changes
+the option's state, so no negotiation loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import ssl
+from typing import Any, Callable, Protocol
+
+from telnetlib3 import client as tl_client
+from telnetlib3 import telopt
+from telnetlib3.stream_writer import TelnetWriter
+
+from .. import __version__
+from .input import encode_gmcp, encode_naws
+from .stream import CompressionError, Event, Negotiation, TelnetStream
+
+log = logging.getLogger("gateway.telnet")
+
+TERMINAL_TYPE = "XTERM-256COLOR"
+CLIENT_NAME = "MUD-GATEWAY"
+
+# MTTS bits (https://tintin.mudhalla.net/protocols/mtts/)
+MTTS_ANSI, MTTS_UTF8, MTTS_256, MTTS_SCREEN_READER, MTTS_PROXY, MTTS_TRUECOLOR = 1, 4, 8, 64, 128, 256
+
+#: Options refused even though telnetlib3 would accept them (SPEC 5: "everything else: refused").
+_REFUSED = {telopt.BINARY, telopt.LINEMODE, telopt.LFLOW, telopt.XDISPLOC, telopt.TSPEED,
+            telopt.STATUS, telopt.SNDLOC, telopt.CHARSET, telopt.MCCP2_COMPRESS,
+            telopt.MCCP3_COMPRESS, telopt.MSDP, telopt.MSSP, telopt.MSP, telopt.MXP,
+            telopt.ZMP, telopt.AARDWOLF, telopt.ATCP, telopt.COM_PORT_OPTION, telopt.LOGOUT}
+
+
+def mtts_bits(encoding: str, screen_reader: bool) -> int:
+    bits = MTTS_ANSI | MTTS_256 | MTTS_PROXY | MTTS_TRUECOLOR
+    if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
+        bits |= MTTS_UTF8
+    if screen_reader:
+        bits |= MTTS_SCREEN_READER
+    return bits
+
+
+class EventSink(Protocol):
+    """What a game connection reports to (the session)."""
+
+    def on_events(self, events: list[Event]) -> None: ...
+    def on_game_closed(self, reason: str) -> None: ...
+
+
+class GameWriter(TelnetWriter):
+    """telnetlib3's option engine, made to acknowledge disabling as RFC 1143 asks."""
+
+    def handle_wont(self, opt: bytes) -> None:
+        if self.remote_option.enabled(opt):
+            self.iac(telopt.DONT, opt)  # YES -> NO: acknowledge
+        super().handle_wont(opt)
+
+    def handle_dont(self, opt: bytes) -> None:
+        if self.local_option.enabled(opt):
+            self.iac(telopt.WONT, opt)  # YES -> NO: acknowledge
+        super().handle_dont(opt)
+
+
+class GameClient(tl_client.TelnetClient):
+    """One telnet connection to a game, reporting events to an ``EventSink``."""
+
+    _writer_factory = GameWriter
+
+    def __init__(self, sink: EventSink, stream: TelnetStream, *, encoding: str,
+                 gmcp_supports: list[str], screen_reader: bool = False,
+                 naws: tuple[int, int] = (80, 24), client_ip: str | None = None,
+                 on_made: Callable[[asyncio.BaseTransport], None] | None = None) -> None:
+        super().__init__(term=TERMINAL_TYPE, cols=naws[0], rows=naws[1], encoding=False,
+                         compression=False, connect_maxwait=0.0)
+        self.sink = sink
+        self.stream = stream
+        self.game_encoding = encoding
+        self.gmcp_supports = list(gmcp_supports)
+        self.mtts = mtts_bits(encoding, screen_reader)
+        self.naws_size = naws
+        self.client_ip = client_ip
+        self._ttype_count = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed_reason: str | None = None
+        self._on_made = on_made
+        self.loop = asyncio.get_event_loop()
+
+    # -- telnetlib3 protocol hooks ------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._on_made is not None:
+            self._on_made(transport)
+        super().connection_made(transport)
+        w = self.writer
+        w.always_dont.update(_REFUSED)
+        w.always_wont.update(_REFUSED)
+
+    def data_received(self, data: bytes) -> None:
+        self._dispatch(self.stream.feed(data, self.loop.time()))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._closing:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        events = self.stream.finish()
+        if events:
+            self.sink.on_events(events)
+        super().connection_lost(exc)
+        self.sink.on_game_closed(self._closed_reason or "closed by game")
+
+    # -- events -------------------------------------------------------------
+
+    def _dispatch(self, events: list[Event]) -> None:
+        out: list[Event] = []
+        feed = self.writer.feed_byte
+        for ev in events:
+            if type(ev) is Negotiation:
+                if out:
+                    self.sink.on_events(out)
+                    out = []
+                for b in ev.raw:
+                    try:
+                        feed(bytes((b,)))
+                    except ValueError as exc:  # an illegal command from the game
+                        log.debug("telnet: %s", exc)
+            elif type(ev) is CompressionError:
+                out.append(ev)
+                self._closed_reason = "compression error"
+            else:
+                out.append(ev)
+        if out:
+            self.sink.on_events(out)
+        if self._closed_reason and self._transport is not None:
+            self._transport.close()
+            return
+        self._schedule_poll()
+
+    def _schedule_poll(self) -> None:
+        when = self.stream.deadline()
+        timer = self._timer
+        if timer is not None:
+            if when is not None and timer.when() == when:
+                return
+            timer.cancel()
+            self._timer = None
+        if when is not None:
+            self._timer = self.loop.call_at(when, self._poll)
+
+    def _poll(self) -> None:
+        self._timer = None
+        events = self.stream.poll(self.loop.time())
+        if events:
+            self.sink.on_events(events)
+        self._schedule_poll()
+
+    # -- options: answers telnetlib3 asks us for ----------------------------
+
+    def send_gmcp_hello(self) -> None:
+        if self._gmcp_hello_sent:
+            return
+        self._gmcp_hello_sent = True
+        self.writer.send_gmcp("Core.Hello", {"client": "mud-gateway", "version": __version__})
+        self.writer.send_gmcp("Core.Supports.Set", self.gmcp_supports)
+
+    def send_ttype(self) -> str:
+        """MTTS: the client name, then the terminal type, then ``MTTS <bits>`` from then on."""
+        self._ttype_count += 1
+        if self._ttype_count == 1:
+            return CLIENT_NAME
+        if self._ttype_count == 2:
+            return TERMINAL_TYPE
+        return f"MTTS {self.mtts}"
+
+    def send_naws(self) -> tuple[int, int]:
+        return (self.naws_size[1], self.naws_size[0])  # telnetlib3 wants (rows, cols)
+
+    def send_env(self, keys: Any) -> dict[str, Any]:
+        """MNES: the variables we volunteer (all, or those asked for)."""
+        env = {
+            "CLIENT_NAME": CLIENT_NAME,
+            "CLIENT_VERSION": __version__,
+            "CHARSET": self.game_encoding.upper(),
+            "MTTS": str(self.mtts),
+            "TERMINAL_TYPE": TERMINAL_TYPE,
+        }
+        if self.client_ip:
+            env["IPADDRESS"] = self.client_ip
+        keys = [k for k in keys or () if k]
+        if not keys:
+            return env
+        return {k: env[k] for k in keys if k in env}
+
+    # -- player side ----------------------------------------------------------
+
+    @property
+    def gmcp_enabled(self) -> bool:
+        return self.writer is not None and self.writer.remote_option.enabled(telopt.GMCP)
+
+    def send_text(self, data: bytes) -> None:
+        self.writer.write(data)  # escapes IAC
+
+    def send_gmcp(self, module: str, data: Any, with_data: bool) -> None:
+        payload = encode_gmcp(module, data, with_data=with_data).replace(b"\xff", b"\xff\xff")
+        self.writer.send_iac(b"\xff\xfa\xc9" + payload + b"\xff\xf0")
+
+    def set_naws(self, width: int, height: int) -> None:
+        self.naws_size = (width, height)
+        self._extra["cols"], self._extra["rows"] = width, height
+        if self.writer is not None and self.writer.local_option.enabled(telopt.NAWS):
+            self.writer.send_iac(encode_naws(width, height))
+
+    def pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
+    def close(self, reason: str) -> None:
+        self._closed_reason = self._closed_reason or reason
+        if self._transport is not None:
+            self._transport.close()
+
+
+class GameUnavailable(Exception):
+    """The game could not be reached (or its TLS handshake failed); ``str()`` says why."""
+
+
+def tls_context(verify: bool, pin_sha256: str | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    if pin_sha256 or not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
+                  naws: tuple[int, int] = (80, 24), client_ip: str | None = None,
+                  on_made: Callable[[asyncio.BaseTransport], None] | None = None) -> GameClient:
+    """Open the telnet connection to ``game`` (a config.Game); raises GameUnavailable."""
+    loop = asyncio.get_running_loop()
+    stream = TelnetStream(game.encoding, flush_after=game.prompt_flush_ms / 1000)
+
+    def factory() -> GameClient:
+        return GameClient(sink, stream, encoding=game.encoding, gmcp_supports=game.gmcp_supports,
+                          screen_reader=screen_reader, naws=naws, client_ip=client_ip,
+                          on_made=on_made)
+
+    kwargs: dict[str, Any] = {}
+    if game.tls:
+        kwargs["ssl"] = tls_context(game.tls_verify, game.tls_pin_sha256)
+        kwargs["server_hostname"] = game.host
+    try:
+        _, protocol = await asyncio.wait_for(
+            loop.create_connection(factory, game.host, game.port, **kwargs),
+            timeout=game.connect_timeout)
+    except asyncio.TimeoutError:
+        raise GameUnavailable(f"no answer within {game.connect_timeout:g}s") from None
+    except ssl.SSLError as exc:
+        raise GameUnavailable(f"TLS handshake failed: {exc.reason or exc}") from None
+    except OSError as exc:
+        raise GameUnavailable(exc.strerror or str(exc)) from None
+    if game.tls and game.tls_pin_sha256:
+        der = protocol.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        if hashlib.sha256(der).hexdigest() != game.tls_pin_sha256:
+            protocol.close("certificate pin mismatch")
+            raise GameUnavailable("TLS certificate does not match tls_pin_sha256")
+    return protocol

@@ -1,0 +1,369 @@
+"""The telnet byte stream from the game, turned into browser events (sans-I/O).
+
+``TelnetStream`` takes the raw bytes read from the game's socket and returns
+events in the order the game sent their bytes:
+
+* ``Text``    game text; complete lines are coalesced into one event per read,
+              an unterminated line is held back until it is ended by a
+              newline, marked as a prompt (IAC GA / IAC EOR), or the game has
+              been quiet for ``flush_after`` seconds (then ``partial=True``);
+* ``Prompt``  the unterminated line at IAC GA or IAC EOR;
+* ``Gmcp``    each IAC SB GMCP ... IAC SE;
+* ``EchoMode`` the game's WILL ECHO / WONT ECHO (state changes only);
+* ``Negotiation`` the raw bytes of every other telnet command, for the
+              negotiation engine (telnetlib3) to answer; never shown to the
+              browser.
+
+Rules (SPEC 4.3): ``\\r\\n`` and ``\\n\\r`` become ``\\n``, every other ``\\r``
+and NUL is dropped; text is decoded with the game's encoding through an
+incremental decoder, so an event never splits a character; an event never
+ends inside an ANSI escape sequence (an incomplete one is held back with the
+rest of the line). A complete line is delivered before any later event; the
+unterminated line is an event of its own, ordered by the byte that ends it.
+
+The scanner works on whole runs with ``bytes.find``: the only Python-level
+loop is per telnet command, never per byte of text. Time is passed in by the
+caller (``now``, in seconds, any monotonic clock), which makes the partial
+flush testable without sleeping.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import zlib
+from typing import Any
+
+import msgspec
+
+# Telnet bytes (RFC 854) and the options this core interprets itself.
+IAC, DONT, DO, WONT, WILL, SB, GA, EL, EC, AYT, AO, IP, BRK, DM, NOP, SE = (
+    255, 254, 253, 252, 251, 250, 249, 248, 247, 246, 245, 244, 243, 242, 241, 240)
+EOR_CMD = 239
+OPT_ECHO = 1
+OPT_GMCP = 201
+OPT_MCCP2 = 86
+
+_IAC = b"\xff"
+_IAC_SE = b"\xff\xf0"
+
+#: Longest subnegotiation kept (a GMCP room map can be large); longer ones
+#: are discarded up to their IAC SE.
+MAX_SUBNEGOTIATION = 1 << 20
+#: Longest unterminated line held back before it is sent as a partial echo.
+MAX_PENDING_LINE = 1 << 16
+#: An "escape sequence" still unterminated after this many characters is not
+#: one: it is released as text.
+MAX_ESCAPE = 256
+
+# A complete escape sequence starting at an ESC: CSI, OSC (BEL or ST ended),
+# DCS/SOS/PM/APC strings, nF sequences, and the two-byte forms.
+_COMPLETE_ESCAPE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]"
+    r"|[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)"
+    r"|[ -/]+[0-~]"
+    r"|(?![\[\]PX^_])[0-~])"
+)
+_STRING_INTRODUCER = re.compile(r"\x1b[\]PX^_]")
+
+
+class Text(msgspec.Struct, frozen=True):
+    message: str
+    partial: bool = False
+
+
+class Prompt(msgspec.Struct, frozen=True):
+    message: str
+
+
+class Gmcp(msgspec.Struct, frozen=True):
+    module: str
+    data: Any
+
+
+class EchoMode(msgspec.Struct, frozen=True):
+    echo: bool  # False: the game is asking for a password, the client must hide input
+
+
+class Negotiation(msgspec.Struct, frozen=True):
+    raw: bytes  # a whole telnet command (IAC ...), for the negotiation engine
+
+
+class CompressionError(msgspec.Struct, frozen=True):
+    detail: str
+
+
+Event = Text | Prompt | Gmcp | EchoMode | Negotiation | CompressionError
+
+_gmcp_json = msgspec.json.Decoder()
+
+
+def parse_gmcp(payload: bytes) -> Gmcp:
+    """``Module.Name <json>`` -> Gmcp; data is None when absent, the raw string when not JSON."""
+    module, _, rest = payload.partition(b" ")
+    rest = rest.strip()
+    if not rest:
+        return Gmcp(module.decode("utf-8", "replace"), None)
+    try:
+        data = _gmcp_json.decode(rest)
+    except msgspec.DecodeError:
+        data = rest.decode("utf-8", "replace")
+    return Gmcp(module.decode("utf-8", "replace"), data)
+
+
+def safe_end(text: str) -> int:
+    """Length of the longest prefix of ``text`` that does not end inside an escape sequence."""
+    esc = text.rfind("\x1b")
+    if esc < 0:
+        return len(text)
+    # An OSC/DCS string may contain ESC only as its terminator: check the
+    # latest string introducer first.
+    intro = None
+    for m in _STRING_INTRODUCER.finditer(text, max(0, len(text) - MAX_ESCAPE)):
+        intro = m
+    if intro is not None and not _COMPLETE_ESCAPE.match(text, intro.start()):
+        if len(text) - intro.start() < MAX_ESCAPE:
+            return intro.start()
+    if len(text) - esc >= MAX_ESCAPE or _COMPLETE_ESCAPE.match(text, esc):
+        return len(text)
+    return esc
+
+
+class TelnetStream:
+    """Game bytes in, ordered events out. One instance per game connection."""
+
+    def __init__(self, encoding: str = "utf-8", flush_after: float = 0.1,
+                 max_pending: int = MAX_PENDING_LINE) -> None:
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self.flush_after = flush_after
+        self.max_pending = max_pending
+        self._carry = b""          # an incomplete telnet command from the last read
+        self._carry_scanned = 0    # bytes of an SB carry already searched for IAC SE
+        self._discarding = False   # inside an oversized subnegotiation, skipping to IAC SE
+        self._polled = False       # poll() found nothing it may send until more data comes
+        self._text = ""            # decoded text not yet sent: complete lines, then the open line
+        self._line_open = False    # part of the current line was already sent (partial flush)
+        self._last_data = 0.0
+        self.echo = True           # the game echoes (False after WILL ECHO)
+        self.inflating = False     # MCCP2 accepted by the negotiation engine
+        self._inflate: Any = None  # zlib decompressor while the game compresses
+        self.failed = False
+
+    # -- input -----------------------------------------------------------
+
+    def feed(self, data: bytes, now: float) -> list[Event]:
+        """Bytes read from the game -> events. Never raises on any input."""
+        events: list[Event] = []
+        if self.failed or not data:
+            return events
+        self._last_data = now
+        self._polled = False
+        if self._inflate is not None:
+            data = self._inflate_data(data, events)
+            if data is None:
+                return events
+        self._scan(data, events)
+        self._flush_lines(events)
+        return events
+
+    def poll(self, now: float) -> list[Event]:
+        """Call at ``deadline()``: sends the open line after ``flush_after`` of quiet."""
+        events: list[Event] = []
+        if self._text and now - self._last_data >= self.flush_after:
+            self._flush_lines(events)
+            self._flush_open(events, partial=True)
+            self._polled = True  # what is left is an escape sequence still arriving
+        return events
+
+    def deadline(self) -> float | None:
+        """When ``poll`` next has work, or None while nothing is held back."""
+        if self._text and not self._polled:
+            return self._last_data + self.flush_after
+        return None
+
+    def finish(self) -> list[Event]:
+        """The game closed: everything held back, as it is."""
+        events: list[Event] = []
+        tail = self._decoder.decode(b"", final=True)
+        if tail:
+            self._add_text(tail, events)
+        self._flush_lines(events)
+        if self._text:
+            events.append(Text(self._text, partial=True))
+            self._text = ""
+        return events
+
+    # -- scanning ----------------------------------------------------------
+
+    def _scan(self, data: bytes, events: list[Event]) -> None:
+        scanned = 0
+        if self._carry:
+            data = self._carry + data
+            scanned = self._carry_scanned
+            self._carry = b""
+            self._carry_scanned = 0
+        n = len(data)
+        pos = 0
+        if self._discarding:
+            end = self._find_se(data, 0, 0)
+            if end < 0:
+                self._carry = data[-1:] if data[-1] == IAC else b""
+                return
+            self._discarding = False
+            pos = end + 2
+        while pos < n:
+            i = data.find(IAC, pos)
+            if i < 0:
+                self._add_bytes(data[pos:], events)
+                return
+            if i > pos:
+                self._add_bytes(data[pos:i], events)
+            if i + 1 >= n:
+                self._carry = data[i:]
+                return
+            cmd = data[i + 1]
+            if cmd == IAC:
+                self._add_bytes(_IAC, events)
+                pos = i + 2
+            elif cmd in (WILL, WONT, DO, DONT):
+                if i + 2 >= n:
+                    self._carry = data[i:]
+                    return
+                self._option(cmd, data[i + 2], data[i:i + 3], events)
+                pos = i + 3
+            elif cmd == SB:
+                end = self._find_se(data, i + 2, max(i + 2, scanned - 1) if i == 0 else i + 2)
+                if end < 0:
+                    if n - i > MAX_SUBNEGOTIATION:
+                        # Oversized: drop it, and everything up to its IAC SE.
+                        self._discarding = True
+                        self._carry = data[-1:] if data[-1] == IAC else b""
+                    else:
+                        self._carry = data[i:]
+                        self._carry_scanned = n - i
+                    return
+                pos = end + 2
+                if self._subnegotiation(data[i:end + 2], events):
+                    # MCCP2 starts right after this IAC SE: the rest is compressed.
+                    rest = data[pos:]
+                    self._inflate = zlib.decompressobj()
+                    if rest:
+                        plain = self._inflate_data(rest, events)
+                        if plain:
+                            self._scan(plain, events)
+                    return
+            elif cmd == GA or cmd == EOR_CMD:
+                self._prompt(events)
+                pos = i + 2
+            elif cmd == NOP:
+                pos = i + 2
+            else:
+                events.append(Negotiation(data[i:i + 2]))
+                pos = i + 2
+
+    @staticmethod
+    def _find_se(data: bytes, start: int, search_from: int) -> int:
+        """Index of the IAC of the IAC SE ending the subnegotiation whose content starts at ``start``."""
+        j = data.find(_IAC_SE, search_from)
+        while j >= 0:
+            # IAC IAC inside SB is an escaped 0xFF: the SE is real only when
+            # the run of 0xFF bytes ending at j has odd length.
+            k = j
+            while k > start and data[k - 1] == IAC:
+                k -= 1
+            if (j - k) % 2 == 0:
+                return j
+            j = data.find(_IAC_SE, j + 1)
+        return -1
+
+    def _option(self, cmd: int, opt: int, raw: bytes, events: list[Event]) -> None:
+        if opt == OPT_ECHO and cmd in (WILL, WONT):
+            echo = cmd == WONT
+            if echo != self.echo:
+                self.echo = echo
+                self._flush_lines(events)
+                events.append(EchoMode(echo))
+        events.append(Negotiation(raw))
+
+    def _subnegotiation(self, raw: bytes, events: list[Event]) -> bool:
+        """Handle ``IAC SB ... IAC SE``; True when MCCP2 compression starts after it."""
+        if len(raw) < 5:  # IAC SB IAC SE: no option byte
+            return False
+        opt = raw[2]
+        if opt == OPT_GMCP:
+            payload = raw[3:-2]
+            if b"\xff\xff" in payload:
+                payload = payload.replace(b"\xff\xff", b"\xff")
+            self._flush_lines(events)
+            events.append(parse_gmcp(payload))
+            return False
+        if opt == OPT_MCCP2:
+            return self.inflating
+        events.append(Negotiation(raw))
+        return False
+
+    def _inflate_data(self, data: bytes, events: list[Event]) -> bytes | None:
+        try:
+            plain = self._inflate.decompress(data)
+        except zlib.error as exc:
+            self.failed = True
+            self._inflate = None
+            events.extend(self.finish())
+            events.append(CompressionError(str(exc)))
+            return None
+        if self._inflate.eof:
+            # The game ended compression: what follows is plain telnet again.
+            rest = self._inflate.unused_data
+            self._inflate = None
+            if rest:
+                self._scan(plain, events)
+                plain = b""
+                self._scan(rest, events)
+        return plain
+
+    # -- text ----------------------------------------------------------------
+
+    def _add_bytes(self, raw: bytes, events: list[Event]) -> None:
+        text = self._decoder.decode(raw)
+        if text:
+            self._add_text(text, events)
+
+    def _add_text(self, text: str, events: list[Event]) -> None:
+        if "\r" in text:
+            text = text.replace("\r", "")
+        if "\x00" in text:
+            text = text.replace("\x00", "")
+        self._text += text
+        if len(self._text) > self.max_pending and self._text.rfind("\n") < len(self._text) - self.max_pending:
+            # A line longer than we hold back: send what is safe now.
+            self._flush_lines(events)
+            self._flush_open(events, partial=True)
+
+    def _flush_lines(self, events: list[Event]) -> None:
+        """Send every complete line held back (one event)."""
+        text = self._text
+        nl = text.rfind("\n")
+        if nl < 0:
+            return
+        events.append(Text(text[:nl + 1]))
+        self._text = text[nl + 1:]
+        self._line_open = False
+
+    def _flush_open(self, events: list[Event], partial: bool) -> None:
+        """Send the open (unterminated) line, up to a safe end."""
+        text = self._text
+        cut = safe_end(text)
+        if cut:
+            events.append(Text(text[:cut], partial=partial))
+            self._text = text[cut:]
+            self._line_open = True
+
+    def _prompt(self, events: list[Event]) -> None:
+        self._flush_lines(events)
+        text = self._text
+        if not text and not self._line_open:
+            return  # GA at the start of a line: no prompt to mark
+        cut = safe_end(text)
+        events.append(Prompt(text[:cut]))
+        self._text = text[cut:]
+        self._line_open = False

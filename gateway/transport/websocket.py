@@ -1,0 +1,289 @@
+"""The Phoenix socket over an aiohttp WebSocket (SPEC 4.1): frames in, frames out.
+
+One ``PhoenixSocket`` per WebSocket connection. It decodes each text frame
+with the serializer the ``vsn`` chose, answers heartbeats, routes joins,
+leaves and pushes to channels, and writes every outgoing frame through one
+ordered outbox. When the outbox backs up, the sessions feeding it stop
+reading their games (TCP pushes back on the game) until the browser catches
+up; a browser that makes no progress for ``slow_consumer_seconds`` is
+disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from .. import channel as ch
+from ..channel import ChannelError, DisconnectPayload, parse_join, parse_push, sent_at, session_key
+from .serializer import MalformedMessage, Message, Serializer
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..session import Session, SessionManager
+
+log = logging.getLogger("gateway.socket")
+_encode = msgspec.json.Encoder().encode
+_EMPTY = msgspec.Raw(b"{}")
+
+#: Outbox sizes at which the socket's sessions stop / start reading their games.
+HIGH_WATER = 1 << 20
+LOW_WATER = 1 << 18
+
+
+class ChannelHandle:
+    """A joined ``telnet:<uuid>`` topic on one socket: what a session pushes to."""
+
+    __slots__ = ("socket", "topic", "join_ref", "session")
+
+    def __init__(self, socket: "PhoenixSocket", topic: str, join_ref: Any) -> None:
+        self.socket = socket
+        self.topic = topic
+        self.join_ref = join_ref
+        self.session: Session | None = None
+
+    def push(self, event: str, payload: bytes) -> None:
+        self.socket.send(self.socket.serializer.encode(
+            self.join_ref, None, self.topic, event, msgspec.Raw(payload)))
+
+    def end(self, reason: str) -> None:
+        """The session ended: ``disconnect``, then ``phx_close``."""
+        self.session = None
+        self.push("disconnect", _encode(DisconnectPayload(reason, sent_at())))
+        self.close()
+
+    def close(self) -> None:
+        """``phx_close`` (ref = join_ref, as Phoenix sends it) and forget the topic."""
+        sock = self.socket
+        if sock.channels.get(self.topic) is self:
+            del sock.channels[self.topic]
+        sock.send(sock.serializer.encode(self.join_ref, self.join_ref, self.topic, "phx_close", _EMPTY))
+
+
+class PhoenixSocket:
+    def __init__(self, ws: web.WebSocketResponse, serializer: Serializer, config: "Config",
+                 manager: "SessionManager", client_ip: str, claims: dict[str, Any] | None = None) -> None:
+        self.ws = ws
+        self.serializer = serializer
+        self.config = config
+        self.manager = manager
+        self.client_ip = client_ip
+        self.claims = claims or {}
+        self.channels: dict[str, ChannelHandle] = {}
+        self._joining: set[str] = set()
+        self._outbox: deque[bytes] = deque()
+        self._outbox_bytes = 0
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._paused = False
+        self._last_progress = time.monotonic()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- outgoing --------------------------------------------------------------
+
+    def send(self, frame: bytes) -> None:
+        if self._closed:
+            return
+        self._outbox.append(frame)
+        self._outbox_bytes += len(frame)
+        self._wake.set()
+        if not self._paused and self._outbox_bytes > HIGH_WATER:
+            self._paused = True
+            for handle in self.channels.values():
+                if handle.session is not None:
+                    handle.session.pause_reading()
+
+    def _resume_sessions(self) -> None:
+        self._paused = False
+        for handle in self.channels.values():
+            if handle.session is not None:
+                handle.session.resume_reading()
+
+    async def _writer(self) -> None:
+        ws = self.ws
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outbox:
+                frame = self._outbox.popleft()
+                self._outbox_bytes -= len(frame)
+                await ws.send_frame(frame, WSMsgType.TEXT)
+                self._last_progress = time.monotonic()
+                if self._paused and self._outbox_bytes < LOW_WATER:
+                    self._resume_sessions()
+            if self._closed:
+                return
+
+    async def _watch_slow_consumer(self) -> None:
+        limit = self.config.limits.slow_consumer_seconds
+        while not self._closed:
+            await asyncio.sleep(min(limit, 1.0))
+            if self._outbox and time.monotonic() - self._last_progress > limit:
+                log.info("socket %s: slow consumer, disconnecting", self.client_ip)
+                for handle in list(self.channels.values()):
+                    session = handle.session
+                    if session is not None:
+                        handle.session = None
+                        session.channel = None
+                        session.detach(handle)
+                # The browser is not reading: its frames are lost either way.
+                self._outbox.clear()
+                self._outbox_bytes = 0
+                await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slow consumer")
+                return
+
+    async def close(self, code: int, message: bytes, drain_seconds: float = 2.0) -> None:
+        """Close after the frames already queued (a ``disconnect``, say) are written."""
+        deadline = time.monotonic() + drain_seconds
+        while self._outbox and not self.ws.closed and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await self.ws.close(code=code, message=message)
+
+    # -- incoming --------------------------------------------------------------
+
+    async def run(self) -> None:
+        writer = asyncio.ensure_future(self._writer())
+        watchdog = asyncio.ensure_future(self._watch_slow_consumer())
+        timeout = self.config.limits.heartbeat_timeout_seconds
+        try:
+            while True:
+                try:
+                    msg = await self.ws.receive(timeout=timeout)
+                except asyncio.TimeoutError:
+                    log.info("socket %s: no message for %gs, closing", self.client_ip, timeout)
+                    await self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"heartbeat timeout")
+                    break
+                if msg.type == WSMsgType.TEXT:
+                    self.handle(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await self.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"text frames only")
+                    break
+                else:  # CLOSE, CLOSING, CLOSED, ERROR (aiohttp closed oversize frames with 1009)
+                    break
+        finally:
+            self._closed = True
+            for task in self._tasks:
+                task.cancel()
+            for handle in list(self.channels.values()):
+                session = handle.session
+                handle.session = None
+                if session is not None:
+                    session.detach(handle)
+            self.channels.clear()
+            watchdog.cancel()
+            self._wake.set()
+            try:
+                await asyncio.wait_for(writer, 1.0)
+            except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+                writer.cancel()
+
+    def handle(self, frame: str | bytes) -> None:
+        """One text frame from the browser."""
+        s = self.serializer
+        try:
+            msg = s.decode(frame)
+        except MalformedMessage as exc:
+            if exc.ref is not None:
+                self.send(s.error(exc.join_ref, exc.ref, exc.topic or "phoenix", exc.reason))
+            return
+        if msg.topic == "phoenix":
+            if msg.event == "heartbeat":
+                self.send(s.reply(None, msg.ref, "phoenix", "ok", _EMPTY))
+            elif msg.ref is not None:
+                self.send(s.error(msg.join_ref, msg.ref, msg.topic, ch.UNKNOWN_EVENT))
+            return
+        if msg.event == "phx_join":
+            task = asyncio.ensure_future(self.join(msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        handle = self.channels.get(msg.topic)
+        if handle is None or handle.session is None:
+            if msg.ref is not None:
+                self.send(s.error(msg.join_ref, msg.ref, msg.topic, ch.UNMATCHED_TOPIC))
+            return
+        if msg.event == "phx_leave":
+            self.leave(handle, msg)
+            return
+        try:
+            command = parse_push(msg.event, msg.payload, self.config.limits.max_input_bytes)
+            handle.session.execute(command)
+        except ChannelError as exc:
+            if msg.ref is not None:
+                self.send(s.reply(handle.join_ref, msg.ref, msg.topic, "error", exc.response()))
+            return
+        if msg.ref is not None:
+            self.send(s.reply(handle.join_ref, msg.ref, msg.topic, "ok", _EMPTY))
+
+    def leave(self, handle: ChannelHandle, msg: Message) -> None:
+        session = handle.session
+        handle.session = None
+        if session is not None:
+            session.channel = None
+            session.end("left")
+        if msg.ref is not None:
+            self.send(self.serializer.reply(handle.join_ref, msg.ref, msg.topic, "ok", _EMPTY))
+        handle.close()
+
+    async def join(self, msg: Message) -> None:
+        s = self.serializer
+        topic = msg.topic
+
+        def refuse(error: ChannelError) -> None:
+            self.send(s.reply(msg.join_ref, msg.ref, topic, "error", error.response()))
+
+        key = session_key(topic)
+        if key is None:
+            return refuse(ChannelError(ch.UNMATCHED_TOPIC))
+        if topic in self._joining:
+            return refuse(ChannelError(ch.TOO_MANY_CHANNELS, "a join of this topic is under way"))
+        previous = self.channels.get(topic)
+        if previous is None and len(self.channels) + len(self._joining) >= self.config.limits.max_channels_per_socket:
+            return refuse(ChannelError(ch.TOO_MANY_CHANNELS))
+        try:
+            params = parse_join(msg.payload)
+        except ChannelError as exc:
+            return refuse(exc)
+        if previous is not None:
+            # Phoenix: a second join of a joined topic replaces the first channel.
+            previous.session = None
+            previous.close()
+
+        sub = self.claims.get("sub")
+        session = self.manager.get(key)
+        resumed = session is not None
+        if session is None:
+            game = self.config.game(params.game)
+            if game is None:
+                return refuse(ChannelError(ch.UNKNOWN_GAME))
+            self._joining.add(topic)
+            try:
+                session = await self.manager.open(key, game, params, self.client_ip, sub)
+            except ChannelError as exc:
+                return refuse(exc)
+            finally:
+                self._joining.discard(topic)
+        elif session.sub != sub:
+            return refuse(ChannelError(ch.UNAUTHORIZED))
+        if self._closed:
+            return  # the browser went away while the game was connecting: the session lingers
+
+        handle = ChannelHandle(self, topic, msg.join_ref)
+        self.channels[topic] = handle
+        handle.session = session
+        replay, gap = session.attach(handle, (params.last_seq or 0) if resumed else 0)
+        response: dict[str, Any] = {"game": session.game.name, "resumed": resumed}
+        if resumed:
+            response["replayed"] = len(replay)
+            response["gap"] = gap
+        self.send(s.reply(msg.join_ref, msg.ref, topic, "ok", response))
+        for kept in replay:
+            handle.push(kept.event, kept.payload)
+        if self._paused:
+            session.pause_reading()

@@ -1,0 +1,323 @@
+"""Configuration loading and validation (SPEC section 3)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+import msgspec.yaml
+import pytest
+
+from gateway.config import (
+    Config,
+    ConfigError,
+    Game,
+    demo_config,
+    load_config,
+    parse_config,
+)
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
+
+GAME = "{name: g, host: h, port: 4000}"
+PIN = "ab" * 32
+DEFAULT_GMCP = ["Char 1", "Char.Vitals 1", "Room 1", "Comm.Channel 1"]
+
+
+def cfg(extra: str = "", *, games: str = f"games: [{GAME}]") -> str:
+    return f"{games}\n{extra}"
+
+
+# -- the shipped example --------------------------------------------------
+
+
+def test_example_config_loads():
+    config = load_config(EXAMPLE)
+    assert [g.name for g in config.games] == ["mygame"]
+    assert config.default_game.display_title == "My Game"
+
+
+def test_example_config_spells_out_every_key_with_its_default():
+    raw = msgspec.yaml.decode(EXAMPLE.read_bytes())
+
+    def keys(struct_type, value, path):
+        fields = {f.name: f.type for f in msgspec.structs.fields(struct_type)}
+        assert set(value) == set(fields), path
+        for name, sub in value.items():
+            t = fields[name]
+            if isinstance(t, type) and issubclass(t, msgspec.Struct):
+                keys(t, sub, f"{path}.{name}")
+
+    keys(Config, raw | {"games": []}, "$")
+    for game in raw["games"]:
+        assert set(game) == {f.name for f in msgspec.structs.fields(Game)}
+    # apart from the game's own values, it shows the defaults
+    minimal = parse_config(
+        "games: [{name: mygame, title: My Game, host: 127.0.0.1, port: 4000,"
+        " default: true}]"
+    )
+    assert load_config(EXAMPLE) == minimal
+
+
+# -- defaults -------------------------------------------------------------
+
+
+def test_minimal_config_gets_every_default():
+    c = parse_config(cfg())
+    assert (c.listen.host, c.listen.port) == ("127.0.0.1", 8080)
+    (g,) = c.games
+    assert (g.name, g.host, g.port) == ("g", "h", 4000)
+    assert g.title is None and g.display_title == "g"
+    assert g.default is False
+    assert g.encoding == "utf-8"
+    assert g.tls is False and g.tls_verify is True and g.tls_pin_sha256 is None
+    assert g.connect_timeout == 5
+    assert g.prompt_flush_ms == 100
+    assert g.gmcp_supports == DEFAULT_GMCP
+    assert g.forward_client_ip is True
+    assert g.proxy_protocol == "none"
+    s = c.sessions
+    assert s.linger_seconds == 60
+    assert s.replay_bytes == 1048576
+    assert s.idle_timeout_seconds == 0
+    sec = c.security
+    assert sec.allowed_origins == [] and sec.trusted_proxies == []
+    assert sec.auth.required is False
+    assert sec.auth.secret is None and sec.auth.secret_env is None
+    assert sec.auth.max_age_seconds == 86400
+    assert sec.auth.resolved_secret() is None
+    lim = c.limits
+    assert msgspec.structs.asdict(lim) == {
+        "max_sessions": 10000,
+        "max_sessions_per_ip": 20,
+        "max_channels_per_socket": 4,
+        "max_frame_bytes": 65536,
+        "max_input_bytes": 4096,
+        "input_lines_per_second": 10,
+        "input_burst": 50,
+        "heartbeat_timeout_seconds": 60,
+        "slow_consumer_seconds": 60,
+    }
+    assert c.metrics.enabled is True
+    assert (c.logging.format, c.logging.level) == ("text", "info")
+
+
+def test_mutable_defaults_are_not_shared():
+    a, b = parse_config(cfg()), parse_config(cfg())
+    a.games[0].gmcp_supports.append("X 1")
+    a.security.allowed_origins.append("https://x")
+    assert b.games[0].gmcp_supports == DEFAULT_GMCP
+    assert b.security.allowed_origins == []
+
+
+# -- game selection -------------------------------------------------------
+
+
+def test_default_game_is_the_first_when_none_marked():
+    c = parse_config("games: [{name: a, host: h, port: 1}, {name: b, host: h, port: 2}]")
+    assert c.default_game.name == "a"
+    assert c.game(None) is c.games[0]
+    assert c.game("b") is c.games[1]
+    assert c.game("nope") is None
+    assert c.game(["a"]) is None  # a join payload may carry anything
+
+
+def test_default_game_is_the_marked_one():
+    c = parse_config(
+        "games: [{name: a, host: h, port: 1}, {name: b, host: h, port: 2, default: true}]"
+    )
+    assert c.default_game.name == "b"
+    assert c.game(None).name == "b"
+    assert c.game("a").name == "a"
+
+
+def test_demo_config():
+    c = demo_config(4321, listen_port=9000)
+    assert (c.listen.host, c.listen.port) == ("127.0.0.1", 9000)
+    (g,) = c.games
+    assert (g.name, g.title, g.host, g.port) == ("demo", "Demo MUD", "127.0.0.1", 4321)
+    assert g.default is True
+    assert c.game(None) is g
+    assert demo_config(1).listen.port == 8080
+
+
+# -- normalisation and small helpers --------------------------------------
+
+
+def test_values_are_normalised():
+    pin = ":".join(["AB"] * 32)
+    c = parse_config(
+        f"""
+games: [{{name: g, host: h, port: 1, tls: true, tls_pin_sha256: "{pin}"}}]
+security:
+  allowed_origins: ["HTTPS://Play.Example.COM:443/", "http://localhost:8080"]
+  trusted_proxies: [10.0.0.1, 192.168.0.0/16, "::1"]
+"""
+    )
+    assert c.games[0].tls_pin_sha256 == PIN
+    assert c.security.allowed_origins == ["https://play.example.com", "http://localhost:8080"]
+    networks = [str(n) for n in c.security.trusted_networks]
+    assert networks == ["10.0.0.1/32", "192.168.0.0/16", "::1/128"]
+
+
+def test_resolved_secret():
+    c = parse_config(cfg("security: {auth: {required: true, secret_env: GW_SECRET}}"))
+    auth = c.security.auth
+    assert auth.resolved_secret({"GW_SECRET": "k"}) == "k"
+    assert auth.resolved_secret({}) is None
+    os.environ["GW_TEST_SECRET_X"] = "from-env"
+    try:
+        c2 = parse_config(cfg("security: {auth: {secret_env: GW_TEST_SECRET_X}}"))
+        assert c2.security.auth.resolved_secret() == "from-env"
+    finally:
+        del os.environ["GW_TEST_SECRET_X"]
+    c3 = parse_config(cfg("security: {auth: {secret: s3}}"))
+    assert c3.security.auth.resolved_secret({"X": "y"}) == "s3"
+
+
+@pytest.mark.parametrize("enc", ["utf-8", "UTF8", "latin-1", "cp437", "gbk", "big5", "ascii"])
+def test_good_encodings(enc):
+    c = parse_config(f"games: [{{name: g, host: h, port: 1, encoding: {enc}}}]")
+    assert c.games[0].encoding == enc
+
+
+# -- bad files ------------------------------------------------------------
+
+
+def one(keys: str) -> str:
+    """A config whose only game has the extra ``keys``."""
+    return cfg(games=f"games: [{{name: g, host: h, port: 1, {keys}}}]")
+
+
+def second(keys: str) -> str:
+    """A config whose second game (``$.games[1]``) has the extra ``keys``."""
+    return cfg(games=f"games: [{GAME}, {{name: h, host: h, port: 2, {keys}}}]")
+
+
+def origin(value: str) -> str:
+    return cfg(f'security: {{allowed_origins: ["https://ok.example", "{value}"]}}')
+
+
+AT_GAME0 = "- at `$.games[0]"
+AT_ORIGIN1 = "- at `$.security.allowed_origins[1]`"
+
+BAD = {
+    # unknown keys
+    "unknown top-level key": (
+        cfg("colour: red"),
+        "Object contains unknown field `colour` - at `$`",
+    ),
+    "unknown nested key": (
+        one("colour: red"),
+        "Object contains unknown field `colour` - at `$.games[0]`",
+    ),
+    "unknown deep key": (cfg("security: {auth: {secrets: x}}"), "- at `$.security.auth`"),
+    # types
+    "wrong type": (second('port: "4000"'), "Expected `int`, got `str` - at `$.games[1].port`"),
+    "wrong type in section": (cfg("limits: {max_sessions: many}"), "- at `$.limits.max_sessions`"),
+    "bad literal": (cfg("logging: {level: verbose}"), "- at `$.logging.level`"),
+    "bad proxy protocol": (one("proxy_protocol: v3"), AT_GAME0 + ".proxy_protocol`"),
+    # games
+    "missing games": ("listen: {port: 80}", "Object missing required field `games` - at `$`"),
+    "empty games": (cfg(games="games: []"), "- at `$.games`"),
+    "missing game key": (
+        cfg(games="games: [{name: g, port: 1}]"),
+        "Object missing required field `host` - at `$.games[0]`",
+    ),
+    "bad name": (cfg(games="games: [{name: 'a b', host: h, port: 1}]"), AT_GAME0 + ".name`"),
+    "empty name": (cfg(games="games: [{name: '', host: h, port: 1}]"), AT_GAME0 + ".name`"),
+    "duplicate names": (
+        cfg(games=f"games: [{GAME}, {{name: h, host: h, port: 2}}, {GAME}]"),
+        "Duplicate game name `g` - at `$.games[2].name`",
+    ),
+    "two defaults": (
+        cfg(games="games: [{name: a, host: h, port: 1, default: true}, "
+            "{name: b, host: h, port: 2, default: true}]"),
+        "- at `$.games[1].default`",
+    ),
+    # ranges
+    "port zero": (cfg(games="games: [{name: g, host: h, port: 0}]"), AT_GAME0 + ".port`"),
+    "port too big": (second("port: 65536"), "- at `$.games[1].port`"),
+    "listen port too big": (cfg("listen: {port: 70000}"), "- at `$.listen.port`"),
+    "zero timeout": (one("connect_timeout: 0"), AT_GAME0 + ".connect_timeout`"),
+    "zero limit": (cfg("limits: {max_sessions_per_ip: 0}"), "- at `$.limits.max_sessions_per_ip`"),
+    "negative linger": (cfg("sessions: {linger_seconds: -1}"), "- at `$.sessions.linger_seconds`"),
+    # encodings
+    "unknown encoding": (
+        second("encoding: klingon"),
+        "Unknown encoding `klingon` - at `$.games[1].encoding`",
+    ),
+    "binary codec rot13": (one("encoding: rot13"), AT_GAME0 + ".encoding`"),
+    "binary codec base64": (one("encoding: base64"), AT_GAME0 + ".encoding`"),
+    "binary codec hex": (one("encoding: hex"), AT_GAME0 + ".encoding`"),
+    "not ascii-compatible": (one("encoding: utf-16"), AT_GAME0 + ".encoding`"),
+    # TLS pin
+    "short pin": (one("tls: true, tls_pin_sha256: abcd"), AT_GAME0 + ".tls_pin_sha256`"),
+    "non-hex pin": (one(f"tls: true, tls_pin_sha256: {'zz' * 32}"), AT_GAME0 + ".tls_pin_sha256`"),
+    "pin without tls": (one(f"tls_pin_sha256: {PIN}"), AT_GAME0 + ".tls_pin_sha256`"),
+    # security
+    "bad cidr": (
+        cfg("security: {trusted_proxies: [10.0.0.0/8, 10.0.0.0/33]}"),
+        "Invalid address or CIDR `10.0.0.0/33` - at `$.security.trusted_proxies[1]`",
+    ),
+    "cidr garbage": (
+        cfg("security: {trusted_proxies: [localhost]}"),
+        "- at `$.security.trusted_proxies[0]`",
+    ),
+    "origin with path": (origin("https://b.example/play"), AT_ORIGIN1),
+    "origin without scheme": (origin("play.example.com"), AT_ORIGIN1),
+    "origin bad scheme": (origin("ftp://a.example"), AT_ORIGIN1),
+    "origin wildcard": (origin("*"), AT_ORIGIN1),
+    "origin bad port": (origin("https://a.example:99999"), AT_ORIGIN1),
+    "auth required without secret": (
+        cfg("security: {auth: {required: true}}"),
+        "- at `$.security.auth.required`",
+    ),
+    "secret and secret_env": (
+        cfg("security: {auth: {secret: a, secret_env: B}}"),
+        "- at `$.security.auth.secret_env`",
+    ),
+    "empty secret": (cfg("security: {auth: {secret: ''}}"), "- at `$.security.auth.secret`"),
+    "bad env name": (
+        cfg("security: {auth: {secret_env: A-B}}"),
+        "- at `$.security.auth.secret_env`",
+    ),
+    # the file as a whole
+    "invalid yaml": ("games: [\n  {name: g\n", "Invalid YAML"),
+    "empty file": ("", "empty"),
+    "comments only": ("# nothing here\n", "empty"),
+    "top level list": ("- name: g\n", "mapping"),
+    "top level scalar": ("just text\n", "mapping"),
+}
+
+
+@pytest.mark.parametrize("text, expected", list(BAD.values()), ids=list(BAD))
+def test_bad_config(text, expected):
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    message = str(info.value)
+    assert expected in message
+    if "- at `" in expected:
+        assert message.endswith(expected)  # the full path, nothing after it
+
+
+def test_bad_file_through_load_config(tmp_path):
+    path = tmp_path / "gateway.yaml"
+    path.write_text(BAD["wrong type"][0])
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == "Expected `int`, got `str` - at `$.games[1].port`"
+    path.write_text("games: [\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert str(path) in str(info.value)  # syntax errors name the file and line
+
+
+@pytest.mark.parametrize("name", ["missing.yaml", "."])
+def test_unreadable_path(tmp_path, name):
+    path = tmp_path / name
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+    assert ("No such file" in str(info.value)) == (name == "missing.yaml")
