@@ -106,7 +106,7 @@ def parse_gmcp(payload: bytes) -> Gmcp:
         return Gmcp(module.decode("utf-8", "replace"), None)
     try:
         data = _gmcp_json.decode(rest)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, ValueError):  # not JSON, or not UTF-8
         data = rest.decode("utf-8", "replace")
     return Gmcp(module.decode("utf-8", "replace"), data)
 

@@ -1,0 +1,161 @@
+"""Fixtures: a real gateway (aiohttp test server on a real socket), a fake MUD, a Phoenix client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from typing import Any, Callable
+
+import aiohttp
+import pytest
+
+from gateway.config import parse_config
+from gateway.routes import create_app
+from tests.fakemud import FakeMud
+
+SENT_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+def make_config(mud_port: int, extra: str = "", game_extra: str = "", games: str = "") -> Any:
+    """A config for one fake game ``fake`` (plus ``games`` YAML list items), with ``extra`` top-level YAML."""
+    text = f"""
+games:
+  - name: fake
+    host: 127.0.0.1
+    port: {mud_port}
+    prompt_flush_ms: 100
+{game_extra}
+{games}
+{extra}
+"""
+    return parse_config(text)
+
+
+@pytest.fixture
+async def mud():
+    m = await FakeMud().start()
+    yield m
+    await m.close()
+
+
+class Phx:
+    """A minimal Phoenix V2 client over a real WebSocket, for asserting on every frame."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, v1: bool = False) -> None:
+        self.ws = ws
+        self.v1 = v1
+        self.ref = 0
+        self.frames: list[list[Any]] = []   # everything received, in order
+        self._cursor = 0
+
+    def encode(self, join_ref: Any, ref: Any, topic: str, event: str, payload: Any) -> str:
+        if self.v1:
+            return json.dumps({"join_ref": join_ref, "ref": ref, "topic": topic, "event": event,
+                               "payload": payload})
+        return json.dumps([join_ref, ref, topic, event, payload])
+
+    async def send(self, topic: str, event: str, payload: Any, join_ref: Any = "1") -> str:
+        self.ref += 1
+        ref = str(self.ref)
+        await self.ws.send_str(self.encode(join_ref, ref, topic, event, payload))
+        return ref
+
+    async def _read(self, timeout: float) -> list[Any]:
+        msg = await self.ws.receive(timeout=timeout)
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            raise ConnectionError(f"socket says {msg.type!r} {msg.data!r} {msg.extra!r}")
+        raw = json.loads(msg.data)
+        if self.v1:
+            raw = [raw["join_ref"], raw["ref"], raw["topic"], raw["event"], raw["payload"]]
+        self.frames.append(raw)
+        return raw
+
+    async def expect(self, pred: Callable[[list[Any]], bool], timeout: float = 5) -> list[Any]:
+        """The next frame (from the cursor on) matching ``pred``; frames before it are skipped."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            while self._cursor < len(self.frames):
+                frame = self.frames[self._cursor]
+                self._cursor += 1
+                if pred(frame):
+                    return frame
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"no matching frame; got {self.frames[-10:]}")
+            try:
+                await self._read(remaining)
+            except asyncio.TimeoutError:
+                raise AssertionError(f"no matching frame; got {self.frames[-10:]}") from None
+
+    async def reply(self, ref: str, timeout: float = 5) -> dict[str, Any]:
+        frame = await self.expect(lambda f: f[3] == "phx_reply" and f[1] == ref, timeout)
+        return frame[4]
+
+    async def event(self, topic: str, name: str, timeout: float = 5) -> dict[str, Any]:
+        frame = await self.expect(lambda f: f[2] == topic and f[3] == name, timeout)
+        return frame[4]
+
+    async def request(self, topic: str, event: str, payload: Any, join_ref: Any = "1") -> dict[str, Any]:
+        return await self.reply(await self.send(topic, event, payload, join_ref))
+
+    async def join(self, topic: str, payload: Any | None = None, join_ref: str = "1") -> dict[str, Any]:
+        return await self.request(topic, "phx_join", payload or {}, join_ref)
+
+    async def quiet(self, seconds: float = 0.3) -> list[list[Any]]:
+        """Frames that arrive within ``seconds`` (for asserting that nothing more comes)."""
+        start = len(self.frames)
+        try:
+            while True:
+                await self._read(seconds)
+        except asyncio.TimeoutError:
+            pass
+        return self.frames[start:]
+
+    def events(self, topic: str, names: tuple[str, ...] = ("echo", "prompt", "gmcp", "option")) -> list[list[Any]]:
+        return [f for f in self.frames if f[2] == topic and f[3] in names]
+
+
+def new_topic() -> str:
+    return f"telnet:{uuid.uuid4()}"
+
+
+@pytest.fixture
+def gateway(aiohttp_client):
+    """``await gateway(config)`` -> (test client, connect) where ``await connect()`` opens a Phx socket."""
+
+    async def start(config: Any):
+        client = await aiohttp_client(create_app(config))
+
+        async def connect(vsn: str | None = "2.0.0", headers: dict[str, str] | None = None) -> Phx:
+            url = "/socket/websocket" + (f"?vsn={vsn}" if vsn else "")
+            ws = await client.ws_connect(url, headers=headers or {})
+            return Phx(ws, v1=not vsn or vsn.startswith("1."))
+
+        return client, connect
+
+    return start
+
+
+@pytest.fixture
+async def joined(mud, gateway):
+    """A gateway for the fake MUD, one socket joined to a new topic, and the MUD's connection."""
+    client, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    topic = new_topic()
+    reply = await phx.join(topic)
+    assert reply["status"] == "ok", reply
+    conn = await mud.next_connection()
+    return Joined(phx, topic, conn, connect, client)
+
+
+class Joined(tuple):
+    """(phx, topic, conn) unpackable, plus ``.connect`` / ``.client`` for more sockets."""
+
+    def __new__(cls, phx, topic, conn, connect, client):
+        self = super().__new__(cls, (phx, topic, conn))
+        self.connect = connect
+        self.client = client
+        return self

@@ -1,0 +1,545 @@
+"""The gateway end to end over real sockets: Phoenix WebSocket <-> gateway <-> fake MUD (SPEC 4, 5, 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+import aiohttp
+import pytest
+
+from tests.conftest import SENT_AT, make_config, new_topic
+
+IAC, WILL, WONT, DO, DONT, SB, SE, GA, EOR = 255, 251, 252, 253, 254, 250, 240, 249, 239
+
+
+def cmd(*codes: int) -> bytes:
+    return bytes(codes)
+
+
+def gmcp(payload: bytes) -> bytes:
+    return cmd(IAC, SB, 201) + payload + cmd(IAC, SE)
+
+
+# -- 4.1 transport ---------------------------------------------------------------
+
+async def test_heartbeat_v2(mud, gateway):
+    _, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    await phx.ws.send_str(json.dumps([None, "7", "phoenix", "heartbeat", {}]))
+    frame = await phx.expect(lambda f: f[3] == "phx_reply")
+    assert frame == [None, "7", "phoenix", "phx_reply", {"status": "ok", "response": {}}]
+
+
+async def test_v1_serializer_objects(mud, gateway):
+    _, connect = await gateway(make_config(mud.port))
+    phx = await connect(vsn=None)
+    await phx.ws.send_str(json.dumps({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": 3}))
+    msg = await phx.ws.receive(timeout=5)
+    assert json.loads(msg.data) == {"topic": "phoenix", "event": "phx_reply", "ref": 3, "join_ref": None,
+                                    "payload": {"status": "ok", "response": {}}}
+    topic = new_topic()
+    phx1 = await connect(vsn="1.0.0")
+    reply = await phx1.join(topic)
+    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": False}}
+    conn = await mud.next_connection()
+    conn.send(b"hello\r\n")
+    assert (await phx1.event(topic, "echo"))["message"] == "hello\n"
+
+
+async def test_malformed_messages_get_error_replies_and_socket_goes_on(joined):
+    phx, topic, conn = joined
+    # Valid JSON, wrong shape, with a ref: error reply.
+    await phx.ws.send_str(json.dumps(["1", "r1", topic, 42]))
+    frame = await phx.expect(lambda f: f[1] == "r1")
+    assert frame[3] == "phx_reply" and frame[4]["status"] == "error"
+    assert frame[4]["response"]["reason"] == "malformed message"
+    # Not JSON at all, and a message without a ref: dropped silently.
+    await phx.ws.send_str("{nope")
+    await phx.ws.send_str(json.dumps(["1", None, topic, "recv", {"message": "x"}]))
+    # The socket and its channel go on.
+    assert (await phx.request(topic, "recv", {"message": "look"}))["status"] == "ok"
+    await conn.wait_for(b"look\r\n")
+
+
+async def test_unjoined_topic(joined):
+    phx, topic, _ = joined
+    other = new_topic()
+    reply = await phx.request(other, "recv", {"message": "hi"})
+    assert reply == {"status": "error", "response": {"reason": "unmatched topic"}}
+    reply = await phx.request(other, "phx_leave", {})
+    assert reply == {"status": "error", "response": {"reason": "unmatched topic"}}
+
+
+async def test_binary_frame_closes_1003(joined):
+    phx, _, _ = joined
+    await phx.ws.send_bytes(b"\x00\x01")
+    msg = await phx.ws.receive(timeout=5)
+    while msg.type == aiohttp.WSMsgType.TEXT:
+        msg = await phx.ws.receive(timeout=5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE
+    assert msg.data == 1003
+
+
+async def test_oversize_frame_closes_1009(mud, gateway):
+    _, connect = await gateway(make_config(mud.port, extra="limits: {max_frame_bytes: 2048}"))
+    phx = await connect()
+    await phx.ws.send_str(json.dumps(["1", "1", new_topic(), "recv", {"message": "x" * 5000}]))
+    msg = await phx.ws.receive(timeout=5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE
+    assert msg.data == 1009
+
+
+async def test_heartbeat_timeout_closes_silent_socket(mud, gateway):
+    _, connect = await gateway(make_config(mud.port, extra="limits: {heartbeat_timeout_seconds: 0.3}"))
+    phx = await connect()
+    msg = await phx.ws.receive(timeout=5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE
+
+
+async def test_binary_and_unknown_vsn(mud, gateway):
+    client, _ = await gateway(make_config(mud.port))
+    resp = await client.get("/socket/websocket?vsn=9.0.0")
+    assert resp.status == 400
+
+
+# -- 4.2 joining -------------------------------------------------------------------
+
+async def test_join_replies_only_after_telnet_connect(mud, gateway):
+    _, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    topic = new_topic()
+    reply = await phx.join(topic)
+    # The telnet connection exists by the time the reply is read.
+    assert len(mud.connections) == 1
+    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": False}}
+
+
+async def test_join_named_game_and_default(mud, gateway):
+    other = await type(mud)().start()
+    try:
+        config = make_config(mud.port, games=f"""  - name: second
+    host: 127.0.0.1
+    port: {other.port}
+    default: true""")
+        _, connect = await gateway(config)
+        phx = await connect()
+        assert (await phx.join(new_topic()))["response"]["game"] == "second"
+        await other.next_connection()
+        assert (await phx.join(new_topic(), {"game": "fake"}, join_ref="2"))["response"]["game"] == "fake"
+        await mud.next_connection()
+    finally:
+        await other.close()
+
+
+async def test_join_errors(mud, gateway):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    config = make_config(mud.port, games=f"""  - name: dead
+    host: 127.0.0.1
+    port: {dead_port}""", extra="limits: {max_channels_per_socket: 2}")
+    _, connect = await gateway(config)
+    phx = await connect()
+    assert await phx.join("rooms:lobby") == {"status": "error", "response": {"reason": "unmatched topic"}}
+    assert await phx.join("telnet:not-a-uuid") == {"status": "error", "response": {"reason": "unmatched topic"}}
+    assert await phx.join(new_topic(), {"game": "nope"}) == {
+        "status": "error", "response": {"reason": "unknown game"}}
+    reply = await phx.join(new_topic(), {"game": "dead"})
+    assert reply["status"] == "error"
+    assert reply["response"]["reason"] == "game unavailable"
+    assert reply["response"]["detail"]
+    assert (await phx.join(new_topic(), join_ref="a"))["status"] == "ok"
+    assert (await phx.join(new_topic(), join_ref="b"))["status"] == "ok"
+    assert await phx.join(new_topic(), join_ref="c") == {
+        "status": "error", "response": {"reason": "too many channels"}}
+
+
+async def test_game_unavailable_on_timeout(mud, gateway):
+    # A listener whose backlog is full and that never accepts: connecting hangs.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(("127.0.0.1", port))
+        fillers.append(f)
+    try:
+        config = make_config(mud.port, games=f"""  - name: stuck
+    host: 127.0.0.1
+    port: {port}
+    connect_timeout: 0.3""")
+        _, connect = await gateway(config)
+        phx = await connect()
+        reply = await phx.join(new_topic(), {"game": "stuck"})
+        assert reply["status"] == "error"
+        assert reply["response"]["reason"] == "game unavailable"
+        assert "0.3" in reply["response"]["detail"]
+    finally:
+        for f in fillers:
+            f.close()
+        listener.close()
+
+
+async def test_too_many_sessions(mud, gateway):
+    _, connect = await gateway(make_config(mud.port, extra="limits: {max_sessions: 1}"))
+    phx = await connect()
+    assert (await phx.join(new_topic()))["status"] == "ok"
+    assert await phx.join(new_topic(), join_ref="2") == {
+        "status": "error", "response": {"reason": "too many sessions"}}
+
+
+async def test_too_many_sessions_per_ip(mud, gateway):
+    _, connect = await gateway(make_config(mud.port, extra="limits: {max_sessions_per_ip: 1}"))
+    phx = await connect()
+    assert (await phx.join(new_topic()))["status"] == "ok"
+    phx2 = await connect()
+    assert await phx2.join(new_topic()) == {"status": "error", "response": {"reason": "too many sessions"}}
+
+
+async def test_leave_closes_telnet_then_phx_close(joined, mud):
+    phx, topic, conn = joined
+    ref = await phx.send(topic, "phx_leave", {})
+    assert await phx.reply(ref) == {"status": "ok", "response": {}}
+    close = await phx.expect(lambda f: f[3] == "phx_close")
+    assert close[0] == "1" and close[2] == topic and close[4] == {}
+    await conn.wait_closed()
+    assert not any(f[3] == "disconnect" for f in phx.frames)
+
+
+async def test_game_close_sends_disconnect_then_phx_close(joined):
+    phx, topic, conn = joined
+    conn.send(b"bye\r\n")
+    conn.close()
+    assert (await phx.event(topic, "echo"))["message"] == "bye\n"
+    disconnect = await phx.event(topic, "disconnect")
+    assert disconnect["reason"] == "closed by game"
+    assert SENT_AT.match(disconnect["sent_at"])
+    assert "seq" not in disconnect
+    frame = await phx.expect(lambda f: f[3] == "phx_close")
+    assert frame[2] == topic
+    # The topic is no longer joined.
+    assert (await phx.request(topic, "recv", {"message": "x"}))["response"]["reason"] == "unmatched topic"
+
+
+# -- 4.3 server -> browser ------------------------------------------------------------
+
+async def test_echo_line_endings_nul_and_ansi(joined):
+    phx, topic, conn = joined
+    conn.send(b"one\r\ntwo\n\rthree\r\x00four\n\x1b[1;31mred\x1b[0m\r\n")
+    text = ""
+    while text.count("\n") < 4:
+        text += (await phx.event(topic, "echo"))["message"]
+    assert text == "one\ntwo\nthreefour\n\x1b[1;31mred\x1b[0m\n"
+
+
+async def test_pushes_carry_join_ref_null_ref_seq_and_sent_at(joined):
+    phx, topic, conn = joined
+    conn.send(b"a\r\n" + gmcp(b'Char.Vitals {"hp": 5}') + b"b\r\n")
+    await phx.expect(lambda f: f[3] == "echo" and f[4]["message"] == "b\n")
+    events = phx.events(topic)
+    assert [e[3] for e in events] == ["echo", "gmcp", "echo"]
+    assert [e[4]["seq"] for e in events] == [1, 2, 3]
+    for join_ref, ref, _, _, payload in events:
+        assert join_ref == "1" and ref is None
+        assert SENT_AT.match(payload["sent_at"])
+
+
+async def test_prompt_on_ga_and_eor(joined):
+    phx, topic, conn = joined
+    conn.send(b"Name: " + cmd(IAC, GA))
+    assert (await phx.event(topic, "prompt"))["message"] == "Name: "
+    conn.send(b"line\r\n<10hp> " + cmd(IAC, EOR))
+    assert (await phx.event(topic, "echo"))["message"] == "line\n"
+    assert (await phx.event(topic, "prompt"))["message"] == "<10hp> "
+
+
+async def test_partial_line_flushed_after_quiet(mud, gateway):
+    _, connect = await gateway(make_config(mud.port, game_extra="    prompt_flush_ms: 150"))
+    phx = await connect()
+    topic = new_topic()
+    await phx.join(topic)
+    conn = await mud.next_connection()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    conn.send(b"What is your name? ")
+    payload = await phx.event(topic, "echo")
+    assert payload["message"] == "What is your name? "
+    assert loop.time() - start >= 0.14
+    conn.send(b"rest\r\n")
+    assert (await phx.event(topic, "echo"))["message"] == "rest\n"
+
+
+async def test_utf8_split_across_reads_is_never_split(joined):
+    phx, topic, conn = joined
+    data = "café ☕\r\n".encode()
+    conn.send(data[:4])
+    await conn.drain()
+    await asyncio.sleep(0.05)
+    conn.send(data[4:])
+    text = ""
+    while not text.endswith("\n"):
+        text += (await phx.event(topic, "echo"))["message"]
+    assert text == "café ☕\n"
+
+
+async def test_gmcp_events(joined):
+    phx, topic, conn = joined
+    conn.send(gmcp(b'Room.Info {"num": 1, "name": "Square"}') + gmcp(b"Core.Goodbye")
+              + gmcp(b"Comm.Channel not json") + gmcp(b'Char.Name "\xff\xff"'))
+    first = await phx.event(topic, "gmcp")
+    assert first["module"] == "Room.Info" and first["data"] == {"num": 1, "name": "Square"}
+    second = await phx.event(topic, "gmcp")
+    assert second["module"] == "Core.Goodbye" and second["data"] is None
+    third = await phx.event(topic, "gmcp")
+    assert third["module"] == "Comm.Channel" and third["data"] == "not json"
+    fourth = await phx.event(topic, "gmcp")
+    assert fourth["module"] == "Char.Name"
+
+
+async def test_echo_option_events_and_answers(joined):
+    phx, topic, conn = joined
+    conn.send(cmd(IAC, WILL, 1) + b"Password: " + cmd(IAC, GA))
+    option = await phx.event(topic, "option")
+    assert option["type"] == "echo" and option["echo"] is False and option["seq"] == 1
+    assert (await phx.event(topic, "prompt"))["message"] == "Password: "
+    await conn.wait_for(cmd(IAC, DO, 1))
+    conn.send(cmd(IAC, WILL, 1))  # again: no state change, no event, no answer
+    conn.send(cmd(IAC, WONT, 1) + b"\r\n")
+    option = await phx.event(topic, "option")
+    assert option["echo"] is True and option["seq"] == 3
+    await conn.wait_for(cmd(IAC, DONT, 1))
+    assert bytes(conn.received).count(cmd(IAC, DO, 1)) == 1
+
+
+async def test_events_arrive_in_game_byte_order(joined):
+    phx, topic, conn = joined
+    conn.send(b"1\r\n" + gmcp(b"A.B 1") + b"2\r\n" + cmd(IAC, WILL, 1) + b"3\r\n> " + cmd(IAC, GA)
+              + gmcp(b"A.C 2"))
+    await phx.expect(lambda f: f[3] == "gmcp" and f[4]["module"] == "A.C")
+    seen = [(f[3], f[4].get("message") or f[4].get("module") or f[4].get("echo"))
+            for f in phx.events(topic)]
+    assert seen == [("echo", "1\n"), ("gmcp", "A.B"), ("echo", "2\n"), ("option", False),
+                    ("echo", "3\n"), ("prompt", "> "), ("gmcp", "A.C")]
+
+
+# -- 4.4 browser -> server ---------------------------------------------------------------
+
+async def test_recv_lines_crlf_and_empty(joined):
+    phx, topic, conn = joined
+    for message in ["look", "say hi\r\n", "a\nb\n", ""]:
+        assert await phx.request(topic, "recv", {"message": message}) == {"status": "ok", "response": {}}
+    await conn.wait_for(b"look\r\nsay hi\r\na\r\nb\r\n\r\n")
+
+
+async def test_recv_encodes_in_game_encoding_and_doubles_iac(mud, gateway):
+    _, connect = await gateway(make_config(mud.port, game_extra="    encoding: latin-1"))
+    phx = await connect()
+    topic = new_topic()
+    await phx.join(topic)
+    conn = await mud.next_connection()
+    assert (await phx.request(topic, "recv", {"message": "café ÿ"}))["status"] == "ok"
+    await conn.wait_for(b"caf\xe9 \xff\xff\r\n")
+    conn.send(b"d\xe9j\xe0 vu\r\n")
+    assert (await phx.event(topic, "echo"))["message"] == "déjà vu\n"
+
+
+async def test_recv_message_too_long(mud, gateway):
+    _, connect = await gateway(make_config(mud.port, extra="limits: {max_input_bytes: 10}"))
+    phx = await connect()
+    topic = new_topic()
+    await phx.join(topic)
+    conn = await mud.next_connection()
+    assert await phx.request(topic, "recv", {"message": "é" * 6}) == {
+        "status": "error", "response": {"reason": "message too long"}}
+    assert (await phx.request(topic, "recv", {"message": "ok"}))["status"] == "ok"
+    await conn.wait_for(b"ok\r\n")
+    assert "é".encode() not in bytes(conn.received)
+
+
+async def test_gmcp_push(joined):
+    phx, topic, conn = joined
+    assert await phx.request(topic, "gmcp", {"module": "Core.Ping"}) == {
+        "status": "error", "response": {"reason": "gmcp not enabled"}}
+    conn.send(cmd(IAC, WILL, 201))
+    await conn.wait_for(cmd(IAC, DO, 201))
+    await conn.wait_for(cmd(IAC, SB, 201) + b'Core.Hello {"client":"mud-gateway","version":"')
+    await conn.wait_for(gmcp(b'Core.Supports.Set ["Char 1","Char.Vitals 1","Room 1","Comm.Channel 1"]'))
+    assert (await phx.request(topic, "gmcp", {"module": "Char.Skills.Get", "data": {"group": "x"}}))["status"] == "ok"
+    await conn.wait_for(gmcp(b'Char.Skills.Get {"group":"x"}'))
+    assert (await phx.request(topic, "gmcp", {"module": "Core.Ping"}))["status"] == "ok"
+    await conn.wait_for(gmcp(b"Core.Ping"))
+    for bad in ["", "has space", "x\xff", 5, None]:
+        assert await phx.request(topic, "gmcp", {"module": bad}) == {
+            "status": "error", "response": {"reason": "invalid module"}}
+
+
+async def test_naws(joined):
+    phx, topic, conn = joined
+    # Sent before NAWS is negotiated: remembered, used at negotiation.
+    assert (await phx.request(topic, "naws", {"width": 120, "height": 40}))["status"] == "ok"
+    conn.send(cmd(IAC, DO, 31))
+    await conn.wait_for(cmd(IAC, WILL, 31))
+    await conn.wait_for(cmd(IAC, SB, 31, 0, 120, 0, 40, IAC, SE))
+    # Sent now while NAWS is on, 0xFF doubled.
+    assert (await phx.request(topic, "naws", {"width": 255, "height": 1000}))["status"] == "ok"
+    await conn.wait_for(cmd(IAC, SB, 31, 0, 255, 255, 3, 232, IAC, SE))
+    for bad in [{"width": 0, "height": 5}, {"width": 1001, "height": 5}, {"width": "80", "height": 24},
+                {"width": True, "height": 24}, {}]:
+        assert await phx.request(topic, "naws", bad) == {
+            "status": "error", "response": {"reason": "invalid size"}}
+
+
+async def test_naws_default_80x24(joined):
+    phx, topic, conn = joined
+    conn.send(cmd(IAC, DO, 31))
+    await conn.wait_for(cmd(IAC, SB, 31, 0, 80, 0, 24, IAC, SE))
+
+
+async def test_unknown_event_and_bad_payload_get_errors(joined):
+    phx, topic, conn = joined
+    assert await phx.request(topic, "shout", {"message": "x"}) == {
+        "status": "error", "response": {"reason": "unknown event"}}
+    assert await phx.request(topic, "recv", {"message": 5}) == {
+        "status": "error", "response": {"reason": "invalid payload"}}
+    assert await phx.request(topic, "recv", ["look"]) == {
+        "status": "error", "response": {"reason": "invalid payload"}}
+
+
+# -- 5 telnet side ---------------------------------------------------------------------------
+
+async def test_option_policy_without_loops(joined):
+    phx, topic, conn = joined
+    conn.send(cmd(IAC, WILL, 3) + cmd(IAC, WILL, 25) + cmd(IAC, WILL, 99) + cmd(IAC, DO, 99)
+              + cmd(IAC, DO, 1) + cmd(IAC, WILL, 0) + cmd(IAC, DO, 34))
+    await conn.wait_for(cmd(IAC, DO, 3))     # SGA accepted
+    await conn.wait_for(cmd(IAC, DO, 25))    # EOR accepted
+    await conn.wait_for(cmd(IAC, DONT, 99))  # unknown: refused
+    await conn.wait_for(cmd(IAC, WONT, 99))
+    await conn.wait_for(cmd(IAC, WONT, 1))   # we never echo
+    await conn.wait_for(cmd(IAC, DONT, 0))   # BINARY refused
+    await conn.wait_for(cmd(IAC, WONT, 34))  # LINEMODE refused
+    # Agreeing again to what is on changes nothing, so nothing is answered.
+    before = len(conn.received)
+    conn.send(cmd(IAC, WILL, 3) + cmd(IAC, WILL, 25) + b"ping\r\n")
+    await phx.expect(lambda f: f[3] == "echo" and f[4]["message"] == "ping\n")
+    assert bytes(conn.received[before:]) == b""
+
+
+async def test_ttype_mtts_cycle(mud, gateway):
+    _, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    topic = new_topic()
+    await phx.join(topic, {"screen_reader": True})
+    conn = await mud.next_connection()
+    conn.send(cmd(IAC, DO, 24))
+    await conn.wait_for(cmd(IAC, WILL, 24))
+    send = cmd(IAC, SB, 24, 1, IAC, SE)
+    answers = []
+    for _ in range(4):
+        conn.send(send)
+        start = await conn.wait_for(cmd(IAC, SB, 24, 0))
+        end = await conn.wait_for(cmd(IAC, SE))
+        answers.append(bytes(conn.received[start:end - 2]).decode())
+    bits = 1 | 4 | 8 | 64 | 128 | 256
+    assert answers == ["MUD-GATEWAY", "XTERM-256COLOR", f"MTTS {bits}", f"MTTS {bits}"]
+
+
+async def test_new_environ_mnes(joined):
+    phx, topic, conn = joined
+    conn.send(cmd(IAC, DO, 39))
+    await conn.wait_for(cmd(IAC, WILL, 39))
+    conn.send(cmd(IAC, SB, 39, 1, 0) + b"CLIENT_NAME" + cmd(0) + b"IPADDRESS" + cmd(IAC, SE))
+    start = await conn.wait_for(cmd(IAC, SB, 39, 0))
+    end = await conn.wait_for(cmd(IAC, SE))
+    body = bytes(conn.received[start:end - 2])
+    assert body == b"\x00CLIENT_NAME\x01MUD-GATEWAY\x00IPADDRESS\x01127.0.0.1"
+
+
+# -- 6 sessions ---------------------------------------------------------------------------------
+
+async def test_socket_drop_lingers_and_resume_replays(mud, gateway):
+    _, connect = await gateway(make_config(mud.port, extra="sessions: {linger_seconds: 5}"))
+    phx = await connect()
+    topic = new_topic()
+    await phx.join(topic)
+    conn = await mud.next_connection()
+    conn.send(b"one\r\n")
+    first = await phx.event(topic, "echo")
+    await phx.ws.close()
+    conn.send(b"two\r\n" + gmcp(b"Char.Vitals {\"hp\":3}"))
+    await asyncio.sleep(0.2)
+    phx2 = await connect()
+    reply = await phx2.join(topic, {"last_seq": first["seq"]})
+    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": True, "replayed": 2, "gap": False}}
+    replay = [await phx2.expect(lambda f: f[3] in ("echo", "gmcp")) for _ in range(2)]
+    assert [f[4]["seq"] for f in replay] == [2, 3]
+    assert replay[0][4]["message"] == "two\n"
+    assert not conn.closed
+
+
+async def test_takeover(joined):
+    phx, topic, conn = joined
+    conn.send(b"hello\r\n")
+    await phx.event(topic, "echo")
+    phx2 = await joined.connect()
+    reply = await phx2.join(topic, {"last_seq": 0}, join_ref="9")
+    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": True, "replayed": 1, "gap": False}}
+    assert (await phx2.event(topic, "echo"))["message"] == "hello\n"
+    assert (await phx.event(topic, "disconnect"))["reason"] == "taken over"
+    await phx.expect(lambda f: f[3] == "phx_close")
+    assert (await phx2.request(topic, "recv", {"message": "still here"}, join_ref="9"))["status"] == "ok"
+    await conn.wait_for(b"still here\r\n")
+    assert len(conn.received) and not conn.closed
+
+
+async def test_reload_without_last_seq_gets_scrollback_and_state(mud, gateway):
+    _, connect = await gateway(make_config(mud.port, extra="sessions: {replay_bytes: 200}"))
+    phx = await connect()
+    topic = new_topic()
+    await phx.join(topic)
+    conn = await mud.next_connection()
+    conn.send(gmcp(b'Char.Vitals {"hp":1}') + cmd(IAC, WILL, 1) + gmcp(b'Room.Info {"num":1}')
+              + b"".join(b"line %03d of the scrollback\r\n" % i for i in range(40))
+              + gmcp(b'Char.Vitals {"hp":2}'))
+    await phx.expect(lambda f: f[3] == "gmcp" and f[4]["data"] == {"hp": 2})
+    await phx.ws.close()
+    phx2 = await connect()
+    reply = await phx2.join(topic)
+    assert reply["response"]["resumed"] is True and reply["response"]["gap"] is True
+    frames = [await phx2.expect(lambda f: f[3] in ("echo", "gmcp", "option"))
+              for _ in range(reply["response"]["replayed"])]
+    seqs = [f[4]["seq"] for f in frames]
+    assert seqs == sorted(seqs)
+    kinds = [(f[3], f[4].get("module")) for f in frames]
+    # The dropped state comes first (latest per module, the echo option), then the kept tail.
+    assert kinds[:3] == [("gmcp", "Char.Vitals"), ("option", None), ("gmcp", "Room.Info")]
+    assert frames[1][4]["echo"] is False
+    assert frames[-1][4]["data"] == {"hp": 2}
+
+
+# -- 7 HTTP ------------------------------------------------------------------------------------------
+
+async def test_healthz_and_games(joined, mud, gateway):
+    client, _ = await gateway(make_config(mud.port))
+    resp = await client.get("/healthz")
+    assert resp.status == 200
+    assert await resp.json() == {"status": "ok", "sessions": 0}
+    resp = await client.get("/api/games")
+    assert await resp.json() == {"games": [{"name": "fake", "title": "fake", "default": True, "mssp": None}]}
+    resp = await client.get("/")
+    assert resp.status == 200 and "text/html" in resp.headers["Content-Type"]
+
+
+async def test_origin_check(mud, gateway):
+    client, connect = await gateway(make_config(mud.port))
+    host = f"{client.server.host}:{client.server.port}"
+    ok = await connect(headers={"Origin": f"http://{host}"})
+    await ok.ws.close()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+        await connect(headers={"Origin": "http://evil.example"})
+    assert err.value.status == 403
