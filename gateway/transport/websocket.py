@@ -127,14 +127,10 @@ class PhoenixSocket:
             if self._outbox and time.monotonic() - self._last_progress > limit:
                 log.info("socket %s: slow consumer, disconnecting", self.client_ip)
                 for handle in list(self.channels.values()):
-                    session = handle.session
-                    if session is not None:
-                        handle.session = None
-                        session.channel = None
-                        session.detach(handle)
-                # The browser is not reading: its frames are lost either way.
-                self._outbox.clear()
-                self._outbox_bytes = 0
+                    if handle.session is not None:
+                        handle.session.end("slow consumer")  # queues disconnect + phx_close
+                # Whatever the browser has not read by now it is not going to.
+                self._closed = True
                 await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slow consumer")
                 return
 
