@@ -543,3 +543,59 @@ async def test_origin_check(mud, gateway):
     with pytest.raises(aiohttp.WSServerHandshakeError) as err:
         await connect(headers={"Origin": "http://evil.example"})
     assert err.value.status == 403
+
+
+async def test_idle_sessions_end(mud, gateway):
+    _, connect = await gateway(make_config(mud.port, extra="sessions: {idle_timeout_seconds: 0.5}"))
+    phx = await connect()
+    topic = new_topic()
+    await phx.join(topic)
+    conn = await mud.next_connection()
+    await asyncio.sleep(0.3)
+    assert (await phx.request(topic, "recv", {"message": "still here"}))["status"] == "ok"
+    assert (await phx.event(topic, "disconnect", timeout=3))["reason"] == "idle"
+    await phx.expect(lambda f: f[3] == "phx_close")
+    await conn.wait_closed()
+
+
+async def test_gateway_shutdown_tells_every_browser(mud, gateway):
+    client, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    topics = [new_topic(), new_topic()]
+    for i, topic in enumerate(topics):
+        await phx.join(topic, join_ref=str(i))
+    conns = [await mud.next_connection() for _ in topics]
+    closing = asyncio.ensure_future(client.server.close())
+    for topic in topics:
+        assert (await phx.event(topic, "disconnect"))["reason"] == "gateway shutdown"
+    for conn in conns:
+        await conn.wait_closed()
+    await asyncio.wait_for(closing, 10)
+
+
+async def test_backpressure_then_slow_consumer(mud, gateway):
+    _, connect = await gateway(make_config(mud.port, extra="limits: {slow_consumer_seconds: 1.5}"))
+    phx = await connect()
+    topic = new_topic()
+    await phx.join(topic)
+    conn = await mud.next_connection()
+    # The browser stops reading; the game writes far more than any buffer holds.
+    line = b"x" * 1000 + b"\r\n"
+    sent = 0
+
+    async def flood() -> None:
+        nonlocal sent
+        while sent < 200_000_000 and not conn.closed:
+            conn.send(line * 64)
+            await conn.drain()
+            sent += len(line) * 64
+
+    flooding = asyncio.ensure_future(flood())
+    await asyncio.sleep(1.0)
+    stalled_at = sent
+    await asyncio.sleep(0.5)
+    # TCP pushed back on the game: it is not let to write more than buffers hold.
+    assert sent < 64_000_000 and sent - stalled_at < 4_000_000, (stalled_at, sent)
+    # No progress for slow_consumer_seconds: the session ends, the game is closed.
+    await conn.wait_closed(timeout=10)
+    flooding.cancel()
