@@ -27,7 +27,6 @@ CONFIG = web.AppKey("config", Config)
 SESSIONS = web.AppKey("sessions", SessionManager)
 SOCKETS = web.AppKey("sockets", set)
 MSSP = web.AppKey("mssp", dict)
-TRUSTED = web.AppKey("trusted_proxies", list)
 
 _json = msgspec.json.Encoder()
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -37,7 +36,7 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=_json.encode(data), status=status, content_type="application/json")
 
 
-def client_ip(request: web.Request, trusted: list[ipaddress._BaseNetwork]) -> str:
+def client_ip(request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str:
     """The player's address: the peer, or behind trusted proxies the right-most untrusted X-Forwarded-For."""
     peer = request.remote or ""
     try:
@@ -106,8 +105,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
     if not origin_allowed(request, config.security.allowed_origins):
         log.info("refused origin %r", request.headers.get("Origin"))
         raise web.HTTPForbidden(text="origin not allowed")
-    trusted = request.app[TRUSTED]
-    ip = client_ip(request, trusted)
+    ip = client_ip(request, config.security.trusted_networks)
     ws = web.WebSocketResponse(max_msg_size=config.limits.max_frame_bytes, autoping=True,
                                protocols=("phoenix",))
     await ws.prepare(request)
@@ -136,8 +134,6 @@ def create_app(config: Config) -> web.Application:
     app[SESSIONS] = SessionManager(config)
     app[SOCKETS] = set()
     app[MSSP] = {}
-    app[TRUSTED] = [ipaddress.ip_network(p, strict=False)
-                              for p in config.security.trusted_proxies]
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/games", games)

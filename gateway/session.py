@@ -16,13 +16,14 @@ from typing import Any, Protocol
 
 import msgspec
 
-from .channel import (GAME_UNAVAILABLE, GMCP_NOT_ENABLED, TOO_MANY_SESSIONS, ChannelError,
+from .channel import (GAME_UNAVAILABLE, GMCP_NOT_ENABLED, RATE_LIMITED, TOO_MANY_SESSIONS, ChannelError,
                       Command, JoinParams, SendGmcp, SendLines, SetSize, event_payload, sent_at)
 from .config import Config, Game
+from .ratelimit import TokenBucket
 from .replay import Kept, ReplayBuffer
 from .telnet import client as telnet
 from .telnet.input import encode_lines
-from .telnet.stream import CompressionError, Event, Gmcp
+from .telnet.stream import CompressionError, Event
 
 log = logging.getLogger("gateway.session")
 _encode = msgspec.json.Encoder().encode
@@ -55,6 +56,8 @@ class Session:
         self._linger: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._paused = False
+        limits = manager.config.limits
+        self.input_bucket = TokenBucket(limits.input_lines_per_second, limits.input_burst, self.started)
 
     # -- the game side (telnet.EventSink) ------------------------------------
 
@@ -114,10 +117,13 @@ class Session:
         if client is None or self.ended:
             raise ChannelError(GAME_UNAVAILABLE)
         if type(command) is SendLines:
+            now = time.monotonic()
+            if not self.input_bucket.take(len(command.lines), now):
+                raise ChannelError(RATE_LIMITED)
             data = encode_lines(command.lines, self.game.encoding)
             client.send_text(data)
             self.bytes_to_game += len(data)
-            self.last_input = time.monotonic()
+            self.last_input = now
         elif type(command) is SendGmcp:
             if not client.gmcp_enabled:
                 raise ChannelError(GMCP_NOT_ENABLED)

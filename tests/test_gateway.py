@@ -599,3 +599,23 @@ async def test_backpressure_then_slow_consumer(mud, gateway):
     # No progress for slow_consumer_seconds: the session ends, the game is closed.
     await conn.wait_closed(timeout=10)
     flooding.cancel()
+
+
+async def test_rate_limited_lines_are_not_sent(mud, gateway):
+    _, connect = await gateway(make_config(
+        mud.port, extra="limits: {input_lines_per_second: 2, input_burst: 3}"))
+    phx = await connect()
+    topic = new_topic()
+    await phx.join(topic)
+    conn = await mud.next_connection()
+    assert (await phx.request(topic, "recv", {"message": "a\nb"}))["status"] == "ok"
+    # Two more lines with one token left: refused whole, using no tokens.
+    assert await phx.request(topic, "recv", {"message": "c\nd"}) == {
+        "status": "error", "response": {"reason": "rate limited"}}
+    assert (await phx.request(topic, "recv", {"message": "e"}))["status"] == "ok"
+    assert await phx.request(topic, "recv", {"message": "f"}) == {
+        "status": "error", "response": {"reason": "rate limited"}}
+    await asyncio.sleep(0.6)  # one token back
+    assert (await phx.request(topic, "recv", {"message": "g"}))["status"] == "ok"
+    await conn.wait_for(b"a\r\nb\r\ne\r\ng\r\n")
+    assert b"c\r\n" not in bytes(conn.received) and b"f\r\n" not in bytes(conn.received)
