@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import msgspec
 from aiohttp import web
 
+from .auth import TokenError, authenticate
 from .config import Config
 from .session import SessionManager
 from .transport.serializer import serializer_for
@@ -106,10 +107,17 @@ async def socket(request: web.Request) -> web.StreamResponse:
         log.info("refused origin %r", request.headers.get("Origin"))
         raise web.HTTPForbidden(text="origin not allowed")
     ip = client_ip(request, config.security.trusted_networks)
+    protocols = request.headers.getall("Sec-WebSocket-Protocol", [])
+    try:
+        claims = authenticate(config.security.auth, request.query,
+                              ",".join(protocols) if protocols else None)
+    except TokenError as exc:
+        log.info("refused token from %s: %s", ip, exc)  # the reason only, never the token
+        raise web.HTTPForbidden(text="invalid or missing token") from None
     ws = web.WebSocketResponse(max_msg_size=config.limits.max_frame_bytes, autoping=True,
                                protocols=("phoenix",))
     await ws.prepare(request)
-    sock = PhoenixSocket(ws, serializer, config, request.app[SESSIONS], ip)
+    sock = PhoenixSocket(ws, serializer, config, request.app[SESSIONS], ip, claims=claims)
     request.app[SOCKETS].add(sock)
     try:
         await sock.run()

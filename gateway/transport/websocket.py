@@ -21,6 +21,7 @@ import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from .. import channel as ch
+from ..auth import may_join
 from ..channel import ChannelError, DisconnectPayload, parse_join, parse_push, sent_at, session_key
 from .serializer import MalformedMessage, Message, Serializer
 
@@ -258,6 +259,8 @@ class PhoenixSocket:
             game = self.config.game(params.game)
             if game is None:
                 return refuse(ChannelError(ch.UNKNOWN_GAME))
+            if not may_join(self.claims, game.name):
+                return refuse(ChannelError(ch.UNAUTHORIZED))
             self._joining.add(topic)
             try:
                 session = await self.manager.open(key, game, params, self.client_ip, sub)
@@ -265,7 +268,7 @@ class PhoenixSocket:
                 return refuse(exc)
             finally:
                 self._joining.discard(topic)
-        elif session.sub != sub:
+        elif session.sub != sub or not may_join(self.claims, session.game.name):
             return refuse(ChannelError(ch.UNAUTHORIZED))
         if self._closed:
             return  # the browser went away while the game was connecting: the session lingers
