@@ -1,0 +1,75 @@
+"""The command line (SPEC 2), run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True,
+                          timeout=30, cwd=ROOT)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_check_config_ok_and_bad(tmp_path):
+    assert run("--check-config", "config/gateway.yaml").returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("games:\n  - {name: a, host: h, port: 1}\n  - {name: b, host: h, port: x}\n")
+    result = run("--check-config", str(bad))
+    assert result.returncode == 2
+    assert "Expected `int`, got `str` - at `$.games[1].port`" in result.stderr
+    result = run("--config", str(bad))
+    assert result.returncode == 2
+    assert "$.games[1].port" in result.stderr
+    assert run("--check-config", str(tmp_path / "missing.yaml")).returncode == 2
+
+
+def test_sighup_reloads_and_sigterm_stops(tmp_path):
+    port = free_port()
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(f"listen: {{port: {port}}}\ngames:\n  - {{name: one, host: 127.0.0.1, port: 4000}}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(cfg)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "open http://" in proc.stdout.readline()
+
+        def games() -> list[str]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/games", timeout=5) as r:
+                return [g["name"] for g in json.load(r)["games"]]
+
+        def wait_for(names: list[str]) -> None:
+            deadline = time.monotonic() + 10
+            while games() != names:
+                assert time.monotonic() < deadline, games()
+                time.sleep(0.05)
+
+        assert games() == ["one"]
+        cfg.write_text(cfg.read_text() + "  - {name: two, host: 127.0.0.1, port: 4001}\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(["one", "two"])
+        # A bad file is not applied: the old config stays.
+        cfg.write_text("games: []\n")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert games() == ["one", "two"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert "config not reloaded" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
