@@ -52,6 +52,9 @@ _IAC_SE = b"\xff\xf0"
 MAX_SUBNEGOTIATION = 1 << 20
 #: Longest unterminated line held back before it is sent as a partial echo.
 MAX_PENDING_LINE = 1 << 16
+#: MCCP2: inflate at most this much per step, and per read.
+INFLATE_STEP = 1 << 16
+MAX_INFLATE_PER_READ = 1 << 25
 #: An "escape sequence" still unterminated after this many characters is not
 #: one: it is released as text.
 MAX_ESCAPE = 256
@@ -111,6 +114,29 @@ def parse_gmcp(payload: bytes) -> Gmcp:
     return Gmcp(module.decode("utf-8", "replace"), data)
 
 
+def _odd_iac_tail(data: bytes) -> bytes:
+    """A trailing IAC that may start a command (not the second half of an escaped IAC IAC)."""
+    run = len(data) - len(data.rstrip(_IAC))
+    return _IAC if run % 2 else b""
+
+
+def _inflate_prefix(inflater: Any, chunk: bytes) -> bytes:
+    """What ``inflater`` makes of the longest prefix of ``chunk`` that is not corrupt."""
+    lo, hi = 0, len(chunk)  # prefix lo is good; find the longest
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            inflater.copy().decompress(chunk[:mid], INFLATE_STEP)
+        except zlib.error:
+            hi = mid - 1
+        else:
+            lo = mid
+    try:
+        return inflater.decompress(chunk[:lo], INFLATE_STEP)
+    except zlib.error:
+        return b""
+
+
 def safe_end(text: str) -> int:
     """Length of the longest prefix of ``text`` that does not end inside an escape sequence."""
     esc = text.rfind("\x1b")
@@ -159,17 +185,16 @@ class TelnetStream:
         self._last_data = now
         self._polled = False
         if self._inflate is not None:
-            data = self._inflate_data(data, events)
-            if data is None:
-                return events
-        self._scan(data, events)
+            self._inflate_data(data, events)
+        else:
+            self._scan(data, events)
         self._flush_lines(events)
         return events
 
     def poll(self, now: float) -> list[Event]:
         """Call at ``deadline()``: sends the open line after ``flush_after`` of quiet."""
         events: list[Event] = []
-        if self._text and now - self._last_data >= self.flush_after:
+        if self._text and now >= self._last_data + self.flush_after:
             self._flush_lines(events)
             self._flush_open(events, partial=True)
             self._polled = True  # what is left is an escape sequence still arriving
@@ -207,7 +232,7 @@ class TelnetStream:
         if self._discarding:
             end = self._find_se(data, 0, 0)
             if end < 0:
-                self._carry = data[-1:] if data[-1] == IAC else b""
+                self._carry = _odd_iac_tail(data)
                 return
             self._discarding = False
             pos = end + 2
@@ -237,20 +262,19 @@ class TelnetStream:
                     if n - i > MAX_SUBNEGOTIATION:
                         # Oversized: drop it, and everything up to its IAC SE.
                         self._discarding = True
-                        self._carry = data[-1:] if data[-1] == IAC else b""
+                        self._carry = _odd_iac_tail(data)
                     else:
                         self._carry = data[i:]
                         self._carry_scanned = n - i
                     return
                 pos = end + 2
+                if end - i > MAX_SUBNEGOTIATION:
+                    continue  # oversized, even though it came whole: dropped
                 if self._subnegotiation(data[i:end + 2], events):
                     # MCCP2 starts right after this IAC SE: the rest is compressed.
-                    rest = data[pos:]
                     self._inflate = zlib.decompressobj()
-                    if rest:
-                        plain = self._inflate_data(rest, events)
-                        if plain:
-                            self._scan(plain, events)
+                    if pos < n:
+                        self._inflate_data(data[pos:], events)
                     return
             elif cmd == GA or cmd == EOR_CMD:
                 self._prompt(events)
@@ -298,28 +322,44 @@ class TelnetStream:
             events.append(parse_gmcp(payload))
             return False
         if opt == OPT_MCCP2:
-            return self.inflating
+            return self.inflating and self._inflate is None
         events.append(Negotiation(raw))
         return False
 
-    def _inflate_data(self, data: bytes, events: list[Event]) -> bytes | None:
-        try:
-            plain = self._inflate.decompress(data)
-        except zlib.error as exc:
-            self.failed = True
-            self._inflate = None
-            events.extend(self.finish())
-            events.append(CompressionError(str(exc)))
-            return None
-        if self._inflate.eof:
-            # The game ended compression: what follows is plain telnet again.
-            rest = self._inflate.unused_data
-            self._inflate = None
-            if rest:
+    def _inflate_data(self, data: bytes, events: list[Event]) -> None:
+        """Inflate MCCP2 data and scan it, a bounded piece at a time."""
+        budget = MAX_INFLATE_PER_READ
+        chunk = data
+        while chunk and self._inflate is not None:
+            inflater = self._inflate
+            saved = inflater.copy()
+            try:
+                plain = inflater.decompress(chunk, INFLATE_STEP)
+            except zlib.error as exc:
+                # zlib gives nothing of a call that fails: find the good prefix again.
+                self._scan(_inflate_prefix(saved, chunk), events)
+                self._fail(f"corrupt compressed stream: {exc}", events)
+                return
+            if plain:
                 self._scan(plain, events)
-                plain = b""
-                self._scan(rest, events)
-        return plain
+            if inflater.eof:
+                # The game ended compression: what follows is plain telnet again.
+                self._inflate = None
+                if inflater.unused_data:
+                    self._scan(inflater.unused_data, events)
+                return
+            budget -= len(plain)
+            if budget < 0:
+                self._fail("compressed stream expands beyond limits", events)
+                return
+            chunk = inflater.unconsumed_tail
+
+    def _fail(self, detail: str, events: list[Event]) -> None:
+        self._inflate = None
+        self._carry = b""
+        events.extend(self.finish())
+        events.append(CompressionError(detail))
+        self.failed = True
 
     # -- text ----------------------------------------------------------------
 

@@ -1,0 +1,219 @@
+"""The replay buffer (gateway/replay.py): SPEC 6 resume semantics."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.replay import Kept, ReplayBuffer
+
+
+def echo(seq: int, size: int = 10) -> Kept:
+    return Kept(seq, "echo", b"e" * size, None)
+
+
+def prompt(seq: int, size: int = 10) -> Kept:
+    return Kept(seq, "prompt", b"p" * size, None)
+
+
+def gmcp(seq: int, module: str, size: int = 10) -> Kept:
+    return Kept(seq, "gmcp", b"g" * size, f"gmcp:{module}")
+
+
+def option(seq: int, size: int = 10) -> Kept:
+    return Kept(seq, "option", b"o" * size, "option")
+
+
+def seqs(entries) -> list[int]:
+    return [k.seq for k in entries]
+
+
+def filled(max_bytes: int, entries) -> ReplayBuffer:
+    buf = ReplayBuffer(max_bytes)
+    for e in entries:
+        buf.add(e)
+    return buf
+
+
+def test_empty_buffer():
+    buf = ReplayBuffer(100)
+    assert len(buf) == 0
+    assert buf.since(0) == ([], False)
+    assert buf.since(5) == ([], False)
+
+
+def test_everything_kept_replays_after_k():
+    entries = [echo(1), gmcp(2, "Char"), prompt(3), option(4), echo(5)]
+    buf = filled(1000, entries)
+    assert len(buf) == 5
+    assert buf.size == 50
+    assert buf.since(0) == (entries, False)
+    assert buf.since(2) == (entries[2:], False)
+    assert buf.since(5) == ([], False)
+    assert buf.since(99) == ([], False)
+
+
+def test_oldest_dropped_first():
+    buf = filled(30, [echo(1), echo(2), echo(3), echo(4)])
+    assert len(buf) == 3
+    assert buf.size == 30
+    assert buf.dropped_upto == 1
+    assert seqs(buf.since(0)[0]) == [2, 3, 4]
+
+
+def test_size_limit_is_inclusive():
+    buf = filled(30, [echo(1), echo(2), echo(3)])
+    assert buf.since(0) == ([echo(1), echo(2), echo(3)], False)
+
+
+def test_network_drop_within_kept_range_replays_exactly_the_missed_events():
+    buf = filled(30, [echo(1), gmcp(2, "Room"), echo(3), echo(4), echo(5)])
+    # 1 and 2 dropped; a client that saw up to 3 misses 4 and 5 only
+    out, gap = buf.since(3)
+    assert seqs(out) == [4, 5]
+    assert gap is False
+    # a client that saw 2 missed nothing that was dropped
+    out, gap = buf.since(2)
+    assert seqs(out) == [3, 4, 5]
+    assert gap is False
+
+
+def test_gap_restores_latest_state_per_module_and_option():
+    entries = [
+        gmcp(1, "Char.Vitals"), option(2), echo(3), gmcp(4, "Room.Info"),
+        gmcp(5, "Char.Vitals"), option(6), echo(7),                        # all dropped
+        echo(8), gmcp(9, "Char.Vitals"), echo(10),                          # kept
+    ]
+    buf = filled(30, entries)
+    assert seqs(buf.since(10**9)[0]) == []
+    assert buf.dropped_upto == 7
+    out, gap = buf.since(0)
+    assert gap is True
+    # the latest dropped Room.Info (4), Char.Vitals (5) and option (6), in seq order, then the kept ones
+    assert out == [entries[3], entries[4], entries[5], entries[7], entries[8], entries[9]]
+
+
+def test_gap_only_counts_dropped_state_after_k():
+    entries = [gmcp(1, "A"), option(2), gmcp(3, "B"), echo(4), echo(5), echo(6), echo(7)]
+    buf = filled(30, entries)  # 1..4 dropped
+    out, gap = buf.since(2)
+    assert gap is True
+    assert seqs(out) == [3, 5, 6, 7]   # B (3) was dropped after K; A and the option were before K
+    out, gap = buf.since(3)
+    assert gap is True                 # echo 4 was dropped
+    assert seqs(out) == [5, 6, 7]
+
+
+def test_state_seen_by_client_is_not_replayed_again():
+    entries = [option(1), echo(2), echo(3), echo(4), echo(5)]
+    buf = filled(30, entries)  # 1, 2 dropped
+    out, gap = buf.since(1)
+    assert gap is True
+    assert seqs(out) == [3, 4, 5]
+
+
+def test_no_gap_when_last_seq_covers_all_dropped():
+    buf = filled(20, [gmcp(1, "A"), option(2), echo(3), echo(4)])
+    assert buf.dropped_upto == 2
+    assert buf.since(2) == ([echo(3), echo(4)], False)
+    assert buf.since(3) == ([echo(4)], False)
+
+
+def test_reload_gets_scrollback_and_current_state():
+    """K = 0 (a reloaded page): current GMCP and echo state, then every kept event."""
+    buf = ReplayBuffer(25)
+    buf.add(option(1, 5))
+    buf.add(gmcp(2, "Char", 5))
+    buf.add(echo(3, 5))
+    buf.add(option(4, 5))
+    buf.add(echo(5, 15))
+    buf.add(echo(6, 10))
+    out, gap = buf.since(0)
+    assert gap is True
+    # 1..4 dropped (45 bytes > 25 after 6); the latest option is 4, not 1
+    assert seqs(out) == [2, 4, 5, 6]
+
+
+def test_dropped_option_replayed_before_a_kept_later_one():
+    """SPEC 6 replays the latest *dropped* option, then every kept event (the last one wins)."""
+    buf = filled(25, [option(1, 5), gmcp(2, "Char", 5), echo(3, 5), option(4, 5), echo(5, 10), echo(6, 10)])
+    out, gap = buf.since(0)
+    assert gap is True
+    assert seqs(out) == [1, 2, 4, 5, 6]     # 1..3 dropped, 4..6 kept
+
+
+def test_state_event_still_kept_is_not_duplicated():
+    buf = filled(30, [echo(1), gmcp(2, "A"), echo(3), gmcp(4, "A")])
+    out, gap = buf.since(0)
+    assert gap is True
+    assert seqs(out) == [2, 3, 4]
+    assert len(set(seqs(out))) == len(out)
+
+
+def test_event_bigger_than_buffer_is_dropped_at_once():
+    buf = ReplayBuffer(5)
+    buf.add(gmcp(1, "Big", 100))
+    assert len(buf) == 0
+    assert buf.size == 0
+    assert buf.since(0) == ([gmcp(1, "Big", 100)], True)
+    buf.add(echo(2, 3))
+    assert buf.since(0) == ([gmcp(1, "Big", 100), echo(2, 3)], True)
+    assert buf.since(1) == ([echo(2, 3)], False)
+
+
+def test_zero_budget_keeps_only_state():
+    buf = filled(0, [echo(1, 1), option(2, 1), gmcp(3, "A", 1), echo(4, 1)])
+    assert len(buf) == 0
+    assert buf.since(0) == ([option(2, 1), gmcp(3, "A", 1)], True)
+    assert buf.since(4) == ([], False)
+
+
+def test_payloads_replayed_unchanged():
+    raw = b'{"message":"hi\\n","seq":1,"sent_at":"2018-12-04T21:37:06.061238Z"}'
+    buf = ReplayBuffer(1 << 20)
+    buf.add(Kept(1, "echo", raw, None))
+    (k,), _ = buf.since(0)
+    assert k.payload == raw and k.event == "echo" and k.seq == 1
+
+
+# -- property: the buffer agrees with SPEC 6 stated directly ---------------------------------------
+
+
+def model_since(events, max_bytes, last_seq):
+    """SPEC 6 from scratch: which events survive, and what a resume after last_seq gets."""
+    kept = list(events)
+    while kept and sum(len(k.payload) for k in kept) > max_bytes:
+        kept.pop(0)
+    kept_seqs = {k.seq for k in kept}
+    dropped_after = [k for k in events if k.seq > last_seq and k.seq not in kept_seqs]
+    latest: dict[str, Kept] = {}
+    for k in dropped_after:
+        if k.key is not None:
+            latest[k.key] = k
+    state = sorted(latest.values(), key=lambda k: k.seq)
+    return state + [k for k in kept if k.seq > last_seq], bool(dropped_after)
+
+
+event_kinds = st.one_of(
+    st.builds(lambda n: ("echo", None), st.just(0)),
+    st.builds(lambda n: ("prompt", None), st.just(0)),
+    st.builds(lambda m: ("gmcp", f"gmcp:{m}"), st.sampled_from(["Char", "Room", "Comm"])),
+    st.just(("option", "option")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(event_kinds, st.integers(0, 40)), max_size=40),
+    st.integers(0, 200),
+    st.data(),
+)
+def test_since_matches_spec_model(kinds, max_bytes, data):
+    events = [Kept(i + 1, name, b"x" * size, key) for i, ((name, key), size) in enumerate(kinds)]
+    buf = filled(max_bytes, events)
+    assert buf.size == sum(len(k.payload) for k in buf.since(0)[0] if k.seq > buf.dropped_upto)
+    assert buf.size <= max_bytes
+    for last_seq in {0, len(events), data.draw(st.integers(0, len(events) + 2))}:
+        out, gap = buf.since(last_seq)
+        assert (out, gap) == model_since(events, max_bytes, last_seq)
+        assert seqs(out) == sorted(set(seqs(out)))
