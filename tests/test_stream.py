@@ -880,3 +880,19 @@ def test_partial_flushes_never_split_escapes_or_lose_text(data):
             assert safe_end(e.message) == len(e.message), e
     assert [e for e in events + tail if isinstance(e, (Gmcp, EchoMode))] == [
         e for e in expected_other if isinstance(e, (Gmcp, EchoMode))]
+
+
+def test_mccp2_decompression_bomb_is_refused_not_buffered():
+    import zlib as _zlib
+
+    from gateway.telnet.stream import MAX_INFLATE_PER_READ, CompressionError as _CE
+    s = TelnetStream()
+    s.inflating = True
+    c = _zlib.compressobj(9)
+    bomb = c.compress(b"a" * (MAX_INFLATE_PER_READ * 2)) + c.flush(_zlib.Z_SYNC_FLUSH)
+    assert len(bomb) < MAX_INFLATE_PER_READ // 100
+    events = s.feed(b"\xff\xfa\x56\xff\xf0" + bomb, 0.0)
+    assert isinstance(events[-1], _CE) and "limits" in events[-1].detail
+    delivered = sum(len(e.message) for e in events if isinstance(e, Text))
+    assert delivered <= MAX_INFLATE_PER_READ + (1 << 16) + (1 << 17)
+    assert s.feed(b"more", 1.0) == []
