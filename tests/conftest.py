@@ -114,6 +114,14 @@ class Phx:
             pass
         return self.frames[start:]
 
+    async def close_code(self, timeout: float = 5) -> int:
+        """Read until the server closes the socket; its close code."""
+        while True:
+            msg = await self.ws.receive(timeout=timeout)
+            if msg.type == aiohttp.WSMsgType.CLOSE:
+                return msg.data
+            assert msg.type == aiohttp.WSMsgType.TEXT, msg
+
     def events(self, topic: str, names: tuple[str, ...] = ("echo", "prompt", "gmcp", "option")) -> list[list[Any]]:
         return [f for f in self.frames if f[2] == topic and f[3] in names]
 
@@ -142,20 +150,26 @@ def gateway(aiohttp_client):
 @pytest.fixture
 async def joined(mud, gateway):
     """A gateway for the fake MUD, one socket joined to a new topic, and the MUD's connection."""
-    client, connect = await gateway(make_config(mud.port))
-    phx = await connect()
-    topic = new_topic()
-    reply = await phx.join(topic)
-    assert reply["status"] == "ok", reply
-    conn = await mud.next_connection()
-    return Joined(phx, topic, conn, connect, client)
+    phx, topic, conn, connect = await session(mud, gateway)
+    return Joined(phx, topic, conn, connect)
 
 
 class Joined(tuple):
-    """(phx, topic, conn) unpackable, plus ``.connect`` / ``.client`` for more sockets."""
+    """(phx, topic, conn) unpackable, plus ``.connect`` for more sockets."""
 
-    def __new__(cls, phx, topic, conn, connect, client):
+    def __new__(cls, phx, topic, conn, connect):
         self = super().__new__(cls, (phx, topic, conn))
         self.connect = connect
-        self.client = client
         return self
+
+
+async def session(mud, gateway, extra: str = "", game_extra: str = "", games: str = "",
+                  join: dict[str, Any] | None = None):
+    """A gateway configured for ``mud``, one socket joined to a new topic: (phx, topic, conn, connect)."""
+    _, connect = await gateway(make_config(mud.port, extra=extra, game_extra=game_extra, games=games))
+    phx = await connect()
+    topic = new_topic()
+    reply = await phx.join(topic, join)
+    assert reply["status"] == "ok", reply
+    conn = await mud.next_connection()
+    return phx, topic, conn, connect

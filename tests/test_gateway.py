@@ -9,7 +9,7 @@ import socket
 import aiohttp
 import pytest
 
-from tests.conftest import SENT_AT, make_config, new_topic
+from tests.conftest import SENT_AT, make_config, new_topic, session
 
 IAC, WILL, WONT, DO, DONT, SB, SE, GA, EOR = 255, 251, 252, 253, 254, 250, 240, 249, 239
 
@@ -75,27 +75,20 @@ async def test_unjoined_topic(joined):
 async def test_binary_frame_closes_1003(joined):
     phx, _, _ = joined
     await phx.ws.send_bytes(b"\x00\x01")
-    msg = await phx.ws.receive(timeout=5)
-    while msg.type == aiohttp.WSMsgType.TEXT:
-        msg = await phx.ws.receive(timeout=5)
-    assert msg.type == aiohttp.WSMsgType.CLOSE
-    assert msg.data == 1003
+    assert await phx.close_code() == 1003
 
 
 async def test_oversize_frame_closes_1009(mud, gateway):
     _, connect = await gateway(make_config(mud.port, extra="limits: {max_frame_bytes: 2048}"))
     phx = await connect()
     await phx.ws.send_str(json.dumps(["1", "1", new_topic(), "recv", {"message": "x" * 5000}]))
-    msg = await phx.ws.receive(timeout=5)
-    assert msg.type == aiohttp.WSMsgType.CLOSE
-    assert msg.data == 1009
+    assert await phx.close_code() == 1009
 
 
 async def test_heartbeat_timeout_closes_silent_socket(mud, gateway):
     _, connect = await gateway(make_config(mud.port, extra="limits: {heartbeat_timeout_seconds: 0.3}"))
     phx = await connect()
-    msg = await phx.ws.receive(timeout=5)
-    assert msg.type == aiohttp.WSMsgType.CLOSE
+    assert await phx.close_code() == 1001
 
 
 async def test_binary_and_unknown_vsn(mud, gateway):
@@ -259,11 +252,7 @@ async def test_prompt_on_ga_and_eor(joined):
 
 
 async def test_partial_line_flushed_after_quiet(mud, gateway):
-    _, connect = await gateway(make_config(mud.port, game_extra="    prompt_flush_ms: 150"))
-    phx = await connect()
-    topic = new_topic()
-    await phx.join(topic)
-    conn = await mud.next_connection()
+    phx, topic, conn, connect = await session(mud, gateway, game_extra="    prompt_flush_ms: 150")
     loop = asyncio.get_running_loop()
     start = loop.time()
     conn.send(b"What is your name? ")
@@ -337,11 +326,7 @@ async def test_recv_lines_crlf_and_empty(joined):
 
 
 async def test_recv_encodes_in_game_encoding_and_doubles_iac(mud, gateway):
-    _, connect = await gateway(make_config(mud.port, game_extra="    encoding: latin-1"))
-    phx = await connect()
-    topic = new_topic()
-    await phx.join(topic)
-    conn = await mud.next_connection()
+    phx, topic, conn, connect = await session(mud, gateway, game_extra="    encoding: latin-1")
     assert (await phx.request(topic, "recv", {"message": "café ÿ"}))["status"] == "ok"
     await conn.wait_for(b"caf\xe9 \xff\xff\r\n")
     conn.send(b"d\xe9j\xe0 vu\r\n")
@@ -349,11 +334,7 @@ async def test_recv_encodes_in_game_encoding_and_doubles_iac(mud, gateway):
 
 
 async def test_recv_message_too_long(mud, gateway):
-    _, connect = await gateway(make_config(mud.port, extra="limits: {max_input_bytes: 10}"))
-    phx = await connect()
-    topic = new_topic()
-    await phx.join(topic)
-    conn = await mud.next_connection()
+    phx, topic, conn, connect = await session(mud, gateway, extra="limits: {max_input_bytes: 10}")
     assert await phx.request(topic, "recv", {"message": "é" * 6}) == {
         "status": "error", "response": {"reason": "message too long"}}
     assert (await phx.request(topic, "recv", {"message": "ok"}))["status"] == "ok"
@@ -431,11 +412,7 @@ async def test_option_policy_without_loops(joined):
 
 
 async def test_ttype_mtts_cycle(mud, gateway):
-    _, connect = await gateway(make_config(mud.port))
-    phx = await connect()
-    topic = new_topic()
-    await phx.join(topic, {"screen_reader": True})
-    conn = await mud.next_connection()
+    phx, topic, conn, connect = await session(mud, gateway, join={"screen_reader": True})
     conn.send(cmd(IAC, DO, 24))
     await conn.wait_for(cmd(IAC, WILL, 24))
     send = cmd(IAC, SB, 24, 1, IAC, SE)
@@ -463,11 +440,7 @@ async def test_new_environ_mnes(joined):
 # -- 6 sessions ---------------------------------------------------------------------------------
 
 async def test_socket_drop_lingers_and_resume_replays(mud, gateway):
-    _, connect = await gateway(make_config(mud.port, extra="sessions: {linger_seconds: 5}"))
-    phx = await connect()
-    topic = new_topic()
-    await phx.join(topic)
-    conn = await mud.next_connection()
+    phx, topic, conn, connect = await session(mud, gateway, extra="sessions: {linger_seconds: 5}")
     conn.send(b"one\r\n")
     first = await phx.event(topic, "echo")
     await phx.ws.close()
@@ -498,11 +471,7 @@ async def test_takeover(joined):
 
 
 async def test_reload_without_last_seq_gets_scrollback_and_state(mud, gateway):
-    _, connect = await gateway(make_config(mud.port, extra="sessions: {replay_bytes: 200}"))
-    phx = await connect()
-    topic = new_topic()
-    await phx.join(topic)
-    conn = await mud.next_connection()
+    phx, topic, conn, connect = await session(mud, gateway, extra="sessions: {replay_bytes: 200}")
     conn.send(gmcp(b'Char.Vitals {"hp":1}') + cmd(IAC, WILL, 1) + gmcp(b'Room.Info {"num":1}')
               + b"".join(b"line %03d of the scrollback\r\n" % i for i in range(40))
               + gmcp(b'Char.Vitals {"hp":2}'))
@@ -546,11 +515,7 @@ async def test_origin_check(mud, gateway):
 
 
 async def test_idle_sessions_end(mud, gateway):
-    _, connect = await gateway(make_config(mud.port, extra="sessions: {idle_timeout_seconds: 0.5}"))
-    phx = await connect()
-    topic = new_topic()
-    await phx.join(topic)
-    conn = await mud.next_connection()
+    phx, topic, conn, connect = await session(mud, gateway, extra="sessions: {idle_timeout_seconds: 0.5}")
     await asyncio.sleep(0.3)
     assert (await phx.request(topic, "recv", {"message": "still here"}))["status"] == "ok"
     assert (await phx.event(topic, "disconnect", timeout=3))["reason"] == "idle"
@@ -574,11 +539,7 @@ async def test_gateway_shutdown_tells_every_browser(mud, gateway):
 
 
 async def test_backpressure_then_slow_consumer(mud, gateway):
-    _, connect = await gateway(make_config(mud.port, extra="limits: {slow_consumer_seconds: 1.5}"))
-    phx = await connect()
-    topic = new_topic()
-    await phx.join(topic)
-    conn = await mud.next_connection()
+    phx, topic, conn, connect = await session(mud, gateway, extra="limits: {slow_consumer_seconds: 1.5}")
     # The browser stops reading; the game writes far more than any buffer holds.
     line = b"x" * 1000 + b"\r\n"
     sent = 0
