@@ -108,18 +108,25 @@ class PhoenixSocket:
 
     async def _writer(self) -> None:
         ws = self.ws
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._outbox:
-                frame = self._outbox.popleft()
-                self._outbox_bytes -= len(frame)
-                await ws.send_frame(frame, WSMsgType.TEXT)
-                self._last_progress = time.monotonic()
-                if self._paused and self._outbox_bytes < LOW_WATER:
-                    self._resume_sessions()
-            if self._closed:
-                return
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._outbox:
+                    frame = self._outbox.popleft()
+                    self._outbox_bytes -= len(frame)
+                    await ws.send_frame(frame, WSMsgType.TEXT)
+                    self._last_progress = time.monotonic()
+                    if self._paused and self._outbox_bytes < LOW_WATER:
+                        self._resume_sessions()
+                if self._closed:
+                    return
+        except (ConnectionError, RuntimeError) as exc:
+            # The connection is gone: nothing more can be written; run() sees the close.
+            log.debug("socket %s: write failed: %s", self.client_ip, exc)
+            self._closed = True
+            self._outbox.clear()
+            self._outbox_bytes = 0
 
     async def _watch_slow_consumer(self) -> None:
         limit = self.config.limits.slow_consumer_seconds
