@@ -104,14 +104,17 @@ _gmcp_json = msgspec.json.Decoder()
 def parse_gmcp(payload: bytes) -> Gmcp:
     """``Module.Name <json>`` -> Gmcp; data is None when absent, the raw string when not JSON."""
     module, _, rest = payload.partition(b" ")
-    rest = rest.strip()
-    if not rest:
-        return Gmcp(module.decode("utf-8", "replace"), None)
     try:
-        data = _gmcp_json.decode(rest)
+        name = module.decode()
+    except UnicodeDecodeError:
+        name = module.decode("utf-8", "replace")
+    if not rest or rest.isspace():
+        return Gmcp(name, None)
+    try:
+        data = _gmcp_json.decode(rest)  # surrounding white space is fine for JSON
     except (msgspec.DecodeError, ValueError):  # not JSON, or not UTF-8
-        data = rest.decode("utf-8", "replace")
-    return Gmcp(module.decode("utf-8", "replace"), data)
+        data = rest.strip().decode("utf-8", "replace")
+    return Gmcp(name, data)
 
 
 def _odd_iac_tail(data: bytes) -> bytes:
@@ -236,19 +239,27 @@ class TelnetStream:
                 return
             self._discarding = False
             pos = end + 2
+        decode = self._decoder.decode
+        add = self._add_text
         while pos < n:
             i = data.find(IAC, pos)
             if i < 0:
-                self._add_bytes(data[pos:], events)
+                text = decode(data[pos:])
+                if text:
+                    add(text, events)
                 return
             if i > pos:
-                self._add_bytes(data[pos:i], events)
+                text = decode(data[pos:i])
+                if text:
+                    add(text, events)
             if i + 1 >= n:
                 self._carry = data[i:]
                 return
             cmd = data[i + 1]
             if cmd == IAC:
-                self._add_bytes(_IAC, events)
+                text = decode(_IAC)
+                if text:
+                    add(text, events)
                 pos = i + 2
             elif cmd in (WILL, WONT, DO, DONT):
                 if i + 2 >= n:
@@ -270,7 +281,14 @@ class TelnetStream:
                 pos = end + 2
                 if end - i > MAX_SUBNEGOTIATION:
                     continue  # oversized, even though it came whole: dropped
-                if self._subnegotiation(data[i:end + 2], events):
+                if data[i + 2] == OPT_GMCP:  # the hot path: inline
+                    payload = data[i + 3:end]
+                    if b"\xff\xff" in payload:
+                        payload = payload.replace(b"\xff\xff", b"\xff")
+                    if "\n" in self._text:
+                        self._flush_lines(events)
+                    events.append(parse_gmcp(payload))
+                elif self._subnegotiation(data[i:end + 2], events):
                     # MCCP2 starts right after this IAC SE: the rest is compressed.
                     self._inflate = zlib.decompressobj()
                     if pos < n:
@@ -314,13 +332,6 @@ class TelnetStream:
         if len(raw) < 5:  # IAC SB IAC SE: no option byte
             return False
         opt = raw[2]
-        if opt == OPT_GMCP:
-            payload = raw[3:-2]
-            if b"\xff\xff" in payload:
-                payload = payload.replace(b"\xff\xff", b"\xff")
-            self._flush_lines(events)
-            events.append(parse_gmcp(payload))
-            return False
         if opt == OPT_MCCP2:
             return self.inflating and self._inflate is None
         events.append(Negotiation(raw))
@@ -362,11 +373,6 @@ class TelnetStream:
         self.failed = True
 
     # -- text ----------------------------------------------------------------
-
-    def _add_bytes(self, raw: bytes, events: list[Event]) -> None:
-        text = self._decoder.decode(raw)
-        if text:
-            self._add_text(text, events)
 
     def _add_text(self, text: str, events: list[Event]) -> None:
         if "\r" in text:
