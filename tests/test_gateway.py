@@ -580,3 +580,28 @@ async def test_rate_limited_lines_are_not_sent(mud, gateway):
     assert (await phx.request(topic, "recv", {"message": "g"}))["status"] == "ok"
     await conn.wait_for(b"a\r\nb\r\ne\r\ng\r\n")
     assert b"c\r\n" not in bytes(conn.received) and b"f\r\n" not in bytes(conn.received)
+
+
+async def test_misbehaving_game_is_survived(joined):
+    phx, topic, conn = joined
+    junk = (cmd(IAC, SB, IAC, SE)                       # SB without an option
+            + cmd(IAC, SE)                               # SE without SB
+            + cmd(IAC, SB, 24, 0) + b"x" + cmd(IAC, SE)  # TTYPE IS from a server
+            + cmd(IAC, SB, 31, 1) + cmd(IAC, SE)         # a short NAWS
+            + cmd(IAC, SB, 99) + b"???" + cmd(IAC, SE)   # an unknown option's SB
+            + cmd(IAC, DO, 18)                           # DO LOGOUT to a client
+            + cmd(IAC, WILL, 6)                          # WILL TIMING-MARK unasked
+            + cmd(IAC, 200)                              # no such command
+            + cmd(IAC, SB, 201) + b"Char.Vitals {broken" + cmd(IAC, SE))
+    conn.send(b"before\r\n" + junk + b"after\r\n")
+    await phx.expect(lambda f: f[3] == "echo" and "after" in f[4]["message"])
+    text = "".join(f[4]["message"] for f in phx.events(topic, ("echo",)))
+    assert text.startswith("before\n") and text.endswith("after\n")
+    broken = [f[4] for f in phx.events(topic, ("gmcp",))]
+    assert broken == [{"module": "Char.Vitals", "data": "{broken", "seq": broken[0]["seq"],
+                       "sent_at": broken[0]["sent_at"]}]
+    # The session goes on both ways.
+    assert (await phx.request(topic, "recv", {"message": "still fine"}))["status"] == "ok"
+    await conn.wait_for(b"still fine\r\n")
+    conn.send(b"ok\r\n")
+    await phx.expect(lambda f: f[3] == "echo" and f[4]["message"] == "ok\n")

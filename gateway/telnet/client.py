@@ -135,11 +135,11 @@ class GameClient(tl_client.TelnetClient):
                 if out:
                     self.sink.on_events(out)
                     out = []
-                for b in ev.raw:
-                    try:
+                try:
+                    for b in ev.raw:
                         feed(bytes((b,)))
-                    except ValueError as exc:  # an illegal command from the game
-                        log.debug("telnet: %s", exc)
+                except Exception as exc:  # a command the game got wrong: ignored, never fatal
+                    log.debug("telnet: ignored %r from the game: %s", ev.raw[:32], exc)
             elif type(ev) is CompressionError:
                 out.append(ev)
                 self._closed_reason = "compression error"
