@@ -605,3 +605,38 @@ async def test_misbehaving_game_is_survived(joined):
     await conn.wait_for(b"still fine\r\n")
     conn.send(b"ok\r\n")
     await phx.expect(lambda f: f[3] == "echo" and f[4]["message"] == "ok\n")
+
+
+async def test_mccp2_inflated(joined):
+    import zlib
+
+    phx, topic, conn = joined
+    conn.send(cmd(IAC, WILL, 86))
+    await conn.wait_for(cmd(IAC, DO, 86))
+    z = zlib.compressobj()
+    conn.send(cmd(IAC, SB, 86, IAC, SE) + z.compress(b"squeezed\r\n" + gmcp(b"Room.Info {\"num\":7}")
+                                                     + b"Name: " + cmd(IAC, GA)) + z.flush(zlib.Z_SYNC_FLUSH))
+    assert (await phx.event(topic, "echo"))["message"] == "squeezed\n"
+    assert (await phx.event(topic, "gmcp"))["data"] == {"num": 7}
+    assert (await phx.event(topic, "prompt"))["message"] == "Name: "
+    # The game ends compression: plain telnet again.
+    conn.send(z.compress(b"last packed\r\n") + z.flush(zlib.Z_FINISH) + b"plain again\r\n")
+    text = ""
+    while not text.endswith("plain again\n"):
+        text += (await phx.event(topic, "echo"))["message"]
+    assert text == "last packed\nplain again\n"
+
+
+async def test_mccp2_corrupt_stream_ends_session(joined):
+    import zlib
+
+    phx, topic, conn = joined
+    conn.send(cmd(IAC, WILL, 86))
+    await conn.wait_for(cmd(IAC, DO, 86))
+    z = zlib.compressobj()
+    conn.send(cmd(IAC, SB, 86, IAC, SE) + z.compress(b"good text\r\n") + z.flush(zlib.Z_SYNC_FLUSH)
+              + b"\x00garbage that is not deflate" * 4)
+    assert (await phx.event(topic, "echo"))["message"] == "good text\n"
+    assert (await phx.event(topic, "disconnect"))["reason"] == "compression error"
+    await phx.expect(lambda f: f[3] == "phx_close")
+    await conn.wait_closed()

@@ -9,8 +9,8 @@ telnetlib3's own receive path parses subnegotiations a byte at a time in
 Python and runs in a separate task; it is bypassed for speed and ordering
 (see docs/performance.md).
 
-Option policy (SPEC 5): GMCP, EOR, SGA, ECHO, NAWS, TTYPE (MTTS cycle) and
-NEW-ENVIRON (MNES) are accepted; everything else is refused. Refusals and
+Option policy (SPEC 5): GMCP, MCCP2, EOR, SGA, ECHO, NAWS, TTYPE (MTTS cycle)
+and NEW-ENVIRON (MNES) are accepted; everything else is refused. Refusals and
 acknowledgements follow RFC 1143: a request is answered only when it changes
 the option's state, so no negotiation loops.
 """
@@ -41,8 +41,7 @@ MTTS_ANSI, MTTS_UTF8, MTTS_256, MTTS_SCREEN_READER, MTTS_PROXY, MTTS_TRUECOLOR =
 
 #: Options refused even though telnetlib3 would accept them (SPEC 5: "everything else: refused").
 _REFUSED = {telopt.BINARY, telopt.LINEMODE, telopt.LFLOW, telopt.XDISPLOC, telopt.TSPEED,
-            telopt.STATUS, telopt.SNDLOC, telopt.CHARSET, telopt.MCCP2_COMPRESS,
-            telopt.MCCP3_COMPRESS, telopt.MSDP, telopt.MSSP, telopt.MSP, telopt.MXP,
+            telopt.STATUS, telopt.SNDLOC, telopt.CHARSET, telopt.MCCP3_COMPRESS, telopt.MSDP, telopt.MSSP, telopt.MSP, telopt.MXP,
             telopt.ZMP, telopt.AARDWOLF, telopt.ATCP, telopt.COM_PORT_OPTION, telopt.LOGOUT}
 
 
@@ -86,7 +85,7 @@ class GameClient(tl_client.TelnetClient):
                  naws: tuple[int, int] = (80, 24), client_ip: str | None = None,
                  on_made: Callable[[asyncio.BaseTransport], None] | None = None) -> None:
         super().__init__(term=TERMINAL_TYPE, cols=naws[0], rows=naws[1], encoding=False,
-                         compression=False, connect_maxwait=0.0)
+                         compression=None, connect_maxwait=0.0)
         self.sink = sink
         self.stream = stream
         self.game_encoding = encoding
@@ -109,6 +108,12 @@ class GameClient(tl_client.TelnetClient):
         w = self.writer
         w.always_dont.update(_REFUSED)
         w.always_wont.update(_REFUSED)
+        w.add_will_callback(telopt.MCCP2_COMPRESS, self._on_will_mccp2)
+
+    def _on_will_mccp2(self, opt: bytes) -> None:
+        # We said DO (telnetlib3 refuses it under TLS): the stream core inflates
+        # from the IAC SB MCCP2 IAC SE on; telnetlib3 never sees the compressed bytes.
+        self.stream.inflating = self.writer.remote_option.enabled(telopt.MCCP2_COMPRESS)
 
     def data_received(self, data: bytes) -> None:
         self._dispatch(self.stream.feed(data, self.loop.time()))
