@@ -27,7 +27,6 @@ log = logging.getLogger("gateway.http")
 CONFIG = web.AppKey("config", Config)
 SESSIONS = web.AppKey("sessions", SessionManager)
 SOCKETS = web.AppKey("sockets", set)
-MSSP = web.AppKey("mssp", dict)
 
 _json = msgspec.json.Encoder()
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -91,7 +90,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def games(request: web.Request) -> web.Response:
     config = request.app[SESSIONS].config
     default = config.default_game.name
-    mssp = request.app[MSSP]
+    mssp = request.app[SESSIONS].mssp
     return json_response({"games": [
         {"name": g.name, "title": g.display_title, "default": g.name == default,
          "mssp": mssp.get(g.name)}
@@ -141,7 +140,6 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[SESSIONS] = SessionManager(config)
     app[SOCKETS] = set()
-    app[MSSP] = {}
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/games", games)

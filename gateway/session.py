@@ -85,6 +85,9 @@ class Session:
         if self.client is not None:
             self.end(reason)
 
+    def on_mssp(self, variables: dict[str, Any]) -> None:
+        self.manager.mssp[self.game.name] = variables
+
     # -- the browser side ----------------------------------------------------
 
     def attach(self, channel: Channel, last_seq: int) -> tuple[list[Kept], bool]:
@@ -186,6 +189,8 @@ class SessionManager:
         self.sessions: dict[str, Session] = {}
         self.per_ip: Counter[str] = Counter()
         self._opening: dict[str, asyncio.Future[Session]] = {}
+        #: The latest MSSP variables any session of a game received, by game name.
+        self.mssp: dict[str, dict[str, Any]] = {}
 
     def __len__(self) -> int:
         return len(self.sessions)

@@ -640,3 +640,17 @@ async def test_mccp2_corrupt_stream_ends_session(joined):
     assert (await phx.event(topic, "disconnect"))["reason"] == "compression error"
     await phx.expect(lambda f: f[3] == "phx_close")
     await conn.wait_closed()
+
+
+async def test_mssp_shown_in_api_games(mud, gateway):
+    client, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    await phx.join(new_topic())
+    conn = await mud.next_connection()
+    conn.send(cmd(IAC, WILL, 70))
+    await conn.wait_for(cmd(IAC, DO, 70))
+    conn.send(cmd(IAC, SB, 70, 1) + b"NAME" + cmd(2) + b"Fake MUD" + cmd(1) + b"PLAYERS" + cmd(2) + b"3"
+              + cmd(1) + b"PORT" + cmd(2) + b"4000" + cmd(2) + b"4001" + cmd(IAC, SE) + b"hi\r\n")
+    await phx.expect(lambda f: f[3] == "echo")
+    games = (await (await client.get("/api/games")).json())["games"]
+    assert games[0]["mssp"] == {"NAME": "Fake MUD", "PLAYERS": "3", "PORT": ["4000", "4001"]}

@@ -9,7 +9,7 @@ telnetlib3's own receive path parses subnegotiations a byte at a time in
 Python and runs in a separate task; it is bypassed for speed and ordering
 (see docs/performance.md).
 
-Option policy (SPEC 5): GMCP, MCCP2, EOR, SGA, ECHO, NAWS, TTYPE (MTTS cycle)
+Option policy (SPEC 5): GMCP, MCCP2, MSSP, EOR, SGA, ECHO, NAWS, TTYPE (MTTS cycle)
 and NEW-ENVIRON (MNES) are accepted; everything else is refused. Refusals and
 acknowledgements follow RFC 1143: a request is answered only when it changes
 the option's state, so no negotiation loops.
@@ -41,7 +41,7 @@ MTTS_ANSI, MTTS_UTF8, MTTS_256, MTTS_SCREEN_READER, MTTS_PROXY, MTTS_TRUECOLOR =
 
 #: Options refused even though telnetlib3 would accept them (SPEC 5: "everything else: refused").
 _REFUSED = {telopt.BINARY, telopt.LINEMODE, telopt.LFLOW, telopt.XDISPLOC, telopt.TSPEED,
-            telopt.STATUS, telopt.SNDLOC, telopt.CHARSET, telopt.MCCP3_COMPRESS, telopt.MSDP, telopt.MSSP, telopt.MSP, telopt.MXP,
+            telopt.STATUS, telopt.SNDLOC, telopt.CHARSET, telopt.MCCP3_COMPRESS, telopt.MSDP, telopt.MSP, telopt.MXP,
             telopt.ZMP, telopt.AARDWOLF, telopt.ATCP, telopt.COM_PORT_OPTION, telopt.LOGOUT}
 
 
@@ -59,6 +59,7 @@ class EventSink(Protocol):
 
     def on_events(self, events: list[Event]) -> None: ...
     def on_game_closed(self, reason: str) -> None: ...
+    def on_mssp(self, variables: dict[str, Any]) -> None: ...
 
 
 class GameWriter(TelnetWriter):
@@ -109,6 +110,8 @@ class GameClient(tl_client.TelnetClient):
         w.always_dont.update(_REFUSED)
         w.always_wont.update(_REFUSED)
         w.add_will_callback(telopt.MCCP2_COMPRESS, self._on_will_mccp2)
+        w.passive_do.add(telopt.MSSP)  # DO on WILL; the variables go to /api/games
+        w.set_ext_callback(telopt.MSSP, self.sink.on_mssp)
 
     def _on_will_mccp2(self, opt: bytes) -> None:
         # We said DO (telnetlib3 refuses it under TLS): the stream core inflates
