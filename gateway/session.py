@@ -123,7 +123,7 @@ class Session:
             now = time.monotonic()
             if not self.input_bucket.take(len(command.lines), now):
                 raise ChannelError(RATE_LIMITED)
-            data = encode_lines(command.lines, self.game.encoding)
+            data = encode_lines(command.lines, client.game_encoding)
             client.send_text(data)
             self.bytes_to_game += len(data)
             self.last_input = now

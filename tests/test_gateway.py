@@ -654,3 +654,23 @@ async def test_mssp_shown_in_api_games(mud, gateway):
     await phx.expect(lambda f: f[3] == "echo")
     games = (await (await client.get("/api/games")).json())["games"]
     assert games[0]["mssp"] == {"NAME": "Fake MUD", "PLAYERS": "3", "PORT": ["4000", "4001"]}
+
+
+async def test_charset_utf8_accepted_and_used(mud, gateway):
+    phx, topic, conn, _ = await session(mud, gateway, game_extra="    encoding: latin-1")
+    conn.send(cmd(IAC, WILL, 42))
+    await conn.wait_for(cmd(IAC, DO, 42))
+    conn.send(cmd(IAC, SB, 42, 1) + b";ISO-8859-1;UTF-8" + cmd(IAC, SE))
+    await conn.wait_for(cmd(IAC, SB, 42, 2) + b"UTF-8" + cmd(IAC, SE))
+    conn.send("naïve ☕\r\n".encode())
+    assert (await phx.event(topic, "echo"))["message"] == "naïve ☕\n"
+    assert (await phx.request(topic, "recv", {"message": "café"}))["status"] == "ok"
+    await conn.wait_for("café\r\n".encode())
+
+
+async def test_charset_without_utf8_rejected(joined):
+    phx, topic, conn = joined
+    conn.send(cmd(IAC, WILL, 42))
+    await conn.wait_for(cmd(IAC, DO, 42))
+    conn.send(cmd(IAC, SB, 42, 1) + b" KOI8-R US-ASCII" + cmd(IAC, SE))
+    await conn.wait_for(cmd(IAC, SB, 42, 3, IAC, SE))

@@ -9,8 +9,8 @@ telnetlib3's own receive path parses subnegotiations a byte at a time in
 Python and runs in a separate task; it is bypassed for speed and ordering
 (see docs/performance.md).
 
-Option policy (SPEC 5): GMCP, MCCP2, MSSP, EOR, SGA, ECHO, NAWS, TTYPE (MTTS cycle)
-and NEW-ENVIRON (MNES) are accepted; everything else is refused. Refusals and
+Option policy (SPEC 5): GMCP, MCCP2, MSSP, EOR, SGA, ECHO, NAWS, TTYPE (MTTS cycle),
+NEW-ENVIRON (MNES) and CHARSET (UTF-8 only) are accepted; everything else is refused. Refusals and
 acknowledgements follow RFC 1143: a request is answered only when it changes
 the option's state, so no negotiation loops.
 """
@@ -18,6 +18,7 @@ the option's state, so no negotiation loops.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import hashlib
 import logging
 import ssl
@@ -41,7 +42,7 @@ MTTS_ANSI, MTTS_UTF8, MTTS_256, MTTS_SCREEN_READER, MTTS_PROXY, MTTS_TRUECOLOR =
 
 #: Options refused even though telnetlib3 would accept them (SPEC 5: "everything else: refused").
 _REFUSED = {telopt.BINARY, telopt.LINEMODE, telopt.LFLOW, telopt.XDISPLOC, telopt.TSPEED,
-            telopt.STATUS, telopt.SNDLOC, telopt.CHARSET, telopt.MCCP3_COMPRESS, telopt.MSDP, telopt.MSP, telopt.MXP,
+            telopt.STATUS, telopt.SNDLOC, telopt.MCCP3_COMPRESS, telopt.MSDP, telopt.MSP, telopt.MXP,
             telopt.ZMP, telopt.AARDWOLF, telopt.ATCP, telopt.COM_PORT_OPTION, telopt.LOGOUT}
 
 
@@ -195,6 +196,22 @@ class GameClient(tl_client.TelnetClient):
         if self._ttype_count == 2:
             return TERMINAL_TYPE
         return f"MTTS {self.mtts}"
+
+    def send_charset(self, offered: list[str]) -> str | None:
+        """CHARSET REQUEST: accept UTF-8 when offered (and switch to it), else reject."""
+        for offer in offered:
+            name = offer.strip()
+            try:
+                if codecs.lookup(name).name == "utf-8":
+                    break
+            except LookupError:
+                continue
+        else:
+            return None
+        self.game_encoding = "utf-8"
+        self.stream.set_encoding("utf-8")
+        self.mtts |= MTTS_UTF8
+        return name
 
     def send_naws(self) -> tuple[int, int]:
         return (self.naws_size[1], self.naws_size[0])  # telnetlib3 wants (rows, cols)

@@ -178,6 +178,10 @@ class TelnetStream:
         self._inflate: Any = None  # zlib decompressor while the game compresses
         self.failed = False
 
+    def set_encoding(self, encoding: str) -> None:
+        """The game switched encoding (CHARSET): decode what follows with ``encoding``."""
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+
     # -- input -----------------------------------------------------------
 
     def feed(self, data: bytes, now: float) -> list[Event]:
