@@ -116,7 +116,10 @@ async def socket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=config.limits.max_frame_bytes, autoping=True,
                                protocols=("phoenix",))
     await ws.prepare(request)
-    sock = PhoenixSocket(ws, serializer, config, request.app[SESSIONS], ip, claims=claims)
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    port = peer[1] if peer and ip == request.remote else 0  # behind a proxy: not known
+    sock = PhoenixSocket(ws, serializer, config, request.app[SESSIONS], ip, claims=claims,
+                         client_port=port)
     request.app[SOCKETS].add(sock)
     try:
         await sock.run()

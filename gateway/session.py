@@ -38,11 +38,12 @@ class Channel(Protocol):
 
 class Session:
     def __init__(self, key: str, game: Game, manager: "SessionManager", client_ip: str,
-                 sub: str | None) -> None:
+                 sub: str | None, client_port: int = 0) -> None:
         self.key = key
         self.game = game
         self.manager = manager
         self.client_ip = client_ip
+        self.client_port = client_port  # 0 when not known (behind a proxy)
         self.sub = sub
         self.seq = 0
         self.replay = ReplayBuffer(manager.config.sessions.replay_bytes)
@@ -151,7 +152,9 @@ class Session:
     async def open(self, params: JoinParams) -> None:
         self.client = await telnet.connect(
             self.game, self, screen_reader=params.screen_reader,
-            client_ip=self.client_ip if self.game.forward_client_ip else None)
+            client_ip=self.client_ip if self.game.forward_client_ip else None,
+            proxy=(None if self.game.proxy_protocol == "none"
+                   else (self.game.proxy_protocol, self.client_ip, self.client_port)))
         self._arm_idle()
 
     def _arm_idle(self) -> None:
@@ -199,7 +202,7 @@ class SessionManager:
         return self.sessions.get(key)
 
     async def open(self, key: str, game: Game, params: JoinParams, client_ip: str,
-                   sub: str | None) -> Session:
+                   sub: str | None, client_port: int = 0) -> Session:
         """Start a new session; ChannelError("too many sessions" / "game unavailable")."""
         pending = self._opening.get(key)
         if pending is not None:  # a concurrent join of the same new topic
@@ -209,7 +212,7 @@ class SessionManager:
             raise ChannelError(TOO_MANY_SESSIONS)
         if self.per_ip[client_ip] >= limits.max_sessions_per_ip:
             raise ChannelError(TOO_MANY_SESSIONS)
-        session = Session(key, game, self, client_ip, sub)
+        session = Session(key, game, self, client_ip, sub, client_port)
         fut: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
         self._opening[key] = fut
         self.per_ip[client_ip] += 1

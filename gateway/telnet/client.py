@@ -22,7 +22,7 @@ import codecs
 import hashlib
 import logging
 import ssl
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from telnetlib3 import client as tl_client
 from telnetlib3 import telopt
@@ -30,6 +30,7 @@ from telnetlib3.stream_writer import TelnetWriter
 
 from .. import __version__
 from .input import encode_gmcp, encode_naws
+from .proxy import proxy_header
 from .stream import CompressionError, Event, Negotiation, TelnetStream
 
 log = logging.getLogger("gateway.telnet")
@@ -85,7 +86,7 @@ class GameClient(tl_client.TelnetClient):
     def __init__(self, sink: EventSink, stream: TelnetStream, *, encoding: str,
                  gmcp_supports: list[str], screen_reader: bool = False,
                  naws: tuple[int, int] = (80, 24), client_ip: str | None = None,
-                 on_made: Callable[[asyncio.BaseTransport], None] | None = None) -> None:
+                 proxy: tuple[str, str, int] | None = None) -> None:
         super().__init__(term=TERMINAL_TYPE, cols=naws[0], rows=naws[1], encoding=False,
                          compression=None, connect_maxwait=0.0)
         self.sink = sink
@@ -98,14 +99,17 @@ class GameClient(tl_client.TelnetClient):
         self._ttype_count = 0
         self._timer: asyncio.TimerHandle | None = None
         self._closed_reason: str | None = None
-        self._on_made = on_made
+        self._proxy = proxy
         self.loop = asyncio.get_event_loop()
 
     # -- telnetlib3 protocol hooks ------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._on_made is not None:
-            self._on_made(transport)
+        if self._proxy is not None:
+            # The PROXY header goes before any telnet byte.
+            version, src, src_port = self._proxy
+            dst, dst_port = transport.get_extra_info("peername")[:2]
+            transport.write(proxy_header(version, src, src_port, dst, dst_port))  # type: ignore[attr-defined]
         super().connection_made(transport)
         w = self.writer
         w.always_dont.update(_REFUSED)
@@ -279,7 +283,7 @@ def tls_context(verify: bool, pin_sha256: str | None) -> ssl.SSLContext:
 
 async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
                   naws: tuple[int, int] = (80, 24), client_ip: str | None = None,
-                  on_made: Callable[[asyncio.BaseTransport], None] | None = None) -> GameClient:
+                  proxy: tuple[str, str, int] | None = None) -> GameClient:
     """Open the telnet connection to ``game`` (a config.Game); raises GameUnavailable."""
     loop = asyncio.get_running_loop()
     stream = TelnetStream(game.encoding, flush_after=game.prompt_flush_ms / 1000)
@@ -287,7 +291,7 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
     def factory() -> GameClient:
         return GameClient(sink, stream, encoding=game.encoding, gmcp_supports=game.gmcp_supports,
                           screen_reader=screen_reader, naws=naws, client_ip=client_ip,
-                          on_made=on_made)
+                          proxy=proxy)
 
     kwargs: dict[str, Any] = {}
     if game.tls:

@@ -69,12 +69,14 @@ class ChannelHandle:
 
 class PhoenixSocket:
     def __init__(self, ws: web.WebSocketResponse, serializer: Serializer, config: "Config",
-                 manager: "SessionManager", client_ip: str, claims: dict[str, Any] | None = None) -> None:
+                 manager: "SessionManager", client_ip: str, claims: dict[str, Any] | None = None,
+                 client_port: int = 0) -> None:
         self.ws = ws
         self.serializer = serializer
         self.config = config
         self.manager = manager
         self.client_ip = client_ip
+        self.client_port = client_port
         self.claims = claims or {}
         self.channels: dict[str, ChannelHandle] = {}
         self._joining: set[str] = set()
@@ -270,7 +272,8 @@ class PhoenixSocket:
                 return refuse(ChannelError(ch.UNAUTHORIZED))
             self._joining.add(topic)
             try:
-                session = await self.manager.open(key, game, params, self.client_ip, sub)
+                session = await self.manager.open(key, game, params, self.client_ip, sub,
+                                                  self.client_port)
             except ChannelError as exc:
                 return refuse(exc)
             finally:
