@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 __all__ = ["FakeMud", "FakeConnection"]
 
@@ -134,8 +135,9 @@ class FakeConnection:
 class FakeMud:
     """A TCP server on 127.0.0.1 that records and scripts its connections."""
 
-    def __init__(self, on_connect: bytes = b"", accept: bool = True) -> None:
+    def __init__(self, on_connect: bytes = b"", accept: bool = True, ssl: Any = None) -> None:
         self.host = "127.0.0.1"
+        self.ssl = ssl  # an ssl.SSLContext: "secure telnet"
         self.port = 0
         self.on_connect: bytes = on_connect
         self.accept: bool = accept
@@ -150,7 +152,7 @@ class FakeMud:
         return f"<FakeMud {self.host}:{self.port} connections={len(self.connections)}>"
 
     async def start(self) -> "FakeMud":
-        self._server = await asyncio.start_server(self._handle, self.host, 0)
+        self._server = await asyncio.start_server(self._handle, self.host, 0, ssl=self.ssl)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
