@@ -105,9 +105,14 @@ class Session:
 
     def detach(self, channel: Channel) -> None:
         """The browser went away without leaving: linger."""
-        if self.channel is not channel or self.ended:
+        if self.channel is channel:
+            self.channel = None
+            self.linger()
+
+    def linger(self) -> None:
+        """Keep reading the game with no browser, for ``linger_seconds``."""
+        if self.ended or self.channel is not None or self._linger is not None:
             return
-        self.channel = None
         self.resume_reading()
         linger = self.manager.config.sessions.linger_seconds
         if linger <= 0:

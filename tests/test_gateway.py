@@ -674,3 +674,18 @@ async def test_charset_without_utf8_rejected(joined):
     await conn.wait_for(cmd(IAC, DO, 42))
     conn.send(cmd(IAC, SB, 42, 1) + b" KOI8-R US-ASCII" + cmd(IAC, SE))
     await conn.wait_for(cmd(IAC, SB, 42, 3, IAC, SE))
+
+
+async def test_rejoin_on_same_socket_replaces_channel(joined):
+    phx, topic, conn = joined
+    conn.send(b"first\r\n")
+    await phx.event(topic, "echo")
+    reply = await phx.join(topic, {"last_seq": 1}, join_ref="2")
+    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": True, "replayed": 0, "gap": False}}
+    close = await phx.expect(lambda f: f[3] == "phx_close")
+    assert close[0] == "1"  # the old channel's join_ref
+    conn.send(b"second\r\n")
+    frame = await phx.expect(lambda f: f[3] == "echo")
+    assert frame[0] == "2" and frame[4]["message"] == "second\n" and frame[4]["seq"] == 2
+    assert len(phx.events(topic, ("disconnect",))) == 0
+    assert not conn.closed

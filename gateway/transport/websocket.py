@@ -258,7 +258,9 @@ class PhoenixSocket:
             return refuse(exc)
         if previous is not None:
             # Phoenix: a second join of a joined topic replaces the first channel.
-            previous.session = None
+            if previous.session is not None:
+                previous.session.detach(previous)
+                previous.session = None
             previous.close()
 
         sub = self.claims.get("sub")
@@ -281,7 +283,8 @@ class PhoenixSocket:
         elif session.sub != sub or not may_join(self.claims, session.game.name):
             return refuse(ChannelError(ch.UNAUTHORIZED))
         if self._closed:
-            return  # the browser went away while the game was connecting: the session lingers
+            session.linger()  # the browser went away while the game was connecting
+            return
 
         handle = ChannelHandle(self, topic, msg.join_ref)
         self.channels[topic] = handle
