@@ -169,8 +169,8 @@ class GameClient(tl_client.TelnetClient):
         when = self.stream.deadline()
         timer = self._timer
         if timer is not None:
-            if when is not None and timer.when() == when:
-                return
+            if when is not None and timer.when() <= when:
+                return  # it fires first; _poll schedules again for the later deadline
             timer.cancel()
             self._timer = None
         if when is not None:
