@@ -18,6 +18,7 @@ from aiohttp import web
 
 from .auth import TokenError, authenticate
 from .config import Config
+from .metrics import CONTENT_TYPE_LATEST
 from .session import SessionManager
 from .transport.serializer import serializer_for
 from .transport.websocket import PhoenixSocket
@@ -130,6 +131,13 @@ async def socket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def metrics(request: web.Request) -> web.Response:
+    manager = request.app[SESSIONS]
+    counts = manager.counts()
+    body = manager.metrics.render(counts["attached"], counts["lingering"])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 async def _shutdown(app: web.Application) -> None:
     app[SESSIONS].shutdown("gateway shutdown")
     socks = list(app[SOCKETS])
@@ -147,5 +155,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/games", games)
     app.router.add_get("/socket/websocket", socket)
+    if config.metrics.enabled:
+        app.router.add_get("/metrics", metrics)
     app.on_shutdown.append(_shutdown)
     return app

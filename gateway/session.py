@@ -19,6 +19,7 @@ import msgspec
 from .channel import (GAME_UNAVAILABLE, GMCP_NOT_ENABLED, RATE_LIMITED, TOO_MANY_SESSIONS, ChannelError,
                       Command, JoinParams, SendGmcp, SendLines, SetSize, event_payload, sent_at)
 from .config import Config, Game
+from .metrics import Metrics
 from .ratelimit import TokenBucket
 from .replay import Kept, ReplayBuffer
 from .telnet import client as telnet
@@ -32,7 +33,7 @@ _encode = msgspec.json.Encoder().encode
 class Channel(Protocol):
     """The browser side of a session (transport/websocket.py)."""
 
-    def push(self, event: str, payload: bytes) -> None: ...
+    def push(self, event: str, payload: bytes, read_at: float | None = None) -> None: ...
     def end(self, reason: str) -> None: ...
 
 
@@ -65,9 +66,13 @@ class Session:
     def on_events(self, events: list[Event]) -> None:
         stamp = sent_at()
         channel = self.channel
+        metrics = self.manager.metrics
+        read_at = self.client.read_at if self.client is not None else None
+        size = 0
         for ev in events:
             if type(ev) is CompressionError:
                 log.warning("session %s: compression error from %s: %s", self.key, self.game.name, ev.detail)
+                metrics.telnet_failures.labels("compression error").inc()
                 continue
             self.seq += 1
             name, payload = event_payload(ev, self.seq, stamp)
@@ -75,12 +80,15 @@ class Session:
             key = None
             if name == "gmcp":
                 key = "gmcp:" + ev.module  # type: ignore[union-attr]
+                metrics.gmcp_from_game.inc()
             elif name == "option":
                 key = "option"
             self.replay.add(Kept(self.seq, name, raw, key))
-            self.bytes_to_browser += len(raw)
+            size += len(raw)
             if channel is not None:
-                channel.push(name, raw)
+                channel.push(name, raw, read_at)
+        self.bytes_to_browser += size
+        metrics.to_browser.inc(size)
 
     def on_game_closed(self, reason: str) -> None:
         if self.client is not None:
@@ -132,11 +140,13 @@ class Session:
             data = encode_lines(command.lines, client.game_encoding)
             client.send_text(data)
             self.bytes_to_game += len(data)
+            self.manager.metrics.to_game.inc(len(data))
             self.last_input = now
         elif type(command) is SendGmcp:
             if not client.gmcp_enabled:
                 raise ChannelError(GMCP_NOT_ENABLED)
             client.send_gmcp(command.module, command.data, command.with_data)
+            self.manager.metrics.gmcp_to_game.inc()
         elif type(command) is SetSize:
             client.set_naws(command.width, command.height)
 
@@ -186,6 +196,7 @@ class Session:
         if channel is not None:
             channel.end(reason)
         self.manager.forget(self)
+        self.manager.metrics.disconnects.labels(reason).inc()
         log.info("session end game=%s ip=%s duration=%.1fs to_browser=%d to_game=%d reason=%s",
                  self.game.name, self.client_ip, time.monotonic() - self.started,
                  self.bytes_to_browser, self.bytes_to_game, reason.replace(" ", "_"))
@@ -197,6 +208,7 @@ class SessionManager:
         self.sessions: dict[str, Session] = {}
         self.per_ip: Counter[str] = Counter()
         self._opening: dict[str, asyncio.Future[Session]] = {}
+        self.metrics = Metrics()
         #: The latest MSSP variables any session of a game received, by game name.
         self.mssp: dict[str, dict[str, Any]] = {}
 
@@ -225,6 +237,7 @@ class SessionManager:
             await session.open(params)
         except telnet.GameUnavailable as exc:
             self._release_ip(client_ip)
+            self.metrics.telnet_failures.labels(exc.kind).inc()
             error = ChannelError(GAME_UNAVAILABLE, str(exc))
             fut.set_exception(error)
             fut.exception()  # retrieved: a waiter is optional

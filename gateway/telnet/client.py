@@ -101,6 +101,7 @@ class GameClient(tl_client.TelnetClient):
         self._closed_reason: str | None = None
         self._proxy = proxy
         self.loop = asyncio.get_event_loop()
+        self.read_at: float | None = None  # loop time of the latest read from the game
 
     # -- telnetlib3 protocol hooks ------------------------------------------
 
@@ -124,7 +125,8 @@ class GameClient(tl_client.TelnetClient):
         self.stream.inflating = self.writer.remote_option.enabled(telopt.MCCP2_COMPRESS)
 
     def data_received(self, data: bytes) -> None:
-        self._dispatch(self.stream.feed(data, self.loop.time()))
+        self.read_at = now = self.loop.time()
+        self._dispatch(self.stream.feed(data, now))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._closing:
@@ -272,6 +274,10 @@ class GameClient(tl_client.TelnetClient):
 class GameUnavailable(Exception):
     """The game could not be reached (or its TLS handshake failed); ``str()`` says why."""
 
+    def __init__(self, detail: str, kind: str) -> None:
+        super().__init__(detail)
+        self.kind = kind  # for metrics: timeout, refused, unreachable, tls, pin
+
 
 def tls_context(verify: bool, pin_sha256: str | None) -> ssl.SSLContext:
     ctx = ssl.create_default_context()
@@ -302,14 +308,16 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
             loop.create_connection(factory, game.host, game.port, **kwargs),
             timeout=game.connect_timeout)
     except asyncio.TimeoutError:
-        raise GameUnavailable(f"no answer within {game.connect_timeout:g}s") from None
+        raise GameUnavailable(f"no answer within {game.connect_timeout:g}s", "timeout") from None
     except ssl.SSLError as exc:
-        raise GameUnavailable(f"TLS handshake failed: {exc.reason or exc}") from None
+        raise GameUnavailable(f"TLS handshake failed: {exc.reason or exc}", "tls") from None
+    except ConnectionRefusedError as exc:
+        raise GameUnavailable(exc.strerror or "connection refused", "refused") from None
     except OSError as exc:
-        raise GameUnavailable(exc.strerror or str(exc)) from None
+        raise GameUnavailable(exc.strerror or str(exc), "unreachable") from None
     if game.tls and game.tls_pin_sha256:
         der = protocol.get_extra_info("ssl_object").getpeercert(binary_form=True)
         if hashlib.sha256(der).hexdigest() != game.tls_pin_sha256:
             protocol.close("certificate pin mismatch")
-            raise GameUnavailable("TLS certificate does not match tls_pin_sha256")
+            raise GameUnavailable("TLS certificate does not match tls_pin_sha256", "pin")
     return protocol

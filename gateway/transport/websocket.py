@@ -49,9 +49,9 @@ class ChannelHandle:
         self.join_ref = join_ref
         self.session: Session | None = None
 
-    def push(self, event: str, payload: bytes) -> None:
+    def push(self, event: str, payload: bytes, read_at: float | None = None) -> None:
         self.socket.send(self.socket.serializer.encode(
-            self.join_ref, None, self.topic, event, msgspec.Raw(payload)))
+            self.join_ref, None, self.topic, event, msgspec.Raw(payload)), read_at)
 
     def end(self, reason: str) -> None:
         """The session ended: ``disconnect``, then ``phx_close``."""
@@ -80,7 +80,8 @@ class PhoenixSocket:
         self.claims = claims or {}
         self.channels: dict[str, ChannelHandle] = {}
         self._joining: set[str] = set()
-        self._outbox: deque[bytes] = deque()
+        self._outbox: deque[tuple[bytes, float | None]] = deque()  # (frame, when its game bytes were read)
+        self._latency = manager.metrics.event_latency
         self._outbox_bytes = 0
         self._wake = asyncio.Event()
         self._closed = False
@@ -90,10 +91,10 @@ class PhoenixSocket:
 
     # -- outgoing --------------------------------------------------------------
 
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: bytes, read_at: float | None = None) -> None:
         if self._closed:
             return
-        self._outbox.append(frame)
+        self._outbox.append((frame, read_at))
         self._outbox_bytes += len(frame)
         self._wake.set()
         if not self._paused and self._outbox_bytes > HIGH_WATER:
@@ -110,15 +111,19 @@ class PhoenixSocket:
 
     async def _writer(self) -> None:
         ws = self.ws
+        loop = asyncio.get_running_loop()
+        observe = self._latency.observe
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
                 while self._outbox:
-                    frame = self._outbox.popleft()
+                    frame, read_at = self._outbox.popleft()
                     self._outbox_bytes -= len(frame)
                     await ws.send_frame(frame, WSMsgType.TEXT)
                     self._last_progress = time.monotonic()
+                    if read_at is not None:
+                        observe(loop.time() - read_at)
                     if self._paused and self._outbox_bytes < LOW_WATER:
                         self._resume_sessions()
                 if self._closed:
@@ -241,7 +246,10 @@ class PhoenixSocket:
         s = self.serializer
         topic = msg.topic
 
+        joins = self.manager.metrics.joins
+
         def refuse(error: ChannelError) -> None:
+            joins.labels(error.reason).inc()
             self.send(s.reply(msg.join_ref, msg.ref, topic, "error", error.response()))
 
         key = session_key(topic)
@@ -295,6 +303,7 @@ class PhoenixSocket:
             response["replayed"] = len(replay)
             response["gap"] = gap
         self.send(s.reply(msg.join_ref, msg.ref, topic, "ok", response))
+        joins.labels("resumed" if resumed else "ok").inc()
         for kept in replay:
             handle.push(kept.event, kept.payload)
         if self._paused:

@@ -1,0 +1,76 @@
+"""GET /metrics (SPEC 7): Prometheus text with the gateway's counters, read after real traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import make_config, new_topic
+
+IAC, SB, SE, WILL = 255, 250, 240, 251
+
+
+async def scrape(client) -> dict[tuple[str, tuple], float]:
+    resp = await client.get("/metrics")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(await resp.text()):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+async def test_metrics_after_traffic(mud, gateway):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    client, connect = await gateway(make_config(mud.port, extra="sessions: {linger_seconds: 30}",
+                                                games=f"  - {{name: dead, host: 127.0.0.1, port: {dead}}}"))
+    phx = await connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    conn = await mud.next_connection()
+    assert (await phx.join(new_topic(), {"game": "nope"}, join_ref="2"))["status"] == "error"
+    assert (await phx.join(new_topic(), {"game": "dead"}, join_ref="3"))["status"] == "error"
+    conn.send(bytes([IAC, WILL, 201]) + b"hello\r\n" + bytes([IAC, SB, 201]) + b"Char.Vitals {}" + bytes([IAC, SE]))
+    await phx.event(topic, "gmcp")
+    assert (await phx.request(topic, "recv", {"message": "look"}))["status"] == "ok"
+    assert (await phx.request(topic, "gmcp", {"module": "Core.Ping"}))["status"] == "ok"
+    await conn.wait_for(b"look\r\n")
+    m = await scrape(client)
+    assert m[("mud_gateway_sessions", (("state", "attached"),))] == 1
+    assert m[("mud_gateway_sessions", (("state", "lingering"),))] == 0
+    assert m[("mud_gateway_joins_total", (("result", "ok"),))] == 1
+    assert m[("mud_gateway_joins_total", (("result", "unknown game"),))] == 1
+    assert m[("mud_gateway_joins_total", (("result", "game unavailable"),))] == 1
+    assert m[("mud_gateway_telnet_failures_total", (("reason", "refused"),))] == 1
+    assert m[("mud_gateway_bytes_total", (("direction", "to_game"),))] == len(b"look\r\n")
+    assert m[("mud_gateway_bytes_total", (("direction", "to_browser"),))] > len("hello")
+    assert m[("mud_gateway_gmcp_messages_total", (("direction", "from_game"),))] == 1
+    assert m[("mud_gateway_gmcp_messages_total", (("direction", "to_game"),))] == 1
+    assert m[("mud_gateway_event_latency_seconds_count", ())] >= 2
+    # The browser goes away: the session lingers; then the game closes it.
+    await phx.ws.close()
+    for _ in range(50):
+        m = await scrape(client)
+        if m[("mud_gateway_sessions", (("state", "lingering"),))] == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert m[("mud_gateway_sessions", (("state", "lingering"),))] == 1
+    conn.close()
+    await conn.wait_closed()
+    for _ in range(50):
+        m = await scrape(client)
+        if m.get(("mud_gateway_disconnects_total", (("reason", "closed by game"),))) == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert m[("mud_gateway_disconnects_total", (("reason", "closed by game"),))] == 1
+    assert m[("mud_gateway_sessions", (("state", "lingering"),))] == 0
+
+
+async def test_metrics_can_be_disabled(mud, gateway):
+    client, _ = await gateway(make_config(mud.port, extra="metrics: {enabled: false}"))
+    assert (await client.get("/metrics")).status == 404
