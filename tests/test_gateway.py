@@ -689,3 +689,78 @@ async def test_rejoin_on_same_socket_replaces_channel(joined):
     assert frame[0] == "2" and frame[4]["message"] == "second\n" and frame[4]["seq"] == 2
     assert len(phx.events(topic, ("disconnect",))) == 0
     assert not conn.closed
+
+
+async def test_allowed_origins_and_default_ports(mud, gateway):
+    client, connect = await gateway(make_config(mud.port))
+    # Empty list: the Origin's host and port must be the Host header's (default ports filled in).
+    ok = await connect(headers={"Host": "play.example.com", "Origin": "https://play.example.com"})
+    await ok.ws.close()
+    ok = await connect(headers={"Host": "play.example.com:8443", "Origin": "https://play.example.com:8443"})
+    await ok.ws.close()
+    for host, origin in [("play.example.com", "http://play.example.com:8080"),
+                         ("play.example.com", "https://evil.example.com"),
+                         ("play.example.com", "null")]:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+            await connect(headers={"Host": host, "Origin": origin})
+        assert err.value.status == 403
+    # A list: exactly those origins.
+    _, connect2 = await gateway(make_config(mud.port, extra="security: {allowed_origins: ['https://play.example.com']}"))
+    ok = await connect2(headers={"Origin": "https://play.example.com"})
+    await ok.ws.close()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+        await connect2(headers={"Origin": "https://play.example.com:444"})
+    assert err.value.status == 403
+
+
+async def ipaddress_sent(conn) -> bytes:
+    conn.send(cmd(IAC, DO, 39))
+    await conn.wait_for(cmd(IAC, WILL, 39))
+    conn.send(cmd(IAC, SB, 39, 1, 0) + b"IPADDRESS" + cmd(IAC, SE))
+    start = await conn.wait_for(cmd(IAC, SB, 39, 0))
+    end = await conn.wait_for(cmd(IAC, SE))
+    return bytes(conn.received[start:end - 2])
+
+
+@pytest.mark.parametrize("trusted, xff, expected", [
+    ("['127.0.0.1/32', '10.0.0.0/8']", "203.0.113.9, 10.1.2.3", b"203.0.113.9"),
+    ("['127.0.0.1/32']", "203.0.113.9, 198.51.100.4", b"198.51.100.4"),
+    ("[]", "203.0.113.9", b"127.0.0.1"),                   # the peer is not a trusted proxy
+    ("['127.0.0.1/32']", "not-an-address", b"127.0.0.1"),  # a broken header is not believed
+])
+async def test_client_ip_behind_trusted_proxies(mud, gateway, trusted, xff, expected):
+    _, connect = await gateway(make_config(mud.port, extra=f"security: {{trusted_proxies: {trusted}}}"))
+    phx = await connect(headers={"X-Forwarded-For": xff})
+    await phx.join(new_topic())
+    conn = await mud.next_connection()
+    assert await ipaddress_sent(conn) == b"\x00IPADDRESS\x01" + expected
+
+
+async def test_forward_client_ip_off(mud, gateway):
+    phx, topic, conn, _ = await session(mud, gateway, game_extra="    forward_client_ip: false")
+    assert await ipaddress_sent(conn) == b""
+
+
+async def test_linger_expires(mud, gateway):
+    phx, topic, conn, _ = await session(mud, gateway, extra="sessions: {linger_seconds: 0.3}")
+    await phx.ws.close()
+    await conn.wait_closed(timeout=5)
+
+
+async def test_session_log_lines_and_no_input_logged(mud, gateway, caplog):
+    caplog.set_level("DEBUG")
+    phx, topic, conn, _ = await session(mud, gateway)
+    conn.send(cmd(IAC, WILL, 1) + b"Password: " + cmd(IAC, GA))
+    await phx.event(topic, "prompt")
+    assert (await phx.request(topic, "recv", {"message": "hunter2-secret"}))["status"] == "ok"
+    await conn.wait_for(b"hunter2-secret\r\n")
+    await phx.request(topic, "phx_leave", {})
+    await conn.wait_closed()
+    lines = [r.getMessage() for r in caplog.records]
+    start = [m for m in lines if m.startswith("session start")]
+    end = [m for m in lines if m.startswith("session end")]
+    assert len(start) == 1 and "game=fake" in start[0] and "ip=127.0.0.1" in start[0]
+    assert len(end) == 1
+    for field in ("game=fake", "ip=127.0.0.1", "duration=", "to_browser=", "to_game=16", "reason=left"):
+        assert field in end[0]
+    assert not any("hunter2" in m for m in lines)
