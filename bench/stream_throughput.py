@@ -250,7 +250,6 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     data = transcript(args.mb, args.seed)
     gen = time.perf_counter() - t0
-    mb = len(data) / 1e6
     print(f"command: {sys.executable} {' '.join(sys.argv)}")
     print(f"python {platform.python_version()} on {platform.machine()}, "
           f"{len(data):,} bytes of transcript (seed {args.seed}, built in {gen:.1f}s); best of {args.runs}")
