@@ -245,8 +245,9 @@ class TelnetStream:
             pos = end + 2
         decode = self._decoder.decode
         add = self._add_text
+        find = data.find
         while pos < n:
-            i = data.find(IAC, pos)
+            i = find(IAC, pos)
             if i < 0:
                 text = decode(data[pos:])
                 if text:
@@ -260,19 +261,11 @@ class TelnetStream:
                 self._carry = data[i:]
                 return
             cmd = data[i + 1]
-            if cmd == IAC:
-                text = decode(_IAC)
-                if text:
-                    add(text, events)
-                pos = i + 2
-            elif cmd in (WILL, WONT, DO, DONT):
-                if i + 2 >= n:
-                    self._carry = data[i:]
-                    return
-                self._option(cmd, data[i + 2], data[i:i + 3], events)
-                pos = i + 3
-            elif cmd == SB:
-                end = self._find_se(data, i + 2, max(i + 2, scanned - 1) if i == 0 else i + 2)
+            if cmd == SB:
+                # Fast path: an IAC SE not preceded by an escaped IAC; else the full search.
+                end = find(_IAC_SE, i + 2) if i else -1
+                if end < 0 or data[end - 1] == IAC:
+                    end = self._find_se(data, i + 2, max(i + 2, scanned - 1) if i == 0 else i + 2)
                 if end < 0:
                     if n - i > MAX_SUBNEGOTIATION:
                         # Oversized: drop it, and everything up to its IAC SE.
@@ -301,6 +294,17 @@ class TelnetStream:
             elif cmd == GA or cmd == EOR_CMD:
                 self._prompt(events)
                 pos = i + 2
+            elif cmd == IAC:
+                text = decode(_IAC)
+                if text:
+                    add(text, events)
+                pos = i + 2
+            elif cmd in (WILL, WONT, DO, DONT):
+                if i + 2 >= n:
+                    self._carry = data[i:]
+                    return
+                self._option(cmd, data[i + 2], data[i:i + 3], events)
+                pos = i + 3
             elif cmd == NOP:
                 pos = i + 2
             else:
