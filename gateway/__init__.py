@@ -9,9 +9,12 @@ The data path, one module per stage (browser -> game, and back):
     telnet/input.py          player input to telnet bytes           (pure)
     telnet/stream.py         game bytes to events                   (pure)
     telnet/client.py         the telnet connection (telnetlib3)
+    telnet/proxy.py          PROXY protocol headers                 (pure)
 
-Around it: config.py (the YAML schema), routes.py (HTTP routes), cli.py (the
-command line), demo.py (the bundled demo game).
+Around it: config.py (the YAML schema), routes.py (HTTP routes), auth.py
+(tokens), ratelimit.py (input token bucket), metrics.py (Prometheus),
+replay.py (the resume buffer, pure), cli.py (the command line), demo.py (the
+bundled demo game).
 """
 
 __version__ = "0.1.0"
