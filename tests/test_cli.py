@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -70,5 +71,28 @@ def test_sighup_reloads_and_sigterm_stops(tmp_path):
         assert proc.wait(timeout=10) == 0
         assert "config not reloaded" in proc.stderr.read()
     finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_systemd_notify_ready(tmp_path):
+    """Type=notify: READY=1 once listening, STOPPING=1 on SIGTERM."""
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    port = free_port()
+    env = {**os.environ, "NOTIFY_SOCKET": path}
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "--demo", "--port", str(port)], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert sock.recv(256) == b"READY=1"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            assert json.load(r)["status"] == "ok"   # listening by the time READY=1 is sent
+        proc.send_signal(signal.SIGTERM)
+        assert sock.recv(256) == b"STOPPING=1"
+        assert proc.wait(timeout=10) == 0
+    finally:
+        sock.close()
         if proc.poll() is None:
             proc.kill()
