@@ -73,6 +73,8 @@ def test_sighup_reloads_and_sigterm_stops(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
 
 
 def test_systemd_notify_ready(tmp_path):
