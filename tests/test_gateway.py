@@ -764,3 +764,21 @@ async def test_session_log_lines_and_no_input_logged(mud, gateway, caplog):
     for field in ("game=fake", "ip=127.0.0.1", "duration=", "to_browser=", "to_game=16", "reason=left"):
         assert field in end[0]
     assert not any("hunter2" in m for m in lines)
+
+
+async def test_backpressure_releases_and_loses_nothing(mud, gateway):
+    phx, topic, conn, _ = await session(mud, gateway, extra="limits: {slow_consumer_seconds: 30}")
+    count = 150_000
+    lines = [b"%07d " % i + b"y" * 200 + b"\r\n" for i in range(count)]  # ~31 MB, beyond all buffers
+    conn.send(b"".join(lines))
+    drained = asyncio.ensure_future(conn.drain())
+    await asyncio.sleep(1.0)
+    assert not drained.done()  # the browser is not reading: the game is held back
+    last = "%07d " % (count - 1) + "y" * 200 + "\n"
+    parts: list[str] = []
+    while not (parts and parts[-1].endswith(last)):
+        parts.append((await phx.event(topic, "echo", timeout=10))["message"])
+    await asyncio.wait_for(drained, 10)
+    assert "".join(parts) == b"".join(lines).replace(b"\r", b"").decode()
+    seqs = [f[4]["seq"] for f in phx.events(topic)]
+    assert seqs == list(range(1, len(seqs) + 1))
