@@ -120,7 +120,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
     peer = request.transport.get_extra_info("peername") if request.transport else None
     port = peer[1] if peer and ip == request.remote else 0  # behind a proxy: not known
     sock = PhoenixSocket(ws, serializer, config, request.app[SESSIONS], ip, claims=claims,
-                         client_port=port)
+                         client_port=port, transport=request.transport)
     request.app[SOCKETS].add(sock)
     try:
         await sock.run()

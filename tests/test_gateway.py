@@ -557,9 +557,15 @@ async def test_backpressure_then_slow_consumer(mud, gateway):
     await asyncio.sleep(0.5)
     # TCP pushed back on the game: it is not let to write more than buffers hold.
     assert sent < 64_000_000 and sent - stalled_at < 4_000_000, (stalled_at, sent)
-    # No progress for slow_consumer_seconds: the session ends, the game is closed.
+    # No progress for slow_consumer_seconds: the session ends, the game is closed...
     await conn.wait_closed(timeout=10)
     flooding.cancel()
+    # ... and the browser's connection is closed under it, whatever it had not read.
+    while True:
+        msg = await phx.ws.receive(timeout=10)
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            break
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
 
 
 async def test_rate_limited_lines_are_not_sent(mud, gateway):

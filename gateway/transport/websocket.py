@@ -70,13 +70,14 @@ class ChannelHandle:
 class PhoenixSocket:
     def __init__(self, ws: web.WebSocketResponse, serializer: Serializer, config: "Config",
                  manager: "SessionManager", client_ip: str, claims: dict[str, Any] | None = None,
-                 client_port: int = 0) -> None:
+                 client_port: int = 0, transport: asyncio.Transport | None = None) -> None:
         self.ws = ws
         self.serializer = serializer
         self.config = config
         self.manager = manager
         self.client_ip = client_ip
         self.client_port = client_port
+        self.transport = transport  # the TCP connection under the WebSocket
         self.claims = claims or {}
         self.channels: dict[str, ChannelHandle] = {}
         self._joining: set[str] = set()
@@ -84,6 +85,8 @@ class PhoenixSocket:
         self._latency = manager.metrics.event_latency
         self._outbox_bytes = 0
         self._wake = asyncio.Event()
+        self._caught_up = asyncio.Event()  # set while the outbox is below HIGH_WATER
+        self._caught_up.set()
         self._closed = False
         self._paused = False
         self._last_progress = time.monotonic()
@@ -99,12 +102,14 @@ class PhoenixSocket:
         self._wake.set()
         if not self._paused and self._outbox_bytes > HIGH_WATER:
             self._paused = True
+            self._caught_up.clear()
             for handle in self.channels.values():
                 if handle.session is not None:
                     handle.session.pause_reading()
 
     def _resume_sessions(self) -> None:
         self._paused = False
+        self._caught_up.set()
         for handle in self.channels.values():
             if handle.session is not None:
                 handle.session.resume_reading()
@@ -134,6 +139,7 @@ class PhoenixSocket:
             self._closed = True
             self._outbox.clear()
             self._outbox_bytes = 0
+            self._caught_up.set()
 
     async def _watch_slow_consumer(self) -> None:
         limit = self.config.limits.slow_consumer_seconds
@@ -145,16 +151,28 @@ class PhoenixSocket:
                     if handle.session is not None:
                         handle.session.end("slow consumer")  # queues disconnect + phx_close
                 # Whatever the browser has not read by now it is not going to.
-                self._closed = True
-                await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slow consumer")
+                await self._shut(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", drain_seconds=0)
                 return
 
     async def close(self, code: int, message: bytes, drain_seconds: float = 2.0) -> None:
         """Close after the frames already queued (a ``disconnect``, say) are written."""
+        await self._shut(code, message, drain_seconds)
+
+    async def _shut(self, code: int, message: bytes, drain_seconds: float) -> None:
         deadline = time.monotonic() + drain_seconds
         while self._outbox and not self.ws.closed and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        await self.ws.close(code=code, message=message)
+        self._closed = True
+        self._outbox.clear()
+        self._outbox_bytes = 0
+        self._caught_up.set()
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=message), 1.0)
+        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+            pass
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()  # a browser that does not read cannot hold us
 
     # -- incoming --------------------------------------------------------------
 
@@ -164,6 +182,10 @@ class PhoenixSocket:
         timeout = self.config.limits.heartbeat_timeout_seconds
         try:
             while True:
+                if not self._caught_up.is_set():
+                    # A browser that sends without reading its replies is not read
+                    # either until it catches up: TCP pushes back on it too.
+                    await self._caught_up.wait()
                 try:
                     msg = await self.ws.receive(timeout=timeout)
                 except asyncio.TimeoutError:
