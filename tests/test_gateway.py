@@ -788,3 +788,37 @@ async def test_backpressure_releases_and_loses_nothing(mud, gateway):
     assert "".join(parts) == b"".join(lines).replace(b"\r", b"").decode()
     seqs = [f[4]["seq"] for f in phx.events(topic)]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_browser_that_does_not_read_is_not_read(mud, gateway):
+    _, connect = await gateway(make_config(mud.port, extra="limits: {slow_consumer_seconds: 60}"))
+    phx = await connect()
+    frame = json.dumps([None, "1", "phoenix", "heartbeat", {}])
+    sent = 0
+
+    async def spam() -> None:
+        nonlocal sent
+        while sent < 2_000_000:
+            await phx.ws.send_str(frame)
+            sent += 1
+
+    spamming = asyncio.ensure_future(spam())
+    last, stalled = -1, 0
+    for _ in range(300):  # at most 30 s
+        await asyncio.sleep(0.1)
+        stalled = stalled + 1 if sent == last else 0
+        last = sent
+        if stalled >= 5:
+            break
+    assert stalled >= 5, f"still sending after {sent} frames: the gateway kept reading"
+    spamming.cancel()
+    # Reading again: every frame the gateway took was answered, in order.
+    replies = 0
+    while True:
+        try:
+            msg = await phx.ws.receive(timeout=3)
+        except asyncio.TimeoutError:
+            break
+        assert msg.type == aiohttp.WSMsgType.TEXT
+        replies += 1
+    assert sent - 1 <= replies <= sent + 1, (sent, replies)
