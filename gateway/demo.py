@@ -2,7 +2,7 @@
 
 A tiny telnet game used by ``mud-gateway --demo`` and by the test-suite.  It
 speaks just enough telnet to exercise the gateway: it offers GMCP (201) and
-EOR (25), marks prompts with IAC GA / IAC EOR, asks for a password behind
+EOR (25) and MSSP (70), marks prompts with IAC GA / IAC EOR, asks for a password behind
 IAC WILL ECHO, and answers ``Core.Ping``.
 
 This module deliberately imports nothing from the rest of :mod:`gateway`.
@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,8 @@ EOR_CMD = 239  # the EOR *command* (RFC 885)
 OPT_ECHO = 1
 OPT_EOR = 25
 OPT_GMCP = 201
+OPT_MSSP = 70
+MSSP_VAR, MSSP_VAL = 1, 2
 
 MAX_LINE = 4096  # bytes of one input line; longer lines are refused
 MAX_SB = 8192  # bytes of one subnegotiation; longer ones are discarded
@@ -389,6 +392,15 @@ class Player:
         self.us[option] = "wantyes" if cmd == WILL else "wantno"
         self.raw(_cmd(cmd, option))
 
+    def mssp(self) -> None:
+        """MSSP: the game's status, for crawlers and the gateway's /api/games."""
+        status = {"NAME": "Demo MUD", "PLAYERS": str(len(self.game.playing())),
+                  "UPTIME": str(int(self.game.started)), "CODEBASE": "mud-gateway demo",
+                  "LANGUAGE": "English", "CHARSET": "UTF-8", "GMCP": "1", "PORT": str(self.game.port)}
+        body = b"".join(bytes([MSSP_VAR]) + k.encode() + bytes([MSSP_VAL]) + v.encode()
+                        for k, v in status.items())
+        self.raw(_cmd(SB, OPT_MSSP) + body + _cmd(SE))
+
     def gmcp_send(self, module: str, data: Any = None) -> None:
         if self.gmcp:
             self.raw(gmcp_frame(module, data))
@@ -417,6 +429,8 @@ class Player:
             if cmd == DO:
                 if state == "wantyes":
                     self.us[opt] = "yes"
+                    if opt == OPT_MSSP:
+                        self.mssp()
                 elif state == "wantno":
                     # The answer to an earlier WILL crossed our WONT; the
                     # client will answer the WONT with DONT.
@@ -563,6 +577,7 @@ class DemoGame:
         self._players: set[Player] = set()
         self._tasks: set[asyncio.Task] = set()
         self._closing = False
+        self.started = time.time()
 
     # -- helpers used by players -------------------------------------------
     def playing(self) -> list[Player]:
@@ -606,6 +621,7 @@ class DemoGame:
                 return
             player.ask(OPT_GMCP, WILL)
             player.ask(OPT_EOR, WILL)
+            player.ask(OPT_MSSP, WILL)
             player.raw(_crlf(BANNER))
             player.name_prompt()
             await writer.drain()

@@ -666,3 +666,13 @@ async def test_fakemud_close_all() -> None:
     assert all(c.closed for c in m.connections)
     with pytest.raises(OSError):
         await asyncio.open_connection(m.host, m.port)
+
+
+async def test_mssp_on_do(client_factory) -> None:
+    c = await client_factory()
+    await c.expect(bytes([IAC, WILL, 70]))
+    c.send(bytes([IAC, DO, 70]))
+    got = await c.expect(bytes([IAC, SE]))
+    body = got[got.index(bytes([IAC, SB, 70])) + 3:-2]
+    pairs = dict(p.split(b"\x02", 1) for p in body.split(b"\x01")[1:])
+    assert pairs[b"NAME"] == b"Demo MUD" and pairs[b"PLAYERS"] == b"0"

@@ -338,6 +338,12 @@ async function main() {
   expect("heartbeats", heartbeatReplies >= 2, `only ${heartbeatReplies} heartbeat replies`,
     { replies: heartbeatReplies });
 
+  // the demo game offers MSSP: /api/games shows what the session received
+  const games = await (await fetch(healthUrl.replace(/\/healthz$/, "/api/games"))).json();
+  const demo = games.games.find((g) => g.name === "demo");
+  expect("api_games_mssp", demo && demo.default === true && demo.mssp && demo.mssp.NAME === "Demo MUD",
+    `api/games: ${JSON.stringify(games)}`, { demo });
+
   // sessions before leaving
   const before = await sessions();
   expect("healthz_session_alive", before >= 1, `healthz sessions = ${before} while joined`, { sessions: before });
