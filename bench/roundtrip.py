@@ -175,29 +175,18 @@ async def _gateway_client(session, url: str, rounds: int, warmup: int, think: fl
                 if frame[4]["status"] != "ok":
                     raise RuntimeError(f"join refused: {frame[4]}")
                 break
+    async def round_trip(n: int) -> None:
+        want = f"ping {n}\n"
+        await ws.send_str(encode(["1", str(n + 2), topic, "recv", {"message": f"ping {n}"}]).decode())
+        while True:
+            frame = decode(await ws.receive_str())
+            if frame[3] == "echo" and want in frame[4]["message"]:
+                return
+            if frame[3] == "disconnect":
+                raise RuntimeError(f"disconnected: {frame[4]}")
+
     try:
-        await ph.started()
-        await _stagger(think)
-        for n in range(warmup + rounds):
-            if n and think:
-                await asyncio.sleep(think)
-            want = f"ping {n}\n"
-            t0 = time.perf_counter()
-            await ws.send_str(encode(["1", str(n + 2), topic, "recv", {"message": f"ping {n}"}]).decode())
-            try:
-                async with asyncio.timeout(ROUND_TIMEOUT):
-                    while True:
-                        frame = decode(await ws.receive_str())
-                        if frame[3] == "echo" and want in frame[4]["message"]:
-                            break
-                        if frame[3] == "disconnect":
-                            raise RuntimeError(f"disconnected: {frame[4]}")
-            except TimeoutError:
-                result.failed += 1
-                continue
-            if n >= warmup:
-                result.latencies.append(time.perf_counter() - t0)
-        await ph.finish()
+        await _time_rounds(round_trip, rounds, warmup, think, ph, result)
     finally:
         await ws.close()
 
@@ -206,27 +195,37 @@ async def _direct_client(port: int, rounds: int, warmup: int, think: float, ph: 
                          result: Result) -> None:
     async with ph.gate:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), ROUND_TIMEOUT)
+
+    async def round_trip(n: int) -> None:
+        want = f"ping {n}\r\n".encode()
+        writer.write(want)
+        while await reader.readline() != want:
+            pass
+
     try:
-        await ph.started()
-        await _stagger(think)
-        for n in range(warmup + rounds):
-            if n and think:
-                await asyncio.sleep(think)
-            want = f"ping {n}\r\n".encode()
-            t0 = time.perf_counter()
-            writer.write(want)
-            try:
-                async with asyncio.timeout(ROUND_TIMEOUT):
-                    while await reader.readline() != want:
-                        pass
-            except TimeoutError:
-                result.failed += 1
-                continue
-            if n >= warmup:
-                result.latencies.append(time.perf_counter() - t0)
-        await ph.finish()
+        await _time_rounds(round_trip, rounds, warmup, think, ph, result)
     finally:
         writer.close()
+
+
+async def _time_rounds(round_trip, rounds: int, warmup: int, think: float, ph: Phase,
+                       result: Result) -> None:
+    """Run ``round_trip(n)`` warmup + rounds times, timing the rounds after the warm-up."""
+    await ph.started()
+    await _stagger(think)
+    for n in range(warmup + rounds):
+        if n and think:
+            await asyncio.sleep(think)
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(ROUND_TIMEOUT):
+                await round_trip(n)
+        except TimeoutError:
+            result.failed += 1
+            continue
+        if n >= warmup:
+            result.latencies.append(time.perf_counter() - t0)
+    await ph.finish()
 
 
 def _cpu(pid: int | None) -> float:

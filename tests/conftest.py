@@ -114,6 +114,13 @@ class Phx:
             pass
         return self.frames[start:]
 
+    async def echo_text(self, topic: str, until: Callable[[str], bool], timeout: float = 5) -> str:
+        """The ``echo`` texts from the cursor on, joined, once ``until(text)`` holds."""
+        text = ""
+        while not until(text):
+            text += (await self.event(topic, "echo", timeout))["message"]
+        return text
+
     async def close_code(self, timeout: float = 5) -> int:
         """Read until the server closes the socket; its close code."""
         while True:

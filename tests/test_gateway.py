@@ -224,9 +224,7 @@ async def test_game_close_sends_disconnect_then_phx_close(joined):
 async def test_echo_line_endings_nul_and_ansi(joined):
     phx, topic, conn = joined
     conn.send(b"one\r\ntwo\n\rthree\r\x00four\n\x1b[1;31mred\x1b[0m\r\n")
-    text = ""
-    while text.count("\n") < 4:
-        text += (await phx.event(topic, "echo"))["message"]
+    text = await phx.echo_text(topic, lambda t: t.count("\n") >= 4)
     assert text == "one\ntwo\nthreefour\n\x1b[1;31mred\x1b[0m\n"
 
 
@@ -270,9 +268,7 @@ async def test_utf8_split_across_reads_is_never_split(joined):
     await conn.drain()
     await asyncio.sleep(0.05)
     conn.send(data[4:])
-    text = ""
-    while not text.endswith("\n"):
-        text += (await phx.event(topic, "echo"))["message"]
+    text = await phx.echo_text(topic, lambda t: t.endswith("\n"))
     assert text == "café ☕\n"
 
 
@@ -627,9 +623,7 @@ async def test_mccp2_inflated(joined):
     assert (await phx.event(topic, "prompt"))["message"] == "Name: "
     # The game ends compression: plain telnet again.
     conn.send(z.compress(b"last packed\r\n") + z.flush(zlib.Z_FINISH) + b"plain again\r\n")
-    text = ""
-    while not text.endswith("plain again\n"):
-        text += (await phx.event(topic, "echo"))["message"]
+    text = await phx.echo_text(topic, lambda t: t.endswith("plain again\n"))
     assert text == "last packed\nplain again\n"
 
 

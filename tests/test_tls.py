@@ -17,12 +17,30 @@ def ca():
     return trustme.CA()
 
 
-async def tls_mud(ca, name: str = "127.0.0.1") -> tuple[FakeMud, str]:
-    cert = ca.issue_cert(name)
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(ctx)
-    pin = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())).hexdigest()
-    return await FakeMud(ssl=ctx).start(), pin
+@pytest.fixture
+async def tls_mud(ca):
+    """``await tls_mud(name)`` -> (a fake MUD speaking TLS with a certificate for ``name``, its pin)."""
+    muds: list[FakeMud] = []
+
+    async def start(name: str = "127.0.0.1") -> tuple[FakeMud, str]:
+        cert = ca.issue_cert(name)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(ctx)
+        der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
+        muds.append(await FakeMud(ssl=ctx).start())
+        return muds[-1], hashlib.sha256(der).hexdigest()
+
+    yield start
+    for mud in muds:
+        await mud.close()
+
+
+@pytest.fixture
+def system_cas(ca, tmp_path, monkeypatch):
+    """Make the test CA the only "system" CA."""
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
 
 
 async def join(gateway, mud: FakeMud, game_extra: str):
@@ -32,65 +50,44 @@ async def join(gateway, mud: FakeMud, game_extra: str):
     return phx, topic, await phx.join(topic)
 
 
-async def test_verified_against_system_cas_and_host_name(ca, gateway, tmp_path, monkeypatch):
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
-    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))  # the "system" CAs for this test
-    mud, _ = await tls_mud(ca)
-    try:
-        phx, topic, reply = await join(gateway, mud, "")
-        assert reply["status"] == "ok", reply
-        conn = await mud.next_connection()
-        conn.send(b"over TLS\r\n")
-        assert (await phx.event(topic, "echo"))["message"] == "over TLS\n"
-    finally:
-        await mud.close()
+async def test_verified_against_system_cas_and_host_name(tls_mud, gateway, system_cas):
+    mud, _ = await tls_mud()
+    phx, topic, reply = await join(gateway, mud, "")
+    assert reply["status"] == "ok", reply
+    conn = await mud.next_connection()
+    conn.send(b"over TLS\r\n")
+    assert (await phx.event(topic, "echo"))["message"] == "over TLS\n"
 
 
-async def test_wrong_host_name_is_unavailable(ca, gateway, tmp_path, monkeypatch):
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
-    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
-    mud, _ = await tls_mud(ca, name="elsewhere.example")
-    try:
-        _, _, reply = await join(gateway, mud, "")
-        assert reply["status"] == "error"
-        assert reply["response"]["reason"] == "game unavailable"
-        assert "TLS" in reply["response"]["detail"]
-    finally:
-        await mud.close()
+async def test_wrong_host_name_is_unavailable(tls_mud, gateway, system_cas):
+    mud, _ = await tls_mud("elsewhere.example")
+    _, _, reply = await join(gateway, mud, "")
+    assert reply["status"] == "error"
+    assert reply["response"]["reason"] == "game unavailable"
+    assert "TLS" in reply["response"]["detail"]
 
 
-async def test_untrusted_certificate_is_unavailable(ca, gateway):
-    mud, _ = await tls_mud(ca)
-    try:
-        _, _, reply = await join(gateway, mud, "")
-        assert reply["response"] == {"reason": "game unavailable", "detail": reply["response"]["detail"]}
-        assert "TLS" in reply["response"]["detail"]
-    finally:
-        await mud.close()
+async def test_untrusted_certificate_is_unavailable(tls_mud, gateway):
+    mud, _ = await tls_mud()
+    _, _, reply = await join(gateway, mud, "")
+    assert reply["response"] == {"reason": "game unavailable", "detail": reply["response"]["detail"]}
+    assert "TLS" in reply["response"]["detail"]
 
 
-async def test_pinned_certificate(ca, gateway):
-    mud, pin = await tls_mud(ca, name="self-signed.example")
-    try:
-        phx, topic, reply = await join(gateway, mud, f"    tls_pin_sha256: '{pin}'")
-        assert reply["status"] == "ok", reply
-        conn = await mud.next_connection()
-        conn.send(b"pinned\r\n")
-        assert (await phx.event(topic, "echo"))["message"] == "pinned\n"
-        wrong = "00" * 32
-        _, _, reply = await join(gateway, mud, f"    tls_pin_sha256: '{wrong}'")
-        assert reply["status"] == "error" and reply["response"]["reason"] == "game unavailable"
-        assert "tls_pin_sha256" in reply["response"]["detail"]
-    finally:
-        await mud.close()
+async def test_pinned_certificate(tls_mud, gateway):
+    mud, pin = await tls_mud("self-signed.example")
+    phx, topic, reply = await join(gateway, mud, f"    tls_pin_sha256: '{pin}'")
+    assert reply["status"] == "ok", reply
+    conn = await mud.next_connection()
+    conn.send(b"pinned\r\n")
+    assert (await phx.event(topic, "echo"))["message"] == "pinned\n"
+    wrong = "00" * 32
+    _, _, reply = await join(gateway, mud, f"    tls_pin_sha256: '{wrong}'")
+    assert reply["status"] == "error" and reply["response"]["reason"] == "game unavailable"
+    assert "tls_pin_sha256" in reply["response"]["detail"]
 
 
-async def test_tls_verify_off(ca, gateway):
-    mud, _ = await tls_mud(ca, name="anything.example")
-    try:
-        _, _, reply = await join(gateway, mud, "    tls_verify: false")
-        assert reply["status"] == "ok", reply
-    finally:
-        await mud.close()
+async def test_tls_verify_off(tls_mud, gateway):
+    mud, _ = await tls_mud("anything.example")
+    _, _, reply = await join(gateway, mud, "    tls_verify: false")
+    assert reply["status"] == "ok", reply
