@@ -65,12 +65,33 @@ def sd_notify(message: str) -> None:
 
 async def serve(config: Config, config_path: str | None = None, demo: bool = False) -> int:
     loop = asyncio.get_running_loop()
+    # Signals are ours from the start: a SIGTERM during start-up is a graceful stop too.
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    serving: list[web.Application] = []
+
+    def reload() -> None:
+        if config_path is None or not serving:
+            log.info("SIGHUP: no config file to reload")
+            return
+        try:
+            new = load_config(config_path)
+        except ConfigError as exc:
+            log.error("SIGHUP: config not reloaded: %s", exc)
+            return
+        serving[0][SESSIONS].config = new
+        setup_logging(new)
+        log.info("SIGHUP: config reloaded from %s (running sessions keep their settings)", config_path)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     game = None
     if demo:
         from .demo import start_demo_game
         game = await start_demo_game()
         config = demo_config(game.port, config.listen.port)
     app = create_app(config)
+    serving.append(app)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.listen.host, config.listen.port)
@@ -89,27 +110,9 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
              ", ".join(g.name for g in config.games))
     if demo:
         print(f"mud-gateway: demo game on telnet 127.0.0.1:{game.port}", flush=True)
+
     print(f"mud-gateway: open {url}", flush=True)
     sd_notify("READY=1")
-
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
-    def reload() -> None:
-        if config_path is None:
-            log.info("SIGHUP: no config file to reload")
-            return
-        try:
-            new = load_config(config_path)
-        except ConfigError as exc:
-            log.error("SIGHUP: config not reloaded: %s", exc)
-            return
-        app[SESSIONS].config = new
-        setup_logging(new)
-        log.info("SIGHUP: config reloaded from %s (running sessions keep their settings)", config_path)
-
-    loop.add_signal_handler(signal.SIGHUP, reload)
     await stop.wait()
     log.info("stopping: closing sessions")
     sd_notify("STOPPING=1")

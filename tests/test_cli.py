@@ -98,3 +98,23 @@ def test_systemd_notify_ready(tmp_path):
         sock.close()
         if proc.poll() is None:
             proc.kill()
+
+
+def test_json_logs(tmp_path):
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(f"listen: {{port: {free_port()}}}\nlogging: {{format: json, level: info}}\n"
+                   "games:\n  - {name: one, host: 127.0.0.1, port: 4000}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(cfg)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "open http://" in proc.stdout.readline()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        records = [json.loads(line) for line in proc.stderr.read().splitlines() if line.strip()]
+        assert any("listening on" in r["message"] for r in records)
+        assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()

@@ -816,3 +816,17 @@ async def test_browser_that_does_not_read_is_not_read(mud, gateway):
         assert msg.type == aiohttp.WSMsgType.TEXT
         replies += 1
     assert sent - 1 <= replies <= sent + 1, (sent, replies)
+
+
+async def test_new_environ_send_all_mnes(joined):
+    phx, topic, conn = joined
+    conn.send(cmd(IAC, DO, 39))
+    await conn.wait_for(cmd(IAC, WILL, 39))
+    conn.send(cmd(IAC, SB, 39, 1, IAC, SE))  # SEND with no names: everything we volunteer
+    start = await conn.wait_for(cmd(IAC, SB, 39, 0))
+    end = await conn.wait_for(cmd(IAC, SE))
+    body = bytes(conn.received[start:end - 2])
+    pairs = dict(p.split(b"\x01", 1) for p in body.split(b"\x00")[1:])
+    assert pairs == {b"CLIENT_NAME": b"MUD-GATEWAY", b"CLIENT_VERSION": b"0.1.0", b"CHARSET": b"UTF-8",
+                     b"MTTS": str(1 | 4 | 8 | 128 | 256).encode(), b"TERMINAL_TYPE": b"XTERM-256COLOR",
+                     b"IPADDRESS": b"127.0.0.1"}
