@@ -90,6 +90,7 @@ class PhoenixSocket:
         self._closed = False
         self._paused = False
         self._last_progress = time.monotonic()
+        self._writing = False  # the writer is inside send_frame
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- outgoing --------------------------------------------------------------
@@ -97,6 +98,8 @@ class PhoenixSocket:
     def send(self, frame: bytes, read_at: float | None = None) -> None:
         if self._closed:
             return
+        if not self._outbox and not self._writing:
+            self._last_progress = time.monotonic()  # the slow-consumer clock starts now
         self._outbox.append((frame, read_at))
         self._outbox_bytes += len(frame)
         self._wake.set()
@@ -125,7 +128,9 @@ class PhoenixSocket:
                 while self._outbox:
                     frame, read_at = self._outbox.popleft()
                     self._outbox_bytes -= len(frame)
+                    self._writing = True
                     await ws.send_frame(frame, WSMsgType.TEXT)
+                    self._writing = False
                     self._last_progress = time.monotonic()
                     if read_at is not None:
                         observe(loop.time() - read_at)
@@ -145,7 +150,7 @@ class PhoenixSocket:
         limit = self.config.limits.slow_consumer_seconds
         while not self._closed:
             await asyncio.sleep(min(limit, 1.0))
-            if self._outbox and time.monotonic() - self._last_progress > limit:
+            if (self._outbox or self._writing) and time.monotonic() - self._last_progress > limit:
                 log.info("socket %s: slow consumer, disconnecting", self.client_ip)
                 for handle in list(self.channels.values()):
                     if handle.session is not None:
