@@ -74,7 +74,7 @@ async def run(batch: list[tuple[str, str | None]], mud_port: int) -> None:
         await ws.close()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(frames(), max_size=30))
 def test_every_ref_is_answered_once(batch):
     async def main() -> None:

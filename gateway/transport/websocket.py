@@ -231,9 +231,11 @@ class PhoenixSocket:
                 self.send(s.error(exc.join_ref, exc.ref, exc.topic or "phoenix", exc.reason))
             return
         if msg.topic == "phoenix":
+            if msg.ref is None:
+                return  # nothing to answer (any message resets the heartbeat timer)
             if msg.event == "heartbeat":
                 self.send(s.reply(None, msg.ref, "phoenix", "ok", _EMPTY))
-            elif msg.ref is not None:
+            else:
                 self.send(s.error(msg.join_ref, msg.ref, msg.topic, ch.UNKNOWN_EVENT))
             return
         if msg.event == "phx_join":
