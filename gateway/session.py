@@ -58,6 +58,7 @@ class Session:
         self._linger: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._paused = False
+        self._closed_early: str | None = None
         limits = manager.config.limits
         self.input_bucket = TokenBucket(limits.input_lines_per_second, limits.input_burst, self.started)
 
@@ -93,6 +94,8 @@ class Session:
     def on_game_closed(self, reason: str) -> None:
         if self.client is not None:
             self.end(reason)
+        else:  # closed before open() finished: end once the join has been answered
+            self._closed_early = reason
 
     def on_mssp(self, variables: dict[str, Any]) -> None:
         self.manager.mssp[self.game.name] = variables
@@ -170,6 +173,10 @@ class Session:
             client_ip=self.client_ip if self.game.forward_client_ip else None,
             proxy=(None if self.game.proxy_protocol == "none"
                    else (self.game.proxy_protocol, self.client_ip, self.client_port)))
+        if self._closed_early is not None:
+            # The game said its piece and hung up at once ("too many players"): the
+            # browser gets the join reply and that text, then the disconnect.
+            asyncio.get_running_loop().call_soon(self.end, self._closed_early)
         self._arm_idle()
 
     def _arm_idle(self) -> None:

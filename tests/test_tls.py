@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ssl
 
@@ -43,8 +44,8 @@ def system_cas(ca, tmp_path, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
 
 
-async def join(gateway, mud: FakeMud, game_extra: str):
-    _, connect = await gateway(make_config(mud.port, game_extra="    tls: true\n" + game_extra))
+async def join(gateway, port: int, game_extra: str):
+    _, connect = await gateway(make_config(port, game_extra="    tls: true\n" + game_extra))
     phx = await connect()
     topic = new_topic()
     return phx, topic, await phx.join(topic)
@@ -52,7 +53,7 @@ async def join(gateway, mud: FakeMud, game_extra: str):
 
 async def test_verified_against_system_cas_and_host_name(tls_mud, gateway, system_cas):
     mud, _ = await tls_mud()
-    phx, topic, reply = await join(gateway, mud, "")
+    phx, topic, reply = await join(gateway, mud.port, "")
     assert reply["status"] == "ok", reply
     conn = await mud.next_connection()
     conn.send(b"over TLS\r\n")
@@ -61,7 +62,7 @@ async def test_verified_against_system_cas_and_host_name(tls_mud, gateway, syste
 
 async def test_wrong_host_name_is_unavailable(tls_mud, gateway, system_cas):
     mud, _ = await tls_mud("elsewhere.example")
-    _, _, reply = await join(gateway, mud, "")
+    _, _, reply = await join(gateway, mud.port, "")
     assert reply["status"] == "error"
     assert reply["response"]["reason"] == "game unavailable"
     assert "TLS" in reply["response"]["detail"]
@@ -69,25 +70,44 @@ async def test_wrong_host_name_is_unavailable(tls_mud, gateway, system_cas):
 
 async def test_untrusted_certificate_is_unavailable(tls_mud, gateway):
     mud, _ = await tls_mud()
-    _, _, reply = await join(gateway, mud, "")
+    _, _, reply = await join(gateway, mud.port, "")
     assert reply["response"] == {"reason": "game unavailable", "detail": reply["response"]["detail"]}
     assert "TLS" in reply["response"]["detail"]
 
 
 async def test_pinned_certificate(tls_mud, gateway):
     mud, pin = await tls_mud("self-signed.example")
-    phx, topic, reply = await join(gateway, mud, f"    tls_pin_sha256: '{pin}'")
+    phx, topic, reply = await join(gateway, mud.port, f"    tls_pin_sha256: '{pin}'")
     assert reply["status"] == "ok", reply
     conn = await mud.next_connection()
     conn.send(b"pinned\r\n")
     assert (await phx.event(topic, "echo"))["message"] == "pinned\n"
     wrong = "00" * 32
-    _, _, reply = await join(gateway, mud, f"    tls_pin_sha256: '{wrong}'")
+    _, _, reply = await join(gateway, mud.port, f"    tls_pin_sha256: '{wrong}'")
     assert reply["status"] == "error" and reply["response"]["reason"] == "game unavailable"
     assert "tls_pin_sha256" in reply["response"]["detail"]
 
 
 async def test_tls_verify_off(tls_mud, gateway):
     mud, _ = await tls_mud("anything.example")
-    _, _, reply = await join(gateway, mud, "    tls_verify: false")
+    _, _, reply = await join(gateway, mud.port, "    tls_verify: false")
     assert reply["status"] == "ok", reply
+
+
+async def test_game_that_hangs_up_during_the_connect(ca, gateway):
+    """Over TLS the game's text and close arrive with the handshake, before the join has its session."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+
+    async def full(reader, writer):
+        writer.write(b"Sorry, the game is full.\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(full, "127.0.0.1", 0, ssl=ctx)
+    try:
+        phx, topic, reply = await join(gateway, server.sockets[0].getsockname()[1], "    tls_verify: false")
+        assert reply["status"] == "ok", reply
+        assert (await phx.event(topic, "echo"))["message"] == "Sorry, the game is full.\n"
+        assert (await phx.event(topic, "disconnect"))["reason"] == "closed by game"
+    finally:
+        server.close()
