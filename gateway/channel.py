@@ -35,7 +35,6 @@ INVALID_MODULE = "invalid module"
 INVALID_SIZE = "invalid size"
 INVALID_PAYLOAD = "invalid payload"
 UNKNOWN_EVENT = "unknown event"
-MALFORMED = "malformed message"
 
 
 class ChannelError(Exception):

@@ -37,8 +37,7 @@ from typing import Any
 import msgspec
 
 # Telnet bytes (RFC 854) and the options this core interprets itself.
-IAC, DONT, DO, WONT, WILL, SB, GA, EL, EC, AYT, AO, IP, BRK, DM, NOP, SE = (
-    255, 254, 253, 252, 251, 250, 249, 248, 247, 246, 245, 244, 243, 242, 241, 240)
+IAC, DONT, DO, WONT, WILL, SB, GA, NOP, SE = 255, 254, 253, 252, 251, 250, 249, 241, 240
 EOR_CMD = 239
 OPT_ECHO = 1
 OPT_GMCP = 201

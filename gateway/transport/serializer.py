@@ -18,6 +18,9 @@ import msgspec
 
 Ref = str | int | None
 
+#: The error reason for a frame that is not of the serializer's shape.
+MALFORMED = "malformed message"
+
 
 class Message(msgspec.Struct):
     join_ref: Ref
@@ -77,7 +80,7 @@ def _salvage(frame: bytes | str) -> MalformedMessage:
             join_ref = raw["join_ref"]
         if isinstance(raw.get("topic"), str):
             topic = raw["topic"]
-    return MalformedMessage("malformed message", ref, topic, join_ref)
+    return MalformedMessage(MALFORMED, ref, topic, join_ref)
 
 
 class Serializer:
