@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
@@ -138,6 +139,21 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def _watch_slow_consumers(app: web.Application):
+    """One task for all sockets: every second, drop those stalled for ``slow_consumer_seconds``."""
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            limit = app[SESSIONS].config.limits.slow_consumer_seconds
+            now = time.monotonic()
+            for sock in [s for s in app[SOCKETS] if s.stalled(now) > limit]:
+                asyncio.ensure_future(sock.slow_consumer())
+
+    task = asyncio.ensure_future(watch())
+    yield
+    task.cancel()
+
+
 async def _shutdown(app: web.Application) -> None:
     app[SESSIONS].shutdown("gateway shutdown")
     socks = list(app[SOCKETS])
@@ -158,4 +174,5 @@ def create_app(config: Config) -> web.Application:
     if config.metrics.enabled:
         app.router.add_get("/metrics", metrics)
     app.on_shutdown.append(_shutdown)
+    app.cleanup_ctx.append(_watch_slow_consumers)
     return app

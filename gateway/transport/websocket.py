@@ -146,18 +146,20 @@ class PhoenixSocket:
             self._outbox_bytes = 0
             self._caught_up.set()
 
-    async def _watch_slow_consumer(self) -> None:
-        limit = self.config.limits.slow_consumer_seconds
-        while not self._closed:
-            await asyncio.sleep(min(limit, 1.0))
-            if (self._outbox or self._writing) and time.monotonic() - self._last_progress > limit:
-                log.info("socket %s: slow consumer, disconnecting", self.client_ip)
-                for handle in list(self.channels.values()):
-                    if handle.session is not None:
-                        handle.session.end("slow consumer")  # queues disconnect + phx_close
-                # Whatever the browser has not read by now it is not going to.
-                await self._shut(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", drain_seconds=0)
-                return
+    def stalled(self, now: float) -> float:
+        """Seconds frames have been waiting without one being written (0 when none wait)."""
+        if self._closed or not (self._outbox or self._writing):
+            return 0.0
+        return now - self._last_progress
+
+    async def slow_consumer(self) -> None:
+        """The browser made no progress for ``slow_consumer_seconds``: end its sessions, drop it."""
+        log.info("socket %s: slow consumer, disconnecting", self.client_ip)
+        for handle in list(self.channels.values()):
+            if handle.session is not None:
+                handle.session.end("slow consumer")  # queues disconnect + phx_close
+        # Whatever the browser has not read by now it is not going to.
+        await self._shut(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", drain_seconds=0)
 
     async def close(self, code: int, message: bytes, drain_seconds: float = 2.0) -> None:
         """Close after the frames already queued (a ``disconnect``, say) are written."""
@@ -183,7 +185,6 @@ class PhoenixSocket:
 
     async def run(self) -> None:
         writer = asyncio.ensure_future(self._writer())
-        watchdog = asyncio.ensure_future(self._watch_slow_consumer())
         timeout = self.config.limits.heartbeat_timeout_seconds
         try:
             while True:
@@ -214,7 +215,6 @@ class PhoenixSocket:
                 if session is not None:
                     session.detach(handle)
             self.channels.clear()
-            watchdog.cancel()
             self._wake.set()
             try:
                 await asyncio.wait_for(writer, 1.0)
