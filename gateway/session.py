@@ -120,6 +120,12 @@ class Session:
             self.channel = None
             self.linger()
 
+    def leave(self, channel: Channel) -> None:
+        """``phx_leave``: end at once; the browser asked, so it gets no ``disconnect``."""
+        if self.channel is channel:
+            self.channel = None
+        self.end("left")
+
     def linger(self) -> None:
         """Keep reading the game with no browser, for ``linger_seconds``."""
         if self.ended or self.channel is not None or self._linger is not None:
@@ -242,17 +248,16 @@ class SessionManager:
         self.per_ip[client_ip] += 1
         try:
             await session.open(params)
-        except telnet.GameUnavailable as exc:
+        except BaseException as exc:
             self._release_ip(client_ip)
+            if not isinstance(exc, telnet.GameUnavailable):
+                fut.cancel()
+                raise
             self.metrics.telnet_failures.labels(exc.kind).inc()
             error = ChannelError(GAME_UNAVAILABLE, str(exc))
             fut.set_exception(error)
             fut.exception()  # retrieved: a waiter is optional
             raise error from None
-        except BaseException as exc:
-            self._release_ip(client_ip)
-            fut.cancel()
-            raise exc
         finally:
             del self._opening[key]
         self.sessions[key] = session

@@ -53,6 +53,12 @@ class ChannelHandle:
         self.socket.send(self.socket.serializer.encode(
             self.join_ref, None, self.topic, event, msgspec.Raw(payload)), read_at)
 
+    def release(self) -> None:
+        """The browser side goes away without leaving: the session lingers."""
+        session, self.session = self.session, None
+        if session is not None:
+            session.detach(self)
+
     def end(self, reason: str) -> None:
         """The session ended: ``disconnect``, then ``phx_close``."""
         self.session = None
@@ -85,10 +91,11 @@ class PhoenixSocket:
         self._latency = manager.metrics.event_latency
         self._outbox_bytes = 0
         self._wake = asyncio.Event()
-        self._caught_up = asyncio.Event()  # set while the outbox is below HIGH_WATER
+        # Set unless the outbox went over HIGH_WATER and has not yet drained below
+        # LOW_WATER: while clear, the sessions do not read their games, nor we the browser.
+        self._caught_up = asyncio.Event()
         self._caught_up.set()
         self._closed = False
-        self._paused = False
         self._last_progress = time.monotonic()
         self._writing = False  # the writer is inside send_frame
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -103,15 +110,13 @@ class PhoenixSocket:
         self._outbox.append((frame, read_at))
         self._outbox_bytes += len(frame)
         self._wake.set()
-        if not self._paused and self._outbox_bytes > HIGH_WATER:
-            self._paused = True
+        if self._outbox_bytes > HIGH_WATER and self._caught_up.is_set():
             self._caught_up.clear()
             for handle in self.channels.values():
                 if handle.session is not None:
                     handle.session.pause_reading()
 
     def _resume_sessions(self) -> None:
-        self._paused = False
         self._caught_up.set()
         for handle in self.channels.values():
             if handle.session is not None:
@@ -134,17 +139,22 @@ class PhoenixSocket:
                     self._last_progress = time.monotonic()
                     if read_at is not None:
                         observe(loop.time() - read_at)
-                    if self._paused and self._outbox_bytes < LOW_WATER:
+                    if self._outbox_bytes < LOW_WATER and not self._caught_up.is_set():
                         self._resume_sessions()
                 if self._closed:
                     return
         except (ConnectionError, RuntimeError) as exc:
             # The connection is gone: nothing more can be written; run() sees the close.
             log.debug("socket %s: write failed: %s", self.client_ip, exc)
-            self._closed = True
-            self._outbox.clear()
-            self._outbox_bytes = 0
-            self._caught_up.set()
+            self._drop_outbox()
+
+    def _drop_outbox(self) -> None:
+        """No more frames will be written: forget the queued ones, wake whoever waits."""
+        self._closed = True
+        self._outbox.clear()
+        self._outbox_bytes = 0
+        self._caught_up.set()
+        self._wake.set()
 
     def stalled(self, now: float) -> float:
         """Seconds frames have been waiting without one being written (0 when none wait)."""
@@ -169,11 +179,7 @@ class PhoenixSocket:
         deadline = time.monotonic() + drain_seconds
         while self._outbox and not self.ws.closed and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        self._closed = True
-        self._outbox.clear()
-        self._outbox_bytes = 0
-        self._caught_up.set()
-        self._wake.set()
+        self._drop_outbox()
         try:
             await asyncio.wait_for(self.ws.close(code=code, message=message), 1.0)
         except (asyncio.TimeoutError, ConnectionError, RuntimeError):
@@ -210,10 +216,7 @@ class PhoenixSocket:
             for task in self._tasks:
                 task.cancel()
             for handle in list(self.channels.values()):
-                session = handle.session
-                handle.session = None
-                if session is not None:
-                    session.detach(handle)
+                handle.release()
             self.channels.clear()
             self._wake.set()
             try:
@@ -262,11 +265,9 @@ class PhoenixSocket:
             self.send(s.reply(handle.join_ref, msg.ref, msg.topic, "ok", _EMPTY))
 
     def leave(self, handle: ChannelHandle, msg: Message) -> None:
-        session = handle.session
-        handle.session = None
+        session, handle.session = handle.session, None
         if session is not None:
-            session.channel = None
-            session.end("left")
+            session.leave(handle)
         if msg.ref is not None:
             self.send(self.serializer.reply(handle.join_ref, msg.ref, msg.topic, "ok", _EMPTY))
         handle.close()
@@ -295,9 +296,7 @@ class PhoenixSocket:
             return refuse(exc)
         if previous is not None:
             # Phoenix: a second join of a joined topic replaces the first channel.
-            if previous.session is not None:
-                previous.session.detach(previous)
-                previous.session = None
+            previous.release()
             previous.close()
 
         sub = self.claims.get("sub")
@@ -335,5 +334,5 @@ class PhoenixSocket:
         joins.labels("resumed" if resumed else "ok").inc()
         for kept in replay:
             handle.push(kept.event, kept.payload)
-        if self._paused:
+        if not self._caught_up.is_set():
             session.pause_reading()
