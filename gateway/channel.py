@@ -78,8 +78,7 @@ class SendLines(msgspec.Struct):
 
 class SendGmcp(msgspec.Struct):
     module: str
-    data: Any
-    with_data: bool
+    data: Any  # None: the module alone (``Core.Ping``)
 
 
 class SetSize(msgspec.Struct):
@@ -107,8 +106,7 @@ def parse_push(event: str, payload: Any, max_input_bytes: int) -> Command:
         module = payload.get("module")
         if not valid_gmcp_module(module):
             raise ChannelError(INVALID_MODULE)
-        with_data = payload.get("data") is not None
-        return SendGmcp(module, payload.get("data"), with_data)
+        return SendGmcp(module, payload.get("data"))
     width, height = payload.get("width"), payload.get("height")
     if not valid_size(width, height):
         raise ChannelError(INVALID_SIZE)

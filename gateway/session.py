@@ -154,7 +154,7 @@ class Session:
         elif type(command) is SendGmcp:
             if not client.gmcp_enabled:
                 raise ChannelError(GMCP_NOT_ENABLED)
-            client.send_gmcp(command.module, command.data, command.with_data)
+            client.send_gmcp(command.module, command.data)
             self.manager.metrics.gmcp_to_game.inc()
         elif type(command) is SetSize:
             client.set_naws(command.width, command.height)

@@ -6,11 +6,13 @@ events pushed to it; and how input becomes telnet bytes.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 
 import msgspec
 import pytest
+from telnetlib3.mud import gmcp_encode
 
 from gateway import channel
 from gateway.channel import (
@@ -31,7 +33,6 @@ from gateway.channel import (
     session_key,
 )
 from gateway.telnet.input import (
-    encode_gmcp,
     encode_lines,
     encode_naws,
     split_lines,
@@ -169,17 +170,19 @@ def test_recv_invalid_payload(payload):
 
 def test_gmcp_push_with_data():
     cmd = parse_push("gmcp", {"module": "Char.Skills.Get", "data": {"group": "combat"}}, MAX)
-    assert cmd == SendGmcp("Char.Skills.Get", {"group": "combat"}, True)
+    assert cmd == SendGmcp("Char.Skills.Get", {"group": "combat"})
 
 
 @pytest.mark.parametrize("payload", [{"module": "Core.Ping"}, {"module": "Core.Ping", "data": None}])
 def test_gmcp_push_without_data(payload):
-    assert parse_push("gmcp", payload, MAX) == SendGmcp("Core.Ping", None, False)
+    assert parse_push("gmcp", payload, MAX) == SendGmcp("Core.Ping", None)
 
 
 @pytest.mark.parametrize("data", [0, False, "", [], {}])
 def test_gmcp_push_falsy_data_is_still_data(data):
-    assert parse_push("gmcp", {"module": "M", "data": data}, MAX) == SendGmcp("M", data, True)
+    assert parse_push("gmcp", {"module": "M", "data": data}, MAX) == SendGmcp("M", data)
+    # ... and goes on the wire as JSON: only None means "no data".
+    assert gmcp_encode("M", data) == b"M " + json.dumps(data, separators=(",", ":")).encode()
 
 
 @pytest.mark.parametrize("module", ["Core", "Char.Vitals", "Comm.Channel.Text", "IRE.Rift-2", "a_b.C1", "X" * 128])
@@ -201,17 +204,20 @@ def test_gmcp_push_not_a_dict():
     assert push_error("gmcp", ["Core.Ping"]) == INVALID_PAYLOAD
 
 
+# GMCP pushes are framed by telnetlib3 (TelnetWriter.send_gmcp -> gmcp_encode):
+# what it writes is what GMCP games expect, and what our own parser reads back.
+
 def test_encode_gmcp():
-    assert encode_gmcp("Core.Hello", {"client": "mud-gateway", "version": "1"}) == (
+    assert gmcp_encode("Core.Hello", {"client": "mud-gateway", "version": "1"}) == (
         b'Core.Hello {"client":"mud-gateway","version":"1"}')
-    assert encode_gmcp("Core.Ping", with_data=False) == b"Core.Ping"
-    assert encode_gmcp("Core.Supports.Set", ["Char 1", "Room 1"]) == b'Core.Supports.Set ["Char 1","Room 1"]'
-    assert encode_gmcp("M", None) == b"M null"
+    assert gmcp_encode("Core.Ping") == b"Core.Ping"
+    assert gmcp_encode("Core.Supports.Set", ["Char 1", "Room 1"]) == b'Core.Supports.Set ["Char 1","Room 1"]'
+    assert gmcp_encode("M", None) == b"M"  # a push's null data is no data
 
 
 @pytest.mark.parametrize("data", [{"a": [1, "é", None]}, "text", 3, True, [], {}])
 def test_encode_gmcp_round_trips_through_parse(data):
-    assert parse_gmcp(encode_gmcp("Mod.Name", data)) == Gmcp("Mod.Name", data)
+    assert parse_gmcp(gmcp_encode("Mod.Name", data)) == Gmcp("Mod.Name", data)
 
 
 # -- naws ---------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from telnetlib3 import telopt
 from telnetlib3.stream_writer import TelnetWriter
 
 from .. import __version__
-from .input import encode_gmcp, encode_naws
+from .input import encode_naws
 from .proxy import proxy_header
 from .stream import CompressionError, Event, Negotiation, TelnetStream
 
@@ -47,9 +47,16 @@ _REFUSED = {telopt.BINARY, telopt.LINEMODE, telopt.LFLOW, telopt.XDISPLOC, telop
             telopt.ZMP, telopt.AARDWOLF, telopt.ATCP, telopt.COM_PORT_OPTION, telopt.LOGOUT}
 
 
+def is_utf8(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
+
+
 def mtts_bits(encoding: str, screen_reader: bool) -> int:
     bits = MTTS_ANSI | MTTS_256 | MTTS_PROXY | MTTS_TRUECOLOR
-    if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
+    if is_utf8(encoding):
         bits |= MTTS_UTF8
     if screen_reader:
         bits |= MTTS_SCREEN_READER
@@ -207,11 +214,8 @@ class GameClient(tl_client.TelnetClient):
         """CHARSET REQUEST: accept UTF-8 when offered (and switch to it), else reject."""
         for offer in offered:
             name = offer.strip()
-            try:
-                if codecs.lookup(name).name == "utf-8":
-                    break
-            except LookupError:
-                continue
+            if is_utf8(name):
+                break
         else:
             return None
         self.game_encoding = "utf-8"
@@ -247,13 +251,12 @@ class GameClient(tl_client.TelnetClient):
     def send_text(self, data: bytes) -> None:
         self.writer.write(data)  # escapes IAC
 
-    def send_gmcp(self, module: str, data: Any, with_data: bool) -> None:
-        payload = encode_gmcp(module, data, with_data=with_data).replace(b"\xff", b"\xff\xff")
-        self.writer.send_iac(b"\xff\xfa\xc9" + payload + b"\xff\xf0")
+    def send_gmcp(self, module: str, data: Any) -> None:
+        """``IAC SB GMCP <module> [<json>] IAC SE`` (no JSON when ``data`` is None)."""
+        self.writer.send_gmcp(module, data)
 
     def set_naws(self, width: int, height: int) -> None:
         self.naws_size = (width, height)
-        self._extra["cols"], self._extra["rows"] = width, height
         if self.writer is not None and self.writer.local_option.enabled(telopt.NAWS):
             self.writer.send_iac(encode_naws(width, height))
 

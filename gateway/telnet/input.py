@@ -1,8 +1,9 @@
 """Player input to telnet bytes (sans-I/O): the browser's pushes, encoded for the game.
 
-IAC doubling of data is left to telnetlib3's writer (``TelnetWriter.write``),
-which escapes every 0xFF byte it sends; these functions produce the bytes
-before that escaping.
+IAC doubling of text is left to telnetlib3's writer (``TelnetWriter.write``),
+which escapes every 0xFF byte it sends; GMCP is framed and encoded by
+telnetlib3's ``send_gmcp``. Only the checks, the line split and NAWS (whose
+sending telnetlib3 keeps private) are here.
 """
 
 from __future__ import annotations
@@ -11,10 +12,7 @@ import re
 import struct
 from typing import Any
 
-import msgspec
-
 _GMCP_MODULE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\Z")
-_json = msgspec.json.Encoder()
 
 
 def split_lines(message: str) -> list[str]:
@@ -36,13 +34,6 @@ def encode_lines(lines: list[str], encoding: str) -> bytes:
 
 def valid_gmcp_module(module: Any) -> bool:
     return isinstance(module, str) and len(module) <= 128 and _GMCP_MODULE.match(module) is not None
-
-
-def encode_gmcp(module: str, data: Any = None, *, with_data: bool = True) -> bytes:
-    """The payload of ``IAC SB GMCP <payload> IAC SE``: ``Module.Name <json>``."""
-    if not with_data:
-        return module.encode("ascii")
-    return module.encode("ascii") + b" " + _json.encode(data)
 
 
 def valid_size(width: Any, height: Any) -> bool:

@@ -201,8 +201,7 @@ class TelnetStream:
         """Call at ``deadline()``: sends the open line after ``flush_after`` of quiet."""
         events: list[Event] = []
         if self._text and now >= self._last_data + self.flush_after:
-            self._flush_lines(events)
-            self._flush_open(events, partial=True)
+            self._flush_partial(events)
             self._polled = True  # what is left is an escape sequence still arriving
         return events
 
@@ -389,8 +388,7 @@ class TelnetStream:
         self._text += text
         if len(self._text) > self.max_pending and self._text.rfind("\n") < len(self._text) - self.max_pending:
             # A line longer than we hold back: send what is safe now.
-            self._flush_lines(events)
-            self._flush_open(events, partial=True)
+            self._flush_partial(events)
 
     def _flush_lines(self, events: list[Event]) -> None:
         """Send every complete line held back (one event)."""
@@ -402,12 +400,13 @@ class TelnetStream:
         self._text = text[nl + 1:]
         self._line_open = False
 
-    def _flush_open(self, events: list[Event], partial: bool) -> None:
-        """Send the open (unterminated) line, up to a safe end."""
+    def _flush_partial(self, events: list[Event]) -> None:
+        """Send everything held back: the complete lines, then the open line up to a safe end."""
+        self._flush_lines(events)
         text = self._text
         cut = safe_end(text)
         if cut:
-            events.append(Text(text[:cut], partial=partial))
+            events.append(Text(text[:cut], partial=True))
             self._text = text[cut:]
             self._line_open = True
 
