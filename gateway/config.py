@@ -214,19 +214,15 @@ class Security(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=Tr
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _normalise_origin(origin: str, index: int) -> str:
-    """``https://Play.Example.com:443/`` -> ``https://play.example.com``
-    (the form browsers send in the Origin header)."""
-    field = f".allowed_origins[{index}]"
-    bad = _FieldError(
-        f"Expected an origin `http(s)://host[:port]` without a path, got `{origin}`",
-        field,
-    )
+def origin_parts(origin: str) -> tuple[str, str, int] | None:
+    """``https://Play.Example.com/`` -> ``("https", "play.example.com", 443)``: scheme,
+    host and port (the scheme's default when none is written); None when it is not
+    an http(s) origin. Used for the config's entries and for the Origin header alike."""
     try:
         parts = urlsplit(origin.strip())
         port = parts.port
     except ValueError:
-        raise bad from None
+        return None
     scheme = parts.scheme.lower()
     if (
         scheme not in _DEFAULT_PORTS
@@ -239,13 +235,32 @@ def _normalise_origin(origin: str, index: int) -> str:
         or "?" in origin
         or "#" in origin
     ):
-        raise bad
-    host = parts.hostname.lower()
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def normalise_origin(origin: str) -> str | None:
+    """``https://Play.Example.com:443/`` -> ``https://play.example.com``
+    (the form browsers send in the Origin header), or None."""
+    parts = origin_parts(origin)
+    if parts is None:
+        return None
+    scheme, host, port = parts
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
-    if port is None or port == _DEFAULT_PORTS[scheme]:
+    if port == _DEFAULT_PORTS[scheme]:
         return f"{scheme}://{host}"
     return f"{scheme}://{host}:{port}"
+
+
+def _normalise_origin(origin: str, index: int) -> str:
+    normal = normalise_origin(origin)
+    if normal is None:
+        raise _FieldError(
+            f"Expected an origin `http(s)://host[:port]` without a path, got `{origin}`",
+            f".allowed_origins[{index}]",
+        )
+    return normal
 
 
 class Sessions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

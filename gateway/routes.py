@@ -12,13 +12,12 @@ import logging
 import time
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 from aiohttp import web
 
 from .auth import TokenError, authenticate
-from .config import Config
+from .config import Config, normalise_origin, origin_parts
 from .metrics import CONTENT_TYPE_LATEST
 from .session import SessionManager
 from .transport.serializer import serializer_for
@@ -31,7 +30,6 @@ SESSIONS = web.AppKey("sessions", SessionManager)
 SOCKETS = web.AppKey("sockets", set)
 
 _json = msgspec.json.Encoder()
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -59,23 +57,18 @@ def client_ip(request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipadd
     return peer
 
 
-def _host_port(host: str, scheme: str) -> tuple[str, int | None]:
-    parts = urlsplit(f"{scheme}://{host}")
-    return (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
-
-
 def origin_allowed(request: web.Request, allowed: list[str]) -> bool:
+    """SPEC 4.1: ``allowed`` holds normalised origins (config.py); empty: same host and port."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # not a browser
     if allowed:
-        return origin.rstrip("/").lower() in {o.rstrip("/").lower() for o in allowed}
-    parts = urlsplit(origin)
-    if not parts.scheme or not parts.hostname:
+        return normalise_origin(origin) in allowed
+    parts = origin_parts(origin)
+    if parts is None:
         return False
-    origin_hp = (parts.hostname.lower(), parts.port or _DEFAULT_PORTS.get(parts.scheme))
     # The Host header has no scheme: it is reached the way the page was.
-    return origin_hp == _host_port(request.host, parts.scheme)
+    return origin_parts(f"{parts[0]}://{request.host}") == parts
 
 
 async def index(request: web.Request) -> web.Response:
