@@ -108,8 +108,5 @@ def authenticate(auth_config: Any, query: Mapping[str, str], protocols_header: s
 
 
 def may_join(claims: dict | None, game_name: str) -> bool:
-    """False when the token's ``games`` claim does not list ``game_name``."""
-    if not claims or "games" not in claims:
-        return True
-    games = claims["games"]
-    return isinstance(games, list) and game_name in games
+    """False when the token's ``games`` claim (checked by :func:`verify`) does not list ``game_name``."""
+    return not claims or "games" not in claims or game_name in claims["games"]

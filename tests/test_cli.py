@@ -118,3 +118,18 @@ def test_json_logs(tmp_path):
             proc.kill()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_sigint_stops_gracefully_too():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "--demo", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        while "open http://" not in proc.stdout.readline():
+            pass
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()

@@ -407,8 +407,13 @@ async def test_option_policy_without_loops(joined):
     assert bytes(conn.received[before:]) == b""
 
 
-async def test_ttype_mtts_cycle(mud, gateway):
-    phx, topic, conn, connect = await session(mud, gateway, join={"screen_reader": True})
+@pytest.mark.parametrize("encoding, screen_reader, bits", [
+    ("utf-8", True, 1 | 4 | 8 | 64 | 128 | 256),
+    ("latin-1", False, 1 | 8 | 128 | 256),   # no UTF-8 bit for a latin-1 game, no screen reader
+])
+async def test_ttype_mtts_cycle(mud, gateway, encoding, screen_reader, bits):
+    phx, topic, conn, connect = await session(mud, gateway, game_extra=f"    encoding: {encoding}",
+                                              join={"screen_reader": screen_reader})
     conn.send(cmd(IAC, DO, 24))
     await conn.wait_for(cmd(IAC, WILL, 24))
     send = cmd(IAC, SB, 24, 1, IAC, SE)
@@ -418,7 +423,6 @@ async def test_ttype_mtts_cycle(mud, gateway):
         start = await conn.wait_for(cmd(IAC, SB, 24, 0))
         end = await conn.wait_for(cmd(IAC, SE))
         answers.append(bytes(conn.received[start:end - 2]).decode())
-    bits = 1 | 4 | 8 | 64 | 128 | 256
     assert answers == ["MUD-GATEWAY", "XTERM-256COLOR", f"MTTS {bits}", f"MTTS {bits}"]
 
 
