@@ -71,9 +71,11 @@ def origin_allowed(request: web.Request, allowed: list[str]) -> bool:
     return origin_parts(f"{parts[0]}://{request.host}") == parts
 
 
+_INDEX = resources.files("gateway").joinpath("static/index.html").read_bytes()  # read once
+
+
 async def index(request: web.Request) -> web.Response:
-    page = resources.files("gateway").joinpath("static/index.html").read_bytes()
-    return web.Response(body=page, content_type="text/html", charset="utf-8",
+    return web.Response(body=_INDEX, content_type="text/html", charset="utf-8",
                         headers={"Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:",
                                  "X-Content-Type-Options": "nosniff"})
 
