@@ -4,48 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import signal
 import socket
 import sys
-import time
 
 from aiohttp import web
 
 from . import __version__
 from .config import Config, ConfigError, demo_config, load_config
+from .logs import setup_logging
 from .routes import SESSIONS, create_app
 
 log = logging.getLogger("gateway")
 
 #: Graceful stop: every browser told, every game closed, the process gone within this.
 STOP_SECONDS = 8.0
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
-                 "level": record.levelname.lower(), "logger": record.name,
-                 "message": record.getMessage()}
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def setup_logging(config: Config) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if config.logging.format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(config.logging.level.upper())
-    # Library chatter (telnetlib3 logs every negotiation at info) stays at warning.
-    logging.getLogger("telnetlib3").setLevel(max(logging.WARNING, root.level))
-    logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, root.level))
 
 
 def sd_notify(message: str) -> None:

@@ -30,6 +30,7 @@ import msgspec
 import msgspec.yaml
 
 __all__ = [
+    "Admin",
     "Auth",
     "Config",
     "ConfigError",
@@ -188,27 +189,43 @@ class Auth(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return None
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(entries: list[str], key: str) -> tuple[Network, ...]:
+    """CIDRs (or single addresses) -> networks; a bad entry is a _FieldError at ``key[i]``."""
+    networks = []
+    for i, entry in enumerate(entries):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise _FieldError(f"Invalid address or CIDR `{entry}`", f".{key}[{i}]") from None
+    return tuple(networks)
+
+
 class Security(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=True):
     allowed_origins: list[str] = msgspec.field(default_factory=list)
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
     auth: Auth = msgspec.field(default_factory=Auth)
+    deny: list[str] = msgspec.field(default_factory=list)
+    deny_message: str = "Connections from your network are not accepted here."
 
     def __post_init__(self) -> None:
         self.allowed_origins = [
             _normalise_origin(o, i) for i, o in enumerate(self.allowed_origins)
         ]
-        for i, p in enumerate(self.trusted_proxies):
-            try:
-                ipaddress.ip_network(p, strict=False)
-            except ValueError:
-                raise _FieldError(
-                    f"Invalid address or CIDR `{p}`", f".trusted_proxies[{i}]"
-                ) from None
+        self.trusted_networks = _networks(self.trusted_proxies, "trusted_proxies")
+        self.deny_networks = _networks(self.deny, "deny")
 
-    @functools.cached_property
-    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        """``trusted_proxies`` parsed once."""
-        return tuple(ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies)
+    def is_denied(self, ip: str) -> bool:
+        """Whether the player address ``ip`` is in ``deny`` (False for what is not an address)."""
+        if not self.deny_networks:
+            return False
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.deny_networks)
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -263,6 +280,18 @@ def _normalise_origin(origin: str, index: int) -> str:
     return normal
 
 
+class Admin(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    token_env: EnvName | None = None
+
+    def token(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The bearer token of ``/admin/*``: the environment variable ``token_env``
+        names; ``None`` (no admin API) when unnamed, unset or empty."""
+        if self.token_env is None:
+            return None
+        env = os.environ if environ is None else environ
+        return env.get(self.token_env) or None
+
+
 class Sessions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     linger_seconds: NonNegativeSeconds = 60.0
     replay_bytes: NonNegativeInt = 1048576
@@ -295,6 +324,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=True
     games: Annotated[list[Game], msgspec.Meta(min_length=1)]
     sessions: Sessions = msgspec.field(default_factory=Sessions)
     security: Security = msgspec.field(default_factory=Security)
+    admin: Admin = msgspec.field(default_factory=Admin)
     limits: Limits = msgspec.field(default_factory=Limits)
     metrics: Metrics = msgspec.field(default_factory=Metrics)
     logging: Logging = msgspec.field(default_factory=Logging)

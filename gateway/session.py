@@ -19,6 +19,7 @@ import msgspec
 from .channel import (GAME_UNAVAILABLE, GMCP_NOT_ENABLED, RATE_LIMITED, TOO_MANY_SESSIONS, ChannelError,
                       Command, JoinParams, SendGmcp, SendLines, SetSize, event_payload, sent_at)
 from .config import Config, Game
+from .logs import log_event
 from .metrics import Metrics
 from .ratelimit import TokenBucket
 from .replay import Kept, ReplayBuffer
@@ -210,9 +211,10 @@ class Session:
             channel.end(reason)
         self.manager.forget(self)
         self.manager.metrics.disconnects.labels(reason).inc()
-        log.info("session end game=%s ip=%s duration=%.1fs to_browser=%d to_game=%d reason=%s",
-                 self.game.name, self.client_ip, time.monotonic() - self.started,
-                 self.bytes_to_browser, self.bytes_to_game, reason.replace(" ", "_"))
+        log_event(log, logging.INFO, "session_end", "session end", game=self.game.name,
+                  ip=self.client_ip, sub=self.sub, duration_s=round(time.monotonic() - self.started, 1),
+                  bytes_to_browser=self.bytes_to_browser, bytes_to_game=self.bytes_to_game,
+                  reason=reason)
 
 
 class SessionManager:
@@ -262,8 +264,8 @@ class SessionManager:
             del self._opening[key]
         self.sessions[key] = session
         fut.set_result(session)
-        log.info("session start game=%s ip=%s%s", game.name, client_ip,
-                 f" sub={sub}" if sub else "")
+        log_event(log, logging.INFO, "session_start", "session start", game=game.name,
+                  ip=client_ip, sub=sub)
         return session
 
     def forget(self, session: Session) -> None:

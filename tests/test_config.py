@@ -265,6 +265,12 @@ BAD = {
         cfg("security: {trusted_proxies: [localhost]}"),
         "- at `$.security.trusted_proxies[0]`",
     ),
+    "bad deny cidr": (
+        cfg("security: {deny: ['2001:db8::/32', 2001:db8::/129]}"),
+        "Invalid address or CIDR `2001:db8::/129` - at `$.security.deny[1]`",
+    ),
+    "admin token_env not a name": (cfg("admin: {token_env: 'MY TOKEN'}"), "- at `$.admin.token_env`"),
+    "admin unknown key": (cfg("admin: {token: abc}"), "- at `$.admin`"),
     "origin with path": (origin("https://b.example/play"), AT_ORIGIN1),
     "origin without scheme": (origin("play.example.com"), AT_ORIGIN1),
     "origin bad scheme": (origin("ftp://a.example"), AT_ORIGIN1),
@@ -321,3 +327,20 @@ def test_unreadable_path(tmp_path, name):
         load_config(path)
     assert str(path) in str(info.value)
     assert ("No such file" in str(info.value)) == (name == "missing.yaml")
+
+
+def test_deny_list_membership_ipv4_and_ipv6():
+    sec = parse_config(cfg("security: {deny: [203.0.113.0/24, '2001:db8::/32', 198.51.100.7]}")).security
+    assert sec.is_denied("203.0.113.250") and sec.is_denied("198.51.100.7")
+    assert sec.is_denied("2001:db8:1::5")
+    assert not sec.is_denied("203.0.114.1") and not sec.is_denied("2001:db9::1")
+    assert not sec.is_denied("not an address")
+    assert sec.deny_message == "Connections from your network are not accepted here."
+    assert not parse_config(cfg()).security.is_denied("203.0.113.1")
+
+
+def test_admin_token_from_the_environment():
+    admin = parse_config(cfg("admin: {token_env: GW_ADMIN}")).admin
+    assert admin.token({"GW_ADMIN": "t0ken"}) == "t0ken"
+    assert admin.token({"GW_ADMIN": ""}) is None and admin.token({}) is None
+    assert parse_config(cfg()).admin.token({"GW_ADMIN": "t0ken"}) is None

@@ -765,7 +765,7 @@ async def test_session_log_lines_and_no_input_logged(mud, gateway, caplog):
     end = [m for m in lines if m.startswith("session end")]
     assert len(start) == 1 and "game=fake" in start[0] and "ip=127.0.0.1" in start[0]
     assert len(end) == 1
-    for field in ("game=fake", "ip=127.0.0.1", "duration=", "to_browser=", "to_game=16", "reason=left"):
+    for field in ("game=fake", "ip=127.0.0.1", "sub=-", "duration_s=", "bytes_to_browser=", "bytes_to_game=16", "reason=left"):
         assert field in end[0]
     assert not any("hunter2" in m for m in lines)
 
