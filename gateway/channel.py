@@ -24,6 +24,7 @@ _TOPIC = re.compile(
 # payloads that are not of the documented shape.
 UNMATCHED_TOPIC = "unmatched topic"
 UNKNOWN_GAME = "unknown game"
+DENIED = "denied"
 GAME_UNAVAILABLE = "game unavailable"
 TOO_MANY_SESSIONS = "too many sessions"
 TOO_MANY_CHANNELS = "too many channels"

@@ -15,7 +15,7 @@ from aiohttp import web
 from . import __version__
 from .config import Config, ConfigError, demo_config, load_config
 from .logs import setup_logging
-from .routes import SESSIONS, create_app
+from .routes import apply_config, create_app
 
 log = logging.getLogger("gateway")
 
@@ -55,9 +55,10 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
         except ConfigError as exc:
             log.error("SIGHUP: config not reloaded: %s", exc)
             return
-        serving[0][SESSIONS].config = new
+        apply_config(serving[0], new)
         setup_logging(new)
-        log.info("SIGHUP: config reloaded from %s (running sessions keep their settings)", config_path)
+        log.info("SIGHUP: config reloaded from %s (sessions already playing keep their game's settings)",
+                 config_path)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     game = None

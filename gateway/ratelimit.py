@@ -4,18 +4,20 @@ from __future__ import annotations
 
 
 class TokenBucket:
-    """``rate`` tokens a second, at most ``burst`` saved up; a refused take uses none."""
+    """Tokens refilled at ``rate`` a second, at most ``burst`` saved up; a refused take uses none.
 
-    __slots__ = ("rate", "burst", "tokens", "stamp")
+    ``rate`` and ``burst`` are given to each :meth:`take` rather than kept, so that a
+    reloaded config (SIGHUP) applies at once to buckets that already exist.
+    """
 
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = float(burst)
+    __slots__ = ("tokens", "stamp")
+
+    def __init__(self, tokens: float, now: float) -> None:
+        self.tokens = float(tokens)
         self.stamp = now
 
-    def take(self, n: int, now: float) -> bool:
-        tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+    def take(self, n: int, now: float, rate: float, burst: int) -> bool:
+        tokens = min(burst, self.tokens + (now - self.stamp) * rate)
         self.stamp = now
         if n > tokens:
             self.tokens = tokens

@@ -25,7 +25,6 @@ from .transport.websocket import PhoenixSocket
 
 log = logging.getLogger("gateway.http")
 
-CONFIG = web.AppKey("config", Config)
 SESSIONS = web.AppKey("sessions", SessionManager)
 SOCKETS = web.AppKey("sockets", set)
 
@@ -115,7 +114,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     peer = request.transport.get_extra_info("peername") if request.transport else None
     port = peer[1] if peer and ip == request.remote else 0  # behind a proxy: not known
-    sock = PhoenixSocket(ws, serializer, config, request.app[SESSIONS], ip, claims=claims,
+    sock = PhoenixSocket(ws, serializer, request.app[SESSIONS], ip, claims=claims,
                          client_port=port, transport=request.transport)
     request.app[SOCKETS].add(sock)
     try:
@@ -157,9 +156,15 @@ async def _shutdown(app: web.Application) -> None:
                              return_exceptions=True)
 
 
+def apply_config(app: web.Application, config: Config) -> None:
+    """Make ``config`` the live one (SIGHUP). The session manager holds the only reference
+    that sockets, sessions and handlers read, so every socket sees it at its next look-up.
+    ``listen.*`` and ``metrics.enabled`` were used at start and stay as they were."""
+    app[SESSIONS].config = config
+
+
 def create_app(config: Config) -> web.Application:
     app = web.Application()
-    app[CONFIG] = config
     app[SESSIONS] = SessionManager(config)
     app[SOCKETS] = set()
     app.router.add_get("/", index)

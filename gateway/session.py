@@ -60,8 +60,7 @@ class Session:
         self._idle: asyncio.TimerHandle | None = None
         self._paused = False
         self._closed_early: str | None = None
-        limits = manager.config.limits
-        self.input_bucket = TokenBucket(limits.input_lines_per_second, limits.input_burst, self.started)
+        self.input_bucket = TokenBucket(manager.config.limits.input_burst, self.started)
 
     # -- the game side (telnet.EventSink) ------------------------------------
 
@@ -145,7 +144,9 @@ class Session:
             raise ChannelError(GAME_UNAVAILABLE)
         if type(command) is SendLines:
             now = time.monotonic()
-            if not self.input_bucket.take(len(command.lines), now):
+            limits = self.manager.config.limits  # the live config: a reload applies at once
+            if not self.input_bucket.take(len(command.lines), now, limits.input_lines_per_second,
+                                          limits.input_burst):
                 raise ChannelError(RATE_LIMITED)
             data = encode_lines(command.lines, client.game_encoding)
             client.send_text(data)

@@ -2,16 +2,25 @@ from gateway.ratelimit import TokenBucket
 
 
 def test_burst_then_rate():
-    b = TokenBucket(rate=10, burst=5, now=0.0)
-    assert b.take(5, 0.0)
-    assert not b.take(1, 0.0)
-    assert b.take(1, 0.1)          # 0.1 s at 10/s = one token
-    assert not b.take(1, 0.1)
+    b = TokenBucket(5, now=0.0)
+    assert b.take(5, 0.0, rate=10, burst=5)
+    assert not b.take(1, 0.0, rate=10, burst=5)
+    assert b.take(1, 0.1, rate=10, burst=5)          # 0.1 s at 10/s = one token
+    assert not b.take(1, 0.1, rate=10, burst=5)
 
 
 def test_refused_take_uses_no_tokens_and_burst_caps_savings():
-    b = TokenBucket(rate=1, burst=3, now=0.0)
-    assert not b.take(4, 100.0)    # more than the burst: never, and nothing used
-    assert b.take(3, 100.0)        # 100 s saved up only 3
-    assert not b.take(1, 100.5)
-    assert b.take(1, 101.0)
+    b = TokenBucket(3, now=0.0)
+    assert not b.take(4, 100.0, rate=1, burst=3)    # more than the burst: never, and nothing used
+    assert b.take(3, 100.0, rate=1, burst=3)        # 100 s saved up only 3
+    assert not b.take(1, 100.5, rate=1, burst=3)
+    assert b.take(1, 101.0, rate=1, burst=3)
+
+
+def test_new_rate_and_burst_apply_to_an_existing_bucket():
+    b = TokenBucket(3, now=0.0)
+    assert b.take(3, 0.0, rate=1, burst=3)
+    assert b.take(10, 1.0, rate=10, burst=20)       # a reload raised the rate: 1 s refills 10
+    assert not b.take(2, 1.0, rate=10, burst=20)
+    assert b.take(1, 11.0, rate=10, burst=1)        # ... and lowered the burst: savings capped at 1
+    assert not b.take(1, 11.0, rate=10, burst=1)

@@ -23,6 +23,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from .. import channel as ch
 from ..auth import may_join
 from ..channel import ChannelError, DisconnectPayload, parse_join, parse_push, sent_at, session_key
+from ..logs import log_event
 from .serializer import MalformedMessage, Message, Serializer
 
 if TYPE_CHECKING:
@@ -74,12 +75,11 @@ class ChannelHandle:
 
 
 class PhoenixSocket:
-    def __init__(self, ws: web.WebSocketResponse, serializer: Serializer, config: "Config",
+    def __init__(self, ws: web.WebSocketResponse, serializer: Serializer,
                  manager: "SessionManager", client_ip: str, claims: dict[str, Any] | None = None,
                  client_port: int = 0, transport: asyncio.Transport | None = None) -> None:
         self.ws = ws
         self.serializer = serializer
-        self.config = config
         self.manager = manager
         self.client_ip = client_ip
         self.client_port = client_port
@@ -99,6 +99,11 @@ class PhoenixSocket:
         self._last_progress = time.monotonic()
         self._writing = False  # the writer is inside send_frame
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def config(self) -> "Config":
+        """The live config (SIGHUP replaces it): never a copy kept from when the socket opened."""
+        return self.manager.config
 
     # -- outgoing --------------------------------------------------------------
 
@@ -191,9 +196,9 @@ class PhoenixSocket:
 
     async def run(self) -> None:
         writer = asyncio.ensure_future(self._writer())
-        timeout = self.config.limits.heartbeat_timeout_seconds
         try:
             while True:
+                timeout = self.config.limits.heartbeat_timeout_seconds
                 if not self._caught_up.is_set():
                     # A browser that sends without reading its replies is not read
                     # either until it catches up: TCP pushes back on it too.
@@ -294,6 +299,10 @@ class PhoenixSocket:
             params = parse_join(msg.payload)
         except ChannelError as exc:
             return refuse(exc)
+        security = self.config.security
+        if security.is_denied(self.client_ip):
+            log_event(log, logging.INFO, "join_denied", "join denied", ip=self.client_ip)
+            return refuse(ChannelError(ch.DENIED, security.deny_message))
         if previous is not None:
             # Phoenix: a second join of a joined topic replaces the first channel.
             previous.release()
