@@ -136,9 +136,10 @@ class OptionPayload(msgspec.Struct):
     type: str = "echo"
 
 
-class DisconnectPayload(msgspec.Struct):
+class DisconnectPayload(msgspec.Struct, omit_defaults=True):
     reason: str
     sent_at: str
+    detail: str | None = None  # "kicked": the admin's message
 
 
 _stamp_cache: list[Any] = [0, ""]

@@ -1,7 +1,8 @@
 """The HTTP surface (SPEC 7) and the WebSocket upgrade checks (SPEC 4.1).
 
 ``create_app(config)`` builds the aiohttp application: ``/`` (the browser
-client), ``/healthz``, ``/api/games`` and ``/socket/websocket``.
+client), ``/healthz``, ``/api/games``, ``/metrics``, ``/socket/websocket``
+and the admin API (admin.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from . import admin
 from .auth import TokenError, authenticate
 from .config import Config, normalise_origin, origin_parts
 from .metrics import CONTENT_TYPE_LATEST
@@ -165,7 +167,7 @@ def apply_config(app: web.Application, config: Config) -> None:
 
 def create_app(config: Config) -> web.Application:
     app = web.Application()
-    app[SESSIONS] = SessionManager(config)
+    manager = app[SESSIONS] = SessionManager(config)
     app[SOCKETS] = set()
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
@@ -173,6 +175,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/socket/websocket", socket)
     if config.metrics.enabled:
         app.router.add_get("/metrics", metrics)
+    admin.add_routes(app, manager, lambda r: client_ip(r, manager.config.security.trusted_networks))
     app.on_shutdown.append(_shutdown)
     app.cleanup_ctx.append(_watch_slow_consumers)
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import Counter
 from typing import Any, Protocol
@@ -35,13 +36,15 @@ class Channel(Protocol):
     """The browser side of a session (transport/websocket.py)."""
 
     def push(self, event: str, payload: bytes, read_at: float | None = None) -> None: ...
-    def end(self, reason: str) -> None: ...
+    def end(self, reason: str, detail: str | None = None) -> None: ...
 
 
 class Session:
     def __init__(self, key: str, game: Game, manager: "SessionManager", client_ip: str,
                  sub: str | None, client_port: int = 0) -> None:
         self.key = key
+        #: The admin API's handle (SPEC 7): random, so it tells nothing of ``key``, which resumes.
+        self.admin_id = secrets.token_urlsafe(12)
         self.game = game
         self.manager = manager
         self.client_ip = client_ip
@@ -53,6 +56,7 @@ class Session:
         self.client: telnet.GameClient | None = None
         self.ended = False
         self.started = time.monotonic()
+        self.started_at = time.time()  # wall clock, for the admin API
         self.last_input = self.started
         self.bytes_to_browser = 0
         self.bytes_to_game = 0
@@ -197,7 +201,7 @@ class Session:
             else:
                 self._idle = asyncio.get_running_loop().call_later(delay, self._arm_idle)
 
-    def end(self, reason: str) -> None:
+    def end(self, reason: str, detail: str | None = None) -> None:
         """End the session: close the game, tell the browser (``disconnect``), log it."""
         if self.ended:
             return
@@ -209,7 +213,7 @@ class Session:
             self.client.close(reason)
         channel, self.channel = self.channel, None
         if channel is not None:
-            channel.end(reason)
+            channel.end(reason, detail)
         self.manager.forget(self)
         self.manager.metrics.disconnects.labels(reason).inc()
         log_event(log, logging.INFO, "session_end", "session end", game=self.game.name,

@@ -60,10 +60,10 @@ class ChannelHandle:
         if session is not None:
             session.detach(self)
 
-    def end(self, reason: str) -> None:
+    def end(self, reason: str, detail: str | None = None) -> None:
         """The session ended: ``disconnect``, then ``phx_close``."""
         self.session = None
-        self.push("disconnect", _encode(DisconnectPayload(reason, sent_at())))
+        self.push("disconnect", _encode(DisconnectPayload(reason, sent_at(), detail)))
         self.close()
 
     def close(self) -> None:
