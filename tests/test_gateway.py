@@ -9,6 +9,7 @@ import socket
 import aiohttp
 import pytest
 
+from gateway.routes import SESSIONS, SOCKETS
 from tests.conftest import SENT_AT, make_config, new_topic, session
 
 IAC, WILL, WONT, DO, DONT, SB, SE, GA, EOR = 255, 251, 252, 253, 254, 250, 240, 249, 239
@@ -538,9 +539,14 @@ async def test_gateway_shutdown_tells_every_browser(mud, gateway):
     await asyncio.wait_for(closing, 10)
 
 
-async def test_backpressure_then_slow_consumer(mud, gateway):
-    phx, topic, conn, connect = await session(mud, gateway, extra="limits: {slow_consumer_seconds: 1.5}")
-    # The browser stops reading; the game writes far more than any buffer holds.
+async def flood_until_slow_consumer(mud, gateway):
+    """A browser that stops reading while the game floods it, until the gateway gives up on it
+    (``slow_consumer_seconds: 1.5``) and closes the game. (client, phx, topic)."""
+    client, connect = await gateway(make_config(mud.port, extra="limits: {slow_consumer_seconds: 1.5}"))
+    phx = await connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    conn = await mud.next_connection()
     line = b"x" * 1000 + b"\r\n"
     sent = 0
 
@@ -552,20 +558,49 @@ async def test_backpressure_then_slow_consumer(mud, gateway):
             sent += len(line) * 64
 
     flooding = asyncio.ensure_future(flood())
-    await asyncio.sleep(1.0)
-    stalled_at = sent
-    await asyncio.sleep(0.5)
-    # TCP pushed back on the game: it is not let to write more than buffers hold.
-    assert sent < 64_000_000 and sent - stalled_at < 4_000_000, (stalled_at, sent)
-    # No progress for slow_consumer_seconds: the session ends, the game is closed...
-    await conn.wait_closed(timeout=10)
-    flooding.cancel()
-    # ... and the browser's connection is closed under it, whatever it had not read.
+    try:
+        await asyncio.sleep(1.0)
+        stalled_at = sent
+        await asyncio.sleep(0.5)
+        # TCP pushed back on the game: it is not let to write more than buffers hold.
+        assert sent < 64_000_000 and sent - stalled_at < 4_000_000, (stalled_at, sent)
+        # No progress for slow_consumer_seconds: the session ends, the game is closed.
+        await conn.wait_closed(timeout=10)
+    finally:
+        flooding.cancel()
+        await asyncio.gather(flooding, return_exceptions=True)
+    return client, phx, topic
+
+
+async def test_slow_consumer_that_reads_again_sees_disconnect_and_phx_close(mud, gateway):
+    _, phx, topic = await flood_until_slow_consumer(mud, gateway)
+    # Reading again: what was already on its way, then disconnect and phx_close, then the close.
+    frames = []
     while True:
         msg = await phx.ws.receive(timeout=10)
         if msg.type != aiohttp.WSMsgType.TEXT:
             break
-    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+        frames.append(json.loads(msg.data))
+    assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1013
+    names = [f[3] for f in frames]
+    assert names[-2:] == ["disconnect", "phx_close"], names[-5:]
+    assert set(names[:-2]) <= {"echo"}
+    assert frames[-2][2] == topic and frames[-2][4]["reason"] == "slow consumer"
+    assert frames[-1][2] == topic
+    # The queued output was dropped: what was read is a prefix of the game's text, then a gap.
+    seqs = [f[4]["seq"] for f in frames[:-2]]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_slow_consumer_that_never_reads_is_closed_anyway(mud, gateway):
+    client, phx, _ = await flood_until_slow_consumer(mud, gateway)
+    sockets = client.server.app[SOCKETS]
+    for _ in range(100):  # the gateway lets go of it by itself (SPEC: within 5 s)
+        if not sockets:
+            break
+        await asyncio.sleep(0.1)
+    assert not sockets
+    assert client.server.app[SESSIONS].counts() == {"attached": 0, "lingering": 0}
 
 
 async def test_rate_limited_lines_are_not_sent(mud, gateway):

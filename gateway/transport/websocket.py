@@ -37,6 +37,9 @@ _EMPTY = msgspec.Raw(b"{}")
 #: Outbox sizes at which the socket's sessions stop / start reading their games.
 HIGH_WATER = 1 << 20
 LOW_WATER = 1 << 18
+#: How long a slow consumer's last frames may take to be read; with the close
+#: handshake's 1 s the socket is gone within 5 s (SPEC 6).
+SLOW_CONSUMER_DRAIN = 3.0
 
 
 class ChannelHandle:
@@ -96,6 +99,7 @@ class PhoenixSocket:
         self._caught_up = asyncio.Event()
         self._caught_up.set()
         self._closed = False
+        self._sealed = False  # the last frames are queued (slow consumer): send() takes no more
         self._last_progress = time.monotonic()
         self._writing = False  # the writer is inside send_frame
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -108,7 +112,7 @@ class PhoenixSocket:
     # -- outgoing --------------------------------------------------------------
 
     def send(self, frame: bytes, read_at: float | None = None) -> None:
-        if self._closed:
+        if self._closed or self._sealed:
             return
         if not self._outbox and not self._writing:
             self._last_progress = time.monotonic()  # the slow-consumer clock starts now
@@ -156,10 +160,13 @@ class PhoenixSocket:
     def _drop_outbox(self) -> None:
         """No more frames will be written: forget the queued ones, wake whoever waits."""
         self._closed = True
-        self._outbox.clear()
-        self._outbox_bytes = 0
+        self._forget_queued()
         self._caught_up.set()
         self._wake.set()
+
+    def _forget_queued(self) -> None:
+        self._outbox.clear()
+        self._outbox_bytes = 0
 
     def stalled(self, now: float) -> float:
         """Seconds frames have been waiting without one being written (0 when none wait)."""
@@ -168,13 +175,18 @@ class PhoenixSocket:
         return now - self._last_progress
 
     async def slow_consumer(self) -> None:
-        """The browser made no progress for ``slow_consumer_seconds``: end its sessions, drop it."""
+        """The browser made no progress for ``slow_consumer_seconds`` (SPEC 6): its queued output
+        is dropped, ``disconnect`` and ``phx_close`` are the next frames written, the games are
+        closed, and the socket is closed within 5 s whether or not the browser reads them."""
+        if self._sealed:
+            return  # already under way (the watchdog asks every second)
         log.info("socket %s: slow consumer, disconnecting", self.client_ip)
+        self._forget_queued()
         for handle in list(self.channels.values()):
             if handle.session is not None:
-                handle.session.end("slow consumer")  # queues disconnect + phx_close
-        # Whatever the browser has not read by now it is not going to.
-        await self._shut(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", drain_seconds=0)
+                handle.session.end("slow consumer")  # closes the game, queues disconnect + phx_close
+        self._sealed = True  # nothing after them
+        await self._shut(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", SLOW_CONSUMER_DRAIN)
 
     async def close(self, code: int, message: bytes, drain_seconds: float = 2.0) -> None:
         """Close after the frames already queued (a ``disconnect``, say) are written."""
@@ -182,15 +194,18 @@ class PhoenixSocket:
 
     async def _shut(self, code: int, message: bytes, drain_seconds: float) -> None:
         deadline = time.monotonic() + drain_seconds
-        while self._outbox and not self.ws.closed and time.monotonic() < deadline:
+        while (self._outbox or self._writing) and not self.ws.closed and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         self._drop_outbox()
         try:
             await asyncio.wait_for(self.ws.close(code=code, message=message), 1.0)
         except (asyncio.TimeoutError, ConnectionError, RuntimeError):
             pass
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.abort()  # a browser that does not read cannot hold us
+        transport = self.transport
+        if transport is not None and (not transport.is_closing() or transport.get_write_buffer_size()):
+            # A browser that does not read cannot hold us: a graceful close would wait for
+            # it to read what is still buffered, for ever.
+            transport.abort()
 
     # -- incoming --------------------------------------------------------------
 
