@@ -86,7 +86,7 @@ http {{
 
 def gateway_config(mud_port: int):
     """The doc's gateway config, pointing at the fake MUD, on a free port."""
-    doc = msgspec.yaml.decode(doc_block("yaml", "The matching gateway config:"))
+    doc = msgspec.yaml.decode(doc_block("yaml", "The matching gateway config: merge it into"))
     assert doc["security"]["allowed_origins"] == [SITE]
     doc["listen"]["port"] = 0
     doc["games"] = [{"name": "fake", "host": "127.0.0.1", "port": mud_port}]
