@@ -88,8 +88,7 @@ class AdminApi:
         if len(kick.message) > MAX_MESSAGE:
             raise web.HTTPBadRequest(text=f"message longer than {MAX_MESSAGE} characters")
         wanted = request.match_info["id"]
-        session = next((s for s in self.manager.sessions.values()
-                        if hmac.compare_digest(s.admin_id, wanted)), None)
+        session = next((s for s in self.manager.sessions.values() if s.admin_id == wanted), None)
         if session is None:
             raise web.HTTPNotFound(text="no such session")
         log_event(log, logging.INFO, "admin_kick", "admin kick", id=session.admin_id,

@@ -37,8 +37,8 @@ def logfmt(value: Any) -> str:
 def log_event(logger: logging.Logger, level: int, event: str, text: str, **fields: Any) -> None:
     """Log ``text`` followed by ``key=value`` for each field; JSON logs get ``event``
     and the fields as fields of their own."""
-    line = " ".join([text, *(f"{k}={logfmt(v)}" for k, v in fields.items())])
     if logger.isEnabledFor(level):
+        line = " ".join([text, *(f"{k}={logfmt(v)}" for k, v in fields.items())])
         logger.log(level, "%s", line, extra={_FIELDS: {"event": event, **fields}})
 
 

@@ -124,7 +124,8 @@ async def test_kick_without_body_has_empty_detail_and_bad_bodies_are_400(mud, ga
     sid = (await (await client.get("/admin/sessions", headers=AUTH)).json())["sessions"][0]["id"]
     for body in (b"{nope", b'{"message": 5}', b'{"msg": "x"}', json.dumps({"message": "x" * 1001}).encode()):
         assert (await client.post(f"/admin/sessions/{sid}/kick", headers=AUTH, data=body)).status == 400
-    assert (await client.post("/admin/sessions/not-an-id/kick", headers=AUTH)).status == 404
+    for unknown in ("not-an-id", "%C3%A9t%C3%A9", "%00", sid + "x"):
+        assert (await client.post(f"/admin/sessions/{unknown}/kick", headers=AUTH)).status == 404
     assert (await client.post(f"/admin/sessions/{sid}/kick", headers=AUTH)).status == 204
     payload = await phx.event(topic, "disconnect")
     assert payload["reason"] == "kicked" and payload["detail"] == ""
