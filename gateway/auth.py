@@ -3,8 +3,8 @@
 Pure functions, no aiohttp: the route hands over the query and the
 ``Sec-WebSocket-Protocol`` header and turns :class:`TokenError` into HTTP 403.
 Tokens are HS256 JWTs; ``exp`` is required, ``iat`` (when present) must be no
-older than ``max_age_seconds``; optional claims ``sub`` (str) and ``games``
-(list of str). A reason in a :class:`TokenError` never contains the token.
+older than ``max_age_seconds``, a token with an ``aud`` claim is refused;
+optional claims ``sub`` (str) and ``games`` (list of str). A reason in a :class:`TokenError` never contains the token.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def verify(token: str, secret: str, max_age_seconds: int, now: float | None = No
     try:
         claims = jwt.decode(
             token, secret, algorithms=["HS256"],
-            # Times are checked below against ``now``; the gateway has no audience.
+            # Times are checked below against ``now``, and so is `aud` (PyJWT lets an
+            # empty one through when no audience is expected).
             options={"require": ["exp"], "verify_exp": False, "verify_iat": False,
                      "verify_nbf": False, "verify_aud": False},
         )
@@ -69,6 +70,10 @@ def verify(token: str, secret: str, max_age_seconds: int, now: float | None = No
         raise TokenError(f"invalid token: {type(exc).__name__}: {exc}") from None
     if not isinstance(claims, dict):
         raise TokenError("invalid token: claims are not an object")
+    if "aud" in claims:
+        # RFC 7519 4.1.3: a token for an audience the gateway is not part of must be
+        # rejected; the gateway is no audience, so any `aud` is someone else's token.
+        raise TokenError("token has an audience (`aud`): it is meant for another service")
     now = time.time() if now is None else now
     exp = _number(claims, "exp")
     if exp is None or exp <= now:

@@ -74,6 +74,8 @@ def test_verify():
         token(exp=now + 10, games=["fake", 1]),
         token(exp=now + 10, secret="other-" * 11),
         token(exp=now + 10, algorithm="HS512"),
+        token(exp=now + 10, aud="billing-api"),     # meant for another service
+        token(exp=now + 10, aud=""),                 # any audience: the gateway is none
         jwt.encode({"exp": now + 10}, None, algorithm="none"),
         "garbage",
     ]
