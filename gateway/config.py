@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import codecs
 import functools
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -28,6 +27,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 import msgspec.yaml
+
+from .addresses import IPNetwork, parse_address, parse_network
 
 __all__ = [
     "Admin",
@@ -189,15 +190,12 @@ class Auth(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return None
 
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _networks(entries: list[str], key: str) -> tuple[Network, ...]:
+def _networks(entries: list[str], key: str) -> tuple[IPNetwork, ...]:
     """CIDRs (or single addresses) -> networks; a bad entry is a _FieldError at ``key[i]``."""
     networks = []
     for i, entry in enumerate(entries):
         try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
+            networks.append(parse_network(entry))
         except ValueError:
             raise _FieldError(f"Invalid address or CIDR `{entry}`", f".{key}[{i}]") from None
     return tuple(networks)
@@ -221,9 +219,8 @@ class Security(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=Tr
         """Whether the player address ``ip`` is in ``deny`` (False for what is not an address)."""
         if not self.deny_networks:
             return False
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
+        addr = parse_address(ip)
+        if addr is None:
             return False
         return any(addr in net for net in self.deny_networks)
 

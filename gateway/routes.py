@@ -8,7 +8,6 @@ and the admin API (admin.py).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 from importlib import resources
@@ -18,6 +17,7 @@ import msgspec
 from aiohttp import web
 
 from . import admin
+from .addresses import IPNetwork, client_address, parse_address
 from .auth import TokenError, authenticate
 from .config import Config, normalise_origin, origin_parts
 from .metrics import CONTENT_TYPE_LATEST
@@ -37,25 +37,9 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=_json.encode(data), status=status, content_type="application/json")
 
 
-def client_ip(request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str:
-    """The player's address: the peer, or behind trusted proxies the right-most untrusted X-Forwarded-For."""
-    peer = request.remote or ""
-    try:
-        addr = ipaddress.ip_address(peer)
-    except ValueError:
-        return peer
-    if not any(addr in net for net in trusted):
-        return peer
-    forwarded = ",".join(request.headers.getall("X-Forwarded-For", []))
-    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-        try:
-            hop_addr = ipaddress.ip_address(hop)
-        except ValueError:
-            return peer  # a forged or broken header: trust nothing in it
-        if not any(hop_addr in net for net in trusted):
-            return str(hop_addr)
-        peer = str(hop_addr)
-    return peer
+def client_ip(request: web.Request, trusted: tuple[IPNetwork, ...]) -> str:
+    """The player's address (SPEC 5), normalised: see :func:`gateway.addresses.client_address`."""
+    return client_address(request.remote or "", request.headers.getall("X-Forwarded-For", []), trusted)
 
 
 def origin_allowed(request: web.Request, allowed: list[str]) -> bool:
@@ -115,7 +99,8 @@ async def socket(request: web.Request) -> web.StreamResponse:
                                protocols=("phoenix",))
     await ws.prepare(request)
     peer = request.transport.get_extra_info("peername") if request.transport else None
-    port = peer[1] if peer and ip == request.remote else 0  # behind a proxy: not known
+    direct = peer and str(parse_address(request.remote or "")) == ip
+    port = peer[1] if direct else 0  # behind a proxy: not known
     sock = PhoenixSocket(ws, serializer, request.app[SESSIONS], ip, claims=claims,
                          client_port=port, transport=request.transport)
     request.app[SOCKETS].add(sock)

@@ -20,6 +20,7 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.addresses import client_address, parse_address, parse_network
 from gateway.routes import create_app
 from gateway.telnet.stream import Text, TelnetStream
 from tests.conftest import Phx, make_config, new_topic
@@ -48,6 +49,97 @@ async def ipaddress_sent(conn) -> bytes:
     body = bytes(conn.received[start:end - 2])
     assert body.startswith(b"\x00IPADDRESS\x01"), body
     return body[len(b"\x00IPADDRESS\x01"):]
+
+
+# -- 2. IPv4-mapped IPv6 addresses are the IPv4 address (SPEC 5) ---------------------------
+
+def test_addresses_are_normalised():
+    assert str(parse_address("::ffff:10.0.0.2")) == "10.0.0.2"
+    assert str(parse_address(" 10.0.0.2 ")) == "10.0.0.2"
+    assert str(parse_address("2001:db8::1")) == "2001:db8::1"
+    assert parse_address("::ffff:a00:2") == parse_address("10.0.0.2")
+    assert parse_address("10.0.0.2:80") is None and parse_address("") is None
+    assert str(parse_network("::ffff:10.0.0.0/104")) == "10.0.0.0/8"
+    assert str(parse_network("::ffff:10.0.0.2")) == "10.0.0.2/32"
+    assert str(parse_network("::/0")) == "::/0"  # wider than the mapped range: stays IPv6
+    assert str(parse_network("10.1.2.3/8")) == "10.0.0.0/8"
+    trusted = (parse_network("127.0.0.1"), parse_network("10.0.0.0/8"))
+    assert client_address("::ffff:127.0.0.1", ["::ffff:203.0.113.7, ::ffff:10.0.0.2"], trusted) == "203.0.113.7"
+    assert client_address("::ffff:127.0.0.1", ["::ffff:10.0.0.3", "::ffff:10.0.0.2"], trusted) == "10.0.0.3"
+    assert client_address("::ffff:127.0.0.1", ["203.0.113.7, junk, 10.0.0.2"], trusted) == "10.0.0.2"
+    assert client_address("::ffff:192.0.2.1", ["203.0.113.7"], trusted) == "192.0.2.1"
+    assert client_address("", [], trusted) == ""
+
+
+async def test_ipv4_mapped_forwarded_for_chain(mud, gateway, caplog):
+    caplog.set_level("INFO", logger="gateway.session")
+    # A dual-stack proxy writes itself and the player as ::ffff:a.b.c.d.
+    extra = "security: {trusted_proxies: ['127.0.0.1/32', '10.0.0.0/8']}\nlimits: {max_sessions_per_ip: 1}"
+    _, connect = await gateway(make_config(mud.port, extra=extra, game_extra="    proxy_protocol: v1"))
+    phx = await connect(headers={"X-Forwarded-For": "::ffff:203.0.113.7, ::ffff:10.0.0.2"})
+    assert (await phx.join(new_topic()))["status"] == "ok"
+    conn = await mud.next_connection()
+    assert bytes(conn.received).startswith(b"PROXY TCP4 203.0.113.7 127.0.0.1 0 ")
+    assert await ipaddress_sent(conn) == b"203.0.113.7"
+    assert "ip=203.0.113.7" in caplog.text and "::ffff" not in caplog.text
+    # Another player behind the same proxy is someone else (not the proxy's address) ...
+    other = await connect(headers={"X-Forwarded-For": "::ffff:198.51.100.4, ::ffff:10.0.0.2"})
+    assert (await other.join(new_topic()))["status"] == "ok"
+    await mud.next_connection()
+    # ... and the first player written either way is one address for the per-IP limit.
+    again = await connect(headers={"X-Forwarded-For": "203.0.113.7, 10.0.0.2"})
+    reply = await again.join(new_topic())
+    assert reply["response"]["reason"] == "too many sessions"
+
+
+async def test_ipv4_mapped_trusted_proxy_entry(mud, gateway):
+    extra = "security: {trusted_proxies: ['127.0.0.1/32', '::ffff:10.0.0.0/104']}"
+    _, connect = await gateway(make_config(mud.port, extra=extra))
+    phx = await connect(headers={"X-Forwarded-For": "203.0.113.7, 10.0.0.2"})
+    assert (await phx.join(new_topic()))["status"] == "ok"
+    assert await ipaddress_sent(await mud.next_connection()) == b"203.0.113.7"
+
+
+@contextlib.asynccontextmanager
+async def dual_stack_gateway(config):
+    """The gateway on a dual-stack socket (``::`` with IPV6_V6ONLY off), as ``listen: {host: '::'}`` gives."""
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError:
+        pytest.skip("no IPv6")
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::", 0))
+    runner = web.AppRunner(create_app(config))
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        await runner.cleanup()
+
+
+async def test_ipv4_mapped_peer_is_the_ipv4_address(mud, aiohttp_client):
+    import aiohttp
+
+    config = make_config(mud.port, extra="security: {trusted_proxies: ['127.0.0.1']}",
+                         game_extra="    proxy_protocol: v1")
+    async with dual_stack_gateway(config) as port, aiohttp.ClientSession() as http:
+        url = f"http://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
+        # Over IPv4 to a dual-stack socket the peer is ::ffff:127.0.0.1: a trusted proxy.
+        proxied = Phx(await http.ws_connect(url, headers={"X-Forwarded-For": "198.51.100.9"}))
+        assert (await proxied.join(new_topic()))["status"] == "ok"
+        conn = await mud.next_connection()
+        assert await ipaddress_sent(conn) == b"198.51.100.9"
+        assert bytes(conn.received).startswith(b"PROXY TCP4 198.51.100.9 127.0.0.1 0 ")
+        # Without the header the peer is the player, port and all.
+        direct = Phx(await http.ws_connect(url))
+        assert (await direct.join(new_topic()))["status"] == "ok"
+        conn = await mud.next_connection()
+        assert await ipaddress_sent(conn) == b"127.0.0.1"
+        header = bytes(conn.received).split(b"\r\n", 1)[0].split(b" ")
+        assert header[:4] == [b"PROXY", b"TCP4", b"127.0.0.1", b"127.0.0.1"] and int(header[4]) > 0
+        await proxied.ws.close()
+        await direct.ws.close()
 
 
 # -- 4. a JWT with an `aud` claim is refused (SPEC 4.1, RFC 7519 4.1.3) ----------------------

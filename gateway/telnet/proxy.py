@@ -10,14 +10,15 @@ from __future__ import annotations
 import ipaddress
 import struct
 
+from ..addresses import parse_address
+
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
 def _pair(src: str, dst: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] | None:
     """Both addresses in one family (IPv4 is mapped into IPv6 when they differ), or None."""
-    try:
-        a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)
-    except ValueError:
+    a, b = parse_address(src), parse_address(dst)
+    if a is None or b is None:
         return None
     if a.version != b.version:
         a, b = (ipaddress.IPv6Address(f"::ffff:{x}") if x.version == 4 else x for x in (a, b))
