@@ -51,6 +51,51 @@ async def ipaddress_sent(conn) -> bytes:
     return body[len(b"\x00IPADDRESS\x01"):]
 
 
+# -- 1. nothing reaches a TLS game before its certificate passes (SPEC 5) -----------------
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture
+async def pinned_mud(ca):
+    """A TLS fake MUD that asks for the player's address the moment it accepts; and its pin."""
+    cert = ca.issue_cert("self-signed.example")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
+    ask = cmd(IAC, DO, NEW_ENVIRON) + sb(NEW_ENVIRON, b"\x01\x00IPADDRESS") + cmd(IAC, DO, TTYPE)
+    mud = await FakeMud(ssl=ctx, on_connect=ask).start()
+    yield mud, hashlib.sha256(der).hexdigest()
+    await mud.close()
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+async def test_nothing_is_sent_to_a_game_whose_certificate_fails_the_pin(pinned_mud, gateway, version):
+    mud, _ = pinned_mud
+    game = f"    tls: true\n    tls_pin_sha256: '{'00' * 32}'\n    proxy_protocol: {version}"
+    _, connect = await gateway(make_config(mud.port, game_extra=game))
+    phx = await connect()
+    reply = await phx.join(new_topic())
+    assert reply["status"] == "error" and reply["response"]["reason"] == "game unavailable"
+    assert "tls_pin_sha256" in reply["response"]["detail"]
+    conn = await mud.next_connection()
+    await conn.wait_closed()
+    assert bytes(conn.received) == b""  # no PROXY header, no IPADDRESS, not one telnet byte
+
+
+async def test_a_game_whose_certificate_matches_the_pin_gets_the_proxy_header_first(pinned_mud, gateway):
+    mud, pin = pinned_mud
+    game = f"    tls: true\n    tls_pin_sha256: '{pin}'\n    proxy_protocol: v1"
+    _, connect = await gateway(make_config(mud.port, game_extra=game))
+    phx = await connect()
+    assert (await phx.join(new_topic()))["status"] == "ok"
+    conn = await mud.next_connection()
+    await conn.wait_for(cmd(IAC, SB, NEW_ENVIRON, 0) + b"\x00IPADDRESS\x01127.0.0.1" + cmd(IAC, SE))
+    assert bytes(conn.received).startswith(b"PROXY TCP4 127.0.0.1 127.0.0.1 ")
+
+
 # -- 2. IPv4-mapped IPv6 addresses are the IPv4 address (SPEC 5) ---------------------------
 
 def test_addresses_are_normalised():

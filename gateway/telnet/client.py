@@ -93,7 +93,7 @@ class GameClient(tl_client.TelnetClient):
     def __init__(self, sink: EventSink, stream: TelnetStream, *, encoding: str,
                  gmcp_supports: list[str], screen_reader: bool = False,
                  naws: tuple[int, int] = (80, 24), client_ip: str | None = None,
-                 proxy: tuple[str, str, int] | None = None) -> None:
+                 proxy: tuple[str, str, int] | None = None, pin_sha256: str | None = None) -> None:
         super().__init__(term=TERMINAL_TYPE, cols=naws[0], rows=naws[1], encoding=False,
                          compression=None, connect_maxwait=0.0)
         self.sink = sink
@@ -107,12 +107,22 @@ class GameClient(tl_client.TelnetClient):
         self._timer: asyncio.TimerHandle | None = None
         self._closed_reason: str | None = None
         self._proxy = proxy
+        self._pin = pin_sha256
+        #: The game's certificate failed ``tls_pin_sha256``: not one byte was sent, none is read.
+        self.pin_failed = False
         self.loop = asyncio.get_event_loop()
         self.read_at: float | None = None  # loop time of the latest read from the game
 
     # -- telnetlib3 protocol hooks ------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # SPEC 5: nothing (not the PROXY header, not an answer to the game's
+        # requests) goes to a game whose certificate fails the pin, so the check
+        # comes before anything else, as soon as the handshake is done.
+        if self._pin is not None and not pin_matches(transport, self._pin):
+            self.pin_failed = True
+            transport.close()  # the handshake's last bytes and close_notify; no data
+            return
         if self._proxy is not None:
             # The PROXY header goes before any telnet byte.
             version, src, src_port = self._proxy
@@ -132,11 +142,13 @@ class GameClient(tl_client.TelnetClient):
         self.stream.inflating = self.writer.remote_option.enabled(telopt.MCCP2_COMPRESS)
 
     def data_received(self, data: bytes) -> None:
+        if self.pin_failed:
+            return
         self.read_at = now = self.loop.time()
         self._dispatch(self.stream.feed(data, now))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._closing:
+        if self._closing or self.pin_failed:
             return
         if self._timer is not None:
             self._timer.cancel()
@@ -282,6 +294,13 @@ class GameUnavailable(Exception):
         self.kind = kind  # for metrics: timeout, refused, unreachable, tls, pin
 
 
+def pin_matches(transport: asyncio.BaseTransport, pin_sha256: str) -> bool:
+    """Whether the SHA-256 of the game's DER certificate is ``pin_sha256``."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return der is not None and hashlib.sha256(der).hexdigest() == pin_sha256
+
+
 def tls_context(verify: bool, pin_sha256: str | None) -> ssl.SSLContext:
     ctx = ssl.create_default_context()
     if pin_sha256 or not verify:
@@ -300,7 +319,7 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
     def factory() -> GameClient:
         return GameClient(sink, stream, encoding=game.encoding, gmcp_supports=game.gmcp_supports,
                           screen_reader=screen_reader, naws=naws, client_ip=client_ip,
-                          proxy=proxy)
+                          proxy=proxy, pin_sha256=game.tls_pin_sha256 if game.tls else None)
 
     kwargs: dict[str, Any] = {}
     if game.tls:
@@ -318,9 +337,6 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
         raise GameUnavailable(exc.strerror or "connection refused", "refused") from None
     except OSError as exc:
         raise GameUnavailable(exc.strerror or str(exc), "unreachable") from None
-    if game.tls and game.tls_pin_sha256:
-        der = protocol.get_extra_info("ssl_object").getpeercert(binary_form=True)
-        if hashlib.sha256(der).hexdigest() != game.tls_pin_sha256:
-            protocol.close("certificate pin mismatch")
-            raise GameUnavailable("TLS certificate does not match tls_pin_sha256", "pin")
+    if protocol.pin_failed:  # already closed, before anything was sent
+        raise GameUnavailable("TLS certificate does not match tls_pin_sha256", "pin")
     return protocol
