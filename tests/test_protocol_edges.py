@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from gateway.addresses import client_address, parse_address, parse_network
 from gateway.routes import create_app
 from gateway.telnet.stream import Text, TelnetStream
+from gateway.telnet.subnegotiation import MAX_MSSP_VARIABLES, charset_offers, decode_mssp
 from tests.conftest import Phx, make_config, new_topic
 from tests.fakemud import FakeMud
 from tests.test_auth import REQUIRED, assert_joins, assert_refused, token
@@ -187,6 +188,41 @@ async def test_ipv4_mapped_peer_is_the_ipv4_address(mud, aiohttp_client):
         await direct.ws.close()
 
 
+# -- 3. MSSP decoded with the game's encoding (SPEC 5) -------------------------------------
+
+async def test_mssp_decoded_with_the_game_encoding(mud, gateway):
+    games = f"""  - name: chinese
+    host: 127.0.0.1
+    port: {mud.port}
+    encoding: gbk"""
+    client, connect = await gateway(make_config(mud.port, games=games))
+    phx = await connect()
+    for game, name in (("fake", "Café ☕ Realms"), ("chinese", "中文泥巴")):
+        topic = new_topic()
+        assert (await phx.join(topic, {"game": game}))["status"] == "ok"
+        conn = await mud.next_connection()
+        conn.send(cmd(IAC, WILL, MSSP))
+        await conn.wait_for(cmd(IAC, DO, MSSP))
+        enc = "utf-8" if game == "fake" else "gbk"
+        conn.send(sb(MSSP, b"\x01NAME\x02" + name.encode(enc) + b"\x01PLAYERS\x023") + b"hi\r\n")
+        await phx.event(topic, "echo")
+    shown = {g["name"]: g["mssp"] for g in (await (await client.get("/api/games")).json())["games"]}
+    assert shown == {"fake": {"NAME": "Café ☕ Realms", "PLAYERS": "3"},
+                     "chinese": {"NAME": "中文泥巴", "PLAYERS": "3"}}
+
+
+def test_decode_mssp():
+    body = "\x01NAME\x02Café ☕\x01PORT\x024000\x024001\x01PORT\x025\x01EMPTY\x01CODEBASE\x02x".encode()
+    assert decode_mssp(b"junk" + body, "utf-8") == {
+        "NAME": "Café ☕", "PORT": ["4000", "4001", "5"], "CODEBASE": "x"}
+    assert decode_mssp("\x01NAME\x02中文".encode("gbk"), "gbk") == {"NAME": "中文"}
+    assert decode_mssp(b"\x01NAME\x02caf\xe9", "utf-8") == {"NAME": "caf\ufffd"}
+    assert decode_mssp(b"", "utf-8") == {} and decode_mssp(b"\x02x", "utf-8") == {}
+    many = b"".join(b"\x01V%d\x02x" % i for i in range(MAX_MSSP_VARIABLES + 10))
+    table = decode_mssp(many, "ascii")
+    assert len(table) == MAX_MSSP_VARIABLES and f"V{MAX_MSSP_VARIABLES - 1}" in table
+
+
 # -- 4. a JWT with an `aud` claim is refused (SPEC 4.1, RFC 7519 4.1.3) ----------------------
 
 @pytest.mark.parametrize("aud", ["billing-api", ["billing-api", "mud-gateway"], "mud-gateway", ""])
@@ -194,3 +230,91 @@ async def test_token_with_an_audience_is_refused(mud, gateway, aud):
     client, _ = await gateway(make_config(mud.port, extra=REQUIRED))
     await assert_refused(client, token(aud=aud))
     await assert_joins(client, token())
+
+
+# -- 6. every CHARSET REQUEST is answered, whatever the names (SPEC 5, RFC 2066) -------------
+
+@pytest.mark.parametrize("offers, answer", [
+    (b";caf\xc3\xa9;UTF-8", cmd(2) + b"UTF-8"),            # non-ASCII (UTF-8) name before UTF-8
+    (b" \xe9t\xe9 utf-8 \xff", cmd(2) + b"utf-8"),         # Latin-1 bytes and an IAC around it
+    (b"[TTABLE]\x01;KOI8-R;UTF-8", cmd(2) + b"UTF-8"),     # RFC 2066's translation-table form
+    (b";caf\xc3\xa9;KOI8-R", cmd(3)),                      # no UTF-8 on offer: REJECTED
+    (b";", cmd(3)),
+    (b"", cmd(3)),                                         # not even a separator
+])
+async def test_charset_request_always_answered(joined, offers, answer):
+    phx, topic, conn = joined
+    conn.send(cmd(IAC, WILL, CHARSET))
+    await conn.wait_for(cmd(IAC, DO, CHARSET))
+    conn.send(sb(CHARSET, b"\x01" + offers))
+    await conn.wait_for(cmd(IAC, SB, CHARSET) + answer + cmd(IAC, SE))
+    # The session goes on and still understands the game.
+    conn.send("ok ☕\r\n".encode() if answer[0] == 2 else b"ok\r\n")
+    assert (await phx.event(topic, "echo"))["message"].startswith("ok")
+
+
+def test_charset_offers():
+    assert charset_offers(b";UTF-8;latin1") == [b"UTF-8", b"latin1"]
+    assert charset_offers(b" caf\xc3\xa9  UTF-8 ") == [b"caf\xc3\xa9", b"UTF-8"]
+    assert charset_offers(b"[TTABLE]\x01;KOI8-R") == [b"KOI8-R"]
+    assert charset_offers(b"") == [] and charset_offers(b";") == [] and charset_offers(b"[TTABLE]") == []
+
+
+# -- 7. a large subnegotiation is handled in bounded time (SPEC 5) --------------------------
+
+def big_mssp_table(size: int) -> tuple[bytes, dict[str, str]]:
+    table = {f"VAR{i:05d}": f"value {i} ☕ " + "x" * 200 for i in range(size // 220)}
+    body = b"".join(b"\x01" + k.encode() + b"\x02" + v.encode() for k, v in table.items())
+    return body, table
+
+
+async def test_960kb_mssp_arrives_whole_and_other_sessions_keep_playing(mud, gateway):
+    client, connect = await gateway(make_config(mud.port))
+    phx, elsewhere = await connect(), await connect()
+    big, other = new_topic(), new_topic()
+    assert (await phx.join(big))["status"] == "ok"
+    conn = await mud.next_connection()
+    assert (await elsewhere.join(other))["status"] == "ok"
+    player = await mud.next_connection()
+    conn.send(cmd(IAC, WILL, MSSP))
+    await conn.wait_for(cmd(IAC, DO, MSSP))
+    body, table = big_mssp_table(960 * 1024)
+    assert len(body) > 900 * 1024
+    conn.send(sb(MSSP, body) + b"after the table\r\n")
+    # Meanwhile another session plays on.
+    for i in range(20):
+        assert (await elsewhere.request(other, "recv", {"message": f"look {i}"}))["status"] == "ok"
+        await player.wait_for(f"look {i}\r\n".encode())
+        player.send(f"You see {i}.\r\n".encode())
+        assert (await elsewhere.event(other, "echo"))["message"] == f"You see {i}.\n"
+    assert (await phx.event(big, "echo"))["message"] == "after the table\n"
+    games = (await (await client.get("/api/games")).json())["games"]
+    assert games[0]["mssp"] == table
+
+
+async def test_subnegotiation_over_1mib_is_discarded(mud, gateway):
+    client, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    conn = await mud.next_connection()
+    conn.send(cmd(IAC, WILL, MSSP))
+    await conn.wait_for(cmd(IAC, DO, MSSP))
+    body, _ = big_mssp_table((1 << 20) + 4096)
+    conn.send(sb(MSSP, body) + b"after the table\r\n")
+    assert (await phx.event(topic, "echo"))["message"] == "after the table\n"
+    conn.send(sb(MSSP, b"\x01NAME\x02small") + b"then\r\n")
+    assert (await phx.event(topic, "echo"))["message"] == "then\n"
+    games = (await (await client.get("/api/games")).json())["games"]
+    assert games[0]["mssp"] == {"NAME": "small"}
+
+
+async def test_oversized_new_environ_request_is_ignored_and_the_next_answered(joined):
+    phx, topic, conn = joined
+    conn.send(cmd(IAC, DO, NEW_ENVIRON))
+    await conn.wait_for(cmd(IAC, WILL, NEW_ENVIRON))
+    conn.send(sb(NEW_ENVIRON, b"\x01" + b"\x00JUNK" * 20000) + sb(NEW_ENVIRON, b"\x01\x00CLIENT_NAME"))
+    await conn.wait_for(cmd(IAC, SB, NEW_ENVIRON, 0) + b"\x00CLIENT_NAME\x01MUD-GATEWAY" + cmd(IAC, SE))
+    conn.send(b"still here\r\n")
+    assert (await phx.event(topic, "echo"))["message"] == "still here\n"
+    assert bytes(conn.received).count(cmd(IAC, SB, NEW_ENVIRON)) == 1

@@ -7,7 +7,10 @@ the game's byte order, and every other telnet command is handed to
 telnetlib3's option engine (``TelnetWriter.feed_byte``), which answers it.
 telnetlib3's own receive path parses subnegotiations a byte at a time in
 Python and runs in a separate task; it is bypassed for speed and ordering
-(see docs/performance.md).
+(see docs/performance.md). Whole subnegotiations never go through
+``feed_byte``: MSSP and CHARSET REQUEST are read here (subnegotiation.py),
+TTYPE and NEW-ENVIRON requests are handed to telnetlib3's handler in one
+call, and those of options we refused are dropped (SPEC 5: bounded time).
 
 Option policy (SPEC 5): GMCP, MCCP2, MSSP, EOR, SGA, ECHO, NAWS, TTYPE (MTTS cycle),
 NEW-ENVIRON (MNES) and CHARSET (UTF-8 only) are accepted; everything else is refused. Refusals and
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import collections
 import hashlib
 import logging
 import ssl
@@ -31,7 +35,8 @@ from telnetlib3.stream_writer import TelnetWriter
 from .. import __version__
 from .input import encode_naws
 from .proxy import proxy_header
-from .stream import CompressionError, Event, Negotiation, TelnetStream
+from .stream import SB, CompressionError, Event, Negotiation, TelnetStream
+from .subnegotiation import CHARSET_ACCEPTED, CHARSET_REJECTED, CHARSET_REQUEST, charset_offers, decode_mssp
 
 log = logging.getLogger("gateway.telnet")
 
@@ -45,6 +50,12 @@ MTTS_ANSI, MTTS_UTF8, MTTS_256, MTTS_SCREEN_READER, MTTS_PROXY, MTTS_TRUECOLOR =
 _REFUSED = {telopt.BINARY, telopt.LINEMODE, telopt.LFLOW, telopt.XDISPLOC, telopt.TSPEED,
             telopt.STATUS, telopt.SNDLOC, telopt.MCCP3_COMPRESS, telopt.MSDP, telopt.MSP, telopt.MXP,
             telopt.ZMP, telopt.AARDWOLF, telopt.ATCP, telopt.COM_PORT_OPTION, telopt.LOGOUT}
+
+
+_IAC_SB_CHARSET = telopt.IAC + telopt.SB + telopt.CHARSET
+#: Largest TTYPE / NEW-ENVIRON subnegotiation handed to telnetlib3, which still
+#: reads NEW-ENVIRON a byte at a time in Python; real requests are a few dozen bytes.
+MAX_DELEGATED_SUBNEGOTIATION = 1 << 16
 
 
 def is_utf8(encoding: str) -> bool:
@@ -133,8 +144,7 @@ class GameClient(tl_client.TelnetClient):
         w.always_dont.update(_REFUSED)
         w.always_wont.update(_REFUSED)
         w.add_will_callback(telopt.MCCP2_COMPRESS, self._on_will_mccp2)
-        w.passive_do.add(telopt.MSSP)  # DO on WILL; the variables go to /api/games
-        w.set_ext_callback(telopt.MSSP, self.sink.on_mssp)
+        w.passive_do.add(telopt.MSSP)  # DO on WILL; the variables go to /api/games (_subnegotiation)
 
     def _on_will_mccp2(self, opt: bytes) -> None:
         # We said DO (telnetlib3 refuses it under TLS): the stream core inflates
@@ -170,8 +180,11 @@ class GameClient(tl_client.TelnetClient):
                     self.sink.on_events(out)
                     out = []
                 try:
-                    for b in ev.raw:
-                        feed(bytes((b,)))
+                    if ev.raw[1] == SB:
+                        self._subnegotiation(ev.raw)
+                    else:
+                        for b in ev.raw:  # two or three bytes
+                            feed(bytes((b,)))
                 except Exception as exc:  # a command the game got wrong: ignored, never fatal
                     log.debug("telnet: ignored %r from the game: %s", ev.raw[:32], exc)
             elif type(ev) is CompressionError:
@@ -204,6 +217,41 @@ class GameClient(tl_client.TelnetClient):
             self.sink.on_events(events)
         self._schedule_poll()
 
+    # -- subnegotiations ------------------------------------------------------
+
+    def _subnegotiation(self, raw: bytes) -> None:
+        """A whole ``IAC SB <option> ... IAC SE`` (at most 1 MiB: stream.py), in one step."""
+        opt, body = raw[2:3], raw[3:-2]
+        if b"\xff\xff" in body:
+            body = body.replace(b"\xff\xff", b"\xff")
+        if opt == telopt.MSSP:
+            # Decoded with the game's encoding (SPEC 5), not telnetlib3's ASCII.
+            self.sink.on_mssp(decode_mssp(body, self.game_encoding))
+        elif opt == telopt.CHARSET:
+            if body[:1] == CHARSET_REQUEST:
+                self._charset_request(body[1:])
+            # ACCEPTED/REJECTED/TTABLE-*: answers to requests we never make
+        elif opt in (telopt.TTYPE, telopt.NEW_ENVIRON) and len(body) <= MAX_DELEGATED_SUBNEGOTIATION:
+            # telnetlib3 answers these (MTTS, MNES); its handler takes a deque of
+            # single bytes, built here in C rather than by feed_byte's loop.
+            self.writer.handle_subnegotiation(collections.deque(memoryview(opt + body).cast("c")))
+        else:  # an option we refused, or a request far larger than any real one
+            log.debug("telnet: ignored a subnegotiation of option %d (%d bytes)", raw[2], len(raw))
+
+    def _charset_request(self, body: bytes) -> None:
+        """RFC 2066: every REQUEST gets ACCEPTED (UTF-8, when offered) or REJECTED."""
+        answer = _IAC_SB_CHARSET + CHARSET_REJECTED
+        for offer in charset_offers(body):
+            name = offer.decode("ascii", "replace").strip()
+            if is_utf8(name):
+                answer = _IAC_SB_CHARSET + CHARSET_ACCEPTED + name.encode("ascii")
+                self.game_encoding = "utf-8"
+                self.stream.set_encoding("utf-8")
+                self.writer.environ_encoding = "utf-8"
+                self.mtts |= MTTS_UTF8
+                break
+        self.writer.send_iac(answer + telopt.IAC + telopt.SE)
+
     # -- options: answers telnetlib3 asks us for ----------------------------
 
     def send_gmcp_hello(self) -> None:
@@ -221,19 +269,6 @@ class GameClient(tl_client.TelnetClient):
         if self._ttype_count == 2:
             return TERMINAL_TYPE
         return f"MTTS {self.mtts}"
-
-    def send_charset(self, offered: list[str]) -> str | None:
-        """CHARSET REQUEST: accept UTF-8 when offered (and switch to it), else reject."""
-        for offer in offered:
-            name = offer.strip()
-            if is_utf8(name):
-                break
-        else:
-            return None
-        self.game_encoding = "utf-8"
-        self.stream.set_encoding("utf-8")
-        self.mtts |= MTTS_UTF8
-        return name
 
     def send_naws(self) -> tuple[int, int]:
         return (self.naws_size[1], self.naws_size[0])  # telnetlib3 wants (rows, cols)
