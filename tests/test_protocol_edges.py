@@ -232,6 +232,32 @@ async def test_token_with_an_audience_is_refused(mud, gateway, aud):
     await assert_joins(client, token())
 
 
+# -- 5. DONT TTYPE resets the MTTS cycle (SPEC 5, MTTS "Disabling TTYPE") --------------------
+
+async def ttype_answers(conn, n: int) -> list[bytes]:
+    names = []
+    for _ in range(n):
+        conn.send(sb(TTYPE, b"\x01"))
+        start = await conn.wait_for(cmd(IAC, SB, TTYPE, 0))
+        end = await conn.wait_for(cmd(IAC, SE))
+        names.append(bytes(conn.received[start:end - 2]))
+    return names
+
+
+async def test_dont_ttype_resets_the_mtts_cycle(joined):
+    phx, topic, conn = joined
+    conn.send(cmd(IAC, DO, TTYPE))
+    await conn.wait_for(cmd(IAC, WILL, TTYPE))
+    cycle = [b"MUD-GATEWAY", b"XTERM-256COLOR", b"MTTS 397", b"MTTS 397"]
+    assert await ttype_answers(conn, 4) == cycle
+    # A copyover: the game switches TTYPE off and on again and starts over.
+    conn.send(cmd(IAC, DONT, TTYPE))
+    await conn.wait_for(cmd(IAC, WONT, TTYPE))
+    conn.send(cmd(IAC, DO, TTYPE))
+    await conn.wait_for(cmd(IAC, WILL, TTYPE))
+    assert await ttype_answers(conn, 3) == cycle[:3]
+
+
 # -- 6. every CHARSET REQUEST is answered, whatever the names (SPEC 5, RFC 2066) -------------
 
 @pytest.mark.parametrize("offers, answer", [

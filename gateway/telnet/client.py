@@ -26,7 +26,7 @@ import collections
 import hashlib
 import logging
 import ssl
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from telnetlib3 import client as tl_client
 from telnetlib3 import telopt
@@ -85,6 +85,9 @@ class EventSink(Protocol):
 class GameWriter(TelnetWriter):
     """telnetlib3's option engine, made to acknowledge disabling as RFC 1143 asks."""
 
+    #: Told the option whenever the game says DONT (telnetlib3 has no callback for it).
+    on_dont: Callable[[bytes], None] | None = None
+
     def handle_wont(self, opt: bytes) -> None:
         if self.remote_option.enabled(opt):
             self.iac(telopt.DONT, opt)  # YES -> NO: acknowledge
@@ -94,6 +97,8 @@ class GameWriter(TelnetWriter):
         if self.local_option.enabled(opt):
             self.iac(telopt.WONT, opt)  # YES -> NO: acknowledge
         super().handle_dont(opt)
+        if self.on_dont is not None:
+            self.on_dont(opt)
 
 
 class GameClient(tl_client.TelnetClient):
@@ -144,7 +149,14 @@ class GameClient(tl_client.TelnetClient):
         w.always_dont.update(_REFUSED)
         w.always_wont.update(_REFUSED)
         w.add_will_callback(telopt.MCCP2_COMPRESS, self._on_will_mccp2)
+        w.on_dont = self._on_dont
         w.passive_do.add(telopt.MSSP)  # DO on WILL; the variables go to /api/games (_subnegotiation)
+
+    def _on_dont(self, opt: bytes) -> None:
+        if opt == telopt.TTYPE:
+            # MTTS "Disabling TTYPE": DONT TTYPE resets the cycle, so a game that
+            # re-negotiates (after a copyover) hears MUD-GATEWAY first again.
+            self._ttype_count = 0
 
     def _on_will_mccp2(self, opt: bytes) -> None:
         # We said DO (telnetlib3 refuses it under TLS): the stream core inflates
