@@ -24,7 +24,7 @@ from gateway.addresses import client_address, parse_address, parse_network
 from gateway.routes import create_app
 from gateway.telnet.stream import Text, TelnetStream
 from gateway.telnet.subnegotiation import MAX_MSSP_VARIABLES, charset_offers, decode_mssp
-from tests.conftest import Phx, make_config, new_topic
+from tests.conftest import Phx, make_config, new_topic, session
 from tests.fakemud import FakeMud
 from tests.test_auth import REQUIRED, assert_joins, assert_refused, token
 
@@ -344,3 +344,96 @@ async def test_oversized_new_environ_request_is_ignored_and_the_next_answered(jo
     conn.send(b"still here\r\n")
     assert (await phx.event(topic, "echo"))["message"] == "still here\n"
     assert bytes(conn.received).count(cmd(IAC, SB, NEW_ENVIRON)) == 1
+
+
+# -- 4.3: the partial-line flush counts only new text ----------------------------------------
+
+async def test_password_prompt_shows_while_vitals_stream(mud, gateway):
+    # Vitals every 10 ms against a 500 ms flush: only a stall of the whole test
+    # process for half a second could let the prompt through without the rule.
+    phx, topic, conn, _ = await session(mud, gateway, game_extra="    prompt_flush_ms: 500")
+    conn.send(cmd(IAC, WILL, GMCP))
+    await conn.wait_for(cmd(IAC, DO, GMCP))
+    conn.send(b"Password: ")  # no GA, no EOR
+
+    async def vitals() -> None:
+        hp = 0
+        while True:  # far more often than prompt_flush_ms
+            hp += 1
+            conn.send(sb(GMCP, b"Char.Vitals " + json.dumps({"hp": hp}).encode()))
+            await conn.drain()
+            await asyncio.sleep(0.01)
+
+    streaming = asyncio.ensure_future(vitals())
+    try:
+        shown = await phx.event(topic, "echo", timeout=10)
+        assert shown["message"] == "Password: "
+        assert not streaming.done()
+    finally:
+        streaming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await streaming
+
+
+def gmcp_frame(hp: int) -> bytes:
+    return sb(GMCP, b"Char.Vitals " + json.dumps({"hp": hp}).encode())
+
+
+#: What a game sends between two pieces of text that is not text.
+not_text = st.one_of(
+    st.integers(0, 10**6).map(gmcp_frame),
+    st.sampled_from([cmd(IAC, WILL, 3), cmd(IAC, DO, TTYPE), cmd(IAC, 241), cmd(IAC, WILL, 1),
+                     cmd(IAC, WONT, 1), sb(TTYPE, b"\x01"), sb(MSSP, b"\x01A\x02b")]),
+)
+
+
+#: Text the stream passes through unchanged (no CR, NUL or escape sequences).
+plain_text = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x1b\r\x00")
+
+
+@given(
+    lines=st.lists(st.text(plain_text, max_size=20).map(lambda t: t + "\n"), max_size=3),
+    partial=st.text(plain_text.filter(lambda c: c != "\n"), min_size=1, max_size=20),
+    text_cuts=st.lists(st.integers(1, 10), max_size=10),
+    steps=st.lists(st.tuples(st.booleans(), not_text, st.floats(0.0, 0.3)), min_size=1, max_size=30),
+    read_cuts=st.lists(st.integers(1, 40), max_size=40),
+    flush_ms=st.integers(0, 200),
+)
+def test_gmcp_and_negotiation_do_not_hold_back_the_partial_line(lines, partial, text_cuts, steps,
+                                                                read_cuts, flush_ms):
+    """SPEC 4.3: the open line goes out ``flush_after`` after the last text, whatever else
+    arrives meanwhile (GMCP, negotiation), however it is all cut into reads."""
+    flush_after = flush_ms / 1000
+    s = TelnetStream("utf-8", flush_after=flush_after)
+    out: list[tuple[float, object]] = []
+
+    def run_until(now: float) -> None:  # what the event loop's timer does
+        while (when := s.deadline()) is not None and when <= now:
+            out.extend((when, ev) for ev in s.poll(when))
+
+    text = ("".join(lines) + partial).encode()
+    pieces = []
+    while text:
+        size = text_cuts.pop() if text_cuts else len(text)
+        pieces.append(text[:size])
+        text = text[size:]
+    # Text pieces with GMCP and negotiation before, between and after them; some
+    # gaps are shorter than flush_after, and every step is cut into reads.
+    now = text_at = 10.0
+    for with_text, noise, gap in steps + [(True, b"", 0.001)] * len(pieces):
+        piece = pieces.pop(0) if with_text and pieces else b""
+        data = noise + piece if gap < 0.1 else piece + noise
+        now += gap
+        if piece:
+            text_at = now
+        while data:
+            size = read_cuts.pop() if read_cuts else len(data)
+            run_until(now)
+            out.extend((now, ev) for ev in s.feed(data[:size], now))
+            data = data[size:]
+    run_until(max(now, text_at + flush_after))
+    texts = [(when, ev) for when, ev in out if type(ev) is Text]
+    assert "".join(ev.message for _, ev in texts) == "".join(lines) + partial
+    when, last = texts[-1]
+    assert last.partial and when <= text_at + flush_after + 1e-9
+    assert s.deadline() is None

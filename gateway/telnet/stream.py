@@ -5,8 +5,9 @@ events in the order the game sent their bytes:
 
 * ``Text``    game text; complete lines are coalesced into one event per read,
               an unterminated line is held back until it is ended by a
-              newline, marked as a prompt (IAC GA / IAC EOR), or the game has
-              been quiet for ``flush_after`` seconds (then ``partial=True``);
+              newline, marked as a prompt (IAC GA / IAC EOR), or no new text
+              has come for ``flush_after`` seconds (then ``partial=True``;
+              GMCP and negotiation do not count);
 * ``Prompt``  the unterminated line at IAC GA or IAC EOR;
 * ``Gmcp``    each IAC SB GMCP ... IAC SE;
 * ``EchoMode`` the game's WILL ECHO / WONT ECHO (state changes only);
@@ -168,10 +169,11 @@ class TelnetStream:
         self._carry = b""          # an incomplete telnet command from the last read
         self._carry_scanned = 0    # bytes of an SB carry already searched for IAC SE
         self._discarding = False   # inside an oversized subnegotiation, skipping to IAC SE
-        self._polled = False       # poll() found nothing it may send until more data comes
+        self._polled = False       # poll() found nothing it may send until more text comes
         self._text = ""            # decoded text not yet sent: complete lines, then the open line
         self._line_open = False    # part of the current line was already sent (partial flush)
-        self._last_data = 0.0
+        self._now = 0.0            # the time of the read being scanned
+        self._last_text = 0.0      # when text last arrived (GMCP, negotiation do not count)
         self.echo = True           # the game echoes (False after WILL ECHO)
         self.inflating = False     # MCCP2 accepted by the negotiation engine
         self._inflate: Any = None  # zlib decompressor while the game compresses
@@ -188,8 +190,7 @@ class TelnetStream:
         events: list[Event] = []
         if self.failed or not data:
             return events
-        self._last_data = now
-        self._polled = False
+        self._now = now
         if self._inflate is not None:
             self._inflate_data(data, events)
         else:
@@ -198,9 +199,9 @@ class TelnetStream:
         return events
 
     def poll(self, now: float) -> list[Event]:
-        """Call at ``deadline()``: sends the open line after ``flush_after`` of quiet."""
+        """Call at ``deadline()``: sends the open line ``flush_after`` after the last text."""
         events: list[Event] = []
-        if self._text and now >= self._last_data + self.flush_after:
+        if self._text and now >= self._last_text + self.flush_after:
             self._flush_partial(events)
             self._polled = True  # what is left is an escape sequence still arriving
         return events
@@ -208,7 +209,7 @@ class TelnetStream:
     def deadline(self) -> float | None:
         """When ``poll`` next has work, or None while nothing is held back."""
         if self._text and not self._polled:
-            return self._last_data + self.flush_after
+            return self._last_text + self.flush_after
         return None
 
     def finish(self) -> list[Event]:
@@ -381,6 +382,10 @@ class TelnetStream:
     # -- text ----------------------------------------------------------------
 
     def _add_text(self, text: str, events: list[Event]) -> None:
+        # SPEC 4.3: the open line is flushed ``flush_after`` after the last *text*;
+        # GMCP and negotiation streaming in meanwhile must not hold a prompt back.
+        self._last_text = self._now
+        self._polled = False
         if "\r" in text:
             text = text.replace("\r", "")
         if "\x00" in text:
