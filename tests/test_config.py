@@ -344,3 +344,10 @@ def test_admin_token_from_the_environment():
     assert admin.token({"GW_ADMIN": "t0ken"}) == "t0ken"
     assert admin.token({"GW_ADMIN": ""}) is None and admin.token({}) is None
     assert parse_config(cfg()).admin.token({"GW_ADMIN": "t0ken"}) is None
+
+
+def test_deny_list_takes_ipv4_mapped_entries_and_addresses_as_ipv4():
+    sec = parse_config(cfg("security: {deny: ['::ffff:10.0.0.0/104', 192.0.2.0/24]}")).security
+    assert sec.is_denied("10.1.2.3") and sec.is_denied("::ffff:10.1.2.3")
+    assert sec.is_denied("::ffff:192.0.2.9")
+    assert not sec.is_denied("11.0.0.1")
