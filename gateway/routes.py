@@ -1,8 +1,8 @@
 """The HTTP surface (SPEC 7) and the WebSocket upgrade checks (SPEC 4.1).
 
-``create_app(config)`` builds the aiohttp application: ``/`` (the browser
-client), ``/healthz``, ``/api/games``, ``/metrics``, ``/socket/websocket``
-and the admin API (admin.py).
+``create_app(config)`` builds the aiohttp application: ``/`` and ``/client/``
+(the browser client, webclient.py), ``/healthz``, ``/api/games``, ``/metrics``,
+``/socket/websocket`` and the admin API (admin.py).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from importlib import resources
 from typing import Any
 
 import msgspec
@@ -24,6 +23,7 @@ from .metrics import CONTENT_TYPE_LATEST
 from .session import SessionManager
 from .transport.serializer import serializer_for
 from .transport.websocket import PhoenixSocket
+from .webclient import add_routes as add_client_routes
 
 log = logging.getLogger("gateway.http")
 
@@ -54,15 +54,6 @@ def origin_allowed(request: web.Request, allowed: list[str]) -> bool:
         return False
     # The Host header has no scheme: it is reached the way the page was.
     return origin_parts(f"{parts[0]}://{request.host}") == parts
-
-
-_INDEX = resources.files("gateway").joinpath("static/index.html").read_bytes()  # read once
-
-
-async def index(request: web.Request) -> web.Response:
-    return web.Response(body=_INDEX, content_type="text/html", charset="utf-8",
-                        headers={"Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:",
-                                 "X-Content-Type-Options": "nosniff"})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -154,7 +145,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application()
     manager = app[SESSIONS] = SessionManager(config)
     app[SOCKETS] = set()
-    app.router.add_get("/", index)
+    add_client_routes(app)  # GET / and /client/
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/games", games)
     app.router.add_get("/socket/websocket", socket)

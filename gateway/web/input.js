@@ -1,0 +1,107 @@
+// The input line: Enter sends, Up/Down walk the history (kept per game in
+// localStorage; the line being typed is kept as the newest entry), and a
+// password mode (the game turned echo off) in which the field is
+// type=password and nothing typed is kept anywhere.
+
+const HISTORY_MAX = 500;
+
+export class CommandLine {
+  /**
+   * form/input: the <form> and its text <input>; historyKey: localStorage key
+   * of this game's history; onSubmit(text, secret): a line to send.
+   */
+  constructor({ form, input, historyKey, onSubmit }) {
+    this.form = form;
+    this.input = input;
+    this.historyKey = historyKey;
+    this.onSubmit = onSubmit;
+    this.secret = false;
+    this.history = loadHistory(historyKey);
+    this.index = this.history.length; // == length: the line being typed
+    this.draft = "";
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this._submit();
+    });
+    input.addEventListener("keydown", (e) => this._key(e));
+  }
+
+  /** Password mode on (echo off) or off. Leaving it clears the field. */
+  setSecret(on) {
+    if (on === this.secret) return;
+    this.secret = on;
+    this.input.value = "";
+    this.input.type = on ? "password" : "text";
+    this.input.setAttribute("aria-label", on ? "Password (not shown, not kept)" : "Command");
+    this.form.classList.toggle("secret", on);
+    this.index = this.history.length;
+  }
+
+  _submit() {
+    const text = this.input.value;
+    this.input.value = "";
+    if (!this.secret && text.trim() && this.history[this.history.length - 1] !== text) {
+      this.history.push(text);
+      if (this.history.length > HISTORY_MAX) this.history.splice(0, this.history.length - HISTORY_MAX);
+      saveHistory(this.historyKey, this.history);
+    }
+    this.index = this.history.length;
+    this.draft = "";
+    this.onSubmit(text, this.secret);
+  }
+
+  _key(e) {
+    if (this.secret || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    if (e.key !== "ArrowUp" && e.key !== "ArrowDown") return;
+    e.preventDefault();
+    const step = e.key === "ArrowUp" ? -1 : 1;
+    const next = this.index + step;
+    if (next < 0 || next > this.history.length) return;
+    if (this.index === this.history.length) this.draft = this.input.value;
+    this.index = next;
+    this.input.value = next === this.history.length ? this.draft : this.history[next];
+    const end = this.input.value.length;
+    this.input.setSelectionRange(end, end);
+  }
+}
+
+function loadHistory(key) {
+  try {
+    const list = JSON.parse(localStorage.getItem(key) || "[]");
+    return Array.isArray(list) ? list.filter((x) => typeof x === "string").slice(-HISTORY_MAX) : [];
+  } catch {
+    return [];
+  }
+}
+
+function saveHistory(key, list) {
+  try {
+    localStorage.setItem(key, JSON.stringify(list));
+  } catch {
+    // storage full or disabled: the history lives for this page only
+  }
+}
+
+/**
+ * Keep typing going to the input without taking the player's selection:
+ * a printable key pressed elsewhere moves the focus to the input (the key
+ * lands there), and a click in `area` that selected nothing focuses it.
+ * Ctrl/Cmd combinations (Ctrl+C on selected log text) are left alone.
+ */
+export function keepFocus(input, area) {
+  document.addEventListener("keydown", (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey || e.key.length !== 1) return;
+    const t = e.target;
+    if (t === input || (t instanceof HTMLElement && t.closest("input, textarea, select, [contenteditable]"))) return;
+    // Space on a focused button presses it.
+    if (e.key === " " && t instanceof HTMLElement && t.closest("button, a, summary")) return;
+    input.focus();
+  });
+  area.addEventListener("pointerup", (e) => {
+    if (e.pointerType !== "mouse" || e.button !== 0) return;
+    if (e.target instanceof HTMLElement && e.target.closest("a, button")) return;
+    const sel = window.getSelection();
+    if (sel && !sel.isCollapsed) return;
+    input.focus({ preventScroll: true });
+  });
+}

@@ -1,0 +1,288 @@
+// The browser client at GET /: picks the game, wires the log, the input
+// line, the GMCP panels and the connection together, and keeps the settings.
+
+import { GameConnection } from "./connection.js";
+import { CommandLine, keepFocus } from "./input.js";
+import { OutputLog } from "./output.js";
+import { RoomPanel, Vitals } from "./panels.js";
+
+const $ = (id) => document.getElementById(id);
+const KEY = "mud-gateway:";
+const FONT_MIN = 10;
+const FONT_MAX = 28;
+const FONT_DEFAULT = 14;
+
+const stored = {
+  get(name, fallback) {
+    try {
+      const v = localStorage.getItem(KEY + name);
+      return v === null ? fallback : JSON.parse(v);
+    } catch {
+      return fallback;
+    }
+  },
+  set(name, value) {
+    try {
+      localStorage.setItem(KEY + name, JSON.stringify(value));
+    } catch {
+      // storage disabled: the setting lasts for this page
+    }
+  },
+};
+
+/** A token handed over in the address (#token=...) moves to sessionStorage and out of sight. */
+function takeToken() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const token = hash.get("token");
+  if (token) {
+    sessionStorage.setItem(KEY + "token", token);
+    hash.delete("token");
+    const rest = hash.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
+  }
+  return sessionStorage.getItem(KEY + "token");
+}
+
+async function fetchGames() {
+  try {
+    const response = await fetch("api/games", { headers: { Accept: "application/json" } });
+    if (!response.ok) return [];
+    const body = await response.json();
+    return Array.isArray(body.games) ? body.games : [];
+  } catch {
+    return [];
+  }
+}
+
+function showPicker(games) {
+  document.body.dataset.view = "picker";
+  $("picker").hidden = false;
+  $("status").textContent = "Choose a game";
+  $("status").dataset.state = "picker";
+  const list = $("games");
+  for (const game of games) {
+    const a = document.createElement("a");
+    a.href = `?game=${encodeURIComponent(game.name)}`;
+    const title = document.createElement("strong");
+    title.textContent = game.title || game.name;
+    a.append(title);
+    const players = game.mssp && game.mssp.PLAYERS;
+    if (players !== undefined && players !== null && players !== "") {
+      const count = document.createElement("span");
+      count.className = "players";
+      count.textContent = `${players} playing`;
+      a.append(count);
+    }
+    const li = document.createElement("li");
+    li.append(a);
+    list.append(li);
+  }
+  list.querySelector("a")?.focus();
+}
+
+// -- settings -----------------------------------------------------------------
+
+function setFontSize(px) {
+  const size = Math.max(FONT_MIN, Math.min(FONT_MAX, Math.round(px)));
+  document.documentElement.style.setProperty("--font-size", `${size}px`);
+  $("font-size-value").textContent = `${size}px`;
+  stored.set("font-size", size);
+  return size;
+}
+
+function setupSettings(onFontChange) {
+  const toggle = $("settings-toggle");
+  const panel = $("settings");
+  toggle.addEventListener("click", () => {
+    panel.hidden = !panel.hidden;
+    toggle.setAttribute("aria-expanded", String(!panel.hidden));
+  });
+  let size = setFontSize(stored.get("font-size", FONT_DEFAULT));
+  $("font-smaller").addEventListener("click", () => {
+    size = setFontSize(size - 1);
+    onFontChange();
+  });
+  $("font-larger").addEventListener("click", () => {
+    size = setFontSize(size + 1);
+    onFontChange();
+  });
+  const sr = $("screen-reader");
+  sr.checked = stored.get("screen-reader", false);
+  document.body.classList.toggle("screen-reader", sr.checked);
+  sr.addEventListener("change", () => {
+    stored.set("screen-reader", sr.checked);
+    document.body.classList.toggle("screen-reader", sr.checked);
+  });
+  const padToggle = $("pad-toggle");
+  const narrow = matchMedia("(max-width: 700px), (pointer: coarse)").matches;
+  const setPad = (open) => {
+    document.body.classList.toggle("pad-open", open);
+    padToggle.setAttribute("aria-expanded", String(open));
+  };
+  setPad(stored.get("pad", narrow));
+  padToggle.addEventListener("click", () => {
+    const open = !document.body.classList.contains("pad-open");
+    stored.set("pad", open);
+    setPad(open);
+  });
+}
+
+// -- window size (NAWS) ---------------------------------------------------------
+
+/** Characters that fit the output area: {width, height}, each 1..1000. */
+function screenSize() {
+  const log = $("log");
+  const box = $("measure").getBoundingClientRect();
+  const cell = box.width / 100; // the measure holds 100 characters
+  const style = getComputedStyle(log);
+  const width = log.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  const height = $("screen").clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+  const clamp = (n) => Math.max(1, Math.min(1000, Math.floor(n)));
+  return { width: clamp(width / cell), height: clamp(height / box.height) };
+}
+
+// -- playing ------------------------------------------------------------------
+
+function play(game, title) {
+  document.body.dataset.view = "play";
+  document.title = title;
+  $("title").textContent = title;
+  const token = takeToken();
+  let unread = 0;
+  const showUnread = () => {
+    document.title = unread ? `(${unread}) ${title}` : title;
+  };
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && unread) {
+      unread = 0;
+      showUnread();
+    }
+  });
+
+  const log = new OutputLog({
+    log: $("log"),
+    tail: $("tail"),
+    jump: $("jump"),
+    prompt: $("prompt"),
+    onSplit: (open) => {
+      $("tail-box").hidden = !open;
+      document.body.classList.toggle("split", open);
+    },
+  });
+  setupSettings(() => sendSize());
+  const screenReader = () => document.body.classList.contains("screen-reader");
+  const vitals = new Vitals($("vitals"));
+  let conn = null;
+  const send = (text, secret = false) => {
+    // The player's own line, muted; a screen reader has already spoken it.
+    if (!secret && !screenReader()) log.note(text, "command");
+    if (!conn.send(text)) log.note("Not connected: use “Connect again”.", "notice");
+  };
+  const room = new RoomPanel({
+    panel: $("room"),
+    name: $("room-name"),
+    area: $("room-area"),
+    exits: $("exits"),
+    pad: $("pad"),
+    onGo: (dir) => send(dir),
+  });
+  const input = $("input");
+  const commandLine = new CommandLine({
+    form: $("command"),
+    input,
+    historyKey: `${KEY}history:${game}`,
+    onSubmit: send,
+  });
+  keepFocus(input, $("screen"));
+
+  let joinedBefore = false;
+  conn = new GameConnection({
+    game,
+    token,
+    screenReader: screenReader(),
+    on: {
+      status(state, text) {
+        const el = $("status");
+        el.textContent = text;
+        el.dataset.state = state;
+        document.body.dataset.state = state;
+        $("again").hidden = state !== "ended";
+        if (state === "ended") commandLine.setSecret(false);
+      },
+      event(name, payload) {
+        if (name === "echo") {
+          log.write(payload.message);
+          if (document.hidden) {
+            unread += countLines(payload.message);
+            showUnread();
+          }
+        } else if (name === "prompt") {
+          log.prompt(payload.message);
+        } else if (name === "option" && payload.type === "echo") {
+          commandLine.setSecret(payload.echo === false);
+        } else if (name === "gmcp") {
+          if (payload.module === "Char.Vitals") vitals.update(payload.data);
+          else if (payload.module === "Room.Info") room.update(payload.data);
+        }
+      },
+      joined(response) {
+        if (response.gap) log.note("Some output was lost while the connection was down.", "notice");
+        if (joinedBefore && !response.resumed) log.note("A new game session started.", "notice");
+        joinedBefore = true;
+        sendSize();
+      },
+      notice(text) {
+        log.note(text, "notice");
+      },
+    },
+  });
+
+  let sizeTimer = 0;
+  const sendSize = () => {
+    clearTimeout(sizeTimer);
+    sizeTimer = setTimeout(() => {
+      const { width, height } = screenSize();
+      conn.naws(width, height);
+      $("screen").dataset.cols = String(width);
+    }, 100);
+  };
+  new ResizeObserver(sendSize).observe($("screen"));
+
+  $("again").addEventListener("click", () => {
+    log.note("Connecting again…", "notice");
+    commandLine.setSecret(false);
+    conn.screenReader = screenReader();
+    conn.again();
+    input.focus();
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "End" && log.split) log.scrollToEnd();
+    else if ((e.key === "PageUp" || e.key === "PageDown") && e.target === input) {
+      e.preventDefault();
+      const el = $("log");
+      el.scrollBy({ top: (e.key === "PageUp" ? -0.9 : 0.9) * el.clientHeight });
+    }
+  });
+  conn.start();
+  input.focus();
+}
+
+function countLines(text) {
+  let n = 0;
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) n++;
+  return n;
+}
+
+async function main() {
+  const wanted = new URLSearchParams(location.search).get("game");
+  const games = await fetchGames();
+  if (!wanted && games.length > 1) {
+    showPicker(games);
+    return;
+  }
+  const game = wanted || (games.find((g) => g.default) || games[0] || { name: "" }).name;
+  const info = games.find((g) => g.name === game);
+  play(game, (info && info.title) || game || "mud-gateway");
+}
+
+main();

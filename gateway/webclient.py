@@ -1,0 +1,68 @@
+"""The browser client (SPEC 7, ``GET /``): the page and its files in ``gateway/web/``.
+
+Our own modules, CSS and page are in the package; phoenix.js comes from npm
+into ``gateway/web/vendor/`` (``npm ci && npm run build``, run by ``./dev setup``;
+a wheel carries them). When those files are missing, ``GET /`` answers with a
+plain page that says which command fixes it, instead of a page that cannot
+connect.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+
+log = logging.getLogger("gateway.http")
+
+#: Where the client's files are (a directory in the installed package).
+WEB_ROOT = Path(str(resources.files("gateway").joinpath("web")))
+#: What the page cannot work without; vendor/ is built from npm.
+REQUIRED = ("index.html", "client.css", "theme.css", "main.js", "ansi.js", "output.js", "input.js",
+            "connection.js", "panels.js", "vendor/phoenix.js")
+FIX_COMMAND = "npm ci && npm run build"
+
+_HEADERS = {
+    # Game text only ever enters the page as text; no inline script or style, no plugins.
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; object-src 'none'; "
+                               "base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+_MISSING_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mud-gateway: client not built</title></head>
+<body>
+<h1>The browser client is not built</h1>
+<p>This gateway runs, but the files of its browser client are missing: {missing}.</p>
+<p>In the mud-gateway checkout, run <code>./dev setup</code> (or <code>{fix}</code>),
+then restart the gateway. A wheel built from the checkout carries the files.</p>
+</body></html>
+"""
+
+
+def missing_files(root: Path) -> list[str]:
+    return [name for name in REQUIRED if not (root / name).is_file()]
+
+
+def add_routes(app: web.Application, root: Path = WEB_ROOT) -> None:
+    """``GET /`` (the page, read once) and ``/client/`` (its files)."""
+    missing = missing_files(root)
+    if missing:
+        log.warning("browser client files missing in %s (%s): run `%s`", root, ", ".join(missing),
+                    FIX_COMMAND)
+        page = _MISSING_PAGE.format(missing=", ".join(missing), fix=FIX_COMMAND).encode()
+        status = 503
+    else:
+        page = (root / "index.html").read_bytes()
+        status = 200
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(body=page, status=status, content_type="text/html", charset="utf-8",
+                            headers=_HEADERS)
+
+    app.router.add_get("/", index)
+    if not missing:
+        app.router.add_static("/client/", root, follow_symlinks=False, show_index=False)
