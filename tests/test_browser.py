@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 import struct
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -508,14 +509,52 @@ async def test_session_end_and_connect_again(browser: Browser) -> None:
         await second.wait_for(b"hi\r\n")
 
 
-async def test_join_error_is_shown(browser: Browser) -> None:
+async def test_join_errors_are_shown_with_their_detail(browser: Browser) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    down = f"""
+  - name: down
+    host: 127.0.0.1
+    port: {closed_port}
+"""
     async with FakeMud() as mud:
-        async with serve(make_config(mud.port)) as (app, url):
+        async with serve(make_config(mud.port, games=down)) as (app, url):
             async with open_page(browser, url + "?game=nowhere") as page:
                 await page.wait_for_selector("#status[data-state=ended]")
                 assert await page.inner_text("#status") == "Could not join: unknown game"
                 assert await page.locator("#again").is_visible()
-                assert mud.connections == []
+            async with open_page(browser, url + "?game=down") as page:
+                await page.wait_for_selector("#status[data-state=ended]")
+                status = await page.inner_text("#status")
+                assert re.fullmatch(r"Could not join: game unavailable \(.+\)", status), status
+            assert mud.connections == []
+
+
+async def test_typing_anywhere_goes_to_the_input_and_a_selection_stays(browser: Browser) -> None:
+    async with fake_game(browser) as g:
+        page = g.page
+        g.conn.send(b"some text to copy\r\n")
+        await log_has(page, "some text to copy")
+        # The player selects log text (the focus leaves the input) and copies it.
+        await page.click("#title")
+        await page.evaluate("""() => {
+          const range = document.createRange();
+          range.selectNodeContents(document.querySelector('#log .line'));
+          getSelection().removeAllRanges();
+          getSelection().addRange(range);
+        }""")
+        await page.keyboard.press("Control+c")
+        assert await page.evaluate("getSelection().toString()") == "some text to copy"
+        assert await page.evaluate("document.activeElement.id") != "input"
+        # Typing goes to the input line.
+        await page.keyboard.type("look")
+        assert await page.evaluate("document.activeElement.id") == "input"
+        assert await page.input_value("#input") == "look"
+        # A click that selects nothing gives the input the focus back.
+        await page.click("#title")
+        await page.click("#log")
+        assert await page.evaluate("document.activeElement.id") == "input"
 
 
 async def test_picker_lists_games_with_players(browser: Browser) -> None:
