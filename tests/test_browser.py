@@ -306,6 +306,23 @@ async def test_ansi_colours_links_and_html_as_text(browser: Browser) -> None:
         ]
 
 
+async def test_prompt_is_shown_apart_from_the_log(browser: Browser) -> None:
+    async with fake_game(browser) as g:
+        page = g.page
+        g.conn.send(b"first\r\n\x1b[32m<10hp>\x1b[0m " + cmd(IAC, 249))  # IAC GA
+        await page.wait_for_selector("#prompt:has-text('<10hp>')")
+        assert await page.evaluate(COMPUTED.replace("'log'", "'prompt'"), ["<10hp>", "color"]) == \
+            await css_var_rgb(page, "--ansi-2")
+        # The newline that ends the prompt's line is not a blank log line; a second one is.
+        g.conn.send(b"\r\n")
+        await asyncio.sleep(0)
+        g.conn.send(b"\r\nafter\r\n")
+        await log_has(page, "after")
+        lines = await page.locator("#log .line").all_text_contents()
+        assert lines == ["first", "", "after"]
+        assert "<10hp>" not in await log_text(page)
+
+
 async def test_vitals_gauge_follows_the_game(browser: Browser) -> None:
     async with fake_game(browser) as g:
         g.conn.send(b"\xff\xfb\xc9")  # IAC WILL GMCP
@@ -368,6 +385,15 @@ async def test_reading_back_splits_the_log(browser: Browser) -> None:
         assert await page.evaluate(TOP_LINE) == before
         assert await page.locator("#jump").inner_text() == "▼ 60 new lines (End)"
         assert await page.locator("#tail .line").last.inner_text() == "new line 0059"
+        # Old lines removed above (past the cap) do not move it either.
+        await page.evaluate("() => { const l = document.getElementById('log'); l.scrollTop = l.scrollHeight - 1.5 * l.clientHeight; }")
+        before = await page.evaluate(TOP_LINE)
+        g.conn.send(b"".join(b"flood %04d\r\n" % i for i in range(CAP - 300)))
+        await log_has(page, "flood %04d" % (CAP - 301), "#tail")
+        assert await page.evaluate("document.querySelector('#log .line').textContent") != "old line 0000"
+        after = await page.evaluate(TOP_LINE)
+        assert after[0] == before[0] and abs(after[1] - before[1]) < 1  # the same line, in the same place
+        assert after[2] < before[2]  # (the log scrolled back by the height removed)
         # End closes the split and shows the newest line.
         await page.press("#input", "End")
         await page.wait_for_selector("#tail-box", state="hidden")

@@ -137,6 +137,7 @@ function screenSize() {
   const style = getComputedStyle(log);
   const width = log.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
   const height = $("screen").clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+  if (!(cell > 0 && box.height > 0)) return null; // not laid out (yet)
   const clamp = (n) => Math.max(1, Math.min(1000, Math.floor(n)));
   return { width: clamp(width / cell), height: clamp(height / box.height) };
 }
@@ -241,12 +242,14 @@ function play(game, title) {
   const sendSize = () => {
     clearTimeout(sizeTimer);
     sizeTimer = setTimeout(() => {
-      const { width, height } = screenSize();
-      conn.naws(width, height);
-      $("screen").dataset.cols = String(width);
+      const size = screenSize();
+      if (!size) return;
+      conn.naws(size.width, size.height);
+      $("screen").dataset.cols = String(size.width);
     }, 100);
   };
   new ResizeObserver(sendSize).observe($("screen"));
+  document.fonts.ready.then(sendSize); // a theme's web font changes the cell size
 
   $("again").addEventListener("click", () => {
     log.note("Connecting again…", "notice");

@@ -157,7 +157,7 @@ export class OutputLog {
       let text = item.text;
       // The prompt is not in the log, so the newline that ended its line is not either.
       if (this.afterPrompt && text.startsWith("\n")) text = text.slice(1);
-      if (text) this.afterPrompt = false;
+      this.afterPrompt = false;
       for (const run of this.parser.feed(text)) {
         const pieces = run.text.split("\n");
         for (let i = 0; i < pieces.length; i++) {
