@@ -355,6 +355,12 @@ async def test_two_megabyte_burst_keeps_the_cap(browser: Browser) -> None:
         # The page still answers.
         await send_line(g.page, "still here")
         await g.conn.wait_for(b"still here\r\n")
+        # A line without end is cut into lines of 10,000 characters: the cap bounds the page.
+        g.conn.send(b"x" * 25_000 + b"\r\nshort\r\n")
+        await log_has(g.page, "short")
+        lengths = await g.page.evaluate(
+            "[...document.querySelectorAll('#log .line')].slice(-4).map(l => l.textContent.length)")
+        assert lengths == [10_000, 10_000, 5_000, 5]
 
 
 TOP_LINE = """() => {

@@ -17,6 +17,8 @@ const URL_TRAILING = /[.,;:!?'")\]}>]+$/;
 const FRAME_BUDGET_MS = 8; // work per animation frame
 const HIDDEN_FLUSH_MS = 250; // animation frames stop in a hidden tab; a timer goes on
 const TAIL_LINES = 60; // lines copied into the split's lower strip (it shows as many as fit)
+const MAX_LINE_CHARS = 10000; // a longer line goes on in a new line: the cap bounds the page
+const CATCH_UP_CHARS = 4 << 20; // more text than this waiting: draw it all now, whatever the frame
 
 /** Append text runs ([{text, style}]) to `parent` as text nodes, spans and links. */
 export function appendRuns(parent, runs) {
@@ -69,7 +71,9 @@ export class OutputLog {
     this.onSplit = onSplit;
     this.parser = new AnsiParser();
     this.queue = []; // {text} | {prompt} | {note, cls}, in arrival order
+    this.queuedChars = 0;
     this.openLine = null; // the last line element while the game has not ended it
+    this.openChars = 0; // characters in openLine
     this.afterPrompt = false;
     this.split = false;
     this.unseen = 0; // lines added while split
@@ -87,6 +91,7 @@ export class OutputLog {
   /** Game text (an `echo` event's message). */
   write(text) {
     this.queue.push({ text });
+    this.queuedChars += text.length;
     this._schedule();
   }
 
@@ -130,6 +135,9 @@ export class OutputLog {
     cancelAnimationFrame(this.frame);
     clearTimeout(this.timer);
     this.frame = this.timer = 0;
+    // Falling behind a game that talks faster than we draw: catch up at once
+    // rather than let the queue grow.
+    if (this.queuedChars > CATCH_UP_CHARS) budget = Infinity;
     const start = performance.now();
     let created = [];
     let line = this.openLine;
@@ -150,10 +158,11 @@ export class OutputLog {
         continue;
       }
       if (item.note !== undefined) {
-        newLine(item.cls).append(item.note);
+        newLine(item.cls).append(item.note.slice(0, MAX_LINE_CHARS));
         line = null;
         continue;
       }
+      this.queuedChars -= item.text.length;
       let text = item.text;
       // The prompt is not in the log, so the newline that ended its line is not either.
       if (this.afterPrompt && text.startsWith("\n")) text = text.slice(1);
@@ -165,9 +174,16 @@ export class OutputLog {
             if (line === null) newLine();
             line = null; // a newline ends the line
           }
-          if (pieces[i]) {
-            if (line === null) line = newLine();
-            appendRun(line, pieces[i], run.style);
+          let rest = pieces[i];
+          while (rest) {
+            if (line === null || this.openChars >= MAX_LINE_CHARS) {
+              line = newLine();
+              this.openChars = 0;
+            }
+            const part = rest.length > MAX_LINE_CHARS - this.openChars ? rest.slice(0, MAX_LINE_CHARS - this.openChars) : rest;
+            appendRun(line, part, run.style);
+            this.openChars += part.length;
+            rest = rest.slice(part.length);
           }
         }
       }
