@@ -17,6 +17,7 @@ import struct
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -100,10 +101,10 @@ class FakeGame:
 
 @contextlib.asynccontextmanager
 async def fake_game(browser: Browser, viewport: dict = DESKTOP, on_connect: bytes = b"",
-                    **context_args: Any) -> AsyncIterator[FakeGame]:
+                    extra: str = "", **context_args: Any) -> AsyncIterator[FakeGame]:
     """The page playing the scripted fake MUD (title "Fake Game"), connected."""
     async with FakeMud(on_connect=on_connect) as mud:
-        config = make_config(mud.port, game_extra="    title: Fake Game")
+        config = make_config(mud.port, game_extra="    title: Fake Game", extra=extra)
         async with serve(config) as (app, url):
             async with open_page(browser, url, viewport, **context_args) as page:
                 conn = await mud.next_connection(timeout=20)
@@ -561,6 +562,28 @@ async def test_join_errors_are_shown_with_their_detail(browser: Browser) -> None
                 status = await page.inner_text("#status")
                 assert re.fullmatch(r"Could not join: game unavailable \(.+\)", status), status
             assert mud.connections == []
+
+
+async def test_kick_and_deny_show_the_admins_words(browser: Browser, monkeypatch) -> None:
+    monkeypatch.setenv("GW_TEST_ADMIN_TOKEN", "t" * 40)
+    auth = {"Authorization": "Bearer " + "t" * 40}
+    async with fake_game(browser, extra="admin: {token_env: GW_TEST_ADMIN_TOKEN}") as g:
+        async with aiohttp.ClientSession(g.url) as http:
+            async with http.get("admin/sessions", headers=auth) as resp:
+                sid = (await resp.json())["sessions"][0]["id"]
+            async with http.post(f"admin/sessions/{sid}/kick", headers=auth,
+                                 json={"message": "Take a break."}) as resp:
+                assert resp.status == 204
+        await g.page.wait_for_selector("#status[data-state=ended]")
+        assert await g.page.inner_text("#status") == "Disconnected: kicked (Take a break.)"
+        assert await g.page.locator("#again").is_visible()
+    deny = "security: {deny: [127.0.0.0/8], deny_message: Not from this network.}"
+    async with FakeMud() as mud:
+        async with serve(make_config(mud.port, extra=deny)) as (app, url):
+            async with open_page(browser, url) as page:
+                await page.wait_for_selector("#status[data-state=ended]")
+                assert await page.inner_text("#status") == "Could not join: denied (Not from this network.)"
+                assert mud.connections == []
 
 
 async def test_typing_anywhere_goes_to_the_input_and_a_selection_stays(browser: Browser) -> None:
