@@ -4,6 +4,13 @@ A session numbers its output events (``seq``), keeps them for resume
 (replay.py), pushes them to the channel attached to it, if any, and outlives
 its browser for ``linger_seconds``. ``SessionManager`` is the registry with
 the session limits.
+
+Life cycle (docs/sessions.md): *connecting* (the game connection is being
+opened by a task of the manager's, not of any join: joins only wait for it),
+then *attached* or *lingering* while open, then *ended*. A session that ends
+while connecting is never registered: the joins waiting for it are refused.
+Whether the game is read is decided by the attached channel alone
+(backpressure): attaching, detaching and ending decide it again.
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ class Channel(Protocol):
 
     def push(self, event: str, payload: bytes, read_at: float | None = None) -> None: ...
     def end(self, reason: str, detail: str | None = None) -> None: ...
+    @property
+    def backed_up(self) -> bool:
+        """The browser is behind: the session must not read its game."""
 
 
 class Session:
@@ -55,6 +65,8 @@ class Session:
         self.channel: Channel | None = None
         self.client: telnet.GameClient | None = None
         self.ended = False
+        self.end_reason: str | None = None
+        self.is_open = False  # the game connection is up and the session is in the table
         self.started = time.monotonic()
         self.started_at = time.time()  # wall clock, for the admin API
         self.last_input = self.started
@@ -64,6 +76,10 @@ class Session:
         self._idle: asyncio.TimerHandle | None = None
         self._paused = False
         self._closed_early: str | None = None
+        self._connecting: asyncio.Task[None] | None = None  # SessionManager._connect
+        # Settled once: open (None), or ChannelError when it never opens. Joins wait on it.
+        self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters = 0  # joins waiting for it (SessionManager.wait_open)
         self.input_bucket = TokenBucket(manager.config.limits.input_burst, self.started)
 
     # -- the game side (telnet.EventSink) ------------------------------------
@@ -106,8 +122,8 @@ class Session:
 
     # -- the browser side ----------------------------------------------------
 
-    def attach(self, channel: Channel, last_seq: int) -> tuple[list[Kept], bool]:
-        """Attach a channel (taking the session over from any other); returns what to replay."""
+    def attach(self, channel: Channel) -> None:
+        """Attach a channel, taking the session over from any other (which gets ``taken over``)."""
         old = self.channel
         if old is not None and old is not channel:
             self.channel = None
@@ -116,17 +132,20 @@ class Session:
             self._linger.cancel()
             self._linger = None
         self.channel = channel
-        return self.replay.since(last_seq)
+        # A pause belonged to the old attachment: read as fast as this browser reads.
+        self._read_game(not channel.backed_up)
 
-    def detach(self, channel: Channel) -> None:
-        """The browser went away without leaving: linger."""
+    def detach(self, channel: Channel, linger: bool = True) -> None:
+        """The browser went away without leaving: linger (``linger=False``: a rejoin follows at once)."""
         if self.channel is channel:
             self.channel = None
-            self.linger()
+            self._read_game(True)
+            if linger:
+                self.linger()
 
-    def leave(self, channel: Channel) -> None:
+    def leave(self, channel: Channel | None = None) -> None:
         """``phx_leave``: end at once; the browser asked, so it gets no ``disconnect``."""
-        if self.channel is channel:
+        if channel is not None and self.channel is channel:
             self.channel = None
         self.end("left")
 
@@ -134,7 +153,7 @@ class Session:
         """Keep reading the game with no browser, for ``linger_seconds``."""
         if self.ended or self.channel is not None or self._linger is not None:
             return
-        self.resume_reading()
+        self._read_game(True)
         linger = self.manager.config.sessions.linger_seconds
         if linger <= 0:
             self.end("linger expired")
@@ -165,31 +184,48 @@ class Session:
         elif type(command) is SetSize:
             client.set_naws(command.width, command.height)
 
-    # -- backpressure (called by the channel's socket) ------------------------
+    # -- backpressure (called by the attached channel's socket) -----------------
 
     def pause_reading(self) -> None:
-        if not self._paused and self.client is not None:
-            self._paused = True
-            self.client.pause_reading()
+        self._read_game(False)
 
     def resume_reading(self) -> None:
-        if self._paused and self.client is not None:
-            self._paused = False
+        self._read_game(True)
+
+    def _read_game(self, reading: bool) -> None:
+        if self._paused != reading or self.client is None:
+            return
+        self._paused = not reading
+        if reading:
             self.client.resume_reading()
+        else:
+            self.client.pause_reading()
 
     # -- life ----------------------------------------------------------------
 
     async def open(self, params: JoinParams) -> None:
+        """Open the game connection (run by SessionManager._connect); raises GameUnavailable."""
         self.client = await telnet.connect(
             self.game, self, screen_reader=params.screen_reader,
             client_ip=self.client_ip if self.game.forward_client_ip else None,
             proxy=(None if self.game.proxy_protocol == "none"
                    else (self.game.proxy_protocol, self.client_ip, self.client_port)))
-        if self._closed_early is not None:
-            # The game said its piece and hung up at once ("too many players"): the
-            # browser gets the join reply and that text, then the disconnect.
-            asyncio.get_running_loop().call_soon(self.end, self._closed_early)
-        self._arm_idle()
+        self.last_input = time.monotonic()  # the idle clock starts when the player can type
+
+    @property
+    def closed_early(self) -> str | None:
+        """Why the game hung up before ``open`` returned ("too many players"), if it did."""
+        return self._closed_early
+
+    def _settle(self, error: ChannelError | None) -> None:
+        """Tell the joins waiting for the connect how it went (the first word stands)."""
+        if self._opened.done():
+            return
+        if error is None:
+            self._opened.set_result(None)
+        else:
+            self._opened.set_exception(error)
+            self._opened.exception()  # retrieved: there may be no join left to wait
 
     def _arm_idle(self) -> None:
         timeout = self.manager.config.sessions.idle_timeout_seconds
@@ -202,19 +238,31 @@ class Session:
                 self._idle = asyncio.get_running_loop().call_later(delay, self._arm_idle)
 
     def end(self, reason: str, detail: str | None = None) -> None:
-        """End the session: close the game, tell the browser (``disconnect``), log it."""
+        """End the session: close the game, tell the browser (``disconnect``), log it.
+
+        While connecting: the connect is cancelled and the joins waiting for it
+        are refused (``game unavailable``, ``reason`` as detail).
+        """
         if self.ended:
             return
         self.ended = True
+        self.end_reason = reason
         for timer in (self._linger, self._idle):
             if timer is not None:
                 timer.cancel()
+        if not self.is_open:  # connecting: the joins waiting are refused, the connect stops
+            self._settle(ChannelError(GAME_UNAVAILABLE, reason))
+            connecting = self._connecting
+            if connecting is not None and connecting is not asyncio.current_task():
+                connecting.cancel()
         if self.client is not None:
             self.client.close(reason)
         channel, self.channel = self.channel, None
         if channel is not None:
             channel.end(reason, detail)
         self.manager.forget(self)
+        if not self.is_open:
+            return  # never started: no session to log
         self.manager.metrics.disconnects.labels(reason).inc()
         log_event(log, logging.INFO, "session_end", "session end", game=self.game.name,
                   ip=self.client_ip, sub=self.sub, duration_s=round(time.monotonic() - self.started, 1),
@@ -227,7 +275,7 @@ class SessionManager:
         self.config = config
         self.sessions: dict[str, Session] = {}
         self.per_ip: Counter[str] = Counter()
-        self._opening: dict[str, asyncio.Future[Session]] = {}
+        self._opening: dict[str, Session] = {}  # connecting: admitted, not yet in ``sessions``
         self.metrics = Metrics()
         #: The latest MSSP variables any session of a game received, by game name.
         self.mssp: dict[str, dict[str, Any]] = {}
@@ -238,45 +286,87 @@ class SessionManager:
     def get(self, key: str) -> Session | None:
         return self.sessions.get(key)
 
-    async def open(self, key: str, game: Game, params: JoinParams, client_ip: str,
-                   sub: str | None, client_port: int = 0) -> Session:
-        """Start a new session; ChannelError("too many sessions" / "game unavailable")."""
-        pending = self._opening.get(key)
-        if pending is not None:  # a concurrent join of the same new topic
-            return await asyncio.shield(pending)
+    def connecting(self, key: str) -> Session | None:
+        """The session of ``key`` whose game connection is still being opened, if any."""
+        return self._opening.get(key)
+
+    def start(self, key: str, game: Game, params: JoinParams, client_ip: str,
+              sub: str | None, client_port: int = 0) -> Session:
+        """Admit a new session and start opening its game connection (``wait_open`` awaits it).
+
+        ChannelError("too many sessions") when a limit is reached. The connect
+        belongs to the manager, not to the join that asked for it: a join that
+        goes away leaves it running for the others (and then the session lingers).
+        """
         limits = self.config.limits
         if len(self.sessions) + len(self._opening) >= limits.max_sessions:
             raise ChannelError(TOO_MANY_SESSIONS)
         if self.per_ip[client_ip] >= limits.max_sessions_per_ip:
             raise ChannelError(TOO_MANY_SESSIONS)
         session = Session(key, game, self, client_ip, sub, client_port)
-        fut: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
-        self._opening[key] = fut
+        self._opening[key] = session
         self.per_ip[client_ip] += 1
-        try:
-            await session.open(params)
-        except BaseException as exc:
-            self._release_ip(client_ip)
-            if not isinstance(exc, telnet.GameUnavailable):
-                fut.cancel()
-                raise
-            self.metrics.telnet_failures.labels(exc.kind).inc()
-            error = ChannelError(GAME_UNAVAILABLE, str(exc))
-            fut.set_exception(error)
-            fut.exception()  # retrieved: a waiter is optional
-            raise error from None
-        finally:
-            del self._opening[key]
-        self.sessions[key] = session
-        fut.set_result(session)
-        log_event(log, logging.INFO, "session_start", "session start", game=game.name,
-                  ip=client_ip, sub=sub)
+        session._connecting = task = asyncio.ensure_future(self._connect(session, params))
+        task.add_done_callback(_retrieve)
         return session
 
+    async def _connect(self, session: Session, params: JoinParams) -> None:
+        try:
+            await session.open(params)
+        except telnet.GameUnavailable as exc:
+            self.metrics.telnet_failures.labels(exc.kind).inc()
+            session.end(str(exc))  # the joins get "game unavailable" with why
+            return
+        except asyncio.CancelledError:  # by Session.end; else the loop is going away
+            session.end("gateway shutdown")
+            raise
+        if session.ended:  # ended just as the connect completed
+            if session.client is not None:
+                session.client.close(session.end_reason or "")
+            return
+        del self._opening[session.key]
+        self.sessions[session.key] = session
+        session.is_open = True
+        log_event(log, logging.INFO, "session_start", "session start", game=session.game.name,
+                  ip=session.client_ip, sub=session.sub)
+        session._settle(None)
+        if session.closed_early is not None:
+            # The game said its piece and hung up at once ("too many players"):
+            # each join gets its reply and that text, then the disconnect.
+            session.end(session.closed_early)
+            return
+        session._arm_idle()
+        if session.waiters == 0:  # every join went away meanwhile
+            session.linger()
+
+    async def wait_open(self, session: Session) -> None:
+        """Wait until ``session`` (from ``start`` or ``connecting``) is open; ChannelError if it never is.
+
+        An open session may have ended already (the game hung up at once): the
+        join then answers ok, replays, and passes the ``disconnect`` on.
+        """
+        session.waiters += 1
+        went_away = False
+        try:
+            await asyncio.shield(session._opened)  # never cancelled itself: only this join can be
+        except asyncio.CancelledError:
+            went_away = True
+            raise
+        finally:
+            session.waiters -= 1
+            if went_away and not session.waiters and session.is_open and session.channel is None:
+                session.linger()  # the last join waiting went away: nobody will attach
+
     def forget(self, session: Session) -> None:
-        if self.sessions.get(session.key) is session:
-            del self.sessions[session.key]
-            self._release_ip(session.client_ip)
+        """Take ``session`` out of the table it is in, freeing its per-IP slot (once)."""
+        key = session.key
+        if self.sessions.get(key) is session:
+            del self.sessions[key]
+        elif self._opening.get(key) is session:
+            del self._opening[key]
+        else:
+            return
+        self._release_ip(session.client_ip)
 
     def _release_ip(self, ip: str) -> None:
         self.per_ip[ip] -= 1
@@ -284,9 +374,15 @@ class SessionManager:
             del self.per_ip[ip]
 
     def shutdown(self, reason: str = "gateway shutdown") -> None:
-        for session in list(self.sessions.values()):
+        for session in [*self.sessions.values(), *self._opening.values()]:
             session.end(reason)
 
     def counts(self) -> dict[str, Any]:
         attached = sum(1 for s in self.sessions.values() if s.channel is not None)
         return {"attached": attached, "lingering": len(self.sessions) - attached}
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """The connect task's failures are told through ``Session._opened``; anything else is a bug."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("session connect failed", exc_info=task.exception())

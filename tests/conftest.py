@@ -133,6 +133,32 @@ class Phx:
         return [f for f in self.frames if f[2] == topic and f[3] in names]
 
 
+async def send_until_stalled(phx: Phx, frame: str, most: int) -> tuple[int, bool]:
+    """Send ``frame`` up to ``most`` times without reading: (how many were sent, whether the
+    gateway stopped reading first: no progress for half a second)."""
+    sent = 0
+
+    async def spam() -> None:
+        nonlocal sent
+        while sent < most:
+            await phx.ws.send_str(frame)
+            sent += 1
+
+    spamming = asyncio.ensure_future(spam())
+    last, stalled = -1, 0
+    try:
+        for _ in range(300):  # at most 30 s
+            await asyncio.sleep(0.1)
+            stalled = stalled + 1 if sent == last else 0
+            last = sent
+            if stalled >= 5 or spamming.done():
+                break
+    finally:
+        spamming.cancel()
+        await asyncio.gather(spamming, return_exceptions=True)
+    return sent, stalled >= 5
+
+
 def new_topic() -> str:
     return f"telnet:{uuid.uuid4()}"
 
@@ -149,6 +175,7 @@ def gateway(aiohttp_client):
             ws = await client.ws_connect(url, headers=headers or {})
             return Phx(ws, v1=not vsn or vsn.startswith("1."))
 
+        connect.client = client  # type: ignore[attr-defined]
         return client, connect
 
     return start

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-__all__ = ["FakeMud", "FakeConnection"]
+__all__ = ["FakeMud", "FakeConnection", "HeldHandshake"]
 
 
 def _tail(data: bytes | bytearray, limit: int = 2000) -> bytes:
@@ -123,6 +123,18 @@ class FakeConnection:
             ) from None
 
     # -- closing ------------------------------------------------------------
+    def pause_reading(self) -> None:
+        """Stop reading what the client sends (a game that hangs): its writes back up."""
+        self._writer.transport.pause_reading()
+
+    def tcp_state(self) -> int:
+        """The kernel's TCP state of this end (Linux ``TCP_INFO``): 1 established, 7 closed."""
+        import socket
+        sock = self._writer.get_extra_info("socket")
+        if sock is None or sock.fileno() < 0:
+            return 7
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+
     def close(self) -> None:
         """Close from the server side (queued bytes are flushed first)."""
         if self.closed:
@@ -132,12 +144,50 @@ class FakeConnection:
             self._writer.close()
 
 
-class FakeMud:
-    """A TCP server on 127.0.0.1 that records and scripts its connections."""
+class HeldHandshake:
+    """An accepted TCP connection whose TLS handshake waits for the test: the client is still connecting."""
 
-    def __init__(self, on_connect: bytes = b"", accept: bool = True, ssl: Any = None) -> None:
+    def __init__(self) -> None:
+        self._decision: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def release(self) -> None:
+        """Do the TLS handshake now: the client's connect completes."""
+        if not self._decision.done():
+            self._decision.set_result(True)
+
+    def refuse(self) -> None:
+        """Close instead of shaking hands: the client's connect fails."""
+        if not self._decision.done():
+            self._decision.set_result(False)
+
+
+class _HeldProtocol(asyncio.Protocol):
+    """A TCP connection that reads nothing (the client's TLS hello waits in the kernel) until released."""
+
+    def __init__(self, mud: "FakeMud") -> None:
+        self.mud = mud
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()  # type: ignore[attr-defined]  # before the first read
+        self.mud._hold(transport)  # type: ignore[arg-type]
+
+
+class FakeMud:
+    """A TCP server on 127.0.0.1 that records and scripts its connections.
+
+    With ``hold_handshake`` (and ``ssl``), every TLS handshake waits until the
+    test releases or refuses it (``next_held``): a connecting window as long
+    as the test needs, however fast the machine.
+    """
+
+    def __init__(self, on_connect: bytes = b"", accept: bool = True, ssl: Any = None,
+                 hold_handshake: bool = False, hang_up: bool = False) -> None:
         self.host = "127.0.0.1"
         self.ssl = ssl  # an ssl.SSLContext: "secure telnet"
+        self.hold_handshake = hold_handshake
+        self.hang_up = hang_up  # close each connection right after on_connect ("game full")
+        self._held: asyncio.Queue[HeldHandshake] = asyncio.Queue()
+        self.held: list[HeldHandshake] = []  # every handshake ever held
         self.port = 0
         self.on_connect: bytes = on_connect
         self.accept: bool = accept
@@ -152,7 +202,11 @@ class FakeMud:
         return f"<FakeMud {self.host}:{self.port} connections={len(self.connections)}>"
 
     async def start(self) -> "FakeMud":
-        self._server = await asyncio.start_server(self._handle, self.host, 0, ssl=self.ssl)
+        if self.hold_handshake:
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(lambda: _HeldProtocol(self), self.host, 0)
+        else:
+            self._server = await asyncio.start_server(self._handle, self.host, 0, ssl=self.ssl)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -163,10 +217,39 @@ class FakeMud:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
             return
+        await self._serve(reader, writer)
+
+    def _hold(self, transport: asyncio.Transport) -> None:
+        held = HeldHandshake()
+        self.held.append(held)
+        self._held.put_nowait(held)
+        task = asyncio.ensure_future(self._handshake(held, transport))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handshake(self, held: HeldHandshake, transport: asyncio.Transport) -> None:
+        if not await held._decision or self._server is None or not self._server.is_serving():
+            self.rejected += 1
+            transport.close()
+            return
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            tls = await loop.start_tls(transport, protocol, self.ssl, server_side=True)
+        except (ConnectionError, OSError):  # the client gave up meanwhile
+            transport.close()
+            return
+        protocol.connection_made(tls)
+        await self._serve(reader, asyncio.StreamWriter(tls, protocol, reader, loop))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = FakeConnection(reader, writer)
         self.connections.append(conn)
         if self.on_connect:
             conn.send(self.on_connect)
+        if self.hang_up:
+            conn.close()
         self._queue.put_nowait(conn)
         task = asyncio.current_task()
         if task is not None:
@@ -188,10 +271,19 @@ class FakeMud:
                 f"({len(self.connections)} accepted so far, {self.rejected} rejected)"
             ) from None
 
+    async def next_held(self, timeout: float = 5) -> HeldHandshake:
+        """The next connection whose TLS handshake waits (``hold_handshake``), in accept order."""
+        try:
+            return await asyncio.wait_for(self._held.get(), timeout)
+        except asyncio.TimeoutError:
+            raise asyncio.TimeoutError(f"no held handshake within {timeout}s") from None
+
     async def close(self) -> None:
         """Stop listening and close every connection."""
         if self._server is not None:
             self._server.close()
+        for held in self.held:
+            held.refuse()
         for conn in self.connections:
             conn.close()
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from gateway.routes import SESSIONS, SOCKETS
-from tests.conftest import SENT_AT, make_config, new_topic, session
+from tests.conftest import SENT_AT, make_config, new_topic, send_until_stalled, session
 
 IAC, WILL, WONT, DO, DONT, SB, SE, GA, EOR = 255, 251, 252, 253, 254, 250, 240, 249, 239
 
@@ -827,24 +827,8 @@ async def test_browser_that_does_not_read_is_not_read(mud, gateway):
     _, connect = await gateway(make_config(mud.port, extra="limits: {slow_consumer_seconds: 60}"))
     phx = await connect()
     frame = json.dumps([None, "1", "phoenix", "heartbeat", {}])
-    sent = 0
-
-    async def spam() -> None:
-        nonlocal sent
-        while sent < 2_000_000:
-            await phx.ws.send_str(frame)
-            sent += 1
-
-    spamming = asyncio.ensure_future(spam())
-    last, stalled = -1, 0
-    for _ in range(300):  # at most 30 s
-        await asyncio.sleep(0.1)
-        stalled = stalled + 1 if sent == last else 0
-        last = sent
-        if stalled >= 5:
-            break
-    assert stalled >= 5, f"still sending after {sent} frames: the gateway kept reading"
-    spamming.cancel()
+    sent, stalled = await send_until_stalled(phx, frame, 2_000_000)
+    assert stalled, f"still sending after {sent} frames: the gateway kept reading"
     # Reading again: every frame the gateway took was answered, in order.
     replies = 0
     while True:

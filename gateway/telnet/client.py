@@ -25,7 +25,9 @@ import codecs
 import collections
 import hashlib
 import logging
+import socket
 import ssl
+import struct
 from typing import Any, Callable, Protocol
 
 from telnetlib3 import client as tl_client
@@ -45,6 +47,10 @@ CLIENT_NAME = "MUD-GATEWAY"
 
 # MTTS bits (https://tintin.mudhalla.net/protocols/mtts/)
 MTTS_ANSI, MTTS_UTF8, MTTS_256, MTTS_SCREEN_READER, MTTS_PROXY, MTTS_TRUECOLOR = 1, 4, 8, 64, 128, 256
+
+#: How long a closed game connection may take to write what is queued for the game
+#: before it is reset (a game that stopped reading must not hold it open).
+CLOSE_SECONDS = 2.0
 
 #: Options refused even though telnetlib3 would accept them (SPEC 5: "everything else: refused").
 _REFUSED = {telopt.BINARY, telopt.LINEMODE, telopt.LFLOW, telopt.XDISPLOC, telopt.TSPEED,
@@ -328,9 +334,24 @@ class GameClient(tl_client.TelnetClient):
             self._transport.resume_reading()
 
     def close(self, reason: str) -> None:
+        """Close after the queued bytes are written; a game that does not read them is cut off."""
         self._closed_reason = self._closed_reason or reason
-        if self._transport is not None:
-            self._transport.close()
+        transport = self._transport
+        if transport is not None:
+            transport.close()
+            if transport.get_write_buffer_size():
+                self.loop.call_later(CLOSE_SECONDS, _abort, transport)
+
+
+def _abort(transport: asyncio.BaseTransport) -> None:
+    """Reset the connection, dropping what the game never read (no-op once it is closed)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:  # SO_LINGER 0: the kernel drops its queue too and answers with RST
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            return  # already closed
+    transport.abort()  # type: ignore[attr-defined]
 
 
 class GameUnavailable(Exception):

@@ -37,6 +37,8 @@ from typing import Any
 
 import msgspec
 
+from ..nesting import too_deep
+
 # Telnet bytes (RFC 854) and the options this core interprets itself.
 IAC, DONT, DO, WONT, WILL, SB, GA, NOP, SE = 255, 254, 253, 252, 251, 250, 249, 241, 240
 EOR_CMD = 239
@@ -111,8 +113,10 @@ def parse_gmcp(payload: bytes) -> Gmcp:
     if not rest or rest.isspace():
         return Gmcp(name, None)
     try:
+        if too_deep(rest):  # no parser or encoder down the line could walk it
+            raise ValueError("nested too deeply")
         data = _gmcp_json.decode(rest)  # surrounding white space is fine for JSON
-    except (msgspec.DecodeError, ValueError):  # not JSON, or not UTF-8
+    except (msgspec.DecodeError, ValueError):  # not JSON (or too deep), or not UTF-8
         data = rest.strip().decode("utf-8", "replace")
     return Gmcp(name, data)
 

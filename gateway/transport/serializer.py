@@ -12,9 +12,12 @@ answer it with an error reply as SPEC 4.1 asks.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
+
+from ..nesting import too_deep
 
 Ref = str | int | None
 
@@ -65,6 +68,10 @@ def _salvage(frame: bytes | str) -> MalformedMessage:
         raw = _any_decoder.decode(frame)
     except msgspec.DecodeError:
         return MalformedMessage("invalid JSON")
+    return _malformed(raw)
+
+
+def _malformed(raw: Any) -> MalformedMessage:
     ref = topic = join_ref = None
     if isinstance(raw, list):
         if len(raw) > 1 and isinstance(raw[1], (str, int)):
@@ -81,6 +88,31 @@ def _salvage(frame: bytes | str) -> MalformedMessage:
         if isinstance(raw.get("topic"), str):
             topic = raw["topic"]
     return MalformedMessage(MALFORMED, ref, topic, join_ref)
+
+
+# A frame nested too deeply to parse (nesting.py) is malformed; it still has its ref, topic and
+# join_ref as scalars beside the payload: read them with the payload cut out.
+_SCALAR = r'(?:"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+|null|true|false)'
+_MEMBER = r'\s*"[^"\\]*(?:\\.[^"\\]*)*"\s*:\s*' + _SCALAR + r'\s*'
+_V2_HEAD = re.compile(r'\s*\[((?:\s*' + _SCALAR + r'\s*,){0,4})', re.S)
+_V1_HEAD = re.compile(r'\s*\{((?:' + _MEMBER + r',)*)\s*"payload"\s*:', re.S)
+_V1_TAIL = re.compile(r'((?:,' + _MEMBER + r')*)\}\s*\Z', re.S)
+
+
+def _too_deep(frame: bytes | str) -> MalformedMessage:
+    text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+    if text.lstrip().startswith("["):
+        head = _V2_HEAD.match(text)
+        shallow = "[" + head.group(1) + "null]" if head else "null"
+    else:
+        head, tail = _V1_HEAD.match(text), _V1_TAIL.search(text)
+        shallow = ("{" + head.group(1) + '"payload":null' + tail.group(1) + "}"
+                   if head and tail and head.end() <= tail.start() else "null")
+    try:
+        raw = _any_decoder.decode(shallow)
+    except msgspec.DecodeError:
+        raw = None
+    return _malformed(raw)
 
 
 class Serializer:
@@ -105,6 +137,8 @@ class V2Serializer(Serializer):
     vsn = "2.0.0"
 
     def decode(self, frame: bytes | str) -> Message:
+        if too_deep(frame):
+            raise _too_deep(frame)
         try:
             join_ref, ref, topic, event, payload = _v2_decoder.decode(frame)
         except msgspec.DecodeError:
@@ -119,6 +153,8 @@ class V1Serializer(Serializer):
     vsn = "1.0.0"
 
     def decode(self, frame: bytes | str) -> Message:
+        if too_deep(frame):
+            raise _too_deep(frame)
         try:
             m = _v1_decoder.decode(frame)
         except msgspec.DecodeError:

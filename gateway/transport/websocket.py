@@ -6,7 +6,12 @@ leaves and pushes to channels, and writes every outgoing frame through one
 ordered outbox. When the outbox backs up, the sessions feeding it stop
 reading their games (TCP pushes back on the game) until the browser catches
 up; a browser that makes no progress for ``slow_consumer_seconds`` is
-disconnected.
+disconnected. Nor is the browser read while the outbox is backed up, so
+nothing it sends can make the outbox grow further; and the outbox has a hard
+byte bound (``outbox_limit``) over which the browser is a slow consumer at once.
+
+A join of an open session is done at once, in order with the frames around
+it; only a join that must wait for a game connection runs on (``_join_when_open``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .. import channel as ch
 from ..auth import may_join
-from ..channel import ChannelError, DisconnectPayload, parse_join, parse_push, sent_at, session_key
+from ..channel import ChannelError, DisconnectPayload, JoinParams, parse_join, parse_push, sent_at, session_key
 from ..logs import log_event
 from .serializer import MalformedMessage, Message, Serializer
 
@@ -40,6 +45,23 @@ LOW_WATER = 1 << 18
 #: How long a slow consumer's last frames may take to be read; with the close
 #: handshake's 1 s the socket is gone within 5 s (SPEC 6).
 SLOW_CONSUMER_DRAIN = 3.0
+#: What one read of a game (asyncio reads at most 256 KiB) can add to the outbox
+#: before the session sees the pause: JSON escapes a control byte in up to 6.
+READ_BURST = 6 * 256 * 1024
+#: Kept payload bytes -> bytes of the frames replaying them (the envelope
+#: around the smallest kept event is less than twice its size).
+REPLAY_FRAMING = 3
+
+
+def outbox_limit(config: "Config") -> int:
+    """The most a socket's outbox may hold: more is a slow consumer (docs/sessions.md).
+
+    Past HIGH_WATER the browser is not read, so one frame from it (a join
+    replaying the whole buffer) and one read of each of its games is what
+    can still come on top.
+    """
+    return (HIGH_WATER + REPLAY_FRAMING * config.sessions.replay_bytes
+            + config.limits.max_channels_per_socket * READ_BURST)
 
 
 class ChannelHandle:
@@ -57,11 +79,15 @@ class ChannelHandle:
         self.socket.send(self.socket.serializer.encode(
             self.join_ref, None, self.topic, event, msgspec.Raw(payload)), read_at)
 
-    def release(self) -> None:
+    @property
+    def backed_up(self) -> bool:
+        return not self.socket._caught_up.is_set()
+
+    def release(self, linger: bool = True) -> None:
         """The browser side goes away without leaving: the session lingers."""
         session, self.session = self.session, None
         if session is not None:
-            session.detach(self)
+            session.detach(self, linger)
 
     def end(self, reason: str, detail: str | None = None) -> None:
         """The session ended: ``disconnect``, then ``phx_close``."""
@@ -89,7 +115,7 @@ class PhoenixSocket:
         self.transport = transport  # the TCP connection under the WebSocket
         self.claims = claims or {}
         self.channels: dict[str, ChannelHandle] = {}
-        self._joining: set[str] = set()
+        self._joining: dict[str, Session] = {}  # topic -> the connecting session its join waits for
         self._outbox: deque[tuple[bytes, float | None]] = deque()  # (frame, when its game bytes were read)
         self._latency = manager.metrics.event_latency
         self._outbox_bytes = 0
@@ -103,6 +129,7 @@ class PhoenixSocket:
         self._last_progress = time.monotonic()
         self._writing = False  # the writer is inside send_frame
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._overflowed: asyncio.Task[None] | None = None
 
     @property
     def config(self) -> "Config":
@@ -111,8 +138,14 @@ class PhoenixSocket:
 
     # -- outgoing --------------------------------------------------------------
 
+    def outbox_limit(self) -> int:
+        return outbox_limit(self.config)
+
     def send(self, frame: bytes, read_at: float | None = None) -> None:
         if self._closed or self._sealed:
+            return
+        if self._outbox_bytes + len(frame) > outbox_limit(self.config):
+            self._overflow()
             return
         if not self._outbox and not self._writing:
             self._last_progress = time.monotonic()  # the slow-consumer clock starts now
@@ -157,6 +190,13 @@ class PhoenixSocket:
             log.debug("socket %s: write failed: %s", self.client_ip, exc)
             self._drop_outbox()
 
+    def _overflow(self) -> None:
+        """The outbox would pass its bound (``outbox_limit``): this browser is a slow consumer now."""
+        log.info("socket %s: outbox over %d bytes", self.client_ip, outbox_limit(self.config))
+        self._seal()
+        self._overflowed = asyncio.ensure_future(
+            self._shut(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", SLOW_CONSUMER_DRAIN))
+
     def _drop_outbox(self) -> None:
         """No more frames will be written: forget the queued ones, wake whoever waits."""
         self._closed = True
@@ -181,12 +221,16 @@ class PhoenixSocket:
         if self._sealed:
             return  # already under way (the watchdog asks every second)
         log.info("socket %s: slow consumer, disconnecting", self.client_ip)
+        self._seal()
+        await self._shut(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", SLOW_CONSUMER_DRAIN)
+
+    def _seal(self) -> None:
+        """Drop the queued output; queue each channel's ``disconnect`` and ``phx_close``; no more."""
         self._forget_queued()
         for handle in list(self.channels.values()):
             if handle.session is not None:
                 handle.session.end("slow consumer")  # closes the game, queues disconnect + phx_close
         self._sealed = True  # nothing after them
-        await self._shut(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", SLOW_CONSUMER_DRAIN)
 
     async def close(self, code: int, message: bytes, drain_seconds: float = 2.0) -> None:
         """Close after the frames already queued (a ``disconnect``, say) are written."""
@@ -233,7 +277,7 @@ class PhoenixSocket:
                     break
         finally:
             self._closed = True
-            for task in self._tasks:
+            for task in list(self._tasks):
                 task.cancel()
             for handle in list(self.channels.values()):
                 handle.release()
@@ -262,9 +306,10 @@ class PhoenixSocket:
                 self.send(s.error(msg.join_ref, msg.ref, msg.topic, ch.UNKNOWN_EVENT))
             return
         if msg.event == "phx_join":
-            task = asyncio.ensure_future(self.join(msg))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.join(msg)
+            return
+        if msg.event == "phx_leave" and msg.topic in self._joining:
+            self.leave_connecting(msg)
             return
         handle = self.channels.get(msg.topic)
         if handle is None or handle.session is None:
@@ -292,71 +337,99 @@ class PhoenixSocket:
             self.send(self.serializer.reply(handle.join_ref, msg.ref, msg.topic, "ok", _EMPTY))
         handle.close()
 
-    async def join(self, msg: Message) -> None:
-        s = self.serializer
+    def leave_connecting(self, msg: Message) -> None:
+        """``phx_leave`` while the join still waits for the game: the session ends at once.
+
+        The leave is answered ok, then ``phx_close``; the join then gets
+        ``game unavailable`` with detail ``left`` (SessionManager.wait_open).
+        """
+        self._joining[msg.topic].leave()
+        if msg.ref is not None:
+            self.send(self.serializer.reply(msg.join_ref, msg.ref, msg.topic, "ok", _EMPTY))
+        self.send(self.serializer.encode(msg.join_ref, msg.join_ref, msg.topic, "phx_close", _EMPTY))
+
+    def _refuse(self, msg: Message, error: ChannelError) -> None:
+        self.manager.metrics.joins.labels(error.reason).inc()
+        self.send(self.serializer.reply(msg.join_ref, msg.ref, msg.topic, "error", error.response()))
+
+    def join(self, msg: Message) -> None:
+        """``phx_join``: checked, then attached at once, or once the game connection is open."""
         topic = msg.topic
-
-        joins = self.manager.metrics.joins
-
-        def refuse(error: ChannelError) -> None:
-            joins.labels(error.reason).inc()
-            self.send(s.reply(msg.join_ref, msg.ref, topic, "error", error.response()))
-
         key = session_key(topic)
         if key is None:
-            return refuse(ChannelError(ch.UNMATCHED_TOPIC))
+            return self._refuse(msg, ChannelError(ch.UNMATCHED_TOPIC))
         if topic in self._joining:
-            return refuse(ChannelError(ch.TOO_MANY_CHANNELS, "a join of this topic is under way"))
+            return self._refuse(msg, ChannelError(ch.TOO_MANY_CHANNELS, "a join of this topic is under way"))
         previous = self.channels.get(topic)
         if previous is None and len(self.channels) + len(self._joining) >= self.config.limits.max_channels_per_socket:
-            return refuse(ChannelError(ch.TOO_MANY_CHANNELS))
+            return self._refuse(msg, ChannelError(ch.TOO_MANY_CHANNELS))
         try:
             params = parse_join(msg.payload)
         except ChannelError as exc:
-            return refuse(exc)
+            return self._refuse(msg, exc)
         security = self.config.security
         if security.is_denied(self.client_ip):
             log_event(log, logging.INFO, "join_denied", "join denied", ip=self.client_ip)
-            return refuse(ChannelError(ch.DENIED, security.deny_message))
+            return self._refuse(msg, ChannelError(ch.DENIED, security.deny_message))
         if previous is not None:
             # Phoenix: a second join of a joined topic replaces the first channel.
-            previous.release()
+            previous.release(linger=False)  # this join takes the session (or, refused, ends it)
             previous.close()
 
         sub = self.claims.get("sub")
-        session = self.manager.get(key)
-        resumed = session is not None
+        session = self.manager.get(key) or self.manager.connecting(key)
+        created = session is None
         if session is None:
             game = self.config.game(params.game)
             if game is None:
-                return refuse(ChannelError(ch.UNKNOWN_GAME))
+                return self._refuse(msg, ChannelError(ch.UNKNOWN_GAME))
             if not may_join(self.claims, game.name):
-                return refuse(ChannelError(ch.UNAUTHORIZED))
-            self._joining.add(topic)
+                return self._refuse(msg, ChannelError(ch.UNAUTHORIZED))
             try:
-                session = await self.manager.open(key, game, params, self.client_ip, sub,
-                                                  self.client_port)
+                session = self.manager.start(key, game, params, self.client_ip, sub, self.client_port)
             except ChannelError as exc:
-                return refuse(exc)
-            finally:
-                self._joining.discard(topic)
+                return self._refuse(msg, exc)
         elif session.sub != sub or not may_join(self.claims, session.game.name):
-            return refuse(ChannelError(ch.UNAUTHORIZED))
-        if self._closed:
-            session.linger()  # the browser went away while the game was connecting
+            # The same checks whether the session is open or still connecting (SPEC 4.1).
+            if previous is not None:
+                session.linger()
+            return self._refuse(msg, ChannelError(ch.UNAUTHORIZED))
+        if session.is_open:
+            self._attach(msg, params, session, resumed=True)
             return
+        self._joining[topic] = session
+        task = asyncio.ensure_future(self._join_when_open(msg, params, session, resumed=not created))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
+    async def _join_when_open(self, msg: Message, params: JoinParams, session: "Session",
+                              resumed: bool) -> None:
+        try:
+            await self.manager.wait_open(session)
+        except ChannelError as exc:
+            return self._refuse(msg, exc)
+        finally:
+            if self._joining.get(msg.topic) is session:
+                del self._joining[msg.topic]
+        self._attach(msg, params, session, resumed)
+
+    def _attach(self, msg: Message, params: JoinParams, session: "Session", resumed: bool) -> None:
+        """Answer the join ok, replay, and attach (or, the session having just ended, pass its end on)."""
+        s = self.serializer
+        topic = msg.topic
         handle = ChannelHandle(self, topic, msg.join_ref)
         self.channels[topic] = handle
-        handle.session = session
-        replay, gap = session.attach(handle, (params.last_seq or 0) if resumed else 0)
+        replay, gap = session.replay.since((params.last_seq or 0) if resumed else 0)
         response: dict[str, Any] = {"game": session.game.name, "resumed": resumed}
         if resumed:
             response["replayed"] = len(replay)
             response["gap"] = gap
         self.send(s.reply(msg.join_ref, msg.ref, topic, "ok", response))
-        joins.labels("resumed" if resumed else "ok").inc()
+        self.manager.metrics.joins.labels("resumed" if resumed else "ok").inc()
         for kept in replay:
             handle.push(kept.event, kept.payload)
-        if not self._caught_up.is_set():
-            session.pause_reading()
+        if session.ended:  # the game hung up as the join came: its text, then the disconnect
+            handle.end(session.end_reason or "closed by game")
+            return
+        handle.session = session
+        session.attach(handle)
