@@ -231,8 +231,12 @@ class Machine:
             by_ip[s.client_ip] = by_ip.get(s.client_ip, 0) + 1
         assert dict(m.per_ip) == by_ip, (dict(m.per_ip), by_ip)
         assert all(s.is_open for s in m.sessions.values())
-        health = await (await self.client.get("/healthz")).json()
-        assert health["sessions"] == len(m.sessions)
+        for _ in range(100):  # /healthz answers a moment later: a session may end meanwhile
+            health = await (await self.client.get("/healthz")).json()
+            if health["sessions"] == len(m.sessions):
+                break
+        else:
+            raise AssertionError(f"/healthz says {health['sessions']}, the table holds {len(m.sessions)}")
         for sock in self.client.app[SOCKETS]:
             assert sock._outbox_bytes <= sock.outbox_limit(), "outbox over its bound"
 

@@ -97,6 +97,22 @@ async def test_a_burst_of_rejoins_does_not_grow_the_outbox(mud, gateway):
     assert held <= sock.outbox_limit(), (held, sent)
 
 
+async def test_outbox_over_its_bound_is_a_slow_consumer_at_once(mud, gateway):
+    # Every push echoes the join_ref: a browser that picks a 30 KB one makes each
+    # GMCP message of its game a 30 KB frame, 60 MB for one read of the game's.
+    _, connect = await gateway(make_config(mud.port, extra="limits: {slow_consumer_seconds: 600}"))
+    phx = await connect()
+    topic = new_topic()
+    assert (await phx.join(topic, join_ref="j" * 30000))["status"] == "ok"
+    conn = await mud.next_connection()
+    conn.send(bytes((255, 251, 201)))  # IAC WILL GMCP
+    await conn.wait_for(bytes((255, 253, 201)))
+    conn.send((bytes((255, 250, 201)) + b"Char.Vitals 1" + bytes((255, 240))) * 2000)
+    assert (await phx.event(topic, "disconnect", timeout=10))["reason"] == "slow consumer"
+    await phx.expect(lambda f: f[3] == "phx_close")
+    await conn.wait_closed()
+
+
 # -- 3: a join of a connecting session passes the same checks as a resume --------------
 
 async def test_join_of_a_connecting_session_checks_sub(slow_mud, gateway):

@@ -48,8 +48,9 @@ SLOW_CONSUMER_DRAIN = 3.0
 #: What one read of a game (asyncio reads at most 256 KiB) can add to the outbox
 #: before the session sees the pause: JSON escapes a control byte in up to 6.
 READ_BURST = 6 * 256 * 1024
-#: Kept payload bytes -> bytes of the frames replaying them (the envelope
-#: around the smallest kept event is less than twice its size).
+#: Kept payload bytes -> bytes of the frames replaying them (with a join_ref
+#: as phoenix.js sends it, the envelope around the smallest event is less
+#: than twice its size; a browser choosing huge join_refs meets the bound).
 REPLAY_FRAMING = 3
 
 
