@@ -191,7 +191,8 @@ async def test_second_join_answered_when_first_joiner_drops(slow_mud, gateway):
     await first.send(topic, "phx_join", {})
     held = await slow_mud.next_held()
     ref = await second.send(topic, "phx_join", {})
-    await asyncio.sleep(0.1)  # the second join is waiting for the connect
+    await until(lambda: client.app[SESSIONS].connecting(key_of(topic)).waiters == 2,
+                what="both joins wait for the connect")
     await first.ws.close()
     held.release()
     reply = await second.reply(ref, timeout=10)
@@ -283,7 +284,8 @@ async def test_game_hanging_up_as_two_joins_attach(tls_context, gateway):
         ref_a = await a.send(topic, "phx_join", {})
         held = await mud.next_held()
         ref_b = await b.send(topic, "phx_join", {})
-        await asyncio.sleep(0.1)
+        await until(lambda: client.app[SESSIONS].connecting(key_of(topic)).waiters == 2,
+                    what="both joins wait for the connect")
         held.release()
         for phx, ref in ((a, ref_a), (b, ref_b)):
             assert (await phx.reply(ref))["status"] == "ok"
