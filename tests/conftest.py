@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 import uuid
 from typing import Any, Callable
 
 import aiohttp
 import pytest
+import trustme
 
 from gateway.config import parse_config
 from gateway.routes import create_app
@@ -207,3 +209,12 @@ async def session(mud, gateway, extra: str = "", game_extra: str = "", games: st
     assert reply["status"] == "ok", reply
     conn = await mud.next_connection()
     return phx, topic, conn, connect
+
+
+@pytest.fixture(scope="module")
+def tls_context() -> ssl.SSLContext:
+    """A fake MUD's server-side TLS context: a throwaway CA's certificate for 127.0.0.1."""
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    return ctx

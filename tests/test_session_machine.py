@@ -28,12 +28,10 @@ import logging
 import os
 import random
 import socket
-import ssl
 from typing import Any
 
 import aiohttp
 import pytest
-import trustme
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.routes import SESSIONS, SOCKETS, create_app
@@ -269,14 +267,6 @@ ACTIONS = {  # action: weight
     "drop": 2, "stall": 2, "unstall": 2, "game_output": 5, "game_hangs_up": 1, "handshake": 4,
     "pause": 3, "settle": 1,
 }
-
-
-@pytest.fixture(scope="module")
-def tls_context():
-    cert = trustme.CA().issue_cert("127.0.0.1")
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(ctx)
-    return ctx
 
 
 @pytest.mark.parametrize("seed", SEEDS)

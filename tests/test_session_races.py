@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 
 import pytest
-import trustme
 
 from gateway.routes import SESSIONS, SOCKETS
 from gateway.session import SessionManager
@@ -21,14 +19,6 @@ from tests.fakemud import FakeMud
 from tests.test_auth import REQUIRED, open_socket, token
 
 TLS_GAME = "    tls: true\n    tls_verify: false\n    connect_timeout: 30\n"
-
-
-@pytest.fixture(scope="module")
-def tls_context():
-    cert = trustme.CA().issue_cert("127.0.0.1")
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(ctx)
-    return ctx
 
 
 @pytest.fixture
