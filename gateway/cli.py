@@ -12,7 +12,7 @@ import sys
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, upgrade
 from .config import Config, ConfigError, demo_config, load_config
 from .logs import setup_logging
 from .routes import apply_config, create_app
@@ -61,16 +61,29 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
                  config_path)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
+    upgrader: list[upgrade.Upgrader] = []
+    loop.add_signal_handler(signal.SIGUSR2, lambda: upgrader[0].request() if upgrader
+                            else log.info("SIGUSR2 ignored: still starting"))
+    # After an upgrade in place: the previous process's sockets and sessions (SPEC 6.1).
+    inherited = upgrade.take_inherited()
+    state = upgrade.read_handoff(inherited) if inherited is not None else None
     game = None
     if demo:
         from .demo import start_demo_game
         game = await start_demo_game()
         config = demo_config(game.port, config.listen.port)
-    app = create_app(config)
+    generation = inherited.generation + 1 if inherited is not None else 1
+    app = create_app(config, generation)
     serving.append(app)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.listen.host, config.listen.port)
+    site: web.BaseSite
+    if inherited is not None and inherited.listen_fd is not None:
+        site = web.SockSite(runner, socket.socket(fileno=inherited.listen_fd))
+    else:
+        site = web.TCPSite(runner, config.listen.host, config.listen.port)
+    if state is not None and inherited is not None:
+        await upgrade.adopt(app, state, inherited)
     try:
         await site.start()
     except OSError as exc:
@@ -80,16 +93,24 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
         if game is not None:
             await game.close()
         return 1
-    port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked for
-    url = f"http://{config.listen.host}:{port}/"
+    host, port = site._server.sockets[0].getsockname()[:2]  # the real port when 0 was asked for
+    url = f"http://{host}:{port}/"
     log.info("mud-gateway %s listening on %s (games: %s)", __version__, url,
              ", ".join(g.name for g in config.games))
     if demo:
         print(f"mud-gateway: demo game on telnet 127.0.0.1:{game.port}", flush=True)
 
     print(f"mud-gateway: open {url}", flush=True)
+    status = upgrade.Status(generation)
+    status.write("serving")
+    upgrader.append(upgrade.Upgrader(app, runner, site, config_path, status, demo=demo))
     sd_notify("READY=1")
+    # Signals held across an upgrade's exec are acted on from now on.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, upgrade.HELD_SIGNALS)
     await stop.wait()
+    status.remove()
+    if upgrader[0].task is not None and not upgrader[0].task.done():
+        upgrader[0].task.cancel()
     log.info("stopping: closing sessions")
     sd_notify("STOPPING=1")
     try:
@@ -102,6 +123,9 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["upgrade"]:
+        return upgrade.upgrade_command(argv[1:])
     parser = argparse.ArgumentParser(prog="mud-gateway",
                                      description="Play telnet MUDs in the browser.")
     what = parser.add_mutually_exclusive_group()

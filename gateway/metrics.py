@@ -25,6 +25,9 @@ class Metrics:
             P + "event_latency_seconds", "From reading the game's bytes to writing their WebSocket frame.",
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r)
+        self.upgrade_sessions = Counter(
+            P + "upgrade_sessions", "Sessions at an upgrade in place: carried to the new process, or ended.",
+            ["result"], registry=r)
         # The hot paths use the children directly.
         self.to_browser = self.bytes.labels("to_browser")
         self.to_game = self.bytes.labels("to_game")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .handoff import BucketState
+
 
 class TokenBucket:
     """Tokens refilled at ``rate`` a second, at most ``burst`` saved up; a refused take uses none.
@@ -24,3 +26,11 @@ class TokenBucket:
             return False
         self.tokens = tokens - n
         return True
+
+    def to_state(self) -> BucketState:
+        return BucketState(tokens=self.tokens, stamp=self.stamp)
+
+    def restore(self, state: BucketState) -> None:
+        """The bucket as it was (the next take applies the config's rate and burst)."""
+        self.tokens = state.tokens
+        self.stamp = state.stamp

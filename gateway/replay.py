@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import deque
 from typing import NamedTuple
 
+from .handoff import ReplayState
+
 
 class Kept(NamedTuple):
     seq: int
@@ -52,3 +54,18 @@ class ReplayBuffer:
             if k.seq > last_seq:
                 out.append(k)
         return out, gap
+
+    def to_state(self) -> ReplayState:
+        return ReplayState(max_bytes=self.max_bytes, size=self.size, kept=list(self._kept),
+                           dropped_state=list(self._dropped_state.values()),
+                           dropped_upto=self.dropped_upto)
+
+    @classmethod
+    def from_state(cls, state: ReplayState, max_bytes: int) -> "ReplayBuffer":
+        """The buffer as it was; ``max_bytes`` (the config's now) applies from the next event on."""
+        buf = cls(max_bytes)
+        buf._kept.extend(Kept(*k) for k in state.kept)
+        buf.size = state.size
+        buf._dropped_state = {k[3]: Kept(*k) for k in state.dropped_state if k[3] is not None}
+        buf.dropped_upto = state.dropped_upto
+        return buf

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from . import admin
+from . import __version__, admin
 from .addresses import IPNetwork, client_address, parse_address
 from .auth import TokenError, authenticate
 from .config import Config, normalise_origin, origin_parts
@@ -29,6 +29,8 @@ log = logging.getLogger("gateway.http")
 
 SESSIONS = web.AppKey("sessions", SessionManager)
 SOCKETS = web.AppKey("sockets", set)
+#: 1 at start, +1 for each completed upgrade in place (SPEC 6.1).
+GENERATION = web.AppKey("generation", int)
 
 _json = msgspec.json.Encoder()
 
@@ -57,7 +59,8 @@ def origin_allowed(request: web.Request, allowed: list[str]) -> bool:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok", "sessions": len(request.app[SESSIONS])})
+    return json_response({"status": "ok", "sessions": len(request.app[SESSIONS]),
+                          "version": __version__, "generation": request.app[GENERATION]})
 
 
 async def games(request: web.Request) -> web.Response:
@@ -141,8 +144,9 @@ def apply_config(app: web.Application, config: Config) -> None:
     app[SESSIONS].config = config
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, generation: int = 1) -> web.Application:
     app = web.Application()
+    app[GENERATION] = generation
     manager = app[SESSIONS] = SessionManager(config)
     app[SOCKETS] = set()
     add_client_routes(app)  # GET / and /client/

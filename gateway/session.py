@@ -28,6 +28,7 @@ from .channel import (GAME_UNAVAILABLE, GMCP_NOT_ENABLED, RATE_LIMITED, TOO_MANY
                       Command, JoinParams, SendGmcp, SendLines, SetSize, event_payload, sent_at)
 from .config import Config, Game
 from .logs import log_event
+from .handoff import SessionState
 from .metrics import Metrics
 from .ratelimit import TokenBucket
 from .replay import Kept, ReplayBuffer
@@ -70,6 +71,7 @@ class Session:
         self.started = time.monotonic()
         self.started_at = time.time()  # wall clock, for the admin API
         self.last_input = self.started
+        self.linger_deadline: float | None = None
         self.bytes_to_browser = 0
         self.bytes_to_game = 0
         self._linger: asyncio.TimerHandle | None = None
@@ -131,6 +133,7 @@ class Session:
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
+            self.linger_deadline = None
         self.channel = channel
         # A pause belonged to the old attachment: read as fast as this browser reads.
         self._read_game(not channel.backed_up)
@@ -154,11 +157,14 @@ class Session:
         if self.ended or self.channel is not None or self._linger is not None:
             return
         self._read_game(True)
-        linger = self.manager.config.sessions.linger_seconds
-        if linger <= 0:
+        self._linger_until(time.monotonic() + self.manager.config.sessions.linger_seconds)
+
+    def _linger_until(self, deadline: float) -> None:
+        self.linger_deadline = deadline
+        if deadline <= time.monotonic():
             self.end("linger expired")
         else:
-            self._linger = asyncio.get_running_loop().call_later(linger, self.end, "linger expired")
+            self._linger = asyncio.get_running_loop().call_at(deadline, self.end, "linger expired")
 
     def execute(self, command: Command) -> None:
         """A browser push: send it to the game. Raises ChannelError when it cannot be sent."""
@@ -195,11 +201,67 @@ class Session:
     def _read_game(self, reading: bool) -> None:
         if self._paused != reading or self.client is None:
             return
+        if reading and self.manager.handing_over:
+            return  # an upgrade in place froze the games: the new process reads on
         self._paused = not reading
         if reading:
             self.client.resume_reading()
         else:
             self.client.pause_reading()
+
+    # -- upgrade in place (handoff.py, upgrade.py) ----------------------------
+
+    def freeze(self) -> None:
+        """Stop reading the game for the handoff: what it sends waits in the kernel."""
+        if self.client is not None:
+            self.client.pause_reading()
+
+    def thaw(self) -> None:
+        """The handoff failed: read the game again (its browser is gone, so no backpressure holds)."""
+        self._paused = False
+        if self.client is not None:
+            self.client.resume_reading()
+
+    def to_state(self, fd: int) -> SessionState:
+        """Everything the next process needs to go on with this session; ``fd`` is its game socket."""
+        assert self.client is not None
+        deadline = self.linger_deadline
+        if deadline is None:  # still attached: it lingers from now, as if the browser dropped
+            deadline = time.monotonic() + self.manager.config.sessions.linger_seconds
+        return SessionState(
+            key=self.key, game=self.game.name, game_settings=msgspec.to_builtins(self.game),
+            sub=self.sub, client_ip=self.client_ip, client_port=self.client_port,
+            admin_id=self.admin_id,
+            started=self.started, started_wall=self.started_at,
+            bytes_to_browser=self.bytes_to_browser, bytes_to_game=self.bytes_to_game, seq=self.seq,
+            last_input=self.last_input, linger_deadline=deadline, replay=self.replay.to_state(),
+            bucket=self.input_bucket.to_state(), stream=self.client.stream.to_state(),
+            telnet=self.client.to_state(), fd=fd)
+
+    @classmethod
+    def from_state(cls, state: SessionState, game: Game, manager: "SessionManager") -> "Session":
+        """The session as the previous process left it, without its game connection (adopt() adds it)."""
+        session = cls(state.key, game, manager, state.client_ip, state.sub, state.client_port)
+        if state.admin_id is not None:
+            session.admin_id = state.admin_id
+        session.started = state.started
+        session.started_at = state.started_wall
+        session.bytes_to_browser = state.bytes_to_browser
+        session.bytes_to_game = state.bytes_to_game
+        session.seq = state.seq
+        session.last_input = state.last_input
+        session.replay = ReplayBuffer.from_state(state.replay, manager.config.sessions.replay_bytes)
+        session.input_bucket.restore(state.bucket)
+        return session
+
+    async def adopt(self, sock: Any, state: SessionState) -> None:
+        """Take over the inherited game connection and go on: linger, idle clock, reading."""
+        self.client = await telnet.adopt(sock, self.game, self, state.stream, state.telnet)
+        self.is_open = True
+        self._settle(None)
+        self._arm_idle()
+        if state.linger_deadline is not None:
+            self._linger_until(state.linger_deadline)
 
     # -- life ----------------------------------------------------------------
 
@@ -279,6 +341,8 @@ class SessionManager:
         self.metrics = Metrics()
         #: The latest MSSP variables any session of a game received, by game name.
         self.mssp: dict[str, dict[str, Any]] = {}
+        #: An upgrade in place is handing the sessions over: no game is read again.
+        self.handing_over = False
 
     def __len__(self) -> int:
         return len(self.sessions)
@@ -356,6 +420,11 @@ class SessionManager:
             session.waiters -= 1
             if went_away and not session.waiters and session.is_open and session.channel is None:
                 session.linger()  # the last join waiting went away: nobody will attach
+
+    def add(self, session: Session) -> None:
+        """A session adopted from the previous process (upgrade in place)."""
+        self.sessions[session.key] = session
+        self.per_ip[session.client_ip] += 1
 
     def forget(self, session: Session) -> None:
         """Take ``session`` out of the table it is in, freeing its per-IP slot (once)."""

@@ -9,6 +9,7 @@ import socket
 import aiohttp
 import pytest
 
+from gateway import __version__
 from gateway.routes import SESSIONS, SOCKETS
 from tests.conftest import SENT_AT, make_config, new_topic, send_until_stalled, session
 
@@ -498,7 +499,7 @@ async def test_healthz_and_games(joined, mud, gateway):
     client, _ = await gateway(make_config(mud.port))
     resp = await client.get("/healthz")
     assert resp.status == 200
-    assert await resp.json() == {"status": "ok", "sessions": 0}
+    assert await resp.json() == {"status": "ok", "sessions": 0, "version": __version__, "generation": 1}
     resp = await client.get("/api/games")
     assert await resp.json() == {"games": [{"name": "fake", "title": "fake", "default": True, "mssp": None}]}
     resp = await client.get("/")

@@ -35,6 +35,7 @@ from telnetlib3 import telopt
 from telnetlib3.stream_writer import TelnetWriter
 
 from .. import __version__
+from ..handoff import StreamState, TelnetState
 from .input import encode_naws
 from .proxy import proxy_header
 from .stream import SB, CompressionError, Event, Negotiation, TelnetStream
@@ -115,7 +116,8 @@ class GameClient(tl_client.TelnetClient):
     def __init__(self, sink: EventSink, stream: TelnetStream, *, encoding: str,
                  gmcp_supports: list[str], screen_reader: bool = False,
                  naws: tuple[int, int] = (80, 24), client_ip: str | None = None,
-                 proxy: tuple[str, str, int] | None = None, pin_sha256: str | None = None) -> None:
+                 proxy: tuple[str, str, int] | None = None, pin_sha256: str | None = None,
+                 restore: TelnetState | None = None) -> None:
         super().__init__(term=TERMINAL_TYPE, cols=naws[0], rows=naws[1], encoding=False,
                          compression=None, connect_maxwait=0.0)
         self.sink = sink
@@ -134,6 +136,14 @@ class GameClient(tl_client.TelnetClient):
         self.pin_failed = False
         self.loop = asyncio.get_event_loop()
         self.read_at: float | None = None  # loop time of the latest read from the game
+        self._restore = restore  # an adopted connection's negotiated state (upgrade in place)
+        if restore is not None:
+            self.game_encoding = restore.game_encoding
+            self.mtts = restore.mtts
+            self.naws_size = restore.naws
+            self._ttype_count = restore.ttype_count
+            self._gmcp_hello_sent = restore.gmcp_hello_sent
+            self.client_ip = restore.client_ip
 
     # -- telnetlib3 protocol hooks ------------------------------------------
 
@@ -145,7 +155,7 @@ class GameClient(tl_client.TelnetClient):
             self.pin_failed = True
             transport.close()  # the handshake's last bytes and close_notify; no data
             return
-        if self._proxy is not None:
+        if self._proxy is not None and self._restore is None:
             # The PROXY header goes before any telnet byte.
             version, src, src_port = self._proxy
             dst, dst_port = transport.get_extra_info("peername")[:2]
@@ -157,6 +167,15 @@ class GameClient(tl_client.TelnetClient):
         w.add_will_callback(telopt.MCCP2_COMPRESS, self._on_will_mccp2)
         w.on_dont = self._on_dont
         w.passive_do.add(telopt.MSSP)  # DO on WILL; the variables go to /api/games (_subnegotiation)
+        if self._restore is not None:
+            # Adopted from the previous process: the options are on as they were, with
+            # no new negotiation (telnetlib3 sends nothing on connect for a client).
+            for option, state in ((w.local_option, self._restore.local_options),
+                                  (w.remote_option, self._restore.remote_options),
+                                  (w.pending_option, self._restore.pending_options)):
+                for opt, on in state:
+                    option[opt] = on
+            self._restore = None
 
     def _on_dont(self, opt: bytes) -> None:
         if opt == telopt.TTYPE:
@@ -333,6 +352,38 @@ class GameClient(tl_client.TelnetClient):
         if self._transport is not None:
             self._transport.resume_reading()
 
+    # -- upgrade in place (handoff.py) ---------------------------------------
+
+    @property
+    def carriable(self) -> bool:
+        """Whether the connection's state can be handed to a new process (not TLS, not compressing)."""
+        return (self._transport is not None and not self._transport.is_closing()
+                and self._transport.get_extra_info("ssl_object") is None
+                and not self.stream.compressing)
+
+    def end_compression(self) -> None:
+        """Ask the game to end MCCP2 (IAC DONT COMPRESS2): it ends the zlib stream, then plain telnet."""
+        if self.writer is not None and self.stream.compressing:
+            self.writer.iac(telopt.DONT, telopt.MCCP2_COMPRESS)
+            self.writer.remote_option[telopt.MCCP2_COMPRESS] = False
+            self.stream.inflating = False
+
+    def unsent(self) -> int:
+        """Bytes written to the game that the kernel has not taken yet."""
+        return self._transport.get_write_buffer_size() if self._transport is not None else 0
+
+    def to_state(self) -> TelnetState:
+        w = self.writer
+        return TelnetState(
+            local_options=list(w.local_option.items()), remote_options=list(w.remote_option.items()),
+            pending_options=list(w.pending_option.items()), game_encoding=self.game_encoding,
+            mtts=self.mtts, naws=self.naws_size, ttype_count=self._ttype_count,
+            gmcp_hello_sent=self._gmcp_hello_sent, client_ip=self.client_ip)
+
+    def raw_socket(self) -> socket.socket:
+        """The connection's socket (for the handoff: its descriptor is inherited by the new process)."""
+        return self._transport.get_extra_info("socket")
+
     def close(self, reason: str) -> None:
         """Close after the queued bytes are written; a game that does not read them is cut off."""
         self._closed_reason = self._closed_reason or reason
@@ -407,4 +458,19 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
         raise GameUnavailable(exc.strerror or str(exc), "unreachable") from None
     if protocol.pin_failed:  # already closed, before anything was sent
         raise GameUnavailable("TLS certificate does not match tls_pin_sha256", "pin")
+    return protocol
+
+
+async def adopt(sock: socket.socket, game: Any, sink: EventSink, stream: StreamState,
+                telnet: TelnetState) -> GameClient:
+    """A telnet connection inherited from the previous process, with its state, read from now on."""
+    loop = asyncio.get_running_loop()
+    restored = TelnetStream.from_state(stream)
+
+    def factory() -> GameClient:
+        return GameClient(sink, restored, encoding=telnet.game_encoding,
+                          gmcp_supports=game.gmcp_supports, restore=telnet)
+
+    _, protocol = await loop.create_connection(factory, sock=sock)
+    protocol._schedule_poll()  # a held partial line still flushes on time
     return protocol

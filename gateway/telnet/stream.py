@@ -38,6 +38,7 @@ from typing import Any
 import msgspec
 
 from ..nesting import too_deep
+from ..handoff import StreamState
 
 # Telnet bytes (RFC 854) and the options this core interprets itself.
 IAC, DONT, DO, WONT, WILL, SB, GA, NOP, SE = 255, 254, 253, 252, 251, 250, 249, 241, 240
@@ -167,6 +168,7 @@ class TelnetStream:
 
     def __init__(self, encoding: str = "utf-8", flush_after: float = 0.1,
                  max_pending: int = MAX_PENDING_LINE) -> None:
+        self.encoding = encoding
         self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
         self.flush_after = flush_after
         self.max_pending = max_pending
@@ -185,7 +187,42 @@ class TelnetStream:
 
     def set_encoding(self, encoding: str) -> None:
         """The game switched encoding (CHARSET): decode what follows with ``encoding``."""
+        self.encoding = encoding
         self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+
+    # -- upgrade in place (handoff.py) ---------------------------------------
+
+    @property
+    def compressing(self) -> bool:
+        """The game's output is MCCP2-compressed now: zlib's state cannot be handed over."""
+        return self._inflate is not None
+
+    def to_state(self) -> StreamState:
+        if self._inflate is not None:
+            raise ValueError("a compressed stream cannot be handed over")
+        buffered, flag = self._decoder.getstate()
+        return StreamState(
+            encoding=self.encoding, decoder_buffer=buffered, decoder_flag=flag, carry=self._carry,
+            carry_scanned=self._carry_scanned, discarding=self._discarding, polled=self._polled,
+            text=self._text, line_open=self._line_open, last_text=self._last_text,
+            flush_after=self.flush_after, max_pending=self.max_pending, echo=self.echo,
+            inflating=self.inflating, failed=self.failed)
+
+    @classmethod
+    def from_state(cls, state: StreamState) -> "TelnetStream":
+        stream = cls(state.encoding, state.flush_after, state.max_pending)
+        stream._decoder.setstate((state.decoder_buffer, state.decoder_flag))
+        stream._carry = state.carry
+        stream._carry_scanned = state.carry_scanned
+        stream._discarding = state.discarding
+        stream._polled = state.polled
+        stream._text = state.text
+        stream._line_open = state.line_open
+        stream._last_text = state.last_text
+        stream.echo = state.echo
+        stream.inflating = state.inflating
+        stream.failed = state.failed
+        return stream
 
     # -- input -----------------------------------------------------------
 

@@ -237,6 +237,15 @@ class PhoenixSocket:
         """Close after the frames already queued (a ``disconnect``, say) are written."""
         await self._shut(code, message, drain_seconds)
 
+    async def restart(self, join_seconds: float = 3.0) -> None:
+        """Upgrade in place: finish the joins under way, write every queued answer, close with 1012.
+
+        The browser (phoenix.js) reconnects by itself and resumes its sessions in the new process.
+        """
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=join_seconds)
+        await self._shut(WSCloseCode.SERVICE_RESTART, b"service restart", drain_seconds=2.0)
+
     async def _shut(self, code: int, message: bytes, drain_seconds: float) -> None:
         deadline = time.monotonic() + drain_seconds
         while (self._outbox or self._writing) and not self.ws.closed and time.monotonic() < deadline:
