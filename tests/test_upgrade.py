@@ -7,14 +7,18 @@ NOTIFY_SOCKET and a RUNTIME_DIRECTORY, the fake MUD in the test, and real socket
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
+import sys
 
 import pytest
 
 from tests.conftest import new_topic
 from tests.fakemud import FakeMud
-from tests.upgrade_helpers import GatewayProcess, config_text, free_port
+from tests.upgrade_helpers import ROOT, GatewayProcess, config_text, free_port
 
-WILL, WONT, DO, SB, SE, IAC = 251, 252, 253, 250, 240, 255
+WILL, WONT, DO, SB, SE, GA, IAC = 251, 252, 253, 250, 240, 249, 255
 
 
 @pytest.fixture
@@ -63,3 +67,181 @@ async def test_upgrade_keeps_the_game_connection_and_resumes(mud, start):
     await conn.wait_for(b"look\r\n")
     assert not conn.eof
     assert "session end" not in gw.log()
+
+
+def cmd(*codes: int) -> bytes:
+    return bytes(codes)
+
+
+async def test_notify_reloading_then_ready_and_status(mud, start):
+    gw = await start(config_text(mud.port, free_port()))
+    assert gw.status()["generation"] == 1 and gw.status()["state"] == "serving"
+    gw.signal()
+    reloading = await gw.until_note("RELOADING=1")
+    assert reloading.split("\n")[1].startswith("MONOTONIC_USEC=")
+    int(reloading.split("\n")[1].split("=")[1])
+    assert await gw.note() == "READY=1"
+    health = await gw.healthz()
+    assert health["generation"] == 2 and health["version"]
+    assert gw.status()["generation"] == 2 and gw.status()["pid"] == gw.pid
+    await gw.upgrade()  # two in a row
+    assert (await gw.healthz())["generation"] == 3
+
+
+async def test_negotiated_state_survives(mud, start):
+    gw = await start(config_text(mud.port, free_port(), game_extra="    prompt_flush_ms: 60000\n",
+                                 extra="sessions: {replay_bytes: 300}\n"))
+    phx = await gw.connect()
+    topic = new_topic()
+    assert (await phx.join(topic, {"screen_reader": True}))["status"] == "ok"
+    conn = await mud.next_connection()
+    conn.send(cmd(IAC, WILL, 201, IAC, DO, 31, IAC, DO, 24, IAC, SB, 24, 1, IAC, SE))
+    await conn.wait_for(cmd(IAC, SB, 31, 0, 80, 0, 24, IAC, SE))
+    await conn.wait_for(cmd(IAC, SB, 24, 0) + b"MUD-GATEWAY" + cmd(IAC, SE))
+    assert await phx.request(topic, "naws", {"width": 132, "height": 50}) == {"status": "ok", "response": {}}
+    await conn.wait_for(cmd(IAC, SB, 31, 0, 132, 0, 50, IAC, SE))
+    conn.send(cmd(IAC, SB, 201) + b'Char.Vitals {"hp": 10}' + cmd(IAC, SE))
+    assert (await phx.event(topic, "gmcp"))["data"] == {"hp": 10}
+    conn.send(b"Password: " + cmd(IAC, WILL, 1, IAC, GA))
+    assert (await phx.event(topic, "option"))["echo"] is False
+    # Enough text after them that the GMCP and the option leave the 300-byte replay buffer.
+    for i in range(6):
+        conn.send(b"filler line %d to push the state events out of the replay buffer\r\n" % i)
+        await phx.event(topic, "echo")
+    # Just before the swap: half a line with half a character, half a GMCP message.
+    conn.send(b"Your choice, caf\xc3")
+    await conn.drain()
+    await asyncio.sleep(0.2)
+
+    await gw.upgrade()
+    assert await phx.close_code() == 1012
+    phx2 = await gw.connect()
+    reply = await phx2.join(topic)  # a reloaded page: no last_seq
+    assert reply["response"]["resumed"] is True and reply["response"]["gap"] is True, reply
+    await phx2.quiet(0.3)
+    names = [f[3] for f in phx2.events(topic)]
+    assert names[:2] == ["gmcp", "option"], names
+    assert phx2.events(topic)[0][4]["data"] == {"hp": 10}
+    assert phx2.events(topic)[1][4]["echo"] is False
+    # The held partial line and half character go on where they stopped.
+    conn.send(b"\xa9? " + cmd(IAC, GA) + cmd(IAC, SB, 201) + b'Char.Vitals {"hp": ')
+    assert (await phx2.event(topic, "prompt"))["message"] == "Your choice, café? "
+    conn.send(b"11}" + cmd(IAC, SE))
+    assert (await phx2.event(topic, "gmcp"))["data"] == {"hp": 11}
+    # Echo state: the game's WONT ECHO is a change (it was off), and pushed.
+    conn.send(cmd(IAC, WONT, 1))
+    assert (await phx2.event(topic, "option"))["echo"] is True
+    # NAWS still on with the browser's size; the TTYPE cycle goes on from where it was.
+    assert await phx2.request(topic, "naws", {"width": 100, "height": 40}) == {"status": "ok", "response": {}}
+    await conn.wait_for(cmd(IAC, SB, 31, 0, 100, 0, 40, IAC, SE))
+    conn.send(cmd(IAC, SB, 24, 1, IAC, SE))
+    await conn.wait_for(cmd(IAC, SB, 24, 0) + b"XTERM-256COLOR" + cmd(IAC, SE))
+    conn.send(cmd(IAC, SB, 24, 1, IAC, SE))
+    await conn.wait_for(cmd(IAC, SB, 24, 0) + b"MTTS 461" + cmd(IAC, SE))  # 1+4+8+64+128+256
+    # No new negotiation: nothing but the answers above went to the game after the swap.
+    assert cmd(IAC, DO, 201) not in conn.received[conn.received.find(b"MUD-GATEWAY") + 20:]
+    assert not conn.eof
+
+
+async def test_lingering_session_resumes_after_upgrade_and_expires_on_time(mud, start):
+    gw = await start(config_text(mud.port, free_port(), extra="sessions: {linger_seconds: 4}\n"))
+    phx = await gw.connect()
+    kept, dropped = new_topic(), new_topic()
+    assert (await phx.join(kept))["status"] == "ok"
+    kept_conn = await mud.next_connection()
+    assert (await phx.join(dropped, join_ref="2"))["status"] == "ok"
+    dropped_conn = await mud.next_connection()
+    kept_conn.send(b"one\r\n")
+    first = await phx.event(kept, "echo")
+    await phx.ws.close()  # the browser goes away: both sessions linger
+    kept_conn.send(b"two\r\n")
+    await gw.upgrade()
+    phx2 = await gw.connect()
+    reply = await phx2.join(kept, {"last_seq": first["seq"]})
+    assert reply["response"] == {**reply["response"], "resumed": True, "replayed": 1, "gap": False}
+    assert (await phx2.event(kept, "echo"))["message"] == "two\n"
+    # The other one ends when its original linger window ends, not a new one.
+    await dropped_conn.wait_closed(timeout=15)
+    assert 'reason="linger expired"' in gw.log()
+    assert not kept_conn.eof
+
+
+async def test_failing_check_abandons(mud, start, tmp_path):
+    gw = await start(config_text(mud.port, free_port()))
+    phx = await gw.connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    conn = await mud.next_connection()
+    good = gw.config_path.read_text()
+    gw.config_path.write_text(good.replace(f"port: {mud.port}", "port: lots"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "upgrade", "--pid", str(gw.pid), "--timeout", "60",
+        env=gw.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 1, (out, err)
+    assert b"abandoned" in err and b"$.games[0].port" in err, err
+    assert "upgrade abandoned" in gw.log() and "$.games[0].port" in gw.log()
+    assert not any(n.startswith("RELOADING") for n in gw.notes)
+    # Sessions untouched: same socket, same game connection.
+    assert await phx.request(topic, "recv", {"message": "still here"}) == {"status": "ok", "response": {}}
+    await conn.wait_for(b"still here\r\n")
+    assert (await gw.healthz())["generation"] == 1
+    # Fixed: `upgrade --pid` waits for the new generation.
+    gw.config_path.write_text(good)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "upgrade", "--pid", str(gw.pid), env=gw.env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, (out, err)
+    assert b"generation 2" in out
+    assert not conn.eof
+
+
+async def test_garbage_state_closes_inherited_sockets_and_serves(mud, start, tmp_path):
+    games = [socket.create_connection(("127.0.0.1", mud.port)) for _ in range(3)]
+    conns = [await mud.next_connection() for _ in games]
+    state = os.memfd_create("garbage", 0)
+    os.write(state, b"\x00not a handoff at all\xff" * 10)
+    fds = [s.fileno() for s in games]
+    env = {"MUD_GATEWAY_HANDOFF": f"state={state} games={','.join(map(str, fds))} generation=4"}
+    gw = await start(config_text(mud.port, free_port()), env=env, pass_fds=(state, *fds))
+    os.close(state)
+    for s in games:
+        s.close()
+    for conn in conns:
+        await conn.wait_closed()  # the gateway's copies are closed too: the game sees the end
+    assert "cannot read the previous process's state" in gw.log()
+    assert (await gw.healthz())["generation"] == 5  # (its keep-alive connection stays open)
+    open_fds = gw.fds()
+    assert not any("memfd:garbage" in target for target in open_fds), open_fds
+    sockets_before = sum(t.startswith("socket:") for t in open_fds)
+    phx = await gw.connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    conn = await mud.next_connection()
+    conn.send(b"hello\r\n")
+    assert (await phx.event(topic, "echo"))["message"] == "hello\n"
+    await phx.request(topic, "phx_leave", {})
+    await conn.wait_closed()
+    await phx.ws.close()
+    await asyncio.sleep(0.5)
+    assert sum(t.startswith("socket:") for t in gw.fds()) <= sockets_before
+
+
+async def test_demo_ignores_sigusr2(tmp_path):
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "--demo", "--port", str(port), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        while b"open http" not in await asyncio.wait_for(proc.stdout.readline(), 30):
+            pass
+        proc.send_signal(signal.SIGUSR2)
+        while b"SIGUSR2 ignored" not in (line := await asyncio.wait_for(proc.stderr.readline(), 30)):
+            assert line, "no log line"
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
