@@ -7,12 +7,16 @@ NOTIFY_SOCKET and a RUNTIME_DIRECTORY, the fake MUD in the test, and real socket
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import socket
+import ssl
 import sys
+import zlib
 
 import pytest
+import trustme
 
 from tests.conftest import new_topic
 from tests.fakemud import FakeMud
@@ -245,3 +249,60 @@ async def test_demo_ignores_sigusr2(tmp_path):
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_tls_ended_mccp2_carried_when_the_game_ends_compression(mud, start, tmp_path):
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    pin = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())).hexdigest()
+    async with FakeMud(ssl=ctx) as secure:
+        gw = await start(config_text(mud.port, free_port()).replace(
+            "games:\n", f"games:\n  - {{name: secure, host: 127.0.0.1, port: {secure.port}, tls: true, "
+                        f"tls_pin_sha256: \"{pin}\"}}\n"))
+        phx = await gw.connect()
+        tls_topic, obeys, ignores = new_topic(), new_topic(), new_topic()
+        assert (await phx.join(tls_topic, {"game": "secure"}, join_ref="1"))["status"] == "ok"
+        tls_conn = await secure.next_connection()
+        conns = {}
+        for ref, topic in (("2", obeys), ("3", ignores)):
+            assert (await phx.join(topic, {"game": "fake"}, join_ref=ref))["status"] == "ok"
+            conns[topic] = await mud.next_connection()
+        zs = {}
+        for topic, conn in conns.items():
+            conn.send(cmd(IAC, WILL, 86))
+            await conn.wait_for(cmd(IAC, DO, 86))
+            zs[topic] = z = zlib.compressobj()
+            conn.send(cmd(IAC, SB, 86, IAC, SE) + z.compress(b"packed\r\n") + z.flush(zlib.Z_SYNC_FLUSH))
+            assert (await phx.event(topic, "echo"))["message"] == "packed\n"
+
+        async def end_compression() -> None:
+            conn = conns[obeys]
+            await conn.wait_for(cmd(IAC, 254, 86), timeout=30)  # IAC DONT COMPRESS2
+            conn.send(zs[obeys].compress(b"last packed\r\n") + zs[obeys].flush(zlib.Z_FINISH) + b"plain\r\n")
+
+        ender = asyncio.ensure_future(end_compression())
+        await gw.upgrade()
+        await ender
+        # The browser heard of the sessions that could not be carried before the 1012.
+        seen = []
+        while (frame := await phx.expect(lambda f: f[3] in ("disconnect", "phx_close"), timeout=10)):
+            seen.append((frame[2], frame[3], frame[4].get("reason")))
+            if len(seen) == 4:
+                break
+        assert sorted(seen) == sorted([(tls_topic, "disconnect", "gateway shutdown"), (tls_topic, "phx_close", None),
+                                       (ignores, "disconnect", "gateway shutdown"), (ignores, "phx_close", None)])
+        assert await phx.close_code() == 1012
+        await tls_conn.wait_closed()
+        await conns[ignores].wait_closed()
+        assert not conns[obeys].eof
+        phx2 = await gw.connect()
+        reply = await phx2.join(obeys)
+        assert reply["response"]["resumed"] is True
+        text = await phx2.echo_text(obeys, lambda t: "plain\n" in t)
+        assert text.endswith("packed\nlast packed\nplain\n"), text
+        metrics = await gw.text("/metrics")
+        assert 'mud_gateway_upgrade_sessions_total{result="carried"} 1.0' in metrics
+        assert 'mud_gateway_upgrade_sessions_total{result="ended"} 2.0' in metrics
+        assert "1 sessions carried, 2 ended" in gw.log()
