@@ -70,3 +70,8 @@ def test_systemd_analyze_verify_would_complain(tmp_path):
     assert "Unknown key 'Typ'" in analyze_verify(text, tmp_path)
     if not Path(DEPLOYED).exists():
         assert "is not executable" in analyze_verify(UNIT.read_text(), tmp_path)
+
+
+def test_runtime_directory_for_the_upgrade_status():
+    service = unit()["Service"]
+    assert service["RuntimeDirectory"] == "mud-gateway"  # $RUNTIME_DIRECTORY: `mud-gateway upgrade` finds the status

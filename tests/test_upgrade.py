@@ -306,3 +306,37 @@ async def test_tls_ended_mccp2_carried_when_the_game_ends_compression(mud, start
         assert 'mud_gateway_upgrade_sessions_total{result="carried"} 1.0' in metrics
         assert 'mud_gateway_upgrade_sessions_total{result="ended"} 2.0' in metrics
         assert "1 sessions carried, 2 ended" in gw.log()
+
+
+async def test_upgrade_under_1000_idle_sessions(mud, start):
+    """1,000 idle sessions are carried (the time to READY=1 goes to docs/performance.md, not asserted)."""
+    total, per_socket = 1000, 4
+    gw = await start(config_text(mud.port, free_port(), extra="limits: {max_sessions_per_ip: 2000}\n"))
+    socks = []
+    topics = []
+    for _ in range(total // per_socket):
+        phx = await gw.connect()
+        socks.append(phx)
+        refs = []
+        for i in range(per_socket):
+            topics.append(new_topic())
+            refs.append(await phx.send(topics[-1], "phx_join", {}, join_ref=str(i + 1)))
+        for ref in refs:
+            assert (await phx.reply(ref, timeout=30))["status"] == "ok"
+    conns = [await mud.next_connection() for _ in range(total)]
+    assert (await gw.healthz())["sessions"] == total
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    gw.signal()
+    await gw.until_note("RELOADING=1")
+    await gw.ready()
+    print(f"\nupgrade with {total} idle sessions: READY=1 after {loop.time() - began:.2f}s")
+    assert f"{total} sessions carried, 0 ended" in gw.log()
+    assert (await gw.healthz())["sessions"] == total
+    phx = await gw.connect()
+    assert (await phx.join(topics[-1]))["response"]["resumed"] is True
+    assert await phx.request(topics[-1], "recv", {"message": "hi"}) == {"status": "ok", "response": {}}
+    await conns[-1].wait_for(b"hi\r\n")
+    assert not any(c.eof for c in conns)
+    for s in socks:
+        await s.ws.close()

@@ -61,7 +61,7 @@ class GatewayProcess:
             env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
             pass_fds=pass_fds)
         self.pid = self.proc.pid
-        self.http = aiohttp.ClientSession()
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
 
     @property
     def url(self) -> str:
