@@ -340,3 +340,30 @@ async def test_upgrade_under_1000_idle_sessions(mud, start):
     assert not any(c.eof for c in conns)
     for s in socks:
         await s.ws.close()
+
+
+async def test_second_sigusr2_during_an_upgrade_is_ignored(mud, start):
+    gw = await start(config_text(mud.port, free_port()))
+    gw.signal()
+    while gw.status()["state"] != "upgrading":  # the check (a Python start-up) is under way
+        await asyncio.sleep(0.01)
+    gw.signal()
+    await gw.until_note("RELOADING=1")
+    await gw.ready()
+    assert "SIGUSR2 ignored: an upgrade is already under way" in gw.log()
+    assert (await gw.healthz())["generation"] == 2
+    with pytest.raises(AssertionError):
+        await gw.note(timeout=1.5)  # no second upgrade follows
+
+
+async def test_sigterm_during_an_upgrade_stops_gracefully(mud, start):
+    gw = await start(config_text(mud.port, free_port()))
+    phx = await gw.connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    conn = await mud.next_connection()
+    gw.signal()
+    await gw.until_note("RELOADING=1")
+    gw.signal(signal.SIGTERM)  # held across the exec, or acted on before it: a graceful stop either way
+    assert await asyncio.to_thread(gw.proc.wait, 20) == 0, gw.log()
+    await conn.wait_closed()
