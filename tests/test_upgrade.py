@@ -7,11 +7,13 @@ NOTIFY_SOCKET and a RUNTIME_DIRECTORY, the fake MUD in the test, and real socket
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import zlib
 
@@ -367,3 +369,63 @@ async def test_sigterm_during_an_upgrade_stops_gracefully(mud, start):
     gw.signal(signal.SIGTERM)  # held across the exec, or acted on before it: a graceful stop either way
     assert await asyncio.to_thread(gw.proc.wait, 20) == 0, gw.log()
     await conn.wait_closed()
+
+
+def _padding(total: int) -> dict[str, str]:
+    """Environment variables of ``total`` bytes in all (each under the kernel's 128 KiB per string)."""
+    pad, i = {}, 0
+    while total > 0:
+        name = f"PAD{i:03d}"
+        size = min(total, 100_000) - len(name) - 2  # "NAME=" + NUL
+        pad[name] = "x" * max(size, 0)
+        total -= min(total, 100_000)
+        i += 1
+    return pad
+
+
+def _largest_env_padding(argv: list[str], env: dict[str, str]) -> int:
+    """The most padding with which ``argv`` (with ``env``) can still be exec'd (binary search on E2BIG)."""
+    lo, hi = 0, 8 << 20
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            proc = subprocess.Popen(argv, env={**env, **_padding(mid)}, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError as exc:
+            assert exc.errno == errno.E2BIG, exc
+            hi = mid
+            continue
+        proc.kill()
+        proc.wait()
+        lo = mid
+    return lo
+
+
+async def test_failed_exec_goes_on_serving(mud, tmp_path):
+    """The exec fails (its environment, one variable longer, is over the kernel's limit): the old
+    process goes on with its sessions, listens again and sends READY=1."""
+    probe = GatewayProcess.argv(tmp_path / "gateway.yaml")
+    env = GatewayProcess.environment(tmp_path)
+    room = _largest_env_padding(probe, env)
+    gw = GatewayProcess(tmp_path, config_text(mud.port, free_port()), env=_padding(room - 8))
+    try:
+        await gw.ready()
+        phx = await gw.connect()
+        topic = new_topic()
+        assert (await phx.join(topic))["status"] == "ok"
+        conn = await mud.next_connection()
+        gw.signal()
+        await gw.until_note("RELOADING=1")
+        await gw.ready()
+        assert "upgrade: exec" in gw.log() and "failed" in gw.log(), gw.log()
+        assert gw.status()["last_result"] == "failed" and gw.status()["generation"] == 1
+        assert await phx.close_code() == 1012
+        conn.send(b"while away\r\n")
+        phx2 = await gw.connect()
+        assert (await phx2.join(topic, {"last_seq": 0}))["response"]["resumed"] is True
+        assert (await phx2.event(topic, "echo"))["message"] == "while away\n"
+        assert await phx2.request(topic, "recv", {"message": "ok"}) == {"status": "ok", "response": {}}
+        await conn.wait_for(b"ok\r\n")
+        assert (await gw.healthz())["generation"] == 1
+    finally:
+        await gw.stop()

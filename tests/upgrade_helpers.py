@@ -54,14 +54,21 @@ class GatewayProcess:
         self.notes: list[str] = []
         self.stderr_path = tmp / "gateway.stderr"
         self._stderr = open(self.stderr_path, "w")
-        self.env = {**os.environ, "NOTIFY_SOCKET": str(tmp / "notify.sock"),
-                    "RUNTIME_DIRECTORY": str(self.runtime), **(env or {})}
+        self.env = {**self.environment(tmp), **(env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "--config", str(self.config_path)], cwd=ROOT,
+            self.argv(self.config_path), cwd=ROOT,
             env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
             pass_fds=pass_fds)
         self.pid = self.proc.pid
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+    @staticmethod
+    def argv(config_path: Path) -> list[str]:
+        return [sys.executable, "-m", "gateway", "--config", str(config_path)]
+
+    @staticmethod
+    def environment(tmp: Path) -> dict[str, str]:
+        return {**os.environ, "NOTIFY_SOCKET": str(tmp / "notify.sock"), "RUNTIME_DIRECTORY": str(tmp / "run")}
 
     @property
     def url(self) -> str:
