@@ -78,8 +78,9 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site: web.BaseSite
-    if inherited is not None and inherited.listen_fd is not None:
-        site = web.SockSite(runner, socket.socket(fileno=inherited.listen_fd))
+    listening = upgrade.inherited_listener(inherited)
+    if listening is not None:
+        site = web.SockSite(runner, listening)
     else:
         site = web.TCPSite(runner, config.listen.host, config.listen.port)
     if state is not None and inherited is not None:

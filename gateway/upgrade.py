@@ -151,6 +151,18 @@ def take_inherited() -> Inherited | None:
         return None
 
 
+def inherited_listener(inherited: Inherited | None) -> socket.socket | None:
+    """The listening socket the previous process handed over, or None (then: listen afresh)."""
+    if inherited is None or inherited.listen_fd is None:
+        return None
+    try:
+        return socket.socket(fileno=inherited.listen_fd)
+    except OSError as exc:
+        log.error("upgrade: the inherited listening socket (fd %d) is unusable: %s; listening afresh",
+                  inherited.listen_fd, exc)
+        return None
+
+
 def read_handoff(inherited: Inherited) -> Handoff | None:
     """The state the previous process wrote; None (game sockets closed, reason logged) when unreadable."""
     try:
@@ -309,7 +321,24 @@ class Upgrader:
         server = self.site._server  # type: ignore[attr-defined]
         listen_fd = os.dup(server.sockets[0].fileno())
         server.close()
+        try:
+            reason = await self._swap(listen_fd)  # returns only when the exec failed
+        except Exception as exc:
+            log.exception("upgrade: the swap failed; this process goes on")
+            reason = f"swap failed: {exc}"
+        # Still here: go on serving with what we have (browsers reconnect and resume).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
+        manager.handing_over = False
+        for s in list(manager.sessions.values()):
+            s.thaw()
+        self.site = web.SockSite(self.runner, socket.socket(fileno=listen_fd))
+        await self.site.start()
+        self.status.write("serving", "failed", reason)
+        sd_notify("READY=1")
 
+    async def _swap(self, listen_fd: int) -> str:
+        """Hand the sessions over and exec; returns why (after undoing the handoff) only if the exec fails."""
+        manager = self.app[SESSIONS]
         # MCCP2: ask the games to end compression (they end the zlib stream, then plain telnet).
         asked = [s for s in manager.sessions.values() if s.client is not None and s.client.stream.compressing]
         for s in asked:
@@ -338,34 +367,30 @@ class Upgrader:
                         mssp=manager.mssp, sessions=[s.to_state(fd) for s, fd in zip(sessions, fds)],
                         ended=ended)
         memfd = os.memfd_create("mud-gateway-handoff", 0)
-        with open(memfd, "wb", closefd=False) as f:
-            f.write(handoff.encode(state))
-        for fd in (memfd, listen_fd, *fds):
-            os.set_inheritable(fd, True)
-        env = dict(os.environ)
-        env[ENV] = (f"state={memfd} listen={listen_fd} games={','.join(map(str, fds))} "
-                    f"generation={self.app[GENERATION]}")
-        argv = list(sys.orig_argv)
-        log.info("upgrade: exec %s: %d sessions carried, %d ended (TLS, MCCP2, or output the game "
-                 "did not take)", " ".join(argv), len(sessions), ended)
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
         try:
-            os.execve(sys.executable, argv, env)
-        except OSError as exc:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
-            log.error("upgrade: exec %s failed: %s; this process goes on", sys.executable, exc)
+            with open(memfd, "wb", closefd=False) as f:
+                f.write(handoff.encode(state))
+            for fd in (memfd, listen_fd, *fds):
+                os.set_inheritable(fd, True)
+            env = dict(os.environ)
+            env[ENV] = (f"state={memfd} listen={listen_fd} games={','.join(map(str, fds))} "
+                        f"generation={self.app[GENERATION]}")
+            argv = list(sys.orig_argv)
+            log.info("upgrade: exec %s: %d sessions carried, %d ended (TLS, MCCP2, or output the game "
+                     "did not take)", " ".join(argv), len(sessions), ended)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+            try:
+                os.execve(sys.executable, argv, env)
+            except OSError as exc:
+                log.error("upgrade: exec %s failed: %s; this process goes on", sys.executable, exc)
+                return f"exec failed: {exc.strerror}"
+            return "exec returned"  # execve does not return on success
+        finally:
             os.close(memfd)
-            for fd in fds:
+            for fd in (listen_fd, *fds):
                 os.set_inheritable(fd, False)
-            manager.handing_over = False
-            for s in sessions:
-                s.thaw()
-            self.site = web.SockSite(self.runner, socket.socket(fileno=listen_fd))
-            await self.site.start()
-            self.status.write("serving", "failed", f"exec failed: {exc}")
-            sd_notify("READY=1")
 
     @staticmethod
     def _freeze_and_sort(manager: Any) -> int:
