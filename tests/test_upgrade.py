@@ -80,8 +80,25 @@ def cmd(*codes: int) -> bytes:
 
 
 async def test_notify_reloading_then_ready_and_status(mud, start):
-    gw = await start(config_text(mud.port, free_port()))
+    """Also: the admin id and start time, byte counts and the game's MSSP are carried; a changed
+    ``listen`` is logged as ignored (the socket is inherited)."""
+    gw = await start(config_text(mud.port, free_port(), extra="admin: {token_env: GW_ADMIN}\n"),
+                     env={"GW_ADMIN": "secret-admin-token"})
     assert gw.status()["generation"] == 1 and gw.status()["state"] == "serving"
+    phx = await gw.connect()
+    assert (await phx.join(new_topic()))["status"] == "ok"
+    conn = await mud.next_connection()
+    conn.send(cmd(IAC, WILL, 70))
+    await conn.wait_for(cmd(IAC, DO, 70))
+    conn.send(cmd(IAC, SB, 70, 1) + b"NAME" + cmd(2) + b"Fake MUD" + cmd(IAC, SE) + b"hi\r\n")
+    await phx.expect(lambda f: f[3] == "echo")
+
+    async def admin_sessions() -> list:
+        async with gw.http.get(gw.url + "/admin/sessions",
+                               headers={"Authorization": "Bearer secret-admin-token"}) as r:
+            return (await r.json())["sessions"]
+
+    before = await admin_sessions()
     gw.signal()
     reloading = await gw.until_note("RELOADING=1")
     assert reloading.split("\n")[1].startswith("MONOTONIC_USEC=")
@@ -90,8 +107,17 @@ async def test_notify_reloading_then_ready_and_status(mud, start):
     health = await gw.healthz()
     assert health["generation"] == 2 and health["version"]
     assert gw.status()["generation"] == 2 and gw.status()["pid"] == gw.pid
+    after = await admin_sessions()
+    assert [{**s, "state": None} for s in after] == [{**s, "state": None} for s in before], (before, after)
+    assert after[0]["state"] == "lingering" and after[0]["bytes_to_browser"] > 0
+    async with gw.http.get(gw.url + "/api/games") as r:
+        assert (await r.json())["games"][0]["mssp"] == {"NAME": "Fake MUD"}
+
+    gw.config_path.write_text(gw.config_path.read_text().replace(f"port: {gw.port}", f"port: {free_port()}"))
     await gw.upgrade()  # two in a row
-    assert (await gw.healthz())["generation"] == 3
+    assert (await gw.healthz())["generation"] == 3  # still on the inherited socket
+    assert "listen changed in the config" in gw.log()
+    assert not conn.eof
 
 
 async def test_negotiated_state_survives(mud, start):
