@@ -259,6 +259,8 @@ class Session:
         self.client = await telnet.adopt(sock, self.game, self, state.stream, state.telnet)
         self.is_open = True
         self._settle(None)
+        if self._closed_early is not None:  # the game hung up while we were adopting it
+            asyncio.get_running_loop().call_soon(self.end, self._closed_early)
         self._arm_idle()
         if state.linger_deadline is not None:
             self._linger_until(state.linger_deadline)
