@@ -103,7 +103,13 @@ async def test_notify_reloading_then_ready_and_status(mud, start):
     reloading = await gw.until_note("RELOADING=1")
     assert reloading.split("\n")[1].startswith("MONOTONIC_USEC=")
     int(reloading.split("\n")[1].split("=")[1])
+    # Not accepting now, but listening: a connection waits in the backlog for the new process.
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     assert await gw.note() == "READY=1"
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200") and b'"generation":2' in answer, answer
     health = await gw.healthz()
     assert health["generation"] == 2 and health["version"]
     assert gw.status()["generation"] == 2 and gw.status()["pid"] == gw.pid
