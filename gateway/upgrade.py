@@ -42,6 +42,7 @@ from aiohttp import web
 from . import __version__, handoff
 from .config import Game
 from .handoff import Handoff, HandoffError
+from .logs import log_event
 from .routes import GENERATION, SESSIONS, SOCKETS
 from .session import Session
 
@@ -239,8 +240,10 @@ async def adopt(app: web.Application, state: Handoff, inherited: Inherited) -> i
     metrics = manager.metrics.upgrade_sessions
     metrics.labels("carried").inc(carried)
     metrics.labels("ended").inc(state.ended)
-    log.info("upgrade: generation %d: %d sessions carried, %d ended by the upgrade",
-             app[GENERATION], carried, state.ended)
+    log_event(log, logging.INFO, "upgrade_done",
+              f"upgrade: generation {app[GENERATION]}: {carried} sessions carried, "
+              f"{state.ended} ended by the upgrade",
+              generation=app[GENERATION], carried=carried, ended=state.ended)
     return carried
 
 
@@ -309,7 +312,8 @@ class Upgrader:
         self.status.write("upgrading")
         reason = await check_installed(self.config_path)
         if reason is not None:
-            log.error("SIGUSR2: upgrade abandoned: %s", reason)
+            log_event(log, logging.ERROR, "upgrade_abandoned", f"SIGUSR2: upgrade abandoned: {reason}",
+                      reason=reason)
             self.status.write("serving", "abandoned", reason)
             return
         from .cli import sd_notify
@@ -376,8 +380,10 @@ class Upgrader:
             env[ENV] = (f"state={memfd} listen={listen_fd} games={','.join(map(str, fds))} "
                         f"generation={self.app[GENERATION]}")
             argv = list(sys.orig_argv)
-            log.info("upgrade: exec %s: %d sessions carried, %d ended (TLS, MCCP2, or output the game "
-                     "did not take)", " ".join(argv), len(sessions), ended)
+            log_event(log, logging.INFO, "upgrade_exec",
+                      f"upgrade: exec {' '.join(argv)}: {len(sessions)} sessions carried, {ended} ended "
+                      "(TLS, MCCP2, or output the game did not take)",
+                      generation=self.app[GENERATION], carried=len(sessions), ended=ended)
             for handler in logging.getLogger().handlers:
                 handler.flush()
             signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
