@@ -14,7 +14,8 @@ The data path, one module per stage (browser -> game, and back):
 Around it: config.py (the YAML schema), routes.py (HTTP routes), auth.py
 (tokens), ratelimit.py (input token bucket), metrics.py (Prometheus),
 replay.py (the resume buffer, pure), cli.py (the command line), demo.py (the
-bundled demo game).
+bundled demo game), upgrade.py (SIGUSR2: upgrade in place by exec) with
+handoff.py (the state it hands over, pure).
 """
 
 __version__ = "0.1.0"
