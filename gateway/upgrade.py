@@ -353,7 +353,8 @@ class Upgrader:
 
         # Freeze the games, end what cannot be carried, close the browsers (1012).
         manager.handing_over = True
-        ended = self._freeze_and_sort(manager)
+        ended = sum(1 for s in asked if s.ended)  # compression not ended cleanly (a corrupt stream)
+        ended += self._freeze_and_sort(manager)
         await asyncio.gather(*(s.restart() for s in list(self.app[SOCKETS])), return_exceptions=True)
         ended += self._freeze_and_sort(manager)  # sessions whose join finished meanwhile
         deadline = time.monotonic() + DRAIN_SECONDS

@@ -137,6 +137,7 @@ class GameClient(tl_client.TelnetClient):
         self.loop = asyncio.get_event_loop()
         self.read_at: float | None = None  # loop time of the latest read from the game
         self._restore = restore  # an adopted connection's negotiated state (upgrade in place)
+        self._ending_compression = False  # an upgrade asked the game to end MCCP2
         if restore is not None:
             self.game_encoding = restore.game_encoding
             self.mtts = restore.mtts
@@ -226,7 +227,9 @@ class GameClient(tl_client.TelnetClient):
                     log.debug("telnet: ignored %r from the game: %s", ev.raw[:32], exc)
             elif type(ev) is CompressionError:
                 out.append(ev)
-                self._closed_reason = "compression error"
+                # A game asked to end compression for an upgrade that drops its compressor
+                # without ending the stream (Evennia): the upgrade ends the session.
+                self._closed_reason = "gateway shutdown" if self._ending_compression else "compression error"
             else:
                 out.append(ev)
         if out:
@@ -364,6 +367,7 @@ class GameClient(tl_client.TelnetClient):
     def end_compression(self) -> None:
         """Ask the game to end MCCP2 (IAC DONT COMPRESS2): it ends the zlib stream, then plain telnet."""
         if self.writer is not None and self.stream.compressing:
+            self._ending_compression = True
             self.writer.iac(telopt.DONT, telopt.MCCP2_COMPRESS)
             self.writer.remote_option[telopt.MCCP2_COMPRESS] = False
             self.stream.inflating = False
