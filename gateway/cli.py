@@ -104,7 +104,7 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
     print(f"mud-gateway: open {url}", flush=True)
     status = upgrade.Status(generation)
     status.write("serving")
-    upgrader.append(upgrade.Upgrader(app, runner, site, config_path, status, demo=demo))
+    upgrader.append(upgrade.Upgrader(app, runner, site, config_path, status, stop, demo=demo))
     sd_notify("READY=1")
     # Signals held across an upgrade's exec are acted on from now on.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, upgrade.HELD_SIGNALS)

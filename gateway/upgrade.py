@@ -274,8 +274,9 @@ class Upgrader:
     """Acts on SIGUSR2 in a serving gateway."""
 
     def __init__(self, app: web.Application, runner: web.AppRunner, site: web.BaseSite,
-                 config_path: str | None, status: Status, demo: bool = False) -> None:
+                 config_path: str | None, status: Status, stop: asyncio.Event, demo: bool = False) -> None:
         self.app = app
+        self.stop = stop  # set by SIGTERM/SIGINT
         self.runner = runner
         self.site = site
         self.config_path = config_path
@@ -365,6 +366,18 @@ class Upgrader:
                 s.end("gateway shutdown")
                 ended += 1
 
+        # From here on signals wait for the new process. One caught just before the block
+        # has its handler still to run: let the loop run it, and pass a stop on.
+        signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        if self.stop.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)  # pending (blocked): the new process stops gracefully
+        for s in list(manager.sessions.values()):  # a game that hung up meanwhile
+            if not s.client.carriable:  # type: ignore[union-attr]
+                s.end("gateway shutdown")
+                ended += 1
+
         sessions = list(manager.sessions.values())
         fds = [s.client.raw_socket().fileno() for s in sessions]  # type: ignore[union-attr]
         state = Handoff(generation=self.app[GENERATION],
@@ -387,7 +400,6 @@ class Upgrader:
                       generation=self.app[GENERATION], carried=len(sessions), ended=ended)
             for handler in logging.getLogger().handlers:
                 handler.flush()
-            signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
             try:
                 os.execve(sys.executable, argv, env)
             except OSError as exc:
