@@ -1,4 +1,5 @@
-"""The command line (SPEC 2): ``mud-gateway --config PATH | --demo | --check-config PATH``."""
+"""The command line (SPEC 2): ``mud-gateway --config PATH | --demo | --check-config PATH``,
+and subcommands (``mud-gateway token ...``, ``mud-gateway upgrade ...``): see :data:`SUBCOMMANDS`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -123,10 +125,23 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
     return 0
 
 
+def _token(argv: list[str]) -> int:
+    from .token import main as token_main
+    return token_main(argv)
+
+
+#: ``mud-gateway NAME ARGS...`` runs ``SUBCOMMANDS[NAME](ARGS)`` (each parses its own
+#: arguments); anything else is the server's own command line below.
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "token": _token,
+    "upgrade": upgrade.upgrade_command,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["upgrade"]:
-        return upgrade.upgrade_command(argv[1:])
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
     parser = argparse.ArgumentParser(prog="mud-gateway",
                                      description="Play telnet MUDs in the browser.")
     what = parser.add_mutually_exclusive_group()
@@ -136,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument("--check-config", metavar="PATH", help="validate a config file and exit")
     parser.add_argument("--port", type=int, help="listen on this port (overrides listen.port)")
     parser.add_argument("--version", action="version", version=f"mud-gateway {__version__}")
+    parser.epilog = "subcommands: " + ", ".join(f"mud-gateway {name} --help" for name in SUBCOMMANDS)
     args = parser.parse_args(argv)
 
     if args.check_config:
