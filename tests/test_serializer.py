@@ -174,3 +174,17 @@ def test_malformed_is_an_exception_with_reason():
     err = MalformedMessage("malformed message", "1", "t")
     assert str(err) == "malformed message"
     assert isinstance(err, Exception)
+
+
+@pytest.mark.parametrize("cls", [V1Serializer, V2Serializer])
+@pytest.mark.parametrize("frame", [
+    "[" * 5000,                                                  # deeper than the decoder goes
+    '[null, "5", "t", "e", ' + "[" * 5000 + "]" * 5000 + "]",    # a valid frame, payload too deep
+    '{"topic": "t", "event": "e", "ref": "5", "payload": ' + '{"a":' * 5000 + "1" + "}" * 5001,
+])
+def test_too_deeply_nested_json_is_malformed_not_a_crash(cls, frame):
+    # Found by the fuzz run (tests/fuzz): msgspec raises RecursionError past Python's
+    # recursion limit; a 2 KB frame must not end the socket's handler.
+    with pytest.raises(MalformedMessage) as err:
+        cls().decode(frame)
+    assert err.value.ref is None

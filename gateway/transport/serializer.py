@@ -7,7 +7,9 @@ echoed back exactly as the client sent them (phoenix.js uses strings).
 
 ``decode`` returns a ``Message`` or raises ``MalformedMessage``, which still
 carries the ref (and topic) when they could be read, so that the socket can
-answer it with an error reply as SPEC 4.1 asks.
+answer it with an error reply as SPEC 4.1 asks. JSON nested deeper than the
+decoder goes (msgspec stops at Python's recursion limit, about 1000 levels: a
+2 KB frame of ``[``) is malformed too, with no ref: it cannot be read.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def _salvage(frame: bytes | str) -> MalformedMessage:
     """Read what can be read from a frame that is not of the serializer's shape."""
     try:
         raw = _any_decoder.decode(frame)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested deeper than we decode
         return MalformedMessage("invalid JSON")
     return _malformed(raw)
 
@@ -141,7 +143,7 @@ class V2Serializer(Serializer):
             raise _too_deep(frame)
         try:
             join_ref, ref, topic, event, payload = _v2_decoder.decode(frame)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise _salvage(frame) from None
         return Message(join_ref, ref, topic, event, payload)
 
@@ -157,7 +159,7 @@ class V1Serializer(Serializer):
             raise _too_deep(frame)
         try:
             m = _v1_decoder.decode(frame)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise _salvage(frame) from None
         return Message(m.join_ref, m.ref, m.topic, m.event, m.payload)
 
