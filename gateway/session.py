@@ -94,7 +94,8 @@ class Session:
         size = 0
         for ev in events:
             if type(ev) is CompressionError:
-                log.warning("session %s: compression error from %s: %s", self.key, self.game.name, ev.detail)
+                # Never the key: the topic's UUID resumes (takes over) the session.
+                log.warning("compression error from game=%s ip=%s: %s", self.game.name, self.client_ip, ev.detail)
                 metrics.telnet_failures.labels("compression error").inc()
                 continue
             self.seq += 1
