@@ -182,9 +182,18 @@ def test_malformed_is_an_exception_with_reason():
     '[null, "5", "t", "e", ' + "[" * 5000 + "]" * 5000 + "]",    # a valid frame, payload too deep
     '{"topic": "t", "event": "e", "ref": "5", "payload": ' + '{"a":' * 5000 + "1" + "}" * 5001,
 ])
-def test_too_deeply_nested_json_is_malformed_not_a_crash(cls, frame):
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_too_deeply_nested_json_is_malformed_not_a_crash(cls, frame, as_bytes):
     # Found by the fuzz run (tests/fuzz): msgspec raises RecursionError past Python's
     # recursion limit; a 2 KB frame must not end the socket's handler.
     with pytest.raises(MalformedMessage) as err:
-        cls().decode(frame)
+        cls().decode(frame.encode() if as_bytes else frame)
     assert err.value.ref is None
+
+
+@pytest.mark.parametrize("cls", [V1Serializer, V2Serializer])
+@pytest.mark.parametrize("frame", [b'[null,null,null,null,"\x80"]', b'{"topic": "\xff", "event": "e"}'])
+def test_invalid_utf8_in_a_bytes_frame_is_malformed(cls, frame):
+    # Found by the fuzz run: msgspec raises UnicodeDecodeError for these, not DecodeError.
+    with pytest.raises(MalformedMessage):
+        cls().decode(frame)

@@ -62,13 +62,16 @@ _v2_decoder = msgspec.json.Decoder(tuple[Ref, Ref, str, str, Any])
 _v1_decoder = msgspec.json.Decoder(_V1)
 _any_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
+#: What msgspec raises on a frame it cannot read: not JSON (or not of the shape),
+#: invalid UTF-8 inside a bytes frame, or nested deeper than Python's recursion limit.
+_UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 def _salvage(frame: bytes | str) -> MalformedMessage:
     """Read what can be read from a frame that is not of the serializer's shape."""
     try:
         raw = _any_decoder.decode(frame)
-    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested deeper than we decode
+    except _UNREADABLE:
         return MalformedMessage("invalid JSON")
     return _malformed(raw)
 
@@ -143,7 +146,7 @@ class V2Serializer(Serializer):
             raise _too_deep(frame)
         try:
             join_ref, ref, topic, event, payload = _v2_decoder.decode(frame)
-        except (msgspec.DecodeError, RecursionError):
+        except _UNREADABLE:
             raise _salvage(frame) from None
         return Message(join_ref, ref, topic, event, payload)
 
@@ -159,7 +162,7 @@ class V1Serializer(Serializer):
             raise _too_deep(frame)
         try:
             m = _v1_decoder.decode(frame)
-        except (msgspec.DecodeError, RecursionError):
+        except _UNREADABLE:
             raise _salvage(frame) from None
         return Message(m.join_ref, m.ref, m.topic, m.event, m.payload)
 

@@ -1,0 +1,240 @@
+"""Fuzz targets (hypothesis) for the long run outside CI: ``./dev fuzz [SECONDS]``.
+
+Two targets, each a plain hypothesis test that :mod:`tests.fuzz.run` calls
+again and again (fresh random examples each round) until its time is spent:
+
+* ``telnet_stream``: any bytes from a game, cut into any reads, into
+  :class:`gateway.telnet.stream.TelnetStream` (with and without MCCP2
+  accepted, in several encodings): random IAC, SB without SE, nested IAC SB,
+  subnegotiations around the 1 MiB limit, GMCP with broken or deeply nested
+  JSON, invalid UTF-8, MCCP2 streams that are valid, truncated, corrupted or
+  bombs. No exception escapes, every event is well formed, and what the
+  stream holds back stays within its limits after every read.
+* ``phoenix_serializer``: any text or bytes as a browser frame into both
+  serializers: ``decode`` returns a message or raises ``MalformedMessage``
+  (nothing else); a decoded message encodes and decodes back to itself;
+  replies always encode.
+
+The files are not named ``test_*.py``, so the normal suite does not run them.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import msgspec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.telnet.stream import (
+    INFLATE_STEP,
+    MAX_ESCAPE,
+    MAX_INFLATE_PER_READ,
+    MAX_PENDING_LINE,
+    MAX_SUBNEGOTIATION,
+    CompressionError,
+    EchoMode,
+    Gmcp,
+    Negotiation,
+    Prompt,
+    TelnetStream,
+    Text,
+)
+from gateway.transport.serializer import MalformedMessage, Message, V1Serializer, V2Serializer
+
+IAC, DONT, DO, WONT, WILL, SB, GA, NOP, SE, EOR = 255, 254, 253, 252, 251, 250, 249, 241, 240, 239
+OPTIONS = [0, 1, 3, 24, 25, 31, 39, 42, 69, 70, 86, 91, 201, 255]
+
+#: Examples per hypothesis call; the runner repeats calls until its budget is spent.
+BATCH = 200
+FUZZ_SETTINGS = settings(max_examples=BATCH, deadline=None, database=None, derandomize=False,
+                         suppress_health_check=list(HealthCheck), print_blob=True)
+
+counts = {"telnet_stream": 0, "phoenix_serializer": 0}
+
+# -- telnet ------------------------------------------------------------------------
+
+option = st.sampled_from(OPTIONS) | st.integers(0, 255)
+small = st.binary(max_size=48)
+json_text = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=12,
+).map(msgspec.json.encode)
+
+
+@st.composite
+def huge_sb(draw) -> bytes:
+    """A subnegotiation around the 1 MiB limit, maybe with escaped IACs and maybe without its SE."""
+    size = draw(st.sampled_from([MAX_SUBNEGOTIATION - 3, MAX_SUBNEGOTIATION, MAX_SUBNEGOTIATION + 1,
+                                 MAX_SUBNEGOTIATION + 5000, 2 * MAX_SUBNEGOTIATION]))
+    filler = draw(st.sampled_from([b"x", b"\xff\xff", b"ab\xff\xffc", b"\xff"]))
+    body = (filler * (size // len(filler) + 1))[:size]
+    end = draw(st.sampled_from([bytes([IAC, SE]), b"", bytes([SE]), bytes([IAC, IAC, SE])]))
+    return bytes([IAC, SB, draw(option)]) + body + end
+
+
+def _compressed(payload: bytes, how: str) -> bytes:
+    z = zlib.compressobj()
+    data = z.compress(payload)
+    if how == "finish":
+        return data + z.flush(zlib.Z_FINISH)
+    data += z.flush(zlib.Z_SYNC_FLUSH)
+    if how == "truncated":
+        return data[: max(1, len(data) // 2)]
+    if how == "corrupt":
+        cut = len(data) // 2
+        return data[:cut] + bytes([data[cut] ^ 0x5A]) + data[cut + 1:] + b"\x00garbage"
+    return data
+
+
+@st.composite
+def mccp(draw) -> bytes:
+    """IAC SB MCCP2 IAC SE, then a zlib stream: good, ended, truncated, corrupt or a bomb."""
+    how = draw(st.sampled_from(["sync", "finish", "truncated", "corrupt", "bomb", "raw"]))
+    if how == "bomb":
+        payload = draw(st.sampled_from([b"a", b"\r\n", b"\xff\xfa\xc9", b"\x1b["])) * \
+            draw(st.sampled_from([INFLATE_STEP + 1, MAX_INFLATE_PER_READ // 3, MAX_INFLATE_PER_READ + 1]))
+        how = "sync"
+    elif how == "raw":
+        return bytes([IAC, SB, 86, IAC, SE]) + draw(small)
+    else:
+        payload = b"".join(draw(st.lists(piece_plain, max_size=8)))
+    return bytes([IAC, SB, 86, IAC, SE]) + _compressed(payload, how)
+
+
+piece_plain = st.one_of(
+    small,
+    st.text(max_size=16).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.sampled_from([b"\r\n", b"\n\r", b"\r", b"\x00", b"\x1b[1;31m", b"\x1b[", b"\x1b]0;t\x07", b"\x1b]8;;",
+                     b"\xff", b"\xff\xff", b"\xc3", b"\xe2\x98", b"\xf0\x9f\x98"]),
+    st.tuples(st.sampled_from([WILL, WONT, DO, DONT]), option).map(lambda t: bytes([IAC, *t])),
+    st.sampled_from([GA, EOR, NOP, SE, 200, 0, 246]).map(lambda c: bytes([IAC, c])),
+    st.tuples(option, small).map(lambda t: bytes([IAC, SB, t[0]]) + t[1]),                    # SB, no SE
+    st.tuples(option, small).map(lambda t: bytes([IAC, SB, t[0]]) + t[1] + bytes([IAC, SE])),
+    st.tuples(option, option, small).map(                                                     # nested
+        lambda t: bytes([IAC, SB, t[0], IAC, SB, t[1]]) + t[2] + bytes([IAC, SE, IAC, SE])),
+    st.tuples(st.text(max_size=12), json_text | small | st.just(b"[" * 3000)).map(
+        lambda t: bytes([IAC, SB, 201]) + t[0].encode("utf-8", "surrogatepass") + b" " + t[1] + bytes([IAC, SE])),
+)
+piece = st.one_of(piece_plain, piece_plain, piece_plain, mccp(), huge_sb())
+
+
+def _check_event(ev) -> None:
+    if type(ev) in (Text, Prompt):
+        assert isinstance(ev.message, str)
+        assert "\r" not in ev.message and "\x00" not in ev.message, ev
+    elif type(ev) is Gmcp:
+        assert isinstance(ev.module, str)
+        msgspec.json.encode(ev.data)  # what the browser gets must encode
+    elif type(ev) is EchoMode:
+        assert isinstance(ev.echo, bool)
+    elif type(ev) is Negotiation:
+        assert ev.raw[:1] == b"\xff" and len(ev.raw) <= MAX_SUBNEGOTIATION + 2, ev.raw[:16]
+    else:
+        assert type(ev) is CompressionError, ev
+
+
+def _check_bounded(s: TelnetStream) -> None:
+    assert len(s._carry) <= MAX_SUBNEGOTIATION + 3, len(s._carry)
+    assert len(s._text) <= MAX_PENDING_LINE + MAX_ESCAPE, len(s._text)
+
+
+@FUZZ_SETTINGS
+@given(
+    pieces=st.lists(piece, max_size=12),
+    cuts=st.lists(st.integers(0, 3 * MAX_SUBNEGOTIATION), max_size=12),
+    encoding=st.sampled_from(["utf-8", "latin-1", "cp437", "gbk", "big5"]),
+    inflating=st.booleans(),
+    switch=st.sampled_from([None, "utf-8", "latin-1"]),
+)
+def telnet_stream(pieces, cuts, encoding, inflating, switch):
+    counts["telnet_stream"] += 1
+    wire = b"".join(pieces)
+    points = sorted({c % (len(wire) + 1) for c in cuts})
+    s = TelnetStream(encoding, flush_after=0.1)
+    s.inflating = inflating
+    now = 0.0
+    failed = False
+    for n, (a, b) in enumerate(zip([0] + points, points + [len(wire)])):
+        if n == 2 and switch:
+            s.set_encoding(switch)  # CHARSET agreed mid-stream
+        events = s.feed(wire[a:b], now)
+        out = 0
+        for ev in events:
+            _check_event(ev)
+            if type(ev) in (Text, Prompt):
+                out += len(ev.message)
+            if type(ev) is CompressionError:
+                assert inflating and not failed
+                failed = True
+        # a read never expands beyond the inflate budget plus what was held back
+        assert out <= MAX_INFLATE_PER_READ + 2 * INFLATE_STEP + MAX_PENDING_LINE + (b - a), out
+        _check_bounded(s)
+        now += 0.05
+        for ev in s.poll(now + 1.0):
+            _check_event(ev)
+    if failed:
+        assert s.feed(b"after\r\n", now) == []  # a failed stream stays failed, quietly
+    for ev in s.finish():
+        _check_event(ev)
+
+
+# -- Phoenix -----------------------------------------------------------------------
+
+json_value = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+    lambda inner: st.lists(inner, max_size=5)
+    | st.dictionaries(st.text(st.characters(blacklist_categories=("Cs",)), max_size=6), inner, max_size=5),
+    max_leaves=20,
+)
+ref = st.none() | st.integers() | st.text(max_size=6) | json_value
+text_no_surrogates = st.text(st.characters(blacklist_categories=("Cs",)), max_size=200)
+
+
+@st.composite
+def frame(draw):
+    kind = draw(st.sampled_from(["v2", "v1", "json", "text", "bytes", "deep", "mangled"]))
+    if kind == "v2":
+        value = draw(st.lists(ref, min_size=0, max_size=7))
+    elif kind == "v1":
+        value = draw(st.dictionaries(st.sampled_from(["topic", "event", "payload", "ref", "join_ref", "x"]),
+                                     ref, max_size=6))
+    elif kind == "json":
+        value = draw(json_value)
+    elif kind == "text":
+        return draw(text_no_surrogates)  # aiohttp hands over valid UTF-8 text only
+    elif kind == "bytes":
+        return draw(st.binary(max_size=200))
+    elif kind == "deep":
+        depth = draw(st.integers(1, 70000))
+        opener = draw(st.sampled_from(["[", '{"a":', '[null,"1","t","e",']))
+        return opener * depth + draw(st.sampled_from(["", "]" * depth, "1"]))
+    else:
+        good = msgspec.json.encode(draw(st.lists(ref, min_size=5, max_size=5)))
+        at = draw(st.integers(0, len(good)))
+        return good[:at] + draw(st.binary(max_size=4)) + good[at:]
+    data = msgspec.json.encode(value)
+    return data.decode() if draw(st.booleans()) else data
+
+
+@FUZZ_SETTINGS
+@given(frame=frame())
+def phoenix_serializer(frame):
+    counts["phoenix_serializer"] += 1
+    for s in (V2Serializer(), V1Serializer()):
+        try:
+            msg = s.decode(frame)
+        except MalformedMessage as exc:
+            assert isinstance(exc.reason, str)
+            assert exc.ref is None or isinstance(exc.ref, (str, int))
+            s.error(exc.join_ref, exc.ref, exc.topic or "phoenix", exc.reason)  # the answer encodes
+            continue
+        assert isinstance(msg, Message) and isinstance(msg.topic, str) and isinstance(msg.event, str)
+        again = s.decode(s.encode(msg.join_ref, msg.ref, msg.topic, msg.event, msg.payload))
+        assert again == msg
+        s.reply(msg.join_ref, msg.ref, msg.topic, "ok", msg.payload)
+
+
+TARGETS = {"telnet_stream": telnet_stream, "phoenix_serializer": phoenix_serializer}
