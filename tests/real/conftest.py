@@ -2,7 +2,7 @@
 
 ``./dev`` installs both (Evennia into ``.venv-evennia``, TinyMUX with
 apt-get); here each is set up in a temporary folder, started on 127.0.0.1 on
-free ports once per test session, and stopped at the end. Between the gateway
+free ports once for the tests of this package, and stopped after them. Between the gateway
 and each game sits a :class:`Relay` that records every byte both ways, so a
 test can check the telnet negotiation on the wire. The gateway itself runs as
 ``python -m gateway --config ...``, and the tests play through it with the
@@ -200,7 +200,7 @@ class Game:
     log: Path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def evennia_game(tmp_path_factory) -> Iterator[Game]:
     """Evennia from PyPI: ``evennia --init``, settings for 127.0.0.1 and free ports, ``migrate``,
     a superuser from the environment (no prompt), ``evennia start``; ``evennia stop`` at the end."""
@@ -258,7 +258,7 @@ LOGIN_THROTTLE_LIMIT = None
                 pass
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tinymux_game(tmp_path_factory) -> Iterator[Game]:
     """TinyMUX from Debian: ``tinymux-install`` into a temporary folder, port and 127.0.0.1 set
     in ``netmux.conf``, ``netmux`` run directly (not daemonised); stopped with SIGTERM."""
@@ -340,12 +340,12 @@ games:
         relay.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def evennia_gateway(evennia_game, tmp_path_factory) -> Iterator[Gateway]:
     yield from start_gateway(evennia_game, tmp_path_factory.mktemp("gw-evennia"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tinymux_gateway(tinymux_game, tmp_path_factory) -> Iterator[Gateway]:
     # The relay connects from 127.0.0.1: trusting it lets a test give the player an
     # address of its own (X-Forwarded-For), to find on the wire in NEW-ENVIRON.
