@@ -13,6 +13,8 @@ import urllib.request
 import zlib
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import make_config, new_topic, session
 from tests.test_auth import SECRET, token
 from tests.test_gateway import DO, IAC, SB, SE, WILL, cmd
@@ -105,3 +107,20 @@ def test_tokens_never_reach_the_log(tmp_path):
         for part in tok.split("."):
             assert part not in text
     assert json.dumps(SECRET)[1:-1] not in text
+
+
+@pytest.mark.parametrize("offers, answer", [
+    (b";bad\x00name;UTF-8", bytes([2]) + b"UTF-8"),  # a NUL made codecs.lookup raise ValueError
+    (b";utf\x00-8", bytes([3])),
+    (b";UTF-8\x80", bytes([3])),                     # "UTF-8\ufffd" looks up as UTF-8 but is no name
+    (b";UTF-8\x80;utf8", bytes([2]) + b"utf8"),
+])
+async def test_charset_request_with_hostile_names_is_answered(joined, offers, answer):
+    """A malicious game's CHARSET REQUEST still gets ACCEPTED or REJECTED (RFC 2066, SPEC 5)."""
+    phx, topic, conn = joined
+    conn.send(cmd(IAC, WILL, 42))
+    await conn.wait_for(cmd(IAC, DO, 42))
+    conn.send(cmd(IAC, SB, 42, 1) + offers + cmd(IAC, SE))
+    await conn.wait_for(cmd(IAC, SB, 42) + answer + cmd(IAC, SE))
+    conn.send(b"ok\r\n")
+    assert (await phx.event(topic, "echo"))["message"] == "ok\n"

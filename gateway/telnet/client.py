@@ -68,7 +68,7 @@ MAX_DELEGATED_SUBNEGOTIATION = 1 << 16
 def is_utf8(encoding: str) -> bool:
     try:
         return codecs.lookup(encoding).name == "utf-8"
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the name (a game's CHARSET offer)
         return False
 
 
@@ -283,7 +283,8 @@ class GameClient(tl_client.TelnetClient):
         answer = _IAC_SB_CHARSET + CHARSET_REJECTED
         for offer in charset_offers(body):
             name = offer.decode("ascii", "replace").strip()
-            if is_utf8(name):
+            # Only a name we can send back: codecs.lookup also takes "UTF-8\ufffd".
+            if name.isascii() and is_utf8(name):
                 answer = _IAC_SB_CHARSET + CHARSET_ACCEPTED + name.encode("ascii")
                 self.game_encoding = "utf-8"
                 self.stream.set_encoding("utf-8")
