@@ -1,6 +1,6 @@
 """Fuzz targets (hypothesis) for the long run outside CI: ``./dev fuzz [SECONDS]``.
 
-Two targets, each a plain hypothesis test that :mod:`tests.fuzz.run` calls
+Three targets, each a plain hypothesis test that :mod:`tests.fuzz.run` calls
 again and again (fresh random examples each round) until its time is spent:
 
 * ``telnet_stream``: any bytes from a game, cut into any reads, into
@@ -10,6 +10,9 @@ again and again (fresh random examples each round) until its time is spent:
   JSON, invalid UTF-8, MCCP2 streams that are valid, truncated, corrupted or
   bombs. No exception escapes, every event is well formed, and what the
   stream holds back stays within its limits after every read.
+* ``subnegotiations``: MSSP tables and CHARSET REQUEST bodies, random and
+  hostile (NUL bytes, non-ASCII names), through the pure readers the
+  negotiation uses (``gateway/telnet/subnegotiation.py``, ``is_utf8``).
 * ``phoenix_serializer``: any text or bytes as a browser frame into both
   serializers: ``decode`` returns a message or raises ``MalformedMessage``
   (nothing else); a decoded message encodes and decodes back to itself;
@@ -40,6 +43,8 @@ from gateway.telnet.stream import (
     TelnetStream,
     Text,
 )
+from gateway.telnet.client import is_utf8
+from gateway.telnet.subnegotiation import MAX_MSSP_VARIABLES, charset_offers, decode_mssp
 from gateway.transport.serializer import MalformedMessage, Message, V1Serializer, V2Serializer
 
 IAC, DONT, DO, WONT, WILL, SB, GA, NOP, SE, EOR = 255, 254, 253, 252, 251, 250, 249, 241, 240, 239
@@ -50,7 +55,7 @@ BATCH = 200
 FUZZ_SETTINGS = settings(max_examples=BATCH, deadline=None, database=None, derandomize=False,
                          suppress_health_check=list(HealthCheck), print_blob=True)
 
-counts = {"telnet_stream": 0, "phoenix_serializer": 0}
+counts = {"telnet_stream": 0, "subnegotiations": 0, "phoenix_serializer": 0}
 
 # -- telnet ------------------------------------------------------------------------
 
@@ -180,6 +185,35 @@ def telnet_stream(pieces, cuts, encoding, inflating, switch):
         _check_event(ev)
 
 
+# -- subnegotiation payloads the gateway reads itself (MSSP, CHARSET REQUEST) -------
+
+name_bytes = st.binary(max_size=12) | st.sampled_from(
+    [b"UTF-8", b"utf8", b"UTF-8\x80", b"utf\x00-8", b"\x00", b"caf\xc3\xa9", b"[TTABLE]", b"KOI8-R"])
+mssp_body = st.lists(st.tuples(name_bytes, st.lists(name_bytes, max_size=3)), max_size=20).map(
+    lambda entries: b"".join(b"\x01" + k + b"".join(b"\x02" + v for v in vs) for k, vs in entries))
+charset_body = st.tuples(st.sampled_from([b"", b"[TTABLE]\x01", b"[TTABLE]"]), st.binary(max_size=1),
+                         st.lists(name_bytes, max_size=8)).map(lambda t: t[0] + t[1] + t[1].join(t[2]))
+
+
+@FUZZ_SETTINGS
+@given(body=st.binary(max_size=400) | mssp_body | charset_body,
+       encoding=st.sampled_from(["utf-8", "latin-1", "cp437", "gbk", "big5"]))
+def subnegotiations(body, encoding):
+    counts["subnegotiations"] += 1
+    table = decode_mssp(body, encoding)
+    assert len(table) <= MAX_MSSP_VARIABLES
+    for key, value in table.items():
+        assert isinstance(key, str)
+        assert isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+    msgspec.json.encode(table)  # /api/games serves it
+    # CHARSET REQUEST: what GameClient._charset_request does with each offer never raises,
+    # and an accepted name can be sent back.
+    for offer in charset_offers(body):
+        name = offer.decode("ascii", "replace").strip()
+        if name.isascii() and is_utf8(name):
+            name.encode("ascii")
+
+
 # -- Phoenix -----------------------------------------------------------------------
 
 json_value = st.recursive(
@@ -237,4 +271,5 @@ def phoenix_serializer(frame):
         s.reply(msg.join_ref, msg.ref, msg.topic, "ok", msg.payload)
 
 
-TARGETS = {"telnet_stream": telnet_stream, "phoenix_serializer": phoenix_serializer}
+TARGETS = {"telnet_stream": telnet_stream, "subnegotiations": subnegotiations,
+           "phoenix_serializer": phoenix_serializer}
