@@ -184,7 +184,7 @@ def test_malformed_is_an_exception_with_reason():
 ])
 @pytest.mark.parametrize("as_bytes", [False, True])
 def test_too_deeply_nested_json_is_malformed_not_a_crash(cls, frame, as_bytes):
-    # Found by the fuzz run (tests/fuzz): msgspec raises RecursionError past Python's
+    # Found while building the fuzz targets (tests/fuzz): msgspec raises RecursionError past Python's
     # recursion limit; a 2 KB frame must not end the socket's handler.
     with pytest.raises(MalformedMessage) as err:
         cls().decode(frame.encode() if as_bytes else frame)
