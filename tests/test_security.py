@@ -43,7 +43,7 @@ async def test_game_markup_reaches_the_browser_as_a_string(joined):
 
 
 async def test_deeply_nested_frame_is_dropped_and_socket_goes_on(joined):
-    """A 2 KB frame nested past the decoder's depth is malformed, not the end of the socket."""
+    """A frame nested over 100 levels (nesting.py) is malformed, not the end of the socket."""
     phx, topic, _ = joined
     await phx.ws.send_str('[null, "9", "phoenix", "heartbeat", ' + "[" * 3000 + "]" * 3000 + "]")
     await phx.ws.send_str("[" * 60000)

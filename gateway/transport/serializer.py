@@ -7,9 +7,7 @@ echoed back exactly as the client sent them (phoenix.js uses strings).
 
 ``decode`` returns a ``Message`` or raises ``MalformedMessage``, which still
 carries the ref (and topic) when they could be read, so that the socket can
-answer it with an error reply as SPEC 4.1 asks. JSON nested deeper than the
-decoder goes (msgspec stops at Python's recursion limit, about 1000 levels: a
-2 KB frame of ``[``) is malformed too, with no ref: it cannot be read.
+answer it with an error reply as SPEC 4.1 asks.
 """
 
 from __future__ import annotations
@@ -62,9 +60,10 @@ _v2_decoder = msgspec.json.Decoder(tuple[Ref, Ref, str, str, Any])
 _v1_decoder = msgspec.json.Decoder(_V1)
 _any_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
-#: What msgspec raises on a frame it cannot read: not JSON (or not of the shape),
-#: invalid UTF-8 inside a bytes frame, or nested deeper than Python's recursion limit.
-_UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+#: What msgspec raises on a frame it cannot read: not JSON (or not of the shape), or
+#: invalid UTF-8 inside a bytes frame. (Frames nested too deeply to parse never get
+#: here: nesting.py.)
+_UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError)
 
 
 def _salvage(frame: bytes | str) -> MalformedMessage:
