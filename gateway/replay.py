@@ -5,12 +5,31 @@ kept payloads exceed ``max_bytes``; then the oldest go first. For the events
 that went, the latest ``gmcp`` of each module and the latest ``option`` are
 remembered, so that a resume after a long gap still restores the current
 GMCP and echo state.
+
+Memory: events are kept in blocks of about ``BLOCK_BYTES`` of payload. The
+newest block is open (a plain list); a full block is sealed, and
+``compact()`` zlib-compresses sealed blocks (MUD text and its JSON framing
+shrink 4-5x), so a full 1 MiB buffer holds about a quarter of that. A sealed
+block remembers, uncompressed, each payload's size (the byte count stays
+exact, one event at a time) and its latest event of each state key, so
+dropping events never decompresses anything; only a resume does.
+
+``compact()`` is not called by ``add``: ``ReplayCompactor`` calls it for
+every buffer with sealed blocks about once a second. A game flooding text
+drops most of its blocks before they are ever compressed, so the
+compression costs CPU only for what stays in the buffer (at most
+``max_bytes`` per buffer per second), not for every byte the game sends.
 """
 
 from __future__ import annotations
 
+import asyncio
+import zlib
+from array import array
 from collections import deque
 from typing import NamedTuple
+
+import msgspec
 
 from .handoff import ReplayState
 
@@ -22,50 +41,247 @@ class Kept(NamedTuple):
     key: str | None   # "gmcp:<module>" or "option" for state events, else None
 
 
-class ReplayBuffer:
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.size = 0
-        self._kept: deque[Kept] = deque()
-        self._dropped_state: dict[str, Kept] = {}  # key -> latest dropped state event
-        self.dropped_upto = 0                       # highest seq dropped
+#: Payload bytes per block: big enough for zlib to find the repeats of MUD
+#: text, small enough that the open (uncompressed) block stays small.
+BLOCK_BYTES = 32 * 1024
+#: zlib level: 1 keeps ~85% of level 6's saving on MUD text for ~45% of the CPU
+#: (docs/performance.md).
+ZLIB_LEVEL = 1
+#: A quiet buffer's open block is compressed too once it holds this much.
+QUIET_SEAL_BYTES = 2048
+
+_pack = msgspec.msgpack.Encoder().encode
+_unpack = msgspec.msgpack.Decoder(tuple[list[str], list[str | None], bytes]).decode
+
+
+class _Block:
+    """Consecutive events: ``first_seq``, ``first_seq + 1``, ..."""
+
+    __slots__ = ("first_seq", "sizes", "entries", "data", "state", "skip")
+
+    def __init__(self, first_seq: int) -> None:
+        self.first_seq = first_seq
+        self.sizes = array("I")                  # payload size of each event
+        self.entries: list[Kept] | None = []     # the events, while not compressed
+        self.data: bytes | None = None           # the events, compressed
+        self.state: dict[str, Kept] | None = None  # latest event per state key (sealed blocks)
+        self.skip = 0                            # leading events already dropped
 
     def __len__(self) -> int:
-        return len(self._kept)
+        return len(self.sizes)
+
+    def seal(self) -> None:
+        state: dict[str, Kept] = {}
+        for k in self.entries or ():
+            if k.key is not None:
+                state[k.key] = k
+        self.state = state
+
+    def compress(self) -> None:
+        entries = self.entries
+        if entries is None:
+            return
+        blob = _pack(([k.event for k in entries], [k.key for k in entries],
+                      b"".join([k.payload for k in entries])))
+        self.data = zlib.compress(blob, ZLIB_LEVEL)
+        self.entries = None
+
+    def events(self) -> list[Kept]:
+        """All the block's events (dropped ones included), decompressing if needed."""
+        if self.entries is not None:
+            return self.entries
+        assert self.data is not None
+        names, keys, payloads = _unpack(zlib.decompress(self.data))
+        out: list[Kept] = []
+        seq, pos = self.first_seq, 0
+        for name, key, size in zip(names, keys, self.sizes):
+            out.append(Kept(seq, name, payloads[pos:pos + size], key))
+            seq += 1
+            pos += size
+        return out
+
+    def memory(self) -> int:
+        """Bytes this block holds (payloads or compressed data, sizes), roughly."""
+        held = len(self.data) if self.data is not None else sum(self.sizes)
+        return held + self.sizes.itemsize * len(self.sizes)
+
+
+class ReplayBuffer:
+    def __init__(self, max_bytes: int, block_bytes: int = BLOCK_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.block_bytes = block_bytes
+        self.size = 0                                # payload bytes kept
+        self._count = 0                              # events kept
+        self._blocks: deque[_Block] = deque()        # oldest first; the last one is open
+        self._dropped_state: dict[str, Kept] = {}   # key -> latest dropped state event
+        self.dropped_upto = 0                        # highest seq dropped
+        self._open_size = 0                          # payload bytes in the open block
+        self.sealed_raw = 0                          # sealed blocks not yet compressed
+        self.touched = False                         # added to since the compactor last looked
+
+    def __len__(self) -> int:
+        return self._count
 
     def add(self, entry: Kept) -> None:
-        self._kept.append(entry)
-        self.size += len(entry.payload)
-        while self.size > self.max_bytes and self._kept:
-            old = self._kept.popleft()
-            self.size -= len(old.payload)
-            self.dropped_upto = old.seq
-            if old.key is not None:
-                self._dropped_state[old.key] = old
+        self._append(entry)
+        if self.size > self.max_bytes:
+            self._drop()
+        block = self._blocks[-1] if self._blocks else None
+        if block is not None and block.state is None and self._open_size >= self.block_bytes:
+            self._seal(block)
+
+    def _append(self, entry: Kept) -> None:
+        blocks = self._blocks
+        block = blocks[-1] if blocks else None
+        if (block is None or block.state is not None
+                or block.first_seq + len(block.sizes) != entry.seq):
+            if block is not None and block.state is None:
+                self._seal(block)
+            block = _Block(entry.seq)
+            blocks.append(block)
+            self._open_size = 0
+        assert block.entries is not None
+        size = len(entry.payload)
+        block.entries.append(entry)
+        block.sizes.append(size)
+        self.size += size
+        self._count += 1
+        self._open_size += size
+        self.touched = True
+
+    def _seal(self, block: _Block) -> None:
+        block.seal()
+        self._open_size = 0
+        if len(block) > block.skip:
+            self.sealed_raw += 1
+
+    def _drop(self) -> None:
+        """Drop the oldest events until the kept payloads fit in ``max_bytes``."""
+        blocks = self._blocks
+        while self.size > self.max_bytes and blocks:
+            head = blocks[0]
+            i = head.skip
+            self.size -= head.sizes[i]
+            self._count -= 1
+            self.dropped_upto = head.first_seq + i
+            if head.entries is not None:
+                k = head.entries[i]
+                if k.key is not None:
+                    self._dropped_state[k.key] = k
+            head.skip = i + 1
+            if head.skip == len(head.sizes):
+                blocks.popleft()
+                if head.state is not None:
+                    self._dropped_state.update(head.state)
+                    if head.entries is not None:
+                        self.sealed_raw -= 1
+                else:
+                    self._open_size = 0  # it was the open block
+
+    def compact(self, seal_open: bool = False) -> int:
+        """Compress the sealed blocks (and the open one, when ``seal_open``); bytes saved."""
+        before = self.memory()
+        if seal_open and self._blocks and self._blocks[-1].state is None:
+            self._seal(self._blocks[-1])
+        if self.sealed_raw:
+            for block in self._blocks:
+                if block.state is not None and block.entries is not None:
+                    block.compress()
+            self.sealed_raw = 0
+        return before - self.memory()
+
+    def memory(self) -> int:
+        """Bytes held for the kept events, roughly (the compactor's and the benchmarks' measure)."""
+        return sum(b.memory() for b in self._blocks)
 
     def since(self, last_seq: int) -> tuple[list[Kept], bool]:
         """The events to replay after ``last_seq``, in seq order, and whether any were lost."""
         gap = self.dropped_upto > last_seq
         out: list[Kept] = []
+        blocks = self._blocks
         if gap:
-            out = sorted((k for k in self._dropped_state.values() if k.seq > last_seq),
-                         key=lambda k: k.seq)
-        for k in self._kept:
-            if k.seq > last_seq:
-                out.append(k)
+            state = self._dropped_state
+            if blocks and blocks[0].skip and blocks[0].entries is None:
+                # The oldest block is partly dropped and compressed: its dropped state events.
+                state = dict(state)
+                for k in blocks[0].events()[:blocks[0].skip]:
+                    if k.key is not None:
+                        state[k.key] = k
+            out = sorted((k for k in state.values() if k.seq > last_seq), key=lambda k: k.seq)
+        for block in blocks:
+            end = block.first_seq + len(block.sizes)
+            if end <= last_seq + 1:
+                continue
+            start = max(block.skip, last_seq + 1 - block.first_seq)
+            out.extend(block.events()[start:])
         return out, gap
 
+
     def to_state(self) -> ReplayState:
-        return ReplayState(max_bytes=self.max_bytes, size=self.size, kept=list(self._kept),
-                           dropped_state=list(self._dropped_state.values()),
-                           dropped_upto=self.dropped_upto)
+        """For an upgrade in place: the kept events (decompressed) and the dropped state."""
+        state = dict(self._dropped_state)
+        head = self._blocks[0] if self._blocks else None
+        if head is not None and head.skip and head.entries is None:
+            for k in head.events()[:head.skip]:
+                if k.key is not None:
+                    state[k.key] = k
+        kept = [k for b in self._blocks for k in b.events()[b.skip:]]
+        return ReplayState(max_bytes=self.max_bytes, size=self.size, kept=list(kept),
+                           dropped_state=list(state.values()), dropped_upto=self.dropped_upto)
 
     @classmethod
     def from_state(cls, state: ReplayState, max_bytes: int) -> "ReplayBuffer":
         """The buffer as it was; ``max_bytes`` (the config's now) applies from the next event on."""
         buf = cls(max_bytes)
-        buf._kept.extend(Kept(*k) for k in state.kept)
-        buf.size = state.size
+        for k in state.kept:
+            buf._append(Kept(*k))
+            block = buf._blocks[-1]
+            if buf._open_size >= buf.block_bytes:
+                buf._seal(block)
         buf._dropped_state = {k[3]: Kept(*k) for k in state.dropped_state if k[3] is not None}
         buf.dropped_upto = state.dropped_upto
         return buf
+
+
+class ReplayCompactor:
+    """Compresses the sealed blocks of every buffer that has some, once a ``period``.
+
+    One timer for all sessions, armed only while some buffer has work. A buffer
+    that was not added to during a whole period gets its open block compressed
+    too (a quiet session's scrollback).
+    """
+
+    def __init__(self, period: float = 1.0) -> None:
+        self.period = period
+        self._buffers: set[ReplayBuffer] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self._buffers)
+
+    def watch(self, buffer: ReplayBuffer) -> None:
+        """``buffer`` was added to: look at it at the next sweep."""
+        self._buffers.add(buffer)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.period, self.sweep)
+
+    def forget(self, buffer: ReplayBuffer) -> None:
+        self._buffers.discard(buffer)
+
+    def sweep(self) -> None:
+        self._timer = None
+        for buffer in list(self._buffers):
+            if buffer.touched:
+                buffer.touched = False
+                buffer.compact()
+            else:
+                buffer.compact(seal_open=buffer._open_size >= QUIET_SEAL_BYTES)
+                self._buffers.discard(buffer)
+        if self._buffers:
+            self._timer = asyncio.get_running_loop().call_later(self.period, self.sweep)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._buffers.clear()

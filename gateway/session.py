@@ -31,7 +31,7 @@ from .logs import log_event
 from .handoff import SessionState
 from .metrics import Metrics
 from .ratelimit import TokenBucket
-from .replay import Kept, ReplayBuffer
+from .replay import Kept, ReplayBuffer, ReplayCompactor
 from .telnet import client as telnet
 from .telnet.input import encode_lines
 from .telnet.stream import CompressionError, Event
@@ -113,6 +113,7 @@ class Session:
                 channel.push(name, raw, read_at)
         self.bytes_to_browser += size
         metrics.to_browser.inc(size)
+        self.manager.compactor.watch(self.replay)
 
     def on_game_closed(self, reason: str) -> None:
         if self.client is not None:
@@ -326,6 +327,7 @@ class Session:
         if channel is not None:
             channel.end(reason, detail)
         self.manager.forget(self)
+        self.manager.compactor.forget(self.replay)
         if not self.is_open:
             return  # never started: no session to log
         self.manager.metrics.disconnects.labels(reason).inc()
@@ -342,6 +344,8 @@ class SessionManager:
         self.per_ip: Counter[str] = Counter()
         self._opening: dict[str, Session] = {}  # connecting: admitted, not yet in ``sessions``
         self.metrics = Metrics()
+        #: Compresses the sessions' replay buffers (one timer for all).
+        self.compactor = ReplayCompactor()
         #: The latest MSSP variables any session of a game received, by game name.
         self.mssp: dict[str, dict[str, Any]] = {}
         #: An upgrade in place is handing the sessions over: no game is read again.
@@ -448,6 +452,7 @@ class SessionManager:
     def shutdown(self, reason: str = "gateway shutdown") -> None:
         for session in [*self.sessions.values(), *self._opening.values()]:
             session.end(reason)
+        self.compactor.close()
 
     def counts(self) -> dict[str, Any]:
         attached = sum(1 for s in self.sessions.values() if s.channel is not None)
