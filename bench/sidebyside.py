@@ -1,0 +1,1074 @@
+"""Side by side: mud-gateway against direct TCP, websockify and webtelnet, on the same fake MUD.
+
+    ./dev bench                 # set-up (bench/.venv, bench/.peers), then the full matrix (~15 min)
+    ./dev bench --quick         # the same matrix, smaller (~4 min)
+
+Processes, all on 127.0.0.1:
+
+  MUD        one asyncio server (this file, --role mud). On connect: IAC WILL
+             GMCP and "hello". Each line it receives: ``flood N`` -> N bytes
+             of ANSI MUD text then ``END-FLOOD``; ``gmcp N`` -> N
+             ``Char.Vitals`` GMCP messages then ``END-GMCP``; anything else is
+             echoed back (CRLF). Telnet commands it receives are ignored.
+  peer       the proxy under test, restarted for every repetition: the gateway
+             (--role gateway, aiohttp + this package), websockify (PyPI, its
+             own process per connection), webtelnet (npm, socket.io, a
+             launcher in bench/webtelnet_peer.js binding 127.0.0.1), or none
+             (``direct``: the clients talk TCP to the MUD).
+  workers    benchmark clients (--role worker), one or more processes, driven
+             by JSON lines on stdin. They speak each peer's own protocol:
+             Phoenix V2 for the gateway (join, ``recv`` pushes, ``echo`` and
+             ``gmcp`` events), raw binary frames for websockify, socket.io 1.x
+             ``stream`` events over engine.io 3 for webtelnet, raw TCP direct.
+
+Measured (every figure: median of the repetitions, with min-max):
+
+  flood-1 / flood-20  MB/s of game text from ``flood`` sent to END-FLOOD seen
+                      (all sessions together); proxy CPU ms per MB (user+system
+                      CPU of the peer's process tree over the run, 1.5 s of
+                      settling included, so the replay compactor is counted);
+  gmcp                messages/s and proxy CPU us per message for one session;
+                      every message is checked intact and in order;
+  rt-N                round trip of one line per second per session at N
+                      sessions (p50, p99 ms), 3 windows on the same sessions;
+  idle-N              proxy RSS per idle session at N sessions (RSS(N) - RSS
+                      before any session) / N;
+  full                proxy RSS per session after each of F sessions received
+                      2 MB (the gateway's replay buffers full).
+
+Every ratio is taken inside one run. ``--deflate`` variants offer
+permessage-deflate (as browsers do). Bounded: every wait has a time-out and
+the run stops by itself (``--budget`` seconds, default 1800).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+HOST = "127.0.0.1"
+IAC, SB, SE, WILL, GMCP = 255, 250, 240, 251, 201
+END_FLOOD = b"END-FLOOD"
+END_GMCP = b"END-GMCP"
+TIMEOUT = 60.0          # any single wait
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def raise_nofile() -> int:
+    """As many file descriptors as this process may have (root may raise the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
+    except OSError:
+        nr_open = hard
+    for want in (max(nr_open, hard), 65536, hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
+            return want
+        except (ValueError, OSError):
+            continue
+    return soft
+
+
+# -- what the MUD sends ------------------------------------------------------------------------
+
+def ansi_block(size: int = 1 << 20, seed: int = 3) -> bytes:
+    """``size`` bytes of varied ANSI MUD text (whole CRLF lines), the same for the same seed."""
+    sys.path.insert(0, str(HERE))
+    from stream_throughput import _block  # the transcript generator of the core benchmark
+    rng = random.Random(seed)
+    state = {"hp": 500, "maxhp": 500, "mp": 200, "maxmp": 200}
+    out: list[bytes] = []
+    n = 0
+    while n < size:
+        for line in _block(rng, state):
+            b = (line + "\r\n").encode()
+            out.append(b)
+            n += len(b)
+    data = b"".join(out)
+    return data[:data.rfind(b"\n", 0, size) + 1]
+
+
+_BLOCK: bytes | None = None
+
+
+def flood_bytes(n: int) -> bytes:
+    """``n`` bytes (rounded down to a whole line) of MUD text, then the END-FLOOD line."""
+    global _BLOCK
+    if _BLOCK is None:
+        _BLOCK = ansi_block()
+    reps, rest = divmod(n, len(_BLOCK))
+    tail = _BLOCK[:_BLOCK.rfind(b"\n", 0, rest) + 1] if rest else b""
+    return _BLOCK * reps + tail + END_FLOOD + b"\r\n"
+
+
+def vitals(i: int) -> bytes:
+    return (b'Char.Vitals {"hp":%d,"maxhp":1000,"mp":%d,"maxmp":500,"mv":%d,"maxmv":300,"n":%d}'
+            % (1000 - i % 997, 500 - i % 499, 300 - i % 293, i))
+
+
+def gmcp_bytes(n: int) -> bytes:
+    head, tail = bytes((IAC, SB, GMCP)), bytes((IAC, SE))
+    return b"".join([head + vitals(i) + tail for i in range(n)]) + END_GMCP + b"\r\n"
+
+
+_TELNET_CMD = re.compile(rb"\xff\xfa.*?\xff\xf0|\xff[\xfb-\xfe].|\xff[^\xff]", re.S)
+
+
+class MudProtocol(asyncio.Protocol):
+    def connection_made(self, transport: Any) -> None:
+        self.t = transport
+        self.buf = b""
+        transport.write(bytes((IAC, WILL, GMCP)) + b"hello\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data
+        nl = buf.rfind(b"\n")
+        if nl < 0:
+            self.buf = buf[-65536:]
+            return
+        self.buf = buf[nl + 1:]
+        lines = _TELNET_CMD.sub(b"", buf[:nl]).split(b"\n")
+        out = []
+        for line in lines:
+            line = line.strip(b"\r\x00")
+            if line.startswith(b"flood "):
+                out.append(_cached(flood_bytes, int(line[6:])))
+            elif line.startswith(b"gmcp "):
+                out.append(_cached(gmcp_bytes, int(line[5:])))
+            elif line:
+                out.append(line + b"\r\n")
+        if out:
+            self.t.write(b"".join(out))
+
+
+_cache: dict[Any, bytes] = {}
+
+
+def _cached(fn: Any, n: int) -> bytes:
+    key = (fn, n)
+    if key not in _cache:
+        _cache[key] = fn(n)
+    return _cache[key]
+
+
+async def serve_mud() -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(MudProtocol, HOST, 0, backlog=4096)
+    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+    await asyncio.Event().wait()
+
+
+async def serve_gateway(mud_port: int) -> None:
+    import logging
+
+    import msgspec
+    from aiohttp import web
+
+    from gateway.config import Config
+    from gateway.routes import create_app
+
+    logging.basicConfig(level=logging.WARNING)
+    big = 1_000_000
+    config = msgspec.convert({
+        "listen": {"host": HOST, "port": 0},
+        "games": [{"name": "bench", "host": HOST, "port": mud_port, "default": True}],
+        "sessions": {"linger_seconds": 0},
+        "limits": {"max_sessions": 20000, "max_sessions_per_ip": 20000,
+                   "input_lines_per_second": big, "input_burst": big,
+                   "heartbeat_timeout_seconds": 3600},
+        "metrics": {"enabled": True},
+    }, Config)
+    runner = web.AppRunner(create_app(config), handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, HOST, 0, backlog=4096)
+    await site.start()
+    print(f"PORT {site._server.sockets[0].getsockname()[1]}", flush=True)  # type: ignore[union-attr]
+    await asyncio.Event().wait()
+
+
+def run_server(coro: Any, loop_name: str) -> None:
+    raise_nofile()
+    if loop_name == "uvloop":
+        import uvloop
+        uvloop.run(coro)
+    else:
+        asyncio.run(coro)
+
+
+# -- the clients ---------------------------------------------------------------------------------
+
+class Handler:
+    """What a connection does with what it receives; replaced per workload."""
+
+    def text(self, conn: "Conn", data: Any) -> None:  # bytes (raw relays) or str (gateway)
+        pass
+
+    def gmcp(self, conn: "Conn", module: str, data: Any) -> None:
+        pass
+
+
+class Conn:
+    kind = ""
+    raw = True  # the text arrives as telnet bytes (GMCP inside), not as events
+
+    def __init__(self, worker: "Worker", sid: int) -> None:
+        self.worker = worker
+        self.sid = sid
+        self.handler: Handler = Handler()
+        self.hello = asyncio.get_running_loop().create_future()
+        self.tail: Any = b"" if self.raw else ""
+
+    def got_text(self, data: Any) -> None:
+        if not self.hello.done():
+            if (b"hello" if self.raw else "hello") in self.tail + data:
+                self.hello.set_result(True)
+            self.tail = (self.tail + data)[-16:]
+            return
+        self.handler.text(self, data)
+
+
+class DirectConn(Conn, asyncio.Protocol):
+    kind = "direct"
+
+    async def open(self, port: int) -> None:
+        await asyncio.get_running_loop().create_connection(lambda: self, HOST, port)
+
+    def connection_made(self, transport: Any) -> None:
+        self.t = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.got_text(data)
+
+    def send_line(self, line: str) -> None:
+        self.t.write(line.encode() + b"\r\n")
+
+    async def close(self) -> None:
+        self.t.close()
+
+
+class WsConn(Conn):
+    async def open(self, port: int) -> None:
+        w = self.worker
+        self.ws = await w.http.ws_connect(self.url(port), compress=15 if w.deflate else 0,
+                                          protocols=self.protocols, max_msg_size=0, autoping=True)
+        self.reader = asyncio.ensure_future(self.read())
+        await self.opened()
+
+    protocols: tuple[str, ...] = ()
+
+    async def opened(self) -> None:
+        pass
+
+    async def read(self) -> None:
+        from aiohttp import WSMsgType
+        ws = self.ws
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self.on_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self.on_binary(msg.data)
+        except Exception:  # noqa: BLE001 - the workload's time-out reports it
+            pass
+
+    def on_text(self, data: str) -> None:
+        pass
+
+    def on_binary(self, data: bytes) -> None:
+        pass
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.reader.cancel()
+
+
+class GatewayConn(WsConn):
+    kind = "gateway"
+    raw = False
+    protocols = ("phoenix",)
+
+    def url(self, port: int) -> str:
+        return f"http://{HOST}:{port}/socket/websocket?vsn=2.0.0"
+
+    async def opened(self) -> None:
+        self.topic = f"telnet:{uuid.uuid4()}"
+        self.ref = 1
+        self.joined = asyncio.get_running_loop().create_future()
+        await self.ws.send_str(json.dumps(["1", "1", self.topic, "phx_join", {}]))
+        await asyncio.wait_for(self.joined, TIMEOUT)
+
+    def on_text(self, data: str) -> None:
+        _, ref, _, event, payload = self.worker.decode(data)
+        if event == "echo" or event == "prompt":
+            self.got_text(payload["message"])
+        elif event == "gmcp":
+            self.handler.gmcp(self, payload["module"], payload["data"])
+        elif event == "phx_reply" and ref == "1":
+            self.joined.set_result(payload["status"])
+
+    def send_line(self, line: str) -> None:
+        self.ref += 1
+        self.worker.send(self.ws, '["1","%d","%s","recv",%s]'
+                         % (self.ref, self.topic, json.dumps({"message": line})))
+
+
+class WebsockifyConn(WsConn):
+    kind = "websockify"
+    protocols = ("binary",)
+
+    def url(self, port: int) -> str:
+        return f"http://{HOST}:{port}/"
+
+    def on_binary(self, data: bytes) -> None:
+        self.got_text(data)
+
+    def send_line(self, line: str) -> None:
+        self.worker.send_bytes(self.ws, line.encode() + b"\r\n")
+
+
+class WebtelnetConn(WsConn):
+    """socket.io 1.x over engine.io 3, websocket transport only."""
+
+    kind = "webtelnet"
+
+    def url(self, port: int) -> str:
+        return f"http://{HOST}:{port}/socket.io/?EIO=3&transport=websocket"
+
+    async def opened(self) -> None:
+        # The first "stream" event makes webtelnet connect to the MUD (its text is not sent).
+        await self.ws.send_str('42["stream",""]')
+
+    def on_binary(self, data: bytes) -> None:
+        if data[:1] == b"\x04":  # an engine.io binary message: a "stream" event's attachment
+            self.got_text(data[1:])
+
+    def send_line(self, line: str) -> None:
+        self.worker.send(self.ws, "42" + json.dumps(["stream", line + "\r\n"]))
+
+
+KINDS = {"gateway": GatewayConn, "direct": DirectConn, "websockify": WebsockifyConn,
+         "webtelnet": WebtelnetConn}
+
+
+class FloodHandler(Handler):
+    def __init__(self, done: asyncio.Future[None], marker: Any) -> None:
+        self.done = done
+        self.marker = marker
+        self.size = 0
+        self.tail = marker[:0]
+
+    def text(self, conn: Conn, data: Any) -> None:
+        self.size += len(data)
+        window = self.tail + data[:16]
+        if self.marker in window or self.marker in data[-16:]:
+            if not self.done.done():
+                self.done.set_result(None)
+        self.tail = data[-16:]
+
+
+class GmcpHandler(Handler):
+    """Checks every Char.Vitals message: intact and in order."""
+
+    def __init__(self, done: asyncio.Future[None], n: int, raw: bool) -> None:
+        self.done = done
+        self.n = n
+        self.i = 0
+        self.bad = 0
+        self.buf = b""
+        self.raw = raw
+        self.head = bytes((IAC, SB, GMCP))
+
+    def text(self, conn: Conn, data: Any) -> None:
+        if not self.raw:
+            if "END-GMCP" in data:
+                self.finish()
+            return
+        buf = self.buf + data
+        pos = 0
+        head = self.head
+        while True:
+            i = buf.find(head, pos)
+            if i < 0:
+                break
+            j = buf.find(b"\xff\xf0", i)
+            if j < 0:
+                break
+            if buf[i + 3:j] != vitals(self.i):
+                self.bad += 1
+            self.i += 1
+            pos = j + 2
+        rest = buf[pos:]
+        if END_GMCP in rest:
+            self.finish()
+        self.buf = rest[-4096:] if head not in rest else rest
+
+    def gmcp(self, conn: Conn, module: str, data: Any) -> None:
+        i = self.i
+        if (module != "Char.Vitals" or data.get("n") != i or data.get("hp") != 1000 - i % 997
+                or data.get("mv") != 300 - i % 293):
+            self.bad += 1
+        self.i = i + 1
+
+    def finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class EchoHandler(Handler):
+    def __init__(self) -> None:
+        self.want: Any = None
+        self.fut: asyncio.Future[None] | None = None
+
+    def text(self, conn: Conn, data: Any) -> None:
+        if self.want is not None and self.want in data and self.fut is not None:
+            self.want = None
+            self.fut.set_result(None)
+
+
+class Worker:
+    def __init__(self, kind: str, port: int, deflate: bool) -> None:
+        import msgspec
+        self.kind = kind
+        self.port = port
+        self.deflate = deflate
+        self.conns: list[Conn] = []
+        self.decode = msgspec.json.Decoder().decode
+        self.http: Any = None
+
+    def send(self, ws: Any, text: str) -> None:
+        asyncio.ensure_future(ws.send_str(text))
+
+    def send_bytes(self, ws: Any, data: bytes) -> None:
+        asyncio.ensure_future(ws.send_bytes(data))
+
+    async def connect(self, count: int) -> dict[str, Any]:
+        gate = asyncio.Semaphore(64)
+        cls = KINDS[self.kind]
+        failed = 0
+
+        async def one(sid: int) -> None:
+            nonlocal failed
+            async with gate:
+                c = cls(self, sid)
+                try:
+                    await asyncio.wait_for(c.open(self.port), TIMEOUT)
+                    await asyncio.wait_for(c.hello, TIMEOUT)
+                except Exception as exc:  # noqa: BLE001
+                    failed += 1
+                    if os.environ.get("BENCH_DEBUG"):
+                        print(f"connect: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    return
+                self.conns.append(c)
+
+        base = len(self.conns)
+        await asyncio.gather(*(one(base + i) for i in range(count)))
+        return {"connected": len(self.conns), "failed": failed}
+
+    async def flood(self, nbytes: int, sessions: int) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        conns = self.conns[:sessions]
+        marker = END_FLOOD if conns[0].raw else END_FLOOD.decode()
+        handlers = []
+        for c in conns:
+            h = FloodHandler(loop.create_future(), marker)
+            c.handler = h
+            handlers.append(h)
+        cpu0 = time.process_time()
+        t0 = time.monotonic()
+        for c in conns:
+            c.send_line(f"flood {nbytes}")
+        await asyncio.wait_for(asyncio.gather(*(h.done for h in handlers)), TIMEOUT * 4)
+        t1 = time.monotonic()
+        return {"t0": t0, "t1": t1, "received": sum(h.size for h in handlers),
+                "client_cpu": time.process_time() - cpu0}
+
+    async def gmcp(self, n: int) -> dict[str, Any]:
+        c = self.conns[0]
+        h = GmcpHandler(asyncio.get_running_loop().create_future(), n, c.raw)
+        c.handler = h
+        cpu0 = time.process_time()
+        t0 = time.monotonic()
+        c.send_line(f"gmcp {n}")
+        await asyncio.wait_for(h.done, TIMEOUT * 4)
+        t1 = time.monotonic()
+        return {"t0": t0, "t1": t1, "count": h.i, "bad": h.bad,
+                "client_cpu": time.process_time() - cpu0}
+
+    async def roundtrips(self, active: int, seconds: int) -> dict[str, Any]:
+        """``active`` sessions each send one line a second for ``seconds``; the round trips (ms)."""
+        loop = asyncio.get_running_loop()
+        samples: list[float] = []
+        failed = 0
+        start = loop.time() + 0.2
+
+        async def one(c: Conn) -> None:
+            nonlocal failed
+            h = EchoHandler()
+            c.handler = h
+            phase = random.random()
+            for k in range(seconds):
+                due = start + phase + k
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                line = f"ping {c.sid} {k}"
+                h.want = line.encode() if c.raw else line
+                h.fut = loop.create_future()
+                t0 = time.perf_counter()
+                c.send_line(line)
+                try:
+                    await asyncio.wait_for(h.fut, 10.0)
+                except asyncio.TimeoutError:
+                    failed += 1
+                    continue
+                samples.append((time.perf_counter() - t0) * 1000)
+
+        cpu0 = time.process_time()
+        await asyncio.gather(*(one(c) for c in self.conns[:active]))
+        return {"samples": samples, "failed": failed, "client_cpu": time.process_time() - cpu0}
+
+    async def pinger(self) -> None:
+        """engine.io 3: the client pings (webtelnet would drop us after 85 s)."""
+        while True:
+            await asyncio.sleep(20)
+            for c in list(self.conns):
+                if isinstance(c, WebtelnetConn) and not c.ws.closed:
+                    self.send(c.ws, "2")
+
+    async def main(self) -> None:
+        import aiohttp
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, force_close=True))
+        ping = asyncio.ensure_future(self.pinger())
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                cmd = json.loads(line)
+                op = cmd.pop("op")
+                if op == "quit":
+                    break
+                try:
+                    result = await getattr(self, op)(**cmd)
+                except Exception as exc:  # noqa: BLE001
+                    result = {"error": f"{type(exc).__name__}: {exc}"}
+                sys.stdout.write(json.dumps(result) + "\n")
+                sys.stdout.flush()
+        finally:
+            ping.cancel()
+            for c in self.conns:
+                try:
+                    await asyncio.wait_for(c.close(), 2)
+                except Exception:  # noqa: BLE001
+                    pass
+            await self.http.close()
+
+
+def run_worker(kind: str, port: int, deflate: bool) -> None:
+    raise_nofile()
+    try:
+        import uvloop
+        uvloop.run(Worker(kind, port, deflate).main())
+    except ImportError:
+        asyncio.run(Worker(kind, port, deflate).main())
+
+
+# -- the orchestra -------------------------------------------------------------------------------
+
+def proc_tree(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live descendants (every thread, in ns: /proc/*/task/*/schedstat),
+    plus what the children they reaped used (cutime+cstime, in clock ticks)."""
+    total = 0.0
+    for p in proc_tree(pid):
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                total += int(Path(f"/proc/{p}/task/{t}/schedstat").read_text().split()[0]) / 1e9
+            f = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            continue
+        fields = f[f.rfind(")") + 2:].split()
+        total += (int(fields[13]) + int(fields[14])) / CLK_TCK  # cutime cstime
+    return total
+
+
+def tree_rss(pid: int) -> int:
+    total = 0
+    for p in proc_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+class Proc:
+    """A child process that prints ``PORT n`` when it serves."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None, port: int | None = None,
+                 stdin: Any = subprocess.DEVNULL) -> None:
+        self.p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  env=env, text=True, start_new_session=True)
+        self.port = port
+        if port is None:
+            deadline = time.monotonic() + 30
+            for line in self.p.stdout:  # type: ignore[union-attr]
+                if line.startswith("PORT "):
+                    self.port = int(line.split()[1])
+                    break
+                if time.monotonic() > deadline:
+                    break
+            if self.port is None:
+                self.stop()
+                raise RuntimeError(f"{argv[:3]} did not start")
+        else:
+            wait_port(port)
+
+    @property
+    def pid(self) -> int:
+        return self.p.pid
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.p.pid, 15)
+        except ProcessLookupError:
+            pass
+        try:
+            self.p.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.p.pid, 9)
+            self.p.wait(5)
+
+
+def wait_port(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), 1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class WorkerProc:
+    def __init__(self, kind: str, port: int, deflate: bool) -> None:
+        argv = [sys.executable, str(HERE / "sidebyside.py"), "--role", "worker", "--kind", kind,
+                "--port", str(port), "--deflate", "on" if deflate else "off"]
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  start_new_session=True)
+
+    def ask(self, op: str, **kw: Any) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.write(json.dumps({"op": op, **kw}) + "\n")
+        self.p.stdin.flush()
+
+    def answer(self) -> dict[str, Any]:
+        assert self.p.stdout is not None
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError("worker died")
+        out = json.loads(line)
+        if "error" in out:
+            raise RuntimeError(out["error"])
+        return out
+
+    def stop(self) -> None:
+        try:
+            self.ask("quit")
+            self.p.wait(15)
+        except Exception:  # noqa: BLE001
+            os.killpg(self.p.pid, 9)
+            self.p.wait(5)
+
+
+def all_ask(workers: list[WorkerProc], op: str, per: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for w, kw in zip(workers, per):
+        w.ask(op, **kw)
+    return [w.answer() for w in workers]
+
+
+class Peer:
+    """The proxy under test (nothing for ``direct``)."""
+
+    def __init__(self, kind: str, mud_port: int, args: argparse.Namespace) -> None:
+        self.kind = kind
+        self.proc: Proc | None = None
+        if kind == "direct":
+            self.port = mud_port
+        elif kind.startswith("gateway"):
+            loop = "uvloop" if kind == "gateway-uvloop" else "asyncio"
+            self.proc = Proc([sys.executable, str(HERE / "sidebyside.py"), "--role", "gateway",
+                              "--mud-port", str(mud_port), "--loop", loop])
+        elif kind == "websockify":
+            port = free_port()
+            self.proc = Proc([str(Path(sys.executable).parent / "websockify"), f"{HOST}:{port}",
+                              f"{HOST}:{mud_port}"], port=port)
+        elif kind == "webtelnet":
+            env = dict(os.environ, NODE_PATH=str(HERE / ".peers" / "node_modules"))
+            self.proc = Proc(["node", str(HERE / "webtelnet_peer.js"), "0", str(mud_port)], env=env)
+        if self.proc is not None:
+            self.port = self.proc.port  # type: ignore[assignment]
+
+    @property
+    def client_kind(self) -> str:
+        return "gateway" if self.kind.startswith("gateway") else self.kind
+
+    def cpu(self) -> float:
+        return tree_cpu(self.proc.pid) if self.proc else 0.0
+
+    def rss(self) -> int:
+        return tree_rss(self.proc.pid) if self.proc else 0
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+
+
+SETTLE = 1.5
+
+
+def throughput_rep(peer: Peer, deflate: bool, sizes: dict[str, int]) -> dict[str, dict[str, float]]:
+    """One repetition of flood-1, flood-20 and gmcp on a fresh peer."""
+    out: dict[str, dict[str, float]] = {}
+    workers = [WorkerProc(peer.client_kind, peer.port, deflate) for _ in range(2)]
+    try:
+        all_ask(workers, "connect", [{"count": 10}, {"count": 10}])
+        # flood-1 (worker 0, one session)
+        cpu0 = peer.cpu()
+        workers[0].ask("flood", nbytes=sizes["flood1"], sessions=1)
+        r = workers[0].answer()
+        time.sleep(SETTLE)
+        cpu = peer.cpu() - cpu0
+        mb = sizes["flood1"] / 1e6
+        out["flood-1"] = {"MB/s": mb / (r["t1"] - r["t0"]), "ms/MB": cpu * 1000 / mb,
+                          "client busy": r["client_cpu"] / (r["t1"] - r["t0"])}
+        # flood-20 (10 sessions in each worker)
+        cpu0 = peer.cpu()
+        rs = all_ask(workers, "flood", [{"nbytes": sizes["flood20"], "sessions": 10}] * 2)
+        time.sleep(SETTLE)
+        cpu = peer.cpu() - cpu0
+        mb = 20 * sizes["flood20"] / 1e6
+        wall = max(r["t1"] for r in rs) - min(r["t0"] for r in rs)
+        out["flood-20"] = {"MB/s": mb / wall, "ms/MB": cpu * 1000 / mb,
+                           "client busy": max(r["client_cpu"] for r in rs) / wall}
+        # gmcp burst (worker 0, one session)
+        n = sizes["gmcp"]
+        cpu0 = peer.cpu()
+        workers[0].ask("gmcp", n=n)
+        r = workers[0].answer()
+        time.sleep(SETTLE)
+        cpu = peer.cpu() - cpu0
+        out["gmcp"] = {"msg/s": n / (r["t1"] - r["t0"]), "us/msg": cpu * 1e6 / n,
+                       "bad": (n - r["count"]) + r["bad"], "client busy": r["client_cpu"] / (r["t1"] - r["t0"])}
+    finally:
+        for w in workers:
+            w.stop()
+    return out
+
+
+def percentile(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def scale_run(peer: Peer, deflate: bool, plan: dict[str, Any], log: Any) -> dict[str, dict[str, float]]:
+    """Sessions added level by level: idle RSS at the RSS levels, round trips at the latency levels."""
+    out: dict[str, dict[str, float]] = {}
+    nworkers = plan["workers"]
+    workers = [WorkerProc(peer.client_kind, peer.port, deflate) for _ in range(nworkers)]
+    try:
+        # warm up (imports, first allocations), then the baseline RSS
+        all_ask(workers, "connect", [{"count": 1}] * nworkers)
+        time.sleep(SETTLE)
+        rss0 = peer.rss()
+        have = nworkers
+        levels = sorted(set(plan["rss"]) | set(plan["rt"]))
+        for want in levels:
+            if want > plan["max_sessions"].get(peer.kind, 10**9):
+                break
+            level = want
+            if level > plan["fd_sessions"] and peer.kind != "direct":
+                # two descriptors per session in a proxy: hold as many as the fd limit lets us
+                level = plan["fd_sessions"]
+            need = level - have
+            if need > 0:
+                t = time.monotonic()
+                per = [need // nworkers + (1 if i < need % nworkers else 0) for i in range(nworkers)]
+                rs = all_ask(workers, "connect", [{"count": c} for c in per])
+                have = sum(r["connected"] for r in rs)
+                failed = sum(r["failed"] for r in rs)
+                log(f"    {peer.kind}: {have} sessions ({failed} failed) in {time.monotonic() - t:.1f} s")
+                if have < level:
+                    out[f"idle-{want}"] = {"missing": float(level - have)}
+                    break
+            if want in plan["rss"]:
+                time.sleep(SETTLE + 1.0)
+                rss = peer.rss()
+                out[f"idle-{want}"] = {"KB/session": (rss - rss0) / level / 1024, "RSS MB": rss / 1e6,
+                                       "sessions": level}
+            if want in plan["rt"]:
+                p50s, p99s, fails, cpus = [], [], 0, []
+                for _ in range(plan["windows"]):
+                    per = [level // nworkers + (1 if i < level % nworkers else 0) for i in range(nworkers)]
+                    cpu0 = peer.cpu()
+                    t0 = time.monotonic()
+                    rs = all_ask(workers, "roundtrips", [{"active": a, "seconds": plan["seconds"]} for a in per])
+                    cpus.append((peer.cpu() - cpu0) / (time.monotonic() - t0))
+                    samples = [x for r in rs for x in r["samples"]]
+                    fails += sum(r["failed"] for r in rs)
+                    p50s.append(percentile(samples, 0.5))
+                    p99s.append(percentile(samples, 0.99))
+                out[f"rt-{want}"] = {"p50 ms": p50s, "p99 ms": p99s, "failed": fails,  # type: ignore[dict-item]
+                                     "proxy cores": statistics.median(cpus), "sessions": level}
+    finally:
+        for w in workers:
+            w.stop()
+    return out
+
+
+def full_run(peer: Peer, deflate: bool, sessions: int, each: int) -> dict[str, float]:
+    workers = [WorkerProc(peer.client_kind, peer.port, deflate)]
+    try:
+        workers[0].ask("connect", count=1)
+        workers[0].answer()
+        time.sleep(SETTLE)
+        rss0 = peer.rss()
+        workers[0].ask("connect", count=sessions - 1)
+        workers[0].answer()
+        workers[0].ask("flood", nbytes=each, sessions=sessions)
+        workers[0].answer()
+        time.sleep(SETTLE + 1.5)  # the compactor runs once a second
+        rss = peer.rss()
+        return {"KB/session": (rss - rss0) / sessions / 1024}
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def summary(values: list[float]) -> str:
+    vals = [v for v in values if v == v]
+    if not vals:
+        return "n/a"
+    med = statistics.median(vals)
+    fmt = (lambda v: f"{v:,.0f}") if med >= 100 else (lambda v: f"{v:.2f}")
+    if len(vals) == 1:
+        return fmt(med)
+    return f"{fmt(med)} ({fmt(min(vals))}-{fmt(max(vals))})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--role", default="run", choices=["run", "mud", "gateway", "worker"])
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer sessions (~4 min)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--peers", default="gateway,direct,websockify,webtelnet",
+                    help="comma list of gateway, gateway-uvloop, direct, websockify, webtelnet")
+    ap.add_argument("--only", default="throughput,scale,full", help="comma list of phases")
+    ap.add_argument("--deflate", default="both", choices=["off", "on", "both"],
+                    help="offer permessage-deflate (gateway, webtelnet): off, on or both")
+    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--budget", type=float, default=1800, help="stop starting new phases after this (s)")
+    # internal
+    ap.add_argument("--mud-port", type=int)
+    ap.add_argument("--port", type=int)
+    ap.add_argument("--kind")
+    ap.add_argument("--loop", default="asyncio")
+    args = ap.parse_args()
+    if args.role == "mud":
+        return run_server(serve_mud(), "asyncio")
+    if args.role == "gateway":
+        return run_server(serve_gateway(args.mud_port), args.loop)
+    if args.role == "worker":
+        return run_worker(args.kind, args.port, args.deflate == "on")
+
+    began = time.monotonic()
+    nofile = raise_nofile()
+    q = args.quick
+    sizes = {"flood1": 5_000_000 if q else 20_000_000, "flood20": 500_000 if q else 2_000_000,
+             "gmcp": 20_000 if q else 100_000}
+    plan = {"rss": [2000] if q else [2000, 9000], "rt": [1, 100, 1000] if q else [1, 100, 1000, 10000],
+            "windows": 3, "seconds": 3 if q else 5, "workers": 2,
+            # websockify forks one process per connection: not at thousands
+            "max_sessions": {"websockify": 100},
+            "fd_sessions": (nofile - 200) // 2 // 100 * 100}
+    full_sessions = 20 if q else 100
+    peers = [p for p in args.peers.split(",") if p]
+    if "websockify" in peers and not (Path(sys.executable).parent / "websockify").exists():
+        print("websockify is not installed in this venv (./dev bench sets it up): skipped")
+        peers.remove("websockify")
+    if "webtelnet" in peers and not (HERE / ".peers" / "node_modules" / "webtelnet").exists():
+        print("webtelnet is not installed in bench/.peers (./dev bench sets it up): skipped")
+        peers.remove("webtelnet")
+    variants: list[tuple[str, bool]] = []
+    for p in peers:
+        if args.deflate in ("off", "both") or p in ("direct", "websockify"):
+            variants.append((p, False))
+        if args.deflate in ("on", "both") and p.startswith(("gateway", "webtelnet")):
+            variants.append((p, True))
+    phases = args.only.split(",")
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    def name(v: tuple[str, bool]) -> str:
+        return v[0] + ("+deflate" if v[1] else "")
+
+    log(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} (1 min) at start; "
+        f"RLIMIT_NOFILE {nofile}; python {sys.version.split()[0]}")
+    mud = Proc([sys.executable, str(HERE / "sidebyside.py"), "--role", "mud"])
+    results: dict[str, dict[str, dict[str, Any]]] = {name(v): {} for v in variants}
+    try:
+        if "throughput" in phases:
+            for rep in range(args.reps):
+                for v in variants:
+                    if time.monotonic() - began > args.budget:
+                        break
+                    log(f"  throughput rep {rep + 1}: {name(v)}")
+                    peer = Peer(v[0], mud.port, args)  # type: ignore[arg-type]
+                    try:
+                        r = throughput_rep(peer, v[1], sizes)
+                    except Exception as exc:  # noqa: BLE001
+                        log(f"    failed: {exc}")
+                        continue
+                    finally:
+                        peer.stop()
+                    for wl, m in r.items():
+                        for k, x in m.items():
+                            results[name(v)].setdefault(wl, {}).setdefault(k, []).append(x)
+        if "scale" in phases:
+            for v in variants:
+                if time.monotonic() - began > args.budget:
+                    break
+                if v[1] and not q and v[0] != "gateway":
+                    pass
+                log(f"  scale: {name(v)}")
+                peer = Peer(v[0], mud.port, args)  # type: ignore[arg-type]
+                try:
+                    r = scale_run(peer, v[1], plan, log)
+                except Exception as exc:  # noqa: BLE001
+                    log(f"    failed: {exc}")
+                    r = {}
+                finally:
+                    peer.stop()
+                for wl, m in r.items():
+                    for k, x in m.items():
+                        results[name(v)].setdefault(wl, {})[k] = x if isinstance(x, list) else [x]
+        if "full" in phases:
+            for rep in range(args.reps):
+                for v in variants:
+                    if v[0] == "direct" or time.monotonic() - began > args.budget:
+                        continue
+                    log(f"  full rep {rep + 1}: {name(v)}")
+                    peer = Peer(v[0], mud.port, args)  # type: ignore[arg-type]
+                    try:
+                        r1 = full_run(peer, v[1], full_sessions, 2_000_000)
+                    except Exception as exc:  # noqa: BLE001
+                        log(f"    failed: {exc}")
+                        continue
+                    finally:
+                        peer.stop()
+                    for k, x in r1.items():
+                        results[name(v)].setdefault("full", {}).setdefault(k, []).append(x)
+    finally:
+        mud.stop()
+
+    log(f"\nload {os.getloadavg()[0]:.1f} (1 min) at the end; {time.monotonic() - began:.0f} s")
+    report(results, sizes, plan, full_sessions)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"sizes": sizes, "plan": plan, "results": results}, indent=1))
+
+
+def report(results: dict[str, dict[str, dict[str, Any]]], sizes: dict[str, int], plan: dict[str, Any],
+           full_sessions: int) -> None:
+    rows: list[tuple[str, str]] = [
+        ("flood-1", "MB/s"), ("flood-1", "ms/MB"), ("flood-1", "client busy"),
+        ("flood-20", "MB/s"), ("flood-20", "ms/MB"), ("flood-20", "client busy"),
+        ("gmcp", "msg/s"), ("gmcp", "us/msg"), ("gmcp", "bad"), ("gmcp", "client busy"),
+    ]
+    for lvl in plan["rt"]:
+        rows += [(f"rt-{lvl}", "sessions"), (f"rt-{lvl}", "p50 ms"), (f"rt-{lvl}", "p99 ms"),
+                 (f"rt-{lvl}", "failed"), (f"rt-{lvl}", "proxy cores")]
+    for lvl in plan["rss"]:
+        rows += [(f"idle-{lvl}", "sessions"), (f"idle-{lvl}", "KB/session")]
+    rows.append(("full", "KB/session"))
+    names = list(results)
+    width = max(24, *(len(n) + 2 for n in names))
+    print(f"\nflood-1: 1 session x {sizes['flood1'] / 1e6:g} MB; flood-20: 20 x {sizes['flood20'] / 1e6:g} MB; "
+          f"gmcp: {sizes['gmcp']:,} Char.Vitals; rt-N: N sessions x 1 line/s; "
+          f"idle-N: N idle sessions; full: {full_sessions} sessions x 2 MB")
+    print("measure".ljust(26) + "".join(n.rjust(width) for n in names))
+    for wl, key in rows:
+        cells = []
+        for n in names:
+            vals = results[n].get(wl, {}).get(key)
+            cells.append(summary(vals) if vals else "-")
+        print(f"{wl} {key}".ljust(26) + "".join(c.rjust(width) for c in cells))
+    # ratios in this run
+    print("\nratios (medians, this run):")
+
+    def med(n: str, wl: str, key: str) -> float:
+        vals = results.get(n, {}).get(wl, {}).get(key)
+        return statistics.median(vals) if vals else float("nan")
+
+    for g in [n for n in names if n.startswith("gateway")]:
+        wt = "webtelnet+deflate" if "deflate" in g else "webtelnet"
+        print(f"  {g}: flood-1 {med(g, 'flood-1', 'MB/s') / med(wt, 'flood-1', 'MB/s'):.2f}x {wt} MB/s "
+              f"(target >= 3); flood-1 {med(g, 'flood-1', 'ms/MB'):.2f} ms/MB (target <= 2); "
+              f"gmcp {med(g, 'gmcp', 'us/msg'):.2f} us/msg (target <= 3); "
+              f"rt-1000 p99 {med(g, 'rt-1000', 'p99 ms') / med('direct', 'rt-1000', 'p99 ms'):.2f}x direct "
+              f"(target <= 3); rt-10000 p99 {med(g, 'rt-10000', 'p99 ms'):.2f} ms (target < 10); "
+              f"idle-9000 {med(g, 'idle-9000', 'KB/session'):.1f} KB (target <= 10); "
+              f"full {med(g, 'full', 'KB/session'):.0f} KB (target <= 300)")
+
+
+if __name__ == "__main__":
+    main()
