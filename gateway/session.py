@@ -91,7 +91,8 @@ class Session:
         channel = self.channel
         metrics = self.manager.metrics
         read_at = self.client.read_at if self.client is not None else None
-        size = 0
+        size = gmcp = 0
+        add = self.replay.add
         for ev in events:
             if type(ev) is CompressionError:
                 # Never the key: the topic's UUID resumes (takes over) the session.
@@ -104,15 +105,17 @@ class Session:
             key = None
             if name == "gmcp":
                 key = "gmcp:" + ev.module  # type: ignore[union-attr]
-                metrics.gmcp_from_game.inc()
+                gmcp += 1
             elif name == "option":
                 key = "option"
-            self.replay.add(Kept(self.seq, name, raw, key))
+            add(Kept(self.seq, name, raw, key))
             size += len(raw)
             if channel is not None:
                 channel.push(name, raw, read_at)
         self.bytes_to_browser += size
-        metrics.to_browser.inc(size)
+        metrics.to_browser.inc(size)  # once per game read, not per event: a metric's lock costs
+        if gmcp:
+            metrics.gmcp_from_game.inc(gmcp)
         self.manager.compactor.watch(self.replay)
 
     def on_game_closed(self, reason: str) -> None:

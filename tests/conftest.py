@@ -172,9 +172,10 @@ def gateway(aiohttp_client):
     async def start(config: Any):
         client = await aiohttp_client(create_app(config))
 
-        async def connect(vsn: str | None = "2.0.0", headers: dict[str, str] | None = None) -> Phx:
+        async def connect(vsn: str | None = "2.0.0", headers: dict[str, str] | None = None,
+                          compress: int = 0) -> Phx:
             url = "/socket/websocket" + (f"?vsn={vsn}" if vsn else "")
-            ws = await client.ws_connect(url, headers=headers or {})
+            ws = await client.ws_connect(url, headers=headers or {}, compress=compress)
             return Phx(ws, v1=not vsn or vsn.startswith("1."))
 
         connect.client = client  # type: ignore[attr-defined]

@@ -51,7 +51,8 @@ async def test_metrics_after_traffic(mud, gateway):
     assert m[("mud_gateway_bytes_total", (("direction", "to_browser"),))] > len("hello")
     assert m[("mud_gateway_gmcp_messages_total", (("direction", "from_game"),))] == 1
     assert m[("mud_gateway_gmcp_messages_total", (("direction", "to_game"),))] == 1
-    assert m[("mud_gateway_event_latency_seconds_count", ())] >= 2
+    # one observation per game read: all the frames of a read are written together
+    assert m[("mud_gateway_event_latency_seconds_count", ())] >= 1
     # The browser goes away: the session lingers; then the game closes it.
     await phx.ws.close()
     for _ in range(50):

@@ -29,6 +29,7 @@ from .. import channel as ch
 from ..auth import may_join
 from ..channel import ChannelError, DisconnectPayload, JoinParams, parse_join, parse_push, sent_at, session_key
 from ..logs import log_event
+from .frames import FrameEncoder, parse_deflate
 from .serializer import MalformedMessage, Message, Serializer
 
 if TYPE_CHECKING:
@@ -128,7 +129,8 @@ class PhoenixSocket:
         self._closed = False
         self._sealed = False  # the last frames are queued (slow consumer): send() takes no more
         self._last_progress = time.monotonic()
-        self._writing = False  # the writer is inside send_frame
+        self._writing = False  # the writer is writing a batch (or waiting for it to drain)
+        self._frames: FrameEncoder | None = None  # made at the first write (deflate agreed?)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._overflowed: asyncio.Task[None] | None = None
 
@@ -166,7 +168,6 @@ class PhoenixSocket:
                 handle.session.resume_reading()
 
     async def _writer(self) -> None:
-        ws = self.ws
         loop = asyncio.get_running_loop()
         observe = self._latency.observe
         try:
@@ -174,14 +175,19 @@ class PhoenixSocket:
                 await self._wake.wait()
                 self._wake.clear()
                 while self._outbox:
-                    frame, read_at = self._outbox.popleft()
-                    self._outbox_bytes -= len(frame)
+                    # Everything queued goes in one write (the frames of one game read, say).
+                    batch, self._outbox = self._outbox, deque()
+                    self._outbox_bytes = 0
                     self._writing = True
-                    await ws.send_frame(frame, WSMsgType.TEXT)
+                    await self._write_frames(batch)
                     self._writing = False
                     self._last_progress = time.monotonic()
-                    if read_at is not None:
-                        observe(loop.time() - read_at)
+                    now = loop.time()
+                    last = None
+                    for _, read_at in batch:
+                        if read_at is not None and read_at != last:  # once per game read
+                            observe(now - read_at)
+                            last = read_at
                     if self._outbox_bytes < LOW_WATER and not self._caught_up.is_set():
                         self._resume_sessions()
                 if self._closed:
@@ -197,6 +203,20 @@ class PhoenixSocket:
         self._seal()
         self._overflowed = asyncio.ensure_future(
             self._shut(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", SLOW_CONSUMER_DRAIN))
+
+    async def _write_frames(self, batch: "deque[tuple[bytes, float | None]]") -> None:
+        """The batch's frames in one ``transport.write``; then wait while aiohttp's flow
+        control says the browser is behind (as ``ws.send_frame`` would)."""
+        writer = self.ws._writer  # aiohttp's: its transport and flow-controlled protocol
+        if writer is None or writer.transport.is_closing():
+            raise ConnectionResetError("Cannot write to closing transport")
+        if self._frames is None:
+            self._frames = FrameEncoder(parse_deflate(self.ws.headers.get("Sec-WebSocket-Extensions"))
+                                        if self.ws.compress else None)
+        writer.transport.write(self._frames.encode([frame for frame, _ in batch]))
+        protocol = writer.protocol
+        if protocol.writing_paused:
+            await protocol._drain_helper()
 
     def _drop_outbox(self) -> None:
         """No more frames will be written: forget the queued ones, wake whoever waits."""
