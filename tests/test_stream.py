@@ -6,6 +6,7 @@ come out, and time only moves when the test says so.
 
 from __future__ import annotations
 
+import json
 import zlib
 
 import msgspec
@@ -904,3 +905,58 @@ def test_mccp2_decompression_bomb_is_refused_not_buffered():
     delivered = sum(len(e.message) for e in events if isinstance(e, Text))
     assert delivered <= MAX_INFLATE_PER_READ + (1 << 16) + (1 << 17)
     assert s.feed(b"more", 1.0) == []
+
+
+# -- the raw GMCP fast path agrees with the general one ----------------------------------------------
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=60),
+    st.builds(lambda m, d: m + b" " + d, st.sampled_from([b"Char.Vitals", b"Room.Info", b"X"]),
+              st.one_of(st.binary(max_size=40),
+                        st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                                     | st.text(max_size=8),
+                                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c,
+                                                                                         max_size=3),
+                                     max_leaves=8).flatmap(lambda v: st.sampled_from([
+                                         json.dumps(v).encode(), json.dumps(v, ensure_ascii=False).encode(),
+                                         json.dumps(v, indent=1).encode()]))))))
+def test_raw_gmcp_matches_general_path(payload):
+    """Whatever the bytes: the raw path keeps only valid JSON, which reads back as the general path's data."""
+    general = parse_gmcp(payload)
+    fast = parse_gmcp(payload, raw=True)
+    assert fast.module == general.module
+    if not isinstance(fast.data, msgspec.Raw):
+        assert fast == general
+        return
+    text = bytes(fast.data)
+    assert text.isascii()
+    value = json.loads(text)  # valid JSON for any browser
+    try:
+        expected = msgspec.json.decode(text)
+    except msgspec.DecodeError:  # msgspec refuses numbers beyond a double (1e999) that JSON allows
+        assert general.data == text.decode() and "inf" in repr(value)
+    else:
+        assert expected == general.data
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=30), max_size=6), st.integers(1, 40))
+def test_raw_gmcp_stream_events_match(pieces, cut):
+    """The same bytes through a raw-GMCP stream and a general one: the same events, data read back."""
+    data = b"".join(b"text " + p + b"\r\n\xff\xfa\xc9Char.Vitals " + p.replace(b"\xff", b"\xff\xff") + b"\xff\xf0"
+                    + b"\xff\xfa\xc9Room.Info {\"num\": 1, \"p\": " + json.dumps(p.hex()).encode() + b"}\xff\xf0"
+                    for p in pieces)
+    a, b = TelnetStream(), TelnetStream(raw_gmcp=True)
+    ea, eb = [], []
+    for i in range(0, len(data), cut):
+        ea += a.feed(data[i:i + cut], 0.0)
+        eb += b.feed(data[i:i + cut], 0.0)
+    ea += a.finish()
+    eb += b.finish()
+    assert len(ea) == len(eb)
+    for x, y in zip(ea, eb):
+        if isinstance(y, Gmcp) and isinstance(y.data, msgspec.Raw):
+            assert x == Gmcp(y.module, msgspec.json.decode(bytes(y.data)))
+        else:
+            assert x == y

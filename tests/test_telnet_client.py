@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -85,7 +86,7 @@ def summary(events: list) -> tuple[str, list]:
     for e in events:
         item = ("text",) if type(e) is Text else (
             ("prompt", e.message) if type(e) is Prompt else
-            ("gmcp", e.module, json.dumps(e.data)) if type(e) is Gmcp else
+            ("gmcp", e.module, msgspec.json.decode(msgspec.json.encode(e.data))) if type(e) is Gmcp else
             ("echo", e.echo) if type(e) is EchoMode else None)
         if item is None or (item == ("text",) and kinds and kinds[-1] == ("text",)):
             continue

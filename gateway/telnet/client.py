@@ -438,7 +438,8 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
                   proxy: tuple[str, str, int] | None = None) -> GameClient:
     """Open the telnet connection to ``game`` (a config.Game); raises GameUnavailable."""
     loop = asyncio.get_running_loop()
-    stream = TelnetStream(game.encoding, flush_after=game.prompt_flush_ms / 1000)
+    # GMCP JSON goes to the browser as the game wrote it (checked, not rebuilt): raw_gmcp.
+    stream = TelnetStream(game.encoding, flush_after=game.prompt_flush_ms / 1000, raw_gmcp=True)
 
     def factory() -> GameClient:
         return GameClient(sink, stream, encoding=game.encoding, gmcp_supports=game.gmcp_supports,
@@ -471,6 +472,7 @@ async def adopt(sock: socket.socket, game: Any, sink: EventSink, stream: StreamS
     """A telnet connection inherited from the previous process, with its state, read from now on."""
     loop = asyncio.get_running_loop()
     restored = TelnetStream.from_state(stream)
+    restored.raw_gmcp = True  # as connect() makes it
 
     def factory() -> GameClient:
         return GameClient(sink, restored, encoding=telnet.game_encoding,

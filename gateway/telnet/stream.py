@@ -102,10 +102,15 @@ class CompressionError(msgspec.Struct, frozen=True):
 Event = Text | Prompt | Gmcp | EchoMode | Negotiation | CompressionError
 
 _gmcp_json = msgspec.json.Decoder()
+_gmcp_raw = msgspec.json.Decoder(msgspec.Raw)
 
 
-def parse_gmcp(payload: bytes) -> Gmcp:
-    """``Module.Name <json>`` -> Gmcp; data is None when absent, the raw string when not JSON."""
+def parse_gmcp(payload: bytes, raw: bool = False) -> Gmcp:
+    """``Module.Name <json>`` -> Gmcp; data is None when absent, the raw string when not JSON.
+
+    With ``raw``, valid ASCII JSON is kept as it came (``msgspec.Raw``, checked but not turned
+    into Python objects: the gateway only encodes it again); anything else takes the general path.
+    """
     module, _, rest = payload.partition(b" ")
     try:
         name = module.decode()
@@ -113,6 +118,11 @@ def parse_gmcp(payload: bytes) -> Gmcp:
         name = module.decode("utf-8", "replace")
     if not rest or rest.isspace():
         return Gmcp(name, None)
+    if raw and rest.isascii() and not too_deep(rest):  # ASCII: no invalid UTF-8 in a text frame
+        try:
+            return Gmcp(name, _gmcp_raw.decode(rest))
+        except msgspec.DecodeError:
+            pass
     try:
         if too_deep(rest):  # no parser or encoder down the line could walk it
             raise ValueError("nested too deeply")
@@ -167,8 +177,9 @@ class TelnetStream:
     """Game bytes in, ordered events out. One instance per game connection."""
 
     def __init__(self, encoding: str = "utf-8", flush_after: float = 0.1,
-                 max_pending: int = MAX_PENDING_LINE) -> None:
+                 max_pending: int = MAX_PENDING_LINE, raw_gmcp: bool = False) -> None:
         self.encoding = encoding
+        self.raw_gmcp = raw_gmcp   # GMCP JSON as msgspec.Raw (see parse_gmcp)
         self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
         self.flush_after = flush_after
         self.max_pending = max_pending
@@ -324,7 +335,7 @@ class TelnetStream:
                         payload = payload.replace(b"\xff\xff", b"\xff")
                     if "\n" in self._text:
                         self._flush_lines(events)
-                    events.append(parse_gmcp(payload))
+                    events.append(parse_gmcp(payload, self.raw_gmcp))
                 elif self._subnegotiation(data[i:end + 2], events):
                     # MCCP2 starts right after this IAC SE: the rest is compressed.
                     self._inflate = zlib.decompressobj()
