@@ -185,6 +185,23 @@ async def serve_gateway(mud_port: int) -> None:
     from gateway.routes import create_app
 
     logging.basicConfig(level=logging.WARNING)
+    if os.environ.get("BENCH_TRACEMALLOC"):  # where idle memory goes: SIGUSR1 writes the top allocations
+        import signal
+        import tracemalloc
+        tracemalloc.start(int(os.environ["BENCH_TRACEMALLOC"]))
+
+        def dump() -> None:
+            snap = tracemalloc.take_snapshot()
+            with open(f"/tmp/bench_tracemalloc_{os.getpid()}.txt", "w") as f:
+                total = sum(st.size for st in snap.statistics("filename"))
+                f.write(f"total {total / 1024:.0f} KiB\n")
+                for stat in snap.statistics("filename")[:25]:
+                    f.write(f"{stat.size / 1024:.0f} KiB in {stat.count} blocks: {stat.traceback[0].filename}\n")
+                for stat in snap.statistics("traceback")[:40]:
+                    f.write(f"{stat.size / 1024:.0f} KiB in {stat.count} blocks\n")
+                    for line in stat.traceback.format()[-12:]:
+                        f.write(f"    {line}\n")
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
     big = 1_000_000
     config = msgspec.convert({
         "listen": {"host": HOST, "port": 0},

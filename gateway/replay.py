@@ -24,6 +24,8 @@ compression costs CPU only for what stays in the buffer (at most
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import zlib
 from array import array
 from collections import deque
@@ -49,6 +51,22 @@ BLOCK_BYTES = 32 * 1024
 ZLIB_LEVEL = 1
 #: A quiet buffer's open block is compressed too once it holds this much.
 QUIET_SEAL_BYTES = 2048
+#: After a sweep that freed this much, give the C heap's free pages back to the system.
+TRIM_AFTER_BYTES = 4 << 20
+
+
+def _malloc_trim() -> None:
+    """glibc keeps freed heap pages (the uncompressed blocks, a flood's buffers) for reuse;
+    ``malloc_trim(0)`` returns them, so RSS shows what is really held. A no-op elsewhere."""
+
+
+try:
+    _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    if hasattr(_libc, "malloc_trim"):
+        def _malloc_trim() -> None:  # noqa: F811
+            _libc.malloc_trim(0)
+except OSError:  # not glibc
+    pass
 
 _pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(tuple[list[str], list[str | None], bytes]).decode
@@ -255,6 +273,7 @@ class ReplayCompactor:
         self.period = period
         self._buffers: set[ReplayBuffer] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self.saved = 0  # bytes compaction freed since the last malloc_trim
 
     def __len__(self) -> int:
         return len(self._buffers)
@@ -270,13 +289,19 @@ class ReplayCompactor:
 
     def sweep(self) -> None:
         self._timer = None
+        saved = 0
         for buffer in list(self._buffers):
             if buffer.touched:
                 buffer.touched = False
-                buffer.compact()
+                saved += buffer.compact()
             else:
-                buffer.compact(seal_open=buffer._open_size >= QUIET_SEAL_BYTES)
+                saved += buffer.compact(seal_open=buffer._open_size >= QUIET_SEAL_BYTES)
                 self._buffers.discard(buffer)
+        self.saved += saved
+        if self.saved >= TRIM_AFTER_BYTES and (not self._buffers or self.saved >= 16 * TRIM_AFTER_BYTES):
+            # once the games are quiet (or after much churn): hand the freed pages back
+            self.saved = 0
+            _malloc_trim()
         if self._buffers:
             self._timer = asyncio.get_running_loop().call_later(self.period, self.sweep)
 

@@ -163,8 +163,9 @@ class GameClient(tl_client.TelnetClient):
             transport.write(proxy_header(version, src, src_port, dst, dst_port))  # type: ignore[attr-defined]
         super().connection_made(transport)
         w = self.writer
-        w.always_dont.update(_REFUSED)
-        w.always_wont.update(_REFUSED)
+        # One shared set for every connection (telnetlib3 only tests membership): a set
+        # of 16 options per connection cost 1 KiB each, times two, per idle player.
+        w.always_dont = w.always_wont = _REFUSED
         w.add_will_callback(telopt.MCCP2_COMPRESS, self._on_will_mccp2)
         w.on_dont = self._on_dont
         w.passive_do.add(telopt.MSSP)  # DO on WILL; the variables go to /api/games (_subnegotiation)
