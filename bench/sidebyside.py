@@ -470,10 +470,15 @@ class Worker:
         self.http: Any = None
 
     def send(self, ws: Any, text: str) -> None:
-        asyncio.ensure_future(ws.send_str(text))
+        self.send_bytes(ws, text.encode(), 0x1)
 
-    def send_bytes(self, ws: Any, data: bytes) -> None:
-        asyncio.ensure_future(ws.send_bytes(data))
+    def send_bytes(self, ws: Any, data: bytes, opcode: int = 0x2) -> None:
+        """One masked frame written at once: ``ws.send_*`` is a coroutine, and a task per line
+        made the clients, not the peers, the limit at thousands of sessions."""
+        writer = ws._writer
+        if writer is None or writer.transport is None or writer.transport.is_closing():
+            return
+        writer._write_websocket_frame(data, opcode, 0)
 
     async def connect(self, count: int) -> dict[str, Any]:
         gate = asyncio.Semaphore(64)
@@ -549,8 +554,9 @@ class Worker:
                 t0 = time.perf_counter()
                 c.send_line(line)
                 try:
-                    await asyncio.wait_for(h.fut, 10.0)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(10.0):  # no task per wait, unlike wait_for
+                        await h.fut
+                except TimeoutError:
                     failed += 1
                     continue
                 samples.append((time.perf_counter() - t0) * 1000)
@@ -937,6 +943,8 @@ def main() -> None:
     ap.add_argument("--deflate", default="both", choices=["off", "on", "both"],
                     help="offer permessage-deflate (gateway, webtelnet): off, on or both")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--rt-levels", help="comma list of round-trip session counts (default 1,100,1000,10000)")
+    ap.add_argument("--rss-levels", help="comma list of idle RSS session counts (default 2000,9000)")
     ap.add_argument("--budget", type=float, default=1800, help="stop starting new phases after this (s)")
     # internal
     ap.add_argument("--mud-port", type=int)
@@ -961,6 +969,10 @@ def main() -> None:
             # websockify forks one process per connection: not at thousands
             "max_sessions": {"websockify": 100},
             "fd_sessions": (nofile - 200) // 2 // 100 * 100}
+    if args.rt_levels is not None:
+        plan["rt"] = [int(x) for x in args.rt_levels.split(",") if x]
+    if args.rss_levels is not None:
+        plan["rss"] = [int(x) for x in args.rss_levels.split(",") if x]
     full_sessions = 40 if q else 100
     peers = [p for p in args.peers.split(",") if p]
     if "websockify" in peers and not (Path(sys.executable).parent / "websockify").exists():
