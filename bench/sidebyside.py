@@ -1,7 +1,7 @@
 """Side by side: mud-gateway against direct TCP, websockify and webtelnet, on the same fake MUD.
 
-    ./dev bench                 # set-up (bench/.venv, bench/.peers), then the full matrix (~15 min)
-    ./dev bench --quick         # the same matrix, smaller (~4 min)
+    ./dev bench                 # set-up (bench/.venv, bench/.peers), then the full matrix (~20 min)
+    ./dev bench --quick         # the same matrix, smaller (~5 min)
 
 Processes, all on 127.0.0.1:
 
@@ -935,7 +935,7 @@ def summary(values: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--role", default="run", choices=["run", "mud", "gateway", "worker"])
-    ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer sessions (~4 min)")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer sessions (~5 min)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--peers", default="gateway,direct,websockify,webtelnet",
                     help="comma list of gateway, gateway-uvloop, direct, websockify, webtelnet")

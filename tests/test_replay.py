@@ -295,3 +295,24 @@ async def test_compactor_compresses_sealed_blocks_and_quiet_open_blocks():
     assert all(b.entries is None for b in buf._blocks)
     assert [k.seq for k in buf.since(0)[0]] == list(range(1, 101))
     compactor.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(event_kinds, st.integers(0, 40), st.booleans()), max_size=50),
+    st.integers(0, 300),
+    st.integers(1, 60),
+)
+def test_handoff_state_of_compressed_blocks_resumes_the_same(kinds, max_bytes, block_bytes):
+    """An upgrade in place carries the buffer (to_state/from_state): compressed or not, the same answers."""
+    events = [Kept(i + 1, name, bytes([97 + i % 26]) * size, key)
+              for i, ((name, key), size, _) in enumerate(kinds)]
+    buf = ReplayBuffer(max_bytes, block_bytes=block_bytes)
+    for e, (_, _, compact) in zip(events, kinds):
+        buf.add(e)
+        if compact:
+            buf.compact(seal_open=True)
+    again = ReplayBuffer.from_state(buf.to_state(), max_bytes)
+    assert again.size == buf.size and len(again) == len(buf) and again.dropped_upto == buf.dropped_upto
+    for last_seq in range(len(events) + 2):
+        assert again.since(last_seq) == buf.since(last_seq)
