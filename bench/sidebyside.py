@@ -13,7 +13,7 @@ Processes, all on 127.0.0.1:
   peer       the proxy under test, restarted for every repetition: the gateway
              (--role gateway, aiohttp + this package), websockify (PyPI, its
              own process per connection), webtelnet (npm, socket.io, a
-             launcher in bench/webtelnet_peer.js binding 127.0.0.1), or none
+             launcher in bench/webtelnet_peer.cjs binding 127.0.0.1), or none
              (``direct``: the clients talk TCP to the MUD).
   workers    benchmark clients (--role worker), one or more processes, driven
              by JSON lines on stdin. They speak each peer's own protocol:
@@ -775,7 +775,7 @@ class Peer:
                               f"{HOST}:{mud_port}"], port=port)
         elif kind == "webtelnet":
             env = dict(os.environ, NODE_PATH=str(HERE / ".peers" / "node_modules"))
-            self.proc = Proc(["node", str(HERE / "webtelnet_peer.js"), "0", str(mud_port)], env=env)
+            self.proc = Proc(["node", str(HERE / "webtelnet_peer.cjs"), "0", str(mud_port)], env=env)
         if self.proc is not None:
             self.port = self.proc.port  # type: ignore[assignment]
 
@@ -1006,7 +1006,11 @@ def main() -> None:
                     if time.monotonic() - began > args.budget:
                         break
                     log(f"  throughput rep {rep + 1}: {name(v)}")
-                    peer = Peer(v[0], mud.port, args)  # type: ignore[arg-type]
+                    try:
+                        peer = Peer(v[0], mud.port, args)  # type: ignore[arg-type]
+                    except RuntimeError as exc:
+                        log(f"    {exc}")
+                        continue
                     try:
                         r = throughput_rep(peer, v[1], sizes)
                     except Exception as exc:  # noqa: BLE001
@@ -1024,7 +1028,11 @@ def main() -> None:
                 if v[1] and not q and v[0] != "gateway":
                     pass
                 log(f"  scale: {name(v)}")
-                peer = Peer(v[0], mud.port, args)  # type: ignore[arg-type]
+                try:
+                    peer = Peer(v[0], mud.port, args)  # type: ignore[arg-type]
+                except RuntimeError as exc:
+                    log(f"    {exc}")
+                    continue
                 try:
                     r = scale_run(peer, v[1], plan, log)
                 except Exception as exc:  # noqa: BLE001
@@ -1041,7 +1049,11 @@ def main() -> None:
                     if v[0] == "direct" or time.monotonic() - began > args.budget:
                         continue
                     log(f"  full rep {rep + 1}: {name(v)}")
-                    peer = Peer(v[0], mud.port, args)  # type: ignore[arg-type]
+                    try:
+                        peer = Peer(v[0], mud.port, args)  # type: ignore[arg-type]
+                    except RuntimeError as exc:
+                        log(f"    {exc}")
+                        continue
                     try:
                         r1 = full_run(peer, v[1], full_sessions, 2_000_000)
                     except Exception as exc:  # noqa: BLE001

@@ -1,5 +1,5 @@
 // webtelnet (npm) as its own main.js runs it, minus the static web files, on 127.0.0.1 only:
-//   node bench/webtelnet_peer.js <http-port, 0 = any> <telnet-port>
+//   node bench/webtelnet_peer.cjs <http-port, 0 = any> <telnet-port>
 // Prints "PORT <n>" once it listens. Installed by ./dev bench into bench/.peers (never committed).
 'use strict';
 const http = require('http');
