@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.transport.serializer import (
     MalformedMessage,
@@ -197,3 +200,19 @@ def test_invalid_utf8_in_a_bytes_frame_is_malformed(cls, frame):
     # Found by the fuzz run: msgspec raises UnicodeDecodeError for these, not DecodeError.
     with pytest.raises(MalformedMessage):
         cls().decode(frame)
+
+
+# -- the push fast path: a cached head, then the payload -----------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.none(), st.text(max_size=6), st.integers(-10**20, 10**20)),
+       st.text(max_size=40), st.sampled_from(["echo", "prompt", "gmcp", "option", "disconnect", "é\"\\"]),
+       st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+                    max_leaves=8))
+def test_push_head_plus_payload_is_the_encoded_message(join_ref, topic, event, payload):
+    s = V2Serializer()
+    raw = msgspec.json.encode(payload)
+    head = s.push_head(join_ref, topic, event)
+    assert head + raw + b"]" == s.encode(join_ref, None, topic, event, msgspec.Raw(raw))
+    assert V1Serializer().push_head(join_ref, topic, event) is None

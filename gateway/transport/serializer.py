@@ -133,6 +133,11 @@ class Serializer:
     def reply(self, join_ref: Ref, ref: Ref, topic: str, status: str, response: Any) -> bytes:
         return self.encode(join_ref, ref, topic, "phx_reply", Reply(status, response))
 
+    def push_head(self, join_ref: Ref, topic: str, event: str) -> bytes | None:
+        """The bytes before the payload of every push (ref null) of ``event`` on ``topic``, when
+        this format puts the payload last: ``head + payload + b"]"`` is then ``encode(...)``."""
+        return None
+
     def error(self, join_ref: Ref, ref: Ref, topic: str, reason: str, **extra: Any) -> bytes:
         return self.reply(join_ref, ref, topic, "error", {"reason": reason, **extra})
 
@@ -151,6 +156,9 @@ class V2Serializer(Serializer):
 
     def encode(self, join_ref: Ref, ref: Ref, topic: str, event: str, payload: Any) -> bytes:
         return _encoder.encode((join_ref, ref, topic, event, payload))
+
+    def push_head(self, join_ref: Ref, topic: str, event: str) -> bytes | None:
+        return _encoder.encode((join_ref, None, topic, event))[:-1] + b","
 
 
 class V1Serializer(Serializer):

@@ -69,17 +69,28 @@ def outbox_limit(config: "Config") -> int:
 class ChannelHandle:
     """A joined ``telnet:<uuid>`` topic on one socket: what a session pushes to."""
 
-    __slots__ = ("socket", "topic", "join_ref", "session")
+    __slots__ = ("socket", "topic", "join_ref", "session", "_heads")
 
     def __init__(self, socket: "PhoenixSocket", topic: str, join_ref: Any) -> None:
         self.socket = socket
         self.topic = topic
         self.join_ref = join_ref
         self.session: Session | None = None
+        self._heads: dict[str, bytes] | None = None  # event -> the message's bytes before the payload
 
     def push(self, event: str, payload: bytes, read_at: float | None = None) -> None:
-        self.socket.send(self.socket.serializer.encode(
-            self.join_ref, None, self.topic, event, msgspec.Raw(payload)), read_at)
+        heads = self._heads
+        head = heads.get(event) if heads is not None else None
+        if head is None:
+            head = self.socket.serializer.push_head(self.join_ref, self.topic, event)
+            if head is None:  # a format with the payload elsewhere (V1): encode each one
+                self.socket.send(self.socket.serializer.encode(
+                    self.join_ref, None, self.topic, event, msgspec.Raw(payload)), read_at)
+                return
+            if heads is None:
+                heads = self._heads = {}
+            heads[event] = head
+        self.socket.send(b"".join((head, payload, b"]")), read_at)
 
     @property
     def backed_up(self) -> bool:
