@@ -992,6 +992,14 @@ def main() -> None:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
+    def start_peer(v: tuple[str, bool]) -> "Peer | None":
+        """The variant's peer, or None (reported) when it does not start."""
+        try:
+            return Peer(v[0], mud.port, args)  # type: ignore[arg-type]
+        except RuntimeError as exc:
+            log(f"    {exc}")
+            return None
+
     def name(v: tuple[str, bool]) -> str:
         return v[0] + ("+deflate" if v[1] else "")
 
@@ -1006,10 +1014,8 @@ def main() -> None:
                     if time.monotonic() - began > args.budget:
                         break
                     log(f"  throughput rep {rep + 1}: {name(v)}")
-                    try:
-                        peer = Peer(v[0], mud.port, args)  # type: ignore[arg-type]
-                    except RuntimeError as exc:
-                        log(f"    {exc}")
+                    peer = start_peer(v)
+                    if peer is None:
                         continue
                     try:
                         r = throughput_rep(peer, v[1], sizes)
@@ -1028,10 +1034,8 @@ def main() -> None:
                 if v[1] and not q and v[0] != "gateway":
                     pass
                 log(f"  scale: {name(v)}")
-                try:
-                    peer = Peer(v[0], mud.port, args)  # type: ignore[arg-type]
-                except RuntimeError as exc:
-                    log(f"    {exc}")
+                peer = start_peer(v)
+                if peer is None:
                     continue
                 try:
                     r = scale_run(peer, v[1], plan, log)
@@ -1049,10 +1053,8 @@ def main() -> None:
                     if v[0] == "direct" or time.monotonic() - began > args.budget:
                         continue
                     log(f"  full rep {rep + 1}: {name(v)}")
-                    try:
-                        peer = Peer(v[0], mud.port, args)  # type: ignore[arg-type]
-                    except RuntimeError as exc:
-                        log(f"    {exc}")
+                    peer = start_peer(v)
+                    if peer is None:
                         continue
                     try:
                         r1 = full_run(peer, v[1], full_sessions, 2_000_000)
