@@ -4,15 +4,19 @@ The data path, one module per stage (browser -> game, and back):
 
     transport/serializer.py  Phoenix V1/V2 wire format             (pure)
     transport/websocket.py   the WebSocket: frames, heartbeat, limits (aiohttp)
+    transport/frames.py      outgoing text frames, permessage-deflate (pure)
     channel.py               telnet:<uuid> topics: join payloads, pushes (pure)
     session.py               one game connection: seq, replay, linger (asyncio)
     telnet/input.py          player input to telnet bytes           (pure)
     telnet/stream.py         game bytes to events                   (pure)
     telnet/client.py         the telnet connection (telnetlib3)
+    telnet/subnegotiation.py MSSP and CHARSET payloads              (pure)
     telnet/proxy.py          PROXY protocol headers                 (pure)
 
 Around it: config.py (the YAML schema), routes.py (HTTP routes), auth.py
-(tokens), ratelimit.py (input token bucket), metrics.py (Prometheus),
+(tokens), addresses.py (the player's address), nesting.py (JSON depth),
+admin.py (the admin API), logs.py (log records), token.py (``mud-gateway
+token``), webclient.py with web/ (the browser client), ratelimit.py (input token bucket), metrics.py (Prometheus),
 replay.py (the resume buffer, pure), cli.py (the command line), demo.py (the
 bundled demo game), upgrade.py (SIGUSR2: upgrade in place by exec) with
 handoff.py (the state it hands over, pure).
