@@ -116,17 +116,28 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def _watch_slow_consumers(app: web.Application):
     """One task for all sockets: every second, drop those stalled for ``slow_consumer_seconds``."""
+    closing: set[asyncio.Task] = set()  # held until done: a task nobody holds may vanish
+
+    def closed(task: asyncio.Task) -> None:
+        closing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("slow-consumer close failed", exc_info=task.exception())
+
     async def watch() -> None:
         while True:
             await asyncio.sleep(1.0)
             limit = app[SESSIONS].config.limits.slow_consumer_seconds
             now = time.monotonic()
             for sock in [s for s in app[SOCKETS] if s.stalled(now) > limit]:
-                asyncio.ensure_future(sock.slow_consumer())
+                task = asyncio.ensure_future(sock.slow_consumer())
+                closing.add(task)
+                task.add_done_callback(closed)
 
     task = asyncio.ensure_future(watch())
     yield
-    task.cancel()
+    for t in (task, *closing):
+        t.cancel()
+    await asyncio.gather(task, *closing, return_exceptions=True)
 
 
 async def _shutdown(app: web.Application) -> None:
