@@ -27,6 +27,8 @@ def too_deep(text: bytes | str, limit: int = MAX_NESTING) -> bool:
     Text that is not JSON may be judged too deep (an unterminated string's
     brackets count); it would be refused as invalid anyway.
     """
+    if len(text) <= limit:
+        return False  # fewer characters than the levels it would take
     if text.count("[" if isinstance(text, str) else b"[") + \
             text.count("{" if isinstance(text, str) else b"{") <= limit:
         return False  # the common case: too few brackets to nest that deep

@@ -148,6 +148,42 @@ class ReplayBuffer:
         if block is not None and block.state is None and self._open_size >= self.block_bytes:
             self._seal(block)
 
+    def add_many(self, entries: list[Kept]) -> None:
+        """``add`` of each entry, in order (the events of one game read); one drop at the end.
+
+        The same events are kept and dropped as with one ``add`` each: dropping
+        the oldest until the rest fit keeps the longest suffix that fits either way.
+        """
+        block_bytes = self.block_bytes
+        blocks = self._blocks
+        i, n = 0, len(entries)
+        while i < n:
+            self._append(entries[i])  # a new block, when it is needed
+            i += 1
+            block = blocks[-1]
+            # The same block's next events, in bulk, up to its seal.
+            sizes, kept = block.sizes, block.entries
+            assert kept is not None
+            added = 0
+            first = i
+            while i < n and self._open_size + added < block_bytes:
+                entry = entries[i]
+                if entry.seq != block.first_seq + len(sizes):
+                    break
+                size = len(entry.payload)
+                sizes.append(size)
+                added += size
+                i += 1
+            if i > first:
+                kept.extend(entries[first:i])
+                self.size += added
+                self._count += i - first
+                self._open_size += added
+            if self._open_size >= block_bytes and block.state is None:
+                self._seal(block)
+        if self.size > self.max_bytes:
+            self._drop()
+
     def _append(self, entry: Kept) -> None:
         blocks = self._blocks
         block = blocks[-1] if blocks else None
@@ -179,6 +215,25 @@ class ReplayBuffer:
         while self.size > self.max_bytes and blocks:
             head = blocks[0]
             i = head.skip
+            rest = sum(head.sizes[i:]) if i else sum(head.sizes)
+            if self.size - rest > self.max_bytes:
+                # Still too much without the whole block: it goes at once (one event at a
+                # time would drop every one of them).
+                n = len(head.sizes)
+                self.size -= rest
+                self._count -= n - i
+                self.dropped_upto = head.first_seq + n - 1
+                blocks.popleft()
+                if head.state is not None:  # sealed: its latest state events are known
+                    self._dropped_state.update(head.state)
+                    if head.entries is not None:
+                        self.sealed_raw -= 1
+                else:  # the open block
+                    for k in head.entries[i:]:  # type: ignore[index]
+                        if k.key is not None:
+                            self._dropped_state[k.key] = k
+                    self._open_size = 0
+                continue
             self.size -= head.sizes[i]
             self._count -= 1
             self.dropped_upto = head.first_seq + i

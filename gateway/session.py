@@ -44,6 +44,8 @@ class Channel(Protocol):
     """The browser side of a session (transport/websocket.py)."""
 
     def push(self, event: str, payload: bytes, read_at: float | None = None) -> None: ...
+    def push_many(self, events: list[Kept], read_at: float | None = None) -> None:
+        """``push`` of each event, in order (the events of one game read)."""
     def end(self, reason: str, detail: str | None = None) -> None: ...
     @property
     def backed_up(self) -> bool:
@@ -88,19 +90,19 @@ class Session:
 
     def on_events(self, events: list[Event]) -> None:
         stamp = sent_at()
-        channel = self.channel
         metrics = self.manager.metrics
-        read_at = self.client.read_at if self.client is not None else None
+        kept: list[Kept] = []
+        append = kept.append
+        seq = self.seq
         size = gmcp = 0
-        add = self.replay.add
         for ev in events:
             if type(ev) is CompressionError:
                 # Never the key: the topic's UUID resumes (takes over) the session.
                 log.warning("compression error from game=%s ip=%s: %s", self.game.name, self.client_ip, ev.detail)
                 metrics.telnet_failures.labels("compression error").inc()
                 continue
-            self.seq += 1
-            name, payload = event_payload(ev, self.seq, stamp)
+            seq += 1
+            name, payload = event_payload(ev, seq, stamp)
             raw = _encode(payload)
             key = None
             if name == "gmcp":
@@ -108,10 +110,16 @@ class Session:
                 gmcp += 1
             elif name == "option":
                 key = "option"
-            add(Kept(self.seq, name, raw, key))
+            append(Kept(seq, name, raw, key))
             size += len(raw)
-            if channel is not None:
-                channel.push(name, raw, read_at)
+        self.seq = seq
+        if not kept:
+            return
+        # The whole read at once: one replay append, one queueing of its frames.
+        self.replay.add_many(kept)
+        channel = self.channel
+        if channel is not None:
+            channel.push_many(kept, self.client.read_at if self.client is not None else None)
         self.bytes_to_browser += size
         metrics.to_browser.inc(size)  # once per game read, not per event: a metric's lock costs
         if gmcp:

@@ -316,3 +316,35 @@ def test_handoff_state_of_compressed_blocks_resumes_the_same(kinds, max_bytes, b
     assert again.size == buf.size and len(again) == len(buf) and again.dropped_upto == buf.dropped_upto
     for last_seq in range(len(events) + 2):
         assert again.since(last_seq) == buf.since(last_seq)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(event_kinds, st.integers(0, 40), st.booleans(), st.booleans()), max_size=80),
+    st.integers(0, 300),
+    st.integers(1, 80),
+    st.data(),
+)
+def test_add_many_is_add_of_each(kinds, max_bytes, block_bytes, data):
+    """The session adds a game read's events at once (``add_many``): the same answers, the same
+    size, count and drops as one ``add`` each, with compaction between reads at any point."""
+    events = [Kept(i + 1, name, bytes([65 + i % 26]) * size, key)
+              for i, ((name, key), size, _, _) in enumerate(kinds)]
+    many = ReplayBuffer(max_bytes, block_bytes=block_bytes)
+    each = ReplayBuffer(max_bytes, block_bytes=block_bytes)
+    start = 0
+    while start < len(events):
+        end = data.draw(st.integers(start + 1, len(events)))
+        many.add_many(events[start:end])
+        for e in events[start:end]:
+            each.add(e)
+        _, _, compact, seal_open = kinds[end - 1]
+        if compact:
+            many.compact(seal_open=seal_open)
+            each.compact(seal_open=seal_open)
+        start = end
+    assert (many.size, len(many), many.dropped_upto) == (each.size, len(each), each.dropped_upto)
+    for last_seq in range(len(events) + 2):
+        assert many.since(last_seq) == each.since(last_seq) == model_since(events, max_bytes, last_seq)
+    again = ReplayBuffer.from_state(many.to_state(), max_bytes)
+    assert again.since(0) == each.since(0)

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -34,6 +34,7 @@ from .serializer import MalformedMessage, Message, Serializer
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..replay import Kept
     from ..session import Session, SessionManager
 
 log = logging.getLogger("gateway.socket")
@@ -79,18 +80,30 @@ class ChannelHandle:
         self._heads: dict[str, bytes] | None = None  # event -> the message's bytes before the payload
 
     def push(self, event: str, payload: bytes, read_at: float | None = None) -> None:
+        self.socket.send(self._frame(event, payload), read_at)
+
+    def push_many(self, events: "Sequence[Kept]", read_at: float | None = None) -> None:
+        """The events of one game read, in order: one ``send`` for all their frames."""
+        heads = self._heads
+        frame = self._frame
+        frames = []
+        append = frames.append
+        for k in events:
+            head = heads.get(k.event) if heads is not None else None
+            append(head + k.payload + b"]" if head is not None else frame(k.event, k.payload))
+        self.socket.send_many(frames, read_at)
+
+    def _frame(self, event: str, payload: bytes) -> bytes:
         heads = self._heads
         head = heads.get(event) if heads is not None else None
         if head is None:
             head = self.socket.serializer.push_head(self.join_ref, self.topic, event)
             if head is None:  # a format with the payload elsewhere (V1): encode each one
-                self.socket.send(self.socket.serializer.encode(
-                    self.join_ref, None, self.topic, event, msgspec.Raw(payload)), read_at)
-                return
+                return self.socket.serializer.encode(self.join_ref, None, self.topic, event, msgspec.Raw(payload))
             if heads is None:
                 heads = self._heads = {}
             heads[event] = head
-        self.socket.send(b"".join((head, payload, b"]")), read_at)
+        return b"".join((head, payload, b"]"))
 
     @property
     def backed_up(self) -> bool:
@@ -156,15 +169,21 @@ class PhoenixSocket:
         return outbox_limit(self.config)
 
     def send(self, frame: bytes, read_at: float | None = None) -> None:
-        if self._closed or self._sealed:
+        self.send_many((frame,), read_at)
+
+    def send_many(self, frames: "Sequence[bytes]", read_at: float | None = None) -> None:
+        """Queue ``frames`` in order (the same as a ``send`` each, checked once)."""
+        if self._closed or self._sealed or not frames:
             return
-        if self._outbox_bytes + len(frame) > outbox_limit(self.config):
+        size = sum(map(len, frames))
+        if self._outbox_bytes + size > outbox_limit(self.config):
+            # Those that fit would be dropped by the slow-consumer seal at once anyway.
             self._overflow()
             return
         if not self._outbox and not self._writing:
             self._last_progress = time.monotonic()  # the slow-consumer clock starts now
-        self._outbox.append((frame, read_at))
-        self._outbox_bytes += len(frame)
+        self._outbox.extend([(frame, read_at) for frame in frames])
+        self._outbox_bytes += size
         self._wake.set()
         if self._outbox_bytes > HIGH_WATER and self._caught_up.is_set():
             self._caught_up.clear()
