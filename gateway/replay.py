@@ -28,14 +28,17 @@ import ctypes
 import ctypes.util
 import zlib
 from array import array
-from typing import NamedTuple
 
 import msgspec
+from msgspec.structs import astuple
 
 from .handoff import ReplayState
 
 
-class Kept(NamedTuple):
+class Kept(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """One kept event. A struct: made in C (~4x faster than a NamedTuple, and there is one per
+    event) and, holding no containers, never tracked by the cycle collector."""
+
     seq: int
     event: str        # Phoenix event name: echo, prompt, gmcp, option
     payload: bytes    # the encoded JSON payload, sent again as it was
@@ -299,9 +302,10 @@ class ReplayBuffer:
             for k in head.events()[:head.skip]:
                 if k.key is not None:
                     state[k.key] = k
-        kept = [k for b in self._blocks for k in b.events()[b.skip:]]
-        return ReplayState(max_bytes=self.max_bytes, size=self.size, kept=list(kept),
-                           dropped_state=list(state.values()), dropped_upto=self.dropped_upto)
+        kept = [astuple(k) for b in self._blocks for k in b.events()[b.skip:]]
+        return ReplayState(max_bytes=self.max_bytes, size=self.size, kept=kept,  # type: ignore[arg-type]
+                           dropped_state=[astuple(k) for k in state.values()],  # type: ignore[misc]
+                           dropped_upto=self.dropped_upto)
 
     @classmethod
     def from_state(cls, state: ReplayState, max_bytes: int) -> "ReplayBuffer":
