@@ -37,7 +37,7 @@ from typing import Any
 
 import msgspec
 
-from ..nesting import too_deep
+from ..nesting import MAX_NESTING, too_deep
 from ..handoff import StreamState
 
 # Telnet bytes (RFC 854) and the options this core interprets itself.
@@ -118,7 +118,8 @@ def parse_gmcp(payload: bytes, raw: bool = False) -> Gmcp:
         name = module.decode("utf-8", "replace")
     if not rest or rest.isspace():
         return Gmcp(name, None)
-    if raw and rest.isascii() and not too_deep(rest):  # ASCII: no invalid UTF-8 in a text frame
+    # ASCII: no invalid UTF-8 in a text frame. (Shorter than MAX_NESTING: cannot nest that deep.)
+    if raw and rest.isascii() and (len(rest) <= MAX_NESTING or not too_deep(rest)):
         try:
             return Gmcp(name, _gmcp_raw.decode(rest))
         except msgspec.DecodeError:

@@ -91,7 +91,8 @@ class FrameEncoder:
         if not self.deflate:
             for m in messages:
                 n = len(m)
-                append(bytes((_TEXT, n)) if n < 126 else frame_header(_TEXT, n))
+                append(bytes((_TEXT, n)) if n < 126 else _LEN2(_TEXT, 126, n) if n < 65536
+                       else _LEN8(_TEXT, 127, n))
                 append(m)
             return b"".join(out)
         for m in messages:
