@@ -48,6 +48,7 @@ class StreamState(msgspec.Struct, kw_only=True):
     echo: bool = True
     inflating: bool = False       # MCCP2 accepted; compression itself is never carried
     failed: bool = False
+    raw_gmcp: bool = False        # GMCP JSON kept as msgspec.Raw (parse_gmcp)
 
 
 class TelnetState(msgspec.Struct, kw_only=True):

@@ -102,3 +102,10 @@ def test_newer_format_refused_unknown_fields_ignored():
         handoff.decode(b"\x00garbage")
     with pytest.raises(HandoffError):
         handoff.decode(msgspec.msgpack.encode({"format": 1, "generation": "three"}))
+
+
+def test_raw_gmcp_mode_is_carried():
+    """A game connection's stream keeps GMCP JSON as it came (msgspec.Raw) after the hand-over too."""
+    stream = carried(TelnetStream("utf-8", raw_gmcp=True))
+    [event] = stream.feed(b'\xff\xfa\xc9Char.Vitals {"hp": 1}\xff\xf0', 0.0)
+    assert isinstance(event.data, msgspec.Raw) and bytes(event.data) == b'{"hp": 1}'

@@ -473,7 +473,6 @@ async def adopt(sock: socket.socket, game: Any, sink: EventSink, stream: StreamS
     """A telnet connection inherited from the previous process, with its state, read from now on."""
     loop = asyncio.get_running_loop()
     restored = TelnetStream.from_state(stream)
-    restored.raw_gmcp = True  # as connect() makes it
 
     def factory() -> GameClient:
         return GameClient(sink, restored, encoding=telnet.game_encoding,

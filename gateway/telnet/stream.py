@@ -218,11 +218,11 @@ class TelnetStream:
             carry_scanned=self._carry_scanned, discarding=self._discarding, polled=self._polled,
             text=self._text, line_open=self._line_open, last_text=self._last_text,
             flush_after=self.flush_after, max_pending=self.max_pending, echo=self.echo,
-            inflating=self.inflating, failed=self.failed)
+            inflating=self.inflating, failed=self.failed, raw_gmcp=self.raw_gmcp)
 
     @classmethod
     def from_state(cls, state: StreamState) -> "TelnetStream":
-        stream = cls(state.encoding, state.flush_after, state.max_pending)
+        stream = cls(state.encoding, state.flush_after, state.max_pending, state.raw_gmcp)
         stream._decoder.setstate((state.decoder_buffer, state.decoder_flag))
         stream._carry = state.carry
         stream._carry_scanned = state.carry_scanned
