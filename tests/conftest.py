@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import ssl
 import uuid
 from typing import Any, Callable
@@ -20,9 +21,16 @@ from tests.fakemud import FakeMud
 SENT_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
-def make_config(mud_port: int, extra: str = "", game_extra: str = "", games: str = "") -> Any:
-    """A config for one fake game ``fake`` (plus ``games`` YAML list items), with ``extra`` top-level YAML."""
-    text = f"""
+def free_port() -> int:
+    """A loopback TCP port free right now (for a gateway or server started as a process)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config_yaml(mud_port: int, extra: str = "", game_extra: str = "", games: str = "") -> str:
+    """YAML for one fake game ``fake`` (plus ``games`` YAML list items), with ``extra`` top-level YAML."""
+    return f"""
 games:
   - name: fake
     host: 127.0.0.1
@@ -32,7 +40,11 @@ games:
 {games}
 {extra}
 """
-    return parse_config(text)
+
+
+def make_config(mud_port: int, extra: str = "", game_extra: str = "", games: str = "") -> Any:
+    """:func:`config_yaml`, parsed."""
+    return parse_config(config_yaml(mud_port, extra, game_extra, games))
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from gateway.config import parse_config
 from gateway.routes import create_app
-from tests.test_cli import free_port
+from tests.conftest import free_port
 from tests.test_gateway import ipaddress_sent
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,18 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 JS_DIR = ROOT / "tests" / "js"
 SCRIPT = JS_DIR / "play_demo.mjs"
 START_TIMEOUT = 20  # seconds for the gateway to print its URL
 NODE_TIMEOUT = 40  # the script gives up by itself after 20 s
 STOP_TIMEOUT = 10  # SPEC section 6: graceful stop within 10 seconds
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pump(stream, lines: list[str], ready: "queue.Queue[str]") -> None:
@@ -50,7 +45,7 @@ def test_phoenix_js_plays_demo(tmp_path: Path) -> None:
     if not (JS_DIR / "node_modules" / "phoenix").is_dir() or not (JS_DIR / "node_modules" / "ws").is_dir():
         pytest.fail(f"{JS_DIR / 'node_modules'} is missing (phoenix, ws): run `./dev setup` first")
 
-    port = _free_port()
+    port = free_port()
     stderr_path = tmp_path / "gateway.stderr"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(stderr_path, "w") as stderr_file:

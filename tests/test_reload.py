@@ -11,9 +11,8 @@ from pathlib import Path
 import aiohttp
 
 from gateway.routes import apply_config
-from tests.conftest import Phx, make_config, new_topic
+from tests.conftest import Phx, free_port, make_config, new_topic
 from tests.fakemud import FakeMud
-from tests.test_cli import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

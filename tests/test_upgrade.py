@@ -20,9 +20,9 @@ import zlib
 import pytest
 import trustme
 
-from tests.conftest import new_topic
+from tests.conftest import free_port, new_topic
 from tests.fakemud import FakeMud
-from tests.upgrade_helpers import ROOT, GatewayProcess, config_text, free_port
+from tests.upgrade_helpers import ROOT, GatewayProcess, config_text
 
 WILL, WONT, DO, SB, SE, GA, IAC = 251, 252, 253, 250, 240, 249, 255
 

@@ -15,7 +15,8 @@ import shutil
 import pytest
 
 from tests.fakemud import FakeMud
-from tests.upgrade_helpers import ROOT, GatewayProcess, config_text, free_port
+from tests.conftest import free_port
+from tests.upgrade_helpers import ROOT, GatewayProcess, config_text
 
 JS_DIR = ROOT / "tests" / "js"
 SESSIONS = 20

@@ -14,27 +14,14 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import Phx
+from tests.conftest import Phx, config_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def config_text(mud_port: int, listen_port: int, extra: str = "", game_extra: str = "") -> str:
-    return f"""listen: {{host: 127.0.0.1, port: {listen_port}}}
-games:
-  - name: fake
-    host: 127.0.0.1
-    port: {mud_port}
-    prompt_flush_ms: 100
-{game_extra}
-{extra}
-"""
+    """A config file's text: the fake game (tests/conftest.py) served on ``listen_port``."""
+    return f"listen: {{host: 127.0.0.1, port: {listen_port}}}" + config_yaml(mud_port, extra, game_extra)
 
 
 class GatewayProcess:

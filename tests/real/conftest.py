@@ -31,6 +31,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from tests.conftest import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "tests" / "js"
 BRIDGE = JS_DIR / "phx_bridge.mjs"
@@ -42,12 +44,6 @@ START_SECONDS = 120  # a game or the gateway must listen within this (the machin
 STEP_SECONDS = 30    # a test waits this long for one expected event
 
 EVENNIA_ADMIN = ("ci_admin", "ci-admin-pw-8421")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_listening(port: int, what: str, proc_alive: Callable[[], bool], log: Path) -> None:
