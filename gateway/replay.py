@@ -28,6 +28,8 @@ import ctypes
 import ctypes.util
 import zlib
 from array import array
+from bisect import bisect_left
+from itertools import accumulate
 
 import msgspec
 from msgspec.structs import astuple
@@ -157,32 +159,41 @@ class ReplayBuffer:
 
         The same events are kept and dropped as with one ``add`` each: dropping
         the oldest until the rest fit keeps the longest suffix that fits either way.
+        The entries' sizes go into the blocks a block at a time (``accumulate`` and
+        ``bisect`` find where each block fills), not one Python step per event.
         """
-        block_bytes = self.block_bytes
+        n = len(entries)
+        if not n:
+            return
         blocks = self._blocks
-        i, n = 0, len(entries)
+        first_seq = entries[0].seq
+        if entries[-1].seq - first_seq != n - 1:  # not consecutive (never from a session): one by one
+            for entry in entries:
+                self._append(entry)
+                block = blocks[-1]
+                if block.state is None and self._open_size >= self.block_bytes:
+                    self._seal(block)
+            if self.size > self.max_bytes:
+                self._drop()
+            return
+        block_bytes = self.block_bytes
+        sizes = [len(k.payload) for k in entries]
+        i = 0
         while i < n:
             self._append(entries[i])  # a new block, when it is needed
             i += 1
             block = blocks[-1]
-            # The same block's next events, in bulk, up to its seal.
-            sizes, kept = block.sizes, block.entries
-            assert kept is not None
-            added = 0
-            first = i
-            while i < n and self._open_size + added < block_bytes:
-                entry = entries[i]
-                if entry.seq != block.first_seq + len(sizes):
-                    break
-                size = len(entry.payload)
-                sizes.append(size)
-                added += size
-                i += 1
-            if i > first:
-                kept.extend(entries[first:i])
+            room = block_bytes - self._open_size  # the block seals once its payloads reach block_bytes
+            if i < n and room > 0:
+                # the next events up to (and with) the one that fills the block
+                j = min(n, i + bisect_left(list(accumulate(sizes[i:i + room])), room) + 1)
+                added = sum(sizes[i:j])
+                block.sizes.extend(sizes[i:j])
+                block.entries.extend(entries[i:j])  # type: ignore[union-attr]
                 self.size += added
-                self._count += i - first
+                self._count += j - i
                 self._open_size += added
+                i = j
             if self._open_size >= block_bytes and block.state is None:
                 self._seal(block)
         if self.size > self.max_bytes:
@@ -238,14 +249,15 @@ class ReplayBuffer:
                             self._dropped_state[k.key] = k
                     self._open_size = 0
                 continue
-            self.size -= head.sizes[i]
-            self._count -= 1
-            self.dropped_upto = head.first_seq + i
+            # Part of the block: its oldest events up to the one that brings the size under.
+            excess = self.size - self.max_bytes
+            j = i + bisect_left(list(accumulate(head.sizes[i:])), excess) + 1
+            self.size -= sum(head.sizes[i:j])
+            self._count -= j - i
+            self.dropped_upto = head.first_seq + j - 1
             if head.entries is not None:
-                k = head.entries[i]
-                if k.key is not None:
-                    self._dropped_state[k.key] = k
-            head.skip = i + 1
+                self._dropped_state.update({k.key: k for k in head.entries[i:j] if k.key is not None})
+            head.skip = j
             if head.skip == len(head.sizes):
                 del blocks[0]
                 if head.state is not None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from gateway.telnet.stream import (
     MAX_ESCAPE,
+    MAX_PENDING_LINE,
     MAX_SUBNEGOTIATION,
     CompressionError,
     EchoMode,
@@ -822,7 +823,8 @@ def run(wire: bytes, cuts, encoding: str):
 
 
 def reference_text(data: bytes, encoding: str) -> str:
-    return data.decode(encoding, "replace").replace("\r", "").replace("\0", "")
+    # \r and NUL are dropped as bytes, before decoding (docs/protocol.md)
+    return data.replace(b"\r", b"").replace(b"\0", b"").decode(encoding, "replace")
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "latin-1", "cp437"])
@@ -960,3 +962,86 @@ def test_raw_gmcp_stream_events_match(pieces, cut):
             assert x == Gmcp(y.module, msgspec.json.decode(bytes(y.data)))
         else:
             assert x == y
+
+
+# The text fast path: a read of text alone (``_add_read``: its lines and its open line decoded
+# apart) against the general path for the same bytes. A leading IAC NOP, which makes no event,
+# sends a read down the general path.
+_TEXT_PIECES = st.sampled_from([
+    b"\r", b"\n", b"\r\n", b"\n\r", b"\x00", b"a", b"line ", b"\x1b[1;31m", b"\x1b]0;t", b"\x07",
+    "é".encode(), "☕".encode(), "𝄞".encode(), b"\xe2", b"\xe2\x98", b"\x98", b"\xf0\x9d", b"\x80", b"\xbf",
+    b"\xc3", b"\xff\xf9", b"\xff\xff", b"\xff\xfa\xc9Char.Vitals {\"hp\": 1}\xff\xf0"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TEXT_PIECES, max_size=60), st.lists(st.integers(0, 10**6), max_size=12),
+       st.sampled_from([4, 16, MAX_PENDING_LINE]), st.booleans(), st.sampled_from(["utf-8", "latin-1"]))
+def test_text_fast_path_matches_general_path(pieces, cuts, max_pending, polls, encoding):
+    # reads cut between pieces (a telnet command is one piece; characters are cut across pieces)
+    points = sorted({c % (len(pieces) + 1) for c in cuts})
+    chunks = [b"".join(pieces[a:b]) for a, b in zip([0] + points, points + [len(pieces)])]
+    fast = TelnetStream(encoding, max_pending=max_pending)
+    general = TelnetStream(encoding, max_pending=max_pending)
+    got: list = []
+    want: list = []
+    now = 0.0
+    for chunk in chunks:
+        got += fast.feed(chunk, now)
+        want += general.feed(b"\xff\xf1" + chunk, now)  # IAC NOP first: not a read of text alone
+        if polls:
+            now += 1.0
+            got += fast.poll(now)
+            want += general.poll(now)
+    got += fast.finish()
+    want += general.finish()
+    assert got == want
+
+
+def test_text_fast_path_read_of_lines_is_one_event_with_the_held_line():
+    s = TelnetStream()
+    assert s.feed(b"Hello, \xe2\x98", 0.0) == []  # an open line, a character cut in two
+    assert s.feed(b"\x95 world\r\nnext\n\r\x00open", 0.0) == [Text("Hello, ☕ world\nnext\n")]
+    assert s.finish() == [Text("open", partial=True)]
+
+
+def test_cr_dropped_as_bytes_before_decoding():
+    """Invalid UTF-8 around a \r: the \r is gone before the decoder sees the bytes."""
+    s = TelnetStream()
+    assert s.feed(b"\xe2\x82\r\xac\n", 0.0) == [Text("€\n")]
+
+
+@pytest.mark.parametrize("rest", ["abc", "abcd", "abcde", "ab\x1b[1", "abc\x1b[1m"])
+def test_text_fast_path_max_pending_boundary(rest):
+    """An open line of max_pending characters is sent as a partial, as in the general path."""
+    fast, general = TelnetStream(max_pending=4), TelnetStream(max_pending=4)
+    data = ("held\n" + rest).encode()
+    assert fast.feed(data, 0.0) == general.feed(b"\xff\xf1" + data, 0.0)
+    assert fast.finish() == general.finish()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=24), min_size=1, max_size=12), st.lists(st.integers(0, 10**6), max_size=6),
+       st.booleans())
+def test_gmcp_run_matches_general_path(payloads, cuts, raw):
+    """GMCP back to back (taken in one inner loop) give the events each gives alone (IAC NOP between)."""
+    def wire(sep: bytes) -> bytes:
+        return b"text\r\n" + sep.join(b"\xff\xfa\xc9Char." + p.replace(b"\xff", b"\xff\xff") + b"\xff\xf0"
+                                      for p in payloads) + b"open"
+    run, alone = TelnetStream(raw_gmcp=raw), TelnetStream(raw_gmcp=raw)
+    data = wire(b"")
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    got: list = []
+    for a, b in zip([0] + points, points + [len(data)]):
+        got += run.feed(data[a:b], 0.0)
+    want = alone.feed(wire(b"\xff\xf1"), 0.0)
+    assert got + run.finish() == want + alone.finish()
+
+
+def test_gmcp_run_unescapes_iac_in_each():
+    s = TelnetStream()
+    data = b"\xff\xfa\xc9A \"x\xff\xffy\"\xff\xf0" * 3
+    assert s.feed(data, 0.0) == [parse_gmcp(b'A "x\xffy"')] * 3
+    s2 = TelnetStream()
+    events = s2.feed(b"\xff\xfa\xc9A \xff\xff\xff\xf0\xff\xfa\xc9B \xff\xff\xff\xf0\xff\xfa\xc9C 1 \xff\xff 2\xff\xf0", 0.0)
+    assert [e.module for e in events] == ["A", "B", "C"]
+    assert events[2] == Gmcp("C", "1 \ufffd 2")
