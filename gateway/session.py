@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import msgspec
 
 from .channel import (GAME_UNAVAILABLE, GMCP_NOT_ENABLED, RATE_LIMITED, TOO_MANY_SESSIONS, ChannelError,
-                      Command, JoinParams, SendGmcp, SendLines, SetSize, event_payload, sent_at)
+                      Command, GmcpPayload, JoinParams, SendGmcp, SendLines, SetSize, event_payload, sent_at)
 from .config import Config, Game
 from .logs import log_event
 from .handoff import SessionState
@@ -34,7 +34,7 @@ from .ratelimit import TokenBucket
 from .replay import Kept, ReplayBuffer, ReplayCompactor
 from .telnet import client as telnet
 from .telnet.input import encode_lines
-from .telnet.stream import CompressionError, Event
+from .telnet.stream import CompressionError, Event, Gmcp
 
 log = logging.getLogger("gateway.session")
 _encode = msgspec.json.Encoder().encode
@@ -96,21 +96,23 @@ class Session:
         seq = self.seq
         size = gmcp = 0
         for ev in events:
-            if type(ev) is CompressionError:
+            t = type(ev)
+            if t is Gmcp:  # the most frequent event of all (vitals every tick): inline
+                seq += 1
+                module = ev.module  # type: ignore[union-attr]
+                raw = _encode(GmcpPayload(module, ev.data, seq, stamp))  # type: ignore[union-attr]
+                append(Kept(seq, "gmcp", raw, "gmcp:" + module))
+                gmcp += 1
+            elif t is CompressionError:
                 # Never the key: the topic's UUID resumes (takes over) the session.
                 log.warning("compression error from game=%s ip=%s: %s", self.game.name, self.client_ip, ev.detail)
                 metrics.telnet_failures.labels("compression error").inc()
                 continue
-            seq += 1
-            name, payload = event_payload(ev, seq, stamp)
-            raw = _encode(payload)
-            key = None
-            if name == "gmcp":
-                key = "gmcp:" + ev.module  # type: ignore[union-attr]
-                gmcp += 1
-            elif name == "option":
-                key = "option"
-            append(Kept(seq, name, raw, key))
+            else:
+                seq += 1
+                name, payload = event_payload(ev, seq, stamp)
+                raw = _encode(payload)
+                append(Kept(seq, name, raw, "option" if name == "option" else None))
             size += len(raw)
         self.seq = seq
         if not kept:
