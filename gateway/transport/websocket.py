@@ -106,7 +106,7 @@ class ChannelHandle:
 
     @property
     def backed_up(self) -> bool:
-        return not self.socket._caught_up.is_set()
+        return not self.socket._caught_up
 
     def release(self, linger: bool = True) -> None:
         """The browser side goes away without leaving: the session lingers."""
@@ -145,17 +145,21 @@ class PhoenixSocket:
         self._outbox: list[tuple[bytes, float | None]] = []
         self._latency = manager.metrics.event_latency
         self._outbox_bytes = 0
-        self._wake = asyncio.Event()
-        # Set unless the outbox went over HIGH_WATER and has not yet drained below
-        # LOW_WATER: while clear, the sessions do not read their games, nor we the browser.
-        self._caught_up = asyncio.Event()
-        self._caught_up.set()
+        # No task and no asyncio.Event per socket (idle memory, docs/performance.md): a
+        # write is one call_soon, armed when the outbox stops being empty; a task exists
+        # only while aiohttp's flow control makes us wait for the browser to read.
+        self._flush_armed = False
+        # True unless the outbox went over HIGH_WATER and has not yet drained below
+        # LOW_WATER: while False, the sessions do not read their games, nor we the browser.
+        self._caught_up = True
+        self._caught_up_waiter: asyncio.Future[None] | None = None  # run() waits for it, then only
         self._closed = False
         self._sealed = False  # the last frames are queued (slow consumer): send() takes no more
         self._last_progress = time.monotonic()
-        self._writing = False  # the writer is writing a batch (or waiting for it to drain)
+        self._writing = False  # a written batch waits for the browser to read (the drain task)
+        self._draining: asyncio.Task[None] | None = None
         self._frames: FrameEncoder | None = None  # made at the first write (deflate agreed?)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] | None = None  # joins waiting for their game (made at the first)
         self._overflowed: asyncio.Task[None] | None = None
 
     @property
@@ -182,50 +186,84 @@ class PhoenixSocket:
             return
         if not self._outbox and not self._writing:
             self._last_progress = time.monotonic()  # the slow-consumer clock starts now
+            if not self._flush_armed:
+                # Everything queued until the loop comes round goes in one write
+                # (the frames of one game read, say).
+                self._flush_armed = True
+                asyncio.get_running_loop().call_soon(self._flush)
         self._outbox.extend([(frame, read_at) for frame in frames])
         self._outbox_bytes += size
-        self._wake.set()
-        if self._outbox_bytes > HIGH_WATER and self._caught_up.is_set():
-            self._caught_up.clear()
+        if self._outbox_bytes > HIGH_WATER and self._caught_up:
+            self._caught_up = False
             for handle in self.channels.values():
                 if handle.session is not None:
                     handle.session.pause_reading()
 
     def _resume_sessions(self) -> None:
-        self._caught_up.set()
+        self._set_caught_up()
         for handle in self.channels.values():
             if handle.session is not None:
                 handle.session.resume_reading()
 
-    async def _writer(self) -> None:
-        loop = asyncio.get_running_loop()
-        observe = self._latency.observe
+    def _set_caught_up(self) -> None:
+        self._caught_up = True
+        waiter, self._caught_up_waiter = self._caught_up_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _flush(self) -> None:
+        """Write the outbox in one ``transport.write``; while aiohttp's flow control says the
+        browser is behind (as ``ws.send_frame`` would wait), the drain task waits, then goes on."""
+        self._flush_armed = False
+        if self._writing or not self._outbox:
+            return
+        batch, self._outbox = self._outbox, []
+        self._outbox_bytes = 0
         try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while self._outbox:
-                    # Everything queued goes in one write (the frames of one game read, say).
-                    batch, self._outbox = self._outbox, []
-                    self._outbox_bytes = 0
-                    self._writing = True
-                    await self._write_frames(batch)
-                    self._writing = False
-                    self._last_progress = time.monotonic()
-                    now = loop.time()
-                    last = None
-                    for _, read_at in batch:
-                        if read_at is not None and read_at != last:  # once per game read
-                            observe(now - read_at)
-                            last = read_at
-                    if self._outbox_bytes < LOW_WATER and not self._caught_up.is_set():
-                        self._resume_sessions()
-                if self._closed:
-                    return
+            paused = self._write_frames(batch)
         except (ConnectionError, RuntimeError) as exc:
-            # The connection is gone: nothing more can be written; run() sees the close.
-            log.debug("socket %s: write failed: %s", self.client_ip, exc)
-            self._drop_outbox()
+            self._write_failed(exc)
+            return
+        if paused:
+            self._writing = True
+            self._draining = asyncio.ensure_future(self._drain(batch))
+        else:
+            self._written(batch)
+
+    def _written(self, batch: "list[tuple[bytes, float | None]]") -> None:
+        """``batch`` is written (and drained): progress, its latency, maybe resume the sessions."""
+        self._last_progress = time.monotonic()
+        observe = self._latency.observe
+        now = asyncio.get_running_loop().time()
+        last = None
+        for _, read_at in batch:
+            if read_at is not None and read_at != last:  # once per game read
+                observe(now - read_at)
+                last = read_at
+        if self._outbox_bytes < LOW_WATER and not self._caught_up:
+            self._resume_sessions()
+
+    async def _drain(self, batch: "list[tuple[bytes, float | None]]") -> None:
+        try:
+            writer = self.ws._writer
+            if writer is None:
+                raise ConnectionResetError("Cannot write to closing transport")
+            await writer.protocol._drain_helper()
+        except (ConnectionError, RuntimeError) as exc:
+            self._writing = False
+            self._write_failed(exc)
+            return
+        finally:
+            self._draining = None
+        self._writing = False
+        self._written(batch)
+        if self._outbox and not self._flush_armed:
+            self._flush()  # what was queued meanwhile, in order
+
+    def _write_failed(self, exc: BaseException) -> None:
+        # The connection is gone: nothing more can be written; run() sees the close.
+        log.debug("socket %s: write failed: %s", self.client_ip, exc)
+        self._drop_outbox()
 
     def _overflow(self) -> None:
         """The outbox would pass its bound (``outbox_limit``): this browser is a slow consumer now."""
@@ -234,9 +272,9 @@ class PhoenixSocket:
         self._overflowed = asyncio.ensure_future(
             self._shut(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", SLOW_CONSUMER_DRAIN))
 
-    async def _write_frames(self, batch: "list[tuple[bytes, float | None]]") -> None:
-        """The batch's frames in one ``transport.write``; then wait while aiohttp's flow
-        control says the browser is behind (as ``ws.send_frame`` would)."""
+    def _write_frames(self, batch: "list[tuple[bytes, float | None]]") -> bool:
+        """The batch's frames in one ``transport.write``; whether aiohttp's flow control
+        now says the browser is behind (the caller then waits for the drain)."""
         writer = self.ws._writer  # aiohttp's: its transport and flow-controlled protocol
         if writer is None or writer.transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
@@ -244,16 +282,13 @@ class PhoenixSocket:
             self._frames = FrameEncoder(parse_deflate(self.ws.headers.get("Sec-WebSocket-Extensions"))
                                         if self.ws.compress else None)
         writer.transport.write(self._frames.encode([frame for frame, _ in batch]))
-        protocol = writer.protocol
-        if protocol.writing_paused:
-            await protocol._drain_helper()
+        return writer.protocol.writing_paused
 
     def _drop_outbox(self) -> None:
         """No more frames will be written: forget the queued ones, wake whoever waits."""
         self._closed = True
         self._forget_queued()
-        self._caught_up.set()
-        self._wake.set()
+        self._set_caught_up()
 
     def _forget_queued(self) -> None:
         self._outbox.clear()
@@ -314,14 +349,15 @@ class PhoenixSocket:
     # -- incoming --------------------------------------------------------------
 
     async def run(self) -> None:
-        writer = asyncio.ensure_future(self._writer())
         try:
             while True:
                 timeout = self.config.limits.heartbeat_timeout_seconds
-                if not self._caught_up.is_set():
+                if not self._caught_up:
                     # A browser that sends without reading its replies is not read
                     # either until it catches up: TCP pushes back on it too.
-                    await self._caught_up.wait()
+                    if self._caught_up_waiter is None:
+                        self._caught_up_waiter = asyncio.get_running_loop().create_future()
+                    await self._caught_up_waiter
                 try:
                     msg = await self.ws.receive(timeout=timeout)
                 except asyncio.TimeoutError:
@@ -337,16 +373,21 @@ class PhoenixSocket:
                     break
         finally:
             self._closed = True
-            for task in list(self._tasks):
+            for task in list(self._tasks or ()):
                 task.cancel()
             for handle in list(self.channels.values()):
                 handle.release()
             self.channels.clear()
-            self._wake.set()
-            try:
-                await asyncio.wait_for(writer, 1.0)
-            except (asyncio.TimeoutError, ConnectionError, RuntimeError):
-                writer.cancel()
+            # What is queued is still written (as the loop would); a browser that does
+            # not read it holds us for a second at most.
+            self._flush()
+            draining = self._draining
+            if draining is not None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(draining), 1.0)
+                except asyncio.TimeoutError:
+                    draining.cancel()
+                    await asyncio.gather(draining, return_exceptions=True)
 
     def handle(self, frame: str | bytes) -> None:
         """One text frame from the browser."""
@@ -459,6 +500,8 @@ class PhoenixSocket:
             return
         self._joining[topic] = session
         task = asyncio.ensure_future(self._join_when_open(msg, params, session, resumed=not created))
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

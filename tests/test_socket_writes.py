@@ -1,0 +1,90 @@
+"""How a Phoenix socket writes (websocket.py): no task or Event per socket, one write per batch.
+
+The frames queued in one turn of the event loop go in one ``transport.write``
+(a ``call_soon`` armed when the outbox stops being empty); while aiohttp's
+flow control says the browser is behind, a drain task waits and the frames
+queued meanwhile go in one write after it, in order. Real sockets: the
+server's transport is only counted, never replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+
+from gateway.routes import SOCKETS
+from tests.conftest import make_config
+from tests.test_session_races import until
+
+
+def count_writes(sock) -> list[int]:
+    """The sizes of the server transport's writes from now on (the real write still happens)."""
+    transport = sock.ws._writer.transport
+    sizes: list[int] = []
+    real = transport.write
+
+    def write(data):
+        sizes.append(len(data))
+        return real(data)
+
+    transport.write = write
+    return sizes
+
+
+def numbered(sock, n: int, pad: int = 0) -> bytes:
+    payload = msgspec.json.encode({"n": n, "pad": "x" * pad})
+    return sock.serializer.encode(None, None, "phoenix", "test", msgspec.Raw(payload))
+
+
+async def open_socket(mud, gateway):
+    client, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    assert await phx.request("phoenix", "heartbeat", {}, join_ref=None) == {"status": "ok", "response": {}}
+    (sock,) = client.server.app[SOCKETS]
+    return phx, sock
+
+
+async def test_frames_queued_in_one_loop_turn_go_in_one_write(mud, gateway):
+    phx, sock = await open_socket(mud, gateway)
+    assert sock._draining is None and not sock._flush_armed  # idle: nothing scheduled
+    writes = count_writes(sock)
+    for n in range(5):
+        sock.send(numbered(sock, n))
+    sock.send_many([numbered(sock, n) for n in range(5, 10)])
+    assert writes == []  # written when the loop comes round, not at each send
+    got = [(await phx.event("phoenix", "test"))["n"] for _ in range(10)]
+    assert got == list(range(10))
+    assert len(writes) == 1
+    assert sock._draining is None and not sock._flush_armed
+
+
+async def test_frames_queued_while_the_browser_is_behind_follow_in_order_in_one_write(mud, gateway):
+    phx, sock = await open_socket(mud, gateway)
+    browser = phx.ws._response.connection.transport
+    browser.pause_reading()  # the browser stops reading: the gateway's writes back up
+    n = 0
+    for _ in range(64):  # 1 MB a turn until aiohttp's flow control pauses the writes
+        sock.send_many([numbered(sock, n + i, pad=64 * 1024) for i in range(16)])
+        n += 16
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        if sock._draining is not None:
+            break
+    assert sock._draining is not None, "writes never paused"
+    writes = count_writes(sock)
+    queued = n
+    for i in range(5):  # while the drain waits: queued, not written
+        sock.send(numbered(sock, n))
+        n += 1
+    await asyncio.sleep(0.05)
+    assert writes == [] and sock.stalled(float("inf")) > 0
+    browser.resume_reading()
+    got = []
+    while len(got) < n:
+        got.append((await phx.event("phoenix", "test", timeout=10))["n"])
+    assert got == list(range(n))
+    await until(lambda: sock._draining is None, what="drain task ended")
+    assert len(writes) == 1  # the five frames queued during the drain, together
+    assert writes[0] == sum(len(numbered(sock, i)) + 2 for i in range(queued, n))  # + 2-byte frame headers
+    assert not sock._writing and sock.stalled(float("inf")) == 0
