@@ -129,6 +129,9 @@ class _Block:
 
 
 class ReplayBuffer:
+    __slots__ = ("max_bytes", "block_bytes", "size", "_count", "_blocks", "_dropped_state", "dropped_upto",
+                 "_open_size", "sealed_raw", "touched")
+
     def __init__(self, max_bytes: int, block_bytes: int = BLOCK_BYTES) -> None:
         self.max_bytes = max_bytes
         self.block_bytes = block_bytes

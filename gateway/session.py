@@ -53,6 +53,12 @@ class Channel(Protocol):
 
 
 class Session:
+    # No __dict__ per session (idle memory, docs/performance.md): a new attribute goes here too.
+    __slots__ = ("key", "admin_id", "game", "manager", "client_ip", "client_port", "sub", "seq", "replay",
+                 "channel", "client", "ended", "end_reason", "is_open", "started", "started_at",
+                 "last_input", "linger_deadline", "bytes_to_browser", "bytes_to_game", "_linger", "_idle",
+                 "_paused", "_closed_early", "_connecting", "_opened", "_settled", "waiters", "input_bucket")
+
     def __init__(self, key: str, game: Game, manager: "SessionManager", client_ip: str,
                  sub: str | None, client_port: int = 0) -> None:
         self.key = key
@@ -81,8 +87,9 @@ class Session:
         self._paused = False
         self._closed_early: str | None = None
         self._connecting: asyncio.Task[None] | None = None  # SessionManager._connect
-        # Settled once: open (None), or ChannelError when it never opens. Joins wait on it.
-        self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Settled once: open (True), or the ChannelError of a connect that never opens.
+        self._settled: ChannelError | bool = False
+        self._opened: asyncio.Future[None] | None = None  # joins wait on it; made by the first
         self.waiters = 0  # joins waiting for it (SessionManager.wait_open)
         self.input_bucket = TokenBucket(manager.config.limits.input_burst, self.started)
 
@@ -298,13 +305,17 @@ class Session:
 
     def _settle(self, error: ChannelError | None) -> None:
         """Tell the joins waiting for the connect how it went (the first word stands)."""
-        if self._opened.done():
+        if self._settled is not False:
             return
+        self._settled = True if error is None else error
+        opened, self._opened = self._opened, None
+        if opened is None:
+            return  # no join waits
         if error is None:
-            self._opened.set_result(None)
+            opened.set_result(None)
         else:
-            self._opened.set_exception(error)
-            self._opened.exception()  # retrieved: there may be no join left to wait
+            opened.set_exception(error)
+            opened.exception()  # retrieved: there may be no join left to wait
 
     def _arm_idle(self) -> None:
         timeout = self.manager.config.sessions.idle_timeout_seconds
@@ -411,6 +422,7 @@ class SessionManager:
         del self._opening[session.key]
         self.sessions[session.key] = session
         session.is_open = True
+        session._connecting = None  # only a session still connecting is cancelled through it
         log_event(log, logging.INFO, "session_start", "session start", game=session.game.name,
                   ip=session.client_ip, sub=session.sub)
         session._settle(None)
@@ -432,7 +444,13 @@ class SessionManager:
         session.waiters += 1
         went_away = False
         try:
-            await asyncio.shield(session._opened)  # never cancelled itself: only this join can be
+            settled = session._settled
+            if settled is False:
+                if session._opened is None:
+                    session._opened = asyncio.get_running_loop().create_future()
+                await asyncio.shield(session._opened)  # never cancelled itself: only this join can be
+            elif settled is not True:
+                raise settled
         except asyncio.CancelledError:
             went_away = True
             raise

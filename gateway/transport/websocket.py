@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.socket")
 _encode = msgspec.json.Encoder().encode
 _EMPTY = msgspec.Raw(b"{}")
+_NO_CLAIMS: "Mapping[str, Any]" = MappingProxyType({})  # one for every socket without a token
 
 #: Outbox sizes at which the socket's sessions stop / start reading their games.
 HIGH_WATER = 1 << 20
@@ -129,8 +131,14 @@ class ChannelHandle:
 
 
 class PhoenixSocket:
+    # No __dict__ per socket (idle memory, docs/performance.md): a new attribute goes here too.
+    __slots__ = ("ws", "serializer", "manager", "client_ip", "client_port", "transport", "claims", "channels",
+                 "_joining", "_outbox", "_latency", "_outbox_bytes", "_flush_armed", "_caught_up",
+                 "_caught_up_waiter", "_closed", "_sealed", "_last_progress", "_writing", "_draining",
+                 "_frames", "_tasks", "_overflowed")
+
     def __init__(self, ws: web.WebSocketResponse, serializer: Serializer,
-                 manager: "SessionManager", client_ip: str, claims: dict[str, Any] | None = None,
+                 manager: "SessionManager", client_ip: str, claims: "Mapping[str, Any] | None" = None,
                  client_port: int = 0, transport: asyncio.Transport | None = None) -> None:
         self.ws = ws
         self.serializer = serializer
@@ -138,7 +146,7 @@ class PhoenixSocket:
         self.client_ip = client_ip
         self.client_port = client_port
         self.transport = transport  # the TCP connection under the WebSocket
-        self.claims = claims or {}
+        self.claims = claims or _NO_CLAIMS
         self.channels: dict[str, ChannelHandle] = {}
         self._joining: dict[str, Session] = {}  # topic -> the connecting session its join waits for
         # (frame, when its game bytes were read); a list: an empty deque is 600 bytes per idle socket
@@ -503,7 +511,14 @@ class PhoenixSocket:
         if self._tasks is None:
             self._tasks = set()
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._join_done)
+
+    def _join_done(self, task: "asyncio.Task[None]") -> None:
+        tasks = self._tasks
+        if tasks is not None:
+            tasks.discard(task)
+            if not tasks:
+                self._tasks = None  # an idle socket keeps no empty set
 
     async def _join_when_open(self, msg: Message, params: JoinParams, session: "Session",
                               resumed: bool) -> None:
