@@ -32,13 +32,13 @@ from typing import Any, Callable, Protocol
 
 from telnetlib3 import client as tl_client
 from telnetlib3 import telopt
-from telnetlib3.stream_writer import TelnetWriter
 
 from .. import __version__
 from ..handoff import StreamState, TelnetState
 from .input import encode_naws
 from .proxy import proxy_header
 from .stream import SB, CompressionError, Event, Negotiation, TelnetStream
+from .writer import LeanTelnetWriter
 from .subnegotiation import CHARSET_ACCEPTED, CHARSET_REJECTED, CHARSET_REQUEST, charset_offers, decode_mssp
 
 log = logging.getLogger("gateway.telnet")
@@ -57,6 +57,7 @@ CLOSE_SECONDS = 2.0
 _REFUSED = {telopt.BINARY, telopt.LINEMODE, telopt.LFLOW, telopt.XDISPLOC, telopt.TSPEED,
             telopt.STATUS, telopt.SNDLOC, telopt.MCCP3_COMPRESS, telopt.MSDP, telopt.MSP, telopt.MXP,
             telopt.ZMP, telopt.AARDWOLF, telopt.ATCP, telopt.COM_PORT_OPTION, telopt.LOGOUT}
+_NONE: frozenset[bytes] = frozenset()
 
 
 _IAC_SB_CHARSET = telopt.IAC + telopt.SB + telopt.CHARSET
@@ -89,7 +90,7 @@ class EventSink(Protocol):
     def on_mssp(self, variables: dict[str, Any]) -> None: ...
 
 
-class GameWriter(TelnetWriter):
+class GameWriter(LeanTelnetWriter):
     """telnetlib3's option engine, made to acknowledge disabling as RFC 1143 asks."""
 
     #: Told the option whenever the game says DONT (telnetlib3 has no callback for it).
@@ -120,6 +121,12 @@ class GameClient(tl_client.TelnetClient):
                  restore: TelnetState | None = None) -> None:
         super().__init__(term=TERMINAL_TYPE, cols=naws[0], rows=naws[1], encoding=False,
                          compression=None, connect_maxwait=0.0)
+        # What telnetlib3 builds per connection for what we do not use (idle memory): its
+        # environment filter (send_env is ours), its receive queue (data_received is ours),
+        # asyncio's drain waiters (never awaited; a list has the operations it uses).
+        self._send_environ = _NONE
+        self._rx_queue = []  # type: ignore[assignment]
+        self._drain_waiters = []  # type: ignore[assignment]
         self.sink = sink
         self.stream = stream
         self.game_encoding = encoding
@@ -166,6 +173,7 @@ class GameClient(tl_client.TelnetClient):
         # One shared set for every connection (telnetlib3 only tests membership): a set
         # of 16 options per connection cost 1 KiB each, times two, per idle player.
         w.always_dont = w.always_wont = _REFUSED
+        w.always_do = w.always_will = _NONE
         w.add_will_callback(telopt.MCCP2_COMPRESS, self._on_will_mccp2)
         w.on_dont = self._on_dont
         w.passive_do.add(telopt.MSSP)  # DO on WILL; the variables go to /api/games (_subnegotiation)
