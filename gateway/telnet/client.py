@@ -113,6 +113,10 @@ class GameClient(tl_client.TelnetClient):
     """One telnet connection to a game, reporting events to an ``EventSink``."""
 
     _writer_factory = GameWriter
+    # Ours outside telnetlib3's __dict__, which then fits a smaller table (idle memory).
+    __slots__ = ("sink", "stream", "game_encoding", "gmcp_supports", "mtts", "naws_size", "client_ip",
+                 "_ttype_count", "_timer", "_closed_reason", "_proxy", "_pin", "pin_failed", "loop",
+                 "read_at", "_restore", "_ending_compression")
 
     def __init__(self, sink: EventSink, stream: TelnetStream, *, encoding: str,
                  gmcp_supports: list[str], screen_reader: bool = False,
@@ -177,6 +181,8 @@ class GameClient(tl_client.TelnetClient):
         w.add_will_callback(telopt.MCCP2_COMPRESS, self._on_will_mccp2)
         w.on_dont = self._on_dont
         w.passive_do.add(telopt.MSSP)  # DO on WILL; the variables go to /api/games (_subnegotiation)
+        # telnetlib3's attributes are all set now: a dict sized for them, not grown one by one.
+        self.__dict__ = dict(self.__dict__)
         if self._restore is not None:
             # Adopted from the previous process: the options are on as they were, with
             # no new negotiation (telnetlib3 sends nothing on connect for a client).

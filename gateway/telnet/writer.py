@@ -72,6 +72,14 @@ class LeanTelnetWriter(TelnetWriter):
     _sb_buffer: Any = ()
     #: table attribute -> {option: handler method name}, from the first writer built.
     _default_names: "dict[str, dict[bytes, str]] | None" = None
+    # telnetlib3's flags that start None or False and change, if ever, by assignment: read
+    # from here until then (assigning one makes it the connection's own attribute again).
+    _closed_fut = environ_send_raw = _compressed_remainder = _forwardmask = compression = None
+    _encoding_explicit = _mccp2_activated = mccp2_active = mccp3_active = False
+    _in_loop_detection = _sb_overflow = _slc_sent = _connection_closed = False
+    _START_VALUES = ("_closed_fut", "environ_send_raw", "_compressed_remainder", "_forwardmask",
+                     "compression", "_encoding_explicit", "_mccp2_activated", "mccp2_active", "mccp3_active",
+                     "_in_loop_detection", "_sb_overflow", "_slc_sent", "_connection_closed")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -91,5 +99,9 @@ class LeanTelnetWriter(TelnetWriter):
             d[table] = lazy
         for shared in ("slctab", "_slc_callback", "_slc_buffer", "_sb_buffer"):
             del d[shared]
-        # The attributes telnetlib3 set in a dict sized for them all: a compact copy.
+        for name in self._START_VALUES:
+            if name in d and d[name] is getattr(LeanTelnetWriter, name):
+                del d[name]
+        # What is left, in a dict sized for it (one resize fewer than telnetlib3's
+        # own, with room for the few attributes its feed_byte adds later).
         self.__dict__ = dict(d)
