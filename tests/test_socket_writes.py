@@ -1,10 +1,12 @@
 """How a Phoenix socket writes (websocket.py): no task or Event per socket, one write per batch.
 
-The frames queued in one turn of the event loop go in one ``transport.write``
-(a ``call_soon`` armed when the outbox stops being empty); while aiohttp's
-flow control says the browser is behind, a drain task waits and the frames
-queued meanwhile go in one write after it, in order. Real sockets: the
-server's transport is only counted, never replaced.
+The frames of one game read, and the answers to one browser frame, are
+written at once, in one ``transport.write`` (no turn of the loop in between);
+other frames queued in one turn of the event loop go in one write (a
+``call_soon`` armed when the outbox stops being empty); while aiohttp's flow
+control says the browser is behind, a drain task waits and the frames queued
+meanwhile go in one write after it, in order. Real sockets: the server's
+transport is only counted, never replaced.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import asyncio
 
 import msgspec
 
-from gateway.routes import SOCKETS
-from tests.conftest import make_config
+from gateway.routes import SESSIONS, SOCKETS
+from gateway.telnet.stream import EchoMode, Gmcp, Text
+from tests.conftest import make_config, new_topic
 from tests.test_session_races import until
 
 
@@ -88,3 +91,33 @@ async def test_frames_queued_while_the_browser_is_behind_follow_in_order_in_one_
     assert len(writes) == 1  # the five frames queued during the drain, together
     assert writes[0] == sum(len(numbered(sock, i)) + 2 for i in range(queued, n))  # + 2-byte frame headers
     assert not sock._writing and sock.stalled(float("inf")) == 0
+
+
+async def test_a_browser_frame_is_answered_in_one_write_before_it_returns(mud, gateway):
+    phx, sock = await open_socket(mud, gateway)
+    writes = count_writes(sock)
+    # two messages' answers (a heartbeat's and an unknown event's error) from one frame each
+    sock.receive('[null, "8", "phoenix", "heartbeat", {}]')
+    assert len(writes) == 1 and not sock._outbox and not sock._flush_armed
+    sock.receive('[null, "9", "phoenix", "nope", {}]')
+    assert len(writes) == 2
+    assert (await phx.reply("8"))["status"] == "ok"
+    assert (await phx.reply("9"))["status"] == "error"
+
+
+async def test_a_game_read_is_pushed_in_one_write_at_once(mud, gateway):
+    client, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    await mud.next_connection()
+    (sock,) = client.server.app[SOCKETS]
+    session = sock.channels[topic].session
+    assert session is client.server.app[SESSIONS].get(topic.split(":", 1)[1])
+    writes = count_writes(sock)
+    session.on_events([Text("one\n"), Gmcp("Char.Vitals", {"hp": 1}), EchoMode(False), Text("two\n")])
+    assert len(writes) == 1 and not sock._outbox and not sock._flush_armed  # written before returning
+    assert (await phx.event(topic, "echo"))["message"] == "one\n"
+    assert (await phx.event(topic, "gmcp"))["data"] == {"hp": 1}
+    assert (await phx.event(topic, "option"))["echo"] is False
+    assert (await phx.event(topic, "echo"))["message"] == "two\n"

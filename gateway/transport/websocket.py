@@ -92,7 +92,7 @@ class ChannelHandle:
         for k in events:
             head = heads.get(k.event) if heads is not None else None
             append(head + k.payload + b"]" if head is not None else frame(k.event, k.payload))
-        self.socket.send_many(frames, read_at)
+        self.socket.send_many(frames, read_at, now=True)
 
     def _frame(self, event: str, payload: bytes) -> bytes:
         heads = self._heads
@@ -135,7 +135,7 @@ class PhoenixSocket:
     __slots__ = ("ws", "serializer", "manager", "client_ip", "client_port", "transport", "claims", "channels",
                  "_joining", "_outbox", "_latency", "_outbox_bytes", "_flush_armed", "_caught_up",
                  "_caught_up_waiter", "_closed", "_sealed", "_last_progress", "_writing", "_draining",
-                 "_frames", "_tasks", "_overflowed")
+                 "_frames", "_tasks", "_overflowed", "_read_times", "_corked")
 
     def __init__(self, ws: web.WebSocketResponse, serializer: Serializer,
                  manager: "SessionManager", client_ip: str, claims: "Mapping[str, Any] | None" = None,
@@ -149,8 +149,14 @@ class PhoenixSocket:
         self.claims = claims or _NO_CLAIMS
         self.channels: dict[str, ChannelHandle] = {}
         self._joining: dict[str, Session] = {}  # topic -> the connecting session its join waits for
-        # (frame, when its game bytes were read); a list: an empty deque is 600 bytes per idle socket
-        self._outbox: list[tuple[bytes, float | None]] = []
+        # The frames to write; a list: an empty deque is 600 bytes per idle socket
+        self._outbox: list[bytes] = []
+        # When the game bytes behind the queued frames were read (one per game read), for
+        # the event latency metric; made with the first.
+        self._read_times: list[float] | None = None
+        # While a browser frame is handled, its answers are queued and then written at once
+        # (one write, no loop turn in between): see receive().
+        self._corked = False
         self._latency = manager.metrics.event_latency
         self._outbox_bytes = 0
         # No task and no asyncio.Event per socket (idle memory, docs/performance.md): a
@@ -183,8 +189,14 @@ class PhoenixSocket:
     def send(self, frame: bytes, read_at: float | None = None) -> None:
         self.send_many((frame,), read_at)
 
-    def send_many(self, frames: "Sequence[bytes]", read_at: float | None = None) -> None:
-        """Queue ``frames`` in order (the same as a ``send`` each, checked once)."""
+    def send_many(self, frames: "Sequence[bytes]", read_at: float | None = None, now: bool = False) -> None:
+        """Queue ``frames`` in order (the same as a ``send`` each, checked once).
+
+        They are written when the loop comes round, with whatever else is queued by
+        then (one write); with ``now`` (the frames of one game read), at once: a round
+        trip then costs no extra turn of the loop, and a turn is a system call (epoll).
+        While a browser frame is handled (``receive``), they are written after it.
+        """
         if self._closed or self._sealed or not frames:
             return
         size = sum(map(len, frames))
@@ -192,20 +204,27 @@ class PhoenixSocket:
             # Those that fit would be dropped by the slow-consumer seal at once anyway.
             self._overflow()
             return
-        if not self._outbox and not self._writing:
+        outbox = self._outbox
+        if not outbox and not self._writing:
             self._last_progress = time.monotonic()  # the slow-consumer clock starts now
-            if not self._flush_armed:
-                # Everything queued until the loop comes round goes in one write
-                # (the frames of one game read, say).
+            if not (now or self._corked or self._flush_armed):
+                # Everything queued until the loop comes round goes in one write.
                 self._flush_armed = True
                 asyncio.get_running_loop().call_soon(self._flush)
-        self._outbox.extend([(frame, read_at) for frame in frames])
+        outbox.extend(frames)
+        if read_at is not None:
+            if self._read_times is None:
+                self._read_times = [read_at]
+            else:
+                self._read_times.append(read_at)
         self._outbox_bytes += size
         if self._outbox_bytes > HIGH_WATER and self._caught_up:
             self._caught_up = False
             for handle in self.channels.values():
                 if handle.session is not None:
                     handle.session.pause_reading()
+        if now and not self._corked:
+            self._flush()
 
     def _resume_sessions(self) -> None:
         self._set_caught_up()
@@ -226,6 +245,7 @@ class PhoenixSocket:
         if self._writing or not self._outbox:
             return
         batch, self._outbox = self._outbox, []
+        read_times, self._read_times = self._read_times, None
         self._outbox_bytes = 0
         try:
             paused = self._write_frames(batch)
@@ -234,24 +254,22 @@ class PhoenixSocket:
             return
         if paused:
             self._writing = True
-            self._draining = asyncio.ensure_future(self._drain(batch))
+            self._draining = asyncio.ensure_future(self._drain(read_times))
         else:
-            self._written(batch)
+            self._written(read_times)
 
-    def _written(self, batch: "list[tuple[bytes, float | None]]") -> None:
-        """``batch`` is written (and drained): progress, its latency, maybe resume the sessions."""
+    def _written(self, read_times: "list[float] | None") -> None:
+        """A batch is written (and drained): progress, its latency, maybe resume the sessions."""
         self._last_progress = time.monotonic()
-        observe = self._latency.observe
-        now = asyncio.get_running_loop().time()
-        last = None
-        for _, read_at in batch:
-            if read_at is not None and read_at != last:  # once per game read
+        if read_times is not None:
+            observe = self._latency.observe
+            now = asyncio.get_running_loop().time()
+            for read_at in read_times:  # once per game read
                 observe(now - read_at)
-                last = read_at
         if self._outbox_bytes < LOW_WATER and not self._caught_up:
             self._resume_sessions()
 
-    async def _drain(self, batch: "list[tuple[bytes, float | None]]") -> None:
+    async def _drain(self, read_times: "list[float] | None") -> None:
         try:
             writer = self.ws._writer
             if writer is None:
@@ -264,7 +282,7 @@ class PhoenixSocket:
         finally:
             self._draining = None
         self._writing = False
-        self._written(batch)
+        self._written(read_times)
         if self._outbox and not self._flush_armed:
             self._flush()  # what was queued meanwhile, in order
 
@@ -280,7 +298,7 @@ class PhoenixSocket:
         self._overflowed = asyncio.ensure_future(
             self._shut(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", SLOW_CONSUMER_DRAIN))
 
-    def _write_frames(self, batch: "list[tuple[bytes, float | None]]") -> bool:
+    def _write_frames(self, batch: "list[bytes]") -> bool:
         """The batch's frames in one ``transport.write``; whether aiohttp's flow control
         now says the browser is behind (the caller then waits for the drain)."""
         writer = self.ws._writer  # aiohttp's: its transport and flow-controlled protocol
@@ -289,7 +307,7 @@ class PhoenixSocket:
         if self._frames is None:
             self._frames = FrameEncoder(parse_deflate(self.ws.headers.get("Sec-WebSocket-Extensions"))
                                         if self.ws.compress else None)
-        writer.transport.write(self._frames.encode([frame for frame, _ in batch]))
+        writer.transport.write(self._frames.encode(batch))
         return writer.protocol.writing_paused
 
     def _drop_outbox(self) -> None:
@@ -300,6 +318,7 @@ class PhoenixSocket:
 
     def _forget_queued(self) -> None:
         self._outbox.clear()
+        self._read_times = None
         self._outbox_bytes = 0
 
     def stalled(self, now: float) -> float:
@@ -373,7 +392,7 @@ class PhoenixSocket:
                     await self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"heartbeat timeout")
                     break
                 if msg.type == WSMsgType.TEXT:
-                    self.handle(msg.data)
+                    self.receive(msg.data)
                 elif msg.type == WSMsgType.BINARY:
                     await self.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"text frames only")
                     break
@@ -396,6 +415,17 @@ class PhoenixSocket:
                 except asyncio.TimeoutError:
                     draining.cancel()
                     await asyncio.gather(draining, return_exceptions=True)
+
+    def receive(self, frame: str | bytes) -> None:
+        """One text frame from the browser, handled; what it queued (a reply, a join's
+        replay) is written at once, in one write."""
+        self._corked = True
+        try:
+            self.handle(frame)
+        finally:
+            self._corked = False
+        if self._outbox and not self._writing:
+            self._flush()
 
     def handle(self, frame: str | bytes) -> None:
         """One text frame from the browser."""
