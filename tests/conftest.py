@@ -18,6 +18,18 @@ from gateway.config import parse_config
 from gateway.routes import create_app
 from tests.fakemud import FakeMud
 
+def pytest_asyncio_loop_factories(config, item):
+    """Every async test runs on asyncio's loop and on uvloop, which the gateway runs on where it
+    is installed (cli.loop_factory)."""
+    factories = {"asyncio": asyncio.new_event_loop}
+    try:
+        import uvloop
+    except ImportError:
+        return factories
+    factories["uvloop"] = uvloop.new_event_loop
+    return factories
+
+
 SENT_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 

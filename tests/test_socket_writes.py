@@ -15,10 +15,17 @@ import asyncio
 
 import msgspec
 
+import pytest
+
 from gateway.routes import SESSIONS, SOCKETS
 from gateway.telnet.stream import EchoMode, Gmcp, Text
 from tests.conftest import make_config, new_topic
 from tests.test_session_races import until
+
+
+# The writes are counted by wrapping the server transport's ``write``, which uvloop's
+# transports do not allow; what is counted is our batching, the same on either loop.
+pytestmark = pytest.mark.asyncio(loop_factories=["asyncio"])
 
 
 def count_writes(sock) -> list[int]:
