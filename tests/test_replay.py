@@ -348,3 +348,25 @@ def test_add_many_is_add_of_each(kinds, max_bytes, block_bytes, data):
         assert many.since(last_seq) == each.since(last_seq) == model_since(events, max_bytes, last_seq)
     again = ReplayBuffer.from_state(many.to_state(), max_bytes)
     assert again.since(0) == each.since(0)
+
+
+def test_a_compressed_block_holds_no_more_than_its_data():
+    """The compressor's output is kept in an object of its own size (zstandard hands back one
+    that keeps the worst case's allocation, four times what a MUD block compresses to)."""
+    import random
+    import tracemalloc
+
+    from gateway.replay import BLOCK_BYTES, _compress, _decompress
+    rng = random.Random(3)
+    words = [b"the", b"orc", b"hits", b"you", b"\\u001b[1;31m", b"north", b"gold", b"sword", b"dragon"]
+    blob = b" ".join(rng.choice(words) for _ in range(BLOCK_BYTES // 5))[:BLOCK_BYTES]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        data = _compress(blob)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(data) < len(blob) // 3
+    assert held < len(data) + 256, (held, len(data))
+    assert _decompress(data) == blob
