@@ -93,6 +93,16 @@ async def test_heartbeat_timeout_closes_silent_socket(mud, gateway):
     assert await phx.close_code() == 1001
 
 
+async def test_heartbeats_keep_a_socket_open_past_the_timeout(mud, gateway):
+    """Each message moves the heartbeat timeout on; silence after them still closes (1001)."""
+    _, connect = await gateway(make_config(mud.port, extra="limits: {heartbeat_timeout_seconds: 0.5}"))
+    phx = await connect()
+    for _ in range(12):  # 1.2 s of heartbeats, every 0.1 s: more than twice the timeout
+        assert await phx.request("phoenix", "heartbeat", {}, join_ref=None) == {"status": "ok", "response": {}}
+        await asyncio.sleep(0.1)
+    assert await phx.close_code() == 1001
+
+
 async def test_binary_and_unknown_vsn(mud, gateway):
     client, _ = await gateway(make_config(mud.port))
     resp = await client.get("/socket/websocket?vsn=9.0.0")

@@ -135,7 +135,8 @@ class PhoenixSocket:
     __slots__ = ("ws", "serializer", "manager", "client_ip", "client_port", "transport", "claims", "channels",
                  "_joining", "_outbox", "_latency", "_outbox_bytes", "_flush_armed", "_caught_up",
                  "_caught_up_waiter", "_closed", "_sealed", "_last_progress", "_writing", "_draining",
-                 "_frames", "_tasks", "_overflowed", "_read_times", "_corked")
+                 "_frames", "_tasks", "_overflowed", "_read_times", "_corked", "_heard", "_heartbeat",
+                 "_silenced")
 
     def __init__(self, ws: web.WebSocketResponse, serializer: Serializer,
                  manager: "SessionManager", client_ip: str, claims: "Mapping[str, Any] | None" = None,
@@ -157,6 +158,12 @@ class PhoenixSocket:
         # While a browser frame is handled, its answers are queued and then written at once
         # (one write, no loop turn in between): see receive().
         self._corked = False
+        # The heartbeat timeout (SPEC 4.1): when the browser was last heard from, one timer
+        # per socket that moves itself on when it finds a later message (no timer per
+        # message), and the close it started when none came.
+        self._heard = 0.0
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self._silenced: asyncio.Task[bool] | None = None
         self._latency = manager.metrics.event_latency
         self._outbox_bytes = 0
         # No task and no asyncio.Event per socket (idle memory, docs/performance.md): a
@@ -376,30 +383,35 @@ class PhoenixSocket:
     # -- incoming --------------------------------------------------------------
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._heard = loop.time()
+        self._heartbeat = loop.call_at(self._heard + self.config.limits.heartbeat_timeout_seconds,
+                                       self._heartbeat_due)
         try:
             while True:
-                timeout = self.config.limits.heartbeat_timeout_seconds
                 if not self._caught_up:
                     # A browser that sends without reading its replies is not read
                     # either until it catches up: TCP pushes back on it too.
                     if self._caught_up_waiter is None:
-                        self._caught_up_waiter = asyncio.get_running_loop().create_future()
+                        self._caught_up_waiter = loop.create_future()
                     await self._caught_up_waiter
-                try:
-                    msg = await self.ws.receive(timeout=timeout)
-                except asyncio.TimeoutError:
-                    log.info("socket %s: no message for %gs, closing", self.client_ip, timeout)
-                    await self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"heartbeat timeout")
-                    break
+                    self._heard = loop.time()  # it could not be heard meanwhile
+                msg = await self.ws.receive()
+                self._heard = loop.time()
                 if msg.type == WSMsgType.TEXT:
                     self.receive(msg.data)
                 elif msg.type == WSMsgType.BINARY:
                     await self.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"text frames only")
                     break
-                else:  # CLOSE, CLOSING, CLOSED, ERROR (aiohttp closed oversize frames with 1009)
+                else:  # CLOSE, CLOSING (our heartbeat close), CLOSED, ERROR (oversize frames: 1009)
                     break
         finally:
             self._closed = True
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+                self._heartbeat = None
+            if self._silenced is not None:  # the heartbeat close: the browser's close frame, or its time-out
+                await asyncio.gather(self._silenced, return_exceptions=True)
             for task in list(self._tasks or ()):
                 task.cancel()
             for handle in list(self.channels.values()):
@@ -415,6 +427,26 @@ class PhoenixSocket:
                 except asyncio.TimeoutError:
                     draining.cancel()
                     await asyncio.gather(draining, return_exceptions=True)
+
+    def _heartbeat_due(self) -> None:
+        """The heartbeat timer: nothing heard for ``heartbeat_timeout_seconds`` (the live
+        config's) closes the socket (1001); a message heard meanwhile moves the timer on."""
+        self._heartbeat = None
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        timeout = self.config.limits.heartbeat_timeout_seconds
+        due = self._heard + timeout
+        if not self._caught_up:  # not read while backed up: not silent (run() resets _heard)
+            self._heartbeat = loop.call_at(loop.time() + timeout, self._heartbeat_due)
+            return
+        if loop.time() < due:
+            self._heartbeat = loop.call_at(due, self._heartbeat_due)
+            return
+        log.info("socket %s: no message for %gs, closing", self.client_ip, timeout)
+        # receive() in run() gets CLOSING and returns; run() then waits for this close.
+        self._silenced = asyncio.ensure_future(
+            self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"heartbeat timeout"))
 
     def receive(self, frame: str | bytes) -> None:
         """One text frame from the browser, handled; what it queued (a reply, a join's
