@@ -180,12 +180,7 @@ class ReplayBuffer:
         first_seq = entries[0].seq
         if entries[-1].seq - first_seq != n - 1:  # not consecutive (never from a session): one by one
             for entry in entries:
-                self._append(entry)
-                block = blocks[-1]
-                if block.state is None and self._open_size >= self.block_bytes:
-                    self._seal(block)
-            if self.size > self.max_bytes:
-                self._drop()
+                self.add(entry)
             return
         block_bytes = self.block_bytes
         sizes = [len(k.payload) for k in entries]

@@ -142,6 +142,12 @@ def parse_gmcp(payload: bytes, raw: bool = False) -> Gmcp:
     return Gmcp(name, data)
 
 
+def _sb_payload(data: bytes, start: int, end: int) -> bytes:
+    """A subnegotiation's content, ``data[start:end]``, with its escaped IACs (IAC IAC) undone."""
+    payload = data[start:end]
+    return payload.replace(b"\xff\xff", b"\xff") if b"\xff\xff" in payload else payload
+
+
 def _drop_cr_nul(raw: bytes) -> bytes:
     """SPEC 4.3: ``\r`` and NUL are dropped (so ``\r\n`` and ``\n\r`` become ``\n``).
 
@@ -356,23 +362,17 @@ class TelnetStream:
                 if end - i > MAX_SUBNEGOTIATION:
                     continue  # oversized, even though it came whole: dropped
                 if data[i + 2] == OPT_GMCP:  # the hot path: inline
-                    payload = data[i + 3:end]
-                    if b"\xff\xff" in payload:
-                        payload = payload.replace(b"\xff\xff", b"\xff")
                     if "\n" in self._text:
                         self._flush_lines(events)
                     raw = self.raw_gmcp
-                    events.append(parse_gmcp(payload, raw))
+                    events.append(parse_gmcp(_sb_payload(data, i + 3, end), raw))
                     # GMCP back to back (a burst of vitals): each plain one here, the rest above
                     while data.startswith(_IAC_SB_GMCP, pos):
                         end = find(_IAC_SE, pos + 3)
                         if end < 0 or data[end - 1] == IAC or end - pos > MAX_SUBNEGOTIATION:
                             break
-                        payload = data[pos + 3:end]
-                        if b"\xff\xff" in payload:
-                            payload = payload.replace(b"\xff\xff", b"\xff")
+                        events.append(parse_gmcp(_sb_payload(data, pos + 3, end), raw))
                         pos = end + 2
-                        events.append(parse_gmcp(payload, raw))
                 elif self._subnegotiation(data[i:end + 2], events):
                     # MCCP2 starts right after this IAC SE: the rest is compressed.
                     self._inflate = zlib.decompressobj()
@@ -472,7 +472,11 @@ class TelnetStream:
 
     def _add_raw(self, raw: bytes, events: list[Event]) -> None:
         """A run of game text bytes (no telnet command in it)."""
-        text = self._decoder.decode(_drop_cr_nul(raw))
+        self._add_clean(_drop_cr_nul(raw), events)
+
+    def _add_clean(self, clean: bytes, events: list[Event]) -> None:
+        """Text bytes with ``\r`` and NUL dropped: decoded and held back or sent."""
+        text = self._decoder.decode(clean)
         if text:
             self._add_text(text, events)
 
@@ -483,9 +487,7 @@ class TelnetStream:
         data = _drop_cr_nul(data)
         nl = data.rfind(b"\n")
         if nl < 0:
-            text = self._decoder.decode(data)
-            if text:
-                self._add_text(text, events)
+            self._add_clean(data, events)
             return
         decode = self._decoder.decode
         lines = decode(data[:nl + 1])  # ends with "\n": the decoder holds nothing back
