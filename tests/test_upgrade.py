@@ -22,7 +22,7 @@ import trustme
 
 from tests.conftest import free_port, new_topic
 from tests.fakemud import FakeMud
-from tests.upgrade_helpers import ROOT, GatewayProcess, config_text
+from tests.upgrade_helpers import ROOT, GatewayProcess, config_text, playing
 
 WILL, WONT, DO, SB, SE, GA, IAC = 251, 252, 253, 250, 240, 249, 255
 
@@ -51,10 +51,7 @@ async def start(tmp_path):
 
 async def test_upgrade_keeps_the_game_connection_and_resumes(mud, start):
     gw = await start(config_text(mud.port, free_port()))
-    phx = await gw.connect()
-    topic = new_topic()
-    assert (await phx.join(topic))["status"] == "ok"
-    conn = await mud.next_connection()
+    phx, topic, conn = await playing(gw, mud)
     conn.send(b"before\r\n")
     before = await phx.event(topic, "echo")
     assert before["message"] == "before\n"
@@ -206,10 +203,7 @@ async def test_lingering_session_resumes_after_upgrade_and_expires_on_time(mud, 
 
 async def test_failing_check_abandons(mud, start, tmp_path):
     gw = await start(config_text(mud.port, free_port()))
-    phx = await gw.connect()
-    topic = new_topic()
-    assert (await phx.join(topic))["status"] == "ok"
-    conn = await mud.next_connection()
+    phx, topic, conn = await playing(gw, mud)
     good = gw.config_path.read_text()
     gw.config_path.write_text(good.replace(f"port: {mud.port}", "port: lots"))
     proc = await asyncio.create_subprocess_exec(
@@ -397,10 +391,7 @@ async def test_second_sigusr2_during_an_upgrade_is_ignored(mud, start):
 
 async def test_sigterm_during_an_upgrade_stops_gracefully(mud, start):
     gw = await start(config_text(mud.port, free_port()))
-    phx = await gw.connect()
-    topic = new_topic()
-    assert (await phx.join(topic))["status"] == "ok"
-    conn = await mud.next_connection()
+    phx, topic, conn = await playing(gw, mud)
     gw.signal()
     await gw.until_note("RELOADING=1")
     gw.signal(signal.SIGTERM)  # held across the exec, or acted on before it: a graceful stop either way

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import Phx, config_yaml
+from tests.conftest import Phx, config_yaml, new_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def config_text(mud_port: int, listen_port: int, extra: str = "", game_extra: str = "") -> str:
     """A config file's text: the fake game (tests/conftest.py) served on ``listen_port``."""
     return f"listen: {{host: 127.0.0.1, port: {listen_port}}}" + config_yaml(mud_port, extra, game_extra)
+
+
+async def playing(gw: "GatewayProcess", mud) -> tuple[Phx, str, Any]:
+    """A browser on ``gw`` joined to a new topic, and the game connection it made: (phx, topic, conn)."""
+    phx = await gw.connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    return phx, topic, await mud.next_connection()
 
 
 class GatewayProcess:
