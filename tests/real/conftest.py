@@ -83,6 +83,19 @@ def wait_for_banner(port: int, banner: bytes, what: str, log: Path) -> None:
     pytest.fail(f"no {what} within {START_SECONDS} s\n{tail(log)}")
 
 
+def wait_for_log(log: Path, needle: str, what: str) -> None:
+    """Wait until ``needle`` appears in the file ``log``."""
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if needle in log.read_text(errors="replace"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"no {what} within {START_SECONDS} s\n{tail(log)}")
+
+
 def tail(path: Path, lines: int = 40) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -233,11 +246,14 @@ LOGIN_THROTTLE_LIMIT = None
     try:
         run_logged([str(EVENNIA), "start"], cwd=gamedir, log=log, env=start_env)
         wait_listening(telnet_port, "Evennia", lambda: True, log)
-        # The portal listens before the server is done with its first start (it restarts
-        # once after the initial set-up, and tells a player " ... Server restarted."):
-        # ready once a plain connection gets the login screen.
-        wait_for_banner(telnet_port, b"create <username>", "Evennia's login screen",
-                        gamedir / "server" / "logs" / "server.log")
+        # The portal listens before the server is done with its first start: the server
+        # starts, runs the initial set-up, and restarts once. A connection made while the
+        # server is down is closed by the portal (an AttributeError in its session sync),
+        # so a login screen from the first start is not enough: wait for the restart too.
+        server_log = gamedir / "server" / "logs" / "server.log"
+        wait_for_log(server_log, "Evennia Server successfully restarted", "Evennia's restart "
+                     "after its initial set-up")
+        wait_for_banner(telnet_port, b"create <username>", "Evennia's login screen", server_log)
         yield Game("evennia", telnet_port, gamedir / "server" / "logs" / "portal.log")
     finally:
         with open(log, "a") as out:
