@@ -21,6 +21,7 @@ from .auth import TokenError, authenticate
 from .config import Config, normalise_origin, origin_parts
 from .metrics import CONTENT_TYPE_LATEST
 from .session import SessionManager
+from .transport.frames import parse_deflate
 from .transport.serializer import serializer_for
 from .transport.websocket import PhoenixSocket
 from .webclient import add_routes as add_client_routes
@@ -89,22 +90,39 @@ async def socket(request: web.Request) -> web.StreamResponse:
     except TokenError as exc:
         log.info("refused token from %s: %s", ip, exc)  # the reason only, never the token
         raise web.HTTPForbidden(text="invalid or missing token") from None
-    ws = web.WebSocketResponse(max_msg_size=config.limits.max_frame_bytes, autoping=True,
-                               protocols=("phoenix",))
-    await ws.prepare(request)
-    peer = request.transport.get_extra_info("peername") if request.transport else None
+    ws = _Upgrade(protocols=("phoenix",))
+    transport, handler = request.transport, request.protocol
+    if transport is None or not ws.can_prepare(request).ok:
+        await ws.prepare(request)  # aiohttp answers the bad upgrade (400) as it does
+        return ws
+    peer = transport.get_extra_info("peername")
     direct = peer and str(parse_address(request.remote or "")) == ip
     port = peer[1] if direct else 0  # behind a proxy: not known
-    sock = PhoenixSocket(ws, serializer, request.app[SESSIONS], ip, claims=claims,
-                         client_port=port, transport=request.transport)
-    request.app[SOCKETS].add(sock)
-    try:
-        await sock.run()
-    finally:
-        request.app[SOCKETS].discard(sock)
-        if not ws.closed:
-            await ws.close()
+    sock = PhoenixSocket(transport, serializer, request.app[SESSIONS], ip, claims=claims,
+                         client_port=port, registry=request.app[SOCKETS])
+    # From here the connection is the socket's: what the browser sends reaches it, not
+    # aiohttp (what aiohttp already holds after the request, too: sent before the 101).
+    tail = getattr(handler, "_message_tail", b"")
+    if tail:
+        handler._message_tail = b""
+        sock.data_received(tail)
+    transport.set_protocol(sock)
+    await ws.prepare(request)  # the 101, with the subprotocol and permessage-deflate agreed
+    sock.start(parse_deflate(ws.headers.get("Sec-WebSocket-Extensions")) if ws.compress else None)
+    # aiohttp forgets the connection without closing it: its request handler, parser,
+    # task and WebSocket reader are freed (idle memory, docs/performance.md).
+    handler.transport = None
+    handler.connection_lost(None)
     return ws
+
+
+class _Upgrade(web.WebSocketResponse):
+    """aiohttp's handshake (checks, 101, subprotocol, permessage-deflate); the WebSocket
+    after it is the PhoenixSocket's (transport/websocket.py), so aiohttp, which ends every
+    response with ``write_eof``, has no close frame of its own to write."""
+
+    async def write_eof(self) -> None:  # type: ignore[override]
+        return None
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -1,15 +1,21 @@
-"""The socket's frame writer (gateway/transport/frames.py): whatever the messages, a WebSocket
-reader gets them back one frame each, compressed or not."""
+"""The socket's frames (gateway/transport/frames.py): whatever the messages, a WebSocket reader
+gets them back one frame each, compressed or not; whatever the browser's frames and however
+its bytes are cut, the reader gets its messages back, and a frame that breaks RFC 6455 gets
+the RFC's close code."""
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.transport.frames import DEFLATE_MIN_SIZE, FrameEncoder, parse_deflate
+from gateway.transport.frames import (BINARY, CLOSE, CONTINUATION, DEFLATE_MIN_SIZE, NO_STATUS, PING, TEXT,
+                                      FrameEncoder, FrameError, FrameReader, close_frame, parse_deflate,
+                                      unmask)
 
 from tests.conftest import make_config, new_topic
 from gateway.telnet.stream import IAC, SB, SE
@@ -90,3 +96,124 @@ async def test_deflate_browser_gets_every_event(mud, gateway):
             assert frame[4]["module"] == "Char.Vitals" and frame[4]["data"] == {"hp": 7}
     assert text == "hi\n" + big + "end\n"
     assert (await phx.request(topic, "recv", {"message": "look"}))["status"] == "ok"
+
+
+# -- the browser's frames (FrameReader) ---------------------------------------------------------
+
+def client_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, masked: bool = True) -> bytes:
+    """A frame as a browser sends it (RFC 6455 5.2): masked with a random key."""
+    n = len(payload)
+    first = (0x80 if fin else 0) | rsv | opcode
+    bit = 0x80 if masked else 0
+    head = (bytes((first, bit | n)) if n < 126 else struct.pack("!BBH", first, bit | 126, n) if n < 65536
+            else struct.pack("!BBQ", first, bit | 127, n))
+    if not masked:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def deflated(message: bytes) -> bytes:
+    """A message compressed as permessage-deflate sends it (the 4-byte tail dropped)."""
+    z = zlib.compressobj(wbits=-15)
+    return (z.compress(message) + z.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def read_all(reader: FrameReader) -> list[tuple[int, object]]:
+    out = []
+    while (msg := reader.next()) is not None:
+        out.append(msg)
+    return out
+
+
+def test_unmask_is_xor_with_the_key_repeated():
+    for n in (0, 1, 3, 4, 5, 125, 1000):
+        data, key = os.urandom(n), os.urandom(4)
+        assert unmask(data, key) == bytes(b ^ key[i % 4] for i, b in enumerate(data))
+
+
+browser_messages = st.lists(st.tuples(st.sampled_from([TEXT, BINARY, PING]),
+                                      st.text(max_size=300).map(str.encode)
+                                      | st.binary(min_size=126, max_size=70000).map(lambda b: b.hex().encode()),
+                                      st.integers(1, 3), st.booleans()), max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(browser_messages, st.data())
+def test_any_chunking_of_the_browsers_frames_gives_the_same_messages(msgs, data):
+    """Fragmented (pings between the fragments), compressed or not, cut anywhere: the same messages."""
+    wire, want, deflate = b"", [], data.draw(st.booleans())
+    for opcode, payload, pieces, compress in msgs:
+        if opcode == PING:
+            payload = payload[:125]
+            wire += client_frame(PING, payload)
+            want.append((PING, payload))
+            continue
+        compress = compress and deflate
+        body = deflated(payload) if compress else payload
+        cut = [len(body) * i // pieces for i in range(pieces + 1)]
+        for i in range(pieces):
+            wire += client_frame(opcode if i == 0 else CONTINUATION, body[cut[i]:cut[i + 1]],
+                                 fin=i == pieces - 1, rsv=0x40 if compress and i == 0 else 0)
+            if i == 0 and pieces > 1:
+                wire += client_frame(PING, b"between")
+                want.append((PING, b"between"))
+        want.append((opcode, payload.decode() if opcode == TEXT else payload))
+    # A ping between fragments comes out before the message it interrupts.
+    reader = FrameReader(200_000, deflate=deflate)
+    got = []
+    points = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=8)))
+    for a, b in zip([0, *points], [*points, len(wire)]):
+        reader.feed(wire[a:b])
+        got += read_all(reader)
+    assert got == want
+    assert reader._buf == b"" and reader._parts is None
+
+
+def test_close_frames():
+    reader = FrameReader(100)
+    reader.feed(client_frame(CLOSE, b"") + client_frame(CLOSE, struct.pack("!H", 4000) + "bye ☕".encode()))
+    assert read_all(reader) == [(CLOSE, (NO_STATUS, "")), (CLOSE, (4000, "bye ☕"))]
+    assert close_frame(1001, b"x" * 200) == bytes((0x88, 125)) + struct.pack("!H", 1001) + b"x" * 123
+
+
+@pytest.mark.parametrize("wire, code", [
+    (client_frame(TEXT, b"hi", masked=False), 1002),                       # unmasked
+    (client_frame(TEXT, b"hi", rsv=0x40), 1002),                           # RSV1 without deflate
+    (client_frame(TEXT, b"hi", rsv=0x20), 1002),                           # RSV2
+    (client_frame(CONTINUATION, b"hi"), 1002),                              # no message to continue
+    (client_frame(TEXT, b"a", fin=False) + client_frame(TEXT, b"b"), 1002),  # a new message mid-way
+    (client_frame(PING, b"x" * 126), 1002),                                 # long control frame
+    (client_frame(PING, b"x", fin=False), 1002),                            # fragmented control frame
+    (client_frame(0x3, b"x"), 1002),                                        # reserved opcode
+    (client_frame(CLOSE, b"\x03"), 1002),                                   # one-byte close payload
+    (client_frame(CLOSE, struct.pack("!H", 1005)), 1002),                   # a code no one may send
+    (client_frame(CLOSE, struct.pack("!H", 1000) + b"\xff"), 1007),         # reason not UTF-8
+    (client_frame(TEXT, b"\xc3("), 1007),                                   # text not UTF-8
+    (client_frame(TEXT, b"x" * 101), 1009),                                 # over max_size
+    (client_frame(TEXT, b"x" * 60, fin=False) + client_frame(CONTINUATION, b"x" * 60), 1009),
+])
+def test_broken_frames_fail_with_the_rfcs_close_code(wire, code):
+    reader = FrameReader(100)
+    reader.feed(wire)
+    with pytest.raises(FrameError) as err:
+        read_all(reader)
+    assert err.value.code == code
+
+
+def test_oversize_is_refused_at_the_header_and_after_inflating():
+    reader = FrameReader(1000)
+    reader.feed(client_frame(TEXT, b"x" * 2000)[:10])  # only the header: never buffered whole
+    with pytest.raises(FrameError) as err:
+        reader.next()
+    assert err.value.code == 1009
+    bomb = FrameReader(1000, deflate=True)
+    bomb.feed(client_frame(TEXT, deflated(b"x" * 100_000), rsv=0x40))  # ~100 bytes on the wire
+    with pytest.raises(FrameError) as err:
+        bomb.next()
+    assert err.value.code == 1009
+    garbage = FrameReader(1000, deflate=True)
+    garbage.feed(client_frame(TEXT, b"\xff\xff\xff\xff", rsv=0x40))
+    with pytest.raises(FrameError) as err:
+        garbage.next()
+    assert err.value.code == 1007

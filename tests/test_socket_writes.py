@@ -30,7 +30,7 @@ pytestmark = pytest.mark.asyncio(loop_factories=["asyncio"])
 
 def count_writes(sock) -> list[int]:
     """The sizes of the server transport's writes from now on (the real write still happens)."""
-    transport = sock.ws._writer.transport
+    transport = sock.transport
     sizes: list[int] = []
     real = transport.write
 

@@ -1,6 +1,20 @@
-"""Server-to-browser WebSocket text frames (RFC 6455), permessage-deflate (RFC 7692), sans-I/O.
+"""WebSocket frames both ways (RFC 6455), permessage-deflate (RFC 7692), sans-I/O.
 
-The socket writes every frame queued since its last write with one
+After the handshake the connection is the socket's own (websocket.py), not
+aiohttp's: ``FrameReader`` turns the browser's bytes into whole messages, and
+``FrameEncoder`` the socket's messages into frames.
+
+**Reading.** The browser's frames are masked, may be fragmented (control
+frames between the fragments) and, with permessage-deflate, compressed (one
+inflate context per socket, made with the first compressed message). What
+breaks RFC 6455 is an error with the close code the RFC gives it:
+``FrameError(1002)`` for a protocol error (an unmasked frame, reserved bits,
+an unknown opcode, a continuation with no message, a fragmented or long
+control frame, a bad close code), ``1007`` for a text message or close reason
+that is not UTF-8, ``1009`` for a message over ``max_size`` bytes (checked at
+each frame's header, and after inflating: nothing larger is ever buffered).
+
+**Writing.** The socket writes every frame queued since its last write with one
 ``transport.write`` (one system call for all the events of a game read, not
 one each); this module turns a batch of Phoenix messages into those bytes.
 
@@ -21,7 +35,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Iterable
+from typing import Any, Iterable
 
 #: zlib level 1: on MUD frames ~94% of level 6's saving for ~60% of its CPU.
 DEFLATE_LEVEL = 1
@@ -36,6 +50,12 @@ _RSV1 = 0x40          # "this message is compressed"
 _TAIL = b"\x00\x00\xff\xff"
 _LEN2 = struct.Struct("!BBH").pack
 _LEN8 = struct.Struct("!BBQ").pack
+_CLOSE_CODE = struct.Struct("!H")
+
+# Opcodes (RFC 6455 5.2).
+CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+#: A close frame without a code (RFC 6455 7.1.5: "no status code was present").
+NO_STATUS = 1005
 
 
 def frame_header(first: int, length: int) -> bytes:
@@ -110,3 +130,169 @@ class FrameEncoder:
             append(frame_header(_TEXT | _RSV1, len(data)))
             append(data)
         return b"".join(out)
+
+
+def control_frame(opcode: int, payload: bytes = b"") -> bytes:
+    """A server control frame (unmasked): ``PONG`` with the ping's payload, say."""
+    return bytes((0x80 | opcode, len(payload))) + payload
+
+
+def close_frame(code: int, reason: bytes = b"") -> bytes:
+    """A close frame; its reason is cut to fit a control frame's 125 bytes."""
+    return control_frame(CLOSE, _CLOSE_CODE.pack(code) + reason[:123])
+
+
+class FrameError(Exception):
+    """The browser broke RFC 6455: the connection is failed with ``code`` (1002, 1007, 1009)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _valid_close_code(code: int) -> bool:
+    """RFC 6455 7.4: the codes an endpoint may send (IANA-registered ones and 3000-4999)."""
+    return 1000 <= code <= 1014 and code not in (1004, 1005, 1006) or 3000 <= code <= 4999
+
+
+def unmask(data: bytes, mask: bytes) -> bytes:
+    """XOR ``data`` with the 4-byte ``mask`` repeated (RFC 6455 5.3), as two big integers:
+    C speed, no Python loop over the bytes."""
+    n = len(data)
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+
+
+class FrameReader:
+    """The browser's bytes -> its messages, for one socket (see the module's docstring).
+
+    ``feed`` the bytes as they come; ``next`` returns the next whole message as
+    ``(opcode, data)``: ``(TEXT, str)``, ``(BINARY, bytes)``, ``(PING, bytes)``,
+    ``(CLOSE, (code, reason))`` (``NO_STATUS`` when the frame had no code), or
+    None until more bytes are needed. Pongs are taken and dropped.
+    """
+
+    __slots__ = ("max_size", "deflate", "_buf", "_parts", "_size", "_opcode", "_compressed", "_zlib")
+
+    def __init__(self, max_size: int, deflate: bool = False) -> None:
+        self.max_size = max_size
+        self.deflate = deflate  # permessage-deflate was agreed: RSV1 marks a compressed message
+        self._buf = bytearray()
+        self._parts: list[bytes] | None = None  # the frames so far of a fragmented message
+        self._size = 0
+        self._opcode = 0
+        self._compressed = False
+        self._zlib: "zlib._Decompress | None" = None
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def next(self) -> "tuple[int, Any] | None":
+        buf = self._buf
+        while True:
+            n = len(buf)
+            if n < 2:
+                return None
+            first, second = buf[0], buf[1]
+            length = second & 0x7F
+            at = 2
+            if length == 126:
+                if n < 4:
+                    return None
+                length = int.from_bytes(buf[2:4], "big")
+                at = 4
+            elif length == 127:
+                if n < 10:
+                    return None
+                length = int.from_bytes(buf[2:10], "big")
+                at = 10
+            if not second & 0x80:
+                raise FrameError(1002, "unmasked frame")
+            opcode = first & 0x0F
+            fin = first & 0x80
+            rsv = first & 0x70
+            if opcode >= CLOSE:
+                if not fin or length > 125:
+                    raise FrameError(1002, "fragmented or long control frame")
+                if rsv:
+                    raise FrameError(1002, "reserved bits set")
+            elif self._size + length > self.max_size:
+                raise FrameError(1009, "message too big")
+            end = at + 4 + length
+            if n < end:
+                return None
+            payload = bytes(buf[at + 4:end])
+            if length:
+                payload = unmask(payload, bytes(buf[at:at + 4]))
+            del buf[:end]
+
+            if opcode == CONTINUATION:
+                parts = self._parts
+                if parts is None:
+                    raise FrameError(1002, "continuation frame without a message")
+                if rsv:
+                    raise FrameError(1002, "reserved bits set")
+                parts.append(payload)
+                self._size += length
+                if not fin:
+                    continue
+                opcode, compressed = self._opcode, self._compressed
+                payload = b"".join(parts)
+                self._parts = None
+                self._size = 0
+            elif opcode == TEXT or opcode == BINARY:
+                if self._parts is not None:
+                    raise FrameError(1002, "a new message before the last one ended")
+                if rsv & ~(0x40 if self.deflate else 0):
+                    raise FrameError(1002, "reserved bits set")
+                compressed = bool(rsv)
+                if not fin:
+                    self._parts = [payload]
+                    self._size = length
+                    self._opcode = opcode
+                    self._compressed = compressed
+                    continue
+            elif opcode == PING:
+                return PING, payload
+            elif opcode == PONG:
+                continue
+            elif opcode == CLOSE:
+                return CLOSE, self._close(payload)
+            else:
+                raise FrameError(1002, f"unknown opcode {opcode}")
+
+            if compressed:
+                payload = self._inflate(payload)
+            if opcode == TEXT:
+                try:
+                    return TEXT, payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise FrameError(1007, "text message is not UTF-8") from None
+            return BINARY, payload
+
+    def _inflate(self, data: bytes) -> bytes:
+        z = self._zlib
+        if z is None:  # any window the browser chose: 15 reads them all
+            z = self._zlib = zlib.decompressobj(-15)
+        try:
+            out = z.decompress(data + _TAIL, self.max_size + 1)
+        except zlib.error:
+            raise FrameError(1007, "compressed message is not deflate data") from None
+        if len(out) > self.max_size or z.unconsumed_tail:
+            raise FrameError(1009, "message too big")
+        return out
+
+    @staticmethod
+    def _close(payload: bytes) -> "tuple[int, str]":
+        if not payload:
+            return NO_STATUS, ""
+        if len(payload) < 2:
+            raise FrameError(1002, "close frame with a one-byte payload")
+        (code,) = _CLOSE_CODE.unpack_from(payload)
+        if not _valid_close_code(code):
+            raise FrameError(1002, f"close code {code}")
+        try:
+            return code, payload[2:].decode("utf-8")
+        except UnicodeDecodeError:
+            raise FrameError(1007, "close reason is not UTF-8") from None

@@ -1,14 +1,20 @@
-"""The Phoenix socket over an aiohttp WebSocket (SPEC 4.1): frames in, frames out.
+"""The Phoenix socket over a WebSocket (SPEC 4.1): frames in, frames out.
 
-One ``PhoenixSocket`` per WebSocket connection. It decodes each text frame
+One ``PhoenixSocket`` per WebSocket connection. aiohttp answers the upgrade
+(routes.py); from the 101 on the connection is the socket's own: it is the
+transport's protocol (``data_received``, flow control, ``connection_lost``),
+its frames are read and written by ``frames.py``, and aiohttp keeps nothing of
+it (no request, handler task or reader queue per player: idle memory and a
+round trip's CPU, docs/performance.md). It decodes each text frame
 with the serializer the ``vsn`` chose, answers heartbeats, routes joins,
 leaves and pushes to channels, and writes every outgoing frame through one
 ordered outbox. When the outbox backs up, the sessions feeding it stop
 reading their games (TCP pushes back on the game) until the browser catches
 up; a browser that makes no progress for ``slow_consumer_seconds`` is
-disconnected. Nor is the browser read while the outbox is backed up, so
-nothing it sends can make the outbox grow further; and the outbox has a hard
-byte bound (``outbox_limit``) over which the browser is a slow consumer at once.
+disconnected. Nor is the browser read while the outbox is backed up (the
+transport's reading is paused), so nothing it sends can make the outbox grow
+further; and the outbox has a hard byte bound (``outbox_limit``) over which
+the browser is a slow consumer at once.
 
 A join of an open session is done at once, in order with the frames around
 it; only a join that must wait for a game connection runs on (``_join_when_open``).
@@ -23,13 +29,14 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import msgspec
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode
 
 from .. import channel as ch
 from ..auth import may_join
 from ..channel import ChannelError, DisconnectPayload, JoinParams, parse_join, parse_push, sent_at, session_key
 from ..logs import log_event
-from .frames import FrameEncoder, parse_deflate
+from .frames import (BINARY, CLOSE, NO_STATUS, PING, PONG, TEXT, FrameEncoder, FrameError, FrameReader,
+                     close_frame, control_frame)
 from .serializer import MalformedMessage, Message, Serializer
 
 if TYPE_CHECKING:
@@ -38,6 +45,11 @@ if TYPE_CHECKING:
     from ..session import Session, SessionManager
 
 log = logging.getLogger("gateway.socket")
+
+
+def _log_failure(task: "asyncio.Task[Any]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("socket close failed", exc_info=task.exception())
 _encode = msgspec.json.Encoder().encode
 _EMPTY = msgspec.Raw(b"{}")
 _NO_CLAIMS: "Mapping[str, Any]" = MappingProxyType({})  # one for every socket without a token
@@ -130,23 +142,33 @@ class ChannelHandle:
         sock.send(sock.serializer.encode(self.join_ref, self.join_ref, self.topic, "phx_close", _EMPTY))
 
 
-class PhoenixSocket:
+class PhoenixSocket(asyncio.Protocol):
     # No __dict__ per socket (idle memory, docs/performance.md): a new attribute goes here too.
-    __slots__ = ("ws", "serializer", "manager", "client_ip", "client_port", "transport", "claims", "channels",
+    __slots__ = ("serializer", "manager", "client_ip", "client_port", "transport", "claims", "channels",
                  "_joining", "_outbox", "_latency", "_outbox_bytes", "_flush_armed", "_caught_up",
-                 "_caught_up_waiter", "_closed", "_sealed", "_last_progress", "_writing", "_draining",
+                 "_closed", "_sealed", "_last_progress", "_writing", "_draining",
                  "_frames", "_tasks", "_overflowed", "_read_times", "_corked", "_heard", "_heartbeat",
-                 "_silenced")
+                 "_closing", "_reader", "_registry", "_started", "_lost", "_lost_waiter", "_paused",
+                 "_drain_waiter", "_close_sent", "_finished", "_reading_paused")
 
-    def __init__(self, ws: web.WebSocketResponse, serializer: Serializer,
+    def __init__(self, transport: asyncio.Transport, serializer: Serializer,
                  manager: "SessionManager", client_ip: str, claims: "Mapping[str, Any] | None" = None,
-                 client_port: int = 0, transport: asyncio.Transport | None = None) -> None:
-        self.ws = ws
+                 client_port: int = 0, registry: "set[PhoenixSocket] | None" = None) -> None:
         self.serializer = serializer
         self.manager = manager
         self.client_ip = client_ip
         self.client_port = client_port
-        self.transport = transport  # the TCP connection under the WebSocket
+        self.transport = transport  # the TCP (or TLS) connection under the WebSocket
+        self._registry = registry  # the app's open sockets (shutdown, upgrade): in it while open
+        self._reader = FrameReader(manager.config.limits.max_frame_bytes)
+        self._started = False  # the 101 is written: the browser's messages are handled
+        self._lost = False  # connection_lost came
+        self._lost_waiter: asyncio.Future[None] | None = None  # a close waits for it (made then)
+        self._paused = False  # the transport's write buffer is full (pause_writing)
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._close_sent = False
+        self._finished = False
         self.claims = claims or _NO_CLAIMS
         self.channels: dict[str, ChannelHandle] = {}
         self._joining: dict[str, Session] = {}  # topic -> the connecting session its join waits for
@@ -163,23 +185,22 @@ class PhoenixSocket:
         # message), and the close it started when none came.
         self._heard = 0.0
         self._heartbeat: asyncio.TimerHandle | None = None
-        self._silenced: asyncio.Task[bool] | None = None
+        self._closing: asyncio.Task[None] | None = None  # the close under way (heartbeat, bad frame)
         self._latency = manager.metrics.event_latency
         self._outbox_bytes = 0
         # No task and no asyncio.Event per socket (idle memory, docs/performance.md): a
         # write is one call_soon, armed when the outbox stops being empty; a task exists
-        # only while aiohttp's flow control makes us wait for the browser to read.
+        # only while the transport's flow control makes us wait for the browser to read.
         self._flush_armed = False
         # True unless the outbox went over HIGH_WATER and has not yet drained below
         # LOW_WATER: while False, the sessions do not read their games, nor we the browser.
         self._caught_up = True
-        self._caught_up_waiter: asyncio.Future[None] | None = None  # run() waits for it, then only
         self._closed = False
         self._sealed = False  # the last frames are queued (slow consumer): send() takes no more
         self._last_progress = time.monotonic()
         self._writing = False  # a written batch waits for the browser to read (the drain task)
         self._draining: asyncio.Task[None] | None = None
-        self._frames: FrameEncoder | None = None  # made at the first write (deflate agreed?)
+        self._frames = FrameEncoder()  # start() makes the one for the agreed permessage-deflate
         self._tasks: set[asyncio.Task[Any]] | None = None  # joins waiting for their game (made at the first)
         self._overflowed: asyncio.Task[None] | None = None
 
@@ -241,13 +262,17 @@ class PhoenixSocket:
 
     def _set_caught_up(self) -> None:
         self._caught_up = True
-        waiter, self._caught_up_waiter = self._caught_up_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._reading_paused and not self._lost and not self.transport.is_closing():
+            # The browser is read again; what it sent meanwhile is handled (it was not
+            # heard from while it was not read: that is no silence).
+            self._reading_paused = False
+            self._heard = asyncio.get_running_loop().time()
+            self.transport.resume_reading()
+            asyncio.get_running_loop().call_soon(self._pump)
 
     def _flush(self) -> None:
-        """Write the outbox in one ``transport.write``; while aiohttp's flow control says the
-        browser is behind (as ``ws.send_frame`` would wait), the drain task waits, then goes on."""
+        """Write the outbox in one ``transport.write``; while the transport's flow control says
+        the browser is behind (``pause_writing``), the drain task waits, then goes on."""
         self._flush_armed = False
         if self._writing or not self._outbox:
             return
@@ -278,10 +303,11 @@ class PhoenixSocket:
 
     async def _drain(self, read_times: "list[float] | None") -> None:
         try:
-            writer = self.ws._writer
-            if writer is None:
-                raise ConnectionResetError("Cannot write to closing transport")
-            await writer.protocol._drain_helper()
+            if self._lost:
+                raise ConnectionResetError("Connection lost")
+            if self._paused:
+                waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
+                await waiter
         except (ConnectionError, RuntimeError) as exc:
             self._writing = False
             self._write_failed(exc)
@@ -294,7 +320,7 @@ class PhoenixSocket:
             self._flush()  # what was queued meanwhile, in order
 
     def _write_failed(self, exc: BaseException) -> None:
-        # The connection is gone: nothing more can be written; run() sees the close.
+        # The connection is gone: nothing more can be written; connection_lost ends the socket.
         log.debug("socket %s: write failed: %s", self.client_ip, exc)
         self._drop_outbox()
 
@@ -304,18 +330,16 @@ class PhoenixSocket:
         self._seal()
         self._overflowed = asyncio.ensure_future(
             self._shut(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", SLOW_CONSUMER_DRAIN))
+        self._overflowed.add_done_callback(_log_failure)
 
     def _write_frames(self, batch: "list[bytes]") -> bool:
-        """The batch's frames in one ``transport.write``; whether aiohttp's flow control
+        """The batch's frames in one ``transport.write``; whether the transport's flow control
         now says the browser is behind (the caller then waits for the drain)."""
-        writer = self.ws._writer  # aiohttp's: its transport and flow-controlled protocol
-        if writer is None or writer.transport.is_closing():
+        transport = self.transport
+        if self._lost or self._close_sent or transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
-        if self._frames is None:
-            self._frames = FrameEncoder(parse_deflate(self.ws.headers.get("Sec-WebSocket-Extensions"))
-                                        if self.ws.compress else None)
-        writer.transport.write(self._frames.encode(batch))
-        return writer.protocol.writing_paused
+        transport.write(self._frames.encode(batch))
+        return self._paused
 
     def _drop_outbox(self) -> None:
         """No more frames will be written: forget the queued ones, wake whoever waits."""
@@ -366,67 +390,153 @@ class PhoenixSocket:
         await self._shut(WSCloseCode.SERVICE_RESTART, b"service restart", drain_seconds=2.0)
 
     async def _shut(self, code: int, message: bytes, drain_seconds: float) -> None:
+        """The closing handshake: the queued frames (for ``drain_seconds`` at most), our close
+        frame, the browser's close frame (1 s at most), then the connection is closed."""
         deadline = time.monotonic() + drain_seconds
-        while (self._outbox or self._writing) and not self.ws.closed and time.monotonic() < deadline:
+        while (self._outbox or self._writing) and not self._lost and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         self._drop_outbox()
-        try:
-            await asyncio.wait_for(self.ws.close(code=code, message=message), 1.0)
-        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
-            pass
+        self._send_close(code, message)
+        if not self._lost:
+            if self._lost_waiter is None:
+                self._lost_waiter = asyncio.get_running_loop().create_future()
+            try:  # the browser answers with its close frame; then we close (_close_received)
+                await asyncio.wait_for(asyncio.shield(self._lost_waiter), 1.0)
+            except asyncio.TimeoutError:
+                pass
         transport = self.transport
-        if transport is not None and (not transport.is_closing() or transport.get_write_buffer_size()):
+        if not transport.is_closing() or transport.get_write_buffer_size():
             # A browser that does not read cannot hold us: a graceful close would wait for
             # it to read what is still buffered, for ever.
             transport.abort()
 
+    def _send_close(self, code: int, message: bytes = b"") -> None:
+        """Our close frame, once; nothing is written after it."""
+        if self._close_sent:
+            return
+        self._close_sent = True
+        self._closed = True
+        if not self._lost and not self.transport.is_closing():
+            self.transport.write(close_frame(code, message))
+
+    def _close_soon(self, code: int, message: bytes) -> None:
+        """Start closing (``_shut``) from a callback; the task is kept until it is done."""
+        if self._closing is None and not self._close_sent:
+            self._closing = asyncio.ensure_future(self._shut(code, message, 0.0))
+            self._closing.add_done_callback(_log_failure)
+
     # -- incoming --------------------------------------------------------------
 
-    async def run(self) -> None:
+    def start(self, deflate: "tuple[int, bool] | None" = None) -> None:
+        """The 101 is written (routes.py): the connection is ours. ``deflate`` is the
+        permessage-deflate agreed in it (``frames.parse_deflate``), or None."""
+        if self._lost:
+            return  # gone during the handshake
+        self._started = True
+        self._frames = FrameEncoder(deflate)
+        self._reader.deflate = deflate is not None
         loop = asyncio.get_running_loop()
         self._heard = loop.time()
         self._heartbeat = loop.call_at(self._heard + self.config.limits.heartbeat_timeout_seconds,
                                        self._heartbeat_due)
-        try:
-            while True:
-                if not self._caught_up:
-                    # A browser that sends without reading its replies is not read
-                    # either until it catches up: TCP pushes back on it too.
-                    if self._caught_up_waiter is None:
-                        self._caught_up_waiter = loop.create_future()
-                    await self._caught_up_waiter
-                    self._heard = loop.time()  # it could not be heard meanwhile
-                msg = await self.ws.receive()
-                self._heard = loop.time()
-                if msg.type == WSMsgType.TEXT:
-                    self.receive(msg.data)
-                elif msg.type == WSMsgType.BINARY:
-                    await self.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"text frames only")
-                    break
-                else:  # CLOSE, CLOSING (our heartbeat close), CLOSED, ERROR (oversize frames: 1009)
-                    break
-        finally:
-            self._closed = True
-            if self._heartbeat is not None:
-                self._heartbeat.cancel()
-                self._heartbeat = None
-            if self._silenced is not None:  # the heartbeat close: the browser's close frame, or its time-out
-                await asyncio.gather(self._silenced, return_exceptions=True)
-            for task in list(self._tasks or ()):
-                task.cancel()
-            for handle in list(self.channels.values()):
-                handle.release()
-            self.channels.clear()
-            # What is queued is still written (as the loop would); a browser that does
-            # not read it holds us for a second at most.
-            self._flush()
-            draining = self._draining
-            if draining is not None:
-                try:
-                    await asyncio.wait_for(asyncio.shield(draining), 1.0)
-                except asyncio.TimeoutError:
-                    draining.cancel()
-                    await asyncio.gather(draining, return_exceptions=True)
+        if self._registry is not None:
+            self._registry.add(self)
+        self._pump()  # what the browser sent with or after its upgrade request
+
+    # asyncio.Protocol: the transport calls these once routes.py made the socket its protocol.
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        if self._started:
+            self._pump()
+
+    def eof_received(self) -> bool:
+        return False  # the browser closed its side: so do we (connection_lost follows)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._lost = True
+        self._finish()
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionResetError("Connection lost"))
+        waiter, self._lost_waiter = self._lost_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self._registry is not None:
+            self._registry.discard(self)
+
+    def _pump(self) -> None:
+        """Handle the browser's whole messages, in order, while it is caught up."""
+        reader = self._reader
+        loop = asyncio.get_running_loop()
+        while not self._finished:
+            if not self._caught_up:
+                # A browser that sends without reading its replies is not read either
+                # until it catches up: TCP pushes back on it too.
+                if not self._reading_paused:
+                    self._reading_paused = True
+                    self.transport.pause_reading()
+                return
+            try:
+                msg = reader.next()
+            except FrameError as exc:
+                # RFC 6455 7.1.7, "Fail the WebSocket Connection": our close frame, then the end.
+                log.info("socket %s: %s, closing (%d)", self.client_ip, exc.reason, exc.code)
+                self._drop_outbox()
+                self._send_close(exc.code, exc.reason.encode())
+                self._finish()
+                self.transport.close()
+                return
+            if msg is None:
+                return
+            opcode, data = msg
+            if opcode == CLOSE:
+                self._close_received(data[0])
+                return
+            if self._closed or self._closing is not None:
+                continue  # closing: only the browser's close frame matters now
+            self._heard = loop.time()
+            if opcode == TEXT:
+                self.receive(data)
+            elif opcode == PING:
+                self.transport.write(control_frame(PONG, data))
+            elif opcode == BINARY:
+                self._close_soon(WSCloseCode.UNSUPPORTED_DATA, b"text frames only")
+
+    def _close_received(self, code: int) -> None:
+        """The browser's close frame: answered (with its code, RFC 6455 5.5.1), unless it
+        answers ours; its channels are released (their sessions linger); the end."""
+        if not self._close_sent:
+            self._drop_outbox()
+            self._send_close(code if code != NO_STATUS else WSCloseCode.OK)
+        self._finish()
+        self.transport.close()
+
+    def _finish(self) -> None:
+        """The socket is done: its timers and joins end, its sessions are released."""
+        if self._finished:
+            return
+        self._finished = True
+        self._closed = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+        for task in list(self._tasks or ()):
+            task.cancel()
+        for handle in list(self.channels.values()):
+            handle.release()
+        self.channels.clear()
+        self._forget_queued()
+        self._set_caught_up()
 
     def _heartbeat_due(self) -> None:
         """The heartbeat timer: nothing heard for ``heartbeat_timeout_seconds`` (the live
@@ -437,16 +547,14 @@ class PhoenixSocket:
         loop = asyncio.get_running_loop()
         timeout = self.config.limits.heartbeat_timeout_seconds
         due = self._heard + timeout
-        if not self._caught_up:  # not read while backed up: not silent (run() resets _heard)
+        if not self._caught_up:  # not read while backed up: not silent (_set_caught_up resets _heard)
             self._heartbeat = loop.call_at(loop.time() + timeout, self._heartbeat_due)
             return
         if loop.time() < due:
             self._heartbeat = loop.call_at(due, self._heartbeat_due)
             return
         log.info("socket %s: no message for %gs, closing", self.client_ip, timeout)
-        # receive() in run() gets CLOSING and returns; run() then waits for this close.
-        self._silenced = asyncio.ensure_future(
-            self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"heartbeat timeout"))
+        self._close_soon(WSCloseCode.GOING_AWAY, b"heartbeat timeout")
 
     def receive(self, frame: str | bytes) -> None:
         """One text frame from the browser, handled; what it queued (a reply, a join's
