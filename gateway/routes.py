@@ -132,9 +132,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _watch_slow_consumers(app: web.Application):
-    """One task for all sockets: every second, drop those stalled for ``slow_consumer_seconds``."""
+async def _watch_sockets(app: web.Application):
+    """One task for all sockets, no timer per socket (idle memory): every second (a quarter
+    of the heartbeat timeout when that is shorter), drop those stalled for
+    ``slow_consumer_seconds`` and close those silent for ``heartbeat_timeout_seconds``."""
     closing: set[asyncio.Task] = set()  # held until done: a task nobody holds may vanish
+    loop = asyncio.get_running_loop()
 
     def closed(task: asyncio.Task) -> None:
         closing.discard(task)
@@ -143,13 +146,17 @@ async def _watch_slow_consumers(app: web.Application):
 
     async def watch() -> None:
         while True:
-            await asyncio.sleep(1.0)
-            limit = app[SESSIONS].config.limits.slow_consumer_seconds
-            now = time.monotonic()
-            for sock in [s for s in app[SOCKETS] if s.stalled(now) > limit]:
-                task = asyncio.ensure_future(sock.slow_consumer())
-                closing.add(task)
-                task.add_done_callback(closed)
+            limits = app[SESSIONS].config.limits  # the live config's, each round
+            await asyncio.sleep(min(1.0, limits.heartbeat_timeout_seconds / 4))
+            limits = app[SESSIONS].config.limits
+            now, heard_by = time.monotonic(), loop.time() - limits.heartbeat_timeout_seconds
+            for sock in list(app[SOCKETS]):
+                if sock.stalled(now) > limits.slow_consumer_seconds:
+                    task = asyncio.ensure_future(sock.slow_consumer())
+                    closing.add(task)
+                    task.add_done_callback(closed)
+                else:
+                    sock.check_heartbeat(heard_by)
 
     task = asyncio.ensure_future(watch())
     yield
@@ -186,5 +193,5 @@ def create_app(config: Config, generation: int = 1) -> web.Application:
         app.router.add_get("/metrics", metrics)
     admin.add_routes(app, manager, lambda r: client_ip(r, manager.config.security.trusted_networks))
     app.on_shutdown.append(_shutdown)
-    app.cleanup_ctx.append(_watch_slow_consumers)
+    app.cleanup_ctx.append(_watch_sockets)
     return app

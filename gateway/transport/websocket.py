@@ -147,7 +147,7 @@ class PhoenixSocket(asyncio.Protocol):
     __slots__ = ("serializer", "manager", "client_ip", "client_port", "transport", "claims", "channels",
                  "_joining", "_outbox", "_latency", "_outbox_bytes", "_flush_armed", "_caught_up",
                  "_closed", "_sealed", "_last_progress", "_writing", "_draining",
-                 "_frames", "_tasks", "_overflowed", "_read_times", "_corked", "_heard", "_heartbeat",
+                 "_frames", "_tasks", "_overflowed", "_read_times", "_corked", "_heard",
                  "_closing", "_reader", "_registry", "_started", "_lost", "_lost_waiter", "_paused",
                  "_drain_waiter", "_close_sent", "_finished", "_reading_paused")
 
@@ -180,11 +180,9 @@ class PhoenixSocket(asyncio.Protocol):
         # While a browser frame is handled, its answers are queued and then written at once
         # (one write, no loop turn in between): see receive().
         self._corked = False
-        # The heartbeat timeout (SPEC 4.1): when the browser was last heard from, one timer
-        # per socket that moves itself on when it finds a later message (no timer per
-        # message), and the close it started when none came.
+        # The heartbeat timeout (SPEC 4.1): when the browser was last heard from (loop time);
+        # one sweep for all sockets looks (routes.py), no timer per socket or message.
         self._heard = 0.0
-        self._heartbeat: asyncio.TimerHandle | None = None
         self._closing: asyncio.Task[None] | None = None  # the close under way (heartbeat, bad frame)
         self._latency = manager.metrics.event_latency
         self._outbox_bytes = 0
@@ -435,10 +433,7 @@ class PhoenixSocket(asyncio.Protocol):
         self._started = True
         self._frames = FrameEncoder(deflate)
         self._reader.deflate = deflate is not None
-        loop = asyncio.get_running_loop()
-        self._heard = loop.time()
-        self._heartbeat = loop.call_at(self._heard + self.config.limits.heartbeat_timeout_seconds,
-                                       self._heartbeat_due)
+        self._heard = asyncio.get_running_loop().time()
         if self._registry is not None:
             self._registry.add(self)
         self._pump()  # what the browser sent with or after its upgrade request
@@ -527,9 +522,6 @@ class PhoenixSocket(asyncio.Protocol):
             return
         self._finished = True
         self._closed = True
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            self._heartbeat = None
         for task in list(self._tasks or ()):
             task.cancel()
         for handle in list(self.channels.values()):
@@ -538,22 +530,15 @@ class PhoenixSocket(asyncio.Protocol):
         self._forget_queued()
         self._set_caught_up()
 
-    def _heartbeat_due(self) -> None:
-        """The heartbeat timer: nothing heard for ``heartbeat_timeout_seconds`` (the live
-        config's) closes the socket (1001); a message heard meanwhile moves the timer on."""
-        self._heartbeat = None
-        if self._closed:
+    def check_heartbeat(self, heard_by: float) -> None:
+        """Close (1001) if nothing was heard from the browser since ``heard_by`` (loop time:
+        now less the live config's ``heartbeat_timeout_seconds``); the sweep in routes.py
+        asks. A browser not read while the outbox is backed up is not silent
+        (``_set_caught_up`` restarts its clock)."""
+        if self._heard >= heard_by or self._closed or not self._caught_up or not self._started:
             return
-        loop = asyncio.get_running_loop()
-        timeout = self.config.limits.heartbeat_timeout_seconds
-        due = self._heard + timeout
-        if not self._caught_up:  # not read while backed up: not silent (_set_caught_up resets _heard)
-            self._heartbeat = loop.call_at(loop.time() + timeout, self._heartbeat_due)
-            return
-        if loop.time() < due:
-            self._heartbeat = loop.call_at(due, self._heartbeat_due)
-            return
-        log.info("socket %s: no message for %gs, closing", self.client_ip, timeout)
+        log.info("socket %s: no message for %gs, closing", self.client_ip,
+                 self.config.limits.heartbeat_timeout_seconds)
         self._close_soon(WSCloseCode.GOING_AWAY, b"heartbeat timeout")
 
     def receive(self, frame: str | bytes) -> None:
