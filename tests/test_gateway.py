@@ -12,6 +12,7 @@ import pytest
 from gateway import __version__
 from gateway.routes import SESSIONS, SOCKETS
 from tests.conftest import SENT_AT, make_config, new_topic, send_until_stalled, session
+from tests.test_session_races import until
 
 IAC, WILL, WONT, DO, DONT, SB, SE, GA, EOR = 255, 251, 252, 253, 254, 250, 240, 249, 239
 
@@ -101,6 +102,27 @@ async def test_heartbeats_keep_a_socket_open_past_the_timeout(mud, gateway):
         assert await phx.request("phoenix", "heartbeat", {}, join_ref=None) == {"status": "ok", "response": {}}
         await asyncio.sleep(0.1)
     assert await phx.close_code() == 1001
+
+
+async def test_time_backed_up_is_no_heartbeat_silence(mud, gateway):
+    """While the outbox is backed up the browser is not read, so its silence is not counted:
+    a socket backed up for twice the heartbeat timeout is not closed for it, when it catches
+    up nor after (the clock restarts when the outbox drains)."""
+    phx, topic, conn, connect = await session(
+        mud, gateway, extra="limits: {heartbeat_timeout_seconds: 2, slow_consumer_seconds: 30}")
+    (sock,) = connect.client.server.app[SOCKETS]
+    count = 60_000
+    lines = [b"%07d " % i + b"y" * 200 + b"\r\n" for i in range(count)]  # ~12 MB, beyond the buffers
+    conn.send(b"".join(lines))
+    await until(lambda: not sock._caught_up, what="the outbox backed up")
+    await asyncio.sleep(4.5)  # the browser says nothing (the test reads nothing)
+    last = "%07d " % (count - 1) + "y" * 200 + "\n"
+    text = ""
+    while not text.endswith(last):
+        text += (await phx.event(topic, "echo", timeout=10))["message"]
+    assert sock._caught_up
+    await asyncio.sleep(0.6)  # more than one round of the sweep (a quarter of the timeout)
+    assert await phx.request("phoenix", "heartbeat", {}, join_ref=None) == {"status": "ok", "response": {}}
 
 
 async def test_binary_and_unknown_vsn(mud, gateway):

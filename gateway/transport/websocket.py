@@ -259,12 +259,14 @@ class PhoenixSocket(asyncio.Protocol):
                 handle.session.resume_reading()
 
     def _set_caught_up(self) -> None:
-        self._caught_up = True
-        if self._reading_paused and not self._lost and not self.transport.is_closing():
-            # The browser is read again; what it sent meanwhile is handled (it was not
-            # heard from while it was not read: that is no silence).
-            self._reading_paused = False
+        if not self._caught_up:
+            self._caught_up = True
+            # The browser was not read while the outbox was backed up: that was no
+            # silence of its own (SPEC 4.1's heartbeat timeout counts from now).
             self._heard = asyncio.get_running_loop().time()
+        if self._reading_paused and not self._lost and not self.transport.is_closing():
+            # The browser is read again; what it sent meanwhile is handled.
+            self._reading_paused = False
             self.transport.resume_reading()
             asyncio.get_running_loop().call_soon(self._pump)
 
@@ -534,7 +536,7 @@ class PhoenixSocket(asyncio.Protocol):
         """Close (1001) if nothing was heard from the browser since ``heard_by`` (loop time:
         now less the live config's ``heartbeat_timeout_seconds``); the sweep in routes.py
         asks. A browser not read while the outbox is backed up is not silent
-        (``_set_caught_up`` restarts its clock)."""
+        (``_set_caught_up`` restarts its clock when the outbox drains)."""
         if self._heard >= heard_by or self._closed or not self._caught_up or not self._started:
             return
         log.info("socket %s: no message for %gs, closing", self.client_ip,
