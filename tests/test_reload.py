@@ -4,6 +4,7 @@ including those opened before the reload; sessions already playing go on."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from pathlib import Path
@@ -50,6 +51,17 @@ async def test_socket_opened_before_the_reload_sees_new_games_and_limits(mud, ga
         await conn.wait_for(b"one\r\n")
     finally:
         await other.close()
+
+
+async def test_frame_bound_of_the_reload_applies_to_an_open_socket(mud, gateway):
+    client, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    big = json.dumps([None, "1", "phoenix", "heartbeat", {"pad": "x" * 5000}])
+    await phx.ws.send_str(big)
+    assert (await phx.reply("1"))["status"] == "ok"  # under the default 64 KiB
+    apply_config(client.server.app, make_config(mud.port, extra="limits: {max_frame_bytes: 2048}"))
+    await phx.ws.send_str(big)
+    assert await phx.close_code() == 1009
 
 
 async def test_removed_game_takes_no_new_joins_its_sessions_go_on(mud, gateway):

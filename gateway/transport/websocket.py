@@ -474,6 +474,7 @@ class PhoenixSocket(asyncio.Protocol):
     def _pump(self) -> None:
         """Handle the browser's whole messages, in order, while it is caught up."""
         reader = self._reader
+        reader.max_size = self.config.limits.max_frame_bytes  # the live config's (SIGHUP)
         loop = asyncio.get_running_loop()
         while not self._finished:
             if not self._caught_up:
