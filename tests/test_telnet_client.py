@@ -19,7 +19,7 @@ from gateway.telnet import client as telnet
 from gateway.telnet.stream import EchoMode, Gmcp, Prompt, Text
 from tests.fakemud import FakeMud
 
-IAC, WILL, WONT, DO, SB, SE, GA = 255, 251, 252, 253, 250, 240, 249
+IAC, WILL, WONT, DO, DONT, SB, SE, GA = 255, 251, 252, 253, 254, 250, 240, 249
 
 
 class Recorder:
@@ -102,3 +102,71 @@ def test_any_chunking_through_the_adapter_gives_the_same_events_and_answers(item
     cut_events, cut_answers = asyncio.run(play(data, cuts))
     assert summary(cut_events) == summary(whole_events)
     assert cut_answers == whole_answers
+
+
+async def two_connections(mud):
+    game = parse_config(f"games: [{{name: g, host: 127.0.0.1, port: {mud.port}}}]").games[0]
+    sinks = [Recorder(), Recorder()]
+    clients = [await telnet.connect(game, sink) for sink in sinks]
+    conns = [await mud.next_connection() for _ in clients]
+    return clients, conns, sinks
+
+
+async def close_all(clients, sinks) -> None:
+    for client, sink in zip(clients, sinks):
+        client.close("test over")
+        await asyncio.wait_for(sink.closed, 5)
+
+
+async def test_negotiation_on_one_connection_does_not_show_on_another():
+    """Per-connection state shared until changed (writer.py): a change on one connection is its own."""
+    mud = await FakeMud().start()
+    try:
+        (a, b), (ca, cb), sinks = await two_connections(mud)
+        ca.send(bytes([IAC, DO, 99, IAC, WILL, 98, IAC, WILL, 201, IAC, WILL, 70]))  # two unknown, GMCP, MSSP
+        await ca.wait_for(bytes([IAC, WONT, 99]))
+        await ca.wait_for(bytes([IAC, DONT, 98]))
+        await ca.wait_for(bytes([IAC, DO, 201]))  # passive_do: the shared default answers
+        await ca.wait_for(bytes([IAC, DO, 70]))
+        cb.send(bytes([IAC, WILL, 99]) + b"hi\r\n")
+        await cb.wait_for(bytes([IAC, DONT, 99]))
+        for _ in range(200):
+            if b.writer.rejected_will:
+                break
+            await asyncio.sleep(0.005)
+        assert a.writer.rejected_do == {bytes([99])} and a.writer.rejected_will == {bytes([98])}
+        assert b.writer.rejected_do == set() and b.writer.rejected_will == {bytes([99])}
+        assert a.gmcp_enabled and not b.gmcp_enabled
+        a.writer.passive_do.add(bytes([90]))  # one connection's own policy change ...
+        assert bytes([90]) in a.writer.passive_do and bytes([90]) not in b.writer.passive_do  # ... is its own
+        cb.send(bytes([IAC, WILL, 90]))
+        await cb.wait_for(bytes([IAC, DONT, 90]))
+        a.writer.ctx.gmcp_data["x"] = 1
+        assert b.writer.ctx.gmcp_data == {}
+        # Nothing telnetlib3 set went to a dict per connection (idle memory).
+        for obj in (a, a.writer, a.reader, a.writer.remote_option, b, b.writer):
+            assert not vars(obj), (obj, vars(obj))
+        await close_all((a, b), sinks)
+    finally:
+        await mud.close()
+
+
+async def test_protocol_callbacks_answer_on_each_connection():
+    """TTYPE, NAWS and NEW-ENVIRON answers come from each connection's own protocol object."""
+    mud = await FakeMud().start()
+    try:
+        (a, b), (ca, cb), sinks = await two_connections(mud)
+        a.set_naws(100, 40)
+        b.set_naws(120, 50)
+        for conn in (ca, cb):
+            conn.send(bytes([IAC, DO, 31, IAC, DO, 24, IAC, SB, 24, 1, IAC, SE]))
+        await ca.wait_for(bytes([IAC, SB, 31, 0, 100, 0, 40, IAC, SE]))
+        await cb.wait_for(bytes([IAC, SB, 31, 0, 120, 0, 50, IAC, SE]))
+        await ca.wait_for(bytes([IAC, SB, 24, 0]) + b"MUD-GATEWAY")
+        ca.send(bytes([IAC, SB, 24, 1, IAC, SE]))
+        await ca.wait_for(bytes([IAC, SB, 24, 0]) + b"XTERM-256COLOR")
+        await cb.wait_for(bytes([IAC, SB, 24, 0]) + b"MUD-GATEWAY")
+        assert a._ttype_count == 2 and b._ttype_count == 1
+        await close_all((a, b), sinks)
+    finally:
+        await mud.close()

@@ -40,7 +40,7 @@ def test_callback_tables_answer_as_telnetlib3s():
             assert key in got and got.get(key) is not None
             assert got[key].__func__ is func.__func__ and got[key].__self__ is lean
         assert b"\x00" not in got and got.get(b"\x00") is None  # no handler: as telnetlib3's
-    assert lean.slctab is LeanTelnetWriter.slctab  # one table for every connection
+    assert lean.slctab is LeanTelnetWriter.SHARED["slctab"]  # one table for every connection
     assert dict(lean.slctab).keys() == plain.slctab.keys()
 
 
@@ -68,3 +68,82 @@ def test_the_same_bytes_get_the_same_answers():
     assert lean._transport.data == plain._transport.data != b""
     for attr in ("local_option", "remote_option", "pending_option"):
         assert dict(getattr(lean, attr)) == dict(getattr(plain, attr))
+
+
+def feed(w, data: bytes) -> None:
+    for b in data:
+        w.feed_byte(bytes((b,)))
+
+
+def lean_pair():
+    return writers()[1], writers()[1]
+
+
+def test_a_refusal_is_recorded_on_its_own_connection_only():
+    """The refusal sets start as one shared empty value: the first refusal makes the connection's own."""
+    a, b = lean_pair()
+    feed(a, telopt.IAC + telopt.DO + b"\x63" + telopt.IAC + telopt.WILL + b"\x63")
+    assert a._transport.data == telopt.IAC + telopt.WONT + b"\x63" + telopt.IAC + telopt.DONT + b"\x63"
+    assert a.rejected_do == {b"\x63"} and a.rejected_will == {b"\x63"}
+    assert b.rejected_do == set() and b.rejected_will == set() and not b.directional_refusals
+    assert a.rejected_do is a.rejected_do  # kept: the same set from now on
+    b.rejected_do.add(b"\x64")
+    assert a.rejected_do == {b"\x63"} and b.rejected_do == {b"\x64"}
+    c = writers()[1]
+    assert c.rejected_do == set() and not vars(c)  # nothing shared was changed, nothing in a dict
+
+
+def test_a_kept_set_is_the_one_changed_even_through_an_older_read():
+    w = writers()[1]
+    first, second = w.rejected_will, w.rejected_will
+    first.add(b"\x01")
+    second.add(b"\x02")  # read before the first change: changes the connection's own set
+    assert w.rejected_will == {b"\x01", b"\x02"}
+    w.rejected_will |= {b"\x03"}
+    w.rejected_will.discard(b"\x01")
+    assert w.rejected_will == {b"\x02", b"\x03"} and writers()[1].rejected_will == set()
+
+
+def test_waiters_and_batches_are_per_connection():
+    a, b = lean_pair()
+    a._waiters.append(("check", "fut"))
+    a._environ_batches.extend([["TERM"]])
+    assert a._waiters == [("check", "fut")] and a._environ_batches == [["TERM"]]
+    assert b._waiters == [] and b._environ_batches == [] and b._waiters[:] == []
+    b._waiters.clear()  # telnetlib3's close: nothing to clear, nothing made
+    a._waiters.clear()
+    assert a._waiters == []
+
+
+def test_the_session_context_is_made_per_connection_when_read():
+    a, b = lean_pair()
+    a.ctx.gmcp_data["Char"] = 1
+    assert a.ctx is a.ctx and b.ctx is not a.ctx and b.ctx.gmcp_data == {}
+
+
+def test_option_tables_are_per_connection_and_wake_waiters():
+    a, b = lean_pair()
+    feed(a, telopt.IAC + telopt.WILL + telopt.GMCP)  # passive_do is empty for a plain lean writer
+    feed(a, telopt.IAC + telopt.DO + telopt.NAWS)
+    assert a.local_option.enabled(telopt.NAWS) and not b.local_option.enabled(telopt.NAWS)
+    assert a.local_option is not b.local_option and not vars(a.local_option)
+    assert a.local_option.name == "local_option" and b.remote_option.name == "remote_option"
+    woken = []
+    a._waiters.append((lambda: True, type("F", (), {"done": lambda s: False,
+                                                    "set_result": lambda s, v: woken.append(v)})()))
+    a.remote_option[telopt.SGA] = True  # a change checks the waiters, as telnetlib3's tables do
+    assert woken == [True]
+
+
+def test_answers_and_state_after_a_negotiation_leave_no_dict():
+    """Every attribute telnetlib3 sets, before and during negotiation, has a slot."""
+    plain, lean = writers()
+    stream = (telopt.IAC + telopt.DO + telopt.TTYPE + telopt.IAC + telopt.WILL + telopt.ECHO
+              + telopt.IAC + telopt.DO + b"\x63" + telopt.IAC + telopt.AYT + telopt.IAC + telopt.NOP)
+    for w in (plain, lean):
+        feed(w, stream)
+    assert lean._transport.data == plain._transport.data
+    assert (lean.byte_count, lean.cmd_received, lean.iac_received) == (plain.byte_count, plain.cmd_received,
+                                                                       plain.iac_received)
+    assert lean.rejected_do == plain.rejected_do == {b"\x63"}
+    assert vars(lean) == {}

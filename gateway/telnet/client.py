@@ -32,6 +32,7 @@ from typing import Any, Callable, Protocol
 
 from telnetlib3 import client as tl_client
 from telnetlib3 import telopt
+from telnetlib3.stream_reader import TelnetReader
 
 from .. import __version__
 from ..handoff import StreamState, TelnetState
@@ -93,8 +94,11 @@ class EventSink(Protocol):
 class GameWriter(LeanTelnetWriter):
     """telnetlib3's option engine, made to acknowledge disabling as RFC 1143 asks."""
 
-    #: Told the option whenever the game says DONT (telnetlib3 has no callback for it).
-    on_dont: Callable[[bytes], None] | None = None
+    __slots__ = ()
+    #: DO on WILL: GMCP and ZMP (telnetlib3's TelnetClient adds them to every connection's),
+    #: MSSP (the variables go to /api/games: GameClient._subnegotiation). ZMP is refused
+    #: anyway (_REFUSED comes first). One set for every connection until one changes its own.
+    passive_do = LeanTelnetWriter.passive_do.starting_with({telopt.GMCP, telopt.ZMP, telopt.MSSP})
 
     def handle_wont(self, opt: bytes) -> None:
         if self.remote_option.enabled(opt):
@@ -105,36 +109,58 @@ class GameWriter(LeanTelnetWriter):
         if self.local_option.enabled(opt):
             self.iac(telopt.WONT, opt)  # YES -> NO: acknowledge
         super().handle_dont(opt)
-        if self.on_dont is not None:
-            self.on_dont(opt)
+        # telnetlib3 has no callback for DONT: the protocol is told, when it listens.
+        on_dont = getattr(self._protocol, "on_dont", None)
+        if on_dont is not None:
+            on_dont(opt)
+
+
+class GameReader(TelnetReader):
+    """telnetlib3's reader (which a game connection never reads: data_received is ours), in slots."""
+
+    __slots__ = ("log", "_limit", "_buffer", "_eof", "_waiter", "_exception", "_transport", "_paused")
 
 
 class GameClient(tl_client.TelnetClient):
     """One telnet connection to a game, reporting events to an ``EventSink``."""
 
     _writer_factory = GameWriter
-    # Ours outside telnetlib3's __dict__, which then fits a smaller table (idle memory).
+    _reader_factory = GameReader
+    # No dict per connection (idle memory): ours, then the attributes telnetlib3's
+    # protocol classes set (asyncio's FlowControlMixin, BaseClient, TelnetClient).
     __slots__ = ("sink", "stream", "game_encoding", "gmcp_supports", "mtts", "naws_size", "client_ip",
                  "_ttype_count", "_timer", "_closed_reason", "_proxy", "_pin", "pin_failed", "loop",
-                 "read_at", "_restore", "_ending_compression")
+                 "read_at", "_restore", "_ending_compression",
+                 "_loop", "_paused", "_drain_waiters", "_connection_lost",
+                 "log", "default_encoding", "_encoding_errors", "force_binary", "_extra", "waiter_closed",
+                 "_waiter_connected", "_tasks", "shell", "connect_minwait", "connect_maxwait", "reader",
+                 "writer", "_limit", "_mccp2_decompressor", "_mccp2_wbits_fallback", "_mccp3_compressor",
+                 "_mccp3_orig_write", "_rx_queue", "_rx_bytes", "_rx_task", "_reading_paused", "_read_high",
+                 "_read_low", "_transport", "_when_connected", "_last_received", "_check_later", "_closing",
+                 "_compression", "_gmcp_modules", "_gmcp_hello_sent", "_zmp_check_handler",
+                 "_zmp_ident_sent", "_zmp_supported_commands", "_send_environ")
 
     def __init__(self, sink: EventSink, stream: TelnetStream, *, encoding: str,
                  gmcp_supports: list[str], screen_reader: bool = False,
                  naws: tuple[int, int] = (80, 24), client_ip: str | None = None,
                  proxy: tuple[str, str, int] | None = None, pin_sha256: str | None = None,
                  restore: TelnetState | None = None) -> None:
+        # telnetlib3's attributes read from its class defaults until set: slots start there.
+        self._transport = self._check_later = self._when_connected = self._last_received = None
+        self._closing = False
         super().__init__(term=TERMINAL_TYPE, cols=naws[0], rows=naws[1], encoding=False,
                          compression=None, connect_maxwait=0.0)
         # What telnetlib3 builds per connection for what we do not use (idle memory): its
-        # environment filter (send_env is ours), its receive queue (data_received is ours),
-        # asyncio's drain waiters (never awaited; a list has the operations it uses).
-        self._send_environ = _NONE
+        # environment filter (send_env is ours), ZMP commands (ZMP is refused), its receive
+        # queue (data_received is ours), asyncio's drain waiters (never awaited; a list has
+        # the operations it uses).
+        self._send_environ = self._zmp_supported_commands = _NONE
         self._rx_queue = []  # type: ignore[assignment]
         self._drain_waiters = []  # type: ignore[assignment]
         self.sink = sink
         self.stream = stream
         self.game_encoding = encoding
-        self.gmcp_supports = list(gmcp_supports)
+        self.gmcp_supports = gmcp_supports  # the game's (config), not a copy
         self.mtts = mtts_bits(encoding, screen_reader)
         self.naws_size = naws
         self.client_ip = client_ip
@@ -179,10 +205,6 @@ class GameClient(tl_client.TelnetClient):
         w.always_dont = w.always_wont = _REFUSED
         w.always_do = w.always_will = _NONE
         w.add_will_callback(telopt.MCCP2_COMPRESS, self._on_will_mccp2)
-        w.on_dont = self._on_dont
-        w.passive_do.add(telopt.MSSP)  # DO on WILL; the variables go to /api/games (_subnegotiation)
-        # telnetlib3's attributes are all set now: a dict sized for them, not grown one by one.
-        self.__dict__ = dict(self.__dict__)
         if self._restore is not None:
             # Adopted from the previous process: the options are on as they were, with
             # no new negotiation (telnetlib3 sends nothing on connect for a client).
@@ -193,7 +215,13 @@ class GameClient(tl_client.TelnetClient):
                     option[opt] = on
             self._restore = None
 
-    def _on_dont(self, opt: bytes) -> None:
+    def _check_negotiation_timer(self) -> None:
+        super()._check_negotiation_timer()
+        if self._waiter_connected.done():
+            self._check_later = None  # done, cancelled and out of _tasks: not kept
+
+    def on_dont(self, opt: bytes) -> None:
+        """The game said DONT ``opt`` (GameWriter)."""
         if opt == telopt.TTYPE:
             # MTTS "Disabling TTYPE": DONT TTYPE resets the cycle, so a game that
             # re-negotiates (after a copyover) hears MUD-GATEWAY first again.

@@ -18,6 +18,12 @@ subnegotiation buffering. About 7 KiB per idle player (docs/performance.md).
   ``TelnetStream`` (stream.py) and handed to ``handle_subnegotiation`` in one
   call; ``feed_byte`` only ever sees two- and three-byte commands.
 
+* its attributes, in slots rather than a dict per connection, and its
+  empty per-connection sets and lists (refusal records, waiters, ...) by one
+  shared empty value each, until a connection changes its own
+  (:class:`UntilChanged`); its session context (``ctx``, which only
+  telnetlib3's own client shell and GMCP/ZMP handlers use) is made when first read.
+
 Only telnetlib3's own attributes are replaced, by objects with the operations
 its code uses on them; no telnetlib3 code is copied.
 """
@@ -28,7 +34,8 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from telnetlib3 import slc
-from telnetlib3.stream_writer import TelnetWriter
+from telnetlib3._session_context import TelnetSessionContext
+from telnetlib3.stream_writer import Option, TelnetWriter
 
 #: The callback tables TelnetWriter builds in ``__init__`` (attribute names).
 CALLBACK_TABLES = ("_iac_callback", "_ext_callback", "_ext_send_callback", "_ext_offer_callback")
@@ -64,44 +71,191 @@ class Callbacks(dict):
         self._names = {}
 
 
+class LeanOption(Option):
+    """telnetlib3's option state table, with its three attributes in slots (no dict of its own)."""
+
+    __slots__ = ("name", "log", "_on_change")
+
+
+class UntilChanged:
+    """A connection's container attribute, kept in a slot, that exists only once it is changed.
+
+    Until then the attribute reads as a new container holding ``default`` (one
+    value shared by every connection of the class); the first change made
+    through it (``add``, ``append``, ``clear``, ... of that very object) keeps
+    it as the connection's own. Assigning the attribute sets the connection's own.
+    """
+
+    __slots__ = ("slot", "default", "kind")
+
+    def __init__(self, slot: Any, default: Any, kind: "type[_SetUntilChanged] | type[_ListUntilChanged]") -> None:
+        self.slot = slot  # the slot's member descriptor
+        self.default = default
+        self.kind = kind
+
+    def starting_with(self, default: Any) -> "UntilChanged":
+        """The same attribute, read as ``default`` until changed (a subclass's own default)."""
+        return UntilChanged(self.slot, frozenset(default), self.kind)
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            return self.slot.__get__(obj, owner)
+        except AttributeError:  # not changed yet
+            return self.kind(self.default, obj, self.slot)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        self.slot.__set__(obj, value)
+
+    def __delete__(self, obj: Any) -> None:
+        self.slot.__delete__(obj)
+
+
+def _keeps(base: type, name: str) -> Callable[..., Any]:
+    method = getattr(base, name)
+
+    def change(self: Any, *args: Any) -> Any:
+        return method(self._own(), *args)
+
+    change.__name__ = name
+    return change
+
+
+class _UntilChanged:
+    """What ``UntilChanged`` reads before a change (mixed into a real set or list)."""
+
+    __slots__ = ()
+    _owner: Any
+    _slot: Any
+
+    def _own(self) -> Any:
+        """The connection's own container: this one, kept on first change (or one kept before)."""
+        try:
+            return self._slot.__get__(self._owner)
+        except AttributeError:
+            self._slot.__set__(self._owner, self)
+            return self
+
+
+class _SetUntilChanged(_UntilChanged, set):
+    __slots__ = ("_owner", "_slot")
+
+    def __init__(self, items: Any, owner: Any, slot: Any) -> None:
+        set.__init__(self, items)
+        self._owner, self._slot = owner, slot
+
+    def add(self, item: Any) -> None:
+        if item not in self:  # already there (a shared default): nothing changes
+            set.add(self._own(), item)
+
+    def discard(self, item: Any) -> None:
+        if item in self:
+            set.discard(self._own(), item)
+
+
+class _ListUntilChanged(_UntilChanged, list):
+    __slots__ = ("_owner", "_slot")
+
+    def __init__(self, items: Any, owner: Any, slot: Any) -> None:
+        list.__init__(self, items)
+        self._owner, self._slot = owner, slot
+
+    def clear(self) -> None:
+        if self:
+            list.clear(self._own())
+
+
+for _name in ("remove", "pop", "clear", "update", "difference_update", "intersection_update",
+              "symmetric_difference_update", "__ior__", "__iand__", "__isub__", "__ixor__"):
+    setattr(_SetUntilChanged, _name, _keeps(set, _name))
+for _name in ("append", "extend", "insert", "remove", "pop", "sort", "reverse",
+              "__setitem__", "__delitem__", "__iadd__", "__imul__"):
+    setattr(_ListUntilChanged, _name, _keeps(list, _name))
+
+
+class MadeOnRead:
+    """A connection's attribute, kept in a slot, made by ``factory`` when first read."""
+
+    __slots__ = ("slot", "factory")
+
+    def __init__(self, slot: Any, factory: Callable[[], Any]) -> None:
+        self.slot, self.factory = slot, factory
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            return self.slot.__get__(obj, owner)
+        except AttributeError:
+            value = self.factory()
+            self.slot.__set__(obj, value)
+            return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        self.slot.__set__(obj, value)
+
+    def __delete__(self, obj: Any) -> None:
+        self.slot.__delete__(obj)
+
+
+def _attributes_of(cls: "type[TelnetWriter]") -> "tuple[str, ...]":
+    """The attributes a new writer of ``cls`` sets on itself (read off one made now)."""
+    return tuple(vars(cls(transport=None, protocol=None, client=True)))
+
+
+#: telnetlib3's writer attributes first set after ``__init__`` (by ``feed_byte``),
+#: read from class defaults until then: in slots too, set to those defaults.
+LATER_ATTRIBUTES = ("byte_count", "lflow", "xon_any", "iac_received", "cmd_received", "slc_received")
+#: Empty sets and lists of telnetlib3's, changed only on rare events (a refusal, a waiter).
+_SETS = ("rejected_will", "rejected_do", "directional_refusals", "passive_do")
+_LISTS = ("_waiters", "_environ_batches")
+
+
 class LeanTelnetWriter(TelnetWriter):
+    # Every attribute telnetlib3 sets, in a slot: no dict per connection.
+    __slots__ = _attributes_of(TelnetWriter) + LATER_ATTRIBUTES
     #: Shared by every connection: read-only (LINEMODE is refused, so never changed).
-    slctab = MappingProxyType(slc.generate_slctab(TelnetWriter.default_slc_tab))
-    _slc_callback: Any = MappingProxyType({})
-    _slc_buffer: Any = ()
-    _sb_buffer: Any = ()
+    SHARED = {
+        "slctab": MappingProxyType(slc.generate_slctab(TelnetWriter.default_slc_tab)),
+        "_slc_callback": MappingProxyType({}),
+        "_slc_buffer": (),
+        "_sb_buffer": (),
+        "_linemode": slc.Linemode(),
+    }
     #: table attribute -> {option: handler method name}, from the first writer built.
     _default_names: "dict[str, dict[bytes, str]] | None" = None
-    # telnetlib3's flags that start None or False and change, if ever, by assignment: read
-    # from here until then (assigning one makes it the connection's own attribute again).
-    _closed_fut = environ_send_raw = _compressed_remainder = _forwardmask = compression = None
-    _encoding_explicit = _mccp2_activated = mccp2_active = mccp3_active = False
-    _in_loop_detection = _sb_overflow = _slc_sent = _connection_closed = False
-    _START_VALUES = ("_closed_fut", "environ_send_raw", "_compressed_remainder", "_forwardmask",
-                     "compression", "_encoding_explicit", "_mccp2_activated", "mccp2_active", "mccp3_active",
-                     "_in_loop_detection", "_sb_overflow", "_slc_sent", "_connection_closed")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        for name in LATER_ATTRIBUTES:
+            setattr(self, name, getattr(TelnetWriter, name))
         super().__init__(*args, **kwargs)
-        d = self.__dict__
         names = LeanTelnetWriter._default_names
         if names is None:
             # Which handler telnetlib3 wires to each option, read off its own tables.
             names = LeanTelnetWriter._default_names = {
-                table: {key: func.__func__.__name__ for key, func in d[table].items()
+                table: {key: func.__func__.__name__ for key, func in getattr(self, table).items()
                         if getattr(func, "__self__", None) is self}
                 for table in CALLBACK_TABLES}
         for table in CALLBACK_TABLES:
             lazy = Callbacks(self, names[table])
-            for key, func in d[table].items():
+            for key, func in getattr(self, table).items():
                 if getattr(func, "__self__", None) is not self or key not in names[table]:
                     lazy[key] = func  # not the default: kept as set
-            d[table] = lazy
-        for shared in ("slctab", "_slc_callback", "_slc_buffer", "_sb_buffer"):
-            del d[shared]
-        for name in self._START_VALUES:
-            if name in d and d[name] is getattr(LeanTelnetWriter, name):
-                del d[name]
-        # What is left, in a dict sized for it (one resize fewer than telnetlib3's
-        # own, with room for the few attributes its feed_byte adds later).
-        self.__dict__ = dict(d)
+            setattr(self, table, lazy)
+        for name, value in self.SHARED.items():
+            setattr(self, name, value)
+        for name in _SETS + _LISTS + ("ctx",):
+            delattr(self, name)  # empty until changed (or read, ctx)
+        # One handler for the three option tables' changes, and tables without a dict each.
+        on_change = self._check_waiters
+        for name in ("pending_option", "local_option", "remote_option"):
+            old = getattr(self, name)
+            setattr(self, name, LeanOption(old.name, old.log, on_change=on_change))
+
+
+for _name in _SETS:
+    setattr(LeanTelnetWriter, _name, UntilChanged(LeanTelnetWriter.__dict__[_name], frozenset(), _SetUntilChanged))
+for _name in _LISTS:
+    setattr(LeanTelnetWriter, _name, UntilChanged(LeanTelnetWriter.__dict__[_name], (), _ListUntilChanged))
+LeanTelnetWriter.ctx = MadeOnRead(LeanTelnetWriter.__dict__["ctx"], TelnetSessionContext)  # type: ignore[assignment]
