@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 from telnetlib3 import telopt
 from telnetlib3.stream_writer import TelnetWriter
 
@@ -147,3 +149,75 @@ def test_answers_and_state_after_a_negotiation_leave_no_dict():
                                                                        plain.iac_received)
     assert lean.rejected_do == plain.rejected_do == {b"\x63"}
     assert vars(lean) == {}
+
+
+class Game:
+    """A protocol setting its callbacks as telnetlib3's TelnetClient does in connection_made."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.calls = name, []
+
+    def send_ttype(self) -> str:
+        return self.name
+
+    def on_will_gmcp(self, opt: bytes) -> None:
+        self.calls.append(opt)
+
+    def other(self, opt: bytes) -> None:
+        self.calls.append(("other", opt))
+
+    def connect(self) -> LeanTelnetWriter:
+        w = LeanTelnetWriter(transport=Transport(), protocol=self, client=True)
+        w.set_ext_send_callback(telopt.TTYPE, self.send_ttype)
+        w.add_will_callback(telopt.GMCP, self.on_will_gmcp)
+        w.passive_do.add(telopt.GMCP)
+        w.share_protocol_callbacks()
+        return w
+
+
+def test_protocol_callbacks_are_looked_up_on_each_connections_protocol():
+    pa, pb = Game("A"), Game("B")
+    a, b = pa.connect(), pb.connect()
+    for w, p in ((a, pa), (b, pb)):
+        assert len(w._ext_send_callback) == 0 and dict.__len__(w.will_callbacks) == 0  # nothing held
+        assert w._ext_send_callback[telopt.TTYPE]() == p.name and telopt.TTYPE in w._ext_send_callback
+        assert w._ext_send_callback[telopt.NAWS].__func__ is TelnetWriter.handle_send_naws  # the writer's own
+        assert w.will_callbacks.get(telopt.GMCP, ()) == [p.on_will_gmcp] and w.will_callbacks.get(b"\x00") is None
+    feed(a, telopt.IAC + telopt.WILL + telopt.GMCP)
+    assert pa.calls == [telopt.GMCP] and pb.calls == []
+    a.handle_subnegotiation(collections.deque([telopt.TTYPE, b"\x01"]))  # as client.py hands it over
+    assert a._transport.data.endswith(telopt.IAC + telopt.SB + telopt.TTYPE + b"\x00A" + telopt.IAC + telopt.SE)
+
+
+def test_a_protocol_callback_changed_on_one_connection_is_its_own():
+    pa, pb = Game("A"), Game("B")
+    a, b = pa.connect(), pb.connect()
+    a.set_ext_send_callback(telopt.TTYPE, lambda: "changed")
+    a.add_will_callback(telopt.GMCP, pa.other)
+    assert a._ext_send_callback[telopt.TTYPE]() == "changed" and b._ext_send_callback[telopt.TTYPE]() == "B"
+    assert a.will_callbacks[telopt.GMCP] == [pa.on_will_gmcp, pa.other]
+    assert b.will_callbacks.get(telopt.GMCP) == [pb.on_will_gmcp]
+    a.remove_will_callback(telopt.GMCP, pa.on_will_gmcp)
+    a.remove_will_callback(telopt.GMCP, pa.other)
+    assert telopt.GMCP not in a.will_callbacks and telopt.GMCP in b.will_callbacks
+    b.remove_will_callback(telopt.GMCP, pb.on_will_gmcp)  # from the shared names: its own, then gone
+    assert telopt.GMCP not in b.will_callbacks and pa.connect().will_callbacks.get(telopt.GMCP)
+    feed(b, telopt.IAC + telopt.WILL + telopt.GMCP)
+    assert pb.calls == []
+    b._ext_send_callback.clear()  # closed: nothing answers, the writer's own handlers neither
+    assert telopt.TTYPE not in b._ext_send_callback and telopt.NAWS not in b._ext_send_callback
+
+
+def test_a_connection_with_other_callbacks_keeps_its_own():
+    """Only callbacks equal to those of the first connection of the protocol's class are shared."""
+    Game("first").connect()
+    p = Game("odd")
+    w = LeanTelnetWriter(transport=Transport(), protocol=p, client=True)
+    w.set_ext_send_callback(telopt.TTYPE, p.send_ttype)
+    w.add_will_callback(telopt.GMCP, p.other)  # not what the first connection set
+    w.passive_do.add(telopt.GMCP)
+    w.share_protocol_callbacks()
+    assert dict(w.will_callbacks) == {telopt.GMCP: [p.other]} and dict.__len__(w.will_callbacks) == 1
+    assert len(w._ext_send_callback) == 0  # that table is the same as the first's: shared
+    feed(w, telopt.IAC + telopt.WILL + telopt.GMCP)
+    assert p.calls == [("other", telopt.GMCP)]

@@ -149,7 +149,7 @@ class GameClient(tl_client.TelnetClient):
         self._transport = self._check_later = self._when_connected = self._last_received = None
         self._closing = False
         super().__init__(term=TERMINAL_TYPE, cols=naws[0], rows=naws[1], encoding=False,
-                         compression=None, connect_maxwait=0.0)
+                         compression=None, connect_maxwait=0.0, gmcp_modules=gmcp_supports)
         # What telnetlib3 builds per connection for what we do not use (idle memory): its
         # environment filter (send_env is ours), ZMP commands (ZMP is refused), its receive
         # queue (data_received is ours), asyncio's drain waiters (never awaited; a list has
@@ -205,6 +205,7 @@ class GameClient(tl_client.TelnetClient):
         w.always_dont = w.always_wont = _REFUSED
         w.always_do = w.always_will = _NONE
         w.add_will_callback(telopt.MCCP2_COMPRESS, self._on_will_mccp2)
+        w.share_protocol_callbacks()  # all set: looked up by name, not held per connection
         if self._restore is not None:
             # Adopted from the previous process: the options are on as they were, with
             # no new negotiation (telnetlib3 sends nothing on connect for a client).

@@ -39,28 +39,34 @@ from telnetlib3.stream_writer import Option, TelnetWriter
 
 #: The callback tables TelnetWriter builds in ``__init__`` (attribute names).
 CALLBACK_TABLES = ("_iac_callback", "_ext_callback", "_ext_send_callback", "_ext_offer_callback")
+_NO_NAMES: Any = MappingProxyType({})
 
 
 class Callbacks(dict):
-    """A callback table: the callbacks set on this connection, else the writer's default handler.
+    """A callback table: the callbacks set on this connection, else the default ones by name.
 
     A dict of the callbacks set (``table[cmd] = func``), whose misses are
-    answered from ``names`` (option -> name of the writer's handler method), shared
+    answered from ``protocol_names`` (option -> name of the protocol's method),
+    then ``names`` (option -> name of the writer's handler method), both shared
     by every connection of the class.
     """
 
-    __slots__ = ("_owner", "_names")
+    __slots__ = ("_owner", "_names", "_protocol_names")
 
     def __init__(self, owner: TelnetWriter, names: "dict[bytes, str]") -> None:
         super().__init__()
         self._owner = owner
         self._names = names
+        self._protocol_names: "dict[bytes, str]" = _NO_NAMES
 
     def __missing__(self, key: bytes) -> Callable[..., Any]:
+        name = self._protocol_names.get(key)
+        if name is not None:
+            return getattr(self._owner._protocol, name)
         return getattr(self._owner, self._names[key])
 
     def __contains__(self, key: object) -> bool:
-        return dict.__contains__(self, key) or key in self._names
+        return dict.__contains__(self, key) or key in self._protocol_names or key in self._names
 
     def get(self, key: bytes, default: Any = None) -> Any:  # type: ignore[override]
         return self[key] if key in self else default
@@ -68,7 +74,82 @@ class Callbacks(dict):
     def clear(self) -> None:
         """telnetlib3 clears the tables when the connection closes: no handler is left."""
         dict.clear(self)
-        self._names = {}
+        self._names = self._protocol_names = _NO_NAMES
+
+
+class WillCallbacks(dict):
+    """``will_callbacks`` (option -> list of callbacks): the protocol's methods named in ``names``
+    (shared by every connection of the class), looked up when asked, until this connection
+    changes one (then all become its own lists, as telnetlib3 keeps them)."""
+
+    __slots__ = ("_owner", "_names")
+
+    def __init__(self, owner: TelnetWriter, names: "dict[bytes, tuple[str, ...]]") -> None:
+        super().__init__()
+        self._owner = owner
+        self._names = names
+
+    def _own(self) -> "WillCallbacks":
+        names, self._names = self._names, _NO_NAMES
+        for key in names:
+            if not dict.__contains__(self, key):
+                dict.__setitem__(self, key, self._lookup_in(names, key))
+        return self
+
+    def _lookup_in(self, names: "dict[bytes, tuple[str, ...]]", key: bytes) -> "list[Callable[[bytes], None]]":
+        protocol = self._owner._protocol
+        return [getattr(protocol, name) for name in names[key]]
+
+    def get(self, key: bytes, default: Any = None) -> Any:  # type: ignore[override]
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        return self._lookup_in(self._names, key) if key in self._names else default
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self._names
+
+    def __missing__(self, key: bytes) -> Any:
+        if key not in self._names:
+            raise KeyError(key)
+        return dict.__getitem__(self._own(), key)  # the list itself: telnetlib3 removes from it
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self._names = _NO_NAMES
+
+
+def _changes_all(name: str) -> Callable[..., Any]:
+    method = getattr(dict, name)
+
+    def change(self: WillCallbacks, *args: Any) -> Any:
+        return method(self._own(), *args)
+
+    change.__name__ = name
+    return change
+
+
+for _name in ("setdefault", "pop", "popitem", "update", "__delitem__", "__iter__", "__len__", "keys",
+              "items", "values", "copy", "__eq__", "__repr__"):
+    setattr(WillCallbacks, _name, _changes_all(_name))
+
+
+def _method_name(protocol: Any, func: Any) -> "str | None":
+    """The name ``func`` is found by on ``protocol``, when it is one of its methods."""
+    name = getattr(func, "__name__", None)
+    if getattr(func, "__self__", None) is protocol and getattr(type(protocol), name, None) is func.__func__:
+        return name
+    return None
+
+
+def _method_names(protocol: Any, entries: Any) -> "dict[Any, Any] | None":
+    """{key: method name(s)} when every callback in ``entries`` is a method of ``protocol``, else None."""
+    names: "dict[Any, Any]" = {}
+    for key, funcs in entries:
+        found = [_method_name(protocol, func) for func in (funcs if isinstance(funcs, list) else (funcs,))]
+        if None in found:
+            return None
+        names[key] = tuple(found) if isinstance(funcs, list) else found[0]
+    return names
 
 
 class LeanOption(Option):
@@ -225,6 +306,9 @@ class LeanTelnetWriter(TelnetWriter):
     }
     #: table attribute -> {option: handler method name}, from the first writer built.
     _default_names: "dict[str, dict[bytes, str]] | None" = None
+    #: protocol class -> {table attribute: {option: name(s) of its methods}}: the callbacks
+    #: its connection_made sets, from the first connection of the class.
+    _protocol_names: "dict[type, dict[str, Any]]" = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         for name in LATER_ATTRIBUTES:
@@ -252,6 +336,26 @@ class LeanTelnetWriter(TelnetWriter):
         for name in ("pending_option", "local_option", "remote_option"):
             old = getattr(self, name)
             setattr(self, name, LeanOption(old.name, old.log, on_change=on_change))
+
+
+    def share_protocol_callbacks(self) -> None:
+        """Look the protocol's callbacks up by name, when they are those of the first connection of its class.
+
+        Called once the protocol has set them all (at the end of its
+        ``connection_made``): a table whose callbacks are all methods of the
+        protocol, the same as the first connection's, holds nothing of its own.
+        """
+        protocol = self._protocol
+        learned = self._protocol_names.setdefault(type(protocol), {})
+        for table in CALLBACK_TABLES:
+            callbacks = getattr(self, table)
+            names = _method_names(protocol, callbacks.items())
+            if names is not None and learned.setdefault(table, names) == names:
+                dict.clear(callbacks)
+                callbacks._protocol_names = learned[table]
+        names = _method_names(protocol, self.will_callbacks.items())
+        if names is not None and learned.setdefault("will_callbacks", names) == names:
+            self.will_callbacks = WillCallbacks(self, learned["will_callbacks"])
 
 
 for _name in _SETS:
