@@ -2,27 +2,30 @@
 
 A ``TelnetWriter`` builds, for every connection, tables that are the same for
 all of them: five callback tables holding ~55 bound methods of itself, an SLC
-table for LINEMODE (2 KiB of objects), and deques for LINEMODE and byte-wise
-subnegotiation buffering. About 7 KiB per idle player (docs/performance.md).
+table for LINEMODE (2 KiB of objects), deques for LINEMODE and byte-wise
+subnegotiation buffering, empty sets and lists it rarely writes to, and a
+dict of ~45 attributes (docs/performance.md, 1.7).
 
 ``LeanTelnetWriter`` is a ``TelnetWriter`` that, once built, replaces them:
 
 * the callback tables by :class:`Callbacks`, which holds only the callbacks
   set on this connection (``set_*_callback``) and looks the writer's own
   default handlers up by name when asked, so they are the same handlers;
+  once the protocol has set its own (``share_protocol_callbacks``), those too
+  are looked up by name on the connection's protocol when they are the same
+  as on the first connection of its class (will callbacks: :class:`WillCallbacks`);
 * the SLC table by one read-only table shared by every connection, and the
   SLC callbacks and buffers by empty shared ones: LINEMODE is always refused
   (client.py ``_REFUSED``) and its subnegotiations never reach telnetlib3, so
   they are never read, and a write to them fails (the command is ignored);
 * the subnegotiation buffer: whole subnegotiations are parsed by
   ``TelnetStream`` (stream.py) and handed to ``handle_subnegotiation`` in one
-  call; ``feed_byte`` only ever sees two- and three-byte commands.
-
-* its attributes, in slots rather than a dict per connection, and its
-  empty per-connection sets and lists (refusal records, waiters, ...) by one
-  shared empty value each, until a connection changes its own
-  (:class:`UntilChanged`); its session context (``ctx``, which only
-  telnetlib3's own client shell and GMCP/ZMP handlers use) is made when first read.
+  call; ``feed_byte`` only ever sees two- and three-byte commands;
+* its attributes, in slots rather than a dict per connection; its empty sets
+  and lists (refusal records, waiters, ...) by one shared value each until a
+  connection changes its own (:class:`UntilChanged`); its session context
+  (``ctx``, used only by telnetlib3's client shell and GMCP/ZMP handlers) made
+  when first read; its three option tables by :class:`LeanOption`.
 
 Only telnetlib3's own attributes are replaced, by objects with the operations
 its code uses on them; no telnetlib3 code is copied.
@@ -336,7 +339,6 @@ class LeanTelnetWriter(TelnetWriter):
         for name in ("pending_option", "local_option", "remote_option"):
             old = getattr(self, name)
             setattr(self, name, LeanOption(old.name, old.log, on_change=on_change))
-
 
     def share_protocol_callbacks(self) -> None:
         """Look the protocol's callbacks up by name, when they are those of the first connection of its class.
