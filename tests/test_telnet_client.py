@@ -170,3 +170,23 @@ async def test_protocol_callbacks_answer_on_each_connection():
         await close_all((a, b), sinks)
     finally:
         await mud.close()
+
+
+async def test_flow_control_waiters_are_per_connection():
+    """asyncio's drain waiters (a list shared until changed, client.py): a paused connection's
+    drain waits for its own resume; the other connection neither waits nor sees the waiter."""
+    mud = await FakeMud().start()
+    try:
+        (a, b), _, sinks = await two_connections(mud)
+        assert a._tasks == [] and a._rx_queue == [] and a._drain_waiters == []  # the negotiation timer is done
+        a.pause_writing()
+        draining = asyncio.ensure_future(a.writer.drain())
+        await asyncio.sleep(0.01)
+        assert not draining.done() and len(a._drain_waiters) == 1 and b._drain_waiters == []
+        await asyncio.wait_for(b.writer.drain(), 5)  # not paused: returns at once
+        a.resume_writing()
+        await asyncio.wait_for(draining, 5)
+        assert a._drain_waiters == [] and b._drain_waiters == []
+        await close_all((a, b), sinks)
+    finally:
+        await mud.close()

@@ -39,6 +39,7 @@ from ..handoff import StreamState, TelnetState
 from .input import encode_naws
 from .proxy import proxy_header
 from .stream import SB, CompressionError, Event, Negotiation, TelnetStream
+from .until_changed import shared_lists
 from .writer import LeanTelnetWriter
 from .subnegotiation import CHARSET_ACCEPTED, CHARSET_REJECTED, CHARSET_REQUEST, charset_offers, decode_mssp
 
@@ -151,12 +152,12 @@ class GameClient(tl_client.TelnetClient):
         super().__init__(term=TERMINAL_TYPE, cols=naws[0], rows=naws[1], encoding=False,
                          compression=None, connect_maxwait=0.0, gmcp_modules=gmcp_supports)
         # What telnetlib3 builds per connection for what we do not use (idle memory): its
-        # environment filter (send_env is ours), ZMP commands (ZMP is refused), its receive
-        # queue (data_received is ours), asyncio's drain waiters (never awaited; a list has
-        # the operations it uses).
+        # environment filter (send_env is ours), ZMP commands (ZMP is refused); and its
+        # receive queue (data_received is ours), asyncio's drain waiters (never awaited)
+        # and the negotiation timer's task list: empty lists shared until changed (a list
+        # has the operations they use).
         self._send_environ = self._zmp_supported_commands = _NONE
-        self._rx_queue = []  # type: ignore[assignment]
-        self._drain_waiters = []  # type: ignore[assignment]
+        del self._rx_queue, self._drain_waiters, self._tasks
         self.sink = sink
         self.stream = stream
         self.game_encoding = encoding
@@ -220,6 +221,8 @@ class GameClient(tl_client.TelnetClient):
         super()._check_negotiation_timer()
         if self._waiter_connected.done():
             self._check_later = None  # done, cancelled and out of _tasks: not kept
+            if not self._tasks:
+                del self._tasks  # back to the shared empty list
 
     def on_dont(self, opt: bytes) -> None:
         """The game said DONT ``opt`` (GameWriter)."""
@@ -441,6 +444,9 @@ class GameClient(tl_client.TelnetClient):
             transport.close()
             if transport.get_write_buffer_size():
                 self.loop.call_later(CLOSE_SECONDS, _abort, transport)
+
+
+shared_lists(GameClient, "_rx_queue", "_drain_waiters", "_tasks")
 
 
 def _abort(transport: asyncio.BaseTransport) -> None:

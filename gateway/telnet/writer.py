@@ -23,7 +23,7 @@ dict of ~45 attributes (docs/performance.md, 1.7).
   call; ``feed_byte`` only ever sees two- and three-byte commands;
 * its attributes, in slots rather than a dict per connection; its empty sets
   and lists (refusal records, waiters, ...) by one shared value each until a
-  connection changes its own (:class:`UntilChanged`); its session context
+  connection changes its own (until_changed.py); its session context
   (``ctx``, used only by telnetlib3's client shell and GMCP/ZMP handlers) made
   when first read; its three option tables by :class:`LeanOption`.
 
@@ -39,6 +39,8 @@ from typing import Any, Callable
 from telnetlib3 import slc
 from telnetlib3._session_context import TelnetSessionContext
 from telnetlib3.stream_writer import Option, TelnetWriter
+
+from .until_changed import made_on_read, shared_lists, shared_sets
 
 #: The callback tables TelnetWriter builds in ``__init__`` (attribute names).
 CALLBACK_TABLES = ("_iac_callback", "_ext_callback", "_ext_send_callback", "_ext_offer_callback")
@@ -161,128 +163,6 @@ class LeanOption(Option):
     __slots__ = ("name", "log", "_on_change")
 
 
-class UntilChanged:
-    """A connection's container attribute, kept in a slot, that exists only once it is changed.
-
-    Until then the attribute reads as a new container holding ``default`` (one
-    value shared by every connection of the class); the first change made
-    through it (``add``, ``append``, ``clear``, ... of that very object) keeps
-    it as the connection's own. Assigning the attribute sets the connection's own.
-    """
-
-    __slots__ = ("slot", "default", "kind")
-
-    def __init__(self, slot: Any, default: Any, kind: "type[_SetUntilChanged] | type[_ListUntilChanged]") -> None:
-        self.slot = slot  # the slot's member descriptor
-        self.default = default
-        self.kind = kind
-
-    def starting_with(self, default: Any) -> "UntilChanged":
-        """The same attribute, read as ``default`` until changed (a subclass's own default)."""
-        return UntilChanged(self.slot, frozenset(default), self.kind)
-
-    def __get__(self, obj: Any, owner: Any = None) -> Any:
-        if obj is None:
-            return self
-        try:
-            return self.slot.__get__(obj, owner)
-        except AttributeError:  # not changed yet
-            return self.kind(self.default, obj, self.slot)
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        self.slot.__set__(obj, value)
-
-    def __delete__(self, obj: Any) -> None:
-        self.slot.__delete__(obj)
-
-
-def _keeps(base: type, name: str) -> Callable[..., Any]:
-    method = getattr(base, name)
-
-    def change(self: Any, *args: Any) -> Any:
-        return method(self._own(), *args)
-
-    change.__name__ = name
-    return change
-
-
-class _UntilChanged:
-    """What ``UntilChanged`` reads before a change (mixed into a real set or list)."""
-
-    __slots__ = ()
-    _owner: Any
-    _slot: Any
-
-    def _own(self) -> Any:
-        """The connection's own container: this one, kept on first change (or one kept before)."""
-        try:
-            return self._slot.__get__(self._owner)
-        except AttributeError:
-            self._slot.__set__(self._owner, self)
-            return self
-
-
-class _SetUntilChanged(_UntilChanged, set):
-    __slots__ = ("_owner", "_slot")
-
-    def __init__(self, items: Any, owner: Any, slot: Any) -> None:
-        set.__init__(self, items)
-        self._owner, self._slot = owner, slot
-
-    def add(self, item: Any) -> None:
-        if item not in self:  # already there (a shared default): nothing changes
-            set.add(self._own(), item)
-
-    def discard(self, item: Any) -> None:
-        if item in self:
-            set.discard(self._own(), item)
-
-
-class _ListUntilChanged(_UntilChanged, list):
-    __slots__ = ("_owner", "_slot")
-
-    def __init__(self, items: Any, owner: Any, slot: Any) -> None:
-        list.__init__(self, items)
-        self._owner, self._slot = owner, slot
-
-    def clear(self) -> None:
-        if self:
-            list.clear(self._own())
-
-
-for _name in ("remove", "pop", "clear", "update", "difference_update", "intersection_update",
-              "symmetric_difference_update", "__ior__", "__iand__", "__isub__", "__ixor__"):
-    setattr(_SetUntilChanged, _name, _keeps(set, _name))
-for _name in ("append", "extend", "insert", "remove", "pop", "sort", "reverse",
-              "__setitem__", "__delitem__", "__iadd__", "__imul__"):
-    setattr(_ListUntilChanged, _name, _keeps(list, _name))
-
-
-class MadeOnRead:
-    """A connection's attribute, kept in a slot, made by ``factory`` when first read."""
-
-    __slots__ = ("slot", "factory")
-
-    def __init__(self, slot: Any, factory: Callable[[], Any]) -> None:
-        self.slot, self.factory = slot, factory
-
-    def __get__(self, obj: Any, owner: Any = None) -> Any:
-        if obj is None:
-            return self
-        try:
-            return self.slot.__get__(obj, owner)
-        except AttributeError:
-            value = self.factory()
-            self.slot.__set__(obj, value)
-            return value
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        self.slot.__set__(obj, value)
-
-    def __delete__(self, obj: Any) -> None:
-        self.slot.__delete__(obj)
-
-
 def _attributes_of(cls: "type[TelnetWriter]") -> "tuple[str, ...]":
     """The attributes a new writer of ``cls`` sets on itself (read off one made now)."""
     return tuple(vars(cls(transport=None, protocol=None, client=True)))
@@ -360,8 +240,6 @@ class LeanTelnetWriter(TelnetWriter):
             self.will_callbacks = WillCallbacks(self, learned["will_callbacks"])
 
 
-for _name in _SETS:
-    setattr(LeanTelnetWriter, _name, UntilChanged(LeanTelnetWriter.__dict__[_name], frozenset(), _SetUntilChanged))
-for _name in _LISTS:
-    setattr(LeanTelnetWriter, _name, UntilChanged(LeanTelnetWriter.__dict__[_name], (), _ListUntilChanged))
-LeanTelnetWriter.ctx = MadeOnRead(LeanTelnetWriter.__dict__["ctx"], TelnetSessionContext)  # type: ignore[assignment]
+shared_sets(LeanTelnetWriter, *_SETS)
+shared_lists(LeanTelnetWriter, *_LISTS)
+made_on_read(LeanTelnetWriter, "ctx", TelnetSessionContext)
