@@ -221,3 +221,26 @@ def test_a_connection_with_other_callbacks_keeps_its_own():
     assert len(w._ext_send_callback) == 0  # that table is the same as the first's: shared
     feed(w, telopt.IAC + telopt.WILL + telopt.GMCP)
     assert p.calls == [("other", telopt.GMCP)]
+
+
+def test_a_connection_without_the_protocols_callbacks_keeps_the_writers_own():
+    """A table left empty by a protocol of a class whose first connection set one is not shared."""
+    Game("first").connect()
+    p = Game("none set")
+    w = LeanTelnetWriter(transport=Transport(), protocol=p, client=True)
+    w.add_will_callback(telopt.GMCP, p.on_will_gmcp)
+    w.share_protocol_callbacks()
+    assert w._ext_send_callback[telopt.TTYPE].__func__ is TelnetWriter.handle_send_ttype
+    assert w.will_callbacks.get(telopt.GMCP) == [p.on_will_gmcp]
+
+
+def test_a_table_read_before_a_change_changes_the_connections_own():
+    w, other = lean_pair()
+    first, second = w._iac_callback, w._iac_callback  # no table of its own yet: two reads, two views
+    first[telopt.AYT] = lambda cmd: "first"
+    second[b"\x01"] = lambda cmd: "second"
+    assert w._iac_callback[telopt.AYT](b"") == "first" and w._iac_callback[b"\x01"](b"") == "second"
+    assert w._iac_callback is w._iac_callback  # kept
+    assert other._iac_callback[telopt.AYT].__func__ is TelnetWriter.handle_ayt and b"\x01" not in other._iac_callback
+    other._iac_callback.clear()  # closed: its own table, empty, nothing answers
+    assert telopt.AYT not in other._iac_callback and telopt.AYT in writers()[1]._iac_callback

@@ -16,7 +16,34 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
-class UntilChanged:
+class SlotAttribute:
+    """An attribute kept in a slot (``slot``: its member descriptor): the connection's own
+    value once set, else what ``missing`` gives for the connection."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: Any) -> None:
+        self.slot = slot
+
+    def missing(self, obj: Any) -> Any:
+        raise NotImplementedError
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            return self.slot.__get__(obj, owner)
+        except AttributeError:  # not set (or changed) yet
+            return self.missing(obj)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        self.slot.__set__(obj, value)
+
+    def __delete__(self, obj: Any) -> None:
+        self.slot.__delete__(obj)
+
+
+class UntilChanged(SlotAttribute):
     """A connection's container attribute, kept in a slot, that exists only once it is changed.
 
     Until then the attribute reads as a new container holding ``default`` (one
@@ -25,10 +52,10 @@ class UntilChanged:
     it as the connection's own. Assigning the attribute sets the connection's own.
     """
 
-    __slots__ = ("slot", "default", "kind")
+    __slots__ = ("default", "kind")
 
     def __init__(self, slot: Any, default: Any, kind: "type[_SetUntilChanged] | type[_ListUntilChanged]") -> None:
-        self.slot = slot  # the slot's member descriptor
+        super().__init__(slot)
         self.default = default
         self.kind = kind
 
@@ -36,19 +63,8 @@ class UntilChanged:
         """The same attribute, read as ``default`` until changed (a subclass's own default)."""
         return UntilChanged(self.slot, frozenset(default), self.kind)
 
-    def __get__(self, obj: Any, owner: Any = None) -> Any:
-        if obj is None:
-            return self
-        try:
-            return self.slot.__get__(obj, owner)
-        except AttributeError:  # not changed yet
-            return self.kind(self.default, obj, self.slot)
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        self.slot.__set__(obj, value)
-
-    def __delete__(self, obj: Any) -> None:
-        self.slot.__delete__(obj)
+    def missing(self, obj: Any) -> Any:
+        return self.kind(self.default, obj, self.slot)
 
 
 def _keeps(base: type, name: str) -> Callable[..., Any]:
@@ -113,29 +129,19 @@ for _name in ("append", "extend", "insert", "remove", "pop", "sort", "reverse",
     setattr(_ListUntilChanged, _name, _keeps(list, _name))
 
 
-class MadeOnRead:
+class MadeOnRead(SlotAttribute):
     """A connection's attribute, kept in a slot, made by ``factory`` when first read."""
 
-    __slots__ = ("slot", "factory")
+    __slots__ = ("factory",)
 
     def __init__(self, slot: Any, factory: Callable[[], Any]) -> None:
-        self.slot, self.factory = slot, factory
+        super().__init__(slot)
+        self.factory = factory
 
-    def __get__(self, obj: Any, owner: Any = None) -> Any:
-        if obj is None:
-            return self
-        try:
-            return self.slot.__get__(obj, owner)
-        except AttributeError:
-            value = self.factory()
-            self.slot.__set__(obj, value)
-            return value
-
-    def __set__(self, obj: Any, value: Any) -> None:
+    def missing(self, obj: Any) -> Any:
+        value = self.factory()
         self.slot.__set__(obj, value)
-
-    def __delete__(self, obj: Any) -> None:
-        self.slot.__delete__(obj)
+        return value
 
 
 def shared_sets(cls: type, *names: str) -> None:

@@ -9,8 +9,9 @@ dict of ~45 attributes (docs/performance.md, 1.7).
 ``LeanTelnetWriter`` is a ``TelnetWriter`` that, once built, replaces them:
 
 * the callback tables by :class:`Callbacks`, which holds only the callbacks
-  set on this connection (``set_*_callback``) and looks the writer's own
-  default handlers up by name when asked, so they are the same handlers;
+  set on this connection (``set_*_callback``; none set: no table, one is made
+  when read) and looks the writer's own default handlers up by name when
+  asked, so they are the same handlers;
   once the protocol has set its own (``share_protocol_callbacks``), those too
   are looked up by name on the connection's protocol when they are the same
   as on the first connection of its class (will callbacks: :class:`WillCallbacks`);
@@ -40,7 +41,7 @@ from telnetlib3 import slc
 from telnetlib3._session_context import TelnetSessionContext
 from telnetlib3.stream_writer import Option, TelnetWriter
 
-from .until_changed import made_on_read, shared_lists, shared_sets
+from .until_changed import SlotAttribute, made_on_read, shared_lists, shared_sets
 
 #: The callback tables TelnetWriter builds in ``__init__`` (attribute names).
 CALLBACK_TABLES = ("_iac_callback", "_ext_callback", "_ext_send_callback", "_ext_offer_callback")
@@ -53,16 +54,32 @@ class Callbacks(dict):
     A dict of the callbacks set (``table[cmd] = func``), whose misses are
     answered from ``protocol_names`` (option -> name of the protocol's method),
     then ``names`` (option -> name of the writer's handler method), both shared
-    by every connection of the class.
+    by every connection of the class. A connection that set nothing of its own
+    has no table: reading the attribute makes one (:class:`CallbackTable`), kept
+    as the connection's own on its first change (``slot``).
     """
 
-    __slots__ = ("_owner", "_names", "_protocol_names")
+    __slots__ = ("_owner", "_names", "_protocol_names", "_slot")
 
-    def __init__(self, owner: TelnetWriter, names: "dict[bytes, str]") -> None:
+    def __init__(self, owner: TelnetWriter, names: "dict[bytes, str]",
+                 protocol_names: "dict[bytes, str]" = _NO_NAMES, slot: Any = None) -> None:
         super().__init__()
         self._owner = owner
         self._names = names
-        self._protocol_names: "dict[bytes, str]" = _NO_NAMES
+        self._protocol_names = protocol_names
+        self._slot = slot  # the table's slot, until this table is kept in it
+
+    def _own(self) -> "Callbacks":
+        """The connection's own table: this one, kept on first change (or one kept before)."""
+        slot = self._slot
+        if slot is None:
+            return self
+        try:
+            return slot.__get__(self._owner)  # type: ignore[no-any-return]
+        except AttributeError:
+            slot.__set__(self._owner, self)
+            self._slot = None
+            return self
 
     def __missing__(self, key: bytes) -> Callable[..., Any]:
         name = self._protocol_names.get(key)
@@ -76,10 +93,34 @@ class Callbacks(dict):
     def get(self, key: bytes, default: Any = None) -> Any:  # type: ignore[override]
         return self[key] if key in self else default
 
+    def __setitem__(self, key: bytes, func: Callable[..., Any]) -> None:
+        dict.__setitem__(self._own(), key, func)
+
     def clear(self) -> None:
         """telnetlib3 clears the tables when the connection closes: no handler is left."""
-        dict.clear(self)
-        self._names = self._protocol_names = _NO_NAMES
+        own = self._own()
+        dict.clear(own)
+        own._names = own._protocol_names = _NO_NAMES
+
+
+class CallbackTable(SlotAttribute):
+    """A writer's callback table attribute, kept in a slot only once the connection changes it.
+
+    Until then it reads as a new, empty :class:`Callbacks` answering from the
+    writer's default handlers and, once shared (``share_protocol_callbacks``),
+    the protocol's callbacks learned for its class.
+    """
+
+    __slots__ = ("table",)
+
+    def __init__(self, slot: Any, table: str) -> None:
+        super().__init__(slot)
+        self.table = table
+
+    def missing(self, obj: Any) -> Callbacks:
+        learned = obj._shared_callbacks
+        return Callbacks(obj, LeanTelnetWriter._default_names[self.table],  # type: ignore[index]
+                         learned.get(self.table, _NO_NAMES) if learned else _NO_NAMES, self.slot)
 
 
 class WillCallbacks(dict):
@@ -123,19 +164,22 @@ class WillCallbacks(dict):
         self._names = _NO_NAMES
 
 
-def _changes_all(name: str) -> Callable[..., Any]:
+def _on_own(name: str) -> Callable[..., Any]:
+    """dict's method ``name``, applied to the connection's own table (``_own()``)."""
     method = getattr(dict, name)
 
-    def change(self: WillCallbacks, *args: Any) -> Any:
+    def change(self: Any, *args: Any) -> Any:
         return method(self._own(), *args)
 
     change.__name__ = name
     return change
 
 
+for _name in ("setdefault", "pop", "popitem", "update", "__delitem__"):
+    setattr(Callbacks, _name, _on_own(_name))
 for _name in ("setdefault", "pop", "popitem", "update", "__delitem__", "__iter__", "__len__", "keys",
               "items", "values", "copy", "__eq__", "__repr__"):
-    setattr(WillCallbacks, _name, _changes_all(_name))
+    setattr(WillCallbacks, _name, _on_own(_name))
 
 
 def _method_name(protocol: Any, func: Any) -> "str | None":
@@ -178,7 +222,7 @@ _LISTS = ("_waiters", "_environ_batches")
 
 class LeanTelnetWriter(TelnetWriter):
     # Every attribute telnetlib3 sets, in a slot: no dict per connection.
-    __slots__ = _attributes_of(TelnetWriter) + LATER_ATTRIBUTES
+    __slots__ = _attributes_of(TelnetWriter) + LATER_ATTRIBUTES + ("_shared_callbacks",)
     #: Shared by every connection: read-only (LINEMODE is refused, so never changed).
     SHARED = {
         "slctab": MappingProxyType(slc.generate_slctab(TelnetWriter.default_slc_tab)),
@@ -204,12 +248,13 @@ class LeanTelnetWriter(TelnetWriter):
                 table: {key: func.__func__.__name__ for key, func in getattr(self, table).items()
                         if getattr(func, "__self__", None) is self}
                 for table in CALLBACK_TABLES}
+        self._shared_callbacks: "dict[str, Any] | None" = None
         for table in CALLBACK_TABLES:
-            lazy = Callbacks(self, names[table])
-            for key, func in getattr(self, table).items():
-                if getattr(func, "__self__", None) is not self or key not in names[table]:
-                    lazy[key] = func  # not the default: kept as set
-            setattr(self, table, lazy)
+            own = {key: func for key, func in getattr(self, table).items()
+                   if getattr(func, "__self__", None) is not self or key not in names[table]}
+            delattr(self, table)  # the defaults only: no table of its own
+            if own:  # not the default: kept as set
+                getattr(self, table).update(own)
         for name, value in self.SHARED.items():
             setattr(self, name, value)
         for name in _SETS + _LISTS + ("ctx",):
@@ -233,13 +278,20 @@ class LeanTelnetWriter(TelnetWriter):
             callbacks = getattr(self, table)
             names = _method_names(protocol, callbacks.items())
             if names is not None and learned.setdefault(table, names) == names:
-                dict.clear(callbacks)
-                callbacks._protocol_names = learned[table]
+                try:
+                    delattr(self, table)  # read from the learned names from now on
+                except AttributeError:
+                    pass  # held nothing
+            else:
+                callbacks._own()  # this connection's own table, as it is
+        self._shared_callbacks = learned
         names = _method_names(protocol, self.will_callbacks.items())
         if names is not None and learned.setdefault("will_callbacks", names) == names:
             self.will_callbacks = WillCallbacks(self, learned["will_callbacks"])
 
 
+for _table in CALLBACK_TABLES:
+    setattr(LeanTelnetWriter, _table, CallbackTable(LeanTelnetWriter.__dict__[_table], _table))
 shared_sets(LeanTelnetWriter, *_SETS)
 shared_lists(LeanTelnetWriter, *_LISTS)
 made_on_read(LeanTelnetWriter, "ctx", TelnetSessionContext)
