@@ -275,8 +275,11 @@ class ReplayBuffer:
 
     def compact(self, seal_open: bool = False) -> int:
         """Compress the sealed blocks (and the open one, when ``seal_open``); bytes saved."""
+        seal_open = seal_open and bool(self._blocks) and self._blocks[-1].state is None
+        if not (seal_open or self.sealed_raw):
+            return 0  # nothing to compress: the usual sweep of a playing session
         before = self.memory()
-        if seal_open and self._blocks and self._blocks[-1].state is None:
+        if seal_open:
             self._seal(self._blocks[-1])
         if self.sealed_raw:
             for block in self._blocks:
