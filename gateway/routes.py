@@ -21,7 +21,7 @@ from .auth import TokenError, authenticate
 from .config import Config, normalise_origin, origin_parts
 from .metrics import CONTENT_TYPE_LATEST
 from .session import SessionManager
-from .transport.frames import parse_deflate
+from .transport.frames import negotiate_deflate
 from .transport.serializer import serializer_for
 from .transport.websocket import PhoenixSocket
 from .webclient import add_routes as add_client_routes
@@ -90,7 +90,9 @@ async def socket(request: web.Request) -> web.StreamResponse:
     except TokenError as exc:
         log.info("refused token from %s: %s", ip, exc)  # the reason only, never the token
         raise web.HTTPForbidden(text="invalid or missing token") from None
-    ws = _Upgrade(protocols=("phoenix",))
+    # permessage-deflate is agreed here, not by aiohttp: our answer asks the browser for
+    # client_no_context_takeover (frames.negotiate_deflate; idle memory).
+    ws = _Upgrade(protocols=("phoenix",), compress=False)
     transport, handler = request.transport, request.protocol
     if transport is None or not ws.can_prepare(request).ok:
         await ws.prepare(request)  # aiohttp answers the bad upgrade (400) as it does
@@ -107,8 +109,11 @@ async def socket(request: web.Request) -> web.StreamResponse:
         handler._message_tail = b""
         sock.data_received(tail)
     transport.set_protocol(sock)
-    await ws.prepare(request)  # the 101, with the subprotocol and permessage-deflate agreed
-    sock.start(parse_deflate(ws.headers.get("Sec-WebSocket-Extensions")) if ws.compress else None)
+    deflate = negotiate_deflate(",".join(request.headers.getall("Sec-WebSocket-Extensions", [])))
+    if deflate is not None:
+        ws.headers["Sec-WebSocket-Extensions"] = deflate[0]
+    await ws.prepare(request)  # the 101, with the subprotocol (and our permessage-deflate answer)
+    sock.start(deflate[1] if deflate is not None else None)
     # aiohttp forgets the connection without closing it: its request handler, parser,
     # task and WebSocket reader are freed (idle memory, docs/performance.md).
     handler.transport = None
@@ -135,7 +140,8 @@ async def metrics(request: web.Request) -> web.Response:
 async def _watch_sockets(app: web.Application):
     """One task for all sockets, no timer per socket (idle memory): every second (a quarter
     of the heartbeat timeout when that is shorter), drop those stalled for
-    ``slow_consumer_seconds`` and close those silent for ``heartbeat_timeout_seconds``."""
+    ``slow_consumer_seconds``, close those silent for ``heartbeat_timeout_seconds``,
+    and free the compression context of those that wrote nothing for a while."""
     closing: set[asyncio.Task] = set()  # held until done: a task nobody holds may vanish
     loop = asyncio.get_running_loop()
 
@@ -157,6 +163,7 @@ async def _watch_sockets(app: web.Application):
                     task.add_done_callback(closed)
                 else:
                     sock.check_heartbeat(heard_by)
+                    sock.release_if_quiet(now)
 
     task = asyncio.ensure_future(watch())
     yield

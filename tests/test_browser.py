@@ -324,6 +324,19 @@ async def test_prompt_is_shown_apart_from_the_log(browser: Browser) -> None:
         assert "<10hp>" not in await log_text(page)
 
 
+async def test_chromium_compresses_each_message_on_its_own(browser: Browser) -> None:
+    """Chromium offers permessage-deflate and takes our answer (client_no_context_takeover):
+    what it sends, compressed message by message, and what we send, compressed, both arrive."""
+    async with fake_game(browser) as g:
+        (sock,) = g.app[SOCKETS]
+        assert sock._reader.deflate and sock._frames.deflate  # agreed in the 101
+        for n in range(3):  # the same long line: with context takeover it would refer back
+            await send_line(g.page, "say the orc hits you, the orc hits you, the orc hits you " + str(n))
+            await g.conn.wait_for(b"orc hits you " + str(n).encode() + b"\r\n")
+        g.conn.send(b"The orc hits you. " * 40 + b"\r\n")
+        await log_has(g.page, "The orc hits you. The orc hits you.")
+
+
 async def test_vitals_gauge_follows_the_game(browser: Browser) -> None:
     async with fake_game(browser) as g:
         g.conn.send(b"\xff\xfb\xc9")  # IAC WILL GMCP

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.transport.frames import (BINARY, CLOSE, CONTINUATION, DEFLATE_MIN_SIZE, NO_STATUS, PING, TEXT,
-                                      FrameEncoder, FrameError, FrameReader, close_frame, parse_deflate,
-                                      unmask)
+from gateway.transport.frames import (BINARY, CLOSE, CONTINUATION, DEFLATE_MIN_SIZE, DEFLATE_WBITS, NO_STATUS,
+                                      PING, TEXT, FrameEncoder, FrameError, FrameReader, close_frame,
+                                      negotiate_deflate, unmask)
 
 from tests.conftest import make_config, new_topic
 from gateway.telnet.stream import IAC, SB, SE
@@ -68,12 +68,56 @@ def test_no_context_takeover_messages_inflate_on_their_own():
         assert read_frames(frame) == [(True, msg)]   # a fresh inflater each: nothing refers back
 
 
-def test_parse_deflate():
-    assert parse_deflate(None) is None
-    assert parse_deflate("x-webkit-deflate-frame") is None
-    assert parse_deflate("permessage-deflate") == (15, False)
-    assert parse_deflate("permessage-deflate; server_no_context_takeover; server_max_window_bits=10") \
-        == (10, True)
+def test_negotiate_deflate():
+    """RFC 7692: the first offer we can keep to; we always ask for client_no_context_takeover."""
+    assert negotiate_deflate(None) is None
+    assert negotiate_deflate("x-webkit-deflate-frame") is None
+    # Chrome's and Firefox's offer, and the plainest one.
+    assert negotiate_deflate("permessage-deflate; client_max_window_bits") \
+        == ("permessage-deflate; client_no_context_takeover", (DEFLATE_WBITS, False))
+    assert negotiate_deflate("permessage-deflate") \
+        == ("permessage-deflate; client_no_context_takeover", (DEFLATE_WBITS, False))
+    assert negotiate_deflate("permessage-deflate; server_no_context_takeover; server_max_window_bits=10") \
+        == ("permessage-deflate; client_no_context_takeover; server_no_context_takeover; "
+            "server_max_window_bits=10", (10, True))
+    assert negotiate_deflate('permessage-deflate; client_no_context_takeover; client_max_window_bits="10"') \
+        == ("permessage-deflate; client_no_context_takeover", (DEFLATE_WBITS, False))
+    # Declined: unknown, repeated or invalid parameters, a window zlib cannot keep to; the next
+    # offer is taken.
+    for bad in ("permessage-deflate; foo", "permessage-deflate; server_no_context_takeover; "
+                "server_no_context_takeover", "permessage-deflate; server_max_window_bits=16",
+                "permessage-deflate; server_max_window_bits", "permessage-deflate; server_max_window_bits=8",
+                "permessage-deflate; client_max_window_bits=7", "permessage-deflate; server_no_context_takeover=1"):
+        assert negotiate_deflate(bad) is None, bad
+        assert negotiate_deflate(bad + ", permessage-deflate")[1] == (DEFLATE_WBITS, False), bad
+
+
+def test_each_browser_message_is_inflated_on_its_own():
+    """We asked for client_no_context_takeover: a message compressed with the context of the
+    one before (against that) does not inflate, and fails with 1007; each on its own does."""
+    msg = b'["1","2","telnet:x","recv",{"message":"kill the orc with the sword of the north"}]'
+    reader = FrameReader(1000, deflate=True)
+    reader.feed(client_frame(TEXT, deflated(msg), rsv=0x40) * 2)
+    assert read_all(reader) == [(TEXT, msg.decode())] * 2
+    z = zlib.compressobj(wbits=-15)
+    first = (z.compress(msg) + z.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    second = (z.compress(msg) + z.flush(zlib.Z_SYNC_FLUSH))[:-4]  # refers back to the first
+    assert len(second) < len(first) // 2
+    reader.feed(client_frame(TEXT, first, rsv=0x40) + client_frame(TEXT, second, rsv=0x40))
+    assert reader.next() == (TEXT, msg.decode())
+    with pytest.raises(FrameError) as err:
+        reader.next()
+    assert err.value.code == 1007
+
+
+def test_a_released_context_starts_afresh_and_the_stream_reads_on():
+    """A quiet socket frees its deflate context; the browser's one inflater reads on."""
+    enc = FrameEncoder((15, False))
+    msg = b'{"message":"The orc hits you. The orc hits you. The orc hits you."}' * 3
+    wire = enc.encode([msg])
+    enc.release()
+    wire += enc.encode([msg, msg])
+    assert read_frames(wire) == [(True, msg)] * 3
 
 
 async def test_deflate_browser_gets_every_event(mud, gateway):

@@ -14,9 +14,11 @@ import base64
 import json
 import os
 import struct
+import time
 
 from gateway.routes import SESSIONS, SOCKETS
 from gateway.transport.frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
+from gateway.transport.websocket import QUIET_SECONDS
 from tests.conftest import make_config, new_topic
 from tests.test_frames import client_frame
 from tests.test_session_races import until
@@ -180,3 +182,27 @@ async def test_binary_message_is_closed_1003_after_the_handshake(mud, gateway):
     ws.send(CLOSE, struct.pack("!H", 1003))
     assert await ws.frame() == (-1, b"")
     await ws.close()
+
+
+async def test_quiet_socket_frees_its_deflate_context_and_the_browser_reads_on(mud, gateway):
+    """Asked by the sweep after QUIET_SECONDS without a write: the context goes; the next
+    compressed message starts a new one, which the browser's inflater reads on."""
+    client, connect = await gateway(make_config(mud.port))
+    phx = await connect(compress=15)
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    conn = await mud.next_connection()
+    line = "The orc hits you with a rusty blade, and you bleed. " * 4
+    conn.send(line.encode() + b"\r\n")
+    assert (await phx.event(topic, "echo"))["message"] == line + "\n"
+    (sock,) = client.server.app[SOCKETS]
+    assert sock._frames._zlib is not None
+    sock.release_if_quiet(time.monotonic())  # written just now: kept
+    assert sock._frames._zlib is not None
+    sock.release_if_quiet(time.monotonic() + QUIET_SECONDS)
+    assert sock._frames._zlib is None
+    conn.send(line.encode() + b"\r\n")
+    assert (await phx.event(topic, "echo"))["message"] == line + "\n"
+    assert sock._frames._zlib is not None
+    assert (await phx.request(topic, "recv", {"message": line}))["status"] == "ok"  # compressed by the client
+    await conn.wait_for(line.encode() + b"\r\n")

@@ -4,9 +4,14 @@ After the handshake the connection is the socket's own (websocket.py), not
 aiohttp's: ``FrameReader`` turns the browser's bytes into whole messages, and
 ``FrameEncoder`` the socket's messages into frames.
 
+**Negotiating.** ``negotiate_deflate`` answers the browser's permessage-deflate
+offer (browsers always make one) in the 101, asking it for
+``client_no_context_takeover``: no inflate context is kept between the
+browser's messages, and an idle socket keeps no zlib state for them.
+
 **Reading.** The browser's frames are masked, may be fragmented (control
-frames between the fragments) and, with permessage-deflate, compressed (one
-inflate context per socket, made with the first compressed message). What
+frames between the fragments) and, with permessage-deflate, compressed (each
+message inflated on its own, with a context made for it). What
 breaks RFC 6455 is an error with the close code the RFC gives it:
 ``FrameError(1002)`` for a protocol error (an unmasked frame, reserved bits,
 an unknown opcode, a continuation with no message, a fragmented or long
@@ -25,7 +30,10 @@ four trailing bytes dropped as RFC 7692 asks); shorter ones go as they are
 (RSV1 clear), which the RFC allows message by message. The context is made
 on first use, with a smaller window and hash than zlib's defaults: any
 inflater with the negotiated (larger) window reads such a stream, and it
-costs 32 KiB per socket instead of 256 KiB. With
+costs 32 KiB per socket instead of 256 KiB; and ``release`` lets it go
+when the socket has been quiet a while (the next message starts a new
+context: each message ends on a flushed block boundary, so the browser's
+inflater reads on as if nothing happened). With
 ``server_no_context_takeover`` each message is flushed with Z_FULL_FLUSH,
 so none refers to an earlier one. The numbers behind these defaults are in
 docs/performance.md (``bench/deflate_choice.py``).
@@ -66,24 +74,49 @@ def frame_header(first: int, length: int) -> bytes:
     return _LEN8(first, 127, length)
 
 
-def parse_deflate(extensions: str | None) -> tuple[int, bool] | None:
-    """The ``Sec-WebSocket-Extensions`` response header -> (server window bits, no context
-    takeover) when permessage-deflate was agreed, else None."""
-    if not extensions:
+def negotiate_deflate(offers: str | None) -> "tuple[str, tuple[int, bool]] | None":
+    """The browser's ``Sec-WebSocket-Extensions`` -> (our answer, (our window bits, no
+    context takeover)) for the first permessage-deflate offer we can take (RFC 7692 5,
+    7.1), or None: no compression.
+
+    The answer always holds ``client_no_context_takeover`` (7.1.1.2: a server may
+    include it): the browser then compresses each message on its own, so each one
+    is inflated with a context made for it and freed after, and an idle socket keeps
+    no inflate context. Our side compresses with at most 2^12 of window (any
+    inflater reads that), less when the offer says ``server_max_window_bits``. An
+    offer with an unknown, repeated or invalid parameter is declined (5, 7.1).
+    """
+    if not offers:
         return None
-    for ext in extensions.split(","):
-        params = [p.strip() for p in ext.split(";")]
+    for offer in offers.split(","):
+        params = [p.strip() for p in offer.split(";")]
         if params[0] != "permessage-deflate":
             continue
-        wbits, notakeover = 15, False
+        seen: set[str] = set()
+        wbits, notakeover, ok = DEFLATE_WBITS, False, True
+        answer = ["permessage-deflate", "client_no_context_takeover"]
         for p in params[1:]:
-            name, _, value = p.partition("=")
-            name = name.strip()
-            if name == "server_no_context_takeover":
+            name, eq, value = (x.strip() for x in p.partition("="))
+            value = value.strip('"')
+            if name in seen:
+                ok = False
+            seen.add(name)
+            if name == "server_no_context_takeover" and not eq:
                 notakeover = True
-            elif name == "server_max_window_bits" and value.strip().strip('"').isdigit():
-                wbits = int(value.strip().strip('"'))
-        return wbits, notakeover
+                answer.append(name)
+            elif name == "client_no_context_takeover" and not eq:
+                pass
+            elif name == "server_max_window_bits" and value.isdigit() and 8 <= int(value) <= 15:
+                if int(value) < 9:
+                    ok = False  # zlib's least window is 2^9: an 8 we could not keep to
+                wbits = min(wbits, int(value))
+                answer.append(f"server_max_window_bits={value}")
+            elif name == "client_max_window_bits" and (not eq or value.isdigit() and 8 <= int(value) <= 15):
+                pass  # the browser's window: ours to read is whatever it chose (we inflate with 15)
+            else:
+                ok = False
+        if ok:
+            return "; ".join(answer), (wbits, notakeover)
     return None
 
 
@@ -103,6 +136,10 @@ class FrameEncoder:
         else:
             self._wbits = 0
             self._flush = zlib.Z_SYNC_FLUSH
+
+    def release(self) -> None:
+        """Free the compression context (a quiet socket); the next message makes a new one."""
+        self._zlib = None
 
     def encode(self, messages: Iterable[bytes]) -> bytes:
         """One frame per message, all of them in one bytes object."""
@@ -173,7 +210,7 @@ class FrameReader:
     None until more bytes are needed. Pongs are taken and dropped.
     """
 
-    __slots__ = ("max_size", "deflate", "_buf", "_parts", "_size", "_opcode", "_compressed", "_zlib")
+    __slots__ = ("max_size", "deflate", "_buf", "_parts", "_size", "_opcode", "_compressed")
 
     def __init__(self, max_size: int, deflate: bool = False) -> None:
         self.max_size = max_size
@@ -183,7 +220,6 @@ class FrameReader:
         self._size = 0
         self._opcode = 0
         self._compressed = False
-        self._zlib: "zlib._Decompress | None" = None
 
     def feed(self, data: bytes) -> None:
         self._buf += data
@@ -272,9 +308,10 @@ class FrameReader:
             return BINARY, payload
 
     def _inflate(self, data: bytes) -> bytes:
-        z = self._zlib
-        if z is None:  # any window the browser chose: 15 reads them all
-            z = self._zlib = zlib.decompressobj(-15)
+        # A context for this message alone (the browser agreed to client_no_context_takeover,
+        # negotiate_deflate): nothing is kept between messages. Any window the browser
+        # chose: 15 reads them all.
+        z = zlib.decompressobj(-15)
         try:
             out = z.decompress(data + _TAIL, self.max_size + 1)
         except zlib.error:

@@ -63,6 +63,8 @@ SLOW_CONSUMER_DRAIN = 3.0
 #: What one read of a game (asyncio reads at most 256 KiB) can add to the outbox
 #: before the session sees the pause: JSON escapes a control byte in up to 6.
 READ_BURST = 6 * 256 * 1024
+#: A socket that wrote nothing for this long lets its deflate context go (idle memory).
+QUIET_SECONDS = 10.0
 #: Kept payload bytes -> bytes of the frames replaying them (with a join_ref
 #: as phoenix.js sends it, the envelope around the smallest event is less
 #: than twice its size; a browser choosing huge join_refs meets the bound).
@@ -352,6 +354,12 @@ class PhoenixSocket(asyncio.Protocol):
         self._read_times = None
         self._outbox_bytes = 0
 
+    def release_if_quiet(self, now: float) -> None:
+        """Nothing written for ``QUIET_SECONDS`` (``now``: time.monotonic()): the deflate
+        context goes (32 KiB; made again by the next message that is compressed)."""
+        if now - self._last_progress >= QUIET_SECONDS and not (self._outbox or self._writing):
+            self._frames.release()
+
     def stalled(self, now: float) -> float:
         """Seconds frames have been waiting without one being written (0 when none wait)."""
         if self._closed or not (self._outbox or self._writing):
@@ -429,7 +437,7 @@ class PhoenixSocket(asyncio.Protocol):
 
     def start(self, deflate: "tuple[int, bool] | None" = None) -> None:
         """The 101 is written (routes.py): the connection is ours. ``deflate`` is the
-        permessage-deflate agreed in it (``frames.parse_deflate``), or None."""
+        permessage-deflate agreed in it (``frames.negotiate_deflate``), or None."""
         if self._lost:
             return  # gone during the handshake
         self._started = True
