@@ -32,7 +32,7 @@ Measured (every figure: median of the repetitions, with min-max):
   rt-N                round trip of one line per second per session at N
                       sessions (p50, p99 ms), 3 windows on the same sessions;
   idle-N              proxy RSS per idle session at N sessions (RSS(N) - RSS
-                      before any session) / N;
+                      before any session) / N, after 12 s without traffic;
   full                proxy RSS per session after each of F sessions received
                       2 MB (the gateway's replay buffers full).
 
@@ -812,6 +812,9 @@ class Peer:
 
 
 SETTLE = 1.5
+#: Before an idle RSS figure: an idle player has been quiet a while, and the gateway lets a
+#: quiet socket's deflate context go after 10 s (websocket.py QUIET_SECONDS).
+IDLE_SETTLE = 12.0
 
 
 def throughput_rep(peer: Peer, deflate: bool, sizes: dict[str, int]) -> dict[str, dict[str, float]]:
@@ -891,7 +894,7 @@ def scale_run(peer: Peer, deflate: bool, plan: dict[str, Any], log: Any) -> dict
                     out[f"idle-{want}"] = {"missing": float(level - have)}
                     break
             if want in plan["rss"]:
-                time.sleep(SETTLE + 1.0)
+                time.sleep(IDLE_SETTLE)
                 rss = peer.rss()
                 out[f"idle-{want}"] = {"KB/session": (rss - rss0) / level / 1024, "RSS MB": rss / 1e6,
                                        "sessions": level}

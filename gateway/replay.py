@@ -386,6 +386,14 @@ class ReplayCompactor:
         if self._buffers:
             self._timer = asyncio.get_running_loop().call_later(self.period, self.sweep)
 
+    def freed(self, nbytes: int) -> None:
+        """Memory freed outside the buffers (quiet sockets' deflate contexts): it counts toward
+        the next ``malloc_trim``, made at once when no buffer has work (no sweep is due)."""
+        self.saved += nbytes
+        if self.saved >= TRIM_AFTER_BYTES and not self._buffers:
+            self.saved = 0
+            _malloc_trim()
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

@@ -156,6 +156,7 @@ async def _watch_sockets(app: web.Application):
             await asyncio.sleep(min(1.0, limits.heartbeat_timeout_seconds / 4))
             limits = app[SESSIONS].config.limits
             now, heard_by = time.monotonic(), loop.time() - limits.heartbeat_timeout_seconds
+            freed = 0
             for sock in list(app[SOCKETS]):
                 if sock.stalled(now) > limits.slow_consumer_seconds:
                     task = asyncio.ensure_future(sock.slow_consumer())
@@ -163,7 +164,9 @@ async def _watch_sockets(app: web.Application):
                     task.add_done_callback(closed)
                 else:
                     sock.check_heartbeat(heard_by)
-                    sock.release_if_quiet(now)
+                    freed += sock.release_if_quiet(now)
+            if freed:  # so that RSS shows it: the heap's free pages go back (replay.py)
+                app[SESSIONS].compactor.freed(freed)
 
     task = asyncio.ensure_future(watch())
     yield

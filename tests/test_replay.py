@@ -370,3 +370,20 @@ def test_a_compressed_block_holds_no_more_than_its_data():
     assert len(data) < len(blob) // 3
     assert held < len(data) + 256, (held, len(data))
     assert _decompress(data) == blob
+
+
+async def test_memory_freed_elsewhere_counts_toward_the_next_trim():
+    """Quiet sockets' deflate contexts (routes.py's sweep): counted with the compactor's own
+    savings; the heap is trimmed at once when no buffer has work, else at the next sweep."""
+    from gateway.replay import TRIM_AFTER_BYTES, ReplayCompactor
+    compactor = ReplayCompactor(period=0.01)
+    compactor.freed(TRIM_AFTER_BYTES // 2)
+    assert compactor.saved == TRIM_AFTER_BYTES // 2  # not yet worth a trim
+    compactor.freed(TRIM_AFTER_BYTES // 2)
+    assert compactor.saved == 0  # trimmed
+    buf = ReplayBuffer(1 << 20)
+    buf.add(Kept(1, "echo", b'{"message":"x"}', None))
+    compactor.watch(buf)  # a buffer with work: its sweep trims, not freed()
+    compactor.freed(TRIM_AFTER_BYTES)
+    assert compactor.saved == TRIM_AFTER_BYTES
+    compactor.close()

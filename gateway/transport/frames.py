@@ -50,6 +50,7 @@ DEFLATE_LEVEL = 1
 #: Window bits and memLevel of the context: 2^(12+2) + 2^(5+9) = 32 KiB per socket.
 DEFLATE_WBITS = 12
 DEFLATE_MEM_LEVEL = 5
+DEFLATE_CONTEXT_BYTES = (1 << (DEFLATE_WBITS + 2)) + (1 << (DEFLATE_MEM_LEVEL + 9))
 #: Messages shorter than this go uncompressed (an ack, a heartbeat reply).
 DEFLATE_MIN_SIZE = 64
 
@@ -137,9 +138,13 @@ class FrameEncoder:
             self._wbits = 0
             self._flush = zlib.Z_SYNC_FLUSH
 
-    def release(self) -> None:
-        """Free the compression context (a quiet socket); the next message makes a new one."""
+    def release(self) -> int:
+        """Free the compression context (a quiet socket); the next message makes a new one.
+        Returns about how many bytes that freed (0: there was none)."""
+        if self._zlib is None:
+            return 0
         self._zlib = None
+        return DEFLATE_CONTEXT_BYTES
 
     def encode(self, messages: Iterable[bytes]) -> bytes:
         """One frame per message, all of them in one bytes object."""

@@ -354,11 +354,13 @@ class PhoenixSocket(asyncio.Protocol):
         self._read_times = None
         self._outbox_bytes = 0
 
-    def release_if_quiet(self, now: float) -> None:
+    def release_if_quiet(self, now: float) -> int:
         """Nothing written for ``QUIET_SECONDS`` (``now``: time.monotonic()): the deflate
-        context goes (32 KiB; made again by the next message that is compressed)."""
+        context goes (32 KiB; made again by the next message that is compressed).
+        Returns about how many bytes that freed."""
         if now - self._last_progress >= QUIET_SECONDS and not (self._outbox or self._writing):
-            self._frames.release()
+            return self._frames.release()
+        return 0
 
     def stalled(self, now: float) -> float:
         """Seconds frames have been waiting without one being written (0 when none wait)."""
