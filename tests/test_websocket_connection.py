@@ -206,3 +206,16 @@ async def test_quiet_socket_frees_its_deflate_context_and_the_browser_reads_on(m
     assert sock._frames._zlib is not None
     assert (await phx.request(topic, "recv", {"message": line}))["status"] == "ok"  # compressed by the client
     await conn.wait_for(line.encode() + b"\r\n")
+
+
+async def test_a_bad_upgrade_is_aiohttps_to_answer_and_nothing_is_taken_over(mud, gateway):
+    client, _ = await start(mud, gateway)
+    resp = await client.get("/socket/websocket?vsn=2.0.0")  # no upgrade at all
+    assert resp.status == 400
+    resp = await client.get("/socket/websocket?vsn=2.0.0", headers={
+        "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "not base64 of 16 bytes"})
+    assert resp.status == 400
+    assert not client.server.app[SOCKETS]
+    # The same connection still serves HTTP (keep-alive): aiohttp kept it.
+    assert (await client.get("/healthz")).status == 200
