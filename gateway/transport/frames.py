@@ -176,7 +176,7 @@ class FrameEncoder:
 
 def control_frame(opcode: int, payload: bytes = b"") -> bytes:
     """A server control frame (unmasked): ``PONG`` with the ping's payload, say."""
-    return bytes((0x80 | opcode, len(payload))) + payload
+    return frame_header(0x80 | opcode, len(payload)) + payload
 
 
 def close_frame(code: int, reason: bytes = b"") -> bytes:
@@ -198,7 +198,7 @@ def _valid_close_code(code: int) -> bool:
     return 1000 <= code <= 1014 and code not in (1004, 1005, 1006) or 3000 <= code <= 4999
 
 
-def unmask(data: bytes, mask: bytes) -> bytes:
+def unmask(data: "bytes | bytearray", mask: "bytes | bytearray") -> bytes:
     """XOR ``data`` with the 4-byte ``mask`` repeated (RFC 6455 5.3), as two big integers:
     C speed, no Python loop over the bytes."""
     n = len(data)
@@ -263,9 +263,8 @@ class FrameReader:
             end = at + 4 + length
             if n < end:
                 return None
-            payload = bytes(buf[at + 4:end])
-            if length:
-                payload = unmask(payload, bytes(buf[at:at + 4]))
+            # unmask reads the bytearray's slices as they are: one copy of the payload, not two
+            payload = unmask(buf[at + 4:end], buf[at:at + 4]) if length else b""
             del buf[:end]
 
             if opcode == CONTINUATION:

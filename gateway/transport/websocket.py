@@ -45,14 +45,15 @@ if TYPE_CHECKING:
     from ..session import Session, SessionManager
 
 log = logging.getLogger("gateway.socket")
+_encode = msgspec.json.Encoder().encode
+_EMPTY = msgspec.Raw(b"{}")
+_NO_CLAIMS: "Mapping[str, Any]" = MappingProxyType({})  # one for every socket without a token
 
 
 def _log_failure(task: "asyncio.Task[Any]") -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("socket close failed", exc_info=task.exception())
-_encode = msgspec.json.Encoder().encode
-_EMPTY = msgspec.Raw(b"{}")
-_NO_CLAIMS: "Mapping[str, Any]" = MappingProxyType({})  # one for every socket without a token
+
 
 #: Outbox sizes at which the socket's sessions stop / start reading their games.
 HIGH_WATER = 1 << 20
@@ -149,7 +150,7 @@ class PhoenixSocket(asyncio.Protocol):
     __slots__ = ("serializer", "manager", "client_ip", "client_port", "transport", "claims", "channels",
                  "_joining", "_outbox", "_latency", "_outbox_bytes", "_flush_armed", "_caught_up",
                  "_closed", "_sealed", "_last_progress", "_writing", "_draining",
-                 "_frames", "_tasks", "_overflowed", "_read_times", "_corked", "_heard",
+                 "_frames", "_tasks", "_read_times", "_corked", "_heard",
                  "_closing", "_reader", "_registry", "_started", "_lost", "_lost_waiter", "_paused",
                  "_drain_waiter", "_close_sent", "_finished", "_reading_paused")
 
@@ -202,7 +203,6 @@ class PhoenixSocket(asyncio.Protocol):
         self._draining: asyncio.Task[None] | None = None
         self._frames = FrameEncoder()  # start() makes the one for the agreed permessage-deflate
         self._tasks: set[asyncio.Task[Any]] | None = None  # joins waiting for their game (made at the first)
-        self._overflowed: asyncio.Task[None] | None = None
 
     @property
     def config(self) -> "Config":
@@ -330,9 +330,7 @@ class PhoenixSocket(asyncio.Protocol):
         """The outbox would pass its bound (``outbox_limit``): this browser is a slow consumer now."""
         log.info("socket %s: outbox over %d bytes", self.client_ip, outbox_limit(self.config))
         self._seal()
-        self._overflowed = asyncio.ensure_future(
-            self._shut(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", SLOW_CONSUMER_DRAIN))
-        self._overflowed.add_done_callback(_log_failure)
+        self._close_soon(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", SLOW_CONSUMER_DRAIN)
 
     def _write_frames(self, batch: "list[bytes]") -> bool:
         """The batch's frames in one ``transport.write``; whether the transport's flow control
@@ -429,11 +427,17 @@ class PhoenixSocket(asyncio.Protocol):
         if not self._lost and not self.transport.is_closing():
             self.transport.write(close_frame(code, message))
 
-    def _close_soon(self, code: int, message: bytes) -> None:
-        """Start closing (``_shut``) from a callback; the task is kept until it is done."""
+    def _close_soon(self, code: int, message: bytes, drain_seconds: float = 0.0) -> None:
+        """Start closing (``_shut``) from a callback, once; the task is kept until it is done."""
         if self._closing is None and not self._close_sent:
-            self._closing = asyncio.ensure_future(self._shut(code, message, 0.0))
+            self._closing = asyncio.ensure_future(self._shut(code, message, drain_seconds))
             self._closing.add_done_callback(_log_failure)
+
+    def _end(self, code: int, message: bytes = b"") -> None:
+        """The end, now: our close frame (unless sent already), the TCP close, the socket done."""
+        self._send_close(code, message)
+        self.transport.close()
+        self._finish()
 
     # -- incoming --------------------------------------------------------------
 
@@ -499,10 +503,7 @@ class PhoenixSocket(asyncio.Protocol):
             except FrameError as exc:
                 # RFC 6455 7.1.7, "Fail the WebSocket Connection": our close frame, then the end.
                 log.info("socket %s: %s, closing (%d)", self.client_ip, exc.reason, exc.code)
-                self._drop_outbox()
-                self._send_close(exc.code, exc.reason.encode())
-                self._finish()
-                self.transport.close()
+                self._end(exc.code, exc.reason.encode())
                 return
             if msg is None:
                 return
@@ -523,32 +524,26 @@ class PhoenixSocket(asyncio.Protocol):
     def _close_received(self, code: int) -> None:
         """The browser's close frame: answered (with its code, RFC 6455 5.5.1), unless it
         answers ours; its channels are released (their sessions linger); the end."""
-        if not self._close_sent:
-            self._drop_outbox()
-            self._send_close(code if code != NO_STATUS else WSCloseCode.OK)
-        self._finish()
-        self.transport.close()
+        self._end(code if code != NO_STATUS else WSCloseCode.OK)
 
     def _finish(self) -> None:
         """The socket is done: its timers and joins end, its sessions are released."""
         if self._finished:
             return
         self._finished = True
-        self._closed = True
+        self._drop_outbox()
         for task in list(self._tasks or ()):
             task.cancel()
         for handle in list(self.channels.values()):
             handle.release()
         self.channels.clear()
-        self._forget_queued()
-        self._set_caught_up()
 
     def check_heartbeat(self, heard_by: float) -> None:
         """Close (1001) if nothing was heard from the browser since ``heard_by`` (loop time:
         now less the live config's ``heartbeat_timeout_seconds``); the sweep in routes.py
         asks. A browser not read while the outbox is backed up is not silent
         (``_set_caught_up`` restarts its clock when the outbox drains)."""
-        if self._heard >= heard_by or self._closed or not self._caught_up or not self._started:
+        if self._heard >= heard_by or self._closed or not self._caught_up:
             return
         log.info("socket %s: no message for %gs, closing", self.client_ip,
                  self.config.limits.heartbeat_timeout_seconds)
