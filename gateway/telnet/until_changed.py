@@ -67,7 +67,8 @@ class UntilChanged(SlotAttribute):
         return self.kind(self.default, obj, self.slot)
 
 
-def _keeps(base: type, name: str) -> Callable[..., Any]:
+def on_own(base: type, name: str) -> Callable[..., Any]:
+    """``base``'s method ``name``, applied to the connection's own container (``_own()``)."""
     method = getattr(base, name)
 
     def change(self: Any, *args: Any) -> Any:
@@ -77,12 +78,18 @@ def _keeps(base: type, name: str) -> Callable[..., Any]:
     return change
 
 
-class _UntilChanged:
-    """What ``UntilChanged`` reads before a change (mixed into a real set or list)."""
+class KeptOnChange:
+    """A container read from a connection's slot attribute before it holds one (mixed into a
+    real set, list or dict, whose own slots are ``_owner`` and ``_slot``): the first change
+    keeps it in the slot as the connection's own."""
 
     __slots__ = ()
     _owner: Any
     _slot: Any
+
+    def __init__(self, items: Any, owner: Any, slot: Any) -> None:
+        super().__init__(items)  # type: ignore[call-arg]
+        self._owner, self._slot = owner, slot
 
     def _own(self) -> Any:
         """The connection's own container: this one, kept on first change (or one kept before)."""
@@ -93,12 +100,8 @@ class _UntilChanged:
             return self
 
 
-class _SetUntilChanged(_UntilChanged, set):
+class _SetUntilChanged(KeptOnChange, set):
     __slots__ = ("_owner", "_slot")
-
-    def __init__(self, items: Any, owner: Any, slot: Any) -> None:
-        set.__init__(self, items)
-        self._owner, self._slot = owner, slot
 
     def add(self, item: Any) -> None:
         if item not in self:  # already there (a shared default): nothing changes
@@ -109,12 +112,8 @@ class _SetUntilChanged(_UntilChanged, set):
             set.discard(self._own(), item)
 
 
-class _ListUntilChanged(_UntilChanged, list):
+class _ListUntilChanged(KeptOnChange, list):
     __slots__ = ("_owner", "_slot")
-
-    def __init__(self, items: Any, owner: Any, slot: Any) -> None:
-        list.__init__(self, items)
-        self._owner, self._slot = owner, slot
 
     def clear(self) -> None:
         if self:
@@ -123,10 +122,10 @@ class _ListUntilChanged(_UntilChanged, list):
 
 for _name in ("remove", "pop", "clear", "update", "difference_update", "intersection_update",
               "symmetric_difference_update", "__ior__", "__iand__", "__isub__", "__ixor__"):
-    setattr(_SetUntilChanged, _name, _keeps(set, _name))
+    setattr(_SetUntilChanged, _name, on_own(set, _name))
 for _name in ("append", "extend", "insert", "remove", "pop", "sort", "reverse",
               "__setitem__", "__delitem__", "__iadd__", "__imul__"):
-    setattr(_ListUntilChanged, _name, _keeps(list, _name))
+    setattr(_ListUntilChanged, _name, on_own(list, _name))
 
 
 class MadeOnRead(SlotAttribute):

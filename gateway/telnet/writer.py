@@ -41,14 +41,14 @@ from telnetlib3 import slc
 from telnetlib3._session_context import TelnetSessionContext
 from telnetlib3.stream_writer import Option, TelnetWriter
 
-from .until_changed import SlotAttribute, made_on_read, shared_lists, shared_sets
+from .until_changed import KeptOnChange, SlotAttribute, made_on_read, on_own, shared_lists, shared_sets
 
 #: The callback tables TelnetWriter builds in ``__init__`` (attribute names).
 CALLBACK_TABLES = ("_iac_callback", "_ext_callback", "_ext_send_callback", "_ext_offer_callback")
 _NO_NAMES: Any = MappingProxyType({})
 
 
-class Callbacks(dict):
+class Callbacks(KeptOnChange, dict):
     """A callback table: the callbacks set on this connection, else the default ones by name.
 
     A dict of the callbacks set (``table[cmd] = func``), whose misses are
@@ -62,24 +62,10 @@ class Callbacks(dict):
     __slots__ = ("_owner", "_names", "_protocol_names", "_slot")
 
     def __init__(self, owner: TelnetWriter, names: "dict[bytes, str]",
-                 protocol_names: "dict[bytes, str]" = _NO_NAMES, slot: Any = None) -> None:
-        super().__init__()
-        self._owner = owner
+                 protocol_names: "dict[bytes, str]", slot: Any) -> None:
+        super().__init__((), owner, slot)  # slot: the table's, where its first change keeps it
         self._names = names
         self._protocol_names = protocol_names
-        self._slot = slot  # the table's slot, until this table is kept in it
-
-    def _own(self) -> "Callbacks":
-        """The connection's own table: this one, kept on first change (or one kept before)."""
-        slot = self._slot
-        if slot is None:
-            return self
-        try:
-            return slot.__get__(self._owner)  # type: ignore[no-any-return]
-        except AttributeError:
-            slot.__set__(self._owner, self)
-            self._slot = None
-            return self
 
     def __missing__(self, key: bytes) -> Callable[..., Any]:
         name = self._protocol_names.get(key)
@@ -164,22 +150,11 @@ class WillCallbacks(dict):
         self._names = _NO_NAMES
 
 
-def _on_own(name: str) -> Callable[..., Any]:
-    """dict's method ``name``, applied to the connection's own table (``_own()``)."""
-    method = getattr(dict, name)
-
-    def change(self: Any, *args: Any) -> Any:
-        return method(self._own(), *args)
-
-    change.__name__ = name
-    return change
-
-
 for _name in ("setdefault", "pop", "popitem", "update", "__delitem__"):
-    setattr(Callbacks, _name, _on_own(_name))
+    setattr(Callbacks, _name, on_own(dict, _name))
 for _name in ("setdefault", "pop", "popitem", "update", "__delitem__", "__iter__", "__len__", "keys",
               "items", "values", "copy", "__eq__", "__repr__"):
-    setattr(WillCallbacks, _name, _on_own(_name))
+    setattr(WillCallbacks, _name, on_own(dict, _name))
 
 
 def _method_name(protocol: Any, func: Any) -> "str | None":
