@@ -64,6 +64,16 @@ async def test_frame_bound_of_the_reload_applies_to_an_open_socket(mud, gateway)
     assert await phx.close_code() == 1009
 
 
+async def test_heartbeat_timeout_of_the_reload_applies_to_an_open_socket(mud, gateway):
+    """The sweep reads the live config each round: a socket opened under a 60 s timeout is
+    closed (1001) when a reload makes it 0.5 s and it stays silent."""
+    client, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    assert (await phx.request("phoenix", "heartbeat", {}, join_ref=None))["status"] == "ok"
+    apply_config(client.server.app, make_config(mud.port, extra="limits: {heartbeat_timeout_seconds: 0.5}"))
+    assert await phx.close_code(timeout=5) == 1001
+
+
 async def test_removed_game_takes_no_new_joins_its_sessions_go_on(mud, gateway):
     other = await FakeMud().start()
     try:
