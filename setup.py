@@ -1,4 +1,5 @@
-"""Build hook: a wheel carries the browser client's npm files (gateway/web/vendor/).
+"""Build hooks: a wheel carries the browser client's npm files (gateway/web/vendor/), and
+the game text's JSON escaper in C (gateway/transport/_jsonstring.c) where it compiles.
 
 Everything else is in pyproject.toml. When gateway/web/vendor/ is missing,
 the build runs `npm ci && npm run build` (Node.js with npm needed), or stops
@@ -9,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
@@ -37,4 +38,9 @@ class BuildPyWithWebAssets(build_py):
         super().run()
 
 
-setup(cmdclass={"build_py": BuildPyWithWebAssets})
+# Optional: without a C compiler the install goes on, and gateway/transport/jsonstring.py
+# does the same in Python (about twice the CPU per MB of game text: docs/performance.md).
+JSON_STRING = Extension("gateway.transport._jsonstring", ["gateway/transport/_jsonstring.c"],
+                        optional=True)
+
+setup(cmdclass={"build_py": BuildPyWithWebAssets}, ext_modules=[JSON_STRING])

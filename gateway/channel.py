@@ -15,7 +15,8 @@ from typing import Any
 import msgspec
 
 from .telnet.input import split_lines, valid_gmcp_module, valid_size
-from .telnet.stream import EchoMode, Event, Gmcp, Prompt, Text
+from .telnet.stream import EchoMode, Event, Gmcp, Lines, Prompt, Text
+from .transport.jsonstring import escape_utf8
 
 _TOPIC = re.compile(
     r"telnet:([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\Z")
@@ -155,9 +156,18 @@ def sent_at() -> str:
     return f"{_stamp_cache[1]}{int((now - sec) * 1_000_000):06d}Z"
 
 
+def text_payload(data: bytes | memoryview, seq: int, stamp: str) -> bytes:
+    """``Lines``' ``echo`` payload, encoded: ``EchoPayload`` of the decoded text, made
+    straight from the game's bytes (a flood's text is never a str; test_jsonstring.py
+    holds it to ``EchoPayload``'s encoding)."""
+    return escape_utf8(data, b'{"message":', f',"seq":{seq},"sent_at":"{stamp}"}}'.encode())
+
+
 def event_payload(event: Event, seq: int, stamp: str) -> tuple[str, Any]:
     """A stream event -> (Phoenix event name, payload)."""
     t = type(event)
+    if t is Lines:
+        return "echo", msgspec.Raw(text_payload(event.data, seq, stamp))
     if t is Text:
         return "echo", EchoPayload(event.message, seq, stamp)
     if t is Prompt:

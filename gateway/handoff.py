@@ -49,6 +49,7 @@ class StreamState(msgspec.Struct, kw_only=True):
     inflating: bool = False       # MCCP2 accepted; compression itself is never carried
     failed: bool = False
     raw_gmcp: bool = False        # GMCP JSON kept as msgspec.Raw (parse_gmcp)
+    bytes_lines: bool = False     # a read's complete lines as Lines (bytes), not Text
 
 
 class TelnetState(msgspec.Struct, kw_only=True):

@@ -25,7 +25,8 @@ from typing import Any, Protocol
 import msgspec
 
 from .channel import (GAME_UNAVAILABLE, GMCP_NOT_ENABLED, RATE_LIMITED, TOO_MANY_SESSIONS, ChannelError,
-                      Command, GmcpPayload, JoinParams, SendGmcp, SendLines, SetSize, event_payload, sent_at)
+                      Command, GmcpPayload, JoinParams, SendGmcp, SendLines, SetSize, event_payload, sent_at,
+                      text_payload)
 from .config import Config, Game
 from .logs import log_event
 from .handoff import SessionState
@@ -34,7 +35,7 @@ from .ratelimit import TokenBucket
 from .replay import Kept, ReplayBuffer, ReplayCompactor
 from .telnet import client as telnet
 from .telnet.input import encode_lines
-from .telnet.stream import CompressionError, Event, Gmcp
+from .telnet.stream import CompressionError, Event, Gmcp, Lines
 
 log = logging.getLogger("gateway.session")
 _encode = msgspec.json.Encoder().encode
@@ -110,6 +111,10 @@ class Session:
                 raw = _encode(GmcpPayload(module, ev.data, seq, stamp))  # type: ignore[union-attr]
                 append(Kept(seq, "gmcp", raw, "gmcp:" + module))
                 gmcp += 1
+            elif t is Lines:  # a flood's text: from the game's bytes to JSON, in C
+                seq += 1
+                raw = text_payload(ev.data, seq, stamp)  # type: ignore[union-attr]
+                append(Kept(seq, "echo", raw, None))
             elif t is CompressionError:
                 # Never the key: the topic's UUID resumes (takes over) the session.
                 log.warning("compression error from game=%s ip=%s: %s", self.game.name, self.client_ip, ev.detail)

@@ -3,8 +3,9 @@
 - ``node --test tests/js/unit/``: the ANSI parser's unit tests (Node's own test runner).
 - ``GET /`` serves the page with a strict Content-Security-Policy; without the
   npm-built files it answers a plain page saying which command fixes it.
-- A wheel built from the checkout carries every file the page loads; a build
-  without the npm files and without npm stops with the command to run.
+- A wheel built from the checkout carries every file the page loads (and the game
+  text's JSON escaper, compiled by the build); a build without the npm files and
+  without npm stops with the command to run.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from tests.conftest import make_config
 ROOT = Path(__file__).resolve().parent.parent
 # What a copy of the checkout leaves out (built or installed things, caches).
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "node_modules", "build", "dist", "*.egg-info",
-                                    "__pycache__", ".pytest_cache", ".hypothesis", "screenshots", "*.dat")
+                                    "__pycache__", ".pytest_cache", ".hypothesis", "screenshots", "*.dat",
+                                    "*.so")  # built modules: the build must make its own
 
 
 def test_ansi_parser_unit_tests_in_node() -> None:
@@ -95,6 +97,8 @@ def test_wheel_carries_the_client(tmp_path: Path) -> None:
     for name in REQUIRED + ("favicon.svg", "vendor/phoenix-LICENSE.md"):
         assert f"gateway/web/{name}" in names, name
     assert not [n for n in names if "node_modules" in n or n.startswith("tests/")]
+    # setup.py's extension, built from gateway/transport/_jsonstring.c (none was copied)
+    assert [n for n in names if n.startswith("gateway/transport/_jsonstring.") and n.endswith(".so")], names
 
 
 def test_wheel_build_without_the_npm_files_says_what_to_run(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from gateway.telnet.stream import (
     CompressionError,
     EchoMode,
     Gmcp,
+    Lines,
     Negotiation,
     Prompt,
     TelnetStream,
@@ -973,14 +974,20 @@ _TEXT_PIECES = st.sampled_from([
     b"\xc3", b"\xff\xf9", b"\xff\xff", b"\xff\xfa\xc9Char.Vitals {\"hp\": 1}\xff\xf0"])
 
 
-@settings(max_examples=400, deadline=None)
+def decoded(events: list) -> list:
+    """``Lines`` as the ``Text`` they stand for (their definition)."""
+    return [e.text() if isinstance(e, Lines) else e for e in events]
+
+
+@settings(max_examples=500, deadline=None)
 @given(st.lists(_TEXT_PIECES, max_size=60), st.lists(st.integers(0, 10**6), max_size=12),
-       st.sampled_from([4, 16, MAX_PENDING_LINE]), st.booleans(), st.sampled_from(["utf-8", "latin-1"]))
-def test_text_fast_path_matches_general_path(pieces, cuts, max_pending, polls, encoding):
+       st.sampled_from([4, 16, MAX_PENDING_LINE]), st.booleans(), st.sampled_from(["utf-8", "latin-1"]),
+       st.booleans())
+def test_text_fast_path_matches_general_path(pieces, cuts, max_pending, polls, encoding, bytes_lines):
     # reads cut between pieces (a telnet command is one piece; characters are cut across pieces)
     points = sorted({c % (len(pieces) + 1) for c in cuts})
     chunks = [b"".join(pieces[a:b]) for a, b in zip([0] + points, points + [len(pieces)])]
-    fast = TelnetStream(encoding, max_pending=max_pending)
+    fast = TelnetStream(encoding, max_pending=max_pending, bytes_lines=bytes_lines)
     general = TelnetStream(encoding, max_pending=max_pending)
     got: list = []
     want: list = []
@@ -994,14 +1001,37 @@ def test_text_fast_path_matches_general_path(pieces, cuts, max_pending, polls, e
             want += general.poll(now)
     got += fast.finish()
     want += general.finish()
-    assert got == want
+    if bytes_lines and encoding == "utf-8":
+        assert not any(isinstance(e, Text) and not e.partial for e in fast.feed(b"x\n", now))
+    assert not any(isinstance(e, Lines) for e in want)
+    assert decoded(got) == want
 
 
-def test_text_fast_path_read_of_lines_is_one_event_with_the_held_line():
-    s = TelnetStream()
+@pytest.mark.parametrize("bytes_lines", [False, True])
+def test_text_fast_path_read_of_lines_is_one_event_with_the_held_line(bytes_lines):
+    s = TelnetStream(bytes_lines=bytes_lines)
     assert s.feed(b"Hello, \xe2\x98", 0.0) == []  # an open line, a character cut in two
-    assert s.feed(b"\x95 world\r\nnext\n\r\x00open", 0.0) == [Text("Hello, ☕ world\nnext\n")]
+    events = s.feed(b"\x95 world\r\nnext\n\r\x00open", 0.0)
+    assert events == [Lines(b"Hello, \xe2\x98\x95 world\r\nnext\n") if bytes_lines
+                      else Text("Hello, ☕ world\nnext\n")]
     assert s.finish() == [Text("open", partial=True)]
+
+
+def test_bytes_lines_only_while_the_game_speaks_utf8():
+    """``bytes_lines`` gives Lines for UTF-8 only; a CHARSET switch turns them on and off."""
+    s = TelnetStream("latin-1", bytes_lines=True)
+    assert s.feed(b"caf\xe9\n", 0.0) == [Text("café\n")]
+    s.set_encoding("UTF8")
+    assert s.feed(b"caf\xc3\xa9\n", 0.0) == [Lines(b"caf\xc3\xa9\n")]
+    s.set_encoding("cp437")
+    assert s.feed(b"\x82\n", 0.0) == [Text("é\n")]
+
+
+def test_bytes_lines_carried_by_a_handoff():
+    s = TelnetStream(bytes_lines=True)
+    s.feed(b"held \xe2", 0.0)
+    carried = TelnetStream.from_state(msgspec.convert(msgspec.to_builtins(s.to_state()), type(s.to_state())))
+    assert carried.feed(b"\x98\x95\n", 1.0) == [Lines(b"held \xe2\x98\x95\n")]
 
 
 def test_cr_dropped_as_bytes_before_decoding():

@@ -489,7 +489,9 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
     """Open the telnet connection to ``game`` (a config.Game); raises GameUnavailable."""
     loop = asyncio.get_running_loop()
     # GMCP JSON goes to the browser as the game wrote it (checked, not rebuilt): raw_gmcp.
-    stream = TelnetStream(game.encoding, flush_after=game.prompt_flush_ms / 1000, raw_gmcp=True)
+    # UTF-8 lines go as bytes, to be escaped without a str (transport/jsonstring.py).
+    stream = TelnetStream(game.encoding, flush_after=game.prompt_flush_ms / 1000, raw_gmcp=True,
+                          bytes_lines=True)
 
     def factory() -> GameClient:
         return GameClient(sink, stream, encoding=game.encoding, gmcp_supports=game.gmcp_supports,

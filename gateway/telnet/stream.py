@@ -79,6 +79,20 @@ class Text(msgspec.Struct, frozen=True):
     partial: bool = False
 
 
+class Lines(msgspec.Struct, frozen=True):
+    """Complete lines of UTF-8 game text as the game sent them, not yet decoded: ``\r``
+    and NUL still in them, invalid bytes not yet replaced. The same as
+    ``Text(drop_cr_nul(data).decode("utf-8", "replace"))``; made only by a stream asked
+    for it (``bytes_lines``), for a consumer that encodes text without making a str
+    (the session: ``transport/jsonstring.py``)."""
+
+    data: bytes | memoryview
+
+    def text(self) -> Text:
+        """The ``Text`` these lines stand for."""
+        return Text(drop_cr_nul(bytes(self.data)).decode("utf-8", "replace"))
+
+
 class Prompt(msgspec.Struct, frozen=True):
     message: str
 
@@ -100,7 +114,7 @@ class CompressionError(msgspec.Struct, frozen=True):
     detail: str
 
 
-Event = Text | Prompt | Gmcp | EchoMode | Negotiation | CompressionError
+Event = Text | Lines | Prompt | Gmcp | EchoMode | Negotiation | CompressionError
 
 #: GMCP module names seen (a game uses a few dozen), decoded once each; bounded.
 _module_names: dict[bytes, str] = {}
@@ -148,7 +162,7 @@ def _sb_payload(data: bytes, start: int, end: int) -> bytes:
     return payload.replace(b"\xff\xff", b"\xff") if b"\xff\xff" in payload else payload
 
 
-def _drop_cr_nul(raw: bytes) -> bytes:
+def drop_cr_nul(raw: bytes) -> bytes:
     """SPEC 4.3: ``\r`` and NUL are dropped (so ``\r\n`` and ``\n\r`` become ``\n``).
 
     Dropped as bytes, before decoding: ``bytes.replace`` runs at memchr speed, where a str
@@ -210,10 +224,13 @@ class TelnetStream:
     """Game bytes in, ordered events out. One instance per game connection."""
 
     def __init__(self, encoding: str = "utf-8", flush_after: float = 0.1,
-                 max_pending: int = MAX_PENDING_LINE, raw_gmcp: bool = False) -> None:
-        self.encoding = encoding
+                 max_pending: int = MAX_PENDING_LINE, raw_gmcp: bool = False,
+                 bytes_lines: bool = False) -> None:
         self.raw_gmcp = raw_gmcp   # GMCP JSON as msgspec.Raw (see parse_gmcp)
-        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        # A read of text alone gives its complete lines as Lines (bytes), while the
+        # encoding is UTF-8 (see _add_read).
+        self.bytes_lines = bytes_lines
+        self.set_encoding(encoding)
         self.flush_after = flush_after
         self.max_pending = max_pending
         self._carry = b""          # an incomplete telnet command from the last read
@@ -233,6 +250,7 @@ class TelnetStream:
         """The game switched encoding (CHARSET): decode what follows with ``encoding``."""
         self.encoding = encoding
         self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self._utf8_lines = self.bytes_lines and codecs.lookup(encoding).name == "utf-8"
 
     # -- upgrade in place (handoff.py) ---------------------------------------
 
@@ -250,11 +268,13 @@ class TelnetStream:
             carry_scanned=self._carry_scanned, discarding=self._discarding, polled=self._polled,
             text=self._text, line_open=self._line_open, last_text=self._last_text,
             flush_after=self.flush_after, max_pending=self.max_pending, echo=self.echo,
-            inflating=self.inflating, failed=self.failed, raw_gmcp=self.raw_gmcp)
+            inflating=self.inflating, failed=self.failed, raw_gmcp=self.raw_gmcp,
+            bytes_lines=self.bytes_lines)
 
     @classmethod
     def from_state(cls, state: StreamState) -> "TelnetStream":
-        stream = cls(state.encoding, state.flush_after, state.max_pending, state.raw_gmcp)
+        stream = cls(state.encoding, state.flush_after, state.max_pending, state.raw_gmcp,
+                     state.bytes_lines)
         stream._decoder.setstate((state.decoder_buffer, state.decoder_flag))
         stream._carry = state.carry
         stream._carry_scanned = state.carry_scanned
@@ -472,7 +492,7 @@ class TelnetStream:
 
     def _add_raw(self, raw: bytes, events: list[Event]) -> None:
         """A run of game text bytes (no telnet command in it)."""
-        self._add_clean(_drop_cr_nul(raw), events)
+        self._add_clean(drop_cr_nul(raw), events)
 
     def _add_clean(self, clean: bytes, events: list[Event]) -> None:
         """Text bytes with ``\r`` and NUL dropped: decoded and held back or sent."""
@@ -481,23 +501,33 @@ class TelnetStream:
             self._add_text(text, events)
 
     def _add_read(self, data: bytes, events: list[Event]) -> None:
-        """A whole read that is text alone (the flood case): its complete lines are decoded
-        apart from its open line, so its one event is made with one copy of the text, not
-        three. The same events as ``_add_raw`` then ``_flush_lines`` (property-tested)."""
-        data = _drop_cr_nul(data)
-        nl = data.rfind(b"\n")
+        """A whole read that is text alone (the flood case): its complete lines become one
+        event apart from its open line, with one copy of the text, not three; as bytes
+        (``Lines``) when asked for and the text is UTF-8, so they are never a str. The same
+        text as ``_add_raw`` then ``_flush_lines`` (property-tested)."""
+        nl = data.rfind(b"\n")  # the same line end before and after dropping \r and NUL
         if nl < 0:
-            self._add_clean(data, events)
+            self._add_clean(drop_cr_nul(data), events)
             return
-        decode = self._decoder.decode
-        lines = decode(data[:nl + 1])  # ends with "\n": the decoder holds nothing back
-        rest = decode(data[nl + 1:]) if nl + 1 < len(data) else ""
+        rest = drop_cr_nul(data[nl + 1:]) if nl + 1 < len(data) else b""
+        if self._utf8_lines:
+            lines = memoryview(data)[:nl + 1] if rest else data  # not a copy
+            held, _ = self._decoder.getstate()  # half a character from the last read
+            if held or self._text:
+                self._decoder.reset()
+                lines = b"".join((self._text.encode(), held, lines))
+            events.append(Lines(lines))
+            rest_text = self._decoder.decode(rest) if rest else ""
+        else:
+            decode = self._decoder.decode
+            lines_text = decode(drop_cr_nul(data[:nl + 1]))  # ends with "\n": nothing held back
+            events.append(Text(self._text + lines_text if self._text else lines_text))
+            rest_text = decode(rest) if rest else ""
         self._last_text = self._now
         self._polled = False
-        events.append(Text(self._text + lines if self._text else lines))
-        self._text = rest
+        self._text = rest_text
         self._line_open = False
-        if len(rest) >= self.max_pending:
+        if len(rest_text) >= self.max_pending:
             self._flush_partial(events)  # a line longer than we hold back: what is safe now
 
     def _add_text(self, text: str, events: list[Event]) -> None:

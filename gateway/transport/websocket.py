@@ -106,7 +106,7 @@ class ChannelHandle:
         append = frames.append
         for k in events:
             head = heads.get(k.event) if heads is not None else None
-            append(head + k.payload + b"]" if head is not None else frame(k.event, k.payload))
+            append(b"".join((head, k.payload, b"]")) if head is not None else frame(k.event, k.payload))
         self.socket.send_many(frames, read_at, now=True)
 
     def _frame(self, event: str, payload: bytes) -> bytes:
@@ -338,7 +338,7 @@ class PhoenixSocket(asyncio.Protocol):
         transport = self.transport
         if self._lost or self._close_sent or transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
-        transport.write(self._frames.encode(batch))
+        transport.writelines(self._frames.encode(batch))  # uvloop: one writev, no join
         return self._paused
 
     def _drop_outbox(self) -> None:

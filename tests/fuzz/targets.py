@@ -38,6 +38,7 @@ from gateway.telnet.stream import (
     CompressionError,
     EchoMode,
     Gmcp,
+    Lines,
     Negotiation,
     Prompt,
     TelnetStream,
@@ -45,6 +46,7 @@ from gateway.telnet.stream import (
 )
 from gateway.telnet.client import is_utf8
 from gateway.telnet.subnegotiation import MAX_MSSP_VARIABLES, charset_offers, decode_mssp
+from gateway.transport.jsonstring import escape_utf8
 from gateway.transport.serializer import MalformedMessage, Message, V1Serializer, V2Serializer
 
 IAC, DONT, DO, WONT, WILL, SB, GA, NOP, SE, EOR = 255, 254, 253, 252, 251, 250, 249, 241, 240, 239
@@ -129,6 +131,9 @@ def _check_event(ev) -> None:
     if type(ev) in (Text, Prompt):
         assert isinstance(ev.message, str)
         assert "\r" not in ev.message and "\x00" not in ev.message, ev
+    elif type(ev) is Lines:  # the browser's JSON, made from the bytes, is the decoded text's
+        text = ev.text().message
+        assert text.endswith("\n") and escape_utf8(ev.data) == msgspec.json.encode(text), ev
     elif type(ev) is Gmcp:
         assert isinstance(ev.module, str)
         msgspec.json.encode(ev.data)  # what the browser gets must encode
@@ -152,12 +157,13 @@ def _check_bounded(s: TelnetStream) -> None:
     encoding=st.sampled_from(["utf-8", "latin-1", "cp437", "gbk", "big5"]),
     inflating=st.booleans(),
     switch=st.sampled_from([None, "utf-8", "latin-1"]),
+    bytes_lines=st.booleans(),
 )
-def telnet_stream(pieces, cuts, encoding, inflating, switch):
+def telnet_stream(pieces, cuts, encoding, inflating, switch, bytes_lines):
     counts["telnet_stream"] += 1
     wire = b"".join(pieces)
     points = sorted({c % (len(wire) + 1) for c in cuts})
-    s = TelnetStream(encoding, flush_after=0.1)
+    s = TelnetStream(encoding, flush_after=0.1, bytes_lines=bytes_lines)
     s.inflating = inflating
     now = 0.0
     failed = False
@@ -170,6 +176,8 @@ def telnet_stream(pieces, cuts, encoding, inflating, switch):
             _check_event(ev)
             if type(ev) in (Text, Prompt):
                 out += len(ev.message)
+            elif type(ev) is Lines:
+                out += len(ev.data)  # bytes: at least as many as characters
             if type(ev) is CompressionError:
                 assert inflating and not failed
                 failed = True
