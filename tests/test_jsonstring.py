@@ -7,6 +7,13 @@ from the bytes is byte for byte the one ``EchoPayload`` encodes from the decoded
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
 import msgspec
 import pytest
 from hypothesis import given, settings
@@ -50,6 +57,29 @@ _PIECES = st.one_of(
 def test_escape_matches_the_definition(pieces):
     data = b"".join(pieces)
     assert escape_utf8(data) == definition(data)
+
+
+@pytest.fixture(scope="module")
+def scalar_escape(tmp_path_factory):
+    """The same C built without its SSE2 blocks: the loop machines without SSE2 (ARM) run."""
+    cc = sysconfig.get_config_var("CC") or "cc"
+    if shutil.which(cc.split()[0]) is None:
+        pytest.skip(f"no C compiler ({cc})")
+    source = Path(__file__).resolve().parent.parent / "gateway" / "transport" / "_jsonstring.c"
+    built = tmp_path_factory.mktemp("scalar") / "_jsonstring.so"
+    subprocess.run([*cc.split(), "-shared", "-fPIC", "-O2", "-U__SSE2__", "-I", sysconfig.get_paths()["include"],
+                    str(source), "-o", str(built)], check=True, capture_output=True)
+    loader = importlib.machinery.ExtensionFileLoader("_jsonstring", str(built))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("_jsonstring", loader))
+    loader.exec_module(module)
+    return module.escape_utf8
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_PIECES, max_size=40), st.binary(max_size=20), st.binary(max_size=20))
+def test_escape_without_sse2_matches_the_definition(scalar_escape, pieces, head, tail):
+    data = b"".join(pieces)
+    assert scalar_escape(data, head, tail) == head + definition(data) + tail
 
 
 @settings(max_examples=300, deadline=None)

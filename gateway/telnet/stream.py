@@ -8,6 +8,10 @@ events in the order the game sent their bytes:
               newline, marked as a prompt (IAC GA / IAC EOR), or no new text
               has come for ``flush_after`` seconds (then ``partial=True``;
               GMCP and negotiation do not count);
+* ``Lines``   (asked for with ``bytes_lines``, while the encoding is UTF-8) the
+              complete lines of a read of text alone, as the game's bytes, for
+              a consumer that escapes them to JSON without a str; the same as
+              the ``Text`` they stand for (``Lines.text()``);
 * ``Prompt``  the unterminated line at IAC GA or IAC EOR;
 * ``Gmcp``    each IAC SB GMCP ... IAC SE;
 * ``EchoMode`` the game's WILL ECHO / WONT ECHO (state changes only);

@@ -1,16 +1,17 @@
 /* Game text bytes -> a JSON string, in one pass (gateway/transport/jsonstring.py).
  *
- * escape_utf8(data) returns exactly what
- *     msgspec.json.encode(data.replace(b"\r", b"").replace(b"\x00", b"").decode("utf-8", "replace"))
- * returns, without making the str: "\r" and NUL are dropped (SPEC 4.3), invalid UTF-8
- * becomes U+FFFD as Python's decoder makes it (one per maximal subpart: Unicode 3.9,
- * U+FFFD substitution), and the text is escaped as msgspec escapes it (\" \\ \b \t \n \f
- * \r, other controls as \u00xx; everything else as it is). tests/test_jsonstring.py holds
- * it to that definition on any bytes (hypothesis).
+ * escape_utf8(data, head=b"", tail=b"") returns exactly
+ *     head + msgspec.json.encode(data.replace(b"\r", b"").replace(b"\x00", b"").decode("utf-8", "replace")) + tail
+ * without making the str: "\r" and NUL are dropped (SPEC 4.3), invalid UTF-8 becomes
+ * U+FFFD as Python's decoder makes it (one per maximal subpart: Unicode 3.9, U+FFFD
+ * substitution), and the text is escaped as msgspec escapes it (\" \\ \b \t \n \f \r,
+ * other controls as \u00xx; everything else as it is). tests/test_jsonstring.py holds it
+ * to that definition on any bytes (hypothesis).
  *
  * A flood of MUD text is mostly printable ASCII with an ESC or a line end every ~20
- * bytes: plain bytes are checked and copied 8 at a time (SWAR, where the machine is
- * little-endian), each ASCII byte that is not plain is a table's 8-byte write.
+ * bytes: where SSE2 is (every x86-64), 16 bytes are checked at once and the plain ones
+ * copied as blocks; each ASCII byte that needs escaping is a table's 8-byte write.
+ * Elsewhere the same loop goes a byte at a time.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -24,22 +25,6 @@
  * as 8 bytes at once (the output has room) and advanced by its length. */
 static unsigned char ascii_out[128][8];
 static unsigned char ascii_len[128];
-
-#define ONES UINT64_C(0x0101010101010101)
-#define HIGHS UINT64_C(0x8080808080808080)
-
-/* A high bit in the lane of every byte of w that is not plain (< 0x20, '"', '\\' or
- * >= 0x80). Lanes above the first such byte may be marked too; the lowest mark is exact. */
-static inline uint64_t
-not_plain(uint64_t w)
-{
-    uint64_t quote = w ^ (ONES * '"');
-    uint64_t backslash = w ^ (ONES * '\\');
-    uint64_t low = w - ONES * 0x20;
-    uint64_t zq = (quote - ONES) & ~quote;
-    uint64_t zb = (backslash - ONES) & ~backslash;
-    return (low | zq | zb | w) & HIGHS;
-}
 
 /* The length of a valid UTF-8 sequence led by c (2-4), or 0 for a byte that cannot
  * start one; *lo and *hi bound its second byte (Unicode Table 3-7). */
@@ -175,21 +160,6 @@ encode(Py_buffer *data, Py_buffer *head, Py_buffer *tail)
             c = s[i];
         }
         else
-#elif PY_LITTLE_ENDIAN
-        if (i + 8 <= n) {
-            uint64_t w, marks;
-            memcpy(&w, s + i, 8);
-            memcpy(o, &w, 8);
-            marks = not_plain(w);
-            if (marks == 0) {
-                o += 8;
-                i += 8;
-                continue;
-            }
-            int plain = __builtin_ctzll(marks) >> 3;
-            o += plain;
-            i += plain;
-        }
 #endif
         {
             c = s[i];
