@@ -13,8 +13,10 @@ Processes, all on 127.0.0.1:
   peer       the proxy under test, restarted for every repetition: the gateway
              (--role gateway, aiohttp + this package), websockify (PyPI, its
              own process per connection), webtelnet (npm, socket.io, a
-             launcher in bench/webtelnet_peer.cjs binding 127.0.0.1), or none
-             (``direct``: the clients talk TCP to the MUD).
+             launcher in bench/webtelnet_peer.cjs binding 127.0.0.1), ``relay``
+             (--role relay: a bare uvloop TCP relay, bytes both ways and
+             nothing else, the floor for a Python proxy; not in the default
+             list), or none (``direct``: the clients talk TCP to the MUD).
   workers    benchmark clients (--role worker), one or more processes, driven
              by JSON lines on stdin. They speak each peer's own protocol:
              Phoenix V2 for the gateway (join, ``recv`` pushes, ``echo`` and
@@ -217,6 +219,56 @@ async def serve_gateway(mud_port: int) -> None:
     site = web.TCPSite(runner, HOST, 0, backlog=4096)
     await site.start()
     print(f"PORT {site._server.sockets[0].getsockname()[1]}", flush=True)  # type: ignore[union-attr]
+    await asyncio.Event().wait()
+
+
+class _RelayGame(asyncio.Protocol):
+    """The game side of one relayed connection: what the MUD sends goes to the client."""
+
+    def __init__(self, client: "_RelayClient") -> None:
+        self.client = client
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.client.transport.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client.transport.close()
+
+
+class _RelayClient(asyncio.Protocol):
+    """A benchmark client's connection: what it sends goes to the MUD (once connected)."""
+
+    def __init__(self, mud_port: int) -> None:
+        self.mud_port = mud_port
+        self.game: _RelayGame | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.pause_reading()
+        self.opening = asyncio.ensure_future(self._open())
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        _, self.game = await loop.create_connection(lambda: _RelayGame(self), HOST, self.mud_port)
+        self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self.game.transport.write(data)  # type: ignore[union-attr]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.game is not None:
+            self.game.transport.close()
+
+
+async def serve_relay(mud_port: int) -> None:
+    """``relay``: bytes both ways and nothing else (no WebSocket, no Phoenix, no telnet):
+    the least a Python proxy on this loop costs, the floor under the gateway's figures."""
+    server = await asyncio.get_running_loop().create_server(
+        lambda: _RelayClient(mud_port), HOST, 0, backlog=4096)
+    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     await asyncio.Event().wait()
 
 
@@ -786,6 +838,9 @@ class Peer:
             loop = "uvloop" if kind == "gateway-uvloop" else "asyncio"
             self.proc = Proc([sys.executable, str(HERE / "sidebyside.py"), "--role", "gateway",
                               "--mud-port", str(mud_port), "--loop", loop])
+        elif kind == "relay":
+            self.proc = Proc([sys.executable, str(HERE / "sidebyside.py"), "--role", "relay",
+                              "--mud-port", str(mud_port)])
         elif kind == "websockify":
             port = free_port()
             self.proc = Proc([str(Path(sys.executable).parent / "websockify"), f"{HOST}:{port}",
@@ -798,6 +853,8 @@ class Peer:
 
     @property
     def client_kind(self) -> str:
+        if self.kind == "relay":
+            return "direct"  # raw TCP, as to the MUD itself
         return "gateway" if self.kind.startswith("gateway") else self.kind
 
     def cpu(self) -> float:
@@ -954,11 +1011,11 @@ def summary(values: list[float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--role", default="run", choices=["run", "mud", "gateway", "worker"])
+    ap.add_argument("--role", default="run", choices=["run", "mud", "gateway", "relay", "worker"])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer sessions (~5 min)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--peers", default="gateway,direct,websockify,webtelnet",
-                    help="comma list of gateway, gateway-uvloop, direct, websockify, webtelnet")
+                    help="comma list of gateway, gateway-uvloop, direct, relay, websockify, webtelnet")
     ap.add_argument("--only", default="throughput,scale,full", help="comma list of phases")
     ap.add_argument("--deflate", default="both", choices=["off", "on", "both"],
                     help="offer permessage-deflate (gateway, webtelnet): off, on or both")
@@ -976,6 +1033,8 @@ def main() -> None:
         return run_server(serve_mud(), "asyncio")
     if args.role == "gateway":
         return run_server(serve_gateway(args.mud_port), args.loop)
+    if args.role == "relay":
+        return run_server(serve_relay(args.mud_port), "uvloop")
     if args.role == "worker":
         return run_worker(args.kind, args.port, args.deflate == "on")
 
