@@ -28,7 +28,7 @@ import logging
 import socket
 import ssl
 import struct
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from telnetlib3 import client as tl_client
 from telnetlib3 import telopt

@@ -20,8 +20,9 @@ that is not UTF-8, ``1009`` for a message over ``max_size`` bytes (checked at
 each frame's header, and after inflating: nothing larger is ever buffered).
 
 **Writing.** The socket writes every frame queued since its last write with one
-``transport.write`` (one system call for all the events of a game read, not
-one each); this module turns a batch of Phoenix messages into those bytes.
+``transport.writelines`` (one system call for all the events of a game read,
+not one each); this module turns a batch of Phoenix messages into the pieces
+of those frames (headers and payloads, not joined).
 
 When the browser negotiated permessage-deflate (browsers always offer it),
 each message of at least ``DEFLATE_MIN_SIZE`` bytes is compressed with one

@@ -50,6 +50,15 @@ _EMPTY = msgspec.Raw(b"{}")
 _NO_CLAIMS: "Mapping[str, Any]" = MappingProxyType({})  # one for every socket without a token
 
 
+def _wake(waiter: "asyncio.Future[None] | None", exc: BaseException | None = None) -> None:
+    """Wake whoever still awaits ``waiter`` (if any): with ``exc`` raised, else normally."""
+    if waiter is not None and not waiter.done():
+        if exc is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(exc)
+
+
 def _log_failure(task: "asyncio.Task[Any]") -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("socket close failed", exc_info=task.exception())
@@ -273,7 +282,7 @@ class PhoenixSocket(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._pump)
 
     def _flush(self) -> None:
-        """Write the outbox in one ``transport.write``; while the transport's flow control says
+        """Write the outbox in one ``transport.writelines``; while the transport's flow control says
         the browser is behind (``pause_writing``), the drain task waits, then goes on."""
         self._flush_armed = False
         if self._writing or not self._outbox:
@@ -333,7 +342,7 @@ class PhoenixSocket(asyncio.Protocol):
         self._close_soon(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", SLOW_CONSUMER_DRAIN)
 
     def _write_frames(self, batch: "list[bytes]") -> bool:
-        """The batch's frames in one ``transport.write``; whether the transport's flow control
+        """The batch's frames in one ``transport.writelines``; whether the transport's flow control
         now says the browser is behind (the caller then waits for the drain)."""
         transport = self.transport
         if self._lost or self._close_sent or transport.is_closing():
@@ -469,19 +478,15 @@ class PhoenixSocket(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        _wake(self._drain_waiter)
+        self._drain_waiter = None
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._lost = True
         self._finish()
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(ConnectionResetError("Connection lost"))
-        waiter, self._lost_waiter = self._lost_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        _wake(self._drain_waiter, ConnectionResetError("Connection lost"))
+        _wake(self._lost_waiter)
+        self._drain_waiter = self._lost_waiter = None
         if self._registry is not None:
             self._registry.discard(self)
 
