@@ -86,7 +86,7 @@ class Text(msgspec.Struct, frozen=True):
 class Lines(msgspec.Struct, frozen=True):
     """Complete lines of UTF-8 game text as the game sent them, not yet decoded: ``\r``
     and NUL still in them, invalid bytes not yet replaced. The same as
-    ``Text(drop_cr_nul(data).decode("utf-8", "replace"))``; made only by a stream asked
+    ``Text(utf8_text(data))``; made only by a stream asked
     for it (``bytes_lines``), for a consumer that encodes text without making a str
     (the session: ``transport/jsonstring.py``)."""
 
@@ -94,7 +94,7 @@ class Lines(msgspec.Struct, frozen=True):
 
     def text(self) -> Text:
         """The ``Text`` these lines stand for."""
-        return Text(drop_cr_nul(bytes(self.data)).decode("utf-8", "replace"))
+        return Text(utf8_text(self.data))
 
 
 class Prompt(msgspec.Struct, frozen=True):
@@ -181,6 +181,13 @@ def drop_cr_nul(raw: bytes) -> bytes:
     if b"\x00" in raw:
         raw = raw.replace(b"\x00", b"")
     return raw
+
+
+def utf8_text(data: "bytes | memoryview") -> str:
+    """UTF-8 game text bytes as the browser gets them: ``\r`` and NUL dropped, decoded,
+    invalid bytes replaced (U+FFFD). What ``Lines`` stand for, and the definition the
+    C escaper (transport/jsonstring.py) is held to."""
+    return drop_cr_nul(bytes(data)).decode("utf-8", "replace")
 
 
 def _odd_iac_tail(data: bytes) -> bytes:
