@@ -83,12 +83,6 @@ make_room(PyObject **out, unsigned char **o, Py_ssize_t *cap, Py_ssize_t need, P
     return 0;
 }
 
-static inline int
-continuation(unsigned char b)
-{
-    return (b & 0xC0) == 0x80;
-}
-
 /* head + the JSON string of data + tail, as one bytes object. */
 static PyObject *
 encode(Py_buffer *data, Py_buffer *head, Py_buffer *tail)
@@ -170,22 +164,7 @@ encode(Py_buffer *data, Py_buffer *head, Py_buffer *tail)
                 continue;
             }
         }
-        /* The usual valid two- and three-byte characters, at once. */
-        if (c >= 0xC2 && c <= 0xDF && i + 1 < n && continuation(s[i + 1])) {
-            o[0] = c;
-            o[1] = s[i + 1];
-            o += 2;
-            i += 2;
-            continue;
-        }
-        if ((c & 0xF0) == 0xE0 && i + 2 < n && continuation(s[i + 1]) && continuation(s[i + 2])
-                && (c != 0xE0 || s[i + 1] >= 0xA0) && (c != 0xED || s[i + 1] <= 0x9F)) {
-            memcpy(o, s + i, 3);
-            o += 3;
-            i += 3;
-            continue;
-        }
-        /* Any other sequence, or an invalid byte. */
+        /* A multi-byte character, or an invalid byte. */
         unsigned char lo, hi, seq[4] = {0, 0, 0, 0};
         int need = sequence(c, &lo, &hi), have = 1;
         seq[0] = c;
