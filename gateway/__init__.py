@@ -14,7 +14,8 @@ The data path, one module per stage (browser -> game, and back):
     telnet/proxy.py          PROXY protocol headers                 (pure)
 
 Around it: config.py (the YAML schema), routes.py (HTTP routes), auth.py
-(tokens), addresses.py (the player's address), nesting.py (JSON depth),
+(tokens), gametext.py (game text as the browser gets it: the rule under both
+the telnet side and the transport), sdnotify.py (systemd readiness), addresses.py (the player's address), nesting.py (JSON depth),
 admin.py (the admin API), logs.py (log records), token.py (``mud-gateway
 token``), webclient.py with web/ (the browser client), ratelimit.py (input token bucket), metrics.py (Prometheus),
 replay.py (the resume buffer, pure), cli.py (the command line), demo.py (the
@@ -22,4 +23,9 @@ bundled demo game), upgrade.py (SIGUSR2: upgrade in place by exec) with
 handoff.py (the state it hands over, pure).
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # written once, in pyproject.toml; read back from the installed package's metadata
+    __version__ = version("mud-gateway")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"

@@ -8,7 +8,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import Callable
 
@@ -18,26 +17,13 @@ from . import __version__, upgrade
 from .config import Config, ConfigError, demo_config, load_config
 from .logs import setup_logging
 from .routes import apply_config, create_app
+from .sdnotify import sd_notify
+from .transport import jsonstring
 
 log = logging.getLogger("gateway")
 
 #: Graceful stop: every browser told, every game closed, the process gone within this.
 STOP_SECONDS = 8.0
-
-
-def sd_notify(message: str) -> None:
-    """Tell systemd (Type=notify) about our state, when started by it."""
-    path = os.environ.get("NOTIFY_SOCKET")
-    if not path:
-        return
-    if path.startswith("@"):
-        path = "\0" + path[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.connect(path)
-            s.sendall(message.encode())
-    except OSError as exc:
-        log.warning("sd_notify failed: %s", exc)
 
 
 async def serve(config: Config, config_path: str | None = None, demo: bool = False) -> int:
@@ -98,8 +84,9 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
         return 1
     host, port = site._server.sockets[0].getsockname()[:2]  # the real port when 0 was asked for
     url = f"http://{host}:{port}/"
-    log.info("mud-gateway %s listening on %s (games: %s; event loop: %s)", __version__, url,
-             ", ".join(g.name for g in config.games), type(loop).__module__.partition(".")[0])
+    log.info("mud-gateway %s listening on %s (games: %s; event loop: %s; game text escaper: %s)",
+             __version__, url, ", ".join(g.name for g in config.games),
+             type(loop).__module__.partition(".")[0], "C" if jsonstring.COMPILED else "Python fallback")
     if demo:
         print(f"mud-gateway: demo game on telnet 127.0.0.1:{game.port}", flush=True)
 

@@ -43,6 +43,7 @@ from . import __version__, handoff
 from .config import Game
 from .handoff import Handoff, HandoffError
 from .logs import log_event
+from .sdnotify import sd_notify
 from .routes import GENERATION, SESSIONS, SOCKETS
 from .session import Session
 
@@ -317,7 +318,6 @@ class Upgrader:
                       reason=reason)
             self.status.write("serving", "abandoned", reason)
             return
-        from .cli import sd_notify
         sd_notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
         log.info("SIGUSR2: the installed version accepts %s; upgrading in place", self.config_path)
         manager = self.app[SESSIONS]

@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from gateway.transport import jsonstring
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,6 +109,9 @@ def test_json_logs(tmp_path):
         assert proc.wait(timeout=10) == 0
         records = [json.loads(line) for line in proc.stderr.read().splitlines() if line.strip()]
         assert any("listening on" in r["message"] for r in records)
+        # Which game text escaper runs is said at start (the C one where the install compiled it).
+        escaper = "C" if jsonstring.COMPILED else "Python fallback"
+        assert any(f"game text escaper: {escaper}" in r["message"] for r in records)
         assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
     finally:
         if proc.poll() is None:

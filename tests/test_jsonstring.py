@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.channel import EchoPayload, event_payload, text_payload
-from gateway.telnet.stream import Lines, Text, drop_cr_nul
+from gateway.gametext import drop_cr_nul
+from gateway.telnet.stream import Lines, Text
 from gateway.transport import jsonstring
 from gateway.transport.jsonstring import escape_utf8, escape_utf8_python
 

@@ -100,7 +100,8 @@ encode(Py_buffer *data, Py_buffer *head, Py_buffer *tail)
         return NULL;
     unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
     unsigned char *limit = o + cap - ROOM - tail->len;
-    memcpy(o, head->buf, head->len);
+    if (head->len > 0)  /* an empty buffer's buf may be NULL: memcpy(o, NULL, 0) is undefined */
+        memcpy(o, head->buf, head->len);
     o += head->len;
     *o++ = '"';
     Py_ssize_t i = 0;
@@ -191,7 +192,8 @@ encode(Py_buffer *data, Py_buffer *head, Py_buffer *tail)
         }
     }
     *o++ = '"';
-    memcpy(o, tail->buf, tail->len);
+    if (tail->len > 0)
+        memcpy(o, tail->buf, tail->len);
     o += tail->len;
     if (_PyBytes_Resize(&out, (Py_ssize_t)(o - (unsigned char *)PyBytes_AS_STRING(out))) < 0)
         return NULL;
