@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import socket
 import ssl
@@ -18,15 +19,30 @@ from gateway.config import parse_config
 from gateway.routes import create_app
 from tests.fakemud import FakeMud
 
+#: Modules whose async tests also run on asyncio's own loop (the gateway's loop without uvloop,
+#: or with MUD_GATEWAY_LOOP=asyncio): the end-to-end paths and the ones that touch the loop's
+#: handles, transports and flow control, where the two loops differ. Every other async test
+#: runs on uvloop only, the loop the gateway runs on in production (cli.loop_factory).
+#: MUD_GATEWAY_TEST_LOOPS=both runs every async test on both.
+BOTH_LOOPS = frozenset({"test_gateway", "test_websocket_connection", "test_socket_writes",
+                        "test_session_races", "test_telnet_client"})
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "both_loops: also run this async test on asyncio's own loop")
+
+
 def pytest_asyncio_loop_factories(config, item):
-    """Every async test runs on asyncio's loop and on uvloop, which the gateway runs on where it
-    is installed (cli.loop_factory)."""
-    factories = {"asyncio": asyncio.new_event_loop}
+    """The async tests' loops: uvloop (production) for all, asyncio's too for the focused subset."""
     try:
         import uvloop
     except ImportError:
-        return factories
-    factories["uvloop"] = uvloop.new_event_loop
+        return {"asyncio": asyncio.new_event_loop}
+    factories = {"uvloop": uvloop.new_event_loop}
+    module = item.module.__name__.rpartition(".")[2] if getattr(item, "module", None) else ""
+    if (os.environ.get("MUD_GATEWAY_TEST_LOOPS") == "both" or module in BOTH_LOOPS
+            or item.get_closest_marker("both_loops") is not None):
+        factories["asyncio"] = asyncio.new_event_loop
     return factories
 
 
