@@ -4,7 +4,16 @@ Every output event is kept, already encoded as its JSON payload, until the
 kept payloads exceed ``max_bytes``; then the oldest go first. For the events
 that went, the latest ``gmcp`` of each module and the latest ``option`` are
 remembered, so that a resume after a long gap still restores the current
-GMCP and echo state.
+GMCP and echo state. That memory has its own bound (``STATE_KEYS`` module
+names, ``STATE_BYTES`` of payload): a game that makes up ever new module
+names cannot grow it; past the bound, the modules whose latest message is
+oldest are forgotten first (a reload then does not restore them; ``gap``
+says events were lost).
+
+The limit is given to each call that adds (``add``, ``add_many``) or cuts
+(``trim``) rather than kept, so that a reloaded ``replay_bytes`` (SIGHUP, an
+upgrade in place) applies to a buffer that already exists; the constructor's
+``max_bytes`` is only the default of callers that have no config (tests).
 
 Memory: events are kept in blocks of about ``BLOCK_BYTES`` of payload. The
 newest block is open (a plain list); a full block is sealed, and
@@ -29,6 +38,7 @@ import ctypes.util
 from array import array
 from bisect import bisect_left
 from itertools import accumulate
+from typing import Iterable
 
 import msgspec
 import zstandard
@@ -55,6 +65,10 @@ BLOCK_BYTES = 32 * 1024
 ZSTD_LEVEL = 1
 #: A quiet buffer's open block is compressed too once it holds this much.
 QUIET_SEAL_BYTES = 2048
+#: The dropped state events kept (the latest ``gmcp`` of each module and the latest ``option``):
+#: at most this many keys and this many payload bytes; the oldest go first past either.
+STATE_KEYS = 256
+STATE_BYTES = 128 * 1024
 #: After a sweep that freed this much, give the C heap's free pages back to the system.
 TRIM_AFTER_BYTES = 4 << 20
 
@@ -104,6 +118,7 @@ class _Block:
         state: dict[str, Kept] = {}
         for k in self.entries or ():
             if k.key is not None:
+                state.pop(k.key, None)  # oldest first, as the buffer's dropped state
                 state[k.key] = k
         self.state = state
 
@@ -138,7 +153,7 @@ class _Block:
 
 class ReplayBuffer:
     __slots__ = ("max_bytes", "block_bytes", "size", "_count", "_blocks", "_dropped_state", "dropped_upto",
-                 "_open_size", "sealed_raw", "touched")
+                 "_open_size", "sealed_raw", "touched", "state_size")
 
     def __init__(self, max_bytes: int, block_bytes: int = BLOCK_BYTES) -> None:
         self.max_bytes = max_bytes
@@ -148,7 +163,9 @@ class ReplayBuffer:
         # Oldest first; the last one is open. A list, not a deque: an idle session's empty
         # deque costs 600 bytes, and a full 1 MiB buffer has ~32 blocks to shift.
         self._blocks: list[_Block] = []
-        self._dropped_state: dict[str, Kept] = {}   # key -> latest dropped state event
+        # key -> latest dropped state event, oldest first (a key moves to the end when replaced)
+        self._dropped_state: dict[str, Kept] = {}
+        self.state_size = 0                          # payload bytes in _dropped_state
         self.dropped_upto = 0                        # highest seq dropped
         self._open_size = 0                          # payload bytes in the open block
         self.sealed_raw = 0                          # sealed blocks not yet compressed
@@ -157,15 +174,16 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self._count
 
-    def add(self, entry: Kept) -> None:
+    def add(self, entry: Kept, max_bytes: int | None = None) -> None:
         self._append(entry)
-        if self.size > self.max_bytes:
-            self._drop()
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        if self.size > limit:
+            self._drop(limit)
         block = self._blocks[-1] if self._blocks else None
         if block is not None and block.state is None and self._open_size >= self.block_bytes:
             self._seal(block)
 
-    def add_many(self, entries: list[Kept]) -> None:
+    def add_many(self, entries: list[Kept], max_bytes: int | None = None) -> None:
         """``add`` of each entry, in order (the events of one game read); one drop at the end.
 
         The same events are kept and dropped as with one ``add`` each: dropping
@@ -180,7 +198,7 @@ class ReplayBuffer:
         first_seq = entries[0].seq
         if entries[-1].seq - first_seq != n - 1:  # not consecutive (never from a session): one by one
             for entry in entries:
-                self.add(entry)
+                self.add(entry, max_bytes)
             return
         block_bytes = self.block_bytes
         sizes = [len(k.payload) for k in entries]
@@ -202,8 +220,47 @@ class ReplayBuffer:
                 i = j
             if self._open_size >= block_bytes and block.state is None:
                 self._seal(block)
-        if self.size > self.max_bytes:
-            self._drop()
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        if self.size > limit:
+            self._drop(limit)
+
+    def trim(self, max_bytes: int) -> None:
+        """Drop the oldest events until the kept payloads fit in ``max_bytes`` (a lowered
+        ``replay_bytes``, or a join's replay that must fit the socket's outbox)."""
+        if self.size > max_bytes:
+            self._drop(max_bytes)
+
+    def _remember(self, events: "Iterable[Kept]") -> None:
+        """Dropped events' state (those with a key), newest last; then the state's bound."""
+        state = self._dropped_state
+        size = self.state_size
+        for k in events:
+            key = k.key
+            if key is None:
+                continue
+            old = state.pop(key, None)
+            if old is not None:
+                size -= len(old.payload)
+            state[key] = k
+            size += len(k.payload)
+        self.state_size = size
+        if len(state) > STATE_KEYS or size > STATE_BYTES:
+            self._forget_state()
+
+    def _forget_state(self) -> None:
+        """Over ``STATE_KEYS`` or ``STATE_BYTES``: the keys whose latest dropped event is oldest go."""
+        state = self._dropped_state
+        excess_keys = len(state) - STATE_KEYS
+        excess_bytes = self.state_size - STATE_BYTES
+        gone: list[str] = []
+        for key, k in state.items():  # oldest first
+            if excess_keys <= 0 and excess_bytes <= 0:
+                break
+            gone.append(key)
+            excess_keys -= 1
+            excess_bytes -= len(k.payload)
+        for key in gone:
+            self.state_size -= len(state.pop(key).payload)
 
     def _append(self, entry: Kept) -> None:
         blocks = self._blocks
@@ -230,14 +287,14 @@ class ReplayBuffer:
         if len(block) > block.skip:
             self.sealed_raw += 1
 
-    def _drop(self) -> None:
+    def _drop(self, max_bytes: int) -> None:
         """Drop the oldest events until the kept payloads fit in ``max_bytes``."""
         blocks = self._blocks
-        while self.size > self.max_bytes and blocks:
+        while self.size > max_bytes and blocks:
             head = blocks[0]
             i = head.skip
             rest = sum(head.sizes[i:]) if i else sum(head.sizes)
-            if self.size - rest > self.max_bytes:
+            if self.size - rest > max_bytes:
                 # Still too much without the whole block: it goes at once (one event at a
                 # time would drop every one of them).
                 n = len(head.sizes)
@@ -246,28 +303,26 @@ class ReplayBuffer:
                 self.dropped_upto = head.first_seq + n - 1
                 del blocks[0]
                 if head.state is not None:  # sealed: its latest state events are known
-                    self._dropped_state.update(head.state)
+                    self._remember(head.state.values())
                     if head.entries is not None:
                         self.sealed_raw -= 1
                 else:  # the open block
-                    for k in head.entries[i:]:  # type: ignore[index]
-                        if k.key is not None:
-                            self._dropped_state[k.key] = k
+                    self._remember(head.entries[i:])  # type: ignore[index]
                     self._open_size = 0
                 continue
             # Part of the block: its oldest events up to the one that brings the size under.
-            excess = self.size - self.max_bytes
+            excess = self.size - max_bytes
             j = i + bisect_left(list(accumulate(head.sizes[i:])), excess) + 1
             self.size -= sum(head.sizes[i:j])
             self._count -= j - i
             self.dropped_upto = head.first_seq + j - 1
             if head.entries is not None:
-                self._dropped_state.update({k.key: k for k in head.entries[i:j] if k.key is not None})
+                self._remember(head.entries[i:j])
             head.skip = j
             if head.skip == len(head.sizes):
                 del blocks[0]
                 if head.state is not None:
-                    self._dropped_state.update(head.state)
+                    self._remember(head.state.values())
                     if head.entries is not None:
                         self.sealed_raw -= 1
                 else:
@@ -337,7 +392,7 @@ class ReplayBuffer:
             block = buf._blocks[-1]
             if buf._open_size >= buf.block_bytes:
                 buf._seal(block)
-        buf._dropped_state = {k[3]: Kept(*k) for k in state.dropped_state if k[3] is not None}
+        buf._remember(sorted((Kept(*k) for k in state.dropped_state), key=lambda k: k.seq))
         buf.dropped_upto = state.dropped_upto
         return buf
 

@@ -38,6 +38,10 @@ from .telnet.input import encode_lines
 from .telnet.stream import CompressionError, Event, Gmcp, Lines
 
 log = logging.getLogger("gateway.session")
+#: Input written to a game that it has not read yet (the connection's write buffer): over
+#: this, pushes are refused until it reads. What one push adds on top is bounded by the
+#: frame limit (docs/security.md).
+UNSENT_BYTES = 64 * 1024
 _encode = msgspec.json.Encoder().encode
 
 
@@ -129,8 +133,9 @@ class Session:
         self.seq = seq
         if not kept:
             return
-        # The whole read at once: one replay append, one queueing of its frames.
-        self.replay.add_many(kept)
+        # The whole read at once: one replay append (to the live replay_bytes: a reload
+        # that lowered it applies from this event on), one queueing of its frames.
+        self.replay.add_many(kept, self.manager.config.sessions.replay_bytes)
         channel = self.channel
         if channel is not None:
             channel.push_many(kept, self.client.read_at if self.client is not None else None)
@@ -194,13 +199,21 @@ class Session:
             self._linger = asyncio.get_running_loop().call_at(deadline, self.end, "linger expired")
 
     def execute(self, command: Command) -> None:
-        """A browser push: send it to the game. Raises ChannelError when it cannot be sent."""
+        """A browser push: send it to the game. Raises ChannelError when it cannot be sent.
+
+        Input the game has not taken yet is bounded (docs/security.md, "One budget"): while
+        more than ``UNSENT_BYTES`` wait in the game connection's write buffer, every push is
+        refused (``"rate limited"``: it is not sent, the browser may send it again later).
+        A ``gmcp`` push takes one token of the same bucket as a line of ``recv``.
+        """
         client = self.client
         if client is None or self.ended:
             raise ChannelError(GAME_UNAVAILABLE)
+        if client.unsent() > UNSENT_BYTES:
+            raise ChannelError(RATE_LIMITED)
+        limits = self.manager.config.limits  # the live config: a reload applies at once
         if type(command) is SendLines:
             now = time.monotonic()
-            limits = self.manager.config.limits  # the live config: a reload applies at once
             if not self.input_bucket.take(len(command.lines), now, limits.input_lines_per_second,
                                           limits.input_burst):
                 raise ChannelError(RATE_LIMITED)
@@ -212,6 +225,9 @@ class Session:
         elif type(command) is SendGmcp:
             if not client.gmcp_enabled:
                 raise ChannelError(GMCP_NOT_ENABLED)
+            if not self.input_bucket.take(1, time.monotonic(), limits.input_lines_per_second,
+                                          limits.input_burst):
+                raise ChannelError(RATE_LIMITED)
             client.send_gmcp(command.module, command.data)
             self.manager.metrics.gmcp_to_game.inc()
         elif type(command) is SetSize:

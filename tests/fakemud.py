@@ -127,6 +127,10 @@ class FakeConnection:
         """Stop reading what the client sends (a game that hangs): its writes back up."""
         self._writer.transport.pause_reading()
 
+    def resume_reading(self) -> None:
+        """Read what the client sends again (the game that hung goes on)."""
+        self._writer.transport.resume_reading()
+
     def tcp_state(self) -> int:
         """The kernel's TCP state of this end (Linux ``TCP_INFO``): 1 established, 7 closed."""
         import socket

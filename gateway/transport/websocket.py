@@ -79,6 +79,9 @@ QUIET_SECONDS = 10.0
 #: as phoenix.js sends it, the envelope around the smallest event is less
 #: than twice its size; a browser choosing huge join_refs meets the bound).
 REPLAY_FRAMING = 3
+#: Kept free beside a join's replay: its channel's ``disconnect`` and ``phx_close`` (a session
+#: that ended as the join came).
+JOIN_END_BYTES = 4096
 
 
 def outbox_limit(config: "Config") -> int:
@@ -404,6 +407,9 @@ class PhoenixSocket(asyncio.Protocol):
         """
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=join_seconds)
+        # SPEC 6.1 item 2: every browser frame already read is answered, also those a
+        # backed-up browser sent (read off TCP, not handled while it did not read its replies).
+        self._pump(backed_up=True)
         await self._shut(WSCloseCode.SERVICE_RESTART, b"service restart", drain_seconds=2.0)
 
     async def _shut(self, code: int, message: bytes, drain_seconds: float) -> None:
@@ -490,13 +496,14 @@ class PhoenixSocket(asyncio.Protocol):
         if self._registry is not None:
             self._registry.discard(self)
 
-    def _pump(self) -> None:
-        """Handle the browser's whole messages, in order, while it is caught up."""
+    def _pump(self, backed_up: bool = False) -> None:
+        """Handle the browser's whole messages, in order, while it is caught up (with
+        ``backed_up``, an upgrade's last look, also while it is not)."""
         reader = self._reader
         reader.max_size = self.config.limits.max_frame_bytes  # the live config's (SIGHUP)
         loop = asyncio.get_running_loop()
         while not self._finished:
-            if not self._caught_up:
+            if not (self._caught_up or backed_up):
                 # A browser that sends without reading its replies is not read either
                 # until it catches up: TCP pushes back on it too.
                 if not self._reading_paused:
@@ -699,21 +706,63 @@ class PhoenixSocket(asyncio.Protocol):
                 del self._joining[msg.topic]
         self._attach(msg, params, session, resumed)
 
+    def _replay(self, handle: ChannelHandle, msg: Message, session: "Session", last_seq: int,
+                response: "dict[str, Any] | None") -> "tuple[bytes | None, list[bytes]]":
+        """A join's reply (when ``response`` is given: with ``replayed`` and ``gap``) and the
+        frames of its replay, which always fit the outbox after the reply.
+
+        The buffer is first cut to the live ``replay_bytes`` (a reload or an upgrade may have
+        lowered it: SPEC 6.1 item 4). Room is what the outbox bound leaves once what is queued,
+        and a read of each of the socket's games, are counted; a replay that does not fit (a
+        browser with a huge join_ref, an outbox already full) cuts the buffer further, by the
+        SPEC 6 rule (the cut events' latest state stays), until it fits: the reply is never lost
+        to an overflow. Returns (None, frames) when ``response`` is None (a new session).
+        """
+        buffer = session.replay
+        config = self.config
+        budget = config.sessions.replay_bytes
+        # The reply's size at most (its refs and topic are the browser's: up to a frame each).
+        reply_bytes = len(self.serializer.reply(msg.join_ref, msg.ref, msg.topic, "ok",
+                                                {**(response or {}), "replayed": 1 << 40, "gap": False}))
+        room = (outbox_limit(config) - self._outbox_bytes - reply_bytes
+                - config.limits.max_channels_per_socket * READ_BURST - JOIN_END_BYTES)
+        while True:
+            buffer.trim(budget)
+            replay, gap = buffer.since(last_seq)
+            frames = [handle._frame(k.event, k.payload) for k in replay]
+            size = sum(map(len, frames))
+            if size <= room or budget == 0:
+                break
+            budget = min(budget // 2, budget * max(room, 0) // size)
+        if frames and size > room:
+            # Nothing kept is left, and still too much (the latest state of many modules, a
+            # join_ref of kilobytes): the newest of it that fits.
+            keep = len(frames)
+            while keep and size > room:
+                keep -= 1
+                size -= len(frames[-keep - 1])
+            replay, frames = replay[len(replay) - keep:], frames[len(frames) - keep:]
+            gap = True
+        if budget < config.sessions.replay_bytes:
+            log.info("socket %s: replay cut to fit the outbox (%d bytes left)", self.client_ip, room)
+        if response is None:
+            return None, frames
+        response["replayed"] = len(replay)
+        response["gap"] = gap
+        return self.serializer.reply(msg.join_ref, msg.ref, msg.topic, "ok", response), frames
+
     def _attach(self, msg: Message, params: JoinParams, session: "Session", resumed: bool) -> None:
         """Answer the join ok, replay, and attach (or, the session having just ended, pass its end on)."""
         s = self.serializer
         topic = msg.topic
         handle = ChannelHandle(self, topic, msg.join_ref)
         self.channels[topic] = handle
-        replay, gap = session.replay.since((params.last_seq or 0) if resumed else 0)
         response: dict[str, Any] = {"game": session.game.name, "resumed": resumed}
-        if resumed:
-            response["replayed"] = len(replay)
-            response["gap"] = gap
-        self.send(s.reply(msg.join_ref, msg.ref, topic, "ok", response))
+        reply, frames = self._replay(handle, msg, session, (params.last_seq or 0) if resumed else 0,
+                                     response if resumed else None)
+        self.send(s.reply(msg.join_ref, msg.ref, topic, "ok", response) if reply is None else reply)
         self.manager.metrics.joins.labels("resumed" if resumed else "ok").inc()
-        for kept in replay:
-            handle.push(kept.event, kept.payload)
+        self.send_many(frames)
         if session.ended:  # the game hung up as the join came: its text, then the disconnect
             handle.end(session.end_reason or "closed by game")
             return
