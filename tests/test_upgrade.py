@@ -457,3 +457,64 @@ async def test_failed_exec_goes_on_serving(mud, tmp_path):
         assert (await gw.healthz())["generation"] == 1
     finally:
         await gw.stop()
+
+
+async def test_frames_a_backed_up_browser_sent_are_answered_before_the_1012(mud, start):
+    """Issue 17 item 5 (SPEC 6.1 item 2): a browser that does not read while the game floods it
+    is not read either; five ``recv`` pushes it sent in one write were read off TCP (and held).
+    The upgrade handles them (their lines reach the game) before it closes 1012, though the
+    browser never reads again (their replies are queued, and dropped with the rest)."""
+    import json
+
+    from gateway.transport.frames import TEXT
+    from tests.test_frames import client_frame
+    from tests.test_websocket_connection import RawWs
+
+    gw = await start(config_text(mud.port, free_port(), extra="limits: {slow_consumer_seconds: 60}"))
+    ws = await RawWs.open(gw.port)
+    topic = new_topic()
+    ws.send_json(["1", "1", topic, "phx_join", {}])
+    assert (await ws.message(lambda m: m[3] == "phx_reply"))[4]["status"] == "ok"
+    conn = await mud.next_connection()
+    conn.send((b"f" * 1000 + b"\r\n") * 30_000)  # 30 MB: more than every buffer on the way holds
+    drained = asyncio.ensure_future(conn.drain())
+    try:
+        await asyncio.sleep(1.5)
+        assert not drained.done()  # the browser is backed up: the game is not read
+        ws.writer.write(b"".join(client_frame(TEXT, json.dumps(["1", str(ref), topic, "recv",
+                                                                {"message": f"in{ref}"}]).encode())
+                                 for ref in range(2, 7)))
+        await asyncio.sleep(0.5)  # read off TCP, held while the browser does not read
+        assert b"in2" not in conn.received
+
+        await gw.upgrade()  # the browser still reads nothing: what it sent is handled all the same
+        await conn.wait_for(b"in2\r\nin3\r\nin4\r\nin5\r\nin6\r\n", timeout=10)
+        assert not conn.eof
+    finally:
+        drained.cancel()
+        await asyncio.gather(drained, return_exceptions=True)
+        await ws.close()
+
+
+async def test_an_upgrade_that_lowers_replay_bytes_lets_a_reloaded_page_in(mud, start):
+    """Issue 17 item 4 through an upgrade (SPEC 6.1 item 4): the carried buffer was filled under a
+    bigger ``replay_bytes``; a reloaded page's join gets its reply and the cut replay."""
+    port = free_port()
+    limits = "limits: {max_channels_per_socket: 1, slow_consumer_seconds: 60}\n"
+    gw = await start(config_text(mud.port, port, extra=limits + "sessions: {replay_bytes: 6000000}"))
+    phx, topic, conn = await playing(gw, mud)
+    conn.send((b"r" * 1000 + b"\r\n") * 6000)
+    assert len(await phx.echo_text(topic, lambda t: len(t) >= 6000 * 1001, timeout=30)) == 6000 * 1001
+    conn.send(b"tail\r\n")
+    assert await phx.echo_text(topic, lambda t: t.endswith("tail\n"))
+    gw.config_path.write_text(config_text(mud.port, port, extra=limits + "sessions: {replay_bytes: 65536}"))
+    await gw.upgrade()
+    assert await phx.close_code() == 1012
+    phx2 = await gw.connect()
+    ref = await phx2.send(topic, "phx_join", {})
+    reply = await phx2.reply(ref, timeout=15)
+    assert reply["status"] == "ok" and reply["response"]["gap"] is True, reply
+    replayed = [await phx2.event(topic, "echo") for _ in range(reply["response"]["replayed"])]
+    assert sum(len(e["message"]) for e in replayed) <= 65536 and replayed[-1]["message"] == "tail\n"
+    assert await phx2.request(topic, "recv", {"message": "look"}) == {"status": "ok", "response": {}}
+    await conn.wait_for(b"look\r\n")

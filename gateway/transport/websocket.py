@@ -405,11 +405,11 @@ class PhoenixSocket(asyncio.Protocol):
 
         The browser (phoenix.js) reconnects by itself and resumes its sessions in the new process.
         """
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=join_seconds)
         # SPEC 6.1 item 2: every browser frame already read is answered, also those a
         # backed-up browser sent (read off TCP, not handled while it did not read its replies).
         self._pump(backed_up=True)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=join_seconds)
         await self._shut(WSCloseCode.SERVICE_RESTART, b"service restart", drain_seconds=2.0)
 
     async def _shut(self, code: int, message: bytes, drain_seconds: float) -> None:
