@@ -65,8 +65,9 @@ BLOCK_BYTES = 32 * 1024
 ZSTD_LEVEL = 1
 #: A quiet buffer's open block is compressed too once it holds this much.
 QUIET_SEAL_BYTES = 2048
-#: The dropped state events kept (the latest ``gmcp`` of each module and the latest ``option``):
-#: at most this many keys and this many payload bytes; the oldest go first past either.
+#: The dropped state events kept: the latest ``gmcp`` of at most this many modules, with at
+#: most this many payload bytes (past either, the modules whose latest message is oldest go
+#: first), and the latest ``option`` (one key, the echo state: never forgotten).
 STATE_KEYS = 256
 STATE_BYTES = 128 * 1024
 #: After a sweep that freed this much, give the C heap's free pages back to the system.
@@ -96,6 +97,44 @@ def _compress(blob: bytes) -> bytes:
     return bytes(memoryview(_zstd.compress(blob)))
 _pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(tuple[list[str], list[str | None], bytes]).decode
+
+
+def _remember(state: dict[str, Kept], size: int, events: "Iterable[Kept]") -> int:
+    """Put the state events of ``events`` (in seq order) in ``state`` (key -> latest, oldest
+    first), whose payloads sum to ``size``; then keep it within STATE_KEYS and STATE_BYTES.
+    Returns the new size."""
+    for k in events:
+        key = k.key
+        if key is None:
+            continue
+        old = state.pop(key, None)
+        if old is not None:
+            size -= len(old.payload)
+        state[key] = k
+        size += len(k.payload)
+    # The bound is of the modules; the option is one key more (the echo state a reloaded
+    # page must not lose: a password being asked), never forgotten.
+    option = state.get("option")
+    excess_keys = len(state) - STATE_KEYS
+    excess_bytes = size - STATE_BYTES
+    if option is not None:
+        excess_keys -= 1
+        excess_bytes -= len(option.payload)
+    if excess_keys <= 0 and excess_bytes <= 0:
+        return size
+    # Over: the modules whose latest message is oldest go.
+    gone: list[str] = []
+    for key, k in state.items():  # oldest first
+        if excess_keys <= 0 and excess_bytes <= 0:
+            break
+        if key == "option":
+            continue
+        gone.append(key)
+        excess_keys -= 1
+        excess_bytes -= len(k.payload)
+    for key in gone:
+        size -= len(state.pop(key).payload)
+    return size
 
 
 class _Block:
@@ -232,35 +271,17 @@ class ReplayBuffer:
 
     def _remember(self, events: "Iterable[Kept]") -> None:
         """Dropped events' state (those with a key), newest last; then the state's bound."""
-        state = self._dropped_state
-        size = self.state_size
-        for k in events:
-            key = k.key
-            if key is None:
-                continue
-            old = state.pop(key, None)
-            if old is not None:
-                size -= len(old.payload)
-            state[key] = k
-            size += len(k.payload)
-        self.state_size = size
-        if len(state) > STATE_KEYS or size > STATE_BYTES:
-            self._forget_state()
+        self.state_size = _remember(self._dropped_state, self.state_size, events)
 
-    def _forget_state(self) -> None:
-        """Over ``STATE_KEYS`` or ``STATE_BYTES``: the keys whose latest dropped event is oldest go."""
-        state = self._dropped_state
-        excess_keys = len(state) - STATE_KEYS
-        excess_bytes = self.state_size - STATE_BYTES
-        gone: list[str] = []
-        for key, k in state.items():  # oldest first
-            if excess_keys <= 0 and excess_bytes <= 0:
-                break
-            gone.append(key)
-            excess_keys -= 1
-            excess_bytes -= len(k.payload)
-        for key in gone:
-            self.state_size -= len(state.pop(key).payload)
+    def _state_now(self) -> dict[str, Kept]:
+        """The dropped state, with that of the events dropped from a compressed oldest block
+        (told apart only once the whole block goes): what a resume replays."""
+        head = self._blocks[0] if self._blocks else None
+        if head is None or not head.skip or head.entries is not None:
+            return self._dropped_state
+        state = dict(self._dropped_state)
+        _remember(state, self.state_size, head.events()[:head.skip])
+        return state
 
     def _append(self, entry: Kept) -> None:
         blocks = self._blocks
@@ -353,14 +374,7 @@ class ReplayBuffer:
         out: list[Kept] = []
         blocks = self._blocks
         if gap:
-            state = self._dropped_state
-            if blocks and blocks[0].skip and blocks[0].entries is None:
-                # The oldest block is partly dropped and compressed: its dropped state events.
-                state = dict(state)
-                for k in blocks[0].events()[:blocks[0].skip]:
-                    if k.key is not None:
-                        state[k.key] = k
-            out = sorted((k for k in state.values() if k.seq > last_seq), key=lambda k: k.seq)
+            out = sorted((k for k in self._state_now().values() if k.seq > last_seq), key=lambda k: k.seq)
         for block in blocks:
             end = block.first_seq + len(block.sizes)
             if end <= last_seq + 1:
@@ -372,12 +386,7 @@ class ReplayBuffer:
 
     def to_state(self) -> ReplayState:
         """For an upgrade in place: the kept events (decompressed) and the dropped state."""
-        state = dict(self._dropped_state)
-        head = self._blocks[0] if self._blocks else None
-        if head is not None and head.skip and head.entries is None:
-            for k in head.events()[:head.skip]:
-                if k.key is not None:
-                    state[k.key] = k
+        state = self._state_now()
         kept = [astuple(k) for b in self._blocks for k in b.events()[b.skip:]]
         return ReplayState(max_bytes=self.max_bytes, size=self.size, kept=kept,  # type: ignore[arg-type]
                            dropped_state=[astuple(k) for k in state.values()],  # type: ignore[misc]

@@ -387,3 +387,104 @@ async def test_memory_freed_elsewhere_counts_toward_the_next_trim():
     compactor.freed(TRIM_AFTER_BYTES)
     assert compactor.saved == TRIM_AFTER_BYTES
     compactor.close()
+
+
+# -- the bound of the dropped state (issue 17 item 8) ----------------------------------------
+
+from gateway import replay as replay_module  # noqa: E402
+from gateway.replay import STATE_BYTES, STATE_KEYS  # noqa: E402
+
+
+def test_dropped_state_keeps_the_newest_module_names_up_to_its_bound():
+    """A game that makes up a new module name per message: the latest of at most STATE_KEYS
+    modules is remembered, the newest; the latest option stays whatever its age."""
+    buf = ReplayBuffer(0)
+    buf.add(option(1))
+    n = STATE_KEYS * 4
+    buf.add_many([gmcp(seq, f"Room.Id{seq}") for seq in range(2, n + 2)])
+    out, gap = buf.since(0)
+    assert gap is True
+    assert len(out) == STATE_KEYS + 1
+    assert seqs(out) == [1] + list(range(n + 2 - STATE_KEYS, n + 2))
+    assert buf.state_size == sum(len(k.payload) for k in out)
+
+
+def test_a_module_sent_again_is_newest_again():
+    buf = ReplayBuffer(0)
+    buf.add(gmcp(1, "Char.Vitals"))
+    for seq in range(2, STATE_KEYS + 1):
+        buf.add(gmcp(seq, f"Room.Id{seq}"))
+    buf.add(gmcp(STATE_KEYS + 1, "Char.Vitals"))  # the oldest module, again: now the newest
+    buf.add(gmcp(STATE_KEYS + 2, "Room.New"))
+    out, _ = buf.since(0)
+    assert len(out) == STATE_KEYS
+    assert out[-2:] == [gmcp(STATE_KEYS + 1, "Char.Vitals"), gmcp(STATE_KEYS + 2, "Room.New")]
+    assert gmcp(2, "Room.Id2") not in out  # the oldest went
+
+
+def test_dropped_state_bytes_are_bounded():
+    big = STATE_BYTES // 10
+    buf = ReplayBuffer(100)
+    for seq in range(1, 31):
+        buf.add(gmcp(seq, f"Char.Items{seq}", big))
+    assert buf.state_size <= STATE_BYTES
+    out, _ = buf.since(0)
+    assert seqs(out) == list(range(21, 31))  # ten of them fit: the newest ten
+
+
+def test_the_bound_holds_through_compressed_blocks_and_a_handoff():
+    buf = ReplayBuffer(2000, block_bytes=300)
+    for seq in range(1, 5001):
+        buf.add(gmcp(seq, f"M{seq}", 20) if seq % 3 else echo(seq, 30))
+        if seq % 97 == 0:
+            buf.compact(seal_open=True)
+    assert len(buf._dropped_state) <= STATE_KEYS + 1
+    again = ReplayBuffer.from_state(buf.to_state(), 2000)
+    assert len(again._dropped_state) <= STATE_KEYS + 1
+    assert again.since(4000) == buf.since(4000)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["A", "B", "C", "D", "E", "F", "option"]), st.integers(1, 30)),
+             max_size=80),
+    st.integers(0, 120),
+    st.integers(1, 60),
+)
+def test_dropped_state_bound_model(kinds, max_bytes, block_bytes):
+    """With a bound of 3 keys and 40 bytes: what is remembered is the latest dropped event of
+    its key, at most 3 keys (besides the option) and 40 bytes (besides the option), and the
+    newest dropped state event (when it fits alone) is always among them."""
+    keys, size = replay_module.STATE_KEYS, replay_module.STATE_BYTES
+    replay_module.STATE_KEYS, replay_module.STATE_BYTES = 3, 40
+    try:
+        events = [option(i + 1, n) if m == "option" else gmcp(i + 1, m, n) for i, (m, n) in enumerate(kinds)]
+        buf = ReplayBuffer(max_bytes, block_bytes=block_bytes)
+        buf.add_many(events)
+        state = buf._dropped_state
+        dropped = [k for k in events if k.seq <= buf.dropped_upto]
+        latest = {k.key: k for k in dropped}
+        assert all(latest[key] == k for key, k in state.items())
+        assert len([key for key in state if key != "option"]) <= 3
+        assert sum(len(k.payload) for key, k in state.items() if key != "option") <= 40
+        assert buf.state_size == sum(len(k.payload) for k in state.values())
+        if "option" in latest:
+            assert state["option"] == latest["option"]
+        if dropped and len(dropped[-1].payload) <= 40:
+            assert state[dropped[-1].key] == dropped[-1]
+    finally:
+        replay_module.STATE_KEYS, replay_module.STATE_BYTES = keys, size
+
+
+def test_a_lowered_limit_applies_from_the_next_event_and_trim_cuts_at_once():
+    """The session gives the live replay_bytes with each read (``add_many``); a join cuts the
+    buffer to it (``trim``): the SPEC 6 rule holds for what is cut."""
+    buf = ReplayBuffer(1000)
+    buf.add_many([echo(1, 100), gmcp(2, "Char", 100), echo(3, 100), echo(4, 100)])
+    assert buf.size == 400
+    buf.add_many([echo(5, 100)], 250)
+    assert buf.size == 200 and seqs(buf.since(0)[0]) == [2, 4, 5]
+    buf.trim(100)
+    assert seqs(buf.since(0)[0]) == [2, 5] and buf.since(0)[1] is True
+    buf.trim(0)
+    assert buf.since(0) == ([gmcp(2, "Char", 100)], True)
