@@ -45,7 +45,6 @@ import resource
 import struct
 import sys
 import tempfile
-import threading
 import time
 import uuid
 
@@ -54,15 +53,6 @@ FLOOD_LINE = b"flood " + b"x" * 200 + b"\r\n"
 
 
 # -- the soak MUD (a subprocess of this script) ---------------------------------
-
-def _exit_with_parent() -> None:
-    def watch() -> None:
-        try:
-            sys.stdin.buffer.read()
-        finally:
-            os._exit(0)
-    threading.Thread(target=watch, daemon=True).start()
-
 
 async def _serve_mud() -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -438,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serve-mud", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve_mud:
+        from roundtrip import _exit_with_parent  # bench/ is the script's directory: on sys.path
         _exit_with_parent()
         asyncio.run(_serve_mud())
         return 0

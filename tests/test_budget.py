@@ -8,10 +8,7 @@ reloaded page's join whose replay took its reply with it.
 
 from __future__ import annotations
 
-import asyncio
 import json
-
-import aiohttp
 
 from gateway.channel import session_key
 from gateway.replay import STATE_BYTES, STATE_KEYS
@@ -50,6 +47,17 @@ async def lingering(mud, gateway, extra: str):
 async def enable_gmcp(conn) -> None:
     conn.send(cmd(IAC, WILL, GMCP))
     await conn.wait_for(cmd(IAC, DO, GMCP))
+
+
+async def playing_gmcp(mud, gateway, extra: str):
+    """A gateway, a browser joined to a new topic, its game with GMCP on: (client, phx, topic, conn)."""
+    client, connect = await gateway(make_config(mud.port, extra=extra))
+    phx = await connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    conn = await mud.next_connection()
+    await enable_gmcp(conn)
+    return client, phx, topic, conn
 
 
 async def reloaded_page_join(connect, topic: str, timeout: float = 15) -> tuple[Phx, dict]:
@@ -115,13 +123,8 @@ async def test_input_to_a_game_that_does_not_read_is_bounded(mud, gateway):
     """Issue 17 item 7: 1,500 ``gmcp`` pushes of 60 KB to a game that never reads. Past
     UNSENT_BYTES waiting in the game connection, pushes are refused ("rate limited") and
     nothing more is buffered; once the game reads again, input goes through."""
-    client, connect = await gateway(make_config(
-        mud.port, extra="limits: {input_lines_per_second: 100000, input_burst: 100000}"))
-    phx = await connect()
-    topic = new_topic()
-    assert (await phx.join(topic))["status"] == "ok"
-    conn = await mud.next_connection()
-    await enable_gmcp(conn)
+    client, phx, topic, conn = await playing_gmcp(
+        mud, gateway, "limits: {input_lines_per_second: 100000, input_burst: 100000}")
     conn.pause_reading()  # the game stops reading
     session = client.server.app[SESSIONS].get(session_key(topic))
     data = "x" * 60_000
@@ -144,13 +147,8 @@ async def test_input_to_a_game_that_does_not_read_is_bounded(mud, gateway):
 
 async def test_gmcp_pushes_take_tokens_of_the_input_bucket(mud, gateway):
     """SPEC 4.4's rate limit covers ``gmcp`` pushes as ``recv`` lines: one token each, one bucket."""
-    client, connect = await gateway(make_config(
-        mud.port, extra="limits: {input_lines_per_second: 0.001, input_burst: 3}"))
-    phx = await connect()
-    topic = new_topic()
-    assert (await phx.join(topic))["status"] == "ok"
-    conn = await mud.next_connection()
-    await enable_gmcp(conn)
+    client, phx, topic, conn = await playing_gmcp(
+        mud, gateway, "limits: {input_lines_per_second: 0.001, input_burst: 3}")
     ok = {"status": "ok", "response": {}}
     limited = {"status": "error", "response": {"reason": "rate limited"}}
     assert await phx.request(topic, "gmcp", {"module": "Char.A", "data": 1}) == ok
