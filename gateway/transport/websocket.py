@@ -707,23 +707,23 @@ class PhoenixSocket(asyncio.Protocol):
         self._attach(msg, params, session, resumed)
 
     def _replay(self, handle: ChannelHandle, msg: Message, session: "Session", last_seq: int,
-                response: "dict[str, Any] | None") -> "tuple[bytes | None, list[bytes]]":
-        """A join's reply (when ``response`` is given: with ``replayed`` and ``gap``) and the
-        frames of its replay, which always fit the outbox after the reply.
+                response: "dict[str, Any]", resumed: bool) -> "tuple[bytes, list[bytes]]":
+        """A join's ok reply (``response``, with ``replayed`` and ``gap`` when ``resumed``) and
+        the frames of its replay, which always fit the outbox after the reply.
 
         The buffer is first cut to the live ``replay_bytes`` (a reload or an upgrade may have
         lowered it: SPEC 6.1 item 4). Room is what the outbox bound leaves once what is queued,
         and a read of each of the socket's games, are counted; a replay that does not fit (a
         browser with a huge join_ref, an outbox already full) cuts the buffer further, by the
         SPEC 6 rule (the cut events' latest state stays), until it fits: the reply is never lost
-        to an overflow. Returns (None, frames) when ``response`` is None (a new session).
+        to an overflow.
         """
         buffer = session.replay
         config = self.config
         budget = config.sessions.replay_bytes
         # The reply's size at most (its refs and topic are the browser's: up to a frame each).
         reply_bytes = len(self.serializer.reply(msg.join_ref, msg.ref, msg.topic, "ok",
-                                                {**(response or {}), "replayed": 1 << 40, "gap": False}))
+                                                {**response, "replayed": 1 << 40, "gap": False}))
         room = (outbox_limit(config) - self._outbox_bytes - reply_bytes
                 - config.limits.max_channels_per_socket * READ_BURST - JOIN_END_BYTES)
         while True:
@@ -745,22 +745,20 @@ class PhoenixSocket(asyncio.Protocol):
             gap = True
         if budget < config.sessions.replay_bytes:
             log.info("socket %s: replay cut to fit the outbox (%d bytes left)", self.client_ip, room)
-        if response is None:
-            return None, frames
-        response["replayed"] = len(replay)
-        response["gap"] = gap
+        if resumed:
+            response["replayed"] = len(replay)
+            response["gap"] = gap
         return self.serializer.reply(msg.join_ref, msg.ref, msg.topic, "ok", response), frames
 
     def _attach(self, msg: Message, params: JoinParams, session: "Session", resumed: bool) -> None:
         """Answer the join ok, replay, and attach (or, the session having just ended, pass its end on)."""
-        s = self.serializer
         topic = msg.topic
         handle = ChannelHandle(self, topic, msg.join_ref)
         self.channels[topic] = handle
         response: dict[str, Any] = {"game": session.game.name, "resumed": resumed}
         reply, frames = self._replay(handle, msg, session, (params.last_seq or 0) if resumed else 0,
-                                     response if resumed else None)
-        self.send(s.reply(msg.join_ref, msg.ref, topic, "ok", response) if reply is None else reply)
+                                     response, resumed)
+        self.send(reply)
         self.manager.metrics.joins.labels("resumed" if resumed else "ok").inc()
         self.send_many(frames)
         if session.ended:  # the game hung up as the join came: its text, then the disconnect
