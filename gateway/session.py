@@ -199,21 +199,18 @@ class Session:
             self._linger = asyncio.get_running_loop().call_at(deadline, self.end, "linger expired")
 
     def execute(self, command: Command) -> None:
-        """A browser push: send it to the game. Raises ChannelError when it cannot be sent.
-
-        Input the game has not taken yet is bounded (docs/security.md, "One budget"): while
-        more than ``UNSENT_BYTES`` wait in the game connection's write buffer, every push is
-        refused (``"rate limited"``: it is not sent, the browser may send it again later).
-        A ``gmcp`` push takes one token of the same bucket as a line of ``recv``.
-        """
+        """A browser push: send it to the game. Raises ChannelError when it cannot be sent."""
         client = self.client
         if client is None or self.ended:
             raise ChannelError(GAME_UNAVAILABLE)
+        # Input the game has not taken yet is bounded (docs/security.md, "One budget"): while
+        # more than UNSENT_BYTES wait in the game connection's write buffer, every push is
+        # refused ("rate limited": not sent; the browser may send it again later).
         if client.unsent() > UNSENT_BYTES:
             raise ChannelError(RATE_LIMITED)
-        limits = self.manager.config.limits  # the live config: a reload applies at once
         if type(command) is SendLines:
             now = time.monotonic()
+            limits = self.manager.config.limits  # the live config: a reload applies at once
             if not self.input_bucket.take(len(command.lines), now, limits.input_lines_per_second,
                                           limits.input_burst):
                 raise ChannelError(RATE_LIMITED)
@@ -225,6 +222,8 @@ class Session:
         elif type(command) is SendGmcp:
             if not client.gmcp_enabled:
                 raise ChannelError(GMCP_NOT_ENABLED)
+            # A gmcp push takes a token of the same bucket as a line of recv (SPEC 4.4's limit).
+            limits = self.manager.config.limits
             if not self.input_bucket.take(1, time.monotonic(), limits.input_lines_per_second,
                                           limits.input_burst):
                 raise ChannelError(RATE_LIMITED)
