@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -20,8 +21,11 @@ import zlib
 import pytest
 import trustme
 
+from gateway.transport.frames import TEXT
 from tests.conftest import free_port, new_topic
 from tests.fakemud import FakeMud
+from tests.test_frames import client_frame
+from tests.test_websocket_connection import RawWs
 from tests.upgrade_helpers import ROOT, GatewayProcess, config_text, playing
 
 WILL, WONT, DO, SB, SE, GA, IAC = 251, 252, 253, 250, 240, 249, 255
@@ -464,12 +468,6 @@ async def test_frames_a_backed_up_browser_sent_are_answered_before_the_1012(mud,
     is not read either; five ``recv`` pushes it sent in one write were read off TCP (and held).
     The upgrade handles them (their lines reach the game) before it closes 1012, though the
     browser never reads again (their replies are queued, and dropped with the rest)."""
-    import json
-
-    from gateway.transport.frames import TEXT
-    from tests.test_frames import client_frame
-    from tests.test_websocket_connection import RawWs
-
     gw = await start(config_text(mud.port, free_port(), extra="limits: {slow_consumer_seconds: 60}"))
     ws = await RawWs.open(gw.port)
     topic = new_topic()
