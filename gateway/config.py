@@ -115,6 +115,7 @@ class Game(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     )
     forward_client_ip: bool = True
     proxy_protocol: Literal["none", "v1", "v2"] = "none"
+    media_url: str | None = None
 
     def __post_init__(self) -> None:
         if not _GAME_NAME.fullmatch(self.name):
@@ -136,10 +137,27 @@ class Game(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                     "`tls_pin_sha256` needs `tls: true`", ".tls_pin_sha256"
                 )
             self.tls_pin_sha256 = pin
+        if self.media_url is not None and not is_media_url(self.media_url):
+            raise _FieldError(
+                "Expected an absolute http or https URL (the base of the game's sounds), "
+                f"got `{self.media_url}`",
+                ".media_url",
+            )
 
     @property
     def display_title(self) -> str:
         return self.title or self.name
+
+
+def is_media_url(url: str) -> bool:
+    """An absolute http(s) URL with a host, no credentials and no fragment: a ``media_url``."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        return False
+    return (parts.scheme in ("http", "https") and bool(parts.hostname) and "@" not in parts.netloc
+            and not parts.fragment and url.isprintable() and " " not in url)
 
 
 def _check_encoding(name: str) -> None:

@@ -220,14 +220,18 @@ class Session:
             self.manager.metrics.to_game.inc(len(data))
             self.last_input = now
         elif type(command) is SendGmcp:
-            if not client.gmcp_enabled:
+            msdp = command.module == "MSDP" and type(command.data) is dict and client.msdp_enabled
+            if not msdp and not client.gmcp_enabled:
                 raise ChannelError(GMCP_NOT_ENABLED)
             # A gmcp push takes a token of the same bucket as a line of recv (SPEC 4.4's limit).
             limits = self.manager.config.limits
             if not self.input_bucket.take(1, time.monotonic(), limits.input_lines_per_second,
                                           limits.input_burst):
                 raise ChannelError(RATE_LIMITED)
-            client.send_gmcp(command.module, command.data)
+            if msdp:
+                client.send_msdp(command.data)  # SPEC 5: MSDP when on, else GMCP "MSDP"
+            else:
+                client.send_gmcp(command.module, command.data)
             self.manager.metrics.gmcp_to_game.inc()
         elif type(command) is SetSize:
             client.set_naws(command.width, command.height)

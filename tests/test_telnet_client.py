@@ -143,9 +143,9 @@ async def test_negotiation_on_one_connection_does_not_show_on_another():
         assert a.writer.rejected_do == {bytes([99])} and a.writer.rejected_will == {bytes([98])}
         assert b.writer.rejected_do == set() and b.writer.rejected_will == {bytes([99])}
         assert a.gmcp_enabled and not b.gmcp_enabled
-        a.writer.passive_do.add(bytes([90]))  # one connection's own policy change ...
-        assert bytes([90]) in a.writer.passive_do and bytes([90]) not in b.writer.passive_do  # ... is its own
-        cb.send(bytes([IAC, WILL, 90]))
+        a.writer.passive_do.add(bytes([102]))  # one connection's own policy change ...
+        assert bytes([102]) in a.writer.passive_do and bytes([102]) not in b.writer.passive_do  # ... is its own
+        cb.send(bytes([IAC, WILL, 90]))  # MSP, refused: the game has no media_url
         await cb.wait_for(bytes([IAC, DONT, 90]))
         a.writer.ctx.gmcp_data["x"] = 1
         assert b.writer.ctx.gmcp_data == {}

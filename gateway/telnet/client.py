@@ -12,8 +12,10 @@ Python and runs in a separate task; it is bypassed for speed and ordering
 TTYPE and NEW-ENVIRON requests are handed to telnetlib3's handler in one
 call, and those of options we refused are dropped (SPEC 5: bounded time).
 
-Option policy (SPEC 5): GMCP, MCCP2, MSSP, EOR, SGA, ECHO, NAWS, TTYPE (MTTS cycle),
-NEW-ENVIRON (MNES) and CHARSET (UTF-8 only) are accepted; everything else is refused. Refusals and
+Option policy (SPEC 5): GMCP, MCCP2, MSSP, MSDP, EOR, SGA, ECHO, NAWS, TTYPE (MTTS cycle),
+NEW-ENVIRON (MNES) and CHARSET (UTF-8 only) are accepted, and MSP when the game has a
+``media_url``; everything else is refused. MSDP subnegotiations and MSP trigger lines are
+read by the stream (stream.py), told here whether each is on (``_sync_options``). Refusals and
 acknowledgements follow RFC 1143: a request is answered only when it changes
 the option's state, so no negotiation loops.
 """
@@ -37,6 +39,7 @@ from telnetlib3.stream_reader import TelnetReader
 from .. import __version__
 from ..handoff import StreamState, TelnetState
 from .input import encode_naws
+from .msdp import encode_msdp
 from .proxy import proxy_header
 from .stream import SB, CompressionError, Event, Negotiation, TelnetStream
 from .until_changed import shared_lists
@@ -57,8 +60,13 @@ CLOSE_SECONDS = 2.0
 
 #: Options refused even though telnetlib3 would accept them (SPEC 5: "everything else: refused").
 _REFUSED = {telopt.BINARY, telopt.LINEMODE, telopt.LFLOW, telopt.XDISPLOC, telopt.TSPEED,
-            telopt.STATUS, telopt.SNDLOC, telopt.MCCP3_COMPRESS, telopt.MSDP, telopt.MSP, telopt.MXP,
+            telopt.STATUS, telopt.SNDLOC, telopt.MCCP3_COMPRESS, telopt.MXP,
             telopt.ZMP, telopt.AARDWOLF, telopt.ATCP, telopt.COM_PORT_OPTION, telopt.LOGOUT}
+#: The same for a game without a ``media_url``: MSP refused too (SPEC 5).
+_REFUSED_WITHOUT_MEDIA = _REFUSED | {telopt.MSP}
+#: Options whose state the stream is told of when the game says WILL or WONT.
+_STREAM_OPTIONS = frozenset((telopt.MSDP[0], telopt.MSP[0]))
+_IAC_SB_MSDP = telopt.IAC + telopt.SB + telopt.MSDP
 _NONE: frozenset[bytes] = frozenset()
 
 
@@ -97,9 +105,11 @@ class GameWriter(LeanTelnetWriter):
 
     __slots__ = ()
     #: DO on WILL: GMCP and ZMP (telnetlib3's TelnetClient adds them to every connection's),
-    #: MSSP (the variables go to /api/games: GameClient._subnegotiation). ZMP is refused
-    #: anyway (_REFUSED comes first). One set for every connection until one changes its own.
-    passive_do = LeanTelnetWriter.passive_do.starting_with({telopt.GMCP, telopt.ZMP, telopt.MSSP})
+    #: MSSP (the variables go to /api/games: GameClient._subnegotiation), MSDP, and MSP unless
+    #: refused for the game (no media_url). ZMP is refused anyway (_REFUSED comes first). One
+    #: set for every connection until one changes its own.
+    passive_do = LeanTelnetWriter.passive_do.starting_with(
+        {telopt.GMCP, telopt.ZMP, telopt.MSSP, telopt.MSDP, telopt.MSP})
 
     def handle_wont(self, opt: bytes) -> None:
         if self.remote_option.enabled(opt):
@@ -131,7 +141,7 @@ class GameClient(tl_client.TelnetClient):
     # protocol classes set (asyncio's FlowControlMixin, BaseClient, TelnetClient).
     __slots__ = ("sink", "stream", "game_encoding", "gmcp_supports", "mtts", "naws_size", "client_ip",
                  "_ttype_count", "_timer", "_closed_reason", "_proxy", "_pin", "pin_failed", "loop",
-                 "read_at", "_restore", "_ending_compression",
+                 "read_at", "_restore", "_ending_compression", "media_url",
                  "_loop", "_paused", "_drain_waiters", "_connection_lost",
                  "log", "default_encoding", "_encoding_errors", "force_binary", "_extra", "waiter_closed",
                  "_waiter_connected", "_tasks", "shell", "connect_minwait", "connect_maxwait", "reader",
@@ -145,7 +155,7 @@ class GameClient(tl_client.TelnetClient):
                  gmcp_supports: list[str], screen_reader: bool = False,
                  naws: tuple[int, int] = (80, 24), client_ip: str | None = None,
                  proxy: tuple[str, str, int] | None = None, pin_sha256: str | None = None,
-                 restore: TelnetState | None = None) -> None:
+                 restore: TelnetState | None = None, media_url: str | None = None) -> None:
         # telnetlib3's attributes read from its class defaults until set: slots start there.
         self._transport = self._check_later = self._when_connected = self._last_received = None
         self._closing = False
@@ -176,6 +186,7 @@ class GameClient(tl_client.TelnetClient):
         self.read_at: float | None = None  # loop time of the latest read from the game
         self._restore = restore  # an adopted connection's negotiated state (upgrade in place)
         self._ending_compression = False  # an upgrade asked the game to end MCCP2
+        self.media_url = media_url  # the game's, at connect: MSP is accepted only with one
         if restore is not None:
             self.game_encoding = restore.game_encoding
             self.mtts = restore.mtts
@@ -203,7 +214,7 @@ class GameClient(tl_client.TelnetClient):
         w = self.writer
         # One shared set for every connection (telnetlib3 only tests membership): a set
         # of 16 options per connection cost 1 KiB each, times two, per idle player.
-        w.always_dont = w.always_wont = _REFUSED
+        w.always_dont = w.always_wont = _REFUSED if self.media_url else _REFUSED_WITHOUT_MEDIA
         w.always_do = w.always_will = _NONE
         w.add_will_callback(telopt.MCCP2_COMPRESS, self._on_will_mccp2)
         w.share_protocol_callbacks()  # all set: looked up by name, not held per connection
@@ -216,6 +227,7 @@ class GameClient(tl_client.TelnetClient):
                 for opt, on in state:
                     option[opt] = on
             self._restore = None
+            self._sync_options()
 
     def _check_negotiation_timer(self) -> None:
         super()._check_negotiation_timer()
@@ -270,6 +282,8 @@ class GameClient(tl_client.TelnetClient):
                     else:
                         for b in ev.raw:  # two or three bytes
                             feed(bytes((b,)))
+                        if len(ev.raw) == 3 and ev.raw[2] in _STREAM_OPTIONS:
+                            self._sync_options()
                 except Exception as exc:  # a command the game got wrong: ignored, never fatal
                     log.debug("telnet: ignored %r from the game: %s", ev.raw[:32], exc)
             elif type(ev) is CompressionError:
@@ -285,6 +299,12 @@ class GameClient(tl_client.TelnetClient):
             self._transport.close()
             return
         self._schedule_poll()
+
+    def _sync_options(self) -> None:
+        """Tell the stream whether MSDP and MSP are on (after the game's WILL or WONT)."""
+        remote = self.writer.remote_option
+        self.stream.msdp = remote.enabled(telopt.MSDP)
+        self.stream.media_url = self.media_url if remote.enabled(telopt.MSP) else None
 
     def _schedule_poll(self) -> None:
         when = self.stream.deadline()
@@ -382,6 +402,14 @@ class GameClient(tl_client.TelnetClient):
     @property
     def gmcp_enabled(self) -> bool:
         return self.writer is not None and self.writer.remote_option.enabled(telopt.GMCP)
+
+    @property
+    def msdp_enabled(self) -> bool:
+        return self.writer is not None and self.writer.remote_option.enabled(telopt.MSDP)
+
+    def send_msdp(self, data: dict[str, Any]) -> None:
+        """``IAC SB MSDP <data as MSDP> IAC SE`` (msdp.py: the reverse of "MSDP over GMCP")."""
+        self.writer.send_iac(_IAC_SB_MSDP + encode_msdp(data, self.game_encoding) + telopt.IAC + telopt.SE)
 
     def send_text(self, data: bytes) -> None:
         self.writer.write(data)  # escapes IAC
@@ -496,7 +524,8 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
     def factory() -> GameClient:
         return GameClient(sink, stream, encoding=game.encoding, gmcp_supports=game.gmcp_supports,
                           screen_reader=screen_reader, naws=naws, client_ip=client_ip,
-                          proxy=proxy, pin_sha256=game.tls_pin_sha256 if game.tls else None)
+                          proxy=proxy, pin_sha256=game.tls_pin_sha256 if game.tls else None,
+                          media_url=game.media_url)
 
     kwargs: dict[str, Any] = {}
     if game.tls:
@@ -527,7 +556,7 @@ async def adopt(sock: socket.socket, game: Any, sink: EventSink, stream: StreamS
 
     def factory() -> GameClient:
         return GameClient(sink, restored, encoding=telnet.game_encoding,
-                          gmcp_supports=game.gmcp_supports, restore=telnet)
+                          gmcp_supports=game.gmcp_supports, restore=telnet, media_url=game.media_url)
 
     _, protocol = await loop.create_connection(factory, sock=sock)
     protocol._schedule_poll()  # a held partial line still flushes on time

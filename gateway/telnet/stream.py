@@ -13,7 +13,9 @@ events in the order the game sent their bytes:
               a consumer that escapes them to JSON without a str; the same as
               the ``Text`` they stand for (``Lines.text()``);
 * ``Prompt``  the unterminated line at IAC GA or IAC EOR;
-* ``Gmcp``    each IAC SB GMCP ... IAC SE;
+* ``Gmcp``    each IAC SB GMCP ... IAC SE; while ``msdp`` is set, each IAC SB MSDP
+              ... IAC SE as module "MSDP" (msdp.py); while ``media_url`` is set
+              (MSP on), each line that is an MSP trigger, as Client.Media (media.py);
 * ``EchoMode`` the game's WILL ECHO / WONT ECHO (state changes only);
 * ``Negotiation`` the raw bytes of every other telnet command, for the
               negotiation engine (telnetlib3) to answer; never shown to the
@@ -44,6 +46,8 @@ import msgspec
 from ..gametext import drop_cr_nul, utf8_text
 from ..nesting import MAX_NESTING, too_deep
 from ..handoff import StreamState
+from .media import TRIGGER_LINES, msp_media
+from .msdp import decode_msdp
 
 # Telnet bytes (RFC 854) and the options this core interprets itself.
 IAC, DONT, DO, WONT, WILL, SB, GA, NOP, SE = 255, 254, 253, 252, 251, 250, 249, 241, 240
@@ -51,6 +55,7 @@ EOR_CMD = 239
 OPT_ECHO = 1
 OPT_GMCP = 201
 OPT_MCCP2 = 86
+OPT_MSDP = 69
 
 _IAC = b"\xff"
 _IAC_SE = b"\xff\xf0"
@@ -231,6 +236,8 @@ class TelnetStream:
         self._last_text = 0.0      # when text last arrived (GMCP, negotiation do not count)
         self.echo = True           # the game echoes (False after WILL ECHO)
         self.inflating = False     # MCCP2 accepted by the negotiation engine
+        self.msdp = False          # MSDP accepted: its subnegotiations become Gmcp "MSDP"
+        self.media_url: str | None = None  # MSP accepted: trigger lines become Client.Media
         self._inflate: Any = None  # zlib decompressor while the game compresses
         self.failed = False
 
@@ -438,6 +445,13 @@ class TelnetStream:
         opt = raw[2]
         if opt == OPT_MCCP2:
             return self.inflating and self._inflate is None
+        if opt == OPT_MSDP and self.msdp:
+            if "\n" in self._text:
+                self._flush_lines(events)
+            data = decode_msdp(_sb_payload(raw, 3, len(raw) - 2), self.encoding)
+            if data is not None:  # malformed: no event (SPEC 5)
+                events.append(Gmcp("MSDP", data))
+            return False
         events.append(Negotiation(raw))
         return False
 
@@ -493,6 +507,11 @@ class TelnetStream:
         event apart from its open line, with one copy of the text, not three; as bytes
         (``Lines``) when asked for and the text is UTF-8, so they are never a str. The same
         text as ``_add_raw`` then ``_flush_lines`` (property-tested)."""
+        if self.media_url is not None and (b"!!" in data or "!" in self._text):
+            # MSP on and maybe a trigger (its "!!" may have started in the held line):
+            # the general path, where _flush_lines finds it.
+            self._add_raw(data, events)
+            return
         nl = data.rfind(b"\n")  # the same line end before and after dropping \r and NUL
         if nl < 0:
             self._add_clean(drop_cr_nul(data), events)
@@ -535,9 +554,28 @@ class TelnetStream:
         nl = text.rfind("\n")
         if nl < 0:
             return
-        events.append(Text(text[:nl + 1]))
+        if self.media_url is not None and "!!" in text:
+            self._lines_with_triggers(text[:nl + 1], events)
+        else:
+            events.append(Text(text[:nl + 1]))
         self._text = text[nl + 1:]
         self._line_open = False
+
+    def _lines_with_triggers(self, lines: str, events: list[Event]) -> None:
+        """Complete lines, each MSP trigger line among them (with its line end) a Client.Media event."""
+        start = 0
+        for m in TRIGGER_LINES.finditer(lines):
+            if m.start() == 0 and self._line_open:
+                continue  # the rest of a line whose start was sent already: not a line start
+            media = msp_media(m[1], m[2], self.media_url)  # type: ignore[arg-type]
+            if media is None:
+                continue
+            if m.start() > start:
+                events.append(Text(lines[start:m.start()]))
+            events.append(Gmcp(*media))
+            start = m.end()
+        if start < len(lines):
+            events.append(Text(lines[start:]))
 
     def _flush_partial(self, events: list[Event]) -> None:
         """Send everything held back: the complete lines, then the open line up to a safe end."""
