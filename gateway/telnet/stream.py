@@ -56,6 +56,7 @@ OPT_ECHO = 1
 OPT_GMCP = 201
 OPT_MCCP2 = 86
 OPT_MSDP = 69
+OPT_MSP = 90
 
 _IAC = b"\xff"
 _IAC_SE = b"\xff\xf0"
@@ -436,6 +437,11 @@ class TelnetStream:
                 self.echo = echo
                 self._flush_lines(events)
                 events.append(EchoMode(echo))
+        elif cmd == WONT:  # off from this byte on (on again only once the engine said DO)
+            if opt == OPT_MSDP:
+                self.msdp = False
+            elif opt == OPT_MSP:
+                self.media_url = None
         events.append(Negotiation(raw))
 
     def _subnegotiation(self, raw: bytes, events: list[Event]) -> bool:
