@@ -70,7 +70,7 @@ async def games(request: web.Request) -> web.Response:
     mssp = request.app[SESSIONS].mssp
     return json_response({"games": [
         {"name": g.name, "title": g.display_title, "default": g.name == default,
-         "mssp": mssp.get(g.name)}
+         "mssp": mssp.get(g.name), "media_url": g.media_url}
         for g in config.games]})
 
 
@@ -195,7 +195,8 @@ def create_app(config: Config, generation: int = 1) -> web.Application:
     app[GENERATION] = generation
     manager = app[SESSIONS] = SessionManager(config)
     app[SOCKETS] = set()
-    add_client_routes(app)  # GET / and /client/
+    # GET / and /client/; the page may load sound from the games' media_url (the live config's)
+    add_client_routes(app, media_urls=lambda: [g.media_url for g in manager.config.games if g.media_url])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/games", games)
     app.router.add_get("/socket/websocket", socket)

@@ -10,8 +10,10 @@ connect.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -21,13 +23,14 @@ log = logging.getLogger("gateway.http")
 WEB_ROOT = Path(str(resources.files("gateway").joinpath("web")))
 #: What the page cannot work without; vendor/ is built from npm.
 REQUIRED = ("index.html", "client.css", "theme.css", "main.js", "ansi.js", "output.js", "input.js",
-            "connection.js", "panels.js", "vendor/phoenix.js")
+            "connection.js", "panels.js", "sound.js", "vendor/phoenix.js")
 FIX_COMMAND = "npm ci && npm run build"
 
+_CSP = ("default-src 'self'; connect-src 'self' ws: wss:; object-src 'none'; "
+        "base-uri 'none'; form-action 'none'")
 _HEADERS = {
     # Game text only ever enters the page as text; no inline script or style, no plugins.
-    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; object-src 'none'; "
-                               "base-uri 'none'; form-action 'none'",
+    "Content-Security-Policy": _CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -47,8 +50,17 @@ def missing_files(root: Path) -> list[str]:
     return [name for name in REQUIRED if not (root / name).is_file()]
 
 
-def add_routes(app: web.Application, root: Path = WEB_ROOT) -> None:
-    """``GET /`` (the page, read once) and ``/client/`` (its files)."""
+def media_policy(media_urls: Iterable[str]) -> str:
+    """The page's Content-Security-Policy, with ``media-src`` allowing the origins of the games'
+    ``media_url`` (sound, SPEC 5; sound.js further keeps each game's sound under its own URL)."""
+    origins = sorted({f"{p.scheme}://{p.netloc}" for p in map(urlsplit, media_urls)})
+    return f"{_CSP}; media-src 'self' {' '.join(origins)}" if origins else _CSP
+
+
+def add_routes(app: web.Application, root: Path = WEB_ROOT,
+               media_urls: Callable[[], Iterable[str]] | None = None) -> None:
+    """``GET /`` (the page, read once) and ``/client/`` (its files); ``media_urls`` gives the
+    games' ``media_url`` now (the live config), for the page's ``media-src``."""
     missing = missing_files(root)
     if missing:
         log.warning("browser client files missing in %s (%s): run `%s`", root, ", ".join(missing),
@@ -60,8 +72,11 @@ def add_routes(app: web.Application, root: Path = WEB_ROOT) -> None:
         status = 200
 
     async def index(request: web.Request) -> web.Response:
+        headers = _HEADERS
+        if media_urls is not None:
+            headers = {**_HEADERS, "Content-Security-Policy": media_policy(media_urls())}
         return web.Response(body=page, status=status, content_type="text/html", charset="utf-8",
-                            headers=_HEADERS)
+                            headers=headers)
 
     app.router.add_get("/", index)
     if not missing:

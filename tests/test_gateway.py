@@ -533,7 +533,8 @@ async def test_healthz_and_games(joined, mud, gateway):
     assert resp.status == 200
     assert await resp.json() == {"status": "ok", "sessions": 0, "version": __version__, "generation": 1}
     resp = await client.get("/api/games")
-    assert await resp.json() == {"games": [{"name": "fake", "title": "fake", "default": True, "mssp": None}]}
+    assert await resp.json() == {"games": [{"name": "fake", "title": "fake", "default": True, "mssp": None,
+                                                 "media_url": None}]}
     resp = await client.get("/")
     assert resp.status == 200 and "text/html" in resp.headers["Content-Type"]
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from gateway.config import ConfigError, parse_config
 from gateway.telnet.media import media_play, media_stop, msp_trigger
 from gateway.telnet.stream import Gmcp, Lines, Text, TelnetStream
-from tests.conftest import session
+from tests.conftest import make_config, session
 
 IAC, WILL, WONT, DO, DONT, SB, SE = 255, 251, 252, 253, 254, 250, 240
 MSP, GMCP = 90, 201
@@ -161,3 +161,18 @@ async def test_msp_refused_without_media_url(mud, gateway):
     conn.send(cmd(IAC, WILL, MSP) + b"!!SOUND(rain.wav)\r\n")
     await conn.wait_for(cmd(IAC, DONT, MSP))
     assert (await phx.event(topic, "echo"))["message"] == "!!SOUND(rain.wav)\n"
+
+
+async def test_api_games_and_page_policy_name_the_media_url(mud, gateway):
+    client, _ = await gateway(make_config(mud.port, game_extra=f"    media_url: {URL}",
+                                          games="  - {name: quiet, host: 127.0.0.1, port: 1}"))
+    games = (await (await client.get("/api/games")).json())["games"]
+    assert [(g["name"], g["media_url"]) for g in games] == [("fake", URL), ("quiet", None)]
+    csp = (await client.get("/")).headers["Content-Security-Policy"]
+    assert csp.endswith("; media-src 'self' https://game.example") and "default-src 'self'" in csp
+    # The live config: a reload that drops the URL drops it from the policy.
+    from gateway.routes import SESSIONS, apply_config
+    apply_config(client.server.app, make_config(mud.port))
+    assert "media-src" not in (await client.get("/")).headers["Content-Security-Policy"]
+    assert (await (await client.get("/api/games")).json())["games"][0]["media_url"] is None
+    assert client.server.app[SESSIONS].config.games[0].media_url is None

@@ -4,7 +4,8 @@
 import { GameConnection } from "./connection.js";
 import { CommandLine, keepFocus } from "./input.js";
 import { OutputLog } from "./output.js";
-import { RoomPanel, Vitals } from "./panels.js";
+import { MsdpPanels, RoomPanel, Vitals } from "./panels.js";
+import { SoundBoard, soundControls } from "./sound.js";
 
 const $ = (id) => document.getElementById(id);
 const KEY = "mud-gateway:";
@@ -144,7 +145,7 @@ function screenSize() {
 
 // -- playing ------------------------------------------------------------------
 
-function play(game, title) {
+function play(game, title, mediaUrl) {
   document.body.dataset.view = "play";
   document.title = title;
   $("title").textContent = title;
@@ -187,6 +188,9 @@ function play(game, title) {
     pad: $("pad"),
     onGo: (dir) => send(dir),
   });
+  const msdp = new MsdpPanels({ vitals, room });
+  const sound = new SoundBoard({ mediaUrl, onRefused: (text) => log.note(text, "notice") });
+  soundControls(sound, { bar: $("status").parentElement, settings: $("settings"), stored, before: $("settings-toggle") });
   const input = $("input");
   const commandLine = new CommandLine({
     form: $("command"),
@@ -224,6 +228,8 @@ function play(game, title) {
         } else if (name === "gmcp") {
           if (payload.module === "Char.Vitals") vitals.update(payload.data);
           else if (payload.module === "Room.Info") room.update(payload.data);
+          else if (payload.module === "MSDP") msdp.update(payload.data);
+          else if (payload.module.startsWith("Client.Media.")) sound.handle(payload.module, payload.data);
         }
       },
       joined(response) {
@@ -285,7 +291,7 @@ async function main() {
   }
   const game = wanted || (games.find((g) => g.default) || games[0] || { name: "" }).name;
   const info = games.find((g) => g.name === game);
-  play(game, (info && info.title) || game || "mud-gateway");
+  play(game, (info && info.title) || game || "mud-gateway", info && info.media_url);
 }
 
 main();

@@ -1,5 +1,6 @@
 // GMCP panels: gauges from Char.Vitals, the room from Room.Info (exits as
 // buttons), and the direction pad whose buttons light up for the room's exits.
+// MSDP data (gmcp module "MSDP") feeds the same panels: MsdpPanels.
 // Everything from the game enters the page as text (textContent), never HTML.
 
 const DIRECTIONS = {
@@ -15,17 +16,20 @@ export function fullDirection(name) {
 
 /**
  * The gauges a Char.Vitals message describes: every key K with a maximum
- * (maxK, max_K, K_max or Kmax) is one gauge {name, value, max}.
+ * (maxK, max_K, K_max or Kmax, in any case: MSDP's HEALTH has HEALTH_MAX) is
+ * one gauge {name, value, max}.
  */
 export function vitalsGauges(data) {
   if (!data || typeof data !== "object") return [];
+  const keys = new Map(Object.keys(data).map((k) => [k.toLowerCase(), k]));
   const gauges = [];
   for (const [key, raw] of Object.entries(data)) {
     if (/^max_?|_?max$/i.test(key)) continue;
-    const maxKey = [`max${key}`, `max_${key}`, `${key}_max`, `${key}max`].find((k) => k in data);
+    const k = key.toLowerCase();
+    const maxKey = [`max${k}`, `max_${k}`, `${k}_max`, `${k}max`].find((m) => keys.has(m));
     if (maxKey === undefined) continue;
     const value = Number(raw);
-    const max = Number(data[maxKey]);
+    const max = Number(data[keys.get(maxKey)]);
     if (!Number.isFinite(value) || !Number.isFinite(max) || max <= 0) continue;
     gauges.push({ name: key, value, max });
   }
@@ -129,5 +133,56 @@ export class RoomPanel {
       button.classList.toggle("lit", lit);
       button.setAttribute("aria-label", `${button.dataset.dir}${lit ? " (exit)" : ""}`);
     }
+  }
+}
+
+/**
+ * The room an MSDP message describes, as Room.Info has it ({name, area, exits}),
+ * or null: the ROOM table (NAME, AREA, EXITS) or the variables ROOM_NAME,
+ * AREA_NAME and ROOM_EXITS.
+ */
+export function msdpRoom(data) {
+  if (!data || typeof data !== "object") return null;
+  const room = data.ROOM;
+  if (room && typeof room === "object" && !Array.isArray(room)) {
+    return { name: room.NAME, area: room.AREA, exits: room.EXITS };
+  }
+  if ("ROOM_NAME" in data || "ROOM_EXITS" in data) {
+    return { name: data.ROOM_NAME, area: data.AREA_NAME, exits: data.ROOM_EXITS };
+  }
+  return null;
+}
+
+const MAX_MSDP_VARIABLES = 1024;
+
+/**
+ * MSDP for the panels: a game sends each variable as it changes (HEALTH now,
+ * HEALTH_MAX once), so the latest value of each is kept and the gauges are
+ * drawn from all of them, as from one Char.Vitals; a room goes to the room panel.
+ */
+export class MsdpPanels {
+  constructor({ vitals, room }) {
+    this.vitals = vitals;
+    this.room = room;
+    this.values = Object.create(null);
+    this.count = 0;
+  }
+
+  update(data) {
+    if (!data || typeof data !== "object" || Array.isArray(data)) return;
+    let scalars = false;
+    for (const [key, value] of Object.entries(data)) {
+      if (value === null || typeof value !== "object") {
+        if (!(key in this.values)) {
+          if (this.count >= MAX_MSDP_VARIABLES) continue; // a game has a few dozen
+          this.count++;
+        }
+        this.values[key] = value;
+        scalars = true;
+      }
+    }
+    if (scalars) this.vitals.update(this.values);
+    const room = msdpRoom(data);
+    if (room) this.room.update(room);
   }
 }
