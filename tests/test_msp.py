@@ -176,3 +176,30 @@ async def test_api_games_and_page_policy_name_the_media_url(mud, gateway):
     assert "media-src" not in (await client.get("/")).headers["Content-Security-Policy"]
     assert (await (await client.get("/api/games")).json())["games"][0]["media_url"] is None
     assert client.server.app[SESSIONS].config.games[0].media_url is None
+
+
+async def test_msp_and_msdp_stay_on_across_an_upgrade_in_place(mud, tmp_path):
+    """The stream is told again, from the options the new process inherits, that MSDP and MSP are on."""
+    from tests.conftest import free_port, new_topic
+    from tests.upgrade_helpers import GatewayProcess, config_text
+    gw = GatewayProcess(tmp_path, config_text(mud.port, free_port(), game_extra=f"    media_url: {URL}\n"))
+    try:
+        await gw.ready()
+        phx = await gw.connect()
+        topic = new_topic()
+        assert (await phx.join(topic))["status"] == "ok"
+        conn = await mud.next_connection()
+        conn.send(cmd(IAC, WILL, MSP, IAC, WILL, 69))
+        await conn.wait_for(cmd(IAC, DO, MSP))
+        await conn.wait_for(cmd(IAC, DO, 69))
+        await gw.upgrade()
+        phx2 = await gw.connect()
+        assert (await phx2.join(topic))["response"]["resumed"] is True
+        conn.send(b"!!SOUND(after.wav)\r\n" + cmd(IAC, SB, 69) + b"\x01HEALTH\x025" + cmd(IAC, SE))
+        played = await phx2.event(topic, "gmcp")
+        assert played["module"] == "Client.Media.Play" and played["data"]["name"] == "after.wav"
+        assert (await phx2.event(topic, "gmcp")) | {"seq": 0, "sent_at": ""} == {
+            "module": "MSDP", "data": {"HEALTH": "5"}, "seq": 0, "sent_at": ""}
+        assert not conn.eof
+    finally:
+        await gw.stop()
