@@ -25,10 +25,11 @@ from typing import Any
 PLAY, STOP = "Client.Media.Play", "Client.Media.Stop"
 DEFAULT_VOLUME, DEFAULT_LOOPS, DEFAULT_PRIORITY = 100, 1, 50
 
+_TRIGGER = r"!!(SOUND|MUSIC)\(([^)\n]*)\)[ \t]*"
 #: A whole line (without its line end) that is one MSP trigger.
-TRIGGER_LINE = re.compile(r"!!(SOUND|MUSIC)\(([^)\n]*)\)[ \t]*")
+TRIGGER_LINE = re.compile(_TRIGGER)
 #: The same at the start of a line, with its line end, in a run of complete lines.
-TRIGGER_LINES = re.compile(r"^!!(SOUND|MUSIC)\(([^)\n]*)\)[ \t]*\n", re.M)
+TRIGGER_LINES = re.compile("^" + _TRIGGER + "\n", re.M)
 
 
 def media_play(name: str, url: str, media_type: str, *, volume: int = DEFAULT_VOLUME,
@@ -72,9 +73,7 @@ def msp_media(kind: str, inside: str, media_url: str) -> tuple[str, dict[str, An
         if eq:
             args[key.upper()] = value
     volume = _number(args.get("V", ""), DEFAULT_VOLUME, 0, 100)
-    loops = _number(args.get("L", ""), DEFAULT_LOOPS, -1, 1 << 16)
-    if loops == 0 or loops < -1:
-        loops = DEFAULT_LOOPS
+    loops = _number(args.get("L", ""), DEFAULT_LOOPS, -1, 1 << 16) or DEFAULT_LOOPS  # 0: the default
     priority = _number(args.get("P", ""), DEFAULT_PRIORITY, 0, 100)
     tag = args.get("T") or None
     return media_play(name, media_url, media_type, volume=volume, loops=loops, priority=priority, tag=tag)
