@@ -45,6 +45,18 @@ UNSENT_BYTES = 64 * 1024
 _encode = msgspec.json.Encoder().encode
 
 
+def gmcp_state_key(module: str, data: Any) -> str | None:
+    """What a ``gmcp`` event is the latest of, for the replay buffer to keep after it drops
+    older events (replay.py), or None when it is no state: the module, except that MSDP
+    (each variable sent as it changes) is keyed by the variables it holds, and sound
+    (``Client.Media.*``) is something that happened, not something to restore."""
+    if module == "MSDP" and type(data) is dict:
+        return "gmcp:MSDP:" + "\x1f".join(data)
+    if module.startswith("Client.Media."):
+        return None
+    return "gmcp:" + module
+
+
 class Channel(Protocol):
     """The browser side of a session (transport/websocket.py)."""
 
@@ -113,7 +125,8 @@ class Session:
                 seq += 1
                 module = ev.module  # type: ignore[union-attr]
                 raw = _encode(GmcpPayload(module, ev.data, seq, stamp))  # type: ignore[union-attr]
-                append(Kept(seq, "gmcp", raw, "gmcp:" + module))
+                append(Kept(seq, "gmcp", raw, "gmcp:" + module if module[:1] not in "MC"
+                            else gmcp_state_key(module, ev.data)))  # type: ignore[union-attr]
                 gmcp += 1
             elif t is Lines:  # a flood's text: from the game's bytes to JSON, in C
                 seq += 1

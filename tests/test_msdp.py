@@ -234,3 +234,24 @@ async def test_msdp_only_push_without_gmcp(mud, gateway):
         "status": "error", "response": {"reason": "gmcp not enabled"}}
     assert await phx.request(topic, "gmcp", {"module": "Char.Ping"}) == {
         "status": "error", "response": {"reason": "gmcp not enabled"}}
+
+
+async def test_resume_after_a_gap_keeps_each_msdp_variable_and_no_old_sound(mud, gateway):
+    """The replay buffer keeps the latest event of each state key past what it drops: MSDP is keyed
+    by its variables (HEALTH and HEALTH_MAX arrive apart), Client.Media is no state."""
+    phx, topic, conn, connect = await session(
+        mud, gateway, extra="sessions: {replay_bytes: 400}",
+        game_extra="    media_url: https://game.example/sounds/")
+    conn.send(cmd(IAC, WILL, MSDP, IAC, WILL, 90))
+    await conn.wait_for(cmd(IAC, DO, 90))
+    conn.send(msdp(VAR + b"HEALTH_MAX" + VAL + b"120") + msdp(VAR + b"HEALTH" + VAL + b"90")
+              + msdp(VAR + b"HEALTH" + VAL + b"80") + b"!!SOUND(old.wav)\r\n")
+    for i in range(8):
+        conn.send(b"filler line %d pushing the state events out of the replay buffer\r\n" % i)
+        await phx.event(topic, "echo")
+    phx2 = await connect()
+    reply = await phx2.join(topic)
+    assert reply["response"]["resumed"] is True and reply["response"]["gap"] is True, reply
+    await phx2.echo_text(topic, lambda t: "filler line 7" in t)
+    restored = [(f[4]["module"], f[4]["data"]) for f in phx2.events(topic, ("gmcp",))]
+    assert restored == [("MSDP", {"HEALTH_MAX": "120"}), ("MSDP", {"HEALTH": "80"})], restored
