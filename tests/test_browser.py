@@ -62,18 +62,25 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @contextlib.asynccontextmanager
-async def serve(config: Any) -> AsyncIterator[tuple[web.Application, str]]:
-    """The real gateway on a free loopback port: (app, page URL)."""
-    app = create_app(config)
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """``app`` on a free loopback port: its base URL."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     try:
-        yield app, f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{port}/"
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def serve(config: Any) -> AsyncIterator[tuple[web.Application, str]]:
+    """The real gateway on a free loopback port: (app, page URL)."""
+    app = create_app(config)
+    async with serve_app(app) as url:
+        yield app, url
 
 
 @contextlib.asynccontextmanager

@@ -18,7 +18,7 @@ from playwright.async_api import Browser
 from tests.conftest import make_config
 from tests.fakemud import FakeMud
 from tests.test_session_races import until
-from tests.test_browser import browser, connected, log_has, open_page, serve  # noqa: F401 (fixture)
+from tests.test_browser import browser, connected, log_has, open_page, serve, serve_app  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -50,15 +50,8 @@ async def media_server() -> AsyncIterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/sounds/", asked
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url + "sounds/", asked
 
 
 async def test_sound_only_from_media_url_and_off_until_turned_on(browser: Browser) -> None:
@@ -73,7 +66,7 @@ async def test_sound_only_from_media_url_and_off_until_turned_on(browser: Browse
                 await connected(page)
                 toggle = page.locator("#sound-toggle")
                 assert await toggle.get_attribute("aria-pressed") == "false"
-                assert await toggle.inner_text() == "Sound off"
+                assert await page.get_by_role("button", name="Sound", exact=True).count() == 1
                 assert await page.locator("#sound-volume").count() == 1
                 conn.send(cmd(IAC, WILL, MSP))
                 await conn.wait_for(cmd(IAC, DO, MSP))

@@ -11,6 +11,7 @@ from gateway.config import ConfigError, parse_config
 from gateway.telnet.media import media_play, media_stop, msp_trigger
 from gateway.telnet.stream import Gmcp, Lines, Text, TelnetStream
 from tests.conftest import make_config, session
+from tests.test_msdp import merged
 
 IAC, WILL, WONT, DO, DONT, SB, SE = 255, 251, 252, 253, 254, 250, 240
 MSP, GMCP = 90, 201
@@ -74,18 +75,6 @@ def test_a_trigger_cut_between_reads_anywhere():
         s = on(TelnetStream(bytes_lines=True))
         events = s.feed(data[:cut], 0.0) + s.feed(data[cut:], 0.0)
         assert merged(events) == [Text("a\n"), play("rain.wav", loops=2), Text("b\n")], cut
-
-
-def merged(events):
-    out = []
-    for ev in events:
-        if type(ev) is Lines:
-            ev = ev.text()
-        if type(ev) is Text and out and type(out[-1]) is Text:
-            out[-1] = Text(out[-1].message + ev.message)
-        else:
-            out.append(ev)
-    return out
 
 
 LINES = [b"plain line\r\n", b"!!SOUND(hit.wav V=30)\r\n", b"!!MUSIC(theme.mid L=-1)\n", b"!!SOUND(Off)\r\n",
@@ -180,15 +169,12 @@ async def test_api_games_and_page_policy_name_the_media_url(mud, gateway):
 
 async def test_msp_and_msdp_stay_on_across_an_upgrade_in_place(mud, tmp_path):
     """The stream is told again, from the options the new process inherits, that MSDP and MSP are on."""
-    from tests.conftest import free_port, new_topic
-    from tests.upgrade_helpers import GatewayProcess, config_text
+    from tests.conftest import free_port
+    from tests.upgrade_helpers import GatewayProcess, config_text, playing
     gw = GatewayProcess(tmp_path, config_text(mud.port, free_port(), game_extra=f"    media_url: {URL}\n"))
     try:
         await gw.ready()
-        phx = await gw.connect()
-        topic = new_topic()
-        assert (await phx.join(topic))["status"] == "ok"
-        conn = await mud.next_connection()
+        _, topic, conn = await playing(gw, mud)
         conn.send(cmd(IAC, WILL, MSP, IAC, WILL, 69))
         await conn.wait_for(cmd(IAC, DO, MSP))
         await conn.wait_for(cmd(IAC, DO, 69))

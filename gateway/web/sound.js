@@ -163,8 +163,8 @@ export class SoundBoard {
 
 /**
  * The player's controls, made only for a game with a media_url: a "Sound"
- * toggle in the header bar (off at every page load) and a volume slider in
- * the settings (kept in `stored`).
+ * toggle button in the header bar (aria-pressed; off at every page load) and
+ * a volume slider in the settings (kept in `stored`).
  */
 export function soundControls(board, { bar, settings, stored, before }) {
   if (!board.available) return;
@@ -172,11 +172,16 @@ export function soundControls(board, { bar, settings, stored, before }) {
   toggle.type = "button";
   toggle.id = "sound-toggle";
   toggle.className = "icon";
-  toggle.setAttribute("aria-pressed", "false");
+  const icon = document.createElement("span");
+  icon.setAttribute("aria-hidden", "true");
+  const name = document.createElement("span");
+  name.className = "sr-only";
+  name.textContent = "Sound";
+  toggle.append(icon, name);
   const show = () => {
-    toggle.textContent = board.enabled ? "Sound on" : "Sound off";
+    icon.textContent = board.enabled ? "🔊" : "🔇";
     toggle.setAttribute("aria-pressed", String(board.enabled));
-    toggle.title = board.enabled ? "Turn sound off" : "Turn sound on";
+    toggle.title = board.enabled ? "Sound is on: turn it off" : "Sound is off: turn it on";
   };
   toggle.addEventListener("click", () => {
     board.setEnabled(!board.enabled);
