@@ -45,12 +45,13 @@ from gateway.telnet.stream import (
     Text,
 )
 from gateway.telnet.client import is_utf8
+from gateway.telnet.msdp import decode_msdp
 from gateway.telnet.subnegotiation import MAX_MSSP_VARIABLES, charset_offers, decode_mssp
 from gateway.transport.jsonstring import escape_utf8
 from gateway.transport.serializer import MalformedMessage, Message, V1Serializer, V2Serializer
 
 IAC, DONT, DO, WONT, WILL, SB, GA, NOP, SE, EOR = 255, 254, 253, 252, 251, 250, 249, 241, 240, 239
-OPTIONS = [0, 1, 3, 24, 25, 31, 39, 42, 69, 70, 86, 91, 201, 255]
+OPTIONS = [0, 1, 3, 24, 25, 31, 39, 42, 69, 70, 86, 90, 91, 201, 255]
 
 #: Examples per hypothesis call; the runner repeats calls until its budget is spent.
 BATCH = 200
@@ -114,7 +115,10 @@ piece_plain = st.one_of(
     small,
     st.text(max_size=16).map(lambda t: t.encode("utf-8", "surrogatepass")),
     st.sampled_from([b"\r\n", b"\n\r", b"\r", b"\x00", b"\x1b[1;31m", b"\x1b[", b"\x1b]0;t\x07", b"\x1b]8;;",
-                     b"\xff", b"\xff\xff", b"\xc3", b"\xe2\x98", b"\xf0\x9f\x98"]),
+                     b"\xff", b"\xff\xff", b"\xc3", b"\xe2\x98", b"\xf0\x9f\x98",
+                     b"!!SOUND(a.wav V=5)", b"!!MUSIC(Off)", b"!!", b"!"]),  # MSP triggers, whole and cut
+    st.lists(st.sampled_from([b"\x01", b"\x02", b"\x03", b"\x04", b"\x05", b"\x06", b"HP", b"\xff\xff"]),
+             max_size=12).map(lambda b: bytes([IAC, SB, 69]) + b"".join(b) + bytes([IAC, SE])),  # MSDP
     st.tuples(st.sampled_from([WILL, WONT, DO, DONT]), option).map(lambda t: bytes([IAC, *t])),
     st.sampled_from([GA, EOR, NOP, SE, 200, 0, 246]).map(lambda c: bytes([IAC, c])),
     st.tuples(option, small).map(lambda t: bytes([IAC, SB, t[0]]) + t[1]),                    # SB, no SE
@@ -158,13 +162,16 @@ def _check_bounded(s: TelnetStream) -> None:
     inflating=st.booleans(),
     switch=st.sampled_from([None, "utf-8", "latin-1"]),
     bytes_lines=st.booleans(),
+    msdp_msp=st.booleans(),
 )
-def telnet_stream(pieces, cuts, encoding, inflating, switch, bytes_lines):
+def telnet_stream(pieces, cuts, encoding, inflating, switch, bytes_lines, msdp_msp):
     counts["telnet_stream"] += 1
     wire = b"".join(pieces)
     points = sorted({c % (len(wire) + 1) for c in cuts})
     s = TelnetStream(encoding, flush_after=0.1, bytes_lines=bytes_lines)
     s.inflating = inflating
+    if msdp_msp:  # both on: MSDP subnegotiations and MSP trigger lines become Gmcp
+        s.msdp, s.media_url = True, "https://game.example/sounds/"
     now = 0.0
     failed = False
     for n, (a, b) in enumerate(zip([0] + points, points + [len(wire)])):
@@ -214,6 +221,9 @@ def subnegotiations(body, encoding):
         assert isinstance(key, str)
         assert isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
     msgspec.json.encode(table)  # /api/games serves it
+    msdp = decode_msdp(body, encoding)  # an object of strings, lists and objects, or None
+    assert msdp is None or isinstance(msdp, dict)
+    msgspec.json.encode(msdp)
     # CHARSET REQUEST: what GameClient._charset_request does with each offer never raises,
     # and an accepted name can be sent back.
     for offer in charset_offers(body):
