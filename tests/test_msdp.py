@@ -67,6 +67,16 @@ def test_malformed_gives_none():
         assert decode_msdp(body, "utf-8") is None, body
 
 
+def test_at_most_max_elements_structure_bytes_are_read():
+    """Bounded Python work per message: one over MAX_ELEMENTS structure bytes gives no event."""
+    from gateway.telnet.msdp import MAX_ELEMENTS
+    pairs = MAX_ELEMENTS // 2
+    body = b"".join(VAR + b"V%d" % i + VAL + b"%d" % i for i in range(pairs))
+    assert len(decode_msdp(body, "utf-8")) == pairs
+    assert decode_msdp(body + VAR + b"ONE_MORE", "utf-8") is None
+    assert decode_msdp((VAR + b"a" + VAL + b"b") * (1 << 18), "utf-8") is None  # 1 MiB: split in C, dropped
+
+
 def test_scalars_decoded_with_the_game_encoding():
     assert decode_msdp(VAR + b"NAME" + VAL + b"Caf\xe9 \xff", "latin-1") == {"NAME": "Café ÿ"}
     assert decode_msdp(VAR + b"ROOM" + VAL + "北京".encode("gbk"), "gbk") == {"ROOM": "北京"}

@@ -14,7 +14,9 @@ up to ``IAC SE``, with ``IAC IAC`` already undone) with one ``re.split`` in C
 and a Python step per token (name, value or structure byte), never per byte.
 A malformed body (a table or array left open or closed twice, a VAL without
 its VAR, a VAR inside an array, nesting deeper than the JSON encoders down
-the line take) gives ``None``: no event, never text.
+the line take) gives ``None``: no event, never text; so does one of more than
+``MAX_ELEMENTS`` structure bytes (real messages hold a few dozen to a few
+hundred), which keeps the Python steps per message bounded.
 
 ``encode_msdp`` is the reverse, for the browser's pushes (module "MSDP" with
 an object as data): keys in the order given, strings in the game's encoding,
@@ -37,6 +39,9 @@ from ..nesting import MAX_NESTING
 VAR, VAL, TABLE_OPEN, TABLE_CLOSE, ARRAY_OPEN, ARRAY_CLOSE = b"\x01", b"\x02", b"\x03", b"\x04", b"\x05", b"\x06"
 _VAR, _VAL, _TABLE_OPEN, _TABLE_CLOSE, _ARRAY_OPEN, _ARRAY_CLOSE = range(1, 7)
 
+#: Structure bytes (VAR, VAL, opens, closes) read from one message; a longer one gives no event.
+MAX_ELEMENTS = 8192
+
 _TOKENS = re.compile(rb"([\x01-\x06])")
 _STRUCTURE = re.compile(rb"[\x01-\x06]")
 _json_text = msgspec.json.Encoder().encode
@@ -50,9 +55,9 @@ def decode_msdp(body: bytes, encoding: str) -> dict[str, Any] | None:
     """An MSDP subnegotiation body -> its JSON form (one object), or None when malformed."""
     decode = codecs.getdecoder(encoding)
     # tokens: text, byte, text, byte, ..., text (the texts may be empty)
-    tokens = _TOKENS.split(body)
-    if tokens[0]:
-        return None  # bytes before the first VAR: not MSDP
+    tokens = _TOKENS.split(body, MAX_ELEMENTS + 1)  # C; stops once past the limit
+    if tokens[0] or len(tokens) > 2 * MAX_ELEMENTS + 1:
+        return None  # bytes before the first VAR (not MSDP), or more than we read
     try:
         result, end = _object(tokens, 1, decode, 0, top=True)
     except (_Malformed, RecursionError):
