@@ -85,6 +85,7 @@ _DEFAULT_GMCP_SUPPORTS = ("Char 1", "Char.Vitals 1", "Room 1", "Comm.Channel 1")
 
 _GAME_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # used with fullmatch
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_MEDIA_NETLOC = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?")
 # Printable ASCII plus CR LF: the game's encoding must carry these unchanged,
 # since telnet commands, line ends and GMCP are ASCII on the wire.
 _ASCII_PROBE = "\r\n" + "".join(chr(c) for c in range(0x20, 0x7F))
@@ -150,14 +151,16 @@ class Game(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 def is_media_url(url: str) -> bool:
-    """An absolute http(s) URL with a host, no credentials and no fragment: a ``media_url``."""
+    """An absolute http(s) URL of printable ASCII whose host is a name or an IP address (no
+    credentials, no fragment): a ``media_url``. Its origin goes into the page's
+    Content-Security-Policy, so nothing else may be in it."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (raises on a bad port)
     except ValueError:
         return False
-    return (parts.scheme in ("http", "https") and bool(parts.hostname) and "@" not in parts.netloc
-            and not parts.fragment and url.isprintable() and " " not in url)
+    return (parts.scheme in ("http", "https") and _MEDIA_NETLOC.fullmatch(parts.netloc) is not None
+            and not parts.fragment and url.isascii() and url.isprintable() and " " not in url)
 
 
 def _check_encoding(name: str) -> None:

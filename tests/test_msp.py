@@ -105,9 +105,11 @@ def test_media_url_config():
     base = "games: [{name: g, host: h, port: 1%s}]"
     assert parse_config(base % "").games[0].media_url is None
     assert parse_config(base % ", media_url: 'https://g.example/snd/'").games[0].media_url == "https://g.example/snd/"
-    assert parse_config(base % ", media_url: 'http://127.0.0.1:8000/a'").games[0].media_url == "http://127.0.0.1:8000/a"
+    for good in ["http://127.0.0.1:8000/a", "https://[::1]:8443/s/", "https://cdn.game-x.example/a%20b/"]:
+        assert parse_config(base % f", media_url: '{good}'").games[0].media_url == good
     for bad in ["'/sounds/'", "'ftp://g.example/'", "'javascript:alert(1)'", "'https://'", "'https://u:p@g.example/'",
-                "'https://g.example/#x'", "'https://g.example:99999/'", "5", "'https://g.example/a b'"]:
+                "'https://g.example/#x'", "'https://g.example:99999/'", "5", "'https://g.example/a b'",
+                "'https://ñ.example/'", "'https://x;script-src/'", "'https://g.example:/'"]:
         with pytest.raises(ConfigError, match=r"games\[0\]\.media_url"):
             parse_config(base % f", media_url: {bad}")
 
