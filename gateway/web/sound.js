@@ -147,7 +147,10 @@ export class SoundBoard {
   setEnabled(on) {
     this.enabled = on;
     if (!on) {
+      // Looping music goes on when sound is turned on again; everything else just stops.
+      const music = [...this.playing.values()].find((e) => e.type === "music" && e.loops === -1);
       this.stop({});
+      this.music = music ? { ...music, audio: undefined } : null;
     } else if (this.music) {
       const music = this.music;
       this.music = null;

@@ -70,7 +70,12 @@ test("off until turned on: nothing fetched; looping music starts when turned on"
   b.setEnabled(true);
   assert.equal(made.length, 1);
   assert.equal(made[0].loop, true);
-  assert.deepEqual(log, [["src", "https://game.example/sounds/theme.mid"], ["play", "https://game.example/sounds/theme.mid"]]);
+  b.setEnabled(false); // off and on again: the looping music comes back, nothing else
+  assert.equal(made[0].paused, true);
+  b.setEnabled(true);
+  assert.equal(made.length, 2);
+  assert.equal(made[1].src, "https://game.example/sounds/theme.mid");
+  assert.deepEqual(log.slice(0, 2), [["src", "https://game.example/sounds/theme.mid"], ["play", "https://game.example/sounds/theme.mid"]]);
 });
 
 test("one sound per key, volume from message and master, loops counted, stop by type", () => {
