@@ -4,6 +4,7 @@
 import { GameConnection } from "./connection.js";
 import { CommandLine, keepFocus } from "./input.js";
 import { OutputLog } from "./output.js";
+import { PageTools } from "./page_tools.js";
 import { MsdpPanels, RoomPanel, Vitals } from "./panels.js";
 import { SoundBoard, soundControls } from "./sound.js";
 
@@ -175,9 +176,10 @@ function play(game, title, mediaUrl) {
   const screenReader = () => document.body.classList.contains("screen-reader");
   const vitals = new Vitals($("vitals"));
   let conn = null;
-  const send = (text, secret = false) => {
+  // cls: how the log shows the line ("command", "command trigger"); null: not at all (echo off).
+  const send = (text, cls = "command") => {
     // The player's own line, muted; a screen reader has already spoken it.
-    if (!secret && !screenReader()) log.note(text, "command");
+    if (cls && !screenReader()) tools.command(text, cls);
     if (!conn.send(text)) log.note("Not connected: use “Connect again”.", "notice");
   };
   const room = new RoomPanel({
@@ -192,11 +194,12 @@ function play(game, title, mediaUrl) {
   const sound = new SoundBoard({ mediaUrl, onRefused: (text) => log.note(text, "notice") });
   soundControls(sound, { bar: $("status").parentElement, settings: $("settings"), stored, before: $("settings-toggle") });
   const input = $("input");
+  const tools = new PageTools({ game, log, send, focusInput: () => input.focus() });
   const commandLine = new CommandLine({
     form: $("command"),
     input,
     historyKey: `${KEY}history:${game}`,
-    onSubmit: send,
+    onSubmit: (text, secret) => tools.typed(text, secret),
   });
   keepFocus(input, $("screen"));
 
@@ -215,6 +218,7 @@ function play(game, title, mediaUrl) {
         if (state === "ended") commandLine.setSecret(false);
       },
       event(name, payload) {
+        tools.beforeEvent(payload);
         if (name === "echo") {
           log.write(payload.message);
           if (document.hidden) {
@@ -231,8 +235,10 @@ function play(game, title, mediaUrl) {
           else if (payload.module === "MSDP") msdp.update(payload.data);
           else if (payload.module.startsWith("Client.Media.")) sound.handle(payload.module, payload.data);
         }
+        tools.afterEvent(name, payload);
       },
       joined(response) {
+        tools.joined(response);
         if (response.gap) log.note("Some output was lost while the connection was down.", "notice");
         if (joinedBefore && !response.resumed) log.note("A new game session started.", "notice");
         joinedBefore = true;

@@ -1,0 +1,101 @@
+// `#highlight`: what a pattern matches in the game's lines is drawn in the
+// player's colour. The log is watched (a MutationObserver) rather than fed,
+// so lines are coloured however output.js makes them: new ones, replayed
+// ones, and a line the game is still adding to. Matching runs in the worker
+// (matcher.js); the match is wrapped in <span class="hl"> with the colour
+// set through the CSSOM (the CSP allows no style attributes).
+
+import { textSegments } from "./textrange.js";
+
+export class Highlighter {
+  /** log: the log element; store: the ToolsStore; matcher: a Matcher. */
+  constructor({ log, store, matcher }) {
+    this.log = log;
+    this.store = store;
+    this.matcher = matcher;
+    this.waiting = new Set(); // line elements to (re)colour
+    this.busy = false;
+    this.observer = new MutationObserver((records) => this._collect(records));
+    this._watch();
+    store.onChange((kind) => {
+      if (kind === "highlights") this.refresh();
+    });
+  }
+
+  /** Colour every line again (the highlights changed). */
+  refresh() {
+    this._watch();
+    for (const line of this.log.children) this.waiting.add(line);
+    this._pump();
+  }
+
+  _watch() {
+    if (this.store.active("highlights").length) {
+      this.observer.observe(this.log, { childList: true, subtree: true, characterData: true });
+    } else {
+      this.observer.disconnect();
+    }
+  }
+
+  _collect(records) {
+    for (const r of records) {
+      if (r.target === this.log) {
+        for (const node of r.addedNodes) if (node.nodeType === 1) this.waiting.add(node);
+      } else {
+        const el = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+        const line = el && el.closest(".line");
+        if (line && line.parentElement === this.log) this.waiting.add(line);
+      }
+    }
+    this._pump();
+  }
+
+  async _pump() {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (this.waiting.size) {
+        const lines = [...this.waiting].filter((l) => l.isConnected && isGameLine(l));
+        this.waiting.clear();
+        const texts = lines.map((l) => l.textContent);
+        const paint = lines.map(() => []); // per line: [[start, end, colour]]
+        for (const h of this.store.active("highlights")) {
+          const hits = await this.matcher.match(h, texts);
+          for (const hit of hits || []) for (const [s, e] of hit.ranges) paint[hit.line].push([s, e, h.colour]);
+        }
+        this._collect(this.observer.takeRecords()); // the game's changes meanwhile, not ours below
+        for (let i = 0; i < lines.length; i++) {
+          // A line that changed meanwhile is waiting again.
+          if (lines[i].isConnected && lines[i].textContent === texts[i]) paintLine(lines[i], paint[i]);
+        }
+        this.observer.takeRecords();
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+}
+
+function isGameLine(el) {
+  return el.classList.contains("line") && !el.classList.contains("command") && !el.classList.contains("notice");
+}
+
+/** Unwrap old highlights in `line`, then wrap each [start, end, colour] (later ones inside earlier). */
+function paintLine(line, marks) {
+  const old = line.querySelectorAll("span.hl");
+  if (!old.length && !marks.length) return;
+  for (const span of old) span.replaceWith(...span.childNodes);
+  if (old.length) line.normalize();
+  for (const [start, end, colour] of marks) {
+    for (const [node, from, to] of textSegments(line, start, end)) {
+      let piece = node;
+      if (to < piece.data.length) piece.splitText(to);
+      if (from > 0) piece = piece.splitText(from);
+      const span = line.ownerDocument.createElement("span");
+      span.className = "hl";
+      span.style.color = colour;
+      piece.replaceWith(span);
+      span.append(piece);
+    }
+  }
+}

@@ -1,0 +1,102 @@
+// The "Player tools" part of the settings panel: the aliases, triggers and
+// highlights of this game as lists (Edit fills the form, Remove removes),
+// forms that add or change them (checked like the `#` commands: each form
+// makes the command line and runs it through the same parser), and JSON
+// export and import. Every text enters the page with textContent.
+
+import { parseClientCommand, patternText } from "./commands.js";
+import { download, fileName } from "./download.js";
+
+const $ = (id) => document.getElementById(id);
+
+export class ToolsPanel {
+  /** store: the ToolsStore; run(parsed command): what `#...` typed would do; game: its name. */
+  constructor({ store, run, game }) {
+    this.store = store;
+    this.run = run;
+    this.message = $("tools-message");
+    const forms = {
+      alias: () => `#alias ${$("alias-name").value.trim()} ${$("alias-text").value}`,
+      trigger: () => `#trigger ${$("trigger-pattern").value.trim()} ${$("trigger-commands").value}`,
+      highlight: () => `#highlight ${$("highlight-pattern").value.trim()} ${$("highlight-colour").value}`,
+    };
+    for (const [name, line] of Object.entries(forms)) {
+      const form = $(`${name}-form`);
+      form.addEventListener("submit", (e) => {
+        e.preventDefault();
+        const parsed = parseClientCommand(line());
+        if (parsed.error) return this.say(parsed.error);
+        this.run(parsed);
+        form.reset();
+        this.say(`Saved (${name}).`);
+        return undefined;
+      });
+    }
+    $("tools-export").addEventListener("click", () => {
+      download(fileName(game, "tools", "json"), store.exportJson(), "application/json");
+      this.say("Exported.");
+    });
+    $("tools-import").addEventListener("change", async (e) => {
+      const file = e.target.files && e.target.files[0];
+      if (!file) return;
+      const { added, errors } = store.importJson(await file.text());
+      e.target.value = "";
+      this.say(`Imported ${added} entr${added === 1 ? "y" : "ies"}.${errors.length ? ` Left out: ${errors.join("; ")}` : ""}`);
+    });
+    store.onChange(() => this.draw());
+    this.draw();
+  }
+
+  say(text) {
+    this.message.textContent = text;
+  }
+
+  draw() {
+    const { aliases, triggers, highlights } = this.store.tools;
+    this._list("alias-list", aliases, (a) => `${a.name} = ${a.text}`, (a) => {
+      $("alias-name").value = a.name;
+      $("alias-text").value = a.text;
+      $("alias-text").focus();
+    }, (a) => this.store.removeAlias(a.name));
+    this._list("trigger-list", triggers, (t) => `${patternText(t)} → ${t.commands}`, (t) => {
+      $("trigger-pattern").value = patternText(t);
+      $("trigger-commands").value = t.commands;
+      $("trigger-commands").focus();
+    }, (t) => this.store.remove("triggers", t));
+    this._list("highlight-list", highlights, (h) => `${patternText(h)} in ${h.colour}`, (h) => {
+      $("highlight-pattern").value = patternText(h);
+      $("highlight-colour").value = h.colour;
+      $("highlight-colour").focus();
+    }, (h) => this.store.remove("highlights", h));
+  }
+
+  _list(id, entries, label, edit, remove) {
+    const items = entries.map((entry) => {
+      const li = document.createElement("li");
+      const text = document.createElement("span");
+      text.className = "tool-text";
+      text.textContent = label(entry);
+      li.append(text);
+      if (entry.disabled) {
+        li.classList.add("disabled");
+        const why = document.createElement("span");
+        why.className = "tool-disabled";
+        why.textContent = ` (disabled: ${entry.disabled})`;
+        li.append(why);
+      }
+      const name = label(entry);
+      li.append(button("Edit", `Edit ${name}`, () => edit(entry)), button("Remove", `Remove ${name}`, () => remove(entry)));
+      return li;
+    });
+    $(id).replaceChildren(...items);
+  }
+}
+
+function button(text, accessibleName, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  b.setAttribute("aria-label", accessibleName);
+  b.addEventListener("click", onClick);
+  return b;
+}
