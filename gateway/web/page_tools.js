@@ -80,10 +80,12 @@ export class PageTools {
     if (typeof payload.seq !== "number") return;
     this.lastSeq = payload.seq;
     if (name === "echo" || name === "prompt") {
-      const lines = name === "echo" ? this.splitter.text(payload.message) : this.splitter.prompt(payload.message);
-      if (payload.seq > this.memory.seen) {
-        this.memory.seen = payload.seq;
-        this.tools.gameLines(lines);
+      const fresh = payload.seq > this.memory.seen;
+      if (fresh) this.memory.seen = payload.seq;
+      // Without triggers the text is not parsed a second time (floods).
+      if (this.tools.hasTriggers()) {
+        const lines = name === "echo" ? this.splitter.text(payload.message) : this.splitter.prompt(payload.message);
+        if (fresh) this.tools.gameLines(lines);
       }
     }
     for (const c of this.memory.takeAfter(payload.seq)) this.log.note(c.text, c.cls);

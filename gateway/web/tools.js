@@ -39,9 +39,14 @@ export class PlayerTools {
     if (r.error) this.note(`Stopped: ${r.error}.`, "notice");
   }
 
+  /** Whether any trigger listens to game text. */
+  hasTriggers() {
+    return this.store.tools.triggers.some((t) => !t.disabled);
+  }
+
   /** Complete lines of game text (plain, no ANSI) for the triggers. */
   gameLines(lines) {
-    if (!lines.length || !this.store.active("triggers").length) return;
+    if (!lines.length || !this.hasTriggers()) return;
     this.lines.push(...lines);
     this._pump();
   }
