@@ -15,7 +15,7 @@ export class Matcher {
     this.current = null;
     this.timer = 0;
     this.nextId = 1;
-    this._start();
+    this.worker = null; // started by the first job
   }
 
   /**
@@ -27,6 +27,7 @@ export class Matcher {
     for (let from = 0; from < lines.length; from += MAX_JOB_LINES) {
       const part = await new Promise((resolve) => {
         this.jobs.push({ pattern, lines: lines.slice(from, from + MAX_JOB_LINES), resolve });
+        if (!this.worker) this._start();
         this._next();
       });
       if (part === null) return null;
@@ -73,6 +74,6 @@ export class Matcher {
     this.jobs = this.jobs.filter((j) => !same(j));
     job.resolve(null);
     this.onStuck(job.pattern);
-    this._start();
+    this._start(); // for the jobs of other patterns (they wait for its "ready")
   }
 }
