@@ -329,3 +329,15 @@ async def test_log_and_status_text_can_be_selected(browser: Browser) -> None:
         assert "selectable words here" in await page.evaluate("getSelection().toString()")
         await page.locator("#status").click(click_count=3)
         assert "Connected" in await page.evaluate("getSelection().toString()")
+
+
+async def test_a_worker_that_cannot_start_is_told(browser: Browser) -> None:
+    async with fake_game(browser) as g:
+        page = g.page
+        # The worker starts with the first match: make its script unreachable before that.
+        await page.route("**/match_worker.js", lambda route: route.fulfill(status=404, body="gone"))
+        await send_line(page, "#trigger /^x$/ y")
+        g.conn.send(b"x\r\n")
+        await notice(page, "Triggers and highlights cannot run here")
+        await send_line(page, "still typing")
+        await g.conn.wait_for(b"still typing\r\n")

@@ -8,9 +8,11 @@ export const MATCH_TIMEOUT_MS = 1000;
 const MAX_JOB_LINES = 2000; // a job's lines: a normal pattern is far under the limit on them
 
 export class Matcher {
-  constructor({ timeoutMs = MATCH_TIMEOUT_MS, onStuck = () => {} } = {}) {
+  /** onStuck(pattern): a pattern was stopped; onBroken(why): the worker cannot run at all. */
+  constructor({ timeoutMs = MATCH_TIMEOUT_MS, onStuck = () => {}, onBroken = () => {} } = {}) {
     this.timeoutMs = timeoutMs;
     this.onStuck = onStuck;
+    this.onBroken = onBroken;
     this.jobs = []; // {pattern, lines, resolve}
     this.current = null;
     this.timer = 0;
@@ -40,6 +42,15 @@ export class Matcher {
     this.ready = false;
     this.worker = new Worker(new URL("./match_worker.js", import.meta.url), { type: "module" });
     this.worker.onmessage = ({ data }) => this._reply(data);
+    // The worker's script did not load or run: no job can be answered, say so once.
+    this.worker.onerror = (e) => {
+      if (this.ready) return;
+      e.preventDefault();
+      for (const job of this.jobs.splice(0)) job.resolve(null);
+      if (!this.broken) this.onBroken(e.message || "the worker did not start");
+      this.broken = true;
+      this.worker = null;
+    };
   }
 
   _next() {

@@ -28,7 +28,10 @@ export class PageTools {
     this.lastSeq = 0; // of the last event shown
     this.splitter = new LineSplitter();
     const store = new ToolsStore(localStorage, game);
-    const matcher = new Matcher({ onStuck: (pattern) => this.tools.stuck(pattern) });
+    const matcher = new Matcher({
+      onStuck: (pattern) => this.tools.stuck(pattern),
+      onBroken: (why) => log.note(`Triggers and highlights cannot run here: ${why}.`, "notice"),
+    });
     this.tools = new PlayerTools({
       store,
       matcher,

@@ -7,6 +7,7 @@ import { HELP, expandAliases, interpretLine, patternText } from "./commands.js";
 import { RateLimiter, TRIGGER_RATE, triggerCommands } from "./triggers.js";
 
 const DROP_NOTICE_MS = 1000; // dropped trigger commands are counted and told once a second
+const MAX_WAITING = 20000; // game lines waiting for the triggers; older ones are skipped, with a notice
 
 export class PlayerTools {
   /**
@@ -47,7 +48,12 @@ export class PlayerTools {
   /** Complete lines of game text (plain, no ANSI) for the triggers. */
   gameLines(lines) {
     if (!lines.length || !this.hasTriggers()) return;
-    this.lines.push(...lines);
+    for (const line of lines) this.lines.push(line);
+    const over = this.lines.length - MAX_WAITING;
+    if (over > 0) {
+      this.lines.splice(0, over);
+      this.note(`Triggers skipped ${over} game lines: they came faster than they could be matched.`, "notice");
+    }
     this._pump();
   }
 
