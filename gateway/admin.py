@@ -62,7 +62,10 @@ def _authorize(request: web.Request, manager: SessionManager) -> None:
     if token is None:
         raise web.HTTPNotFound()
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    # Compared as the bytes sent: aiohttp hands a header over with any byte that is not UTF-8
+    # as a lone surrogate (surrogateescape), which a plain encode() refuses (a 500, not a 401).
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape")):
         raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Bearer realm="mud-gateway admin"'},
                                    text="a valid bearer token is required")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -52,6 +53,29 @@ async def test_401_without_the_right_token(mud, gateway, admin_token, headers):
     sid = (await (await client.get("/admin/sessions", headers=AUTH)).json())["sessions"][0]["id"]
     assert (await client.post(f"/admin/sessions/{sid}/kick", headers=headers)).status == 401
     assert len((await (await client.get("/admin/sessions", headers=AUTH)).json())["sessions"]) == 1
+
+
+async def raw_get(port: int, authorization: bytes) -> bytes:
+    """``GET /admin/sessions`` with these header bytes as they are (aiohttp's client would
+    not send some of them): the response's status line."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /admin/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: " + authorization
+                 + b"\r\nConnection: close\r\n\r\n")
+    try:
+        return await asyncio.wait_for(reader.readuntil(b"\r\n"), 5)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_a_header_with_bytes_that_are_not_utf8_is_401_not_500(mud, gateway, admin_token):
+    """Issue 17.6: a byte that is not UTF-8 in the header raised in the comparison (500)."""
+    client, _ = await gateway(make_config(mud.port, extra=ADMIN))
+    port = client.server.port
+    assert (await raw_get(port, b"Bearer " + TOKEN.encode())).startswith(b"HTTP/1.1 200 ")
+    for value in (b"Bearer \xff\xfe", b"Bearer " + TOKEN.encode() + b"\xff", b"Bearer \xc3",
+                  b"\xffBearer " + TOKEN.encode(), b"B\xe9arer " + TOKEN.encode()):
+        assert (await raw_get(port, value)).startswith(b"HTTP/1.1 401 "), value
 
 
 async def test_listing_fields_and_states_without_the_uuid(mud, gateway, admin_token):
