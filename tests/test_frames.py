@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.transport.frames import (BINARY, CLOSE, CONTINUATION, DEFLATE_MIN_SIZE, DEFLATE_WBITS, NO_STATUS,
-                                      PING, TEXT, FrameEncoder, FrameError, FrameReader, close_frame,
+from gateway.transport.frames import (BINARY, CLOSE, CONTINUATION, DEFLATE_MIN_SIZE, DEFLATE_WBITS,
+                                      MAX_FRAGMENTS, NO_STATUS, PING, TEXT, FrameEncoder, FrameError, FrameReader, close_frame,
                                       negotiate_deflate, unmask)
 
 from tests.conftest import make_config, new_topic
@@ -144,12 +144,17 @@ async def test_deflate_browser_gets_every_event(mud, gateway):
 
 # -- the browser's frames (FrameReader) ---------------------------------------------------------
 
-def client_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, masked: bool = True) -> bytes:
-    """A frame as a browser sends it (RFC 6455 5.2): masked with a random key."""
-    n = len(payload)
+def client_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, masked: bool = True,
+                 width: int | None = None, length: int | None = None) -> bytes:
+    """A frame as a browser sends it (RFC 6455 5.2): masked with a random key. ``width``
+    (126, 127) forces that length encoding, shortest or not; ``length`` writes that length
+    in the header whatever the payload's."""
+    n = len(payload) if length is None else length
     first = (0x80 if fin else 0) | rsv | opcode
     bit = 0x80 if masked else 0
-    head = (bytes((first, bit | n)) if n < 126 else struct.pack("!BBH", first, bit | 126, n) if n < 65536
+    if width is None:
+        width = n if n < 126 else 126 if n < 65536 else 127
+    head = (bytes((first, bit | n)) if width < 126 else struct.pack("!BBH", first, bit | 126, n) if width == 126
             else struct.pack("!BBQ", first, bit | 127, n))
     if not masked:
         return head + payload
@@ -236,6 +241,19 @@ def test_close_frames():
     (client_frame(TEXT, b"\xc3("), 1007),                                   # text not UTF-8
     (client_frame(TEXT, b"x" * 101), 1009),                                 # over max_size
     (client_frame(TEXT, b"x" * 60, fin=False) + client_frame(CONTINUATION, b"x" * 60), 1009),
+    # Lengths not in their shortest encoding (RFC 6455 5.2), refused at the header.
+    (client_frame(TEXT, b"hi", width=126), 1002),                           # 126 for < 126
+    (client_frame(TEXT, b"", width=126, length=125)[:4], 1002),
+    (client_frame(TEXT, b"x" * 90, width=127), 1002),                       # 127 for < 65536
+    (client_frame(TEXT, b"", width=127, length=65535)[:10], 1002),
+    (client_frame(TEXT, b"", width=127, length=1 << 63)[:10], 1002),        # the top bit set
+    (client_frame(TEXT, b"", width=127, length=(1 << 64) - 1)[:10], 1002),
+    (client_frame(PING, b"x", width=126), 1002),
+    (client_frame(0xB, b"x"), 1002),                                        # reserved control opcode
+    # Too many fragments: refused at the header of the one too many, empty or not.
+    (client_frame(TEXT, b"[", fin=False) + client_frame(CONTINUATION, b"", fin=False) * MAX_FRAGMENTS, 1008),
+    (client_frame(TEXT, b"[", fin=False) + client_frame(CONTINUATION, b"", fin=False) * (MAX_FRAGMENTS - 1)
+     + client_frame(CONTINUATION, b"]"), 1008),                             # the last one too
 ])
 def test_broken_frames_fail_with_the_rfcs_close_code(wire, code):
     reader = FrameReader(100)
@@ -261,3 +279,43 @@ def test_oversize_is_refused_at_the_header_and_after_inflating():
     with pytest.raises(FrameError) as err:
         garbage.next()
     assert err.value.code == 1007
+
+
+def test_shortest_lengths_of_each_width_are_read():
+    """The edges of RFC 6455 5.2's encodings: 125 in 7 bits, 126 and 65535 in 16, 65536 in 64."""
+    reader = FrameReader(70_000)
+    for n in (0, 125, 126, 65535, 65536):
+        reader.feed(client_frame(BINARY, b"x" * n))
+        assert reader.next() == (BINARY, b"x" * n)
+
+
+def test_a_message_in_max_fragments_frames_is_read_and_its_size_bounds_the_whole():
+    """MAX_FRAGMENTS frames (1-byte and empty ones too) make a message; the sizes of all its
+    fragments count against max_size, and nothing but the fragments so far is held."""
+    msg = b"a" * (MAX_FRAGMENTS - 10)
+    wire = client_frame(TEXT, msg[:1], fin=False)
+    wire += b"".join(client_frame(CONTINUATION, msg[i:i + 1], fin=False) for i in range(1, len(msg)))
+    wire += b"".join(client_frame(CONTINUATION, b"", fin=False) for _ in range(8)) + client_frame(CONTINUATION, b"")
+    reader = FrameReader(1000)
+    reader.feed(wire)
+    assert read_all(reader) == [(TEXT, msg.decode())]
+    assert reader._parts is None and reader._size == 0 and not reader._buf
+    reader = FrameReader(1000)
+    reader.feed(client_frame(TEXT, b"x" * 600, fin=False) + client_frame(CONTINUATION, b"y" * 300, fin=False))
+    assert read_all(reader) == [] and reader._size == 900 and len(reader._parts) == 2
+    reader.feed(client_frame(CONTINUATION, b"z" * 101)[:8])  # its header is enough
+    with pytest.raises(FrameError) as err:
+        reader.next()
+    assert err.value.code == 1009
+
+
+def test_what_a_header_can_tell_is_refused_before_the_payload_comes():
+    """A frame that is wrong by its header alone is refused at its header: no payload is
+    waited for (nor held) first."""
+    for first in (client_frame(TEXT, b"[", fin=False), b""):
+        head = (client_frame(TEXT, b"x" * 1000) if first else client_frame(CONTINUATION, b"x" * 1000))[:8]
+        reader = FrameReader(2000)
+        reader.feed(first + head)
+        with pytest.raises(FrameError) as err:
+            read_all(reader)
+        assert err.value.code == 1002

@@ -15,9 +15,16 @@ message inflated on its own, with a context made for it). What
 breaks RFC 6455 is an error with the close code the RFC gives it:
 ``FrameError(1002)`` for a protocol error (an unmasked frame, reserved bits,
 an unknown opcode, a continuation with no message, a fragmented or long
-control frame, a bad close code), ``1007`` for a text message or close reason
-that is not UTF-8, ``1009`` for a message over ``max_size`` bytes (checked at
-each frame's header, and after inflating: nothing larger is ever buffered).
+control frame, a length not in its shortest encoding (5.2), a bad close code),
+``1007`` for a text message or close reason that is not UTF-8, ``1009`` for a
+message over ``max_size`` bytes (checked at each frame's header, and after
+inflating: nothing larger is ever buffered), ``1008`` for a message in more
+than ``MAX_FRAGMENTS`` frames. Everything a header can tell is checked at the
+header, before its payload is waited for. So what a reader holds is bounded:
+the fragments so far (at most ``max_size`` bytes in at most ``MAX_FRAGMENTS``
+pieces, joined once at the message's end) and the frame being read (at most
+``max_size`` + 14 bytes, plus the rest of the last read); a message costs at
+most ``MAX_FRAGMENTS`` frames of work however it is cut.
 
 **Writing.** The socket writes every frame queued since its last write with one
 ``transport.writelines`` (one system call for all the events of a game read,
@@ -66,6 +73,11 @@ _CLOSE_CODE = struct.Struct("!H")
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 #: A close frame without a code (RFC 6455 7.1.5: "no status code was present").
 NO_STATUS = 1005
+#: Most frames one message may come in (its first and its continuations); more is
+#: closed 1008. Browsers send a message in one frame; 128 lets any client cut the
+#: largest message (``max_frame_bytes``, 64 KiB) in 512-byte pieces, and bounds what a
+#: message of empty or 1-byte fragments can make the reader hold and do.
+MAX_FRAGMENTS = 128
 
 
 def frame_header(first: int, length: int) -> bytes:
@@ -245,23 +257,46 @@ class FrameReader:
                     return None
                 length = int.from_bytes(buf[2:4], "big")
                 at = 4
+                if length < 126:
+                    raise FrameError(1002, "frame length not in its shortest form")
             elif length == 127:
                 if n < 10:
                     return None
                 length = int.from_bytes(buf[2:10], "big")
                 at = 10
+                if length < 65536 or length >> 63:
+                    raise FrameError(1002, "frame length not in its shortest form")
             if not second & 0x80:
                 raise FrameError(1002, "unmasked frame")
             opcode = first & 0x0F
             fin = first & 0x80
             rsv = first & 0x70
+            # Everything the header can tell, before the payload is waited for.
             if opcode >= CLOSE:
+                if opcode > PONG:
+                    raise FrameError(1002, f"unknown opcode {opcode}")
                 if not fin or length > 125:
                     raise FrameError(1002, "fragmented or long control frame")
                 if rsv:
                     raise FrameError(1002, "reserved bits set")
-            elif self._size + length > self.max_size:
-                raise FrameError(1009, "message too big")
+            else:
+                if opcode == CONTINUATION:
+                    parts = self._parts
+                    if parts is None:
+                        raise FrameError(1002, "continuation frame without a message")
+                    if rsv:
+                        raise FrameError(1002, "reserved bits set")
+                    if len(parts) >= MAX_FRAGMENTS:
+                        raise FrameError(1008, "message in too many fragments")
+                elif opcode == TEXT or opcode == BINARY:
+                    if self._parts is not None:
+                        raise FrameError(1002, "a new message before the last one ended")
+                    if rsv & ~(0x40 if self.deflate else 0):
+                        raise FrameError(1002, "reserved bits set")
+                else:
+                    raise FrameError(1002, f"unknown opcode {opcode}")
+                if self._size + length > self.max_size:
+                    raise FrameError(1009, "message too big")
             end = at + 4 + length
             if n < end:
                 return None
@@ -271,23 +306,15 @@ class FrameReader:
 
             if opcode == CONTINUATION:
                 parts = self._parts
-                if parts is None:
-                    raise FrameError(1002, "continuation frame without a message")
-                if rsv:
-                    raise FrameError(1002, "reserved bits set")
-                parts.append(payload)
+                parts.append(payload)  # type: ignore[union-attr]  # checked at the header
                 self._size += length
                 if not fin:
                     continue
                 opcode, compressed = self._opcode, self._compressed
-                payload = b"".join(parts)
+                payload = b"".join(parts)  # type: ignore[arg-type]  # once, at the message's end
                 self._parts = None
                 self._size = 0
             elif opcode == TEXT or opcode == BINARY:
-                if self._parts is not None:
-                    raise FrameError(1002, "a new message before the last one ended")
-                if rsv & ~(0x40 if self.deflate else 0):
-                    raise FrameError(1002, "reserved bits set")
                 compressed = bool(rsv)
                 if not fin:
                     self._parts = [payload]
@@ -299,10 +326,8 @@ class FrameReader:
                 return PING, payload
             elif opcode == PONG:
                 continue
-            elif opcode == CLOSE:
-                return CLOSE, self._close(payload)
             else:
-                raise FrameError(1002, f"unknown opcode {opcode}")
+                return CLOSE, self._close(payload)
 
             if compressed:
                 payload = self._inflate(payload)
