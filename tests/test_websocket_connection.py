@@ -13,6 +13,7 @@ import asyncio
 import base64
 import json
 import os
+import socket
 import struct
 import time
 
@@ -34,9 +35,15 @@ class RawWs:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, port: int, early: bytes = b"") -> "RawWs":
-        """Upgrade; ``early`` goes in the same write as the request (before the 101)."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def open(cls, port: int, early: bytes = b"", rcvbuf: int = 0) -> "RawWs":
+        """Upgrade; ``early`` goes in the same write as the request (before the 101);
+        ``rcvbuf``: a receive buffer that small (a client that reads nothing fills it soon)."""
+        sock = socket.socket()
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=sock)
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(UPGRADE.format(key=key).encode() + early)
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)

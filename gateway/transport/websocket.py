@@ -73,6 +73,10 @@ SLOW_CONSUMER_DRAIN = 3.0
 #: What one read of a game (asyncio reads at most 256 KiB) can add to the outbox
 #: before the session sees the pause: JSON escapes a control byte in up to 6.
 READ_BURST = 6 * 256 * 1024
+#: How long the closing handshake may take: the browser's close frame after ours, and the
+#: TCP close after the last close frame; a browser that has not read what is still
+#: buffered by then is aborted (it cannot hold the connection and its buffer open).
+CLOSE_HANDSHAKE = 1.0
 #: A socket that wrote nothing for this long lets its deflate context go (idle memory).
 QUIET_SECONDS = 10.0
 #: Kept payload bytes -> bytes of the frames replaying them (with a join_ref
@@ -164,7 +168,7 @@ class PhoenixSocket(asyncio.Protocol):
                  "_closed", "_sealed", "_last_progress", "_writing", "_draining",
                  "_frames", "_tasks", "_read_times", "_corked", "_heard",
                  "_closing", "_reader", "_registry", "_started", "_lost", "_lost_waiter", "_paused",
-                 "_drain_waiter", "_close_sent", "_finished", "_reading_paused")
+                 "_drain_waiter", "_close_sent", "_finished", "_reading_paused", "_pong")
 
     def __init__(self, transport: asyncio.Transport, serializer: Serializer,
                  manager: "SessionManager", client_ip: str, claims: "Mapping[str, Any] | None" = None,
@@ -189,6 +193,9 @@ class PhoenixSocket(asyncio.Protocol):
         self._joining: dict[str, Session] = {}  # topic -> the connecting session its join waits for
         # The frames to write; a list: an empty deque is 600 bytes per idle socket
         self._outbox: list[bytes] = []
+        # The pong waiting to be written with the outbox (counted in _outbox_bytes): one at
+        # most, the latest ping's (_answer_ping).
+        self._pong: bytes | None = None
         # When the game bytes behind the queued frames were read (one per game read), for
         # the event latency metric; made with the first.
         self._read_times: list[float] | None = None
@@ -288,7 +295,7 @@ class PhoenixSocket(asyncio.Protocol):
         """Write the outbox in one ``transport.writelines``; while the transport's flow control says
         the browser is behind (``pause_writing``), the drain task waits, then goes on."""
         self._flush_armed = False
-        if self._writing or not self._outbox:
+        if self._writing or not (self._outbox or self._pong):
             return
         batch, self._outbox = self._outbox, []
         read_times, self._read_times = self._read_times, None
@@ -330,7 +337,7 @@ class PhoenixSocket(asyncio.Protocol):
             self._draining = None
         self._writing = False
         self._written(read_times)
-        if self._outbox and not self._flush_armed:
+        if (self._outbox or self._pong) and not self._flush_armed:
             self._flush()  # what was queued meanwhile, in order
 
     def _write_failed(self, exc: BaseException) -> None:
@@ -350,7 +357,11 @@ class PhoenixSocket(asyncio.Protocol):
         transport = self.transport
         if self._lost or self._close_sent or transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
-        transport.writelines(self._frames.encode(batch))  # uvloop: one writev, no join
+        frames = self._frames.encode(batch)
+        pong, self._pong = self._pong, None
+        if pong is not None:
+            frames.append(pong)  # a control frame may go between any two messages (RFC 6455 5.4)
+        transport.writelines(frames)  # uvloop: one writev, no join
         return self._paused
 
     def _drop_outbox(self) -> None:
@@ -361,6 +372,7 @@ class PhoenixSocket(asyncio.Protocol):
 
     def _forget_queued(self) -> None:
         self._outbox.clear()
+        self._pong = None
         self._read_times = None
         self._outbox_bytes = 0
 
@@ -424,7 +436,7 @@ class PhoenixSocket(asyncio.Protocol):
             if self._lost_waiter is None:
                 self._lost_waiter = asyncio.get_running_loop().create_future()
             try:  # the browser answers with its close frame; then we close (_close_received)
-                await asyncio.wait_for(asyncio.shield(self._lost_waiter), 1.0)
+                await asyncio.wait_for(asyncio.shield(self._lost_waiter), CLOSE_HANDSHAKE)
             except asyncio.TimeoutError:
                 pass
         transport = self.transport
@@ -452,7 +464,16 @@ class PhoenixSocket(asyncio.Protocol):
         """The end, now: our close frame (unless sent already), the TCP close, the socket done."""
         self._send_close(code, message)
         self.transport.close()
+        self._abort_if_unread()
         self._finish()
+
+    def _abort_if_unread(self) -> None:
+        """The TCP close is under way: a graceful close waits until the browser has read what
+        is still buffered, for ever if it never reads (a client that floods and does not
+        read): what is still buffered after ``CLOSE_HANDSHAKE`` is dropped, the connection
+        aborted."""
+        if self.transport.get_write_buffer_size():
+            asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE, self.transport.abort)
 
     # -- incoming --------------------------------------------------------------
 
@@ -477,7 +498,9 @@ class PhoenixSocket(asyncio.Protocol):
             self._pump()
 
     def eof_received(self) -> bool:
-        return False  # the browser closed its side: so do we (connection_lost follows)
+        # The browser closed its side: so do we (connection_lost follows), within the bound.
+        self._abort_if_unread()
+        return False
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -529,9 +552,27 @@ class PhoenixSocket(asyncio.Protocol):
             if opcode == TEXT:
                 self.receive(data)
             elif opcode == PING:
-                self.transport.write(control_frame(PONG, data))
+                self._answer_ping(data)
             elif opcode == BINARY:
                 self._close_soon(WSCloseCode.UNSUPPORTED_DATA, b"text frames only")
+
+    def _answer_ping(self, payload: bytes) -> None:
+        """A pong goes through the outbox like every frame: counted against its bound, written
+        with it, waiting with it while the browser does not read. Pings that come while a pong
+        waits are answered by one pong, the latest's (RFC 6455 5.5.3): a client that pings
+        and never reads makes the gateway hold one pong, and is a slow consumer."""
+        if self._closed or self._sealed:
+            return
+        pong = control_frame(PONG, payload)
+        size = len(pong) - (len(self._pong) if self._pong is not None else 0)
+        if self._outbox_bytes + size > outbox_limit(self.config):
+            self._overflow()
+            return
+        if self._pong is None and not self._outbox and not self._writing:
+            self._last_progress = time.monotonic()  # the slow-consumer clock starts now
+        self._pong = pong
+        self._outbox_bytes += size
+        self._flush()  # at once, with what is queued (unless a write waits for the browser)
 
     def _close_received(self, code: int) -> None:
         """The browser's close frame: answered (with its code, RFC 6455 5.5.1), unless it
