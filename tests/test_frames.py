@@ -19,6 +19,7 @@ from gateway.transport.frames import (BINARY, CLOSE, CONTINUATION, DEFLATE_MIN_S
 
 from tests.conftest import make_config, new_topic
 from gateway.telnet.stream import IAC, SB, SE
+from tests.fuzz.websocket_frames import check_reader, streams
 
 
 def read_frames(data: bytes, wbits: int = 15) -> list[tuple[bool, bytes]]:
@@ -319,3 +320,15 @@ def test_what_a_header_can_tell_is_refused_before_the_payload_comes():
         with pytest.raises(FrameError) as err:
             read_all(reader)
         assert err.value.code == 1002
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_hostile_streams_get_the_models_messages_and_close_code_within_the_bound(data):
+    """The frame-layer fuzz (tests/fuzz/websocket_frames.py) with CI's budget: any stream of
+    good and broken frames, cut anywhere, gives the model's messages and its exact close code,
+    and the reader never holds more than one frame and the fragments so far."""
+    max_size = data.draw(st.sampled_from([1024, 1500, 4096]))
+    deflated = data.draw(st.booleans())
+    frames = data.draw(streams(max_size, deflated))
+    check_reader(frames, max_size, deflated, data.draw(st.lists(st.integers(0, 1 << 20), max_size=10)))

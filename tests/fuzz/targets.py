@@ -1,6 +1,6 @@
 """Fuzz targets (hypothesis) for the long run outside CI: ``./dev fuzz [SECONDS]``.
 
-Three targets, each a plain hypothesis test that :mod:`tests.fuzz.run` calls
+Five targets, each a plain hypothesis test that :mod:`tests.fuzz.run` calls
 again and again (fresh random examples each round) until its time is spent:
 
 * ``telnet_stream``: any bytes from a game, cut into any reads, into
@@ -17,6 +17,13 @@ again and again (fresh random examples each round) until its time is spent:
   serializers: ``decode`` returns a message or raises ``MalformedMessage``
   (nothing else); a decoded message encodes and decodes back to itself;
   replies always encode.
+* ``websocket_frames``: hostile WebSocket frame streams
+  (:mod:`tests.fuzz.websocket_frames`), cut into any reads, into a
+  ``FrameReader``: the model's messages and exact close code, and what the
+  reader holds (and allocates, by tracemalloc) within its bound.
+* ``websocket_socket``: the same streams over a real socket to a real gateway
+  (``tests/test_fuzz_socket.py``), on asyncio and uvloop: replies, pongs, the
+  exact close code, the socket's memory within its bound.
 
 The files are not named ``test_*.py``, so the normal suite does not run them.
 """
@@ -49,6 +56,8 @@ from gateway.telnet.msdp import decode_msdp
 from gateway.telnet.subnegotiation import MAX_MSSP_VARIABLES, charset_offers, decode_mssp
 from gateway.transport.jsonstring import escape_utf8
 from gateway.transport.serializer import MalformedMessage, Message, V1Serializer, V2Serializer
+from tests.fuzz.websocket_frames import check_reader, ended_streams, streams
+from tests.test_fuzz_socket import socket_example
 
 IAC, DONT, DO, WONT, WILL, SB, GA, NOP, SE, EOR = 255, 254, 253, 252, 251, 250, 249, 241, 240, 239
 OPTIONS = [0, 1, 3, 24, 25, 31, 39, 42, 69, 70, 86, 90, 91, 201, 255]
@@ -58,7 +67,8 @@ BATCH = 200
 FUZZ_SETTINGS = settings(max_examples=BATCH, deadline=None, database=None, derandomize=False,
                          suppress_health_check=list(HealthCheck), print_blob=True)
 
-counts = {"telnet_stream": 0, "subnegotiations": 0, "phoenix_serializer": 0}
+counts = {"telnet_stream": 0, "subnegotiations": 0, "phoenix_serializer": 0, "websocket_frames": 0,
+          "websocket_socket": 0}
 
 # -- telnet ------------------------------------------------------------------------
 
@@ -289,5 +299,25 @@ def phoenix_serializer(frame):
         s.reply(msg.join_ref, msg.ref, msg.topic, "ok", msg.payload)
 
 
+# -- WebSocket frames --------------------------------------------------------------
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def websocket_frames(data):
+    counts["websocket_frames"] += 1
+    max_size = data.draw(st.sampled_from([1024, 1500, 4096, 65536]))
+    deflated = data.draw(st.booleans())
+    frames = data.draw(streams(max_size, deflated) | ended_streams(max_size, deflated))
+    check_reader(frames, max_size, deflated, data.draw(st.lists(st.integers(0, 1 << 20), max_size=20)))
+
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def websocket_socket(data):
+    counts["websocket_socket"] += 1
+    socket_example(data)
+
+
 TARGETS = {"telnet_stream": telnet_stream, "subnegotiations": subnegotiations,
-           "phoenix_serializer": phoenix_serializer}
+           "phoenix_serializer": phoenix_serializer, "websocket_frames": websocket_frames,
+           "websocket_socket": websocket_socket}
