@@ -20,6 +20,9 @@ from tests.test_frames import client_frame
 from tests.test_session_races import until
 from tests.test_websocket_connection import RawWs, start
 
+# Flow control, transports and their close and abort differ between the loops: both.
+pytestmark = pytest.mark.both_loops
+
 #: A ping as large as a control frame may be: its pong is 127 bytes.
 PING_FRAME = client_frame(PING, b"p" * 125)
 #: Pings per write of the flooding client.
