@@ -52,6 +52,14 @@ async def all_read(ws: RawWs, sock: PhoenixSocket) -> None:
                 what="the gateway read all the client sent")
 
 
+async def opened(mud, gateway, extra: str = "", rcvbuf: int = 0) -> tuple:
+    """A gateway with ``extra`` config, one raw WebSocket to it: (test client, ws, its PhoenixSocket)."""
+    client, port = await start(mud, gateway, extra=extra)
+    ws = await RawWs.open(port, rcvbuf=rcvbuf)
+    (sock,) = client.server.app[SOCKETS]
+    return client, ws, sock
+
+
 async def flood_pings(ws: RawWs, sock: PhoenixSocket, chunks: int) -> int:
     """``chunks`` writes of CHUNK pings, reading nothing; the most the socket held meanwhile."""
     peak = 0
@@ -70,9 +78,7 @@ async def test_a_pinger_that_does_not_read_holds_one_pong_and_is_a_slow_consumer
     """Issue 17.1: pongs were written past the outbox, 127 bytes a ping, for ever. Now they
     wait in the outbox while the browser does not read (the latest ping's pong only), and the
     socket is a slow consumer like any other that makes no progress."""
-    client, port = await start(mud, gateway, extra="limits: {slow_consumer_seconds: 1}")
-    ws = await RawWs.open(port, rcvbuf=4096)
-    (sock,) = client.server.app[SOCKETS]
+    client, ws, sock = await opened(mud, gateway, "limits: {slow_consumer_seconds: 1}", rcvbuf=4096)
     peak = await flood_pings(ws, sock, 60)  # 7.6 MB of pongs if each were written
     if sock in client.server.app[SOCKETS]:
         try:
@@ -88,8 +94,7 @@ async def test_a_pinger_that_does_not_read_holds_one_pong_and_is_a_slow_consumer
 
 async def test_pongs_are_written_in_order_with_the_outbox_and_the_latest_ping_is_answered(mud, gateway):
     """A browser that reads gets a pong for each ping (or, when several wait, for the latest)."""
-    _, port = await start(mud, gateway)
-    ws = await RawWs.open(port)
+    _, ws, _ = await opened(mud, gateway)
     for i in range(50):
         ws.send(PING, b"%d" % i)
     ws.send_json(["1", "hb", "phoenix", "heartbeat", {}])
@@ -109,9 +114,7 @@ async def test_a_closing_client_that_does_not_read_is_aborted(mud, gateway, end)
     """Issue 17.1: a client that ends (close frame or FIN) with output still buffered for it,
     and reads nothing, held the connection and its buffer for ever: now it is aborted
     after the closing handshake's time."""
-    client, port = await start(mud, gateway)
-    ws = await RawWs.open(port, rcvbuf=4096)
-    (sock,) = client.server.app[SOCKETS]
+    client, ws, sock = await opened(mud, gateway, rcvbuf=4096)
     await flood_pings(ws, sock, 40)  # 5 MB of pongs: more than the kernel's buffers take (~3 MB)
     await all_read(ws, sock)
     assert sock.transport.get_write_buffer_size() > 0  # what the client does not read
@@ -126,8 +129,7 @@ async def test_a_closing_client_that_does_not_read_is_aborted(mud, gateway, end)
 
 async def test_empty_continuation_frames_are_refused_after_max_fragments(mud, gateway):
     """Issue 17.2: empty continuation frames, each 6 bytes on the wire, were kept for ever."""
-    _, port = await start(mud, gateway)
-    ws = await RawWs.open(port)
+    _, ws, _ = await opened(mud, gateway)
     ws.send(TEXT, b"[", fin=False)
     ws.writer.write(client_frame(CONTINUATION, b"", fin=False) * 10_000)
     assert await ws.close_frame() == (1008, b"message in too many fragments")
@@ -149,8 +151,7 @@ def heartbeat(ref: str, size: int) -> bytes:
 async def test_a_message_of_one_byte_fragments_is_read_up_to_max_fragments(mud, gateway):
     """Issue 17.2: a message cut in 1-byte fragments cost ~100 times the work of the same
     message whole, for any size: now MAX_FRAGMENTS frames are read, one more is refused."""
-    _, port = await start(mud, gateway)
-    ws = await RawWs.open(port)
+    _, ws, _ = await opened(mud, gateway)
     ws.writer.write(in_fragments(heartbeat("1", MAX_FRAGMENTS)))
     assert (await ws.message(lambda m: True))[1] == "1"
     ws.writer.write(in_fragments(heartbeat("2", MAX_FRAGMENTS + 1)))
@@ -160,8 +161,7 @@ async def test_a_message_of_one_byte_fragments_is_read_up_to_max_fragments(mud, 
 
 
 async def test_the_fragments_of_a_message_count_against_max_frame_bytes(mud, gateway):
-    _, port = await start(mud, gateway, extra="limits: {max_frame_bytes: 2048}")
-    ws = await RawWs.open(port)
+    _, ws, _ = await opened(mud, gateway, "limits: {max_frame_bytes: 2048}")
     ws.send(TEXT, b"[" + b" " * 1500, fin=False)
     ws.send(CONTINUATION, b" " * 500, fin=False)  # 2001: still in
     ws.send(CONTINUATION, b" " * 100)
@@ -178,8 +178,7 @@ async def test_the_fragments_of_a_message_count_against_max_frame_bytes(mud, gat
 ], ids=["126 for 35", "127 for 335", "127 with the top bit", "ping 126 for 5"])
 async def test_a_length_not_in_its_shortest_encoding_is_closed_1002(mud, gateway, wire):
     """Issue 17.3: RFC 6455 5.2, 'the minimal number of bytes MUST be used'."""
-    _, port = await start(mud, gateway)
-    ws = await RawWs.open(port)
+    _, ws, _ = await opened(mud, gateway)
     ws.writer.write(wire)
     assert await ws.close_frame() == (1002, b"frame length not in its shortest form")
     assert await ws.eof()
