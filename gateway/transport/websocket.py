@@ -7,8 +7,8 @@ its frames are read and written by ``frames.py``, and aiohttp keeps nothing of
 it (no request, handler task or reader queue per player: idle memory and a
 round trip's CPU, docs/performance.md). It decodes each text frame
 with the serializer the ``vsn`` chose, answers heartbeats, routes joins,
-leaves and pushes to channels, and writes every outgoing frame through one
-ordered outbox. When the outbox backs up, the sessions feeding it stop
+leaves and pushes to channels, and writes every outgoing frame (pongs too: one
+waits at most, the latest ping's) through one ordered outbox. When the outbox backs up, the sessions feeding it stop
 reading their games (TCP pushes back on the game) until the browser catches
 up; a browser that makes no progress for ``slow_consumer_seconds`` is
 disconnected. Nor is the browser read while the outbox is backed up (the
