@@ -56,6 +56,7 @@ async def opened(mud, gateway, extra: str = "", rcvbuf: int = 0) -> tuple:
     """A gateway with ``extra`` config, one raw WebSocket to it: (test client, ws, its PhoenixSocket)."""
     client, port = await start(mud, gateway, extra=extra)
     ws = await RawWs.open(port, rcvbuf=rcvbuf)
+    await until(lambda: client.server.app[SOCKETS], what="the socket is the gateway's")
     (sock,) = client.server.app[SOCKETS]
     return client, ws, sock
 

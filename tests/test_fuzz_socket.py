@@ -157,6 +157,7 @@ async def run_stream(frames: list[Frame], max_size: int, deflated: bool, cuts: l
         writer.write(UPGRADE.format(key=base64.b64encode(os.urandom(16)).decode(), ext=ext).encode())
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert head.startswith(b"HTTP/1.1 101") and (b"permessage-deflate" in head) == deflated, head
+        await until(lambda: app[SOCKETS], what="the socket is the gateway's")
         (sock,) = app[SOCKETS]
         points = sorted({c % (len(wire) + 1) for c in cuts})
         biggest = 0
