@@ -117,6 +117,7 @@ class Game(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     forward_client_ip: bool = True
     proxy_protocol: Literal["none", "v1", "v2"] = "none"
     media_url: str | None = None
+    mxp: bool = True  # accept MXP (SPEC 5): styles and links, never markup in the page
 
     def __post_init__(self) -> None:
         if not _GAME_NAME.fullmatch(self.name):

@@ -40,6 +40,7 @@ from .. import __version__
 from ..handoff import StreamState, TelnetState
 from .input import encode_naws
 from .msdp import encode_msdp
+from .mxp import MxpParser, MxpReply
 from .proxy import proxy_header
 from .stream import SB, CompressionError, Event, Negotiation, TelnetStream
 from .until_changed import shared_lists
@@ -60,10 +61,13 @@ CLOSE_SECONDS = 2.0
 
 #: Options refused even though telnetlib3 would accept them (SPEC 5: "everything else: refused").
 _REFUSED = {telopt.BINARY, telopt.LINEMODE, telopt.LFLOW, telopt.XDISPLOC, telopt.TSPEED,
-            telopt.STATUS, telopt.SNDLOC, telopt.MCCP3_COMPRESS, telopt.MXP,
+            telopt.STATUS, telopt.SNDLOC, telopt.MCCP3_COMPRESS,
             telopt.ZMP, telopt.AARDWOLF, telopt.ATCP, telopt.COM_PORT_OPTION, telopt.LOGOUT}
-#: The same for a game without a ``media_url``: MSP refused too (SPEC 5).
-_REFUSED_WITHOUT_MEDIA = _REFUSED | {telopt.MSP}
+#: What a game is refused, by (it has a ``media_url``, its ``mxp``): MSP without a media_url,
+#: MXP unless ``mxp`` is true (SPEC 5); one shared set per combination.
+_REFUSALS = {(media, mxp): frozenset(_REFUSED | ({telopt.MSP} if not media else set())
+                                     | ({telopt.MXP} if not mxp else set()))
+             for media in (False, True) for mxp in (False, True)}
 #: Options whose state the stream is told of when the game says WILL or WONT.
 _STREAM_OPTIONS = frozenset((telopt.MSDP[0], telopt.MSP[0]))
 _IAC_SB_MSDP = telopt.IAC + telopt.SB + telopt.MSDP
@@ -105,11 +109,11 @@ class GameWriter(LeanTelnetWriter):
 
     __slots__ = ()
     #: DO on WILL: GMCP and ZMP (telnetlib3's TelnetClient adds them to every connection's),
-    #: MSSP (the variables go to /api/games: GameClient._subnegotiation), MSDP, and MSP unless
-    #: refused for the game (no media_url). ZMP is refused anyway (_REFUSED comes first). One
-    #: set for every connection until one changes its own.
+    #: MSSP (the variables go to /api/games: GameClient._subnegotiation), MSDP, MSP and MXP
+    #: unless refused for the game (no media_url; mxp false). ZMP is refused anyway (_REFUSED
+    #: comes first). One set for every connection until one changes its own.
     passive_do = LeanTelnetWriter.passive_do.starting_with(
-        {telopt.GMCP, telopt.ZMP, telopt.MSSP, telopt.MSDP, telopt.MSP})
+        {telopt.GMCP, telopt.ZMP, telopt.MSSP, telopt.MSDP, telopt.MSP, telopt.MXP})
 
     def handle_wont(self, opt: bytes) -> None:
         if self.remote_option.enabled(opt):
@@ -141,7 +145,7 @@ class GameClient(tl_client.TelnetClient):
     # protocol classes set (asyncio's FlowControlMixin, BaseClient, TelnetClient).
     __slots__ = ("sink", "stream", "game_encoding", "gmcp_supports", "mtts", "naws_size", "client_ip",
                  "_ttype_count", "_timer", "_closed_reason", "_proxy", "_pin", "pin_failed", "loop",
-                 "read_at", "_restore", "_ending_compression", "media_url",
+                 "read_at", "_restore", "_ending_compression", "media_url", "_mxp",
                  "_loop", "_paused", "_drain_waiters", "_connection_lost",
                  "log", "default_encoding", "_encoding_errors", "force_binary", "_extra", "waiter_closed",
                  "_waiter_connected", "_tasks", "shell", "connect_minwait", "connect_maxwait", "reader",
@@ -155,7 +159,8 @@ class GameClient(tl_client.TelnetClient):
                  gmcp_supports: list[str], screen_reader: bool = False,
                  naws: tuple[int, int] = (80, 24), client_ip: str | None = None,
                  proxy: tuple[str, str, int] | None = None, pin_sha256: str | None = None,
-                 restore: TelnetState | None = None, media_url: str | None = None) -> None:
+                 restore: TelnetState | None = None, media_url: str | None = None,
+                 mxp: bool = False) -> None:
         # telnetlib3's attributes read from its class defaults until set: slots start there.
         self._transport = self._check_later = self._when_connected = self._last_received = None
         self._closing = False
@@ -187,6 +192,7 @@ class GameClient(tl_client.TelnetClient):
         self._restore = restore  # an adopted connection's negotiated state (upgrade in place)
         self._ending_compression = False  # an upgrade asked the game to end MCCP2
         self.media_url = media_url  # the game's, at connect: MSP is accepted only with one
+        self._mxp = mxp  # the game's ``mxp``: DO MXP on WILL
         if restore is not None:
             self.game_encoding = restore.game_encoding
             self.mtts = restore.mtts
@@ -214,9 +220,12 @@ class GameClient(tl_client.TelnetClient):
         w = self.writer
         # One shared set for every connection (telnetlib3 only tests membership): a set
         # of 16 options per connection cost 1 KiB each, times two, per idle player.
-        w.always_dont = w.always_wont = _REFUSED if self.media_url else _REFUSED_WITHOUT_MEDIA
+        # DONT for what the game is refused; WONT also for MXP always (we are no MXP server).
+        w.always_dont = _REFUSALS[bool(self.media_url), self._mxp]
+        w.always_wont = _REFUSALS[bool(self.media_url), False]
         w.always_do = w.always_will = _NONE
         w.add_will_callback(telopt.MCCP2_COMPRESS, self._on_will_mccp2)
+        w.add_will_callback(telopt.MXP, self._on_will_mxp)
         w.share_protocol_callbacks()  # all set: looked up by name, not held per connection
         if self._restore is not None:
             # Adopted from the previous process: the options are on as they were, with
@@ -228,6 +237,8 @@ class GameClient(tl_client.TelnetClient):
                     option[opt] = on
             self._restore = None
             self._sync_options()
+            if self._mxp and w.remote_option.enabled(telopt.MXP):
+                self._on_will_mxp(telopt.MXP)  # its entities and elements were not handed over
 
     def _check_negotiation_timer(self) -> None:
         super()._check_negotiation_timer()
@@ -247,6 +258,11 @@ class GameClient(tl_client.TelnetClient):
         # We said DO (telnetlib3 refuses it under TLS): the stream core inflates
         # from the IAC SB MCCP2 IAC SE on; telnetlib3 never sees the compressed bytes.
         self.stream.inflating = self.writer.remote_option.enabled(telopt.MCCP2_COMPRESS)
+
+    def _on_will_mxp(self, opt: bytes) -> None:
+        # We said DO: the stream's text goes through the MXP client from now on (SPEC 5).
+        if self.stream.mxp is None:
+            self.stream.mxp = MxpParser(__version__, self.media_url)
 
     def data_received(self, data: bytes) -> None:
         if self.pin_failed:
@@ -286,6 +302,8 @@ class GameClient(tl_client.TelnetClient):
                             self._sync_options()
                 except Exception as exc:  # a command the game got wrong: ignored, never fatal
                     log.debug("telnet: ignored %r from the game: %s", ev.raw[:32], exc)
+            elif type(ev) is MxpReply:
+                self.writer.write(ev.data)  # <VERSION>/<SUPPORT> answered (IAC doubled)
             elif type(ev) is CompressionError:
                 out.append(ev)
                 # A game asked to end compression for an upgrade that drops its compressor
@@ -525,7 +543,7 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
         return GameClient(sink, stream, encoding=game.encoding, gmcp_supports=game.gmcp_supports,
                           screen_reader=screen_reader, naws=naws, client_ip=client_ip,
                           proxy=proxy, pin_sha256=game.tls_pin_sha256 if game.tls else None,
-                          media_url=game.media_url)
+                          media_url=game.media_url, mxp=game.mxp)
 
     kwargs: dict[str, Any] = {}
     if game.tls:
@@ -556,7 +574,8 @@ async def adopt(sock: socket.socket, game: Any, sink: EventSink, stream: StreamS
 
     def factory() -> GameClient:
         return GameClient(sink, restored, encoding=telnet.game_encoding,
-                          gmcp_supports=game.gmcp_supports, restore=telnet, media_url=game.media_url)
+                          gmcp_supports=game.gmcp_supports, restore=telnet, media_url=game.media_url,
+                          mxp=game.mxp)
 
     _, protocol = await loop.create_connection(factory, sock=sock)
     protocol._schedule_poll()  # a held partial line still flushes on time

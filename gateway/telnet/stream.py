@@ -57,6 +57,7 @@ OPT_GMCP = 201
 OPT_MCCP2 = 86
 OPT_MSDP = 69
 OPT_MSP = 90
+OPT_MXP = 91
 
 _IAC = b"\xff"
 _IAC_SE = b"\xff\xf0"
@@ -241,6 +242,8 @@ class TelnetStream:
         self.media_url: str | None = None  # MSP accepted: trigger lines become Client.Media
         self._inflate: Any = None  # zlib decompressor while the game compresses
         self.failed = False
+        #: While MXP is on (client.py): an ``mxp.MxpParser`` the events go through.
+        self.mxp: Any = None
 
     def set_encoding(self, encoding: str) -> None:
         """The game switched encoding (CHARSET): decode what follows with ``encoding``."""
@@ -297,7 +300,7 @@ class TelnetStream:
         else:
             self._scan(data, events)
         self._flush_lines(events)
-        return events
+        return self._through_mxp(events) if self.mxp is not None else events
 
     def poll(self, now: float) -> list[Event]:
         """Call at ``deadline()``: sends the open line ``flush_after`` after the last text."""
@@ -305,7 +308,7 @@ class TelnetStream:
         if self._text and now >= self._last_text + self.flush_after:
             self._flush_partial(events)
             self._polled = True  # what is left is an escape sequence still arriving
-        return events
+        return self._through_mxp(events) if self.mxp is not None else events
 
     def deadline(self) -> float | None:
         """When ``poll`` next has work, or None while nothing is held back."""
@@ -315,6 +318,10 @@ class TelnetStream:
 
     def finish(self) -> list[Event]:
         """The game closed: everything held back, as it is."""
+        events = self._held()
+        return self._through_mxp(events) if self.mxp is not None else events
+
+    def _held(self) -> list[Event]:
         events: list[Event] = []
         tail = self._decoder.decode(b"", final=True)
         if tail:
@@ -323,6 +330,14 @@ class TelnetStream:
         if self._text:
             events.append(Text(self._text, partial=True))
             self._text = ""
+        return events
+
+    def _through_mxp(self, events: list[Event]) -> list[Event]:
+        """The events through MXP (SPEC 5): its text with the markup taken out (mxp.py)."""
+        mxp = self.mxp
+        events = mxp.filter(events)
+        if mxp.off:  # WONT MXP: what follows is text as it comes
+            self.mxp = None
         return events
 
     # -- scanning ----------------------------------------------------------
@@ -442,6 +457,8 @@ class TelnetStream:
                 self.msdp = False
             elif opt == OPT_MSP:
                 self.media_url = None
+        if opt == OPT_MXP and self.mxp is not None:
+            self._flush_lines(events)  # the text before WONT MXP is still MXP
         events.append(Negotiation(raw))
 
     def _subnegotiation(self, raw: bytes, events: list[Event]) -> bool:
@@ -458,6 +475,8 @@ class TelnetStream:
             if data is not None:  # malformed: no event (SPEC 5)
                 events.append(Gmcp("MSDP", data))
             return False
+        if opt == OPT_MXP and self.mxp is not None:
+            self._flush_lines(events)  # the reset comes after the lines before it
         events.append(Negotiation(raw))
         return False
 
@@ -492,7 +511,7 @@ class TelnetStream:
     def _fail(self, detail: str, events: list[Event]) -> None:
         self._inflate = None
         self._carry = b""
-        events.extend(self.finish())
+        events.extend(self._held())
         events.append(CompressionError(detail))
         self.failed = True
 
