@@ -25,7 +25,8 @@ WEB_ROOT = Path(str(resources.files("gateway").joinpath("web")))
 REQUIRED = ("index.html", "client.css", "theme.css", "main.js", "ansi.js", "output.js", "input.js",
             "connection.js", "panels.js", "sound.js", "commands.js", "triggers.js", "matcher.js",
             "match_worker.js", "tools.js", "tools_store.js", "commandlog.js", "highlight.js", "textrange.js",
-            "search.js", "savelog.js", "download.js", "settings.js", "page_tools.js", "vendor/phoenix.js")
+            "search.js", "savelog.js", "download.js", "settings.js", "page_tools.js", "links.js",
+            "vendor/phoenix.js")
 FIX_COMMAND = "npm ci && npm run build"
 
 _CSP = ("default-src 'self'; connect-src 'self' ws: wss:; object-src 'none'; "

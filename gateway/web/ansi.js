@@ -11,6 +11,11 @@
 // \n and \t is removed. The style carries over from one feed() to the next,
 // and so does an escape sequence cut at the end of a chunk.
 //
+// OSC 8 hyperlinks (ESC ] 8 ; params ; URI ST) are followed too: each run
+// carries `link`, null or what parseLinkUri() made of the URI (only http(s),
+// send: and prompt: are links; any other scheme is plain text). An empty URI
+// ends the link.
+//
 // A colour in a style is null (the default), an index 0..255, or an
 // {r, g, b} object. cssColours() turns a style into CSS colours: indexes
 // 0..15 become var(--ansi-N) so a page can restyle the palette.
@@ -31,15 +36,17 @@ const MAX_PARTIAL = 256; // a longer unfinished sequence is dropped, not kept fo
 export class AnsiParser {
   constructor() {
     this.style = DEFAULT_STYLE;
+    this.link = null;
     this.pending = "";
   }
 
   reset() {
     this.style = DEFAULT_STYLE;
+    this.link = null;
     this.pending = "";
   }
 
-  /** Text with escape sequences -> [{text, style}], empty runs left out. */
+  /** Text with escape sequences -> [{text, style, link}], empty runs left out. */
   feed(chunk) {
     const text = this.pending ? this.pending + chunk : chunk;
     this.pending = "";
@@ -49,6 +56,7 @@ export class AnsiParser {
     for (let m; (m = ESCAPE.exec(text)) !== null;) {
       if (m.index > last) this._push(runs, text.slice(last, m.index));
       if (m[2] === "m") this.style = cachedSgr(this.style, m[1]);
+      else if (m[0].startsWith("\x1b]8;")) this.link = osc8Link(m[0]);
       last = ESCAPE.lastIndex;
     }
     // After the last complete sequence: keep a sequence the next chunk may complete.
@@ -69,9 +77,80 @@ export class AnsiParser {
     const text = raw.replace(CONTROL, "").replaceAll("\x1b", "");
     if (!text) return;
     const prev = runs[runs.length - 1];
-    if (prev && prev.style === this.style) prev.text += text;
-    else runs.push({ text, style: this.style });
+    if (prev && prev.style === this.style && prev.link === this.link) prev.text += text;
+    else runs.push({ text, style: this.style, link: this.link });
   }
+}
+
+// -- OSC 8 links (SPEC 7.1) --------------------------------------------------------
+
+const CONTROLS = /[\x00-\x1f\x7f-\x9f]/;
+const COMMAND_URI = /^(send|prompt):([^?]*)(?:\?config=(.*))?$/s;
+const MAX_MENU = 32;
+
+/** The link an OSC 8 sequence (ESC ] 8 ; params ; URI, BEL or ST) opens; null: it ends one. */
+function osc8Link(sequence) {
+  const body = sequence.slice(4, sequence.endsWith("\x07") ? -1 : -2); // after "ESC]8;"
+  const semi = body.indexOf(";"); // params ; URI (the URI may hold ";")
+  return semi < 0 ? null : parseLinkUri(body.slice(semi + 1));
+}
+
+function decodeCommand(encoded) {
+  let command;
+  try {
+    command = decodeURIComponent(encoded);
+  } catch {
+    return null; // malformed escapes: no link
+  }
+  return command && !CONTROLS.test(command) ? command : null;
+}
+
+/**
+ * An OSC 8 URI as a link: {kind: "url", href} for an absolute http(s) URL,
+ * {kind: "send"|"prompt", command, tooltip, menu: [{label, kind, command}]}
+ * for send:/prompt: (the command percent-decoded; ?config= holds the tooltip
+ * and menu as JSON). null for anything else, and for a command holding a
+ * control character: those are shown as plain text, never sent.
+ */
+export function parseLinkUri(uri) {
+  if (!uri || CONTROLS.test(uri)) return null;
+  if (/^https?:\/\//i.test(uri)) {
+    let url;
+    try {
+      url = new URL(uri);
+    } catch {
+      return null;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+    return Object.freeze({ kind: "url", href: url.href });
+  }
+  const m = COMMAND_URI.exec(uri);
+  if (!m) return null;
+  const command = decodeCommand(m[2]);
+  if (command === null) return null;
+  let tooltip = "";
+  const menu = [];
+  if (m[3] !== undefined) {
+    let config = null;
+    try {
+      config = JSON.parse(decodeURIComponent(m[3]));
+    } catch {
+      config = null; // a bad menu: the link still works
+    }
+    if (config && typeof config === "object") {
+      if (typeof config.tooltip === "string") tooltip = config.tooltip;
+      if (Array.isArray(config.menu)) {
+        for (const entry of config.menu.slice(0, MAX_MENU)) {
+          if (!entry || typeof entry !== "object" || Array.isArray(entry)) continue;
+          const [label, value] = Object.entries(entry)[0] || [];
+          const item = typeof value === "string" ? COMMAND_URI.exec(value) : null;
+          const itemCommand = item && item[3] === undefined ? decodeCommand(item[2]) : null;
+          if (itemCommand !== null) menu.push(Object.freeze({ label: String(label), kind: item[1], command: itemCommand }));
+        }
+      }
+    }
+  }
+  return Object.freeze({ kind: m[1], command, tooltip, menu: Object.freeze(menu) });
 }
 
 // Games repeat the same few colour changes: (style, parameters) -> style is

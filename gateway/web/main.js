@@ -3,6 +3,7 @@
 
 import { GameConnection } from "./connection.js";
 import { CommandLine, keepFocus } from "./input.js";
+import { installLinks } from "./links.js";
 import { OutputLog } from "./output.js";
 import { PageTools } from "./page_tools.js";
 import { MsdpPanels, RoomPanel, Vitals } from "./panels.js";
@@ -202,6 +203,18 @@ function play(game, title, mediaUrl) {
     onSubmit: (text, secret) => tools.typed(text, secret),
   });
   keepFocus(input, $("screen"));
+  // The game's send:/prompt: links (SPEC 7.1): a command sent exactly as the game gave it.
+  installLinks(document, {
+    send(command) {
+      send(command);
+      input.focus();
+    },
+    prompt(text) {
+      input.value = text;
+      input.focus();
+      input.setSelectionRange(text.length, text.length);
+    },
+  });
 
   let joinedBefore = false;
   conn = new GameConnection({

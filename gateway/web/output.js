@@ -9,8 +9,10 @@
 //   newest lines, with a button that jumps to the end. Scrolling to the end
 //   (or End, see main.js) closes the split.
 // - http(s) URLs become links that open in a new tab without a referrer.
+// - The game's OSC 8 links (MXP, SPEC 7.1) become links and commands (links.js).
 
 import { AnsiParser, DEFAULT_STYLE, cssColours, styleClasses } from "./ansi.js";
+import { linkParent } from "./links.js";
 
 const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/g;
 const URL_TRAILING = /[.,;:!?'")\]}>]+$/;
@@ -20,12 +22,13 @@ const TAIL_LINES = 60; // lines copied into the split's lower strip (it shows as
 const MAX_LINE_CHARS = 10000; // a longer line goes on in a new line: the cap bounds the page
 const CATCH_UP_CHARS = 4 << 20; // more text than this waiting: draw it all now, whatever the frame
 
-/** Append text runs ([{text, style}]) to `parent` as text nodes, spans and links. */
+/** Append text runs ([{text, style, link}]) to `parent` as text nodes, spans and links. */
 export function appendRuns(parent, runs) {
-  for (const run of runs) appendRun(parent, run.text, run.style);
+  for (const run of runs) appendRun(parent, run.text, run.style, run.link);
 }
 
-function appendRun(parent, text, style) {
+function appendRun(parent, text, style, link = null) {
+  if (link) parent = linkParent(parent, link); // the game's link: its text goes inside
   let target = parent;
   if (style !== DEFAULT_STYLE) {
     target = document.createElement("span");
@@ -36,7 +39,7 @@ function appendRun(parent, text, style) {
     if (background) target.style.backgroundColor = background;
     parent.append(target);
   }
-  if (!text.includes("://")) {
+  if (link || !text.includes("://")) {
     target.append(text);
     return;
   }
@@ -181,7 +184,7 @@ export class OutputLog {
               this.openChars = 0;
             }
             const part = rest.length > MAX_LINE_CHARS - this.openChars ? rest.slice(0, MAX_LINE_CHARS - this.openChars) : rest;
-            appendRun(line, part, run.style);
+            appendRun(line, part, run.style, run.link);
             this.openChars += part.length;
             rest = rest.slice(part.length);
           }
