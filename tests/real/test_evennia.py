@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import zlib
+from urllib.parse import unquote
 
 import aiohttp
 import pytest
@@ -15,6 +17,7 @@ pytestmark = pytest.mark.real
 
 IAC, WILL, DO, SB, SE = 255, 251, 253, 250, 240
 MCCP2 = 86
+MXP = 91
 NAWS = 31
 SCREEN = "create <username> <password>"  # on Evennia's login screen
 _accounts = itertools.count(1)
@@ -138,3 +141,29 @@ async def test_evennia_mssp_reaches_api_games(evennia_gateway, phoenix_js):
     # Evennia's own values (NAME from this game's server/conf/mssp.py, set up by the fixture).
     assert data["NAME"] == "Evennia CI" and data["CODEBASE"] == "Evennia", data
     assert data["MCCP"] == "1" and data["GMCP"] == "1" and data["UTF-8"] == "1", data
+
+
+async def test_evennia_mxp_send_links_reach_the_browser_as_osc8_send_links(evennia_gateway, phoenix_js):
+    """Evennia speaks MXP when the client accepts it: its clickable help topics (``|lc...|lt...|le``,
+    sent as ``ESC[4z<SEND HREF="help ...">...ESC[4z</SEND>``, with ``&lt;`` for ``<``) reach the
+    browser as OSC 8 ``send:`` links, with no MXP markup left in the text."""
+    relay = evennia_gateway.relay
+    before = len(relay.connections)
+    js = await open_game(evennia_gateway, phoenix_js)
+    rec = relay.connections[before]
+    assert bytes([IAC, DO, MXP]) in rec.to_game  # our answer to Evennia's WILL MXP
+    # Evennia escapes "<" as "&lt;" once MXP is on: the screen reads as before
+    assert SCREEN in js.text_since(0)
+    await create_and_connect(js)
+    mark = len(js.events)
+    await js.send("help")
+    text = await js.text("\x1b]8;;send:help%20", mark)
+    links = re.findall(r"\x1b\]8;;(send:[^\x1b]*)\x1b\\(.*?)\x1b\]8;;\x1b\\", text)
+    assert links, text
+    commands = {unquote(uri[len("send:"):]): re.sub(r"\x1b\[[0-9;]*m", "", label) for uri, label in links}
+    assert "help look" in commands and commands["help look"] == "look", commands
+    assert "<SEND" not in text and "\x1b[4z" not in text and "&lt;" not in text
+    # the command a player would click, sent as the page sends it
+    mark = len(js.events)
+    await js.send("help look")
+    assert "look" in await js.text("Usage", mark)
