@@ -54,9 +54,9 @@ MAX_COMMAND = 1024
 
 OPEN, SECURE, LOCKED = 0, 1, 2
 
-# Where the parser must look: a tag, an entity, a mode change.
-_SIGNIFICANT = re.compile(r"[<&]|\x1b\[[0-9]*z")
-_SIGNIFICANT_BYTES = re.compile(rb"[<&]|\x1b\[[0-9]*z")
+# A mode change (the other things the parser looks for, "<" and "&", are found with `in`).
+_MODE = re.compile(r"\x1b\[[0-9]*z")
+_MODE_BYTES = re.compile(rb"\x1b\[[0-9]*z")
 _STOP = re.compile(r"[<&\n]|\x1b\[([0-9]*)z")          # inside a line with state
 _STOP_CLEAN = re.compile(r"[<&]|\x1b\[([0-9]*)z")      # at the default state: line ends do nothing
 _STOP_LOCKED = re.compile(r"\n|\x1b\[([0-9]*)z")       # locked: nothing is parsed
@@ -96,6 +96,13 @@ _DEFINITION_WORDS = frozenset({"OPEN", "EMPTY", "DELETE", "ADD", "REMOVE", "PRIV
 
 _BASIC_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'", "nbsp": "\xa0"}
 _HTML_ENTITIES = html.entities.html5
+
+
+def has_mxp(text: "str | bytes") -> bool:
+    """Whether ``text`` holds anything MXP acts on: ``<``, ``&`` or ``ESC[n z`` (C-speed searches)."""
+    if isinstance(text, str):
+        return "<" in text or "&" in text or ("\x1b[" in text and _MODE.search(text) is not None)
+    return b"<" in text or b"&" in text or (b"\x1b[" in text and _MODE_BYTES.search(text) is not None)
 
 
 class MxpReply(msgspec.Struct, frozen=True):
@@ -359,8 +366,9 @@ class MxpParser:
                 continue
             if t is Lines:
                 data = ev.data  # type: ignore[union-attr]
-                if self.clean and not _SIGNIFICANT_BYTES.search(data):
-                    self.game_sgr.track(bytes(data) if isinstance(data, memoryview) else data)
+                raw = bytes(data) if type(data) is memoryview else data
+                if self.clean and not has_mxp(raw):  # the flood path: stays bytes, untouched
+                    self.game_sgr.track(raw)
                     out.append(ev)
                     continue
                 ev = ev.text()  # type: ignore[union-attr]
@@ -398,7 +406,7 @@ class MxpParser:
     def convert(self, text: str, end_of_event: bool = True) -> str:
         """One event's text through MXP; with ``end_of_event`` an open link is closed in it
         (and reopened in the next event's text)."""
-        if self.clean and not _SIGNIFICANT.search(text):
+        if self.clean and not has_mxp(text):
             self.game_sgr.track(text)
             return text
         self._out = out = []
@@ -681,7 +689,8 @@ class MxpParser:
     def _flush_link(self, final: bool) -> None:
         """The open link's output, wrapped in OSC 8 when it makes a link; ``final``: it ends."""
         link = self.link
-        assert link is not None
+        if link is None:
+            return
         if not link.fixed:
             link.uri = self._link_uri(link)
             link.fixed = True

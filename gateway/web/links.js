@@ -56,6 +56,11 @@ export function linkElement(link) {
   return el;
 }
 
+/** Take the game's links under `root` out of the tab order (copies the page keeps hidden). */
+export function outOfTabOrder(root) {
+  for (const el of root.querySelectorAll(".game-link")) el.tabIndex = -1;
+}
+
 /**
  * Make the game's links work in `root` (the page): send(command) sends a
  * command as it is, prompt(text) puts text into the input line.

@@ -12,7 +12,7 @@
 // - The game's OSC 8 links (MXP, SPEC 7.1) become links and commands (links.js).
 
 import { AnsiParser, DEFAULT_STYLE, cssColours, styleClasses } from "./ansi.js";
-import { linkParent } from "./links.js";
+import { linkParent, outOfTabOrder } from "./links.js";
 
 const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/g;
 const URL_TRAILING = /[.,;:!?'")\]}>]+$/;
@@ -247,6 +247,7 @@ export class OutputLog {
     const copies = [];
     for (let i = from; i < lines.length; i++) copies.push(lines[i].cloneNode(true));
     this.tail.replaceChildren(...copies);
+    outOfTabOrder(this.tail); // copies in an aria-hidden strip: clickable, not focusable
     this._drawJump();
   }
 
