@@ -186,3 +186,17 @@ async def test_with_mxp_off_the_markup_is_text(browser: Browser) -> None:  # noq
         log = await page.evaluate("document.getElementById('log').textContent")
         assert "<SEND href=\"&lt;img src=x onerror=window.__pwned=1&gt;\">img cmd</SEND>" in log
         assert await page.locator("#log .game-link").count() == 0
+
+
+async def test_links_in_the_splits_copy_work_by_mouse_and_stay_out_of_the_tab_order(browser: Browser) -> None:  # noqa: F811
+    async with mxp_game(browser) as (page, conn):
+        conn.send(b"".join(b"\x1b[1zline %d <SEND href=\"get %d\">item %d</SEND>\r\n" % (i, i, i) for i in range(120)))
+        await log_has(page, "item 119")
+        await page.evaluate("document.getElementById('log').scrollTop = 0")
+        await page.wait_for_selector("#tail-box:not([hidden])")
+        copies = page.locator("#tail .game-link")
+        assert await copies.count() > 0
+        assert set(await copies.evaluate_all("els => els.map(e => e.tabIndex)")) == {-1}
+        assert set(await page.locator("#log .game-link").evaluate_all("els => els.map(e => e.tabIndex)")) == {0}
+        await page.locator("#tail .game-link", has_text="item 119").click()
+        await sent(conn, b"get 119")
