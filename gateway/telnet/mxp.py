@@ -57,13 +57,19 @@ OPEN, SECURE, LOCKED = 0, 1, 2
 # A mode change (the other things the parser looks for, "<" and "&", are found with `in`).
 _MODE = re.compile(r"\x1b\[[0-9]*z")
 _MODE_BYTES = re.compile(rb"\x1b\[[0-9]*z")
-_STOP = re.compile(r"[<&\n]|\x1b\[([0-9]*)z")          # inside a line with state
-_STOP_CLEAN = re.compile(r"[<&]|\x1b\[([0-9]*)z")      # at the default state: line ends do nothing
+_STOP = re.compile(r"<(?=[A-Za-z/!])|&(?=[#A-Za-z_])|\n|\x1b\[([0-9]*)z")          # inside a line with state
+_STOP_CLEAN = re.compile(r"<(?=[A-Za-z/!])|&(?=[#A-Za-z_])|\x1b\[([0-9]*)z")      # at the default state: line ends do nothing
 _STOP_LOCKED = re.compile(r"\n|\x1b\[([0-9]*)z")       # locked: nothing is parsed
 _STOP_LOCKED_CLEAN = re.compile(r"\x1b\[([0-9]*)z")
-_STOP_INNER = re.compile(r"[<&]")                       # an element's expansion
-# A tag: no line end, no ESC, quotes balanced (so '>' may sit inside a quoted value).
-_TAG = re.compile(r"<(/?)(!?[A-Za-z][A-Za-z0-9_.-]*)((?:[^>'\"\n\x1b]|\"[^\"\n\x1b]*\"|'[^'\n\x1b]*')*)>")
+_STOP_INNER = re.compile(r"<(?=[A-Za-z/!])|&(?=[#A-Za-z_])")                       # an element's expansion
+# A tag: no line end, no ESC, no "<" (so a failed match stops at the next "<": linear),
+# quotes balanced (so ">" may sit inside a quoted value).
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9_.-]*)((?:[^<>'\"\n\x1b]|\"[^<\"\n\x1b]*\"|'[^<'\n\x1b]*')*)>")
+# A definition (<!ELEMENT ...>) may hold tags in its quoted values: its failed matches
+# are paid for from a budget per line (MxpParser._match_tag).
+_DEFINITION_TAG = re.compile(r"<(/?)(![A-Za-z]+)((?:[^<>'\"\n\x1b]|\"[^\"\n\x1b]*\"|'[^'\n\x1b]*')*)>")
+#: Characters failed definition matches may scan per line: this plus 4 times the line.
+SCAN_ALLOWANCE = 4 * MAX_TAG
 _ATTR = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*)?(\"[^\"]*\"|'[^']*'|[^\s\"'=]+)")
 _ENTITY = re.compile(r"&(#[0-9]{1,8}|#[xX][0-9a-fA-F]{1,8}|[A-Za-z_][A-Za-z0-9_.-]{0,63});")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -346,6 +352,8 @@ class MxpParser:
         self.off = False           # the game said WONT MXP
         self._out: list[str] = []
         self._budget = 0
+        self._scan_budget = 0
+        self._put_plain = False
         self._extra: list[Event] = []
 
     # -- the stream's hook -----------------------------------------------------
@@ -410,8 +418,9 @@ class MxpParser:
             self.game_sgr.track(text)
             return text
         self._out = out = []
-        pos, n = 0, len(text)
-        self._budget = self._line_budget(text, 0)
+        pos = plain = 0  # text[plain:pos] is game text not yet put out
+        n = len(text)
+        self._start_line(text, 0)
         while pos < n:
             clean = self.clean
             if (self.mode == LOCKED) and not self.temp_secure:
@@ -419,33 +428,44 @@ class MxpParser:
             else:
                 stop = _STOP_CLEAN if clean else _STOP
             m = stop.search(text, pos)
-            end = m.start() if m else n
-            if end > pos:
-                self._text(text[pos:end])
             if m is None:
                 break
+            end = m.start()
             c = text[end]
+            if c == "&":
+                pos = self._entity(text, end, plain)
+                if self._put_plain:
+                    plain = pos
+                continue
+            if c == "<":
+                pos = self._tag(text, end, plain, 0, None)
+                if self._put_plain:
+                    plain = pos
+                continue
+            if end > plain:
+                self._text(text[plain:end])
             if c == "\n":
                 self._line_end()
                 pos = end + 1
-                self._budget = self._line_budget(text, pos)
-            elif c == "\x1b":
+                self._start_line(text, pos)
+            else:
                 self._set_mode(m.group(1))
                 pos = m.end()
-            elif c == "&":
-                pos = self._entity(text, end)
-            else:
-                pos = self._tag(text, end, 0, None)
+            plain = pos
+        if plain < n:
+            self._text(text[plain:])
         if end_of_event and self.link is not None:
             self._flush_link(final=False)
         self._out = []
         return "".join(out)
 
-    @staticmethod
-    def _line_budget(text: str, pos: int) -> int:
-        """What expansion may add to the line starting at ``pos``: EXPANSION_FACTOR times it."""
+    def _start_line(self, text: str, pos: int) -> None:
+        """The budgets of the line starting at ``pos``: what expansion may add to it
+        (EXPANSION_FACTOR times the line) and what failed definition matches may scan."""
         nl = text.find("\n", pos)
-        return EXPANSION_FACTOR * ((nl if nl >= 0 else len(text)) - pos)
+        length = (nl if nl >= 0 else len(text)) - pos
+        self._budget = EXPANSION_FACTOR * length
+        self._scan_budget = SCAN_ALLOWANCE + 4 * length
 
     def _put(self, s: str) -> None:
         """Output (into the open link, if any)."""
@@ -499,18 +519,22 @@ class MxpParser:
 
     # -- entities ------------------------------------------------------------------
 
-    def _entity(self, text: str, pos: int) -> int:
+    def _entity(self, text: str, pos: int, plain: int) -> int:
+        """An ``&`` at ``pos``: where to go on. ``_put_plain`` says whether the text before
+        it (from ``plain``) was put out (an entity replaced); else it stays as text."""
+        self._put_plain = False
         m = _ENTITY.match(text, pos)
         if m is None:
-            self._text("&", track=False)
             return pos + 1
         value = self.entity_value(m.group(1))
         if value is None or len(value) > self._budget:
-            self._text(m.group(0), track=False)  # unknown: stays as text
-        else:
-            self._budget -= len(value)
-            if value:
-                self._text(value, track=False)
+            return m.end()  # unknown (or over the budget): stays as text
+        self._budget -= len(value)
+        if pos > plain:
+            self._text(text[plain:pos])
+        if value:
+            self._text(value, track=False)
+        self._put_plain = True
         return m.end()
 
     def entity_value(self, name: str) -> str | None:
@@ -548,19 +572,38 @@ class MxpParser:
 
     # -- tags ----------------------------------------------------------------------
 
-    def _tag(self, text: str, pos: int, depth: int, secure_inner: bool | None) -> int:
-        """A ``<`` at ``pos``: a tag taken, or the text as it came. Returns where to go on."""
-        m = _TAG.match(text, pos, min(len(text), pos + MAX_TAG))
+    def _match_tag(self, text: str, pos: int) -> re.Match[str] | None:
+        end = min(len(text), pos + MAX_TAG)
+        if not text.startswith("!", pos + 1) and not text.startswith("/!", pos + 1):
+            return _TAG.match(text, pos, end)
+        nl = text.find("\n", pos, end)
+        cost = (nl if nl >= 0 else end) - pos  # at most what a failed match scans
+        if cost > self._scan_budget:
+            return None
+        m = _DEFINITION_TAG.match(text, pos, end)
         if m is None:
-            self._text("<", track=False)
+            self._scan_budget -= cost
+        return m
+
+    def _tag(self, text: str, pos: int, plain: int, depth: int, secure_inner: bool | None) -> int:
+        """A ``<`` at ``pos``: where to go on. ``_put_plain`` says whether the text before it
+        (from ``plain``) was put out (a tag took effect); else the tag stays as text."""
+        self._put_plain = False
+        m = self._match_tag(text, pos)
+        if m is None:
             return pos + 1
         if secure_inner is None:
             secure = self.temp_secure or self.mode == SECURE
             self.temp_secure = False
         else:
             secure = secure_inner
-        if not self._take(m.group(2).upper(), bool(m.group(1)), m.group(3), secure, depth):
-            self._text(m.group(0), track=False)
+        if pos > plain:
+            self._text(text[plain:pos], track=secure_inner is None)
+        if self._take(m.group(2).upper(), bool(m.group(1)), m.group(3), secure, depth):
+            self._put_plain = True
+            return m.end()
+        self._text(m.group(0), track=False)  # the tag as it came
+        self._put_plain = True
         return m.end()
 
     def _take(self, key: str, closing: bool, attr_text: str, secure: bool, depth: int) -> bool:
@@ -746,21 +789,26 @@ class MxpParser:
         if not element.empty and not self._push(_Open(key, "element")):
             return False
         inner_secure = secure and not element.open
-        pos, n = 0, len(expansion)
+        pos = plain = 0
+        n = len(expansion)
         while pos < n:
             m = _STOP_INNER.search(expansion, pos)
-            end = m.start() if m else n
-            if end > pos:
-                self._text(expansion[pos:end], track=False)
             if m is None:
                 break
+            end = m.start()
             if expansion[end] == "&":
                 if expansion[end:end + 6].lower() == "&text;":
-                    pos = end + 6  # the element's text follows as it comes
-                else:
-                    pos = self._entity(expansion, end)
+                    if end > plain:  # the element's text follows as it comes
+                        self._text(expansion[plain:end], track=False)
+                    pos = plain = end + 6
+                    continue
+                pos = self._entity(expansion, end, plain)
             else:
-                pos = self._tag(expansion, end, depth + 1, inner_secure)
+                pos = self._tag(expansion, end, plain, depth + 1, inner_secure)
+            if self._put_plain:
+                plain = pos
+        if plain < n:
+            self._text(expansion[plain:], track=False)
         return True
 
     def _define(self, what: str, attrs: Attrs) -> None:
