@@ -430,3 +430,15 @@ def test_failed_tags_cost_bounded_work():
     out = text(b"\x1b[1z" + hostile.encode() + b"<!EL ok '<B>'>\r\n\x1b[1z<!EL ok2 '<I>'><ok2>y</ok2>\r\n")
     # (the <B> inside the failed definition is then an open tag of its own)
     assert out == hostile + "<!EL ok '\x1b[1m'>\x1b[0m\n\x1b[3my\x1b[0m\n"
+
+
+def test_every_line_of_an_event_has_its_own_expansion_budget():
+    # regression: lines passed over at the default state kept the first line's budget
+    assert text(b"\r\n&lt;\r\n") == "\n<\n"
+    assert text(b"plain\r\nmore &amp; &lt;b&gt;\r\n") == "plain\nmore & <b>\n"
+
+
+def test_a_link_ends_at_its_line_end_inside_p_and_nobr_too():
+    # (events end at line ends: a link never spans them without a prompt flush)
+    assert text(b"\x1b[1z<P><SEND>a\r\nb</SEND></P>\r\n") == "\x1b]8;;send:a\x1b\\a\x1b]8;;\x1b\\ b\n"
+    assert text(b"\x1b[1z<SEND>a<NOBR>\r\nb</SEND>\r\n") == "\x1b]8;;send:a\x1b\\a\x1b]8;;\x1b\\b\n"

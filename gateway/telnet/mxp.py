@@ -335,6 +335,10 @@ def _parse_atts(text: str) -> list[tuple[str, str]]:
 class MxpParser:
     """One session's MXP client state: text events in, text with ANSI and OSC 8 out."""
 
+    __slots__ = ("version", "media_url", "entities", "elements", "default", "mode", "temp_secure",
+                 "stack", "game_sgr", "link", "vars", "p", "nobr", "off", "_out", "_budget",
+                 "_scan_budget", "_line_limit", "_put_plain", "_extra")
+
     def __init__(self, version: str, media_url: str | None = None) -> None:
         self.version = version
         self.media_url = media_url
@@ -353,6 +357,7 @@ class MxpParser:
         self._out: list[str] = []
         self._budget = 0
         self._scan_budget = 0
+        self._line_limit = 0       # where the line the budgets are for ends
         self._put_plain = False
         self._extra: list[Event] = []
 
@@ -432,6 +437,8 @@ class MxpParser:
                 break
             end = m.start()
             c = text[end]
+            if end > self._line_limit:  # a later line (passed over at the default state)
+                self._start_line(text, text.rfind("\n", 0, end) + 1)
             if c == "&":
                 pos = self._entity(text, end, plain)
                 if self._put_plain:
@@ -463,7 +470,8 @@ class MxpParser:
         """The budgets of the line starting at ``pos``: what expansion may add to it
         (EXPANSION_FACTOR times the line) and what failed definition matches may scan."""
         nl = text.find("\n", pos)
-        length = (nl if nl >= 0 else len(text)) - pos
+        self._line_limit = nl if nl >= 0 else len(text)
+        length = self._line_limit - pos
         self._budget = EXPANSION_FACTOR * length
         self._scan_budget = SCAN_ALLOWANCE + 4 * length
 
@@ -487,6 +495,8 @@ class MxpParser:
                 parts.append(plain)
 
     def _line_end(self) -> None:
+        if self.link is not None:  # a link ends with its line, also where P or NOBR go on
+            self._close_name(self.stack_link_name())
         if self.nobr:
             self.nobr = False
             return
