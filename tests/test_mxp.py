@@ -18,6 +18,7 @@ from gateway.telnet import mxp as mxp_module
 from gateway.telnet.mxp import MAX_ELEMENTS, MAX_ENTITIES, MAX_OPEN_TAGS, MxpParser, MxpReply
 from gateway.telnet.stream import Gmcp, Lines, Negotiation, Prompt, TelnetStream, Text
 from tests.fakemud import FakeMud
+from tests.test_telnet_client import Recorder
 
 IAC, WILL, WONT, DO, DONT, SB, SE, GA = 255, 251, 252, 253, 254, 250, 240, 249
 MXP = 91
@@ -343,24 +344,9 @@ def test_without_a_secure_mode_nothing_becomes_a_link(pieces):
 
 # -- over a real socket: negotiation, replies --------------------------------------
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list = []
-        self.closed = asyncio.get_running_loop().create_future()
-
-    def on_events(self, events) -> None:
-        self.events.extend(events)
-
-    def on_game_closed(self, reason: str) -> None:
-        if not self.closed.done():
-            self.closed.set_result(reason)
-
-    def on_mssp(self, variables) -> None:
-        pass
-
-    def text(self) -> str:
-        return "".join((e.text() if type(e) is Lines else e).message for e in self.events
-                       if type(e) in (Text, Lines, Prompt))
+def received_text(sink: Recorder) -> str:
+    return "".join((e.text() if type(e) is Lines else e).message for e in sink.events
+                   if type(e) in (Text, Lines, Prompt))
 
 
 async def _connect(mud: FakeMud, extra: str = ""):
@@ -386,11 +372,11 @@ async def test_do_mxp_on_will_then_styles_links_and_replies_over_a_socket():
             await conn.wait_for(bytes([IAC, DO, MXP]))
             conn.send(b"\x1b[1z<VERSION>\r\n\x1b[1z<SEND href=\"look\">Look</SEND> &amp; <B>b</B>\r\n")
             await conn.wait_for(b"\x1b[1z<VERSION MXP=1.0 CLIENT=mud-gateway VERSION=" + __version__.encode() + b">\r\n")
-            await _until(lambda: "b\x1b[0m\n" in sink.text())
-            assert sink.text() == "\n\x1b]8;;send:look\x1b\\Look\x1b]8;;\x1b\\ & \x1b[1mb\x1b[0m\n"
+            await _until(lambda: "b\x1b[0m\n" in received_text(sink))
+            assert received_text(sink) == "\n\x1b]8;;send:look\x1b\\Look\x1b]8;;\x1b\\ & \x1b[1mb\x1b[0m\n"
             # WONT: MXP off, text as it comes
             conn.send(bytes([IAC, WONT, MXP]) + b"<B>x</B>\r\n")
-            await _until(lambda: sink.text().endswith("<B>x</B>\n"))
+            await _until(lambda: received_text(sink).endswith("<B>x</B>\n"))
         finally:
             client.close("test over")
             await asyncio.wait_for(sink.closed, 5)
@@ -402,7 +388,7 @@ async def test_dont_mxp_when_the_game_says_mxp_false():
         try:
             conn.send(bytes([IAC, WILL, MXP]) + b"\x1b[1z<B>x</B>\r\n")
             await conn.wait_for(bytes([IAC, DONT, MXP]))
-            await _until(lambda: sink.text().endswith("<B>x</B>\n"))
+            await _until(lambda: received_text(sink).endswith("<B>x</B>\n"))
             assert bytes([IAC, DO, MXP]) not in conn.received
             assert client.stream.mxp is None
         finally:
