@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from urllib.parse import unquote
 
 import msgspec
@@ -428,3 +429,24 @@ def test_a_link_ends_at_its_line_end_inside_p_and_nobr_too():
     # (events end at line ends: a link never spans them without a prompt flush)
     assert text(b"\x1b[1z<P><SEND>a\r\nb</SEND></P>\r\n") == "\x1b]8;;send:a\x1b\\a\x1b]8;;\x1b\\ b\n"
     assert text(b"\x1b[1z<SEND>a<NOBR>\r\nb</SEND>\r\n") == "\x1b]8;;send:a\x1b\\a\x1b]8;;\x1b\\b\n"
+
+
+async def test_a_connection_adopted_with_mxp_on_goes_on_parsing_mxp():
+    """Upgrade in place (handoff): MXP stays on for an adopted connection (its definitions start over)."""
+    from gateway.handoff import TelnetState
+    from telnetlib3 import telopt
+
+    game = parse_config("games: [{name: g, host: 127.0.0.1, port: 1}]").games[0]
+    ours, theirs = socket.socketpair()
+    sink = Recorder()
+    state = TelnetState(remote_options=[(telopt.MXP, True)])
+    client = await telnet.adopt(ours, game, sink, TelnetStream().to_state(), state)
+    try:
+        theirs.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendall(theirs, b"\x1b[1z<SEND>go</SEND> &amp;\r\n")
+        await _until(lambda: received_text(sink) == "\x1b]8;;send:go\x1b\\go\x1b]8;;\x1b\\ &\n")
+    finally:
+        client.close("test over")
+        await asyncio.wait_for(sink.closed, 5)
+        theirs.close()
