@@ -43,8 +43,8 @@ MAX_TAG = 1024
 MAX_ENTITIES = 256
 MAX_ELEMENTS = 256
 MAX_DEFINITION = 1024
-#: Custom elements expand at most this deep, and to at most EXPANSION_FACTOR times the
-#: event's text (entities and element definitions together).
+#: Custom elements expand at most this deep; entities and expansions add at most
+#: EXPANSION_FACTOR times the length of the line they are on.
 MAX_DEPTH = 4
 EXPANSION_FACTOR = 8
 #: Tags open at once (a line end closes them); beyond this a tag takes no effect.
@@ -54,14 +54,16 @@ MAX_COMMAND = 1024
 
 OPEN, SECURE, LOCKED = 0, 1, 2
 
-# A mode change (the other things the parser looks for, "<" and "&", are found with `in`).
+# A mode change: with "<" and "&" (found with `in`), what makes text worth parsing.
 _MODE = re.compile(r"\x1b\[[0-9]*z")
 _MODE_BYTES = re.compile(rb"\x1b\[[0-9]*z")
-_STOP = re.compile(r"<(?=[A-Za-z/!])|&(?=[#A-Za-z_])|\n|\x1b\[([0-9]*)z")          # inside a line with state
-_STOP_CLEAN = re.compile(r"<(?=[A-Za-z/!])|&(?=[#A-Za-z_])|\x1b\[([0-9]*)z")      # at the default state: line ends do nothing
-_STOP_LOCKED = re.compile(r"\n|\x1b\[([0-9]*)z")       # locked: nothing is parsed
+# Where the parser stops: a tag ("<" and a letter, "/" or "!"), an entity ("&" and a name
+# or "#"), a mode change, and a line end while a tag or a line mode is open.
+_STOP = re.compile(r"<(?=[A-Za-z/!])|&(?=[#A-Za-z_])|\n|\x1b\[([0-9]*)z")
+_STOP_CLEAN = re.compile(r"<(?=[A-Za-z/!])|&(?=[#A-Za-z_])|\x1b\[([0-9]*)z")
+_STOP_LOCKED = re.compile(r"\n|\x1b\[([0-9]*)z")  # locked: nothing is parsed
 _STOP_LOCKED_CLEAN = re.compile(r"\x1b\[([0-9]*)z")
-_STOP_INNER = re.compile(r"<(?=[A-Za-z/!])|&(?=[#A-Za-z_])")                       # an element's expansion
+_STOP_INNER = re.compile(r"<(?=[A-Za-z/!])|&(?=[#A-Za-z_])")  # an element's expansion
 # A tag: no line end, no ESC, no "<" (so a failed match stops at the next "<": linear),
 # quotes balanced (so ">" may sit inside a quoted value).
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9_.-]*)((?:[^<>'\"\n\x1b]|\"[^<\"\n\x1b]*\"|'[^<'\n\x1b]*')*)>")
@@ -379,9 +381,9 @@ class MxpParser:
                 continue
             if t is Lines:
                 data = ev.data  # type: ignore[union-attr]
-                raw = bytes(data) if type(data) is memoryview else data
-                if self.clean and not has_mxp(raw):  # the flood path: stays bytes, untouched
-                    self.game_sgr.track(raw)
+                whole = bytes(data) if type(data) is memoryview else data
+                if self.clean and not has_mxp(whole):  # the flood path: stays bytes, untouched
+                    self.game_sgr.track(whole)
                     out.append(ev)
                     continue
                 ev = ev.text()  # type: ignore[union-attr]
