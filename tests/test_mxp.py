@@ -179,6 +179,10 @@ def test_send_links_are_percent_encoded_with_hints_and_menus():
     assert command == "send:buy%20sword"
     assert msgspec.json.decode(unquote(config)) == {
         "tooltip": "Trade", "menu": [{"Buy it": "send:buy%20sword"}, {"Sell it": "send:sell%20sword"}]}
+    # n commands, n hint parts: the parts label the menu, the whole hint is the tooltip
+    out = text(b"\x1b[1z<SEND href=\"n|s\" hint=\"North|South\">go</SEND>\r\n")
+    config = msgspec.json.decode(unquote(OSC8.search(out).group(1).partition("?config=")[2]))
+    assert config == {"tooltip": "North|South", "menu": [{"North": "send:n"}, {"South": "send:s"}]}
     out = text(b"\x1b[1z<SEND \"look\" \"Look around\">l</SEND>\r\n")
     assert OSC8.search(out).group(1) == "send:look?config=" + mxp_module.percent('{"tooltip":"Look around"}')
 

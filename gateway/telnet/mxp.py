@@ -772,8 +772,8 @@ class MxpParser:
         hints = link.hint.split("|") if link.hint else []
         if hints or len(commands) > 1:
             config: dict[str, Any] = {}
-            if hints:
-                config["tooltip"] = hints[0]
+            if hints:  # n+1 parts for n commands: the first is the tooltip; else the whole hint
+                config["tooltip"] = hints[0] if len(hints) == len(commands) + 1 else link.hint
             if len(commands) > 1:
                 labels = hints[1:] if len(hints) == len(commands) + 1 else \
                     hints if len(hints) == len(commands) else commands
