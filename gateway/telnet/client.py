@@ -144,8 +144,8 @@ class GameClient(tl_client.TelnetClient):
     # No dict per connection (idle memory): ours, then the attributes telnetlib3's
     # protocol classes set (asyncio's FlowControlMixin, BaseClient, TelnetClient).
     __slots__ = ("sink", "stream", "game_encoding", "gmcp_supports", "mtts", "naws_size", "client_ip",
-                 "_ttype_count", "_timer", "_closed_reason", "_proxy", "_pin", "pin_failed", "loop",
-                 "read_at", "_restore", "_ending_compression", "media_url", "_mxp",
+                 "_ttype_count", "_timer", "_closed_reason", "_proxy", "_pin", "pin_failed", "loop", "read_at",
+                 "_restore", "_ending_compression", "media_url", "_mxp", "_poll_at",
                  "_loop", "_paused", "_drain_waiters", "_connection_lost",
                  "log", "default_encoding", "_encoding_errors", "force_binary", "_extra", "waiter_closed",
                  "_waiter_connected", "_tasks", "shell", "connect_minwait", "connect_maxwait", "reader",
@@ -181,7 +181,8 @@ class GameClient(tl_client.TelnetClient):
         self.naws_size = naws
         self.client_ip = client_ip
         self._ttype_count = 0
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None  # _poll's, due at _poll_at
+        self._poll_at = 0.0
         self._closed_reason: str | None = None
         self._proxy = proxy
         self._pin = pin_sha256
@@ -328,11 +329,14 @@ class GameClient(tl_client.TelnetClient):
         when = self.stream.deadline()
         timer = self._timer
         if timer is not None:
-            if when is not None and timer.when() <= when:
+            # The deadline it was set for, kept here: a handle's when() is asyncio's, not the
+            # loop protocol's (uvloop's call_at with a time already due returns a Handle without it).
+            if when is not None and self._poll_at <= when:
                 return  # it fires first; _poll schedules again for the later deadline
             timer.cancel()
             self._timer = None
         if when is not None:
+            self._poll_at = when
             self._timer = self.loop.call_at(when, self._poll)
 
     def _poll(self) -> None:
