@@ -894,20 +894,79 @@ def test_partial_flushes_never_split_escapes_or_lose_text(data):
         e for e in expected_other if isinstance(e, (Gmcp, EchoMode))]
 
 
-def test_mccp2_decompression_bomb_is_refused_not_buffered():
-    import zlib as _zlib
+def inflate_all(s: TelnetStream, data: bytes, now: float = 0.0) -> list[list]:
+    """``feed`` then ``resume`` until no backlog: the events of each call."""
+    calls = [s.feed(data, now)]
+    while s.backlog:
+        calls.append(s.resume(now))
+    return calls
 
-    from gateway.telnet.stream import MAX_INFLATE_PER_READ, CompressionError as _CE
+
+def test_mccp2_read_inflates_in_bounded_steps_and_delivers_everything():
+    """A read that inflates to 40 MiB (a valid stream, far beyond 40:1) is inflated INFLATE_STEP
+    at a time, the rest waiting as the backlog, and all of it arrives: no "compression error"
+    (issue 17.10)."""
+    from gateway.telnet.stream import INFLATE_STEP
     s = TelnetStream()
     s.inflating = True
-    c = _zlib.compressobj(9)
-    bomb = c.compress(b"a" * (MAX_INFLATE_PER_READ * 2)) + c.flush(_zlib.Z_SYNC_FLUSH)
-    assert len(bomb) < MAX_INFLATE_PER_READ // 100
-    events = s.feed(b"\xff\xfa\x56\xff\xf0" + bomb, 0.0)
-    assert isinstance(events[-1], _CE) and "limits" in events[-1].detail
-    delivered = sum(len(e.message) for e in events if isinstance(e, Text))
-    assert delivered <= MAX_INFLATE_PER_READ + (1 << 16) + (1 << 17)
-    assert s.feed(b"more", 1.0) == []
+    line = b"You are hit by the spam storm.\r\n"
+    plain = line * ((40 << 20) // len(line)) + b"the end\r\n"
+    (z,) = compressed(plain)
+    assert len(z) < 1 << 18  # one read's worth
+    calls = inflate_all(s, MCCP2_START + z)
+    assert len(calls) > (40 << 20) // INFLATE_STEP
+    for events in calls:
+        assert not any(isinstance(e, CompressionError) for e in events)
+        assert sum(len(e.message) for e in events if isinstance(e, Text)) <= INFLATE_STEP + MAX_PENDING_LINE
+    assert text_of([e for events in calls for e in events]) == plain.replace(b"\r", b"").decode()
+    assert not s.failed and s.resume(1.0) == []
+
+
+def test_mccp2_backlog_keeps_order_with_bytes_fed_meanwhile():
+    """Bytes fed while a backlog waits come after it (a caller that read on anyway)."""
+    from gateway.telnet.stream import INFLATE_STEP
+    s = TelnetStream()
+    s.inflating = True
+    c = zlib.compressobj()
+    first = c.compress(b"a" * (3 * INFLATE_STEP) + b"\n") + c.flush(zlib.Z_SYNC_FLUSH)
+    second = c.compress(b"then " + gmcp(b"Char.Vitals 1") + b"done\n") + c.flush(zlib.Z_FINISH) + b"plain\n"
+    events = s.feed(MCCP2_START + first, 0.0)
+    assert s.backlog
+    events += s.feed(second, 0.0)
+    while s.backlog:
+        events += s.resume(0.0)
+    assert collapse(events) == [Text("a" * (3 * INFLATE_STEP) + "\n"), Gmcp("Char.Vitals", 1),
+                                Text("then done\nplain\n")]
+    assert not s.compressing
+
+
+def test_mccp2_output_held_in_zlib_at_the_step_end_is_not_lost():
+    """A read cut anywhere: a step that fills its budget with all of the read's input taken
+    still gives what zlib holds (a long back-reference cut at the budget) on ``resume``, not
+    only once the game sends more (a prompt would wait)."""
+    from gateway.telnet.stream import INFLATE_STEP
+    for plain in (b"x" * (INFLATE_STEP + 20000), b"ab\n" * (INFLATE_STEP // 2)):
+        c = zlib.compressobj()
+        z = c.compress(plain) + c.flush(zlib.Z_SYNC_FLUSH)
+        for k in range(1, len(z)):
+            s = TelnetStream()
+            s.inflating = True
+            calls = inflate_all(s, MCCP2_START + z[:k])
+            got = text_of([e for events in calls for e in events] + s.finish())
+            assert got == zlib.decompressobj().decompress(z[:k]).decode(), k
+
+
+def test_mccp2_corrupt_after_steps_delivers_the_text_before_it():
+    from gateway.telnet.stream import INFLATE_STEP
+    s = TelnetStream()
+    s.inflating = True
+    c = zlib.compressobj()
+    good = c.compress(b"b" * (5 * INFLATE_STEP) + b"\nlast words") + c.flush(zlib.Z_SYNC_FLUSH)
+    calls = inflate_all(s, MCCP2_START + good + b"\x00garbage, not deflate" * 3)
+    events = [e for events in calls for e in events]
+    assert isinstance(events[-1], CompressionError)
+    assert text_of(events) == "b" * (5 * INFLATE_STEP) + "\nlast words"
+    assert s.failed and not s.backlog and s.feed(b"more", 1.0) == []
 
 
 # -- the raw GMCP fast path agrees with the general one ----------------------------------------------

@@ -145,7 +145,7 @@ class GameClient(tl_client.TelnetClient):
     # protocol classes set (asyncio's FlowControlMixin, BaseClient, TelnetClient).
     __slots__ = ("sink", "stream", "game_encoding", "gmcp_supports", "mtts", "naws_size", "client_ip",
                  "_ttype_count", "_timer", "_closed_reason", "_proxy", "_pin", "pin_failed", "loop", "read_at",
-                 "_restore", "_ending_compression", "media_url", "_mxp", "_poll_at",
+                 "_restore", "_ending_compression", "media_url", "_mxp", "_poll_at", "_held", "_stepping",
                  "_loop", "_paused", "_drain_waiters", "_connection_lost",
                  "log", "default_encoding", "_encoding_errors", "force_binary", "_extra", "waiter_closed",
                  "_waiter_connected", "_tasks", "shell", "connect_minwait", "connect_maxwait", "reader",
@@ -190,6 +190,8 @@ class GameClient(tl_client.TelnetClient):
         self.pin_failed = False
         self.loop = asyncio.get_event_loop()
         self.read_at: float | None = None  # loop time of the latest read from the game
+        self._held = False  # the session stopped reading (its browser is behind, or an upgrade)
+        self._stepping: asyncio.Handle | None = None  # the next step of an MCCP2 backlog
         self._restore = restore  # an adopted connection's negotiated state (upgrade in place)
         self._ending_compression = False  # an upgrade asked the game to end MCCP2
         self.media_url = media_url  # the game's, at connect: MSP is accepted only with one
@@ -270,6 +272,30 @@ class GameClient(tl_client.TelnetClient):
             return
         self.read_at = now = self.loop.time()
         self._dispatch(self.stream.feed(data, now))
+        if self.stream.backlog:
+            self._behind()
+
+    def _behind(self) -> None:
+        """A read inflated to more than one step (MCCP2): the game is not read until the rest is
+        inflated, one step a turn of the loop while the session reads (backpressure between
+        steps: a step adds what one read would, transport/websocket.py READ_BURST)."""
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._closed_reason:
+            return
+        transport.pause_reading()
+        if not self._held and self._stepping is None:
+            self._stepping = self.loop.call_soon(self._inflate_step)
+
+    def _inflate_step(self) -> None:
+        self._stepping = None
+        transport = self._transport
+        if self._held or transport is None or transport.is_closing():
+            return  # resume_reading() steps on
+        self._dispatch(self.stream.resume(self.loop.time()))
+        if self.stream.backlog:
+            self._behind()
+        elif not self._held:
+            transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._closing or self.pin_failed:
@@ -277,6 +303,11 @@ class GameClient(tl_client.TelnetClient):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._stepping is not None:
+            self._stepping.cancel()
+            self._stepping = None
+        if self.stream.backlog:  # the connection broke (a reset) while the rest waited
+            log.info("telnet: connection lost with compressed output not yet inflated (%s)", exc)
         events = self.stream.finish()
         if events:
             self.sink.on_events(events)
@@ -446,11 +477,15 @@ class GameClient(tl_client.TelnetClient):
             self.writer.send_iac(encode_naws(width, height))
 
     def pause_reading(self) -> None:
+        self._held = True
         if self._transport is not None:
             self._transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self._transport is not None:
+        self._held = False
+        if self.stream.backlog:
+            self._behind()  # the backlog first: the game is read once it is inflated
+        elif self._transport is not None:
             self._transport.resume_reading()
 
     # -- upgrade in place (handoff.py) ---------------------------------------

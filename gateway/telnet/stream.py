@@ -68,9 +68,10 @@ _IAC_SB_GMCP = bytes((IAC, SB, OPT_GMCP))
 MAX_SUBNEGOTIATION = 1 << 20
 #: Longest unterminated line held back before it is sent as a partial echo.
 MAX_PENDING_LINE = 1 << 16
-#: MCCP2: inflate at most this much per step, and per read.
-INFLATE_STEP = 1 << 16
-MAX_INFLATE_PER_READ = 1 << 25
+#: MCCP2: the most one call (``feed`` or ``resume``) inflates: a read's worth (asyncio and
+#: uvloop read at most 256 KiB), what the browser's outbox bound assumes one game read adds
+#: (transport/websocket.py READ_BURST). The rest of the read waits as ``backlog``.
+INFLATE_STEP = 1 << 18
 #: An "escape sequence" still unterminated after this many characters is not
 #: one: it is released as text.
 MAX_ESCAPE = 256
@@ -180,19 +181,19 @@ def _odd_iac_tail(data: bytes) -> bytes:
     return _IAC if run % 2 else b""
 
 
-def _inflate_prefix(inflater: Any, chunk: bytes) -> bytes:
-    """What ``inflater`` makes of the longest prefix of ``chunk`` that is not corrupt."""
+def _inflate_prefix(inflater: Any, chunk: bytes, most: int) -> bytes:
+    """What ``inflater`` makes (at most ``most`` bytes) of the longest prefix of ``chunk`` that is not corrupt."""
     lo, hi = 0, len(chunk)  # prefix lo is good; find the longest
     while lo < hi:
         mid = (lo + hi + 1) // 2
         try:
-            inflater.copy().decompress(chunk[:mid], INFLATE_STEP)
+            inflater.copy().decompress(chunk[:mid], most)
         except zlib.error:
             hi = mid - 1
         else:
             lo = mid
     try:
-        return inflater.decompress(chunk[:lo], INFLATE_STEP)
+        return inflater.decompress(chunk[:lo], most)
     except zlib.error:
         return b""
 
@@ -241,6 +242,9 @@ class TelnetStream:
         self.msdp = False          # MSDP accepted: its subnegotiations become Gmcp "MSDP"
         self.media_url: str | None = None  # MSP accepted: trigger lines become Client.Media
         self._inflate: Any = None  # zlib decompressor while the game compresses
+        self._backlog = b""        # bytes read, not yet inflated: the step's budget was spent
+        self._inflate_full = False # the last step filled its budget: zlib may hold more output
+        self._budget = 0           # what the call being made may still inflate
         self.failed = False
         #: While MXP is on (client.py): an ``mxp.MxpParser`` the events go through.
         self.mxp: Any = None
@@ -290,11 +294,35 @@ class TelnetStream:
     # -- input -----------------------------------------------------------
 
     def feed(self, data: bytes, now: float) -> list[Event]:
-        """Bytes read from the game -> events. Never raises on any input."""
-        events: list[Event] = []
+        """Bytes read from the game -> events. Never raises on any input.
+
+        MCCP2 output is inflated at most ``INFLATE_STEP`` bytes a call: what a read
+        expands to beyond that waits as ``backlog`` for ``resume`` (the caller stops
+        reading the game meanwhile; bytes fed anyway queue behind the backlog).
+        """
         if self.failed or not data:
-            return events
+            return []
+        if self._backlog:
+            data = self._backlog + data
+            self._backlog = b""
+        return self._step(data, now)
+
+    @property
+    def backlog(self) -> bool:
+        """Bytes already read wait to be inflated: call ``resume`` (once the consumer keeps up)."""
+        return bool(self._backlog) or self._inflate_full
+
+    def resume(self, now: float) -> list[Event]:
+        """The next step of the backlog: at most ``INFLATE_STEP`` more bytes inflated."""
+        if self.failed or not self.backlog:
+            return []
+        data, self._backlog = self._backlog, b""
+        return self._step(data, now)
+
+    def _step(self, data: bytes, now: float) -> list[Event]:
+        events: list[Event] = []
         self._now = now
+        self._budget = INFLATE_STEP
         if self._inflate is not None:
             self._inflate_data(data, events)
         else:
@@ -405,8 +433,10 @@ class TelnetStream:
                         events.append(parse_gmcp(_sb_payload(data, pos + 3, end), raw))
                         pos = end + 2
                 elif self._subnegotiation(data[i:end + 2], events):
-                    # MCCP2 starts right after this IAC SE: the rest is compressed.
+                    # MCCP2 starts right after this IAC SE: the rest is compressed. The text
+                    # before it in this read counts against the step's budget.
                     self._inflate = zlib.decompressobj()
+                    self._budget -= pos
                     if pos < n:
                         self._inflate_data(data[pos:], events)
                     return
@@ -481,36 +511,41 @@ class TelnetStream:
         return False
 
     def _inflate_data(self, data: bytes, events: list[Event]) -> None:
-        """Inflate MCCP2 data and scan it, a bounded piece at a time."""
-        budget = MAX_INFLATE_PER_READ
+        """Inflate MCCP2 data and scan it, up to the step's budget; the rest is the backlog."""
         chunk = data
-        while chunk and self._inflate is not None:
+        while self._inflate is not None and (chunk or self._inflate_full):
+            most = self._budget
+            if most <= 0:
+                self._backlog = chunk  # inflated by resume(), once the consumer keeps up
+                return
             inflater = self._inflate
             saved = inflater.copy()
             try:
-                plain = inflater.decompress(chunk, INFLATE_STEP)
+                plain = inflater.decompress(chunk, most)
             except zlib.error as exc:
                 # zlib gives nothing of a call that fails: find the good prefix again.
-                self._scan(_inflate_prefix(saved, chunk), events)
+                self._inflate_full = False
+                self._scan(_inflate_prefix(saved, chunk, most), events)
                 self._fail(f"corrupt compressed stream: {exc}", events)
                 return
+            # Output cut at the budget: zlib may hold more even with all the input taken.
+            self._inflate_full = len(plain) == most
+            self._budget = most - len(plain)
             if plain:
                 self._scan(plain, events)
             if inflater.eof:
                 # The game ended compression: what follows is plain telnet again.
                 self._inflate = None
+                self._inflate_full = False
                 if inflater.unused_data:
                     self._scan(inflater.unused_data, events)
-                return
-            budget -= len(plain)
-            if budget < 0:
-                self._fail("compressed stream expands beyond limits", events)
                 return
             chunk = inflater.unconsumed_tail
 
     def _fail(self, detail: str, events: list[Event]) -> None:
         self._inflate = None
-        self._carry = b""
+        self._carry = self._backlog = b""
+        self._inflate_full = False
         events.extend(self._held())
         events.append(CompressionError(detail))
         self.failed = True

@@ -39,7 +39,6 @@ from hypothesis import strategies as st
 from gateway.telnet.stream import (
     INFLATE_STEP,
     MAX_ESCAPE,
-    MAX_INFLATE_PER_READ,
     MAX_PENDING_LINE,
     MAX_SUBNEGOTIATION,
     CompressionError,
@@ -112,7 +111,7 @@ def mccp(draw) -> bytes:
     how = draw(st.sampled_from(["sync", "finish", "truncated", "corrupt", "bomb", "raw"]))
     if how == "bomb":
         payload = draw(st.sampled_from([b"a", b"\r\n", b"\xff\xfa\xc9", b"\x1b["])) * \
-            draw(st.sampled_from([INFLATE_STEP + 1, MAX_INFLATE_PER_READ // 3, MAX_INFLATE_PER_READ + 1]))
+            draw(st.sampled_from([INFLATE_STEP + 1, 3 * INFLATE_STEP, 128 * INFLATE_STEP + 1]))
         how = "sync"
     elif how == "raw":
         return bytes([IAC, SB, 86, IAC, SE]) + draw(small)
@@ -159,8 +158,9 @@ def _check_event(ev) -> None:
         assert type(ev) is CompressionError, ev
 
 
-def _check_bounded(s: TelnetStream) -> None:
+def _check_bounded(s: TelnetStream, read: int) -> None:
     assert len(s._carry) <= MAX_SUBNEGOTIATION + 3, len(s._carry)
+    assert len(s._backlog) <= read, len(s._backlog)  # the rest of this read, never more
     assert len(s._text) <= MAX_PENDING_LINE + MAX_ESCAPE, len(s._text)
 
 
@@ -188,19 +188,24 @@ def telnet_stream(pieces, cuts, encoding, inflating, switch, bytes_lines, msdp_m
         if n == 2 and switch:
             s.set_encoding(switch)  # CHARSET agreed mid-stream
         events = s.feed(wire[a:b], now)
-        out = 0
-        for ev in events:
-            _check_event(ev)
-            if type(ev) in (Text, Prompt):
-                out += len(ev.message)
-            elif type(ev) is Lines:
-                out += len(ev.data)  # bytes: at least as many as characters
-            if type(ev) is CompressionError:
-                assert inflating and not failed
-                failed = True
-        # a read never expands beyond the inflate budget plus what was held back
-        assert out <= MAX_INFLATE_PER_READ + 2 * INFLATE_STEP + MAX_PENDING_LINE + (b - a), out
-        _check_bounded(s)
+        while True:  # the read, then each step of its backlog (the gateway: one a turn of the loop)
+            out = 0
+            for ev in events:
+                _check_event(ev)
+                if type(ev) in (Text, Prompt):
+                    out += len(ev.message)
+                elif type(ev) is Lines:
+                    out += len(ev.data)  # bytes: at least as many as characters
+                if type(ev) is CompressionError:
+                    assert inflating and not failed
+                    failed = True
+            # a call never gives more than the inflate step, the read's own bytes (plain before
+            # and after a compressed stream) and what was held back
+            assert out <= INFLATE_STEP + MAX_PENDING_LINE + MAX_ESCAPE + 2 * (b - a), out
+            _check_bounded(s, b - a)
+            if not s.backlog:
+                break
+            events = s.resume(now)
         now += 0.05
         for ev in s.poll(now + 1.0):
             _check_event(ev)
