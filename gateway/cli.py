@@ -73,6 +73,9 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
         site = web.TCPSite(runner, config.listen.host, config.listen.port)
     if state is not None and inherited is not None:
         await upgrade.adopt(app, state, inherited)
+    # The carried scrollback, decoded, holds every kept payload uncompressed: not kept for
+    # the process's life (the sessions hold it compressed again: Session.from_state).
+    state = None
     try:
         await site.start()
     except OSError as exc:

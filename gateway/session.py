@@ -310,6 +310,7 @@ class Session:
         session.seq = state.seq
         session.last_input = state.last_input
         session.replay = ReplayBuffer.from_state(state.replay, manager.config.sessions.replay_bytes)
+        manager.compactor.watch(session.replay)  # carried uncompressed: compressed again as it was
         session.input_bucket.restore(state.bucket)
         return session
 
