@@ -39,6 +39,7 @@ from telnetlib3.stream_reader import TelnetReader
 from .. import __version__
 from ..handoff import StreamState, TelnetState
 from .input import encode_naws
+from . import resolver
 from .msdp import encode_msdp
 from .mxp import MxpParser, MxpReply
 from .proxy import proxy_header
@@ -588,10 +589,17 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
     if game.tls:
         kwargs["ssl"] = tls_context(game.tls_verify, game.tls_pin_sha256)
         kwargs["server_hostname"] = game.host
+    async def open_connection() -> tuple[Any, GameClient]:
+        sock = await resolver.dial(game.host, game.port)  # one slow name holds up no other game
+        try:
+            return await loop.create_connection(factory, sock=sock, **kwargs)
+        except BaseException:
+            sock.close()
+            raise
+
     try:
-        _, protocol = await asyncio.wait_for(
-            loop.create_connection(factory, game.host, game.port, **kwargs),
-            timeout=game.connect_timeout)
+        # The name's lookup, the TCP connect and the TLS handshake, within connect_timeout.
+        _, protocol = await asyncio.wait_for(open_connection(), timeout=game.connect_timeout)
     except asyncio.TimeoutError:
         raise GameUnavailable(f"no answer within {game.connect_timeout:g}s", "timeout") from None
     except ssl.SSLError as exc:
