@@ -26,6 +26,9 @@ from tests.conftest import free_port, make_config, new_topic
 from tests.fakemud import FakeMud
 from tests.upgrade_helpers import GatewayProcess
 
+#: Paths where the loops' handles and threads differ: on asyncio's own loop too (conftest).
+pytestmark = pytest.mark.both_loops
+
 
 class FakeDns(asyncio.DatagramProtocol):
     """Answers A queries for ``fast`` names with 127.0.0.1 (AAAA: no data), and never answers ``slow`` ones."""

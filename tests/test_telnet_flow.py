@@ -1,13 +1,15 @@
 """The game connection's flow over real sockets: timers and MCCP2 inflation on both event loops.
 
-Every async test here runs on asyncio's loop and on uvloop (conftest), the loop the
-gateway runs on in production: the paths below depend on what the loop's handles are.
+Every async test here runs on uvloop, the loop the gateway runs on in production, and on
+asyncio's own loop too (``both_loops``): the paths below depend on what the loop's handles are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import zlib
+
+import pytest
 
 from gateway.config import parse_config
 from gateway.routes import SOCKETS
@@ -16,6 +18,9 @@ from gateway.telnet.stream import Lines, Text
 from gateway.transport.websocket import HIGH_WATER, READ_BURST
 from tests.conftest import make_config, new_topic
 from tests.fakemud import FakeMud
+
+#: Paths where the loops' handles and threads differ: on asyncio's own loop too (conftest).
+pytestmark = pytest.mark.both_loops
 
 
 class Recorder:
