@@ -85,7 +85,7 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
         if game is not None:
             await game.close()
         return 1
-    host, port = site._server.sockets[0].getsockname()[:2]  # the real port when 0 was asked for
+    host, port = runner.addresses[0][:2]  # the real port when 0 was asked for
     url = f"http://{host}:{port}/"
     log.info("mud-gateway %s listening on %s (games: %s; event loop: %s; game text escaper: %s)",
              __version__, url, ", ".join(g.name for g in config.games),

@@ -16,6 +16,7 @@ import msgspec
 from aiohttp import web
 
 from . import __version__, admin
+from .aiohttp_private import HandshakeOnly, forget_connection, unread_after_request
 from .addresses import IPNetwork, client_address, parse_address
 from .auth import TokenError, authenticate
 from .config import Config, normalise_origin, origin_parts
@@ -92,7 +93,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="invalid or missing token") from None
     # permessage-deflate is agreed here, not by aiohttp: our answer asks the browser for
     # client_no_context_takeover (frames.negotiate_deflate; idle memory).
-    ws = _Upgrade(protocols=("phoenix",), compress=False)
+    ws = HandshakeOnly(protocols=("phoenix",), compress=False)
     transport, handler = request.transport, request.protocol
     if transport is None or not ws.can_prepare(request).ok:
         await ws.prepare(request)  # aiohttp answers the bad upgrade (400) as it does
@@ -104,9 +105,8 @@ async def socket(request: web.Request) -> web.StreamResponse:
                          client_port=port, registry=request.app[SOCKETS])
     # From here the connection is the socket's: what the browser sends reaches it, not
     # aiohttp (what aiohttp already holds after the request, too: sent before the 101).
-    tail = getattr(handler, "_message_tail", b"")
+    tail = unread_after_request(handler)
     if tail:
-        handler._message_tail = b""
         sock.data_received(tail)
     transport.set_protocol(sock)
     deflate = negotiate_deflate(",".join(request.headers.getall("Sec-WebSocket-Extensions", [])))
@@ -116,18 +116,8 @@ async def socket(request: web.Request) -> web.StreamResponse:
     sock.start(deflate[1] if deflate is not None else None)
     # aiohttp forgets the connection without closing it: its request handler, parser,
     # task and WebSocket reader are freed (idle memory, docs/performance.md).
-    handler.transport = None
-    handler.connection_lost(None)
+    forget_connection(handler)
     return ws
-
-
-class _Upgrade(web.WebSocketResponse):
-    """aiohttp's handshake (checks, 101, subprotocol, permessage-deflate); the WebSocket
-    after it is the PhoenixSocket's (transport/websocket.py), so aiohttp, which ends every
-    response with ``write_eof``, has no close frame of its own to write."""
-
-    async def write_eof(self) -> None:  # type: ignore[override]
-        return None
 
 
 async def metrics(request: web.Request) -> web.Response:

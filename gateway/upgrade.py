@@ -40,6 +40,7 @@ import msgspec
 from aiohttp import web
 
 from . import __version__, handoff
+from .aiohttp_private import listening_server
 from .config import Game
 from .handoff import Handoff, HandoffError
 from .logs import log_event
@@ -323,7 +324,7 @@ class Upgrader:
         manager = self.app[SESSIONS]
 
         # Stop accepting; a duplicate keeps the socket (and its backlog) open.
-        server = self.site._server  # type: ignore[attr-defined]
+        server = listening_server(self.site)
         listen_fd = os.dup(server.sockets[0].fileno())
         server.close()
         try:

@@ -1,4 +1,4 @@
-"""LeanTelnetWriter (gateway/telnet/writer.py): telnetlib3's writer with shared tables, same answers."""
+"""LeanTelnetWriter (gateway/telnet/telnetlib3_private.py): telnetlib3's writer with shared tables, same answers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import collections
 from telnetlib3 import telopt
 from telnetlib3.stream_writer import TelnetWriter
 
-from gateway.telnet.writer import CALLBACK_TABLES, LeanTelnetWriter
+from gateway.telnet.telnetlib3_private import CALLBACK_TABLES, LeanTelnetWriter
 
 
 class Transport:

@@ -32,9 +32,7 @@ import ssl
 import struct
 from typing import Any, Protocol
 
-from telnetlib3 import client as tl_client
 from telnetlib3 import telopt
-from telnetlib3.stream_reader import TelnetReader
 
 from .. import __version__
 from ..handoff import StreamState, TelnetState
@@ -44,8 +42,7 @@ from .msdp import encode_msdp
 from .mxp import MxpParser, MxpReply
 from .proxy import proxy_header
 from .stream import SB, CompressionError, Event, Negotiation, TelnetStream
-from .until_changed import shared_lists
-from .writer import LeanTelnetWriter
+from .telnetlib3_private import LeanTelnetClient, LeanTelnetWriter
 from .subnegotiation import CHARSET_ACCEPTED, CHARSET_REJECTED, CHARSET_REQUEST, charset_offers, decode_mssp
 
 log = logging.getLogger("gateway.telnet")
@@ -126,35 +123,18 @@ class GameWriter(LeanTelnetWriter):
             self.iac(telopt.WONT, opt)  # YES -> NO: acknowledge
         super().handle_dont(opt)
         # telnetlib3 has no callback for DONT: the protocol is told, when it listens.
-        on_dont = getattr(self._protocol, "on_dont", None)
+        on_dont = getattr(self.protocol, "on_dont", None)
         if on_dont is not None:
             on_dont(opt)
 
 
-class GameReader(TelnetReader):
-    """telnetlib3's reader (which a game connection never reads: data_received is ours), in slots."""
-
-    __slots__ = ("log", "_limit", "_buffer", "_eof", "_waiter", "_exception", "_transport", "_paused")
-
-
-class GameClient(tl_client.TelnetClient):
+class GameClient(LeanTelnetClient, writer=GameWriter):
     """One telnet connection to a game, reporting events to an ``EventSink``."""
 
-    _writer_factory = GameWriter
-    _reader_factory = GameReader
-    # No dict per connection (idle memory): ours, then the attributes telnetlib3's
-    # protocol classes set (asyncio's FlowControlMixin, BaseClient, TelnetClient).
+    # No dict per connection (idle memory): ours (telnetlib3's: LeanTelnetClient).
     __slots__ = ("sink", "stream", "game_encoding", "gmcp_supports", "mtts", "naws_size", "client_ip",
                  "_ttype_count", "_timer", "_closed_reason", "_proxy", "_pin", "pin_failed", "loop", "read_at",
-                 "_restore", "_ending_compression", "media_url", "_mxp", "_poll_at", "_held", "_stepping",
-                 "_loop", "_paused", "_drain_waiters", "_connection_lost",
-                 "log", "default_encoding", "_encoding_errors", "force_binary", "_extra", "waiter_closed",
-                 "_waiter_connected", "_tasks", "shell", "connect_minwait", "connect_maxwait", "reader",
-                 "writer", "_limit", "_mccp2_decompressor", "_mccp2_wbits_fallback", "_mccp3_compressor",
-                 "_mccp3_orig_write", "_rx_queue", "_rx_bytes", "_rx_task", "_reading_paused", "_read_high",
-                 "_read_low", "_transport", "_when_connected", "_last_received", "_check_later", "_closing",
-                 "_compression", "_gmcp_modules", "_gmcp_hello_sent", "_zmp_check_handler",
-                 "_zmp_ident_sent", "_zmp_supported_commands", "_send_environ")
+                 "_restore", "_ending_compression", "media_url", "_mxp", "_poll_at", "_held", "_stepping")
 
     def __init__(self, sink: EventSink, stream: TelnetStream, *, encoding: str,
                  gmcp_supports: list[str], screen_reader: bool = False,
@@ -162,18 +142,8 @@ class GameClient(tl_client.TelnetClient):
                  proxy: tuple[str, str, int] | None = None, pin_sha256: str | None = None,
                  restore: TelnetState | None = None, media_url: str | None = None,
                  mxp: bool = False) -> None:
-        # telnetlib3's attributes read from its class defaults until set: slots start there.
-        self._transport = self._check_later = self._when_connected = self._last_received = None
-        self._closing = False
         super().__init__(term=TERMINAL_TYPE, cols=naws[0], rows=naws[1], encoding=False,
                          compression=None, connect_maxwait=0.0, gmcp_modules=gmcp_supports)
-        # What telnetlib3 builds per connection for what we do not use (idle memory): its
-        # environment filter (send_env is ours), ZMP commands (ZMP is refused); and its
-        # receive queue (data_received is ours), asyncio's drain waiters (never awaited)
-        # and the negotiation timer's task list: empty lists shared until changed (a list
-        # has the operations they use).
-        self._send_environ = self._zmp_supported_commands = _NONE
-        del self._rx_queue, self._drain_waiters, self._tasks
         self.sink = sink
         self.stream = stream
         self.game_encoding = encoding
@@ -202,7 +172,7 @@ class GameClient(tl_client.TelnetClient):
             self.mtts = restore.mtts
             self.naws_size = restore.naws
             self._ttype_count = restore.ttype_count
-            self._gmcp_hello_sent = restore.gmcp_hello_sent
+            self.gmcp_hello_sent = restore.gmcp_hello_sent
             self.client_ip = restore.client_ip
 
     # -- telnetlib3 protocol hooks ------------------------------------------
@@ -244,13 +214,6 @@ class GameClient(tl_client.TelnetClient):
             if self._mxp and w.remote_option.enabled(telopt.MXP):
                 self._on_will_mxp(telopt.MXP)  # its entities and elements were not handed over
 
-    def _check_negotiation_timer(self) -> None:
-        super()._check_negotiation_timer()
-        if self._waiter_connected.done():
-            self._check_later = None  # done, cancelled and out of _tasks: not kept
-            if not self._tasks:
-                del self._tasks  # back to the shared empty list
-
     def on_dont(self, opt: bytes) -> None:
         """The game said DONT ``opt`` (GameWriter)."""
         if opt == telopt.TTYPE:
@@ -280,7 +243,7 @@ class GameClient(tl_client.TelnetClient):
         """A read inflated to more than one step (MCCP2): the game is not read until the rest is
         inflated, one step a turn of the loop while the session reads (backpressure between
         steps: a step adds what one read would, transport/websocket.py READ_BURST)."""
-        transport = self._transport
+        transport = self.transport
         if transport is None or transport.is_closing() or self._closed_reason:
             return
         transport.pause_reading()
@@ -289,7 +252,7 @@ class GameClient(tl_client.TelnetClient):
 
     def _inflate_step(self) -> None:
         self._stepping = None
-        transport = self._transport
+        transport = self.transport
         if self._held or transport is None or transport.is_closing():
             return  # resume_reading() steps on
         self._dispatch(self.stream.resume(self.loop.time()))
@@ -299,7 +262,7 @@ class GameClient(tl_client.TelnetClient):
             transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._closing or self.pin_failed:
+        if self.closing or self.pin_failed:
             return
         if self._timer is not None:
             self._timer.cancel()
@@ -346,8 +309,8 @@ class GameClient(tl_client.TelnetClient):
                 out.append(ev)
         if out:
             self.sink.on_events(out)
-        if self._closed_reason and self._transport is not None:
-            self._transport.close()
+        if self._closed_reason and self.transport is not None:
+            self.transport.close()
             return
         self._schedule_poll()
 
@@ -417,9 +380,9 @@ class GameClient(tl_client.TelnetClient):
     # -- options: answers telnetlib3 asks us for ----------------------------
 
     def send_gmcp_hello(self) -> None:
-        if self._gmcp_hello_sent:
+        if self.gmcp_hello_sent:
             return
-        self._gmcp_hello_sent = True
+        self.gmcp_hello_sent = True
         self.writer.send_gmcp("Core.Hello", {"client": "mud-gateway", "version": __version__})
         self.writer.send_gmcp("Core.Supports.Set", self.gmcp_supports)
 
@@ -479,23 +442,23 @@ class GameClient(tl_client.TelnetClient):
 
     def pause_reading(self) -> None:
         self._held = True
-        if self._transport is not None:
-            self._transport.pause_reading()
+        if self.transport is not None:
+            self.transport.pause_reading()
 
     def resume_reading(self) -> None:
         self._held = False
         if self.stream.backlog:
             self._behind()  # the backlog first: the game is read once it is inflated
-        elif self._transport is not None:
-            self._transport.resume_reading()
+        elif self.transport is not None:
+            self.transport.resume_reading()
 
     # -- upgrade in place (handoff.py) ---------------------------------------
 
     @property
     def carriable(self) -> bool:
         """Whether the connection's state can be handed to a new process (not TLS, not compressing)."""
-        return (self._transport is not None and not self._transport.is_closing()
-                and self._transport.get_extra_info("ssl_object") is None
+        return (self.transport is not None and not self.transport.is_closing()
+                and self.transport.get_extra_info("ssl_object") is None
                 and not self.stream.compressing)
 
     def end_compression(self) -> None:
@@ -508,7 +471,7 @@ class GameClient(tl_client.TelnetClient):
 
     def unsent(self) -> int:
         """Bytes written to the game that the kernel has not taken yet."""
-        return self._transport.get_write_buffer_size() if self._transport is not None else 0
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
     def to_state(self) -> TelnetState:
         w = self.writer
@@ -516,23 +479,21 @@ class GameClient(tl_client.TelnetClient):
             local_options=list(w.local_option.items()), remote_options=list(w.remote_option.items()),
             pending_options=list(w.pending_option.items()), game_encoding=self.game_encoding,
             mtts=self.mtts, naws=self.naws_size, ttype_count=self._ttype_count,
-            gmcp_hello_sent=self._gmcp_hello_sent, client_ip=self.client_ip)
+            gmcp_hello_sent=self.gmcp_hello_sent, client_ip=self.client_ip)
 
     def raw_socket(self) -> socket.socket:
         """The connection's socket (for the handoff: its descriptor is inherited by the new process)."""
-        return self._transport.get_extra_info("socket")
+        return self.transport.get_extra_info("socket")
 
     def close(self, reason: str) -> None:
         """Close after the queued bytes are written; a game that does not read them is cut off."""
         self._closed_reason = self._closed_reason or reason
-        transport = self._transport
+        transport = self.transport
         if transport is not None:
             transport.close()
             if transport.get_write_buffer_size():
                 self.loop.call_later(CLOSE_SECONDS, _abort, transport)
 
-
-shared_lists(GameClient, "_rx_queue", "_drain_waiters", "_tasks")
 
 
 def _abort(transport: asyncio.BaseTransport) -> None:

@@ -1,4 +1,31 @@
-"""telnetlib3's option engine without the per-connection state a gateway never uses (idle memory).
+"""Every use of telnetlib3's private names (``telnetlib3>=5.0.1,<5.1``, pinned in pyproject.toml).
+
+telnetlib3 is the gateway's negotiation engine; its public API answers options
+and builds subnegotiations, but a connection built by it costs about 7 KB more
+than the gateway needs (docs/performance.md, docs/architecture.md "Library
+private names"). This module is the one place that reaches into its private
+attributes to save that; nothing else in the gateway names them, and
+``tests/test_library_contracts.py`` fails, naming the attribute, on a telnetlib3
+whose internals changed. What it relies on, by telnetlib3 class:
+
+* ``TelnetWriter``: the attributes its ``__init__`` sets (read off a writer made at
+  import, put in slots), and by name the callback tables ``_iac_callback``,
+  ``_ext_callback``, ``_ext_send_callback``, ``_ext_offer_callback``, the SLC state
+  ``_slc_callback``, ``_slc_buffer``, ``_linemode``, the byte-wise buffer
+  ``_sb_buffer``, the lists ``_waiters`` and ``_environ_batches``, the option
+  tables' change handler ``_check_waiters``, the attributes ``feed_byte`` sets
+  later (``LATER_ATTRIBUTES``), and the private module ``telnetlib3._session_context``
+  (``ctx``'s class).
+* ``TelnetReader`` (``LeanTelnetReader``): its attribute names ``_limit``,
+  ``_buffer``, ``_eof``, ``_waiter``, ``_exception``, ``_transport``, ``_paused``.
+* ``TelnetClient``/``BaseClient`` (``LeanTelnetClient``): the factory hooks
+  ``_writer_factory`` and ``_reader_factory``; the attributes they and asyncio's
+  ``FlowControlMixin`` set (``__slots__`` below); the negotiation timer
+  (``_check_negotiation_timer``, ``_check_later``, ``_waiter_connected``, ``_tasks``);
+  the receive queue ``_rx_queue`` (unused: ``data_received`` is the gateway's);
+  ``_send_environ``, ``_zmp_supported_commands``; and ``_transport``, ``_closing``,
+  ``_gmcp_hello_sent``, read and written here through ``transport``, ``closing``
+  and ``gmcp_hello_sent``.
 
 A ``TelnetWriter`` builds, for every connection, tables that are the same for
 all of them: five callback tables holding ~55 bound methods of itself, an SLC
@@ -28,17 +55,23 @@ dict of ~45 attributes (docs/performance.md, 1.7).
   (``ctx``, used only by telnetlib3's client shell and GMCP/ZMP handlers) made
   when first read; its three option tables by :class:`LeanOption`.
 
+``LeanTelnetClient`` does the same for the protocol (``TelnetClient``): its
+attributes and its reader's in slots, its unused lists shared until changed.
+
 Only telnetlib3's own attributes are replaced, by objects with the operations
 its code uses on them; no telnetlib3 code is copied.
 """
 
 from __future__ import annotations
 
+import asyncio
 from types import MappingProxyType
 from typing import Any, Callable
 
+from telnetlib3 import client as tl_client
 from telnetlib3 import slc
 from telnetlib3._session_context import TelnetSessionContext
+from telnetlib3.stream_reader import TelnetReader
 from telnetlib3.stream_writer import Option, TelnetWriter
 
 from .until_changed import KeptOnChange, SlotAttribute, made_on_read, on_own, shared_lists, shared_sets
@@ -270,3 +303,80 @@ for _table in CALLBACK_TABLES:
 shared_sets(LeanTelnetWriter, *_SETS)
 shared_lists(LeanTelnetWriter, *_LISTS)
 made_on_read(LeanTelnetWriter, "ctx", TelnetSessionContext)
+
+
+# -- the protocol: telnetlib3's TelnetClient and TelnetReader ------------------------------
+
+_NONE: frozenset[bytes] = frozenset()
+
+
+class LeanTelnetReader(TelnetReader):
+    """telnetlib3's reader (which a game connection never reads: data_received is the gateway's), in slots."""
+
+    __slots__ = ("log", "_limit", "_buffer", "_eof", "_waiter", "_exception", "_transport", "_paused")
+
+
+class LeanTelnetClient(tl_client.TelnetClient):
+    """telnetlib3's client protocol with its attributes in slots, and without the per-connection
+    objects it builds for what a gateway does not use (idle memory).
+
+    A subclass names its writer class: ``class C(LeanTelnetClient, writer=W)``.
+    """
+
+    _reader_factory = LeanTelnetReader
+    # No dict per connection: the attributes asyncio's FlowControlMixin, telnetlib3's
+    # BaseClient and TelnetClient set (a subclass adds its own slots).
+    __slots__ = ("_loop", "_paused", "_drain_waiters", "_connection_lost",
+                 "log", "default_encoding", "_encoding_errors", "force_binary", "_extra", "waiter_closed",
+                 "_waiter_connected", "_tasks", "shell", "connect_minwait", "connect_maxwait", "reader",
+                 "writer", "_limit", "_mccp2_decompressor", "_mccp2_wbits_fallback", "_mccp3_compressor",
+                 "_mccp3_orig_write", "_rx_queue", "_rx_bytes", "_rx_task", "_reading_paused", "_read_high",
+                 "_read_low", "_transport", "_when_connected", "_last_received", "_check_later", "_closing",
+                 "_compression", "_gmcp_modules", "_gmcp_hello_sent", "_zmp_check_handler",
+                 "_zmp_ident_sent", "_zmp_supported_commands", "_send_environ")
+
+    def __init_subclass__(cls, writer: "type[TelnetWriter] | None" = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if writer is not None:
+            cls._writer_factory = writer
+
+    def __init__(self, **kwargs: Any) -> None:
+        # telnetlib3's attributes read from its class defaults until set: slots start there.
+        self._transport = self._check_later = self._when_connected = self._last_received = None
+        self._closing = False
+        super().__init__(**kwargs)
+        # What telnetlib3 builds per connection for what we do not use: its environment
+        # filter (send_env is the gateway's), ZMP commands (ZMP is refused); and its
+        # receive queue (data_received is the gateway's), asyncio's drain waiters (never
+        # awaited) and the negotiation timer's task list: empty lists shared until changed
+        # (a list has the operations they use).
+        self._send_environ = self._zmp_supported_commands = _NONE
+        del self._rx_queue, self._drain_waiters, self._tasks
+
+    def _check_negotiation_timer(self) -> None:
+        super()._check_negotiation_timer()
+        if self._waiter_connected.done():
+            self._check_later = None  # done, cancelled and out of _tasks: not kept
+            if not self._tasks:
+                del self._tasks  # back to the shared empty list
+
+    @property
+    def transport(self) -> "asyncio.BaseTransport | None":
+        """The connection's transport (None before it is made, and once it is lost)."""
+        return self._transport
+
+    @property
+    def closing(self) -> bool:
+        """telnetlib3 closed the connection itself (its ``close``)."""
+        return self._closing
+
+    @property
+    def gmcp_hello_sent(self) -> bool:
+        return self._gmcp_hello_sent
+
+    @gmcp_hello_sent.setter
+    def gmcp_hello_sent(self, sent: bool) -> None:
+        self._gmcp_hello_sent = sent
+
+
+shared_lists(LeanTelnetClient, "_rx_queue", "_drain_waiters", "_tasks")
