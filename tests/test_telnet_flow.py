@@ -18,29 +18,15 @@ from gateway.telnet.stream import Lines, Text
 from gateway.transport.websocket import HIGH_WATER, READ_BURST
 from tests.conftest import make_config, new_topic
 from tests.fakemud import FakeMud
+from tests.test_telnet_client import Recorder
 
 #: Paths where the loops' handles and threads differ: on asyncio's own loop too (conftest).
 pytestmark = pytest.mark.both_loops
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list = []
-        self.closed = asyncio.get_running_loop().create_future()
-
-    def on_events(self, events) -> None:
-        self.events.extend(events)
-
-    def on_game_closed(self, reason: str) -> None:
-        if not self.closed.done():
-            self.closed.set_result(reason)
-
-    def on_mssp(self, variables) -> None:
-        pass
-
-    def text(self) -> str:
-        return "".join(e.text().message if type(e) is Lines else e.message for e in self.events
-                       if type(e) in (Lines, Text))
+def text_of(sink: Recorder) -> str:
+    return "".join(e.text().message if type(e) is Lines else e.message for e in sink.events
+                   if type(e) in (Lines, Text))
 
 
 async def test_a_flood_read_in_several_reads_at_once_with_a_due_flush_keeps_the_session():
@@ -59,11 +45,11 @@ async def test_a_flood_read_in_several_reads_at_once_with_a_due_flush_keeps_the_
         await conn.drain()
         conn.send(b" line\r\nEND\r\n")
         for _ in range(1000):
-            if sink.text().endswith("END\n") or sink.closed.done():
+            if text_of(sink).endswith("END\n") or sink.closed.done():
                 break
             await asyncio.sleep(0.01)
         assert not sink.closed.done(), sink.closed.result()
-        assert sink.text() == body.replace(b"\r", b"").decode() + " line\nEND\n"
+        assert text_of(sink) == body.replace(b"\r", b"").decode() + " line\nEND\n"
         client.close("test over")
         assert await asyncio.wait_for(sink.closed, 5) == "test over"
     finally:
