@@ -534,7 +534,6 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
                   naws: tuple[int, int] = (80, 24), client_ip: str | None = None,
                   proxy: tuple[str, str, int] | None = None) -> GameClient:
     """Open the telnet connection to ``game`` (a config.Game); raises GameUnavailable."""
-    loop = asyncio.get_running_loop()
     # GMCP JSON goes to the browser as the game wrote it (checked, not rebuilt): raw_gmcp.
     # UTF-8 lines go as bytes, to be escaped without a str (transport/jsonstring.py).
     stream = TelnetStream(game.encoding, flush_after=game.prompt_flush_ms / 1000, raw_gmcp=True,
@@ -550,17 +549,12 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
     if game.tls:
         kwargs["ssl"] = tls_context(game.tls_verify, game.tls_pin_sha256)
         kwargs["server_hostname"] = game.host
-    async def open_connection() -> tuple[Any, GameClient]:
-        sock = await resolver.dial(game.host, game.port)  # one slow name holds up no other game
-        try:
-            return await loop.create_connection(factory, sock=sock, **kwargs)
-        except BaseException:
-            sock.close()
-            raise
-
     try:
-        # The name's lookup, the TCP connect and the TLS handshake, within connect_timeout.
-        _, protocol = await asyncio.wait_for(open_connection(), timeout=game.connect_timeout)
+        # The name's lookup (one slow name holds up no other game), the TCP connect and the
+        # TLS handshake, within connect_timeout.
+        _, protocol = await asyncio.wait_for(
+            resolver.create_connection(factory, game.host, game.port, **kwargs),
+            timeout=game.connect_timeout)
     except asyncio.TimeoutError:
         raise GameUnavailable(f"no answer within {game.connect_timeout:g}s", "timeout") from None
     except ssl.SSLError as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 import threading
 from typing import Any
 
@@ -89,27 +90,23 @@ def _settle(key: Any, future: "asyncio.Future[list[AddrInfo]]", result: Any, fai
         future.set_result(result)
 
 
-async def dial(host: str, port: int) -> socket.socket:
-    """A TCP socket connected to ``host``: its addresses tried in the resolver's order.
+async def create_connection(factory: Any, host: str, port: int, **kwargs: Any) -> tuple[Any, Any]:
+    """``loop.create_connection(factory, host, port, **kwargs)``, with ``host`` looked up here:
+    its addresses tried in the resolver's order, each an IP address the loop needs no lookup for.
 
-    Raises what the lookup raised, or the connection error of the first address
-    (a refusal, when any address refused: the host is up, the game is not).
+    Raises what the lookup raised, a TLS failure at once (``ssl.SSLError``), or the
+    connection error of the first address (a refusal, when any address refused: the host
+    is up, the game is not).
     """
     loop = asyncio.get_running_loop()
     errors: list[OSError] = []
-    for family, type_, proto, _, address in await resolve(host, port):
-        sock = socket.socket(family, type_, proto)
+    for _, _, _, _, address in await resolve(host, port):
         try:
-            sock.setblocking(False)
-            await loop.sock_connect(sock, address)
+            return await loop.create_connection(factory, address[0], address[1], **kwargs)
+        except ssl.SSLError:
+            raise  # the handshake, not the address: another address would not answer better
         except OSError as exc:
-            sock.close()
             errors.append(exc)
-            continue
-        except BaseException:  # cancelled (connect_timeout)
-            sock.close()
-            raise
-        return sock
     if not errors:
         raise OSError(f"{host} has no address")
     raise next((e for e in errors if isinstance(e, ConnectionRefusedError)), errors[0])
