@@ -1,5 +1,5 @@
 """Build hooks: a wheel carries the browser client's npm files (gateway/web/vendor/), and
-the game text's JSON escaper in C (gateway/transport/_jsonstring.c) where it compiles.
+the game text's JSON escaper in C (gateway/_jsonstring.c) where it compiles.
 
 Everything else is in pyproject.toml. When gateway/web/vendor/ is missing,
 the build runs `npm ci && npm run build` (Node.js with npm needed), or stops
@@ -38,9 +38,9 @@ class BuildPyWithWebAssets(build_py):
         super().run()
 
 
-# Optional: without a C compiler the install goes on, and gateway/transport/jsonstring.py
+# Optional: without a C compiler the install goes on, and gateway/jsonstring.py
 # does the same in Python (about twice the CPU per MB of game text: docs/performance.md).
-JSON_STRING = Extension("gateway.transport._jsonstring", ["gateway/transport/_jsonstring.c"],
+JSON_STRING = Extension("gateway._jsonstring", ["gateway/_jsonstring.c"],
                         optional=True)
 
 setup(cmdclass={"build_py": BuildPyWithWebAssets}, ext_modules=[JSON_STRING])

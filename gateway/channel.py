@@ -16,7 +16,7 @@ import msgspec
 
 from .telnet.input import split_lines, valid_gmcp_module, valid_size
 from .telnet.stream import EchoMode, Event, Gmcp, Lines, Prompt, Text
-from .transport.jsonstring import escape_utf8
+from .jsonstring import escape_utf8
 
 _TOPIC = re.compile(
     r"telnet:([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\Z")

@@ -18,7 +18,7 @@ from .config import Config, ConfigError, demo_config, load_config
 from .logs import setup_logging
 from .routes import apply_config, create_app
 from .sdnotify import sd_notify
-from .transport import jsonstring
+from . import jsonstring
 
 log = logging.getLogger("gateway")
 

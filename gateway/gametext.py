@@ -1,7 +1,7 @@
 """Game text as the browser gets it (SPEC 4.3): the one rule both sides of the pipeline use.
 
 The telnet stream (telnet/stream.py) cleans a read's text with it, and the JSON
-escaper (transport/jsonstring.py) is held to ``utf8_text`` as its definition. It
+escaper (jsonstring.py) is held to ``utf8_text`` as its definition. It
 lives below both so that neither the transport nor the telnet side imports the
 other (pure: no I/O).
 """
@@ -29,5 +29,5 @@ def drop_cr_nul(raw: bytes) -> bytes:
 def utf8_text(data: "bytes | memoryview") -> str:
     """UTF-8 game text bytes as the browser gets them: ``\r`` and NUL dropped, decoded,
     invalid bytes replaced (U+FFFD). What ``Lines`` stand for, and the definition the
-    C escaper (transport/jsonstring.py) is held to."""
+    C escaper (jsonstring.py) is held to."""
     return drop_cr_nul(bytes(data)).decode("utf-8", "replace")

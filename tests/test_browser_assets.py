@@ -97,8 +97,8 @@ def test_wheel_carries_the_client(tmp_path: Path) -> None:
     for name in REQUIRED + ("favicon.svg", "vendor/phoenix-LICENSE.md"):
         assert f"gateway/web/{name}" in names, name
     assert not [n for n in names if "node_modules" in n or n.startswith("tests/")]
-    # setup.py's extension, built from gateway/transport/_jsonstring.c (none was copied)
-    assert [n for n in names if n.startswith("gateway/transport/_jsonstring.") and n.endswith(".so")], names
+    # setup.py's extension, built from gateway/_jsonstring.c (none was copied)
+    assert [n for n in names if n.startswith("gateway/_jsonstring.") and n.endswith(".so")], names
 
 
 def test_wheel_build_without_the_npm_files_says_what_to_run(tmp_path: Path) -> None:

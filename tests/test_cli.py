@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from gateway.transport import jsonstring
+from gateway import jsonstring
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""Game text bytes -> JSON in one pass (gateway/transport/jsonstring.py, _jsonstring.c).
+"""Game text bytes -> JSON in one pass (gateway/jsonstring.py, _jsonstring.c).
 
 The C escaper is held to its definition (drop ``\\r`` and NUL, decode UTF-8 with
 replacement, encode with msgspec) on any bytes, and a flood's ``echo`` payload made
@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from gateway.channel import EchoPayload, event_payload, text_payload
 from gateway.gametext import drop_cr_nul
 from gateway.telnet.stream import Lines, Text
-from gateway.transport import jsonstring
-from gateway.transport.jsonstring import escape_utf8, escape_utf8_python
+from gateway import jsonstring
+from gateway.jsonstring import escape_utf8, escape_utf8_python
 
 _encode = msgspec.json.Encoder().encode
 
@@ -35,7 +35,7 @@ def definition(data: bytes) -> bytes:
 def test_the_c_escaper_is_built():
     """`pip install` builds it where a C compiler is found (setup.py); the suite needs it,
     or the tests below would compare the Python definition with itself."""
-    assert jsonstring.COMPILED, ("gateway/transport/_jsonstring.c was not built: install a C compiler "
+    assert jsonstring.COMPILED, ("gateway/_jsonstring.c was not built: install a C compiler "
                                  "(Debian: apt-get install gcc) and run ./dev setup again")
     assert escape_utf8 is not escape_utf8_python
 
@@ -66,7 +66,7 @@ def scalar_escape(tmp_path_factory):
     cc = sysconfig.get_config_var("CC") or "cc"
     if shutil.which(cc.split()[0]) is None:
         pytest.skip(f"no C compiler ({cc})")
-    source = Path(__file__).resolve().parent.parent / "gateway" / "transport" / "_jsonstring.c"
+    source = Path(__file__).resolve().parent.parent / "gateway" / "_jsonstring.c"
     built = tmp_path_factory.mktemp("scalar") / "_jsonstring.so"
     subprocess.run([*cc.split(), "-shared", "-fPIC", "-O2", "-U__SSE2__", "-I", sysconfig.get_paths()["include"],
                     str(source), "-o", str(built)], check=True, capture_output=True)

@@ -535,7 +535,7 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
                   proxy: tuple[str, str, int] | None = None) -> GameClient:
     """Open the telnet connection to ``game`` (a config.Game); raises GameUnavailable."""
     # GMCP JSON goes to the browser as the game wrote it (checked, not rebuilt): raw_gmcp.
-    # UTF-8 lines go as bytes, to be escaped without a str (transport/jsonstring.py).
+    # UTF-8 lines go as bytes, to be escaped without a str (jsonstring.py).
     stream = TelnetStream(game.encoding, flush_after=game.prompt_flush_ms / 1000, raw_gmcp=True,
                           bytes_lines=True)
 

@@ -97,7 +97,7 @@ class Lines(msgspec.Struct, frozen=True):
     and NUL still in them, invalid bytes not yet replaced. The same as
     ``Text(utf8_text(data))``; made only by a stream asked
     for it (``bytes_lines``), for a consumer that encodes text without making a str
-    (the session: ``transport/jsonstring.py``)."""
+    (the session: ``jsonstring.py``)."""
 
     data: bytes | memoryview
 

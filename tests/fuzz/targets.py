@@ -53,7 +53,7 @@ from gateway.telnet.stream import (
 from gateway.telnet.client import is_utf8
 from gateway.telnet.msdp import decode_msdp
 from gateway.telnet.subnegotiation import MAX_MSSP_VARIABLES, charset_offers, decode_mssp
-from gateway.transport.jsonstring import escape_utf8
+from gateway.jsonstring import escape_utf8
 from gateway.transport.serializer import MalformedMessage, Message, V1Serializer, V2Serializer
 from tests.fuzz.websocket_frames import check_reader, ended_streams, streams
 from tests.test_fuzz_socket import socket_example

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ..gametext import utf8_text
+from .gametext import utf8_text
 
 _encode = msgspec.json.Encoder().encode
 

@@ -1,4 +1,4 @@
-/* Game text bytes -> a JSON string, in one pass (gateway/transport/jsonstring.py).
+/* Game text bytes -> a JSON string, in one pass (gateway/jsonstring.py).
  *
  * escape_utf8(data, head=b"", tail=b"") returns exactly
  *     head + msgspec.json.encode(data.replace(b"\r", b"").replace(b"\x00", b"").decode("utf-8", "replace")) + tail
@@ -234,7 +234,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "gateway.transport._jsonstring",
+    PyModuleDef_HEAD_INIT, "gateway._jsonstring",
     "Game text bytes to a JSON string in one pass (see jsonstring.py).", -1, methods,
 };
 
