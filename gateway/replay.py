@@ -32,13 +32,12 @@ compression costs CPU only for what stays in the buffer (at most
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import ctypes.util
 from array import array
 from bisect import bisect_left
 from itertools import accumulate
-from typing import Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 import msgspec
 import zstandard
@@ -406,18 +405,26 @@ class ReplayBuffer:
         return buf
 
 
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
 class ReplayCompactor:
     """Compresses the sealed blocks of every buffer that has some, once a ``period``.
 
     One timer for all sessions, armed only while some buffer has work. A buffer
     that was not added to during a whole period gets its open block compressed
-    too (a quiet session's scrollback).
+    too (a quiet session's scrollback). The timer comes from ``call_later``
+    (``delay, callback`` -> something with ``cancel()``: the event loop's, given by
+    the session manager), so this module stays free of I/O.
     """
 
-    def __init__(self, period: float = 1.0) -> None:
+    def __init__(self, call_later: "Callable[[float, Callable[[], Any]], Timer]",
+                 period: float = 1.0) -> None:
         self.period = period
+        self._call_later = call_later
         self._buffers: set[ReplayBuffer] = set()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self.saved = 0  # bytes compaction freed since the last malloc_trim
 
     def __len__(self) -> int:
@@ -427,7 +434,7 @@ class ReplayCompactor:
         """``buffer`` was added to: look at it at the next sweep."""
         self._buffers.add(buffer)
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.period, self.sweep)
+            self._timer = self._call_later(self.period, self.sweep)
 
     def forget(self, buffer: ReplayBuffer) -> None:
         self._buffers.discard(buffer)
@@ -448,7 +455,7 @@ class ReplayCompactor:
             self.saved = 0
             _malloc_trim()
         if self._buffers:
-            self._timer = asyncio.get_running_loop().call_later(self.period, self.sweep)
+            self._timer = self._call_later(self.period, self.sweep)
 
     def freed(self, nbytes: int) -> None:
         """Memory freed outside the buffers (quiet sockets' deflate contexts): it counts toward

@@ -407,7 +407,7 @@ class SessionManager:
         self._opening: dict[str, Session] = {}  # connecting: admitted, not yet in ``sessions``
         self.metrics = Metrics()
         #: Compresses the sessions' replay buffers (one timer for all).
-        self.compactor = ReplayCompactor()
+        self.compactor = ReplayCompactor(lambda delay, callback: asyncio.get_running_loop().call_later(delay, callback))
         #: The latest MSSP variables any session of a game received, by game name.
         self.mssp: dict[str, dict[str, Any]] = {}
         #: An upgrade in place is handing the sessions over: no game is read again.

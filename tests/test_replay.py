@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -279,13 +281,12 @@ def test_compaction_shrinks_a_full_buffer_and_resume_replays_exactly():
 
 async def test_compactor_compresses_sealed_blocks_and_quiet_open_blocks():
     from gateway.replay import ReplayCompactor
-    compactor = ReplayCompactor(period=0.01)
+    compactor = ReplayCompactor(asyncio.get_running_loop().call_later, period=0.01)
     buf = ReplayBuffer(1 << 20, block_bytes=5000)  # one sealed block, one open of 3,000 bytes
     for seq in range(1, 101):
         buf.add(Kept(seq, "echo", b'{"message":"hello there, adventurer\\n"}' * 2, None))
     compactor.watch(buf)
     assert buf.sealed_raw > 0
-    import asyncio
     for _ in range(200):
         if not len(compactor):
             break
@@ -376,7 +377,7 @@ async def test_memory_freed_elsewhere_counts_toward_the_next_trim():
     """Quiet sockets' deflate contexts (routes.py's sweep): counted with the compactor's own
     savings; the heap is trimmed at once when no buffer has work, else at the next sweep."""
     from gateway.replay import TRIM_AFTER_BYTES, ReplayCompactor
-    compactor = ReplayCompactor(period=0.01)
+    compactor = ReplayCompactor(asyncio.get_running_loop().call_later, period=0.01)
     compactor.freed(TRIM_AFTER_BYTES // 2)
     assert compactor.saved == TRIM_AFTER_BYTES // 2  # not yet worth a trim
     compactor.freed(TRIM_AFTER_BYTES // 2)
