@@ -40,6 +40,7 @@ __all__ = [
     "Listen",
     "Logging",
     "Metrics",
+    "MudStandards",
     "Security",
     "Sessions",
     "demo_config",
@@ -329,6 +330,25 @@ class Limits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     slow_consumer_seconds: PositiveSeconds = 60.0
 
 
+#: The MUD Standards WebSocket subprotocols ``/ws`` can serve (SPEC 9.2), by short name.
+MUDSTANDARDS_SUBPROTOCOLS = ("terminal", "gmcp", "json", "telnet")
+
+
+class MudStandards(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """SPEC 9: which subprotocols ``/ws`` serves; an empty list turns ``/ws`` off (404)."""
+
+    subprotocols: list[Literal["terminal", "gmcp", "json", "telnet"]] = msgspec.field(
+        default_factory=lambda: list(MUDSTANDARDS_SUBPROTOCOLS)
+    )
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for i, name in enumerate(self.subprotocols):
+            if name in seen:
+                raise _FieldError(f"Duplicate subprotocol `{name}`", f".subprotocols[{i}]")
+            seen.add(name)
+
+
 class Metrics(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     enabled: bool = True
 
@@ -345,6 +365,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=True
     security: Security = msgspec.field(default_factory=Security)
     admin: Admin = msgspec.field(default_factory=Admin)
     limits: Limits = msgspec.field(default_factory=Limits)
+    mudstandards: MudStandards = msgspec.field(default_factory=MudStandards)
     metrics: Metrics = msgspec.field(default_factory=Metrics)
     logging: Logging = msgspec.field(default_factory=Logging)
 

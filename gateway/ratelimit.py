@@ -18,8 +18,12 @@ class TokenBucket:
         self.tokens = float(tokens)
         self.stamp = now
 
+    def available(self, now: float, rate: float, burst: int) -> float:
+        """The tokens there are at ``now`` (none taken)."""
+        return min(burst, self.tokens + (now - self.stamp) * rate)
+
     def take(self, n: int, now: float, rate: float, burst: int) -> bool:
-        tokens = min(burst, self.tokens + (now - self.stamp) * rate)
+        tokens = self.available(now, rate, burst)
         self.stamp = now
         if n > tokens:
             self.tokens = tokens

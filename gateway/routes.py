@@ -2,7 +2,8 @@
 
 ``create_app(config)`` builds the aiohttp application: ``/`` and ``/client/``
 (the browser client, webclient.py), ``/healthz``, ``/api/games``, ``/metrics``,
-``/socket/websocket`` and the admin API (admin.py).
+``/socket/websocket``, ``/ws`` (the MUD Standards subprotocols, SPEC 9:
+gateway/mudstandards/) and the admin API (admin.py).
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from aiohttp import web
 from . import __version__, admin
 from .aiohttp_private import HandshakeOnly, forget_connection, unread_after_request
 from .addresses import IPNetwork, client_address, parse_address
-from .auth import TokenError, authenticate
+from .auth import TokenError, authenticate, may_join
 from .config import Config, normalise_origin, origin_parts
 from .metrics import CONTENT_TYPE_LATEST
+from .mudstandards.framing import choose as choose_subprotocol
+from .mudstandards.framing import full_name as full_subprotocol_name
+from .mudstandards.socket import MudSocket
 from .session import SessionManager
 from .transport.frames import negotiate_deflate
 from .transport.serializer import serializer_for
@@ -75,11 +79,9 @@ async def games(request: web.Request) -> web.Response:
         for g in config.games]})
 
 
-async def socket(request: web.Request) -> web.StreamResponse:
-    config = request.app[SESSIONS].config
-    serializer = serializer_for(request.query.get("vsn"))
-    if serializer is None:
-        raise web.HTTPBadRequest(text="unsupported vsn")
+def _origin_and_token(request: web.Request, config: Config) -> tuple[str, list[str], Any]:
+    """SPEC 4.1's checks before an upgrade (both endpoints): the Origin, then the token
+    (HTTP 403 for either). Returns the client IP, the offered subprotocols and the claims."""
     if not origin_allowed(request, config.security.allowed_origins):
         log.info("refused origin %r", request.headers.get("Origin"))
         raise web.HTTPForbidden(text="origin not allowed")
@@ -91,32 +93,79 @@ async def socket(request: web.Request) -> web.StreamResponse:
     except TokenError as exc:
         log.info("refused token from %s: %s", ip, exc)  # the reason only, never the token
         raise web.HTTPForbidden(text="invalid or missing token") from None
+    return ip, protocols, claims
+
+
+async def socket(request: web.Request) -> web.StreamResponse:
+    config = request.app[SESSIONS].config
+    serializer = serializer_for(request.query.get("vsn"))
+    if serializer is None:
+        raise web.HTTPBadRequest(text="unsupported vsn")
+    ip, protocols, claims = _origin_and_token(request, config)
     # permessage-deflate is agreed here, not by aiohttp: our answer asks the browser for
     # client_no_context_takeover (frames.negotiate_deflate; idle memory).
     ws = HandshakeOnly(protocols=("phoenix",), compress=False)
-    transport, handler = request.transport, request.protocol
-    if transport is None or not ws.can_prepare(request).ok:
+    if request.transport is None or not ws.can_prepare(request).ok:
         await ws.prepare(request)  # aiohttp answers the bad upgrade (400) as it does
         return ws
-    peer = transport.get_extra_info("peername")
+    sock = PhoenixSocket(request.transport, serializer, request.app[SESSIONS], ip, claims=claims,
+                         client_port=_client_port(request, ip), registry=request.app[SOCKETS])
+    deflate = negotiate_deflate(",".join(request.headers.getall("Sec-WebSocket-Extensions", [])))
+    if deflate is not None:
+        ws.headers["Sec-WebSocket-Extensions"] = deflate[0]
+    # The 101, with the subprotocol (and our permessage-deflate answer).
+    await _take_over(request, ws, sock, deflate[1] if deflate is not None else None)
+    return ws
+
+
+def _client_port(request: web.Request, ip: str) -> int:
+    """The player's TCP port (PROXY headers), when the peer is the player: 0 behind a proxy."""
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
     direct = peer and str(parse_address(request.remote or "")) == ip
-    port = peer[1] if direct else 0  # behind a proxy: not known
-    sock = PhoenixSocket(transport, serializer, request.app[SESSIONS], ip, claims=claims,
-                         client_port=port, registry=request.app[SOCKETS])
-    # From here the connection is the socket's: what the browser sends reaches it, not
-    # aiohttp (what aiohttp already holds after the request, too: sent before the 101).
+    return peer[1] if direct else 0
+
+
+async def _take_over(request: web.Request, ws: web.WebSocketResponse, sock: PhoenixSocket,
+                     deflate: "tuple[int, bool] | None" = None) -> None:
+    """Write the 101 and start ``sock`` as the connection's protocol: from here the connection
+    is the socket's, what the client sends reaches it, not aiohttp (what aiohttp already holds
+    after the request, too: sent before the 101). aiohttp forgets the connection without
+    closing it: its request handler, parser, task and WebSocket reader are freed (idle
+    memory, docs/performance.md)."""
+    transport, handler = request.transport, request.protocol
     tail = unread_after_request(handler)
     if tail:
         sock.data_received(tail)
     transport.set_protocol(sock)
-    deflate = negotiate_deflate(",".join(request.headers.getall("Sec-WebSocket-Extensions", [])))
-    if deflate is not None:
-        ws.headers["Sec-WebSocket-Extensions"] = deflate[0]
-    await ws.prepare(request)  # the 101, with the subprotocol (and our permessage-deflate answer)
-    sock.start(deflate[1] if deflate is not None else None)
-    # aiohttp forgets the connection without closing it: its request handler, parser,
-    # task and WebSocket reader are freed (idle memory, docs/performance.md).
+    await ws.prepare(request)
+    sock.start(deflate)
     forget_connection(handler)
+
+
+async def mudstandards_socket(request: web.Request) -> web.StreamResponse:
+    """``GET /ws`` (SPEC 9.1): the checks in SPEC's order, then the 101 and the session."""
+    config = request.app[SESSIONS].config
+    served = config.mudstandards.subprotocols
+    if not served:
+        raise web.HTTPNotFound()
+    ip, protocols, claims = _origin_and_token(request, config)
+    subprotocol = choose_subprotocol(protocols, served)
+    if subprotocol is None:
+        raise web.HTTPBadRequest(text="no MUD Standards subprotocol offered that is served here: "
+                                      + ", ".join(full_subprotocol_name(p) for p in served))
+    game = config.game(request.query.get("game"))
+    if game is None:
+        raise web.HTTPNotFound(text="unknown game")
+    if not may_join(claims, game.name):
+        raise web.HTTPForbidden(text="the token does not allow this game")
+    ws = HandshakeOnly(protocols=(full_subprotocol_name(subprotocol),), compress=False)
+    if request.transport is None or not ws.can_prepare(request).ok:
+        await ws.prepare(request)  # aiohttp answers the bad upgrade (400) as it does
+        return ws
+    sock = MudSocket(request.transport, request.app[SESSIONS], ip, subprotocol, game, claims=claims,
+                     client_port=_client_port(request, ip), registry=request.app[SOCKETS])
+    await _take_over(request, ws, sock)  # no permessage-deflate on /ws
+    sock.admit()
     return ws
 
 
@@ -190,6 +239,7 @@ def create_app(config: Config, generation: int = 1) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/games", games)
     app.router.add_get("/socket/websocket", socket)
+    app.router.add_get("/ws", mudstandards_socket)  # SPEC 9 (404 while mudstandards.subprotocols is [])
     if config.metrics.enabled:
         app.router.add_get("/metrics", metrics)
     admin.add_routes(app, manager, lambda r: client_ip(r, manager.config.security.trusted_networks))

@@ -396,7 +396,11 @@ class Session:
         log_event(log, logging.INFO, "session_end", "session end", game=self.game.name,
                   ip=self.client_ip, sub=self.sub, duration_s=round(time.monotonic() - self.started, 1),
                   bytes_to_browser=self.bytes_to_browser, bytes_to_game=self.bytes_to_game,
-                  reason=reason)
+                  reason=reason, **self.log_fields())
+
+    def log_fields(self) -> dict[str, Any]:
+        """Fields of its own for the session's start and end lines (SPEC 8)."""
+        return {}
 
 
 class SessionManager:
@@ -424,8 +428,8 @@ class SessionManager:
         return self._opening.get(key)
 
     def start(self, key: str, game: Game, params: JoinParams, client_ip: str,
-              sub: str | None, client_port: int = 0) -> Session:
-        """Admit a new session and start opening its game connection (``wait_open`` awaits it).
+              sub: str | None, client_port: int = 0, kind: type[Session] = Session) -> Session:
+        """Admit a new session (a ``kind``) and start opening its game connection (``wait_open`` awaits it).
 
         ChannelError("too many sessions") when a limit is reached. The connect
         belongs to the manager, not to the join that asked for it: a join that
@@ -436,7 +440,7 @@ class SessionManager:
             raise ChannelError(TOO_MANY_SESSIONS)
         if self.per_ip[client_ip] >= limits.max_sessions_per_ip:
             raise ChannelError(TOO_MANY_SESSIONS)
-        session = Session(key, game, self, client_ip, sub, client_port)
+        session = kind(key, game, self, client_ip, sub, client_port)
         self._opening[key] = session
         self.per_ip[client_ip] += 1
         session._connecting = task = asyncio.ensure_future(self._connect(session, params))
@@ -462,7 +466,7 @@ class SessionManager:
         session.is_open = True
         session._connecting = None  # only a session still connecting is cancelled through it
         log_event(log, logging.INFO, "session_start", "session start", game=session.game.name,
-                  ip=session.client_ip, sub=session.sub)
+                  ip=session.client_ip, sub=session.sub, **session.log_fields())
         session._settle(None)
         if session.closed_early is not None:
             # The game said its piece and hung up at once ("too many players"):

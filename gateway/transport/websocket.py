@@ -35,7 +35,7 @@ from .. import channel as ch
 from ..auth import may_join
 from ..channel import ChannelError, DisconnectPayload, JoinParams, parse_join, parse_push, sent_at, session_key
 from ..logs import log_event
-from .frames import (BINARY, CLOSE, NO_STATUS, PING, PONG, TEXT, FrameEncoder, FrameError, FrameReader,
+from .frames import (CLOSE, NO_STATUS, PING, PONG, TEXT, FrameEncoder, FrameError, FrameReader,
                      close_frame, control_frame)
 from .serializer import MalformedMessage, Message, Serializer
 
@@ -163,6 +163,8 @@ class ChannelHandle:
 
 class PhoenixSocket(asyncio.Protocol):
     # No __dict__ per socket (idle memory, docs/performance.md): a new attribute goes here too.
+    #: The close code of a browser that does not read (SPEC 6: the browser gets a ``disconnect``).
+    slow_consumer_code = WSCloseCode.TRY_AGAIN_LATER
     __slots__ = ("serializer", "manager", "client_ip", "client_port", "transport", "claims", "channels",
                  "_joining", "_outbox", "_latency", "_outbox_bytes", "_flush_armed", "_caught_up",
                  "_closed", "_sealed", "_last_progress", "_writing", "_draining",
@@ -349,7 +351,7 @@ class PhoenixSocket(asyncio.Protocol):
         """The outbox would pass its bound (``outbox_limit``): this browser is a slow consumer now."""
         log.info("socket %s: outbox over %d bytes", self.client_ip, outbox_limit(self.config))
         self._seal()
-        self._close_soon(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", SLOW_CONSUMER_DRAIN)
+        self._close_soon(self.slow_consumer_code, b"slow consumer", SLOW_CONSUMER_DRAIN)
 
     def _write_frames(self, batch: "list[bytes]") -> bool:
         """The batch's frames in one ``transport.writelines``; whether the transport's flow control
@@ -357,12 +359,16 @@ class PhoenixSocket(asyncio.Protocol):
         transport = self.transport
         if self._lost or self._close_sent or transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
-        frames = self._frames.encode(batch)
+        frames = self._encode(batch)
         pong, self._pong = self._pong, None
         if pong is not None:
             frames.append(pong)  # a control frame may go between any two messages (RFC 6455 5.4)
         transport.writelines(frames)  # uvloop: one writev, no join
         return self._paused
+
+    def _encode(self, batch: "list[bytes]") -> "list[bytes]":
+        """The pieces (headers, payloads) of the frames of the queued messages."""
+        return self._frames.encode(batch)
 
     def _drop_outbox(self) -> None:
         """No more frames will be written: forget the queued ones, wake whoever waits."""
@@ -398,7 +404,7 @@ class PhoenixSocket(asyncio.Protocol):
             return  # already under way (the watchdog asks every second)
         log.info("socket %s: slow consumer, disconnecting", self.client_ip)
         self._seal()
-        await self._shut(WSCloseCode.TRY_AGAIN_LATER, b"slow consumer", SLOW_CONSUMER_DRAIN)
+        await self._shut(self.slow_consumer_code, b"slow consumer", SLOW_CONSUMER_DRAIN)
 
     def _seal(self) -> None:
         """Drop the queued output; queue each channel's ``disconnect`` and ``phx_close``; no more."""
@@ -526,7 +532,7 @@ class PhoenixSocket(asyncio.Protocol):
         reader.max_size = self.config.limits.max_frame_bytes  # the live config's (SIGHUP)
         loop = asyncio.get_running_loop()
         while not self._finished:
-            if not (self._caught_up or backed_up):
+            if not (self._may_read() or backed_up):
                 # A browser that sends without reading its replies is not read either
                 # until it catches up: TCP pushes back on it too.
                 if not self._reading_paused:
@@ -549,12 +555,21 @@ class PhoenixSocket(asyncio.Protocol):
             if self._closed or self._closing is not None:
                 continue  # closing: only the browser's close frame matters now
             self._heard = loop.time()
-            if opcode == TEXT:
-                self.receive(data)
-            elif opcode == PING:
+            if opcode == PING:
                 self._answer_ping(data)
-            elif opcode == BINARY:
-                self._close_soon(WSCloseCode.UNSUPPORTED_DATA, b"text frames only")
+            else:
+                self.message(opcode, data)
+
+    def _may_read(self) -> bool:
+        """Whether the browser's next frame may be handled now (else its reading is paused)."""
+        return self._caught_up
+
+    def message(self, opcode: int, data: "str | bytes") -> None:
+        """A TEXT or BINARY message from the browser."""
+        if opcode == TEXT:
+            self.receive(data)
+        else:
+            self._close_soon(WSCloseCode.UNSUPPORTED_DATA, b"text frames only")
 
     def _answer_ping(self, payload: bytes) -> None:
         """A pong goes through the outbox like every frame: counted against its bound, written

@@ -1,0 +1,315 @@
+"""The MUD Standards WebSocket endpoint /ws (SPEC 9), over real sockets: a real gateway, the fake
+MUD, aiohttp's WebSocket client (and raw frames where a client library would not send them)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import struct
+import time
+
+import aiohttp
+import pytest
+
+import jwt
+from tests.conftest import make_config, new_topic
+
+WS = aiohttp.WSMsgType
+TERMINAL, GMCP, JSON, TELNET = (f"{p}.mudstandards.org" for p in ("terminal", "gmcp", "json", "telnet"))
+IAC, WILL, WONT, DO, DONT, SB, SE, GA = 255, 251, 252, 253, 254, 250, 240, 249
+ECHO, GMCP_OPT, NEW_ENVIRON = 1, 201, 39
+
+
+class Ws:
+    """An aiohttp client WebSocket on /ws, collecting frames as (kind, data)."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.frames: list[tuple[str, object]] = []
+
+    @property
+    def protocol(self) -> str | None:
+        return self.ws.protocol
+
+    async def read(self, timeout: float = 5) -> tuple[str, object]:
+        msg = await self.ws.receive(timeout=timeout)
+        if msg.type == WS.BINARY:
+            frame = ("binary", msg.data)
+        elif msg.type == WS.TEXT:
+            frame = ("text", msg.data)
+        elif msg.type in (WS.CLOSE, WS.CLOSING, WS.CLOSED):
+            frame = ("close", (self.ws.close_code, msg.extra))
+        else:
+            raise AssertionError(f"unexpected {msg!r}")
+        self.frames.append(frame)
+        return frame
+
+    async def binary_until(self, needle: bytes, timeout: float = 5) -> bytes:
+        """BINARY frames' bytes joined, read until ``needle`` is in them (TEXT frames are kept in ``frames``)."""
+        data = b""
+        deadline = time.monotonic() + timeout
+        while needle not in data:
+            kind, payload = await self.read(max(0.01, deadline - time.monotonic()))
+            if kind == "binary":
+                data += payload  # type: ignore[operator]
+            elif kind == "close":
+                raise AssertionError(f"closed {payload} before {needle!r}; got {data!r}")
+        return data
+
+    async def text(self, timeout: float = 5) -> str:
+        while True:
+            kind, payload = await self.read(timeout)
+            if kind == "text":
+                return payload  # type: ignore[return-value]
+            if kind == "close":
+                raise AssertionError(f"closed {payload}")
+
+    async def closed(self, timeout: float = 5) -> tuple[int | None, str]:
+        """Read to the close; (code, reason)."""
+        while True:
+            kind, payload = await self.read(timeout)
+            if kind == "close":
+                return self.ws.close_code, payload[1] or ""  # type: ignore[index]
+
+
+def served(extra: str = "", subprotocols: str | None = None) -> str:
+    return extra + (f"\nmudstandards: {{subprotocols: {subprotocols}}}" if subprotocols is not None else "")
+
+
+async def open_ws(client, protocols=(TERMINAL,), path: str = "/ws", headers=None) -> Ws:
+    ws = await client.ws_connect(path, protocols=protocols, headers=headers or {})
+    return Ws(ws)
+
+
+@pytest.fixture
+async def ws_gateway(mud, gateway):
+    """``await ws_gateway(extra=..., game_extra=...)`` -> the aiohttp test client of a gateway for the fake MUD."""
+
+    async def start(extra: str = "", game_extra: str = "", games: str = ""):
+        client, _ = await gateway(make_config(mud.port, extra=extra, game_extra=game_extra, games=games))
+        return client
+
+    return start
+
+
+async def play(mud, client, protocols=(TERMINAL,), path="/ws"):
+    ws = await open_ws(client, protocols, path)
+    conn = await mud.next_connection()
+    return ws, conn
+
+
+# -- handshake ---------------------------------------------------------------------
+
+
+async def test_subprotocol_is_the_first_of_the_clients_list_that_is_served(mud, ws_gateway):
+    client = await ws_gateway(extra=served(subprotocols="[terminal, gmcp, json]"))
+    for offered, chosen in [((JSON, GMCP), JSON), ((GMCP, JSON), GMCP), (("v1.evennia.com", TELNET, TERMINAL), TERMINAL),
+                            (("phoenix", "terminal", GMCP), GMCP)]:
+        ws = await open_ws(client, offered)
+        assert ws.protocol == chosen
+        await mud.next_connection()
+        await ws.ws.close()
+
+
+async def test_handshake_refusals(mud, ws_gateway):
+    client = await ws_gateway(extra=served(subprotocols="[terminal, gmcp]"))
+    # No subprotocol at all, or none served (telnet is not served here; names match exactly).
+    for protocols in [(), (TELNET,), ("Terminal.mudstandards.org", "phoenix", "divstream.mudstandards.org")]:
+        resp = await client.get("/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                                                "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                                                **({"Sec-WebSocket-Protocol": ", ".join(protocols)} if protocols else {})})
+        assert resp.status == 400, protocols
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+        await open_ws(client, (TERMINAL,), path="/ws?game=nope")
+    assert exc.value.status == 404
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+        await open_ws(client, (TERMINAL,), headers={"Origin": "https://evil.example"})
+    assert exc.value.status == 403
+    assert mud.connections == []  # nothing is dialled for a refused request
+
+
+async def test_empty_subprotocol_list_turns_ws_off(mud, ws_gateway):
+    client = await ws_gateway(extra=served(subprotocols="[]"))
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+        await open_ws(client, (TERMINAL,))
+    assert exc.value.status == 404
+
+
+SECRET = "s3cret-" + "k" * 32
+
+
+def token(**claims) -> str:
+    now = int(time.time())
+    return jwt.encode({"exp": now + 60, "iat": now, **claims}, SECRET, algorithm="HS256")
+
+
+async def test_tokens_as_for_phoenix(mud, ws_gateway):
+    """SPEC 9.1: the token rules of 4.1 (query or bearer subprotocol entry); a token whose games
+    claim leaves the game out is 403, after the 404 of an unknown game."""
+    client = await ws_gateway(extra=f"security: {{auth: {{required: true, secret: {SECRET}}}}}")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+        await open_ws(client, (TERMINAL,))
+    assert exc.value.status == 403
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+        await open_ws(client, (TERMINAL,), path="/ws?token=forged.token.here")
+    assert exc.value.status == 403
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+        await open_ws(client, (TERMINAL,), path=f"/ws?token={token(games=['other'])}")
+    assert exc.value.status == 403
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+        await open_ws(client, (TERMINAL,), path=f"/ws?game=nope&token={token(games=['other'])}")
+    assert exc.value.status == 404
+    assert mud.connections == []
+    ws = await open_ws(client, (TERMINAL,), path=f"/ws?token={token(games=['fake'], sub='alice')}")
+    await mud.next_connection()
+    b64 = base64.urlsafe_b64encode(token().encode()).decode().rstrip("=")
+    ws2 = await open_ws(client, (f"base64url.bearer.phx.{b64}", GMCP))
+    assert ws2.protocol == GMCP
+    await mud.next_connection()
+    await ws.ws.close()
+    await ws2.ws.close()
+
+
+# -- play: terminal, gmcp, json ------------------------------------------------------
+
+
+async def test_terminal_text_both_ways(mud, ws_gateway):
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (TERMINAL,))
+    conn.send("Welcome to Ünïcode\n\rline two\r\nno CR\nbell\x00\r\x1b[1mbold\x1b[0m\n".encode())
+    data = await ws.binary_until(b"bold\x1b[0m\r\n")
+    assert data == "Welcome to Ünïcode\r\nline two\r\nno CR\r\nbell\x1b[1mbold\x1b[0m\r\n".encode()
+    await ws.ws.send_bytes(b"look")                 # a frame without a line end is one command
+    await conn.wait_for(b"look\r\n")
+    await ws.ws.send_bytes(b"say a\r\nsay b\n")   # CR removed, one trailing LF ignored
+    await conn.wait_for(b"say a\r\nsay b\r\n")
+    await ws.ws.send_str("text frame\n")             # terminal takes TEXT as BINARY [E]
+    await conn.wait_for(b"text frame\r\n")
+    await ws.ws.send_bytes(b"")                      # empty: a bare CRLF
+    await conn.wait_for(b"\r\n")
+    assert conn.received.endswith(b"text frame\r\n\r\n")
+    # GMCP is not passed on under terminal; no frame holds an IAC.
+    conn.send(bytes([IAC, WILL, GMCP_OPT]))
+    await conn.wait_for(bytes([IAC, DO, GMCP_OPT]))
+    conn.send(bytes([IAC, SB, GMCP_OPT]) + b'Char.Vitals {"hp": 5}' + bytes([IAC, SE]) + b"after\n")
+    data = await ws.binary_until(b"after\r\n")
+    assert data == b"after\r\n"
+    assert all(kind == "binary" and b"\xff" not in p for kind, p in ws.frames)  # type: ignore[operator]
+
+
+async def test_prompt_ends_its_frame_and_unmarked_prompt_is_flushed(mud, ws_gateway):
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (GMCP,))
+    conn.send(b"Name: " + bytes([IAC, GA]))
+    kind, frame = await ws.read()
+    assert (kind, frame) == ("binary", b"Name: ")       # at once, ending its frame
+    conn.send(b"Password? ")                            # no GA: after prompt_flush_ms
+    kind, frame = await ws.read()
+    assert (kind, frame) == ("binary", b"Password? ")
+
+
+async def test_gmcp_both_ways(mud, ws_gateway):
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (GMCP, JSON))
+    assert ws.protocol == GMCP
+    conn.send(b"hi\n")
+    await ws.binary_until(b"hi\r\n")                     # attached
+    await ws.ws.send_str('Core.Ping')                   # before the game enabled GMCP: dropped (logged)
+    await ws.ws.send_bytes(b"sync")
+    await conn.wait_for(b"sync\r\n")
+    conn.send(bytes([IAC, WILL, GMCP_OPT]))
+    await conn.wait_for(b"Core.Supports.Set")
+    conn.send(bytes([IAC, SB, GMCP_OPT]) + b'Char.Vitals {"hp":5,"max":10}' + bytes([IAC, SE])
+              + bytes([IAC, SB, GMCP_OPT]) + b'Core.Goodbye' + bytes([IAC, SE])
+              + bytes([IAC, SB, GMCP_OPT]) + b'Comm.Say not json' + bytes([IAC, SE]))
+    assert await ws.text() == 'Char.Vitals {"hp":5,"max":10}'
+    assert await ws.text() == "Core.Goodbye"
+    assert await ws.text() == "Comm.Say not json"
+    await ws.ws.send_str('Char.Skills.Get {"group": "magic"}')
+    await ws.ws.send_str("Core.Ping")
+    await conn.wait_for(bytes([IAC, SB, GMCP_OPT]) + b'Char.Skills.Get {"group":"magic"}' + bytes([IAC, SE]))
+    await conn.wait_for(bytes([IAC, SB, GMCP_OPT]) + b"Core.Ping" + bytes([IAC, SE]))
+    received = bytes(conn.received)
+    assert received.count(b"Core.Ping") == 1            # the one sent before GMCP was on went nowhere
+    await ws.ws.send_bytes(b"score\n")                  # text is BINARY under gmcp
+    await conn.wait_for(b"score\r\n")
+
+
+async def test_json_formats(mud, ws_gateway):
+    """SPEC 9.3/9.4 json: Evennia 6.1's envelope {"proto","id","data"} (data a string)."""
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (JSON,))
+    conn.send(bytes([IAC, WILL, GMCP_OPT]))
+    await conn.wait_for(b"Core.Supports.Set")
+    conn.send(bytes([IAC, SB, GMCP_OPT]) + b'Room.Info {"num": 1}' + bytes([IAC, SE]))
+    assert json.loads(await ws.text()) == {"proto": "gmcp", "id": "Room.Info", "data": '{"num": 1}'}
+    conn.send(bytes([IAC, SB, GMCP_OPT]) + b'Core.Goodbye' + bytes([IAC, SE]))
+    assert json.loads(await ws.text()) == {"proto": "gmcp", "id": "Core.Goodbye", "data": ""}
+    conn.send(b"hello\n> " + bytes([IAC, GA]))
+    assert await ws.read() == ("binary", b"hello\r\n")
+    assert json.loads(await ws.text()) == {"proto": "prompt", "id": "", "data": "> "}
+    conn.send(b"Password: " + bytes([IAC, WILL, ECHO]))
+    await conn.wait_for(bytes([IAC, DO, ECHO]))
+    assert json.loads(await ws.text()) == {"proto": "telnet_1", "id": "ECHO", "data": "WILL"}
+    assert await ws.read() == ("binary", b"Password: ")  # an unmarked prompt: after prompt_flush_ms
+    conn.send(bytes([IAC, WONT, ECHO]))
+    assert json.loads(await ws.text()) == {"proto": "telnet_1", "id": "ECHO", "data": "WONT"}
+    # client -> game
+    await ws.ws.send_str(json.dumps({"proto": "text", "data": "north\nsouth"}))
+    await conn.wait_for(b"north\r\nsouth\r\n")
+    await ws.ws.send_bytes(b"west")
+    await conn.wait_for(b"west\r\n")
+    await ws.ws.send_str(json.dumps({"proto": "gmcp", "id": "Core.Hello", "data": '{"client": "x"}'}))
+    await conn.wait_for(bytes([IAC, SB, GMCP_OPT]) + b'Core.Hello {"client":"x"}' + bytes([IAC, SE]))
+    await ws.ws.send_str(json.dumps({"proto": "gmcp", "id": "Core.KeepAlive", "data": ""}))
+    await conn.wait_for(bytes([IAC, SB, GMCP_OPT]) + b"Core.KeepAlive" + bytes([IAC, SE]))
+    await ws.ws.send_str(json.dumps({"proto": "mxp", "id": "x", "data": "ignored"}))  # other protos: ignored
+    await ws.ws.send_str(json.dumps({"proto": "text", "data": "east"}))
+    await conn.wait_for(b"east\r\n")
+    assert b"ignored" not in conn.received
+
+
+async def test_json_naws(mud, ws_gateway):
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (JSON,))
+    conn.send(bytes([IAC, DO, 31]))
+    await conn.wait_for(bytes([IAC, SB, 31, 0, 80, 0, 24, IAC, SE]))   # 80x24 until the client says
+    naws = base64.b64encode(struct.pack("!HH", 255, 50)).decode()
+    await ws.ws.send_str(json.dumps({"proto": "telnet_31", "id": "NAWS", "data": naws}))
+    await conn.wait_for(bytes([IAC, SB, 31, 0, 255, 255, 0, 50, IAC, SE]))  # 255 doubled
+
+
+@pytest.mark.parametrize("protocol, frame, code", [
+    (JSON, "not json", 1007),
+    (JSON, "[1, 2]", 1007),
+    (JSON, '{"proto": "text"}', 1007),                                    # no data
+    (JSON, '{"proto": "text", "data": 5}', 1007),
+    (JSON, '{"proto": "gmcp", "id": "bad module!", "data": ""}', 1007),
+    (JSON, '{"proto": "gmcp", "id": "Core.X", "data": "{not json"}', 1007),
+    (JSON, '{"proto": "telnet_31", "id": "NAWS", "data": "AAA="}', 1007),   # not 4 bytes
+    (JSON, '{"proto": "telnet_31", "id": "NAWS", "data": "AAAAAA=="}', 1007),  # 0x0
+    (GMCP, "9bad.module", 1007),
+    (GMCP, "Core.X {oops", 1007),
+    (TERMINAL, b"\xc3(", 1007),                                          # BINARY, not UTF-8
+    (TERMINAL, b"x" * 5000, 1009),                                       # over max_input_bytes
+])
+async def test_bad_frames_close_with_spec_codes(mud, ws_gateway, protocol, frame, code):
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (protocol,))
+    if isinstance(frame, bytes):
+        await ws.ws.send_bytes(frame)
+    else:
+        await ws.ws.send_str(frame)
+    assert (await ws.closed())[0] == code
+    await conn.wait_closed()  # the session ended with the socket
+    assert b"xxxx" not in conn.received and b"oops" not in conn.received
+
+
+async def test_frame_over_max_frame_bytes_is_1009(mud, ws_gateway):
+    client = await ws_gateway(extra="limits: {max_frame_bytes: 2048, max_input_bytes: 100000}")
+    ws, conn = await play(mud, client, (TERMINAL,))
+    await ws.ws.send_bytes(b"y" * 3000)
+    assert (await ws.closed())[0] == 1009
+    await conn.wait_closed()
+    assert b"yyy" not in conn.received
