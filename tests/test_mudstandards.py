@@ -313,3 +313,199 @@ async def test_frame_over_max_frame_bytes_is_1009(mud, ws_gateway):
     assert (await ws.closed())[0] == 1009
     await conn.wait_closed()
     assert b"yyy" not in conn.received
+
+
+# -- the telnet relay ----------------------------------------------------------------
+
+
+async def test_telnet_relays_the_game_bytes_both_ways_and_negotiates_nothing(mud, ws_gateway):
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (TELNET,))
+    assert ws.protocol == TELNET
+    raw = bytes([IAC, WILL, GMCP_OPT, IAC, DO, 24]) + b"Hi\r\n> " + bytes([IAC, GA])
+    conn.send(raw)
+    assert await ws.binary_until(bytes([IAC, GA])) == raw       # unchanged: negotiation, GA and all
+    await ws.ws.send_bytes(bytes([IAC, DO, GMCP_OPT, IAC, WILL, 24]) + b"look\r\n")
+    await conn.wait_for(b"look\r\n")
+    assert bytes(conn.received) == bytes([IAC, DO, GMCP_OPT, IAC, WILL, 24]) + b"look\r\n"  # nothing of ours
+    await ws.ws.send_str("a text frame")                        # BINARY only under telnet
+    assert (await ws.closed())[0] == 1003
+    await conn.wait_closed()
+
+
+@pytest.mark.parametrize("forward, expected", [
+    ("true", b"\x00USER\x01bob\x00IPADDRESS\x01127.0.0.1"),
+    ("false", b"\x00USER\x01bob"),
+])
+async def test_telnet_client_cannot_forge_ipaddress(mud, ws_gateway, forward, expected):
+    client = await ws_gateway(game_extra=f"    forward_client_ip: {forward}")
+    ws, conn = await play(mud, client, (TELNET,))
+    forged = bytes([IAC, SB, NEW_ENVIRON, 0]) + b"\x00IPADDRESS\x016.6.6.6\x00USER\x01bob" + bytes([IAC, SE])
+    # Cut across frames, the subnegotiation is still found.
+    await ws.ws.send_bytes(forged[:9])
+    await ws.ws.send_bytes(forged[9:] + b"next\r\n")
+    await conn.wait_for(b"next\r\n")
+    assert bytes(conn.received) == bytes([IAC, SB, NEW_ENVIRON, 0]) + expected + bytes([IAC, SE]) + b"next\r\n"
+
+
+async def test_telnet_only_dials_configured_games(mud, ws_gateway):
+    """Nothing in the request names a host or port: ?game= is a configured name, else 404."""
+    client = await ws_gateway()
+    for query in ("?game=127.0.0.1:22", "?host=127.0.0.1&port=22&game=localhost"):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+            await open_ws(client, (TELNET,), path="/ws" + query)
+        assert exc.value.status == 404
+    ws = await open_ws(client, (TELNET,), path="/ws?host=127.0.0.1&port=1")   # the default game, nothing else
+    conn = await mud.next_connection()
+    conn.send(b"ok\r\n")
+    assert await ws.binary_until(b"ok\r\n") == b"ok\r\n"
+    await ws.ws.close()
+
+
+# -- session life (SPEC 9.6) ----------------------------------------------------------
+
+ADMIN_TOKEN = "admin-" + "y" * 40
+
+
+async def admin(client, method: str, path: str, **kwargs):
+    return await client.request(method, path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, **kwargs)
+
+
+async def test_one_session_in_the_shared_table_kick_and_no_resume(mud, ws_gateway, monkeypatch, caplog):
+    caplog.set_level("INFO")
+    monkeypatch.setenv("GW_TEST_WS_ADMIN", ADMIN_TOKEN)
+    client = await ws_gateway(extra="admin: {token_env: GW_TEST_WS_ADMIN}")
+    ws, conn = await play(mud, client, (JSON,))
+    conn.send(b"hello\r\n")
+    await ws.binary_until(b"hello")
+    assert (await (await client.get("/healthz")).json())["sessions"] == 1
+    metrics = await (await client.get("/metrics")).text()
+    assert 'mud_gateway_sessions{state="attached"} 1.0' in metrics
+    assert 'mud_gateway_bytes_total{direction="to_browser"} 7.0' in metrics
+    listing = (await (await admin(client, "GET", "/admin/sessions")).json())["sessions"]
+    assert [(s["game"], s["ip"], s["state"]) for s in listing] == [("fake", "127.0.0.1", "attached")]
+    assert (await admin(client, "POST", f"/admin/sessions/{listing[0]['id']}/kick",
+                        json={"message": "Time for bed."})).status == 204
+    assert await ws.read() == ("binary", b"Time for bed.\r\n")
+    assert await ws.closed() == (1000, "kicked")
+    await conn.wait_closed()
+    assert (await (await client.get("/healthz")).json())["sessions"] == 0
+    starts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("session start")]
+    ends = [r.getMessage() for r in caplog.records if r.getMessage().startswith("session end")]
+    assert starts == ["session start game=fake ip=127.0.0.1 sub=- subprotocol=json"]
+    assert len(ends) == 1 and "reason=kicked" in ends[0] and "subprotocol=json" in ends[0]
+
+
+async def test_client_close_ends_the_session_at_once(mud, ws_gateway):
+    """No resume: linger_seconds does not apply, the game connection is closed at once."""
+    client = await ws_gateway(extra="sessions: {linger_seconds: 600}")
+    ws, conn = await play(mud, client, (TERMINAL,))
+    conn.send(b"x\r\n")
+    await ws.binary_until(b"x")
+    await ws.ws.close()
+    await conn.wait_closed()
+    assert (await (await client.get("/healthz")).json())["sessions"] == 0
+
+
+async def test_game_hangup_delivers_everything_then_1000(mud, ws_gateway):
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (TERMINAL,))
+    conn.send(b"last words\r\nbye")
+    await conn.drain()
+    conn.close()
+    assert await ws.binary_until(b"bye") == b"last words\r\nbye"
+    assert await ws.closed() == (1000, "closed by game")
+
+
+async def test_game_unavailable_is_1014_after_the_101(ws_gateway, mud):
+    client = await ws_gateway(games="  - {name: gone, host: 127.0.0.1, port: 1, connect_timeout: 1}")
+    ws = await open_ws(client, (TERMINAL,), path="/ws?game=gone")
+    assert await ws.closed() == (1014, "game unavailable")
+
+
+async def test_denied_gets_the_message_then_1008(mud, ws_gateway):
+    client = await ws_gateway(extra="security: {deny: ['127.0.0.0/8'], deny_message: 'Not from there.'}")
+    ws = await open_ws(client, (TERMINAL,))
+    assert await ws.read() == ("binary", b"Not from there.\r\n")
+    assert await ws.closed() == (1008, "denied")
+    assert mud.connections == []
+
+
+async def test_ws_sockets_count_with_phoenix_sessions(mud, gateway):
+    client, connect = await gateway(make_config(mud.port, extra="limits: {max_sessions_per_ip: 2}"))
+    phx = await connect()
+    assert (await phx.join(new_topic()))["status"] == "ok"
+    ws = await open_ws(client, (GMCP,))
+    await mud.next_connection()
+    await mud.next_connection()
+    refused = await open_ws(client, (GMCP,))
+    assert await refused.closed() == (1013, "too many sessions")
+    assert (await phx.join(new_topic(), join_ref="2"))["response"] == {"reason": "too many sessions"}
+    await ws.ws.close()
+
+
+async def test_idle_closes_with_1000(mud, ws_gateway):
+    client = await ws_gateway(extra="sessions: {idle_timeout_seconds: 0.5}")
+    ws, conn = await play(mud, client, (TERMINAL,))
+    assert await ws.closed() == (1000, "idle")
+    await conn.wait_closed()
+
+
+async def test_graceful_stop_closes_with_1001(mud, ws_gateway):
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (TELNET,))
+    ws2, conn2 = await play(mud, client, (TERMINAL,))
+    closing = asyncio.ensure_future(client.server.close())
+    assert await ws.closed() == (1001, "gateway shutdown")
+    assert await ws2.closed() == (1001, "gateway shutdown")
+    await conn.wait_closed()
+    await conn2.wait_closed()
+    await asyncio.wait_for(closing, 10)
+
+
+async def test_rate_limit_delays_and_never_drops(mud, ws_gateway):
+    """Past the burst, input waits for tokens (the socket is not read meanwhile): every line
+    arrives, in order, paced by the rate."""
+    client = await ws_gateway(extra="limits: {input_lines_per_second: 20, input_burst: 3}")
+    ws, conn = await play(mud, client, (TERMINAL,))
+    lines = [f"line {i}" for i in range(10)]
+    began = time.monotonic()
+    await ws.ws.send_bytes("\n".join(lines[:6]).encode())   # one frame, six lines: three now, three later
+    for line in lines[6:]:
+        await ws.ws.send_str(line)
+    await conn.wait_for(b"line 9\r\n", timeout=10)
+    assert bytes(conn.received) == "".join(f"{line}\r\n" for line in lines).encode()
+    assert time.monotonic() - began >= 7 / 20 * 0.9        # seven lines waited for tokens
+
+
+async def test_telnet_rate_limit_counts_lf_outside_commands(mud, ws_gateway):
+    client = await ws_gateway(extra="limits: {input_lines_per_second: 50, input_burst: 2}")
+    ws, conn = await play(mud, client, (TELNET,))
+    naws_with_lf = bytes([IAC, SB, 31, 0, 10, 0, 10, IAC, SE])   # LF bytes inside: no lines
+    payload = naws_with_lf * 3 + b"a\nb\nc\nd\n"
+    await ws.ws.send_bytes(payload)
+    await conn.wait_for(b"d\n")
+    assert bytes(conn.received) == payload
+
+
+async def test_slow_consumer_is_1008(mud, ws_gateway):
+    client = await ws_gateway(extra="limits: {slow_consumer_seconds: 1.5}")
+    ws, conn = await play(mud, client, (TERMINAL,))
+    line = b"x" * 1000 + b"\r\n"
+
+    async def flood() -> None:
+        while not conn.closed:
+            conn.send(line * 64)
+            await conn.drain()
+
+    flooding = asyncio.ensure_future(flood())
+    try:
+        await conn.wait_closed(timeout=15)            # the gateway gave up on the client, closed the game
+    finally:
+        flooding.cancel()
+        await asyncio.gather(flooding, return_exceptions=True)
+    while True:                                       # reading again: what was on its way, then the close
+        msg = await ws.ws.receive(timeout=10)
+        if msg.type != WS.BINARY:
+            break
+    assert msg.type == WS.CLOSE and msg.data == 1008 and msg.extra == "slow consumer"
