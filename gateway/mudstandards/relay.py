@@ -18,7 +18,8 @@ it, and any other ``IAC <cmd>`` ends the scanner's view of it there (a game
 may read ``IAC SB`` as a new subnegotiation: so does the scanner, and a
 NEW-ENVIRON one is caught). A NEW-ENVIRON subnegotiation is rebuilt from its
 well-formed variables alone (stray bytes are dropped; every 0xFF in it is sent
-doubled), one that is neither IS, INFO nor SEND is dropped, and one longer
+doubled; a variable whose name's letters spell IPADDRESS, in any case, is
+removed), one that is neither IS, INFO nor SEND is dropped, and one longer
 than ``MAX_ENVIRON`` is dropped; each drop is counted in ``dropped``, for the
 adapter to log. The old ENVIRON option (36, RFC 1408) gets the same
 removal (no address is added to it).
@@ -40,20 +41,22 @@ MAX_ENVIRON = 1 << 16
 _IAC = b"\xff"
 # One variable: VAR or USERVAR, its name, and maybe VALUE and its value; ESC quotes the next byte.
 _VARIABLE = re.compile(rb"[\x00\x03]((?:[^\x00-\x03]|\x02[\s\S])*)(?:\x01(?:[^\x00-\x03]|\x02[\s\S])*)?")
-_UNESCAPE = re.compile(rb"\x02([\s\S])")
+_NOT_LETTER = re.compile(rb"[^A-Za-z]+")
 _SPECIAL = re.compile(rb"([\x00-\x03])")
 
 _DATA, _SB, _ENV, _DROP = 0, 1, 2, 3
 
 
 def _is_ipaddress(name: bytes) -> bool:
-    return _UNESCAPE.sub(rb"\1", name).strip().upper() == b"IPADDRESS"
+    """Whether a game could read ``name`` as IPADDRESS: its letters alone, in any case (ESC,
+    spaces, IAC commands, anything between them does not count)."""
+    return _NOT_LETTER.sub(b"", name).upper() == b"IPADDRESS"
 
 
 def rewrite_environ(body: bytes, client_ip: str | None, option: int = NEW_ENVIRON) -> bytes | None:
     """One ``NEW-ENVIRON`` subnegotiation's content (between ``IAC SB <option>`` and ``IAC
     SE``, ``IAC IAC`` already undone) as the game may see it: for IS and INFO, the
-    well-formed variables other than ``IPADDRESS`` (any case, VAR or USERVAR), then
+    well-formed variables other than ``IPADDRESS`` (``_is_ipaddress``; VAR or USERVAR), then
     ``VAR IPADDRESS VALUE <client_ip>`` when ``client_ip`` is given (NEW-ENVIRON only);
     SEND unchanged; anything else None (to be dropped)."""
     if not body:
@@ -145,7 +148,7 @@ class RelayInput:
             elif cmd == SE:
                 if state == _SB:
                     out.append((b"\xff\xf0", 0))
-                elif state == _ENV:
+                elif self._state == _ENV:  # (not if _take dropped it meanwhile)
                     self._end_environ(out)
                 self._state = _DATA  # (_DROP: the dropped one ends here)
                 pos = i + 2
