@@ -38,7 +38,9 @@ class Ws:
             frame = ("binary", msg.data)
         elif msg.type == WS.TEXT:
             frame = ("text", msg.data)
-        elif msg.type in (WS.CLOSE, WS.CLOSING, WS.CLOSED):
+        elif msg.type == WS.CLOSE:  # the server's close frame: its code and reason
+            frame = ("close", (msg.data, msg.extra))
+        elif msg.type in (WS.CLOSING, WS.CLOSED):
             frame = ("close", (self.ws.close_code, msg.extra))
         else:
             raise AssertionError(f"unexpected {msg!r}")
@@ -70,7 +72,7 @@ class Ws:
         while True:
             kind, payload = await self.read(timeout)
             if kind == "close":
-                return self.ws.close_code, payload[1] or ""  # type: ignore[index]
+                return payload[0], payload[1] or ""  # type: ignore[index]
 
 
 def served(extra: str = "", subprotocols: str | None = None) -> str:
@@ -509,3 +511,30 @@ async def test_slow_consumer_is_1008(mud, ws_gateway):
         if msg.type != WS.BINARY:
             break
     assert msg.type == WS.CLOSE and msg.data == 1008 and msg.extra == "slow consumer"
+
+
+async def test_upgrade_in_place_closes_ws_with_1012_and_ends_their_games(mud, tmp_path):
+    """SPEC 9.6: a /ws session is not carried (nothing could resume it): 1012, its game closed;
+    the Phoenix session beside it is carried as ever."""
+    from tests.conftest import free_port
+    from tests.upgrade_helpers import GatewayProcess, config_text, playing
+
+    gw = GatewayProcess(tmp_path, config_text(mud.port, free_port()))
+    try:
+        await gw.ready()
+        phx, topic, phx_conn = await playing(gw, mud)
+        wss, conns = [], []
+        for protocol in (TELNET, JSON):
+            wss.append(Ws(await gw.http.ws_connect(gw.url + "/ws", protocols=(protocol,))))
+            conns.append(await mud.next_connection())
+            conns[-1].send(b"hi\r\n")
+            await wss[-1].binary_until(b"hi\r\n")
+        await gw.upgrade()
+        for ws, conn in zip(wss, conns):
+            assert await ws.closed() == (1012, "service restart")
+            await conn.wait_closed()
+        assert await phx.close_code() == 1012
+        assert not phx_conn.eof                          # the Phoenix session was carried
+        assert (await gw.healthz())["sessions"] == 1
+    finally:
+        await gw.stop()
