@@ -538,3 +538,21 @@ async def test_upgrade_in_place_closes_ws_with_1012_and_ends_their_games(mud, tm
         assert (await gw.healthz())["sessions"] == 1
     finally:
         await gw.stop()
+
+
+async def test_quiet_socket_is_pinged_not_closed(mud, ws_gateway):
+    """No heartbeat timeout on /ws: a client that sends nothing stays; the gateway pings it
+    after half of heartbeat_timeout_seconds without output (proxies' read timeouts)."""
+    client = await ws_gateway(extra="limits: {heartbeat_timeout_seconds: 1}")
+    ws = await client.ws_connect("/ws", protocols=(TERMINAL,), autoping=False)
+    conn = await mud.next_connection()
+    conn.send(b"hi\r\n")
+    assert (await ws.receive(timeout=5)).data == b"hi\r\n"
+    pings = 0
+    while pings < 3:   # three heartbeat timeouts' worth of silence from the client: still open
+        msg = await ws.receive(timeout=5)
+        assert msg.type == WS.PING, msg
+        pings += 1
+    await ws.send_bytes(b"still here")
+    await conn.wait_for(b"still here\r\n")
+    await ws.close()

@@ -202,3 +202,18 @@ async def test_nginx_read_timeout_is_in_force_and_foreign_origins_are_refused(mu
         async with http.get(f"http://127.0.0.1:{http_port}/healthz", allow_redirects=False) as resp:
             assert resp.status == 301 and resp.headers["Location"].startswith("https://")
 
+
+
+async def test_mud_client_plays_ws_through_nginx(mud, proxied):
+    """/ws (SPEC 9) through the doc's nginx: the subprotocol is agreed end to end, frames both ways."""
+    https_port, _, context, _ = proxied
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"wss://localhost:{https_port}/ws", ssl=context,
+                                   protocols=("gmcp.mudstandards.org",))
+        assert ws.protocol == "gmcp.mudstandards.org"
+        conn = await mud.next_connection(timeout=20)
+        conn.send(b"hello through nginx\r\n")
+        assert (await ws.receive(timeout=20)).data == b"hello through nginx\r\n"
+        await ws.send_bytes(b"look")
+        await conn.wait_for(b"look\r\n", timeout=20)
+        await ws.close()

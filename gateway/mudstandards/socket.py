@@ -27,7 +27,7 @@ from aiohttp import WSCloseCode
 
 from ..channel import GAME_UNAVAILABLE, RATE_LIMITED, ChannelError, JoinParams, SendLines
 from ..logs import log_event
-from ..transport.frames import BINARY, TEXT, frame_header
+from ..transport.frames import BINARY, PING, TEXT, control_frame, frame_header
 from ..transport.websocket import PhoenixSocket
 from .framing import TOO_BIG, UNSUPPORTED_DATA, BadFrame, ClientFrames, Frame, GameFrames
 from .relay import RelayInput
@@ -269,8 +269,18 @@ class MudSocket(PhoenixSocket):
         self._pump()
 
     def check_heartbeat(self, heard_by: float) -> None:
-        """No heartbeat on ``/ws`` (SPEC 9 defines none; MUD clients send none):
-        ``idle_timeout_seconds`` is the only timeout for a silent client."""
+        """No heartbeat timeout on ``/ws`` (SPEC 9 defines none; MUD clients send none):
+        ``idle_timeout_seconds`` is the only timeout for a silent client. Instead, a socket
+        that wrote nothing for half of ``heartbeat_timeout_seconds`` sends a PING (RFC 6455
+        5.5.2; clients answer by themselves): a proxy's read timeout (nginx's
+        ``proxy_read_timeout``) then never cuts a quiet player, and a dead peer shows."""
+        now = time.monotonic()
+        if (self.session is None or self._closed or self._outbox or self._writing
+                or now - self._last_progress < self.config.limits.heartbeat_timeout_seconds / 2):
+            return
+        self._last_progress = now
+        if not self._lost and not self.transport.is_closing():
+            self.transport.write(control_frame(PING))
 
     def _finish(self) -> None:
         if self._throttle is not None:
