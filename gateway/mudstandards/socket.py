@@ -176,7 +176,17 @@ class MudSocket(PhoenixSocket):
     # -- incoming ------------------------------------------------------------------
 
     def _may_read(self) -> bool:
-        return self._caught_up and self.session is not None and not self._held
+        if not self._caught_up:
+            return False
+        if self._closing is not None or self._close_sent:
+            return True  # closing: only the client's close frame matters now (its reply to ours)
+        return self.session is not None and not self._held
+
+    def _close_soon(self, code: int, message: bytes, drain_seconds: float = 0.0) -> None:
+        super()._close_soon(code, message, drain_seconds)
+        # The client was perhaps not read (the game being dialled, input waiting for tokens):
+        # it is now, for its close frame.
+        asyncio.get_running_loop().call_soon(self._read_again)
 
     def message(self, opcode: int, data: "str | bytes") -> None:
         limits = self.config.limits
