@@ -4,7 +4,7 @@
 telnet stream's events (telnet/stream.py) into the frames of ``terminal``,
 ``gmcp`` or ``json``; ``ClientFrames`` turns a client's frame into the
 command it asks for (channel.py's ``SendLines``, ``SendGmcp``, ``SetSize``),
-or raises ``BadFrame`` with the close code SPEC 9.5 gives it. The
+or raises ``FrameError`` (frames.py) with the close code SPEC 9.5 gives it. The
 ``telnet`` relay's bytes are relay.py's.
 
 A frame is ``(opcode, payload)`` with RFC 6455's opcodes: text (game output,
@@ -23,7 +23,7 @@ import msgspec
 from ..channel import Command, SendGmcp, SendLines, SetSize
 from ..telnet.input import split_lines, valid_gmcp_module, valid_size
 from ..telnet.stream import EchoMode, Gmcp, Lines, Prompt, Text, utf8_text
-from ..transport.frames import BINARY, TEXT
+from ..transport.frames import BINARY, TEXT, FrameError
 
 SUFFIX = ".mudstandards.org"
 
@@ -55,15 +55,6 @@ def choose(offered: Iterable[str], served: Sequence[str]) -> str | None:
             if entry.endswith(SUFFIX) and entry[:-len(SUFFIX)] in served:
                 return entry[:-len(SUFFIX)]
     return None
-
-
-class BadFrame(Exception):
-    """A client frame SPEC 9.5 answers by closing the WebSocket with ``code``."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 def gmcp_text(data: Any) -> str:
@@ -139,7 +130,7 @@ class ClientFrames:
     """A client's frames -> commands for the game under ``terminal``, ``gmcp`` or ``json`` (SPEC 9.4).
 
     ``command`` returns the command, None for a frame that asks for nothing (a json
-    envelope of another ``proto``), or raises ``BadFrame`` (SPEC 9.5).
+    envelope of another ``proto``), or raises ``FrameError`` (SPEC 9.5).
     """
 
     __slots__ = ("subprotocol",)
@@ -150,12 +141,12 @@ class ClientFrames:
     def command(self, opcode: int, data: "bytes | str", max_input_bytes: int) -> Command | None:
         size = len(data) if type(data) is bytes else len(data.encode("utf-8", "surrogatepass"))
         if size > max_input_bytes:
-            raise BadFrame(TOO_BIG, "message too long")
+            raise FrameError(TOO_BIG, "message too long")
         if opcode == BINARY:
             try:
                 text = data.decode("utf-8")  # type: ignore[union-attr]
             except UnicodeDecodeError:
-                raise BadFrame(INVALID_DATA, "input is not UTF-8") from None
+                raise FrameError(INVALID_DATA, "input is not UTF-8") from None
             return SendLines(split_lines(text))
         text = data if type(data) is str else data.decode("utf-8", "replace")  # type: ignore[union-attr]
         if self.subprotocol == "terminal":
@@ -169,13 +160,13 @@ class ClientFrames:
 def _gmcp(module: Any, data: str) -> SendGmcp:
     """``SendGmcp`` of a package name and its data's JSON text (``""``: none)."""
     if not valid_gmcp_module(module):
-        raise BadFrame(INVALID_DATA, "invalid module")
+        raise FrameError(INVALID_DATA, "invalid module")
     if not data.strip():
         return SendGmcp(module, None)
     try:
         return SendGmcp(module, _decode(data))
     except msgspec.DecodeError:
-        raise BadFrame(INVALID_DATA, "gmcp data is not JSON") from None
+        raise FrameError(INVALID_DATA, "gmcp data is not JSON") from None
 
 
 def _json_command(text: str) -> Command | None:
@@ -183,12 +174,12 @@ def _json_command(text: str) -> Command | None:
     try:
         envelope = _decode(text)
     except msgspec.DecodeError:
-        raise BadFrame(INVALID_DATA, "not JSON") from None
+        raise FrameError(INVALID_DATA, "not JSON") from None
     if type(envelope) is not dict:
-        raise BadFrame(INVALID_DATA, "not a JSON object")
+        raise FrameError(INVALID_DATA, "not a JSON object")
     proto, data, id = envelope.get("proto"), envelope.get("data"), envelope.get("id", "")
     if type(proto) is not str or type(data) is not str or type(id) is not str:
-        raise BadFrame(INVALID_DATA, "proto, data and id must be strings")
+        raise FrameError(INVALID_DATA, "proto, data and id must be strings")
     if proto == "text":
         return SendLines(split_lines(data))
     if proto == "gmcp":
@@ -197,11 +188,11 @@ def _json_command(text: str) -> Command | None:
         try:
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
-            raise BadFrame(INVALID_DATA, "NAWS data is not base64") from None
+            raise FrameError(INVALID_DATA, "NAWS data is not base64") from None
         if len(raw) != 4:
-            raise BadFrame(INVALID_DATA, "NAWS data is not 4 bytes")
+            raise FrameError(INVALID_DATA, "NAWS data is not 4 bytes")
         width, height = _NAWS.unpack(raw)
         if not valid_size(width, height):
-            raise BadFrame(INVALID_DATA, "invalid size")
+            raise FrameError(INVALID_DATA, "invalid size")
         return SetSize(width, height)
     return None  # another proto: ignored (SPEC 9.4)

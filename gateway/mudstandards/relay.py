@@ -45,6 +45,7 @@ _NOT_LETTER = re.compile(rb"[^A-Za-z]+")
 _SPECIAL = re.compile(rb"([\x00-\x03])")
 
 _DATA, _SB, _ENV, _DROP = 0, 1, 2, 3
+_OPTION_COMMANDS = frozenset((WILL, WONT, DO, DONT, SB))
 
 
 def _is_ipaddress(name: bytes) -> bool:
@@ -103,70 +104,27 @@ class RelayInput:
         n = len(buf)
         pos = 0
         while pos < n:
-            state = self._state
-            if state == _DATA:
-                i = buf.find(_IAC, pos)
-                end = n if i < 0 else i
-                if end > pos:
-                    _lines(buf[pos:end], out)
-                if i < 0:
-                    break
-                if i + 1 >= n:
-                    self._held = buf[i:]
-                    break
-                cmd = buf[i + 1]
-                if cmd in (WILL, WONT, DO, DONT, SB):
-                    if i + 2 >= n:
-                        self._held = buf[i:]
-                        break
-                    if cmd == SB and buf[i + 2] in (NEW_ENVIRON, OLD_ENVIRON):
-                        self._state = _ENV
-                        self._env_option = buf[i + 2]
-                        self._env.clear()
-                    else:
-                        out.append((buf[i:i + 3], 0))
-                        if cmd == SB:
-                            self._state = _SB
-                    pos = i + 3
-                else:  # IAC IAC (a data byte 0xFF) or a two-byte command
-                    out.append((buf[i:i + 2], 0))
-                    pos = i + 2
-                continue
-            # Inside a subnegotiation: up to the next IAC.
             i = buf.find(_IAC, pos)
             end = n if i < 0 else i
-            self._take(buf[pos:end], out)
+            if end > pos:
+                self._run(buf[pos:end], out)
             if i < 0:
                 break
-            if i + 1 >= n:
+            # A command is IAC and one byte; outside subnegotiations, an option's takes three.
+            size = 3 if self._state == _DATA and i + 1 < n and buf[i + 1] in _OPTION_COMMANDS else 2
+            if i + size > n:
                 self._held = buf[i:]
                 break
-            cmd = buf[i + 1]
-            if cmd == IAC:  # a data byte 0xFF (held unescaped; sent escaped)
-                self._take(b"\xff\xff" if state == _SB else b"\xff", out)
-                pos = i + 2
-            elif cmd == SE:
-                if state == _SB:
-                    out.append((b"\xff\xf0", 0))
-                elif self._state == _ENV:  # (not if _take dropped it meanwhile)
-                    self._end_environ(out)
-                self._state = _DATA  # (_DROP: the dropped one ends here)
-                pos = i + 2
-            elif state == _SB:
-                # IAC <cmd> inside: the subnegotiation ends here for us (see the module doc)
-                self._state = _DATA
-                pos = i
-            else:  # held or dropped NEW-ENVIRON: kept as data (the game gets the IAC doubled)
-                self._take(buf[i:i + 2], out)
-                pos = i + 2
+            pos = self._command(buf, i, size, out)
         return out
 
-    def _take(self, part: bytes, out: list[tuple[bytes, int]]) -> None:
-        """Content of the subnegotiation under way: passed on, held (NEW-ENVIRON) or dropped."""
-        if not part:
-            return
+    def _run(self, part: bytes, out: list[tuple[bytes, int]]) -> None:
+        """Bytes without a command in them: text (cut after each LF), or the content of the
+        subnegotiation under way: passed on, held (NEW-ENVIRON) or dropped."""
         state = self._state
-        if state == _SB:
+        if state == _DATA:
+            _lines(part, out)
+        elif state == _SB:
             out.append((part, 0))
         elif state == _ENV:
             if len(self._env) + len(part) > MAX_ENVIRON:
@@ -175,6 +133,36 @@ class RelayInput:
                 self.dropped += 1
             else:
                 self._env += part
+
+    def _command(self, buf: bytes, i: int, size: int, out: list[tuple[bytes, int]]) -> int:
+        """The command of ``size`` bytes at ``buf[i]``; returns where the scan goes on."""
+        cmd = buf[i + 1]
+        state = self._state
+        if state == _DATA:
+            if cmd == SB and buf[i + 2] in (NEW_ENVIRON, OLD_ENVIRON):
+                self._state = _ENV
+                self._env_option = buf[i + 2]
+                self._env.clear()
+            else:
+                out.append((buf[i:i + size], 0))
+                if cmd == SB:
+                    self._state = _SB
+            return i + size
+        if cmd == IAC:  # a data byte 0xFF (held unescaped; sent escaped)
+            self._run(b"\xff\xff" if state == _SB else b"\xff", out)
+        elif cmd == SE:
+            if state == _SB:
+                out.append((b"\xff\xf0", 0))
+            elif state == _ENV:
+                self._end_environ(out)
+            self._state = _DATA  # (_DROP: the dropped one ends here)
+        elif state == _SB:
+            # IAC <cmd> inside: the subnegotiation ends here for us (see the module doc)
+            self._state = _DATA
+            return i
+        else:  # held or dropped NEW-ENVIRON: kept as data (the game gets the IAC doubled)
+            self._run(buf[i:i + 2], out)
+        return i + 2
 
     def _end_environ(self, out: list[tuple[bytes, int]]) -> None:
         body = bytes(self._env)

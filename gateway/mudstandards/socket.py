@@ -27,9 +27,9 @@ from aiohttp import WSCloseCode
 
 from ..channel import GAME_UNAVAILABLE, RATE_LIMITED, ChannelError, JoinParams, SendLines
 from ..logs import log_event
-from ..transport.frames import BINARY, PING, TEXT, control_frame, frame_header
+from ..transport.frames import BINARY, PING, TEXT, FrameError, control_frame, frame_header
 from ..transport.websocket import PhoenixSocket
-from .framing import TOO_BIG, UNSUPPORTED_DATA, BadFrame, ClientFrames, Frame, GameFrames
+from .framing import TOO_BIG, UNSUPPORTED_DATA, ClientFrames, Frame, GameFrames
 from .relay import RelayInput
 from .sessions import RelaySession, StreamSession
 
@@ -204,7 +204,7 @@ class MudSocket(PhoenixSocket):
         else:
             try:
                 command = self._client_frames.command(opcode, data, limits.max_input_bytes)
-            except BadFrame as exc:
+            except FrameError as exc:
                 return self._refuse(exc.code, exc.reason)
             if command is None:
                 return

@@ -74,6 +74,8 @@ class RelayClient(asyncio.Protocol):
         if self._transport is not None:
             self._transport.write(data)
 
+    # What a session and an upgrade in place ask of a game connection (as of client.py's GameClient).
+
     def pause_reading(self) -> None:
         if self._transport is not None:
             self._transport.pause_reading()
