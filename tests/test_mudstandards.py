@@ -556,3 +556,38 @@ async def test_quiet_socket_is_pinged_not_closed(mud, ws_gateway):
     await ws.send_bytes(b"still here")
     await conn.wait_for(b"still here\r\n")
     await ws.close()
+
+
+async def test_relay_input_to_a_game_that_does_not_read_is_bounded(mud, ws_gateway):
+    """Bytes without a line end cost no tokens, but a game that does not read them holds the
+    relay (as it does a recv): the gateway stops reading the client; nothing is dropped."""
+    client = await ws_gateway(extra="limits: {max_input_bytes: 4096}")
+    ws, conn = await play(mud, client, (TELNET,))
+    conn.pause_reading()
+    chunk = b"z" * 4096
+    sent = 0
+
+    async def spam() -> None:
+        nonlocal sent
+        while sent < 100_000:
+            await ws.ws.send_bytes(chunk)
+            sent += 1
+
+    spamming = asyncio.ensure_future(spam())
+    last, stalled = -1, 0
+    try:
+        for _ in range(300):
+            await asyncio.sleep(0.1)
+            stalled = stalled + 1 if sent == last else 0
+            last = sent
+            if stalled >= 5:
+                break
+    finally:
+        spamming.cancel()
+        await asyncio.gather(spamming, return_exceptions=True)
+    assert stalled >= 5 and sent < 100_000, sent   # the gateway stopped reading the client
+    conn.resume_reading()
+    await ws.ws.send_bytes(b"end\n")
+    await conn.wait_for(b"end\n", timeout=30)
+    # Every byte (the frame in flight when the spam stopped, too).
+    assert bytes(conn.received).count(b"z") in (sent * 4096, (sent + 1) * 4096)

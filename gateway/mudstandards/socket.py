@@ -27,6 +27,7 @@ from aiohttp import WSCloseCode
 
 from ..channel import GAME_UNAVAILABLE, RATE_LIMITED, ChannelError, JoinParams, SendLines
 from ..logs import log_event
+from ..session import UNSENT_BYTES
 from ..transport.frames import BINARY, PING, TEXT, FrameError, control_frame, frame_header
 from ..transport.websocket import PhoenixSocket
 from .framing import TOO_BIG, UNSUPPORTED_DATA, ClientFrames, Frame, GameFrames
@@ -231,6 +232,10 @@ class MudSocket(PhoenixSocket):
             tokens = bucket.available(now, rate, burst)
             if type(item) is tuple:  # telnet: (bytes, lines)
                 data, lines = item
+                if session.client is not None and session.client.unsent() > UNSENT_BYTES:
+                    # A game that does not read: the relay waits for it as the others do
+                    # (Session.execute), TCP pushing back on the client meanwhile.
+                    return self._wait_for_tokens(0.0, rate)
                 if lines:
                     if tokens < 1:
                         return self._wait_for_tokens(tokens, rate)
@@ -258,6 +263,7 @@ class MudSocket(PhoenixSocket):
         return True
 
     def _wait_for_tokens(self, tokens: float, rate: float) -> None:
+        """Look again once the bucket has a token (a game that does not read: that often)."""
         if self._throttle is None:
             delay = max(0.001, (1.0 - tokens) / rate)
             self._throttle = asyncio.get_running_loop().call_later(delay, self._tokens_back)
