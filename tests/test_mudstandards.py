@@ -591,3 +591,22 @@ async def test_relay_input_to_a_game_that_does_not_read_is_bounded(mud, ws_gatew
     await conn.wait_for(b"end\n", timeout=30)
     # Every byte (the frame in flight when the spam stopped, too).
     assert bytes(conn.received).count(b"z") in (sent * 4096, (sent + 1) * 4096)
+
+
+@pytest.mark.parametrize("protocol", [TERMINAL, TELNET])
+async def test_game_that_hangs_up_at_once(gateway, protocol):
+    """What the game said before the socket was attached is delivered, then 1000 (SPEC 9.6)."""
+    async def full(reader, writer):
+        writer.write(b"Sorry, the game is full.\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(full, "127.0.0.1", 0)
+    try:
+        client, _ = await gateway(make_config(server.sockets[0].getsockname()[1]))
+        ws = await open_ws(client, (protocol,))
+        assert await ws.binary_until(b"full.") == b"Sorry, the game is full.\r\n"
+        assert await ws.closed() == (1000, "closed by game")
+    finally:
+        server.close()
+        await server.wait_closed()
