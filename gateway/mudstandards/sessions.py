@@ -52,7 +52,7 @@ class StreamSession(Session):
             self._deliver(item)
 
     def _deliver(self, item: Any) -> None:
-        self.on_events(item)
+        self._forward(item)
 
     def log_fields(self) -> dict[str, Any]:
         return {"subprotocol": self.subprotocol}
@@ -63,11 +63,16 @@ class StreamSession(Session):
             if type(ev) is CompressionError:
                 log.warning("compression error from game=%s ip=%s: %s", self.game.name, self.client_ip, ev.detail)
                 metrics.telnet_failures.labels("compression error").inc()
+        self._forward(events)
+
+    def _forward(self, events: list[Event]) -> None:
+        """The events' frames to the socket (kept until it attaches)."""
         channel = self.channel
         if channel is None:
             if self._early is not None:
                 self._early.append(events)
             return
+        metrics = self.manager.metrics
         client = self.client
         size = channel.deliver(events, client.read_at if client is not None else None)  # type: ignore[attr-defined]
         self.bytes_to_browser += size
