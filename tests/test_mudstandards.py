@@ -610,3 +610,18 @@ async def test_game_that_hangs_up_at_once(gateway, protocol):
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_mccp2_corruption_delivers_the_text_before_then_1014(mud, ws_gateway):
+    import zlib
+
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (GMCP,))
+    conn.send(bytes([IAC, WILL, 86]))
+    await conn.wait_for(bytes([IAC, DO, 86]))
+    z = zlib.compressobj()
+    conn.send(bytes([IAC, SB, 86, IAC, SE]) + z.compress(b"good text\r\n") + z.flush(zlib.Z_SYNC_FLUSH)
+              + b"\x00garbage that is not deflate" * 4)
+    assert await ws.binary_until(b"good text") == b"good text\r\n"
+    assert await ws.closed() == (1014, "compression error")
+    await conn.wait_closed()
