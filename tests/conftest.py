@@ -76,6 +76,20 @@ def make_config(mud_port: int, extra: str = "", game_extra: str = "", games: str
 
 
 @pytest.fixture
+async def full_game():
+    """The port of a game that says it is full and hangs up at once."""
+    async def full(reader, writer):
+        writer.write(b"Sorry, the game is full.\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(full, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.fixture
 async def mud():
     m = await FakeMud().start()
     yield m

@@ -889,20 +889,11 @@ async def test_new_environ_send_all_mnes(joined):
                      b"IPADDRESS": b"127.0.0.1"}
 
 
-async def test_game_that_hangs_up_at_once(gateway):
-    async def full(reader, writer):
-        writer.write(b"Sorry, the game is full.\r\n")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(full, "127.0.0.1", 0)
-    try:
-        _, connect = await gateway(make_config(server.sockets[0].getsockname()[1]))
-        phx = await connect()
-        topic = new_topic()
-        assert (await phx.join(topic))["status"] == "ok"
-        assert (await phx.event(topic, "echo"))["message"] == "Sorry, the game is full.\n"
-        assert (await phx.event(topic, "disconnect"))["reason"] == "closed by game"
-        await phx.expect(lambda f: f[3] == "phx_close")
-    finally:
-        server.close()
+async def test_game_that_hangs_up_at_once(gateway, full_game):
+    _, connect = await gateway(make_config(full_game))
+    phx = await connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    assert (await phx.event(topic, "echo"))["message"] == "Sorry, the game is full.\n"
+    assert (await phx.event(topic, "disconnect"))["reason"] == "closed by game"
+    await phx.expect(lambda f: f[3] == "phx_close")

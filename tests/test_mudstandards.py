@@ -594,22 +594,12 @@ async def test_relay_input_to_a_game_that_does_not_read_is_bounded(mud, ws_gatew
 
 
 @pytest.mark.parametrize("protocol", [TERMINAL, TELNET])
-async def test_game_that_hangs_up_at_once(gateway, protocol):
+async def test_game_that_hangs_up_at_once(gateway, full_game, protocol):
     """What the game said before the socket was attached is delivered, then 1000 (SPEC 9.6)."""
-    async def full(reader, writer):
-        writer.write(b"Sorry, the game is full.\r\n")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(full, "127.0.0.1", 0)
-    try:
-        client, _ = await gateway(make_config(server.sockets[0].getsockname()[1]))
-        ws = await open_ws(client, (protocol,))
-        assert await ws.binary_until(b"full.") == b"Sorry, the game is full.\r\n"
-        assert await ws.closed() == (1000, "closed by game")
-    finally:
-        server.close()
-        await server.wait_closed()
+    client, _ = await gateway(make_config(full_game))
+    ws = await open_ws(client, (protocol,))
+    assert await ws.binary_until(b"full.") == b"Sorry, the game is full.\r\n"
+    assert await ws.closed() == (1000, "closed by game")
 
 
 async def test_mccp2_corruption_delivers_the_text_before_then_1014(mud, ws_gateway):
