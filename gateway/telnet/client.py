@@ -551,7 +551,6 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
 async def open_connection(game: Any, factory: Any) -> Any:
     """Connect ``factory()``'s protocol to ``game`` (TLS and ``connect_timeout`` as the game
     says); raises GameUnavailable. The protocol checks the pin (``pin_failed``) itself."""
-    loop = asyncio.get_running_loop()
     kwargs: dict[str, Any] = {}
     if game.tls:
         kwargs["ssl"] = tls_context(game.tls_verify, game.tls_pin_sha256)
