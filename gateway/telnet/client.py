@@ -488,12 +488,17 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
     def close(self, reason: str) -> None:
         """Close after the queued bytes are written; a game that does not read them is cut off."""
         self._closed_reason = self._closed_reason or reason
-        transport = self.transport
-        if transport is not None:
-            transport.close()
-            if transport.get_write_buffer_size():
-                self.loop.call_later(CLOSE_SECONDS, _abort, transport)
+        if self.transport is not None:
+            close_after_writing(self.transport, self.loop)
 
+
+
+def close_after_writing(transport: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """Close a game connection after its queued bytes are written; a game that does not read
+    them is cut off after ``CLOSE_SECONDS``."""
+    transport.close()
+    if transport.get_write_buffer_size():
+        loop.call_later(CLOSE_SECONDS, _abort, transport)
 
 
 def _abort(transport: asyncio.BaseTransport) -> None:

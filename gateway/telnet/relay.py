@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from .client import CLOSE_SECONDS, _abort, open_connection, pin_matches
+from .client import close_after_writing, open_connection, pin_matches
 from .proxy import proxy_header
 
 
@@ -90,11 +90,8 @@ class RelayClient(asyncio.Protocol):
     def close(self, reason: str) -> None:
         """Close after the queued bytes are written; a game that does not read them is cut off."""
         self._closed_reason = self._closed_reason or reason
-        transport = self._transport
-        if transport is not None:
-            transport.close()
-            if transport.get_write_buffer_size():
-                self.loop.call_later(CLOSE_SECONDS, _abort, transport)
+        if self._transport is not None:
+            close_after_writing(self._transport, self.loop)
 
 
 async def connect_relay(game: Any, sink: RelaySink, proxy: tuple[str, str, int] | None) -> RelayClient:
