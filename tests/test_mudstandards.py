@@ -615,3 +615,15 @@ async def test_mccp2_corruption_delivers_the_text_before_then_1014(mud, ws_gatew
     assert await ws.binary_until(b"good text") == b"good text\r\n"
     assert await ws.closed() == (1014, "compression error")
     await conn.wait_closed()
+
+
+async def test_msdp_reaches_gmcp_and_json_clients_as_module_msdp(mud, ws_gateway):
+    """The stream's events are the browser's: MSDP (SPEC 5) is GMCP module "MSDP" here too, both ways."""
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (GMCP,))
+    conn.send(bytes([IAC, WILL, 69]))
+    await conn.wait_for(bytes([IAC, DO, 69]))
+    conn.send(bytes([IAC, SB, 69]) + b"\x01HEALTH\x0210\x01HEALTH_MAX\x0220" + bytes([IAC, SE]))
+    assert json.loads((await ws.text()).removeprefix("MSDP ")) == {"HEALTH": "10", "HEALTH_MAX": "20"}
+    await ws.ws.send_str('MSDP {"REPORT": "HEALTH"}')
+    await conn.wait_for(bytes([IAC, SB, 69]) + b"\x01REPORT\x02HEALTH" + bytes([IAC, SE]))
