@@ -16,7 +16,8 @@ PURE = ("gateway.transport.frames", "gateway.transport.serializer", "gateway.cha
         "gateway.replay", "gateway.handoff", "gateway.gametext", "gateway.jsonstring",
         "gateway.nesting", "gateway.ratelimit", "gateway.telnet.stream", "gateway.telnet.input",
         "gateway.telnet.mxp", "gateway.telnet.msdp", "gateway.telnet.media",
-        "gateway.telnet.subnegotiation", "gateway.telnet.proxy")
+        "gateway.telnet.subnegotiation", "gateway.telnet.proxy",
+        "gateway.mudstandards.framing", "gateway.mudstandards.relay")
 
 
 def module_name(path: Path) -> str:
