@@ -109,3 +109,57 @@ def test_raw_gmcp_mode_is_carried():
     stream = carried(TelnetStream("utf-8", raw_gmcp=True))
     [event] = stream.feed(b'\xff\xfa\xc9Char.Vitals {"hp": 1}\xff\xf0', 0.0)
     assert isinstance(event.data, msgspec.Raw) and bytes(event.data) == b'{"hp": 1}'
+
+
+# -- every field is carried or said not to be --------------------------------------------
+# A field added to a session (or to its telnet stream) must be carried by the upgrade in
+# place (SPEC 6.1 step 3: a field in handoff.py's Struct, written by to_state and read by
+# from_state) or be listed here with the reason it is not. These tests fail until one is done.
+
+#: Session attribute -> the SessionState field that carries it (same name when absent here).
+SESSION_CARRIED_AS = {"started_at": "started_wall", "replay": "replay", "input_bucket": "bucket",
+                      "client": "telnet", "game": "game_settings"}
+SESSION_NOT_CARRIED = {
+    "manager": "the new process's own session table",
+    "channel": "the browser's socket is closed by the upgrade (1012); the rejoin attaches anew",
+    "ended": "only open sessions are carried", "end_reason": "only open sessions are carried",
+    "is_open": "set when the game connection is adopted",
+    "_linger": "a timer: made again from linger_deadline", "_idle": "a timer: made again from last_input",
+    "_paused": "the browser's backpressure: the new process has no browser yet",
+    "_closed_early": "the game hanging up during the adoption, in the new process",
+    "_connecting": "only open sessions are carried", "_opened": "joins waiting: none across the exec",
+    "_settled": "only open sessions are carried", "waiters": "joins waiting: none across the exec",
+}
+#: TelnetStream attribute -> its StreamState field(s) (same name without the underscore when absent).
+STREAM_CARRIED_AS = {"_decoder": "decoder_buffer"}
+STREAM_NOT_CARRIED = {
+    "_now": "the time of the read being scanned: set by each read",
+    "_inflate": "a compressed stream is not carried (SPEC 6.1 step 6)",
+    "_backlog": "a compressed stream is not carried", "_inflate_full": "a compressed stream is not carried",
+    "_budget": "the inflate budget of the call being made",
+    "_utf8_lines": "follows the encoding (set_encoding)",
+    "msdp": "the negotiated MSDP option, carried in TelnetState.remote_options",
+    "media_url": "the game's, with MSP carried in TelnetState.remote_options",
+    "mxp": "the MXP parser, made again when MXP is on (its modes and a game's own elements and entities are not carried: docs/operations.md)",
+}
+
+
+def _unlisted(attributes, fields, carried_as, not_carried):
+    return sorted(a for a in attributes
+                  if carried_as.get(a, a.lstrip("_")) not in fields and a not in not_carried)
+
+
+def test_every_session_attribute_is_carried_or_said_not_to_be():
+    from gateway.session import Session
+    missing = _unlisted(Session.__slots__, SessionState.__struct_fields__, SESSION_CARRIED_AS,
+                        SESSION_NOT_CARRIED)
+    assert not missing, (f"Session has {missing}, which the upgrade in place does not carry: add "
+                         "them to handoff.SessionState (to_state/from_state) or to SESSION_NOT_CARRIED")
+
+
+def test_every_stream_attribute_is_carried_or_said_not_to_be():
+    stream = TelnetStream("utf-8")
+    from gateway.handoff import StreamState
+    missing = _unlisted(vars(stream), StreamState.__struct_fields__, STREAM_CARRIED_AS, STREAM_NOT_CARRIED)
+    assert not missing, (f"TelnetStream has {missing}, which the upgrade in place does not carry: add "
+                         "them to handoff.StreamState (to_state/from_state) or to STREAM_NOT_CARRIED")
