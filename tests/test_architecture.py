@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "gateway"
 
 #: The sans-I/O cores: bytes or messages in, events out (docs/architecture.md).
-PURE = ("gateway.transport.frames", "gateway.transport.serializer", "gateway.channel",
+PURE = ("gateway.transport.frames", "gateway.transport.connection", "gateway.transport.serializer", "gateway.channel",
         "gateway.replay", "gateway.handoff", "gateway.gametext", "gateway.jsonstring",
         "gateway.nesting", "gateway.ratelimit", "gateway.telnet.stream", "gateway.telnet.input",
         "gateway.telnet.mxp", "gateway.telnet.msdp", "gateway.telnet.media",

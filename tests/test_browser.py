@@ -336,7 +336,7 @@ async def test_chromium_compresses_each_message_on_its_own(browser: Browser) -> 
     what it sends, compressed message by message, and what we send, compressed, both arrive."""
     async with fake_game(browser) as g:
         (sock,) = g.app[SOCKETS]
-        assert sock._reader.deflate and sock._frames.deflate  # agreed in the 101
+        assert sock._conn.reader.deflate and sock._conn.encoder.deflate  # agreed in the 101
         for n in range(3):  # the same long line: with context takeover it would refer back
             await send_line(g.page, "say the orc hits you, the orc hits you, the orc hits you " + str(n))
             await g.conn.wait_for(b"orc hits you " + str(n).encode() + b"\r\n")

@@ -169,7 +169,7 @@ async def run_stream(frames: list[Frame], max_size: int, deflated: bool, cuts: l
             # What the gateway holds for this client: its frame being read (one, at most
             # max_size and a header, and the rest of a read) and the fragments so far, and
             # what is written to it (replies and pongs, a few bytes each here).
-            frames_held = len(sock._reader._buf) + sock._reader._size
+            frames_held = len(sock._conn.reader._buf) + sock._conn.reader._size
             assert frames_held <= 2 * max_size + 14 + b - a, (frames_held, max_size)
             assert held(sock) <= HIGH_WATER
         if how == "clean":
@@ -178,7 +178,7 @@ async def run_stream(frames: list[Frame], max_size: int, deflated: bool, cuts: l
             ours, theirs = writer.get_extra_info("socket"), sock.transport.get_extra_info("socket")
             await until(lambda: queued(ours, termios.TIOCOUTQ) == 0 and queued(theirs, termios.FIONREAD) == 0,
                         what="the gateway read it all")
-            assert len(sock._reader._buf) < max_size + 14 and sock._reader._size <= max_size
+            assert len(sock._conn.reader._buf) < max_size + 14 and sock._conn.reader._size <= max_size
             writer.close()
             await until(lambda: not app[SOCKETS], what="the socket ends with its TCP connection")
             return

@@ -203,14 +203,14 @@ async def test_quiet_socket_frees_its_deflate_context_and_the_browser_reads_on(m
     conn.send(line.encode() + b"\r\n")
     assert (await phx.event(topic, "echo"))["message"] == line + "\n"
     (sock,) = client.server.app[SOCKETS]
-    assert sock._frames._zlib is not None
+    assert sock._conn.encoder._zlib is not None
     sock.release_if_quiet(time.monotonic())  # written just now: kept
-    assert sock._frames._zlib is not None
+    assert sock._conn.encoder._zlib is not None
     sock.release_if_quiet(time.monotonic() + QUIET_SECONDS)
-    assert sock._frames._zlib is None
+    assert sock._conn.encoder._zlib is None
     conn.send(line.encode() + b"\r\n")
     assert (await phx.event(topic, "echo"))["message"] == line + "\n"
-    assert sock._frames._zlib is not None
+    assert sock._conn.encoder._zlib is not None
     assert (await phx.request(topic, "recv", {"message": line}))["status"] == "ok"  # compressed by the client
     await conn.wait_for(line.encode() + b"\r\n")
 

@@ -29,7 +29,7 @@ from ..channel import GAME_UNAVAILABLE, RATE_LIMITED, ChannelError, JoinParams, 
 from ..logs import log_event
 from ..session import UNSENT_BYTES
 from ..transport.frames import BINARY, PING, TEXT, FrameError, control_frame, frame_header
-from ..transport.websocket import PhoenixSocket
+from ..transport.websocket import Life, PhoenixSocket
 from .framing import TOO_BIG, UNSUPPORTED_DATA, ClientFrames, Frame, GameFrames
 from .relay import RelayInput
 from .sessions import RelaySession, StreamSession
@@ -74,7 +74,7 @@ class MudSocket(PhoenixSocket):
     def admit(self) -> None:
         """Admit the session as a 4.2 join would be, then open its game connection; a refusal
         is a close frame with 4.2's reason word."""
-        if self._finished:
+        if self._life >= Life.FINISHED:
             return
         manager, security = self.manager, self.config.security
         if security.is_denied(self.client_ip):
@@ -179,7 +179,7 @@ class MudSocket(PhoenixSocket):
     def _may_read(self) -> bool:
         if not self._caught_up:
             return False
-        if self._closing is not None or self._close_sent:
+        if self._closing is not None or self._conn.closed_for_sending:
             return True  # closing: only the client's close frame matters now (its reply to ours)
         return self.session is not None and not self._held
 
@@ -270,16 +270,16 @@ class MudSocket(PhoenixSocket):
 
     def _tokens_back(self) -> None:
         self._throttle = None
-        if self._finished:
+        if self._life >= Life.FINISHED:
             return
         self._apply_held()
         self._read_again()
 
     def _read_again(self) -> None:
         """Read the client's frames again, if nothing holds them back."""
-        if self._finished or not self._may_read():
+        if self._life >= Life.FINISHED or not self._may_read():
             return
-        if self._reading_paused and not self._lost and not self.transport.is_closing():
+        if self._reading_paused and self._life is not Life.LOST and not self.transport.is_closing():
             self._reading_paused = False
             self.transport.resume_reading()
         self._pump()
@@ -291,19 +291,19 @@ class MudSocket(PhoenixSocket):
         5.5.2; clients answer by themselves): a proxy's read timeout (nginx's
         ``proxy_read_timeout``) then never cuts a quiet player, and a dead peer shows."""
         now = time.monotonic()
-        if (self.session is None or self._closed or self._outbox or self._writing
+        if (self.session is None or self._life >= Life.CLOSED or self._outbox or self._writing
                 or now - self._last_progress < self.config.limits.heartbeat_timeout_seconds / 2):
             return
         self._last_progress = now
-        if not self._lost and not self.transport.is_closing():
+        if self._life is not Life.LOST and not self.transport.is_closing():
             self.transport.write(control_frame(PING))
 
-    def _finish(self) -> None:
+    def _finish(self, life: Life = Life.FINISHED) -> None:
         if self._throttle is not None:
             self._throttle.cancel()
             self._throttle = None
         self._held.clear()
-        super()._finish()
+        super()._finish(life)
 
     async def restart(self, join_seconds: float = 3.0) -> None:
         """Upgrade in place (SPEC 9.6): the session cannot be carried: it ends (its game

@@ -23,6 +23,7 @@ it; only a join that must wait for a game connection runs on (``_join_when_open`
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from types import MappingProxyType
@@ -35,8 +36,8 @@ from .. import channel as ch
 from ..auth import may_join
 from ..channel import ChannelError, DisconnectPayload, JoinParams, parse_join, parse_push, sent_at, session_key
 from ..logs import log_event
-from .frames import (CLOSE, NO_STATUS, PING, PONG, TEXT, FrameEncoder, FrameError, FrameReader,
-                     close_frame, control_frame)
+from .connection import Connection, State
+from .frames import CLOSE, NO_STATUS, PING, TEXT, FrameError
 from .serializer import MalformedMessage, Message, Serializer
 
 if TYPE_CHECKING:
@@ -86,6 +87,17 @@ REPLAY_FRAMING = 3
 #: Kept free beside a join's replay: its channel's ``disconnect`` and ``phx_close`` (a session
 #: that ended as the join came).
 JOIN_END_BYTES = 4096
+
+
+class Life(enum.IntEnum):
+    """A socket's life, in order (it only moves forward; docs/architecture.md). The
+    WebSocket's own (the 101, the close frames) is its ``Connection``'s ``state``."""
+
+    OPEN = 0  #: frames are queued and written
+    SEALED = 1  #: a slow consumer's last frames are queued: ``send`` takes no more
+    CLOSED = 2  #: the outbox is dropped: no frame but the close frame is written any more
+    FINISHED = 3  #: the channels are released, the joins cancelled (the TCP close under way)
+    LOST = 4  #: the connection is gone (``connection_lost``)
 
 
 def outbox_limit(config: "Config") -> int:
@@ -167,10 +179,10 @@ class PhoenixSocket(asyncio.Protocol):
     slow_consumer_code = WSCloseCode.TRY_AGAIN_LATER
     __slots__ = ("serializer", "manager", "client_ip", "client_port", "transport", "claims", "channels",
                  "_joining", "_outbox", "_latency", "_outbox_bytes", "_flush_armed", "_caught_up",
-                 "_closed", "_sealed", "_last_progress", "_writing", "_draining",
-                 "_frames", "_tasks", "_read_times", "_corked", "_heard",
-                 "_closing", "_reader", "_registry", "_started", "_lost", "_lost_waiter", "_paused",
-                 "_drain_waiter", "_close_sent", "_finished", "_reading_paused", "_pong")
+                 "_life", "_last_progress", "_writing", "_draining",
+                 "_tasks", "_read_times", "_corked", "_heard",
+                 "_closing", "_conn", "_registry", "_lost_waiter", "_paused",
+                 "_drain_waiter", "_reading_paused", "_pong")
 
     def __init__(self, transport: asyncio.Transport, serializer: Serializer,
                  manager: "SessionManager", client_ip: str, claims: "Mapping[str, Any] | None" = None,
@@ -181,15 +193,14 @@ class PhoenixSocket(asyncio.Protocol):
         self.client_port = client_port
         self.transport = transport  # the TCP (or TLS) connection under the WebSocket
         self._registry = registry  # the app's open sockets (shutdown, upgrade): in it while open
-        self._reader = FrameReader(manager.config.limits.max_frame_bytes)
-        self._started = False  # the 101 is written: the browser's messages are handled
-        self._lost = False  # connection_lost came
+        # The WebSocket protocol's state machine (connection.py): frames in and out, the 101,
+        # the close frames. What is below is the socket's: the transport, outbox and timers.
+        self._conn = Connection(manager.config.limits.max_frame_bytes)
+        self._life = Life.OPEN
         self._lost_waiter: asyncio.Future[None] | None = None  # a close waits for it (made then)
         self._paused = False  # the transport's write buffer is full (pause_writing)
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
-        self._close_sent = False
-        self._finished = False
         self.claims = claims or _NO_CLAIMS
         self.channels: dict[str, ChannelHandle] = {}
         self._joining: dict[str, Session] = {}  # topic -> the connecting session its join waits for
@@ -217,13 +228,14 @@ class PhoenixSocket(asyncio.Protocol):
         # True unless the outbox went over HIGH_WATER and has not yet drained below
         # LOW_WATER: while False, the sessions do not read their games, nor we the browser.
         self._caught_up = True
-        self._closed = False
-        self._sealed = False  # the last frames are queued (slow consumer): send() takes no more
         self._last_progress = time.monotonic()
         self._writing = False  # a written batch waits for the browser to read (the drain task)
         self._draining: asyncio.Task[None] | None = None
-        self._frames = FrameEncoder()  # start() makes the one for the agreed permessage-deflate
         self._tasks: set[asyncio.Task[Any]] | None = None  # joins waiting for their game (made at the first)
+
+    def _advance(self, life: Life) -> None:
+        if life > self._life:
+            self._life = life
 
     @property
     def config(self) -> "Config":
@@ -246,7 +258,7 @@ class PhoenixSocket(asyncio.Protocol):
         trip then costs no extra turn of the loop, and a turn is a system call (epoll).
         While a browser frame is handled (``receive``), they are written after it.
         """
-        if self._closed or self._sealed or not frames:
+        if self._life >= Life.SEALED or not frames:
             return
         size = sum(map(len, frames))
         if self._outbox_bytes + size > outbox_limit(self.config):
@@ -287,7 +299,7 @@ class PhoenixSocket(asyncio.Protocol):
             # The browser was not read while the outbox was backed up: that was no
             # silence of its own (SPEC 4.1's heartbeat timeout counts from now).
             self._heard = asyncio.get_running_loop().time()
-        if self._reading_paused and not self._lost and not self.transport.is_closing():
+        if self._reading_paused and self._life is not Life.LOST and not self.transport.is_closing():
             # The browser is read again; what it sent meanwhile is handled.
             self._reading_paused = False
             self.transport.resume_reading()
@@ -326,7 +338,7 @@ class PhoenixSocket(asyncio.Protocol):
 
     async def _drain(self, read_times: "list[float] | None") -> None:
         try:
-            if self._lost:
+            if self._life is Life.LOST:
                 raise ConnectionResetError("Connection lost")
             if self._paused:
                 waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
@@ -357,7 +369,7 @@ class PhoenixSocket(asyncio.Protocol):
         """The batch's frames in one ``transport.writelines``; whether the transport's flow control
         now says the browser is behind (the caller then waits for the drain)."""
         transport = self.transport
-        if self._lost or self._close_sent or transport.is_closing():
+        if self._life is Life.LOST or self._conn.closed_for_sending or transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
         frames = self._encode(batch)
         pong, self._pong = self._pong, None
@@ -368,11 +380,11 @@ class PhoenixSocket(asyncio.Protocol):
 
     def _encode(self, batch: "list[bytes]") -> "list[bytes]":
         """The pieces (headers, payloads) of the frames of the queued messages."""
-        return self._frames.encode(batch)
+        return self._conn.send(batch)
 
     def _drop_outbox(self) -> None:
         """No more frames will be written: forget the queued ones, wake whoever waits."""
-        self._closed = True
+        self._advance(Life.CLOSED)
         self._forget_queued()
         self._set_caught_up()
 
@@ -387,12 +399,12 @@ class PhoenixSocket(asyncio.Protocol):
         context goes (32 KiB; made again by the next message that is compressed).
         Returns about how many bytes that freed."""
         if now - self._last_progress >= QUIET_SECONDS and not (self._outbox or self._writing):
-            return self._frames.release()
+            return self._conn.release()
         return 0
 
     def stalled(self, now: float) -> float:
         """Seconds frames have been waiting without one being written (0 when none wait)."""
-        if self._closed or not (self._outbox or self._writing):
+        if self._life >= Life.CLOSED or not (self._outbox or self._writing):
             return 0.0
         return now - self._last_progress
 
@@ -400,7 +412,7 @@ class PhoenixSocket(asyncio.Protocol):
         """The browser made no progress for ``slow_consumer_seconds`` (SPEC 6): its queued output
         is dropped, ``disconnect`` and ``phx_close`` are the next frames written, the games are
         closed, and the socket is closed within 5 s whether or not the browser reads them."""
-        if self._sealed:
+        if self._life >= Life.SEALED:
             return  # already under way (the watchdog asks every second)
         log.info("socket %s: slow consumer, disconnecting", self.client_ip)
         self._seal()
@@ -412,7 +424,7 @@ class PhoenixSocket(asyncio.Protocol):
         for handle in list(self.channels.values()):
             if handle.session is not None:
                 handle.session.end("slow consumer")  # closes the game, queues disconnect + phx_close
-        self._sealed = True  # nothing after them
+        self._advance(Life.SEALED)  # nothing after them
 
     async def close(self, code: int, message: bytes, drain_seconds: float = 2.0) -> None:
         """Close after the frames already queued (a ``disconnect``, say) are written."""
@@ -434,11 +446,11 @@ class PhoenixSocket(asyncio.Protocol):
         """The closing handshake: the queued frames (for ``drain_seconds`` at most), our close
         frame, the browser's close frame (1 s at most), then the connection is closed."""
         deadline = time.monotonic() + drain_seconds
-        while (self._outbox or self._writing) and not self._lost and time.monotonic() < deadline:
+        while (self._outbox or self._writing) and self._life is not Life.LOST and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         self._drop_outbox()
         self._send_close(code, message)
-        if not self._lost:
+        if self._life is not Life.LOST:
             if self._lost_waiter is None:
                 self._lost_waiter = asyncio.get_running_loop().create_future()
             try:  # the browser answers with its close frame; then we close (_close_received)
@@ -453,16 +465,14 @@ class PhoenixSocket(asyncio.Protocol):
 
     def _send_close(self, code: int, message: bytes = b"") -> None:
         """Our close frame, once; nothing is written after it."""
-        if self._close_sent:
-            return
-        self._close_sent = True
-        self._closed = True
-        if not self._lost and not self.transport.is_closing():
-            self.transport.write(close_frame(code, message))
+        frame = self._conn.close(code, message)
+        self._advance(Life.CLOSED)
+        if frame and self._life is not Life.LOST and not self.transport.is_closing():
+            self.transport.write(frame)
 
     def _close_soon(self, code: int, message: bytes, drain_seconds: float = 0.0) -> None:
         """Start closing (``_shut``) from a callback, once; the task is kept until it is done."""
-        if self._closing is None and not self._close_sent:
+        if self._closing is None and not self._conn.closed_for_sending:
             self._closing = asyncio.ensure_future(self._shut(code, message, drain_seconds))
             self._closing.add_done_callback(_log_failure)
 
@@ -486,11 +496,9 @@ class PhoenixSocket(asyncio.Protocol):
     def start(self, deflate: "tuple[int, bool] | None" = None) -> None:
         """The 101 is written (routes.py): the connection is ours. ``deflate`` is the
         permessage-deflate agreed in it (``frames.negotiate_deflate``), or None."""
-        if self._lost:
+        if self._life is Life.LOST:
             return  # gone during the handshake
-        self._started = True
-        self._frames = FrameEncoder(deflate)
-        self._reader.deflate = deflate is not None
+        self._conn.start(deflate)
         self._heard = asyncio.get_running_loop().time()
         if self._registry is not None:
             self._registry.add(self)
@@ -499,8 +507,9 @@ class PhoenixSocket(asyncio.Protocol):
     # asyncio.Protocol: the transport calls these once routes.py made the socket its protocol.
 
     def data_received(self, data: bytes) -> None:
-        self._reader.feed(data)
-        if self._started:
+        conn = self._conn
+        conn.receive_data(data)
+        if conn.state is not State.CONNECTING:
             self._pump()
 
     def eof_received(self) -> bool:
@@ -517,8 +526,8 @@ class PhoenixSocket(asyncio.Protocol):
         self._drain_waiter = None
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._lost = True
-        self._finish()
+        self._conn.fail()
+        self._finish(Life.LOST)
         _wake(self._drain_waiter, ConnectionResetError("Connection lost"))
         _wake(self._lost_waiter)
         self._drain_waiter = self._lost_waiter = None
@@ -528,10 +537,10 @@ class PhoenixSocket(asyncio.Protocol):
     def _pump(self, backed_up: bool = False) -> None:
         """Handle the browser's whole messages, in order, while it is caught up (with
         ``backed_up``, an upgrade's last look, also while it is not)."""
-        reader = self._reader
-        reader.max_size = self.config.limits.max_frame_bytes  # the live config's (SIGHUP)
+        conn = self._conn
+        conn.reader.max_size = self.config.limits.max_frame_bytes  # the live config's (SIGHUP)
         loop = asyncio.get_running_loop()
-        while not self._finished:
+        while self._life < Life.FINISHED:
             if not (self._may_read() or backed_up):
                 # A browser that sends without reading its replies is not read either
                 # until it catches up: TCP pushes back on it too.
@@ -540,19 +549,19 @@ class PhoenixSocket(asyncio.Protocol):
                     self.transport.pause_reading()
                 return
             try:
-                msg = reader.next()
+                event = conn.next_event()
             except FrameError as exc:
                 # RFC 6455 7.1.7, "Fail the WebSocket Connection": our close frame, then the end.
                 log.info("socket %s: %s, closing (%d)", self.client_ip, exc.reason, exc.code)
                 self._end(exc.code, exc.reason.encode())
                 return
-            if msg is None:
+            if event is None:
                 return
-            opcode, data = msg
+            opcode, data = event
             if opcode == CLOSE:
-                self._close_received(data[0])
+                self._close_received(data)
                 return
-            if self._closed or self._closing is not None:
+            if self._life >= Life.CLOSED or self._closing is not None:
                 continue  # closing: only the browser's close frame matters now
             self._heard = loop.time()
             if opcode == PING:
@@ -576,9 +585,9 @@ class PhoenixSocket(asyncio.Protocol):
         with it, waiting with it while the browser does not read. Pings that come while a pong
         waits are answered by one pong, the latest's (RFC 6455 5.5.3): a client that pings
         and never reads makes the gateway hold one pong, and is a slow consumer."""
-        if self._closed or self._sealed:
+        if self._life >= Life.SEALED:
             return
-        pong = control_frame(PONG, payload)
+        pong = self._conn.pong(payload)
         size = len(pong) - (len(self._pong) if self._pong is not None else 0)
         if self._outbox_bytes + size > outbox_limit(self.config):
             self._overflow()
@@ -594,11 +603,13 @@ class PhoenixSocket(asyncio.Protocol):
         answers ours; its channels are released (their sessions linger); the end."""
         self._end(code if code != NO_STATUS else WSCloseCode.OK)
 
-    def _finish(self) -> None:
-        """The socket is done: its timers and joins end, its sessions are released."""
-        if self._finished:
+    def _finish(self, life: Life = Life.FINISHED) -> None:
+        """The socket is done (``life``: FINISHED, or LOST when the connection is gone): its
+        timers and joins end, its sessions are released."""
+        done = self._life >= Life.FINISHED
+        self._advance(life)
+        if done:
             return
-        self._finished = True
         self._drop_outbox()
         for task in list(self._tasks or ()):
             task.cancel()
@@ -611,7 +622,7 @@ class PhoenixSocket(asyncio.Protocol):
         now less the live config's ``heartbeat_timeout_seconds``); the sweep in routes.py
         asks. A browser not read while the outbox is backed up is not silent
         (``_set_caught_up`` restarts its clock when the outbox drains)."""
-        if self._heard >= heard_by or self._closed or not self._caught_up:
+        if self._heard >= heard_by or self._life >= Life.CLOSED or not self._caught_up:
             return
         log.info("socket %s: no message for %gs, closing", self.client_ip,
                  self.config.limits.heartbeat_timeout_seconds)

@@ -1,0 +1,140 @@
+"""One server-side WebSocket connection after its handshake, sans-I/O (RFC 6455).
+
+The state machine of the connection itself, as wsproto's ``Connection`` is:
+bytes in (``receive_data``), events out (``next_event``), and the bytes of
+what the server sends (``send``, ``pong``, ``close``) handed back for the
+caller to write. No socket, no asyncio, no clock: the asyncio adapter
+(websocket.py) owns the transport, the outbox and every timer. The frame
+layer under it is frames.py (``FrameReader``, ``FrameEncoder``).
+
+Its life is one field, ``state``:
+
+=============== ==================================== ==========================================
+state           how it gets there                    what it does then
+=============== ==================================== ==========================================
+CONNECTING      made, before the 101 is written      holds what the peer sends (no events yet)
+OPEN            ``start`` (the 101 is written)       events both ways
+LOCAL_CLOSING   ``close``: our close frame           reads only the peer's close frame (others
+                                                     are dropped); sends nothing more
+REMOTE_CLOSING  the peer's close frame came, or its  no events; ``close`` answers it (with the
+                bytes broke the protocol             frame's code, or the ``FrameError``'s:
+                (``next_event`` raised               RFC 6455 7.1.7, failing the connection)
+                ``FrameError``)
+CLOSED          both close frames (or ours after a   no events, nothing to send
+                protocol error), or ``fail``: the
+                transport is gone
+=============== ==================================== ==========================================
+
+Events are tuples, as the reader makes them (a round trip makes no object of
+its own): ``(TEXT, str)``, ``(BINARY, bytes)``, ``(PING, bytes)`` and
+``(CLOSE, code)`` (``NO_STATUS`` when the frame had none). Pongs are dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Iterable
+
+from .frames import CLOSE, PONG, FrameEncoder, FrameError, FrameReader, close_frame, control_frame
+
+
+class State(enum.Enum):
+    CONNECTING = "connecting"
+    OPEN = "open"
+    LOCAL_CLOSING = "local closing"
+    REMOTE_CLOSING = "remote closing"
+    CLOSED = "closed"
+
+
+#: The states in which our close frame may still be sent.
+_MAY_CLOSE = frozenset((State.CONNECTING, State.OPEN, State.REMOTE_CLOSING))
+
+
+class Connection:
+    """One WebSocket connection (see the module's docstring)."""
+
+    __slots__ = ("state", "reader", "encoder")
+
+    def __init__(self, max_size: int) -> None:
+        self.state = State.CONNECTING
+        self.reader = FrameReader(max_size)
+        self.encoder = FrameEncoder()  # start() makes the one for the agreed permessage-deflate
+
+    def start(self, deflate: "tuple[int, bool] | None" = None) -> None:
+        """The 101 is written with ``deflate`` (``frames.negotiate_deflate``'s answer) or none."""
+        if self.state is State.CONNECTING:
+            self.state = State.OPEN
+            self.encoder = FrameEncoder(deflate)
+            self.reader.deflate = deflate is not None
+
+    @property
+    def closed_for_sending(self) -> bool:
+        """Whether our close frame is out (or the connection failed): nothing more is written."""
+        return self.state is State.LOCAL_CLOSING or self.state is State.CLOSED
+
+    # -- incoming ----------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        self.reader.feed(data)
+
+    def next_event(self) -> "tuple[int, Any] | None":
+        """The peer's next event, or None until more bytes come (always None but in OPEN and LOCAL_CLOSING).
+
+        Raises ``FrameError`` (its ``code`` is the close code, RFC 6455 7.1.7) for bytes that
+        break the protocol: no event follows; ``close`` with that code is the last frame.
+        """
+        state = self.state
+        if state is State.OPEN:
+            try:
+                event = self.reader.next()
+            except FrameError:
+                self.state = State.REMOTE_CLOSING
+                raise
+            if event is not None and event[0] == CLOSE:
+                self.state = State.REMOTE_CLOSING
+                return CLOSE, event[1][0]
+            return event
+        if state is State.LOCAL_CLOSING:
+            # Our close frame is out: the peer's answer is the one frame that matters now.
+            while True:
+                try:
+                    event = self.reader.next()
+                except FrameError:
+                    self.state = State.CLOSED
+                    raise
+                if event is None:
+                    return None
+                if event[0] == CLOSE:
+                    self.state = State.CLOSED
+                    return CLOSE, event[1][0]
+        return None
+
+    # -- outgoing ----------------------------------------------------------------
+
+    def send(self, messages: Iterable[bytes]) -> "list[bytes]":
+        """The pieces of one text frame per message, for one ``writelines`` (empty once closing)."""
+        if self.closed_for_sending:
+            return []
+        return self.encoder.encode(messages)
+
+    @staticmethod
+    def pong(payload: bytes) -> bytes:
+        """The answer to a ping with ``payload`` (written with the outbox, in order)."""
+        return control_frame(PONG, payload)
+
+    def close(self, code: int, reason: bytes = b"") -> bytes:
+        """Our close frame, the first time (b"" after): it starts the closing handshake, or,
+        after the peer's close frame, ends it (RFC 6455 5.5.1: answered with its code)."""
+        state = self.state
+        if state not in _MAY_CLOSE:
+            return b""
+        self.state = State.CLOSED if state is State.REMOTE_CLOSING else State.LOCAL_CLOSING
+        return close_frame(code, reason)
+
+    def fail(self) -> None:
+        """The transport under it is gone: nothing more in or out."""
+        self.state = State.CLOSED
+
+    def release(self) -> int:
+        """Let the deflate context go (a quiet socket); about how many bytes that freed."""
+        return self.encoder.release()
