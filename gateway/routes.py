@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import msgspec
@@ -28,7 +27,7 @@ from .mudstandards.socket import MudSocket
 from .session import SessionManager
 from .transport.frames import negotiate_deflate
 from .transport.serializer import serializer_for
-from .transport.websocket import PhoenixSocket
+from .transport.websocket import PhoenixSocket, watch
 from .webclient import add_routes as add_client_routes
 
 log = logging.getLogger("gateway.http")
@@ -177,41 +176,11 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def _watch_sockets(app: web.Application):
-    """One task for all sockets, no timer per socket (idle memory): every second (a quarter
-    of the heartbeat timeout when that is shorter), drop those stalled for
-    ``slow_consumer_seconds``, close those silent for ``heartbeat_timeout_seconds``,
-    and free the compression context of those that wrote nothing for a while."""
-    closing: set[asyncio.Task] = set()  # held until done: a task nobody holds may vanish
-    loop = asyncio.get_running_loop()
-
-    def closed(task: asyncio.Task) -> None:
-        closing.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("slow-consumer close failed", exc_info=task.exception())
-
-    async def watch() -> None:
-        while True:
-            limits = app[SESSIONS].config.limits  # the live config's, each round
-            await asyncio.sleep(min(1.0, limits.heartbeat_timeout_seconds / 4))
-            limits = app[SESSIONS].config.limits
-            now, heard_by = time.monotonic(), loop.time() - limits.heartbeat_timeout_seconds
-            freed = 0
-            for sock in list(app[SOCKETS]):
-                if sock.stalled(now) > limits.slow_consumer_seconds:
-                    task = asyncio.ensure_future(sock.slow_consumer())
-                    closing.add(task)
-                    task.add_done_callback(closed)
-                else:
-                    sock.check_heartbeat(heard_by)
-                    freed += sock.release_if_quiet(now)
-            if freed:  # so that RSS shows it: the heap's free pages go back (replay.py)
-                app[SESSIONS].compactor.freed(freed)
-
-    task = asyncio.ensure_future(watch())
+    """The sockets' one sweep (transport/websocket.py ``watch``) while the app runs."""
+    task = asyncio.ensure_future(watch(app[SOCKETS], app[SESSIONS]))
     yield
-    for t in (task, *closing):
-        t.cancel()
-    await asyncio.gather(task, *closing, return_exceptions=True)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _shutdown(app: web.Application) -> None:

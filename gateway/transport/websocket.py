@@ -216,7 +216,7 @@ class PhoenixSocket(asyncio.Protocol):
         # (one write, no loop turn in between): see receive().
         self._corked = False
         # The heartbeat timeout (SPEC 4.1): when the browser was last heard from (loop time);
-        # one sweep for all sockets looks (routes.py), no timer per socket or message.
+        # one sweep for all sockets looks (``watch``, below), no timer per socket or message.
         self._heard = 0.0
         self._closing: asyncio.Task[None] | None = None  # the close under way (heartbeat, bad frame)
         self._latency = manager.metrics.event_latency
@@ -619,7 +619,7 @@ class PhoenixSocket(asyncio.Protocol):
 
     def check_heartbeat(self, heard_by: float) -> None:
         """Close (1001) if nothing was heard from the browser since ``heard_by`` (loop time:
-        now less the live config's ``heartbeat_timeout_seconds``); the sweep in routes.py
+        now less the live config's ``heartbeat_timeout_seconds``); the sweep (``watch``)
         asks. A browser not read while the outbox is backed up is not silent
         (``_set_caught_up`` restarts its clock when the outbox drains)."""
         if self._heard >= heard_by or self._life >= Life.CLOSED or not self._caught_up:
@@ -833,3 +833,41 @@ class PhoenixSocket(asyncio.Protocol):
             return
         handle.session = session
         session.attach(handle)
+
+
+async def watch(sockets: "set[PhoenixSocket]", manager: "SessionManager") -> None:
+    """One task for all sockets, no timer per socket (idle memory): every second (a quarter
+    of the heartbeat timeout when that is shorter), drop those stalled for
+    ``slow_consumer_seconds``, close those silent for ``heartbeat_timeout_seconds``,
+    and free the compression context of those that wrote nothing for a while. Runs until
+    cancelled (the app's clean-up, routes.py); the closes it started end with it."""
+    closing: set[asyncio.Task[None]] = set()  # held until done: a task nobody holds may vanish
+    loop = asyncio.get_running_loop()
+
+    def closed(task: "asyncio.Task[None]") -> None:
+        closing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("slow-consumer close failed", exc_info=task.exception())
+
+    try:
+        while True:
+            limits = manager.config.limits  # the live config's, each round
+            await asyncio.sleep(min(1.0, limits.heartbeat_timeout_seconds / 4))
+            limits = manager.config.limits
+            now, heard_by = time.monotonic(), loop.time() - limits.heartbeat_timeout_seconds
+            freed = 0
+            for sock in list(sockets):
+                if sock.stalled(now) > limits.slow_consumer_seconds:
+                    task = asyncio.ensure_future(sock.slow_consumer())
+                    closing.add(task)
+                    task.add_done_callback(closed)
+                else:
+                    sock.check_heartbeat(heard_by)
+                    freed += sock.release_if_quiet(now)
+            if freed:  # so that RSS shows it: the heap's free pages go back (replay.py)
+                manager.compactor.freed(freed)
+    finally:
+        tasks = list(closing)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
