@@ -58,7 +58,6 @@ class TelnetState(msgspec.Struct, kw_only=True):
     local_options: list[tuple[bytes, bool]] = []
     remote_options: list[tuple[bytes, bool]] = []
     pending_options: list[tuple[bytes, bool]] = []
-    game_encoding: str = "utf-8"  # after CHARSET, the agreed one
     mtts: int = 0
     naws: tuple[int, int] = (80, 24)
     ttype_count: int = 0          # position in the MTTS cycle

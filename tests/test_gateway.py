@@ -739,6 +739,11 @@ async def test_charset_utf8_accepted_and_used(mud, gateway):
     assert (await phx.event(topic, "echo"))["message"] == "naïve ☕\n"
     assert (await phx.request(topic, "recv", {"message": "café"}))["status"] == "ok"
     await conn.wait_for("café\r\n".encode())
+    # NEW-ENVIRON says the agreed encoding too: the game's encoding is held in one place.
+    conn.send(cmd(IAC, DO, 39))
+    await conn.wait_for(cmd(IAC, WILL, 39))
+    conn.send(cmd(IAC, SB, 39, 1, 0) + b"CHARSET" + cmd(IAC, SE))
+    await conn.wait_for(cmd(IAC, SB, 39, 0) + b"\x00CHARSET\x01UTF-8" + cmd(IAC, SE))
 
 
 async def test_charset_without_utf8_rejected(joined):

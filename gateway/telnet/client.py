@@ -132,11 +132,11 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
     """One telnet connection to a game, reporting events to an ``EventSink``."""
 
     # No dict per connection (idle memory): ours (telnetlib3's: LeanTelnetClient).
-    __slots__ = ("sink", "stream", "game_encoding", "gmcp_supports", "mtts", "naws_size", "client_ip",
+    __slots__ = ("sink", "stream", "gmcp_supports", "mtts", "naws_size", "client_ip",
                  "_ttype_count", "_timer", "_closed_reason", "_proxy", "_pin", "pin_failed", "loop", "read_at",
                  "_restore", "_ending_compression", "media_url", "_mxp", "_poll_at", "_held", "_stepping")
 
-    def __init__(self, sink: EventSink, stream: TelnetStream, *, encoding: str,
+    def __init__(self, sink: EventSink, stream: TelnetStream, *,
                  gmcp_supports: list[str], screen_reader: bool = False,
                  naws: tuple[int, int] = (80, 24), client_ip: str | None = None,
                  proxy: tuple[str, str, int] | None = None, pin_sha256: str | None = None,
@@ -145,10 +145,9 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
         super().__init__(term=TERMINAL_TYPE, cols=naws[0], rows=naws[1], encoding=False,
                          compression=None, connect_maxwait=0.0, gmcp_modules=gmcp_supports)
         self.sink = sink
-        self.stream = stream
-        self.game_encoding = encoding
+        self.stream = stream  # holds the game's encoding (game_encoding): the one place
         self.gmcp_supports = gmcp_supports  # the game's (config), not a copy
-        self.mtts = mtts_bits(encoding, screen_reader)
+        self.mtts = mtts_bits(stream.encoding, screen_reader)
         self.naws_size = naws
         self.client_ip = client_ip
         self._ttype_count = 0
@@ -168,12 +167,25 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
         self.media_url = media_url  # the game's, at connect: MSP is accepted only with one
         self._mxp = mxp  # the game's ``mxp``: DO MXP on WILL
         if restore is not None:
-            self.game_encoding = restore.game_encoding
             self.mtts = restore.mtts
             self.naws_size = restore.naws
             self._ttype_count = restore.ttype_count
             self.gmcp_hello_sent = restore.gmcp_hello_sent
             self.client_ip = restore.client_ip
+
+    @property
+    def game_encoding(self) -> str:
+        """The game's text encoding: the config's, or UTF-8 once CHARSET agreed it. The stream
+        holds it (it decodes with it); input, MSSP, MSDP and NEW-ENVIRON read it from there."""
+        return self.stream.encoding
+
+    def _set_encoding(self, encoding: str) -> None:
+        self.stream.set_encoding(encoding)
+        self._follow_encoding()
+
+    def _follow_encoding(self) -> None:
+        # telnetlib3 keeps its own copy for NEW-ENVIRON values (ASCII unless told UTF-8).
+        self.writer.environ_encoding = "utf-8" if is_utf8(self.stream.encoding) else "ascii"
 
     # -- telnetlib3 protocol hooks ------------------------------------------
 
@@ -201,6 +213,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
         w.add_will_callback(telopt.MCCP2_COMPRESS, self._on_will_mccp2)
         w.add_will_callback(telopt.MXP, self._on_will_mxp)
         w.share_protocol_callbacks()  # all set: looked up by name, not held per connection
+        self._follow_encoding()
         if self._restore is not None:
             # Adopted from the previous process: the options are on as they were, with
             # no new negotiation (telnetlib3 sends nothing on connect for a client).
@@ -370,9 +383,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
             # Only a name we can send back: codecs.lookup also takes "UTF-8\ufffd".
             if name.isascii() and is_utf8(name):
                 answer = _IAC_SB_CHARSET + CHARSET_ACCEPTED + name.encode("ascii")
-                self.game_encoding = "utf-8"
-                self.stream.set_encoding("utf-8")
-                self.writer.environ_encoding = "utf-8"
+                self._set_encoding("utf-8")
                 self.mtts |= MTTS_UTF8
                 break
         self.writer.send_iac(answer + telopt.IAC + telopt.SE)
@@ -477,7 +488,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
         w = self.writer
         return TelnetState(
             local_options=list(w.local_option.items()), remote_options=list(w.remote_option.items()),
-            pending_options=list(w.pending_option.items()), game_encoding=self.game_encoding,
+            pending_options=list(w.pending_option.items()),
             mtts=self.mtts, naws=self.naws_size, ttype_count=self._ttype_count,
             gmcp_hello_sent=self.gmcp_hello_sent, client_ip=self.client_ip)
 
@@ -545,7 +556,7 @@ async def connect(game: Any, sink: EventSink, *, screen_reader: bool = False,
                           bytes_lines=True)
 
     def factory() -> GameClient:
-        return GameClient(sink, stream, encoding=game.encoding, gmcp_supports=game.gmcp_supports,
+        return GameClient(sink, stream, gmcp_supports=game.gmcp_supports,
                           screen_reader=screen_reader, naws=naws, client_ip=client_ip,
                           proxy=proxy, pin_sha256=game.tls_pin_sha256 if game.tls else None,
                           media_url=game.media_url, mxp=game.mxp)
@@ -586,8 +597,7 @@ async def adopt(sock: socket.socket, game: Any, sink: EventSink, stream: StreamS
     restored = TelnetStream.from_state(stream)
 
     def factory() -> GameClient:
-        return GameClient(sink, restored, encoding=telnet.game_encoding,
-                          gmcp_supports=game.gmcp_supports, restore=telnet, media_url=game.media_url,
+        return GameClient(sink, restored, gmcp_supports=game.gmcp_supports, restore=telnet, media_url=game.media_url,
                           mxp=game.mxp)
 
     _, protocol = await loop.create_connection(factory, sock=sock)
