@@ -35,6 +35,7 @@ RATE_LIMITED = "rate limited"
 GMCP_NOT_ENABLED = "gmcp not enabled"
 INVALID_MODULE = "invalid module"
 INVALID_SIZE = "invalid size"
+INVALID_N = "invalid n"
 INVALID_PAYLOAD = "invalid payload"
 UNKNOWN_EVENT = "unknown event"
 
@@ -74,8 +75,16 @@ def parse_join(payload: Any) -> JoinParams:
 
 # -- pushes from the browser ---------------------------------------------------
 
+#: The largest ``n`` a ``recv`` may carry: JavaScript's largest exact integer (2**53 - 1),
+#: far more than a session's inputs, and small enough for the upgrade state (msgpack).
+MAX_N = (1 << 53) - 1
+
+
 class SendLines(msgspec.Struct):
     lines: list[str]
+    #: The client's number for this input (SPEC 4.4), None when it sent none: sent to the
+    #: game only when above the session's ``input_n``.
+    n: int | None = None
 
 
 class SendGmcp(msgspec.Struct):
@@ -101,9 +110,12 @@ def parse_push(event: str, payload: Any, max_input_bytes: int) -> Command:
         message = payload.get("message")
         if not isinstance(message, str):
             raise ChannelError(INVALID_PAYLOAD)
+        n = payload.get("n")
+        if n is not None and (type(n) is not int or not 0 < n <= MAX_N):
+            raise ChannelError(INVALID_N)  # bool, float, string, 0, negative, too big
         if len(message) > max_input_bytes or len(message.encode("utf-8", "replace")) > max_input_bytes:
             raise ChannelError(MESSAGE_TOO_LONG)
-        return SendLines(split_lines(message))
+        return SendLines(split_lines(message), n)
     if event == "gmcp":
         module = payload.get("module")
         if not valid_gmcp_module(module):

@@ -97,6 +97,7 @@ class SessionState(msgspec.Struct, kw_only=True):
     bytes_to_game: int = 0
     seq: int = 0
     last_input: float = 0.0        # the idle clock (monotonic)
+    input_n: int = 0               # the highest recv ``n`` sent to the game (SPEC 4.4)
     linger_deadline: float | None = None  # when it ends without a browser (monotonic)
     replay: ReplayState
     bucket: BucketState

@@ -74,7 +74,8 @@ class Session:
     __slots__ = ("key", "admin_id", "game", "manager", "client_ip", "client_port", "sub", "seq", "replay",
                  "channel", "client", "ended", "end_reason", "is_open", "started", "started_at",
                  "last_input", "linger_deadline", "bytes_to_browser", "bytes_to_game", "_linger", "_idle",
-                 "_paused", "_closed_early", "_connecting", "_opened", "_settled", "waiters", "input_bucket")
+                 "_paused", "_closed_early", "_connecting", "_opened", "_settled", "waiters", "input_bucket",
+                 "input_n")
 
     def __init__(self, key: str, game: Game, manager: "SessionManager", client_ip: str,
                  sub: str | None, client_port: int = 0) -> None:
@@ -109,6 +110,9 @@ class Session:
         self._opened: asyncio.Future[None] | None = None  # joins wait on it; made by the first
         self.waiters = 0  # joins waiting for it (SessionManager.wait_open)
         self.input_bucket = TokenBucket(manager.config.limits.input_burst, self.started)
+        #: The highest ``n`` of a ``recv`` sent to the game (SPEC 4.4): a ``recv`` numbered
+        #: up to it was sent already and is not sent again (exactly-once input across drops).
+        self.input_n = 0
 
     # -- the game side (telnet.EventSink) ------------------------------------
 
@@ -211,11 +215,18 @@ class Session:
         else:
             self._linger = asyncio.get_running_loop().call_at(deadline, self.end, "linger expired")
 
-    def execute(self, command: Command) -> None:
-        """A browser push: send it to the game. Raises ChannelError when it cannot be sent."""
+    def execute(self, command: Command) -> bool:
+        """A browser push: send it to the game. Raises ChannelError when it cannot be sent.
+
+        True when it is a ``recv`` whose ``n`` was sent already (a duplicate: not sent again).
+        ``input_n`` moves only once the lines are written for the game: a refused push
+        ("rate limited", also while the game does not read) leaves it where it was.
+        """
         client = self.client
         if client is None or self.ended:
             raise ChannelError(GAME_UNAVAILABLE)
+        if type(command) is SendLines and command.n is not None and command.n <= self.input_n:
+            return True
         # Input the game has not taken yet is bounded (docs/security.md, "One budget"): while
         # more than UNSENT_BYTES wait in the game connection's write buffer, every push is
         # refused ("rate limited": not sent; the browser may send it again later).
@@ -232,6 +243,8 @@ class Session:
             self.bytes_to_game += len(data)
             self.manager.metrics.to_game.inc(len(data))
             self.last_input = now
+            if command.n is not None:
+                self.input_n = command.n
         elif type(command) is SendGmcp:
             msdp = command.module == "MSDP" and type(command.data) is dict and client.msdp_enabled
             if not msdp and not client.gmcp_enabled:
@@ -248,6 +261,7 @@ class Session:
             self.manager.metrics.gmcp_to_game.inc()
         elif type(command) is SetSize:
             client.set_naws(command.width, command.height)
+        return False
 
     # -- backpressure (called by the attached channel's socket) -----------------
 
@@ -293,7 +307,8 @@ class Session:
             admin_id=self.admin_id,
             started=self.started, started_wall=self.started_at,
             bytes_to_browser=self.bytes_to_browser, bytes_to_game=self.bytes_to_game, seq=self.seq,
-            last_input=self.last_input, linger_deadline=deadline, replay=self.replay.to_state(),
+            last_input=self.last_input, input_n=self.input_n, linger_deadline=deadline,
+            replay=self.replay.to_state(),
             bucket=self.input_bucket.to_state(), stream=self.client.stream.to_state(),
             telnet=self.client.to_state(), fd=fd)
 
@@ -309,6 +324,7 @@ class Session:
         session.bytes_to_game = state.bytes_to_game
         session.seq = state.seq
         session.last_input = state.last_input
+        session.input_n = state.input_n
         session.replay = ReplayBuffer.from_state(state.replay, manager.config.sessions.replay_bytes)
         manager.compactor.watch(session.replay)  # carried uncompressed: compressed again as it was
         session.input_bucket.restore(state.bucket)

@@ -45,7 +45,7 @@ async def test_v1_serializer_objects(mud, gateway):
     topic = new_topic()
     phx1 = await connect(vsn="1.0.0")
     reply = await phx1.join(topic)
-    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": False}}
+    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": False, "input_n": 0}}
     conn = await mud.next_connection()
     conn.send(b"hello\r\n")
     assert (await phx1.event(topic, "echo"))["message"] == "hello\n"
@@ -140,7 +140,7 @@ async def test_join_replies_only_after_telnet_connect(mud, gateway):
     reply = await phx.join(topic)
     # The telnet connection exists by the time the reply is read.
     assert len(mud.connections) == 1
-    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": False}}
+    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": False, "input_n": 0}}
 
 
 async def test_join_named_game_and_default(mud, gateway):
@@ -482,7 +482,7 @@ async def test_socket_drop_lingers_and_resume_replays(mud, gateway):
     await asyncio.sleep(0.2)
     phx2 = await connect()
     reply = await phx2.join(topic, {"last_seq": first["seq"]})
-    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": True, "replayed": 2, "gap": False}}
+    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": True, "replayed": 2, "gap": False, "input_n": 0}}
     replay = [await phx2.expect(lambda f: f[3] in ("echo", "gmcp")) for _ in range(2)]
     assert [f[4]["seq"] for f in replay] == [2, 3]
     assert replay[0][4]["message"] == "two\n"
@@ -495,7 +495,7 @@ async def test_takeover(joined):
     await phx.event(topic, "echo")
     phx2 = await joined.connect()
     reply = await phx2.join(topic, {"last_seq": 0}, join_ref="9")
-    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": True, "replayed": 1, "gap": False}}
+    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": True, "replayed": 1, "gap": False, "input_n": 0}}
     assert (await phx2.event(topic, "echo"))["message"] == "hello\n"
     assert (await phx.event(topic, "disconnect"))["reason"] == "taken over"
     await phx.expect(lambda f: f[3] == "phx_close")
@@ -759,7 +759,7 @@ async def test_rejoin_on_same_socket_replaces_channel(joined):
     conn.send(b"first\r\n")
     await phx.event(topic, "echo")
     reply = await phx.join(topic, {"last_seq": 1}, join_ref="2")
-    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": True, "replayed": 0, "gap": False}}
+    assert reply == {"status": "ok", "response": {"game": "fake", "resumed": True, "replayed": 0, "gap": False, "input_n": 0}}
     closes = [f for f in phx.frames if f[3] == "phx_close"]
     assert [f[0] for f in closes] == ["1"]  # the old channel's join_ref, before the new reply
     conn.send(b"second\r\n")

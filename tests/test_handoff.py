@@ -163,3 +163,16 @@ def test_every_stream_attribute_is_carried_or_said_not_to_be():
     missing = _unlisted(vars(stream), StreamState.__struct_fields__, STREAM_CARRIED_AS, STREAM_NOT_CARRIED)
     assert not missing, (f"TelnetStream has {missing}, which the upgrade in place does not carry: add "
                          "them to handoff.StreamState (to_state/from_state) or to STREAM_NOT_CARRIED")
+
+
+def test_input_n_is_carried_and_an_older_state_without_it_reads_as_0():
+    """SPEC 6.1 item 3: ``input_n`` rides in SessionState; a state written before it existed
+    (no such field) reads as 0, what a session that never got an ``n`` has."""
+    state = SessionState(key="k", game="g", replay=ReplayBuffer(10).to_state(),
+                         bucket=BucketState(tokens=1, stamp=0), stream=TelnetStream().to_state(),
+                         telnet=TelnetState(), fd=3, input_n=41)
+    data = handoff.encode(Handoff(generation=1, sessions=[state]))
+    assert handoff.decode(data).sessions[0].input_n == 41
+    older = msgspec.msgpack.decode(data)
+    del older["sessions"][0]["input_n"]
+    assert handoff.decode(msgspec.msgpack.encode(older)).sessions[0].input_n == 0

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.socket")
 _encode = msgspec.json.Encoder().encode
 _EMPTY = msgspec.Raw(b"{}")
+_DUPLICATE = msgspec.Raw(b'{"duplicate":true}')  # a recv whose n was sent already (SPEC 4.4)
 _NO_CLAIMS: "Mapping[str, Any]" = MappingProxyType({})  # one for every socket without a token
 
 
@@ -672,13 +673,13 @@ class PhoenixSocket(asyncio.Protocol):
             return
         try:
             command = parse_push(msg.event, msg.payload, self.config.limits.max_input_bytes)
-            handle.session.execute(command)
+            duplicate = handle.session.execute(command)
         except ChannelError as exc:
             if msg.ref is not None:
                 self.send(s.reply(handle.join_ref, msg.ref, msg.topic, "error", exc.response()))
             return
         if msg.ref is not None:
-            self.send(s.reply(handle.join_ref, msg.ref, msg.topic, "ok", _EMPTY))
+            self.send(s.reply(handle.join_ref, msg.ref, msg.topic, "ok", _DUPLICATE if duplicate else _EMPTY))
 
     def leave(self, handle: ChannelHandle, msg: Message) -> None:
         session, handle.session = handle.session, None
@@ -822,7 +823,7 @@ class PhoenixSocket(asyncio.Protocol):
         topic = msg.topic
         handle = ChannelHandle(self, topic, msg.join_ref)
         self.channels[topic] = handle
-        response: dict[str, Any] = {"game": session.game.name, "resumed": resumed}
+        response: dict[str, Any] = {"game": session.game.name, "resumed": resumed, "input_n": session.input_n}
         reply, frames = self._replay(handle, msg, session, (params.last_seq or 0) if resumed else 0,
                                      response, resumed)
         self.send(reply)

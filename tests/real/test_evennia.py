@@ -26,7 +26,7 @@ _accounts = itertools.count(1)
 async def open_game(evennia_gateway, phoenix_js):
     js = await phoenix_js(evennia_gateway)
     reply = await js.join({"game": "evennia"})
-    assert reply["status"] == "ok" and reply["response"] == {"game": "evennia", "resumed": False}, reply
+    assert reply["status"] == "ok" and reply["response"] == {"game": "evennia", "resumed": False, "input_n": 0}, reply
     await js.text(SCREEN)
     return js
 

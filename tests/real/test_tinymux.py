@@ -18,7 +18,7 @@ async def open_game(gateway, phoenix_js, headers=None):
     js = await phoenix_js(gateway, headers)
     before = len(gateway.relay.connections)
     reply = await js.join({"game": "tinymux"})
-    assert reply["status"] == "ok" and reply["response"] == {"game": "tinymux", "resumed": False}, reply
+    assert reply["status"] == "ok" and reply["response"] == {"game": "tinymux", "resumed": False, "input_n": 0}, reply
     await js.text("connects you to an existing character")
     rec = await until(lambda: len(gateway.relay.connections) > before and gateway.relay.connections[before],
                       "the relay's connection")
