@@ -3,8 +3,10 @@
 The data path, one module per stage (browser -> game, and back):
 
     transport/serializer.py  Phoenix V1/V2 wire format             (pure)
-    transport/websocket.py   the WebSocket: frames, heartbeat, limits (aiohttp)
-    transport/frames.py      outgoing text frames, permessage-deflate (pure)
+    transport/websocket.py   the WebSocket adapter: outbox, backpressure, heartbeat (asyncio)
+    transport/connection.py  the WebSocket connection's state machine (pure)
+    transport/frames.py      WebSocket frames both ways, permessage-deflate (pure)
+    router.py                Phoenix routing: heartbeats, joins, leaves, pushes
     channel.py               telnet:<uuid> topics: join payloads, pushes (pure)
     session.py               one game connection: seq, replay, linger (asyncio)
     telnet/input.py          player input to telnet bytes           (pure)

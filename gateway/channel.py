@@ -52,6 +52,20 @@ class ChannelError(Exception):
         return {"reason": self.reason, "detail": self.detail}
 
 
+#: A message's refs: what the browser chose (phoenix.js sends strings), or null.
+Ref = str | int | None
+
+
+class Message(msgspec.Struct):
+    """One Phoenix message, as a serializer (transport/serializer.py) decodes it."""
+
+    join_ref: Ref
+    ref: Ref
+    topic: str
+    event: str
+    payload: Any
+
+
 def session_key(topic: str) -> str | None:
     """The session id a topic names (its UUID, lower case), or None for any other topic."""
     m = _TOPIC.match(topic)

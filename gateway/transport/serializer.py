@@ -17,20 +17,11 @@ from typing import Any
 
 import msgspec
 
+from ..channel import Message, Ref
 from ..nesting import too_deep
-
-Ref = str | int | None
 
 #: The error reason for a frame that is not of the serializer's shape.
 MALFORMED = "malformed message"
-
-
-class Message(msgspec.Struct):
-    join_ref: Ref
-    ref: Ref
-    topic: str
-    event: str
-    payload: Any
 
 
 class MalformedMessage(Exception):
