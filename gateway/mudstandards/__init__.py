@@ -5,7 +5,7 @@
 * ``relay.py``: sans-I/O: the client's bytes under ``telnet`` on their way to
   the game (NEW-ENVIRON IPADDRESS rewritten, lines counted for the rate limit);
 * ``socket.py``: the asyncio adapter: the WebSocket after the 101 (a
-  ``PhoenixSocket`` underneath: outbox, backpressure, close handshake) and its
+  ``WebSocket`` underneath: outbox, backpressure, close handshake) and its
   one session (``sessions.py``).
 
 The route and its handshake checks are in routes.py, with the Phoenix endpoint's.

@@ -1,6 +1,6 @@
 """The ``/ws`` WebSocket after its 101 (SPEC 9): one client, one session, frames both ways.
 
-``MudSocket`` is a ``PhoenixSocket`` (transport/websocket.py) for everything
+``MudSocket`` is a ``WebSocket`` (transport/websocket.py) for everything
 under the messages: the connection taken from aiohttp, the frame reader, the
 ordered outbox written in one ``writelines``, backpressure on the game, the
 slow-consumer watchdog, the close handshake, the registry that graceful stop
@@ -29,7 +29,7 @@ from ..channel import GAME_UNAVAILABLE, RATE_LIMITED, ChannelError, JoinParams, 
 from ..logs import log_event
 from ..session import UNSENT_BYTES
 from ..transport.frames import BINARY, PING, TEXT, FrameError, control_frame, frame_header
-from ..transport.websocket import Life, PhoenixSocket
+from ..transport.websocket import Life, WebSocket
 from .framing import TOO_BIG, UNSUPPORTED_DATA, ClientFrames, Frame, GameFrames
 from .relay import RelayInput
 from .sessions import RelaySession, StreamSession
@@ -48,16 +48,16 @@ NORMAL, GOING_AWAY, POLICY, RESTART, TRY_AGAIN, BAD_GATEWAY = 1000, 1001, 1008, 
 LAST_FRAMES_SECONDS = 10.0
 
 
-class MudSocket(PhoenixSocket):
+class MudSocket(WebSocket):
     slow_consumer_code = WSCloseCode.POLICY_VIOLATION  # SPEC 9.5: 1008 "slow consumer"
     __slots__ = ("subprotocol", "game", "session", "_game_frames", "_client_frames", "_relay_input",
                  "_held", "_throttle")
 
     def __init__(self, transport: asyncio.Transport, manager: "SessionManager", client_ip: str,
                  subprotocol: str, game: "Game", claims: "Mapping[str, Any] | None" = None,
-                 client_port: int = 0, registry: "set[PhoenixSocket] | None" = None) -> None:
-        super().__init__(transport, None, manager, client_ip, claims=claims,  # type: ignore[arg-type]
-                         client_port=client_port, registry=registry)
+                 client_port: int = 0, registry: "set[WebSocket] | None" = None) -> None:
+        super().__init__(transport, manager, client_ip, claims=claims, client_port=client_port,
+                         registry=registry)
         self.subprotocol = subprotocol
         self.game = game
         self.session: StreamSession | None = None  # set once the game connection is open

@@ -104,21 +104,24 @@ def outbox_limit(config: "Config") -> int:
             + config.limits.max_channels_per_socket * READ_BURST)
 
 
-class PhoenixSocket(ChannelRouter, asyncio.Protocol):
+class WebSocket(asyncio.Protocol):
+    """A WebSocket after its 101: the transport, the ``Connection``, the outbox, backpressure and
+    the close; what its messages mean is a subclass's (``message``): ``PhoenixSocket`` below,
+    and the ``/ws`` endpoint's ``MudSocket`` (mudstandards/socket.py)."""
+
     # No __dict__ per socket (idle memory, docs/performance.md): a new attribute goes here too.
     #: The close code of a browser that does not read (SPEC 6: the browser gets a ``disconnect``).
     slow_consumer_code = WSCloseCode.TRY_AGAIN_LATER
-    __slots__ = ("serializer", "manager", "client_ip", "client_port", "transport", "claims", "channels",
-                 "_joining", "_outbox", "_latency", "_outbox_bytes", "_flush_armed", "_caught_up",
+    __slots__ = ("manager", "client_ip", "client_port", "transport", "claims", "channels",
+                 "_outbox", "_latency", "_outbox_bytes", "_flush_armed", "_caught_up",
                  "_life", "_last_progress", "_writing", "_draining",
                  "_tasks", "_read_times", "_corked", "_heard",
                  "_closing", "_conn", "_registry", "_lost_waiter", "_paused",
                  "_drain_waiter", "_reading_paused", "_pong")
 
-    def __init__(self, transport: asyncio.Transport, serializer: Serializer,
-                 manager: "SessionManager", client_ip: str, claims: "Mapping[str, Any] | None" = None,
-                 client_port: int = 0, registry: "set[PhoenixSocket] | None" = None) -> None:
-        self.serializer = serializer
+    def __init__(self, transport: asyncio.Transport, manager: "SessionManager", client_ip: str,
+                 claims: "Mapping[str, Any] | None" = None, client_port: int = 0,
+                 registry: "set[WebSocket] | None" = None) -> None:
         self.manager = manager
         self.client_ip = client_ip
         self.client_port = client_port
@@ -134,7 +137,6 @@ class PhoenixSocket(ChannelRouter, asyncio.Protocol):
         self._reading_paused = False
         self.claims = claims or _NO_CLAIMS
         self.channels: dict[str, ChannelHandle] = {}
-        self._joining: dict[str, Session] = {}  # topic -> the connecting session its join waits for
         # The frames to write; a list: an empty deque is 600 bytes per idle socket
         self._outbox: list[bytes] = []
         # The pong waiting to be written with the outbox (counted in _outbox_bytes): one at
@@ -505,11 +507,8 @@ class PhoenixSocket(ChannelRouter, asyncio.Protocol):
         return self._caught_up
 
     def message(self, opcode: int, data: "str | bytes") -> None:
-        """A TEXT or BINARY message from the browser."""
-        if opcode == TEXT:
-            self.receive(data)
-        else:
-            self._close_soon(WSCloseCode.UNSUPPORTED_DATA, b"text frames only")
+        """A TEXT or BINARY message from the browser (the subclass's protocol)."""
+        raise NotImplementedError
 
     def _answer_ping(self, payload: bytes) -> None:
         """A pong goes through the outbox like every frame: counted against its bound, written
@@ -547,6 +546,31 @@ class PhoenixSocket(ChannelRouter, asyncio.Protocol):
         for handle in list(self.channels.values()):
             handle.release()
         self.channels.clear()
+
+    def check_heartbeat(self, heard_by: float) -> None:
+        """The sweep's (``watch``) look at a socket silent since ``heard_by`` (the subclass's rule)."""
+
+
+class PhoenixSocket(ChannelRouter, WebSocket):
+    """The Phoenix socket (SPEC 4.1): text frames decoded by the ``vsn``'s serializer and routed
+    to channels (router.py), heartbeats within ``heartbeat_timeout_seconds``."""
+
+    __slots__ = ("serializer", "_joining")
+
+    def __init__(self, transport: asyncio.Transport, serializer: Serializer,
+                 manager: "SessionManager", client_ip: str, claims: "Mapping[str, Any] | None" = None,
+                 client_port: int = 0, registry: "set[WebSocket] | None" = None) -> None:
+        super().__init__(transport, manager, client_ip, claims=claims, client_port=client_port,
+                         registry=registry)
+        self.serializer = serializer
+        self._joining: dict[str, Session] = {}  # topic -> the connecting session its join waits for
+
+    def message(self, opcode: int, data: "str | bytes") -> None:
+        """A TEXT or BINARY message from the browser."""
+        if opcode == TEXT:
+            self.receive(data)
+        else:
+            self._close_soon(WSCloseCode.UNSUPPORTED_DATA, b"text frames only")
 
     def check_heartbeat(self, heard_by: float) -> None:
         """Close (1001) if nothing was heard from the browser since ``heard_by`` (loop time:
@@ -593,7 +617,8 @@ class PhoenixSocket(ChannelRouter, asyncio.Protocol):
             return
         self.route(msg)
 
-async def watch(sockets: "set[PhoenixSocket]", manager: "SessionManager") -> None:
+
+async def watch(sockets: "set[WebSocket]", manager: "SessionManager") -> None:
     """One task for all sockets, no timer per socket (idle memory): every second (a quarter
     of the heartbeat timeout when that is shorter), drop those stalled for
     ``slow_consumer_seconds``, close those silent for ``heartbeat_timeout_seconds``,
