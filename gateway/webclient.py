@@ -26,6 +26,7 @@ REQUIRED = ("index.html", "client.css", "theme.css", "main.js", "ansi.js", "outp
             "connection.js", "panels.js", "sound.js", "commands.js", "triggers.js", "matcher.js",
             "match_worker.js", "tools.js", "tools_store.js", "commandlog.js", "highlight.js", "textrange.js",
             "search.js", "savelog.js", "download.js", "settings.js", "page_tools.js", "links.js",
+            "commandqueue.js",
             "vendor/phoenix.js")
 FIX_COMMAND = "npm ci && npm run build"
 

@@ -6,12 +6,32 @@
 // - `last_seq` rides in the join params (a closure, read at every rejoin),
 //   so after a network drop the gateway replays exactly what was missed;
 //   an event whose seq was already seen is ignored.
-// - Lines sent while the channel is not joined wait here and go out, in
-//   order, once it is joined again.
+// - Exactly once (SPEC 7.1): every line goes through a CommandQueue
+//   (commandqueue.js) and is pushed as `recv` with its number `n`; it stays
+//   queued until the gateway answers. Lines typed while the channel is not
+//   joined wait there; after each join the reply's `input_n` says which
+//   reached the game, and the rest are pushed again, in order (the gateway
+//   sends each `n` to the game once, so a push sent twice is harmless). Lines
+//   that can no longer be delivered (the session ended, or the rejoin found
+//   a new session) are reported "not delivered".
+// - Liveness: phoenix.js sends a heartbeat every HEARTBEAT_MS and closes the
+//   socket when its reply has not come by the next one, so a connection
+//   through which nothing arrives (no TCP close: a phone that changed
+//   network) is given up within 2 x HEARTBEAT_MS; a push that gets no reply
+//   within PUSH_TIMEOUT_MS counts as a dead connection too. The status then
+//   says "Reconnecting…" and the socket connects again by itself.
+// - Only phoenix.js's public API: whether the channel is joined is our own
+//   record (join ok, then onError / onClose), never the channel's state.
 // - phoenix.js reconnects with backoff, and at once when the tab becomes
 //   visible; the `online` event reconnects at once too.
 
+import { CommandQueue, queueKey } from "./commandqueue.js";
 import { Socket } from "./vendor/phoenix.js";
+
+/** A heartbeat every 5 s: a dead connection is noticed within 10 s (SPEC 7.1 allows 20). */
+export const HEARTBEAT_MS = 5000;
+/** A push without a reply for this long: the connection is dead. */
+export const PUSH_TIMEOUT_MS = 10000;
 
 const OUTPUT_EVENTS = ["echo", "prompt", "gmcp", "option"];
 
@@ -44,11 +64,15 @@ export class GameConnection {
     this.on = on;
     this.topicKey = `mud-gateway:topic:${game}`;
     this.channel = null;
+    this.queue = null;
+    this.joined = false; // the join was answered ok and no error or close came since
+    this.epoch = 0; // grows at each join and each loss: a push's timeout from before is stale
     this.lastSeq = 0;
-    this.outbox = [];
     this.size = null;
     this.ended = false;
-    this.socket = new Socket(socketUrl(), token ? { authToken: token } : {});
+    const options = { heartbeatIntervalMs: HEARTBEAT_MS, timeout: PUSH_TIMEOUT_MS };
+    if (token) options.authToken = token;
+    this.socket = new Socket(socketUrl(), options);
     this.socket.onClose(() => this._lost());
     this.socket.onError(() => this._lost());
     window.addEventListener("online", () => this.reconnectNow());
@@ -61,10 +85,13 @@ export class GameConnection {
       uuid = newUuid();
       sessionStorage.setItem(this.topicKey, uuid);
     }
+    const topic = `telnet:${uuid}`;
     this.ended = false;
+    this.joined = false;
     this.lastSeq = 0;
+    this.queue = new CommandQueue(sessionStorage, queueKey(topic));
     this.on.status("connecting", "Connecting…");
-    const channel = this.socket.channel(`telnet:${uuid}`, () => this._params());
+    const channel = this.socket.channel(topic, () => this._params());
     this.channel = channel;
     for (const name of OUTPUT_EVENTS) {
       channel.on(name, (payload) => {
@@ -76,17 +103,21 @@ export class GameConnection {
       });
     }
     channel.on("disconnect", ({ reason, detail }) => this._end("Disconnected", reason, detail));
-    channel.onError(() => this._lost());
+    channel.onError(() => channel === this.channel && this._lost());
+    channel.onClose(() => channel === this.channel && this._lost());
     channel
       .join()
       .receive("ok", (response) => {
-        if (channel !== this.channel) return;
+        if (channel !== this.channel || this.ended) return;
         if (!response.resumed) this.lastSeq = 0; // a new session counts from 1
+        this.joined = true;
+        this.epoch += 1;
         this.on.status("connected", "Connected");
         this.on.joined(response);
+        const { resend, lost } = this.queue.joined(response);
+        this._notDelivered(lost, "a new session started");
         if (this.size) channel.push("naws", this.size);
-        const waiting = this.outbox.splice(0);
-        for (const text of waiting) this._push(text);
+        for (const entry of resend) this._push(entry);
       })
       .receive("error", ({ reason, detail }) => {
         if (channel !== this.channel) return;
@@ -101,11 +132,14 @@ export class GameConnection {
     this.start();
   }
 
-  /** Send a line to the game now, or once the channel is back. */
-  send(text) {
-    if (this.ended) return false;
-    if (this.channel && this.channel.canPush() && this.outbox.length === 0) this._push(text);
-    else this.outbox.push(text);
+  /**
+   * Send a line to the game, exactly once: now, or once the session is back. `secret`
+   * (typed while echo was off): kept in memory only. False when the session has ended.
+   */
+  send(text, secret = false) {
+    if (this.ended || !this.queue) return false;
+    const entry = this.queue.add(text, secret);
+    if (this.joined) this._push(entry);
     return true;
   }
 
@@ -113,7 +147,7 @@ export class GameConnection {
   naws(width, height) {
     if (this.size && this.size.width === width && this.size.height === height) return;
     this.size = { width, height };
-    if (this.channel && this.channel.canPush()) this.channel.push("naws", this.size);
+    if (this.joined) this.channel.push("naws", this.size);
   }
 
   reconnectNow() {
@@ -129,25 +163,52 @@ export class GameConnection {
     return params;
   }
 
-  _push(text) {
+  _push(entry) {
+    const epoch = this.epoch;
+    const queue = this.queue;
     this.channel
-      .push("recv", { message: text })
-      .receive("error", ({ reason }) => this.on.notice(`Not sent (${reason}): the game did not get that line.`));
+      .push("recv", { message: entry.text, n: entry.n })
+      .receive("ok", () => queue.confirm(entry.n)) // sent now, or a duplicate the game already got
+      .receive("error", ({ reason }) => {
+        if (queue.refuse(entry.n)) this.on.notice(`Not sent (${reason}): the game did not get that line.`);
+      })
+      .receive("timeout", () => {
+        // No reply: the connection is dead (unless it was given up since, and this push with it).
+        if (epoch === this.epoch && this.joined && !this.ended) this._dead();
+      });
+  }
+
+  /** The connection is dead though no close came: reconnect now. */
+  _dead() {
+    this._lost();
+    this.socket.disconnect(() => this.socket.connect());
   }
 
   _lost() {
     if (this.ended || !this.channel) return;
+    this.joined = false;
+    this.epoch += 1;
     this.on.status("reconnecting", "Reconnecting…");
+  }
+
+  _notDelivered(entries, why) {
+    for (const e of entries) {
+      this.on.notice(e.secret ? `Not delivered (${why}): a line typed while echo was off.`
+        : `Not delivered (${why}): ${e.text}`);
+    }
   }
 
   _end(what, reason, detail) {
     if (this.ended) return;
     this.ended = true;
-    const dropped = this.outbox.splice(0).length;
+    const wasJoined = this.joined;
+    this.joined = false;
+    this.epoch += 1;
+    const lost = this.queue ? this.queue.end() : [];
     sessionStorage.removeItem(this.topicKey); // this session is over: the next one is new
     // A failed join would be retried by phoenix.js: leave stops that.
-    if (this.channel && ["errored", "joining"].includes(this.channel.state)) this.channel.leave();
+    if (this.channel && !wasJoined) this.channel.leave();
     this.on.status("ended", `${what}: ${reason}${detail ? ` (${detail})` : ""}`);
-    if (dropped) this.on.notice(`${dropped} line${dropped === 1 ? "" : "s"} not sent.`);
+    this._notDelivered(lost, "the session ended");
   }
 }

@@ -181,7 +181,8 @@ function play(game, title, mediaUrl) {
   const send = (text, cls = "command") => {
     // The player's own line, muted; a screen reader has already spoken it.
     if (cls && !screenReader()) tools.command(text, cls);
-    if (!conn.send(text)) log.note("Not connected: use “Connect again”.", "notice");
+    // Exactly once, also across drops and reloads (connection.js); echo off: kept in memory only.
+    if (!conn.send(text, cls === null)) log.note("Not connected: use “Connect again”.", "notice");
   };
   const room = new RoomPanel({
     panel: $("room"),
