@@ -1,7 +1,7 @@
 """Sessions: one telnet connection each, keyed by its channel topic's UUID (SPEC 6).
 
 A session numbers its output events (``seq``), keeps them for resume
-(replay.py), pushes them to the channel attached to it, if any, and outlives
+(replay.py), pushes them to the viewer attached to it (a Phoenix channel or a ``/ws`` socket), if any, and outlives
 its browser for ``linger_seconds``. ``SessionManager`` is the registry with
 the session limits.
 
@@ -9,7 +9,7 @@ Life cycle (docs/sessions.md): *connecting* (the game connection is being
 opened by a task of the manager's, not of any join: joins only wait for it),
 then *attached* or *lingering* while open, then *ended*. A session that ends
 while connecting is never registered: the joins waiting for it are refused.
-Whether the game is read is decided by the attached channel alone
+Whether the game is read is decided by the attached viewer alone
 (backpressure): attaching, detaching and ending decide it again.
 """
 
@@ -57,8 +57,10 @@ def gmcp_state_key(module: str, data: Any) -> str | None:
     return "gmcp:" + module
 
 
-class Channel(Protocol):
-    """The browser side of a session (transport/websocket.py)."""
+class Viewer(Protocol):
+    """What a session shows its game to while one is attached: a Phoenix channel (router.py's
+    ``ChannelHandle``) or a ``/ws`` socket (mudstandards/socket.py). "Channel" means a Phoenix
+    channel only (a joined ``telnet:<uuid>`` topic and its protocol, channel.py)."""
 
     def push(self, event: str, payload: bytes, read_at: float | None = None) -> None: ...
     def push_many(self, events: list[Kept], read_at: float | None = None) -> None:
@@ -72,7 +74,7 @@ class Channel(Protocol):
 class Session:
     # No __dict__ per session (idle memory, docs/performance.md): a new attribute goes here too.
     __slots__ = ("key", "admin_id", "game", "manager", "client_ip", "client_port", "sub", "seq", "replay",
-                 "channel", "client", "ended", "end_reason", "is_open", "started", "started_at",
+                 "viewer", "client", "ended", "end_reason", "is_open", "started", "started_at",
                  "last_input", "linger_deadline", "bytes_to_browser", "bytes_to_game", "_linger", "_idle",
                  "_paused", "_closed_early", "_connecting", "_opened", "_settled", "waiters", "input_bucket",
                  "input_n")
@@ -89,7 +91,7 @@ class Session:
         self.sub = sub
         self.seq = 0
         self.replay = ReplayBuffer(manager.config.sessions.replay_bytes)
-        self.channel: Channel | None = None
+        self.viewer: Viewer | None = None
         self.client: telnet.GameClient | None = None
         self.ended = False
         self.end_reason: str | None = None
@@ -153,9 +155,9 @@ class Session:
         # The whole read at once: one replay append (to the live replay_bytes: a reload
         # that lowered it applies from this event on), one queueing of its frames.
         self.replay.add_many(kept, self.manager.config.sessions.replay_bytes)
-        channel = self.channel
-        if channel is not None:
-            channel.push_many(kept, self.client.read_at if self.client is not None else None)
+        viewer = self.viewer
+        if viewer is not None:
+            viewer.push_many(kept, self.client.read_at if self.client is not None else None)
         self.bytes_to_browser += size
         metrics.to_browser.inc(size)  # once per game read, not per event: a metric's lock costs
         if gmcp:
@@ -173,37 +175,37 @@ class Session:
 
     # -- the browser side ----------------------------------------------------
 
-    def attach(self, channel: Channel) -> None:
-        """Attach a channel, taking the session over from any other (which gets ``taken over``)."""
-        old = self.channel
-        if old is not None and old is not channel:
-            self.channel = None
+    def attach(self, viewer: Viewer) -> None:
+        """Attach a viewer, taking the session over from any other (which gets ``taken over``)."""
+        old = self.viewer
+        if old is not None and old is not viewer:
+            self.viewer = None
             old.end("taken over")
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
             self.linger_deadline = None
-        self.channel = channel
+        self.viewer = viewer
         # A pause belonged to the old attachment: read as fast as this browser reads.
-        self._read_game(not channel.backed_up)
+        self._read_game(not viewer.backed_up)
 
-    def detach(self, channel: Channel, linger: bool = True) -> None:
+    def detach(self, viewer: Viewer, linger: bool = True) -> None:
         """The browser went away without leaving: linger (``linger=False``: a rejoin follows at once)."""
-        if self.channel is channel:
-            self.channel = None
+        if self.viewer is viewer:
+            self.viewer = None
             self._read_game(True)
             if linger:
                 self.linger()
 
-    def leave(self, channel: Channel | None = None) -> None:
+    def leave(self, viewer: Viewer | None = None) -> None:
         """``phx_leave``: end at once; the browser asked, so it gets no ``disconnect``."""
-        if channel is not None and self.channel is channel:
-            self.channel = None
+        if viewer is not None and self.viewer is viewer:
+            self.viewer = None
         self.end("left")
 
     def linger(self) -> None:
         """Keep reading the game with no browser, for ``linger_seconds``."""
-        if self.ended or self.channel is not None or self._linger is not None:
+        if self.ended or self.viewer is not None or self._linger is not None:
             return
         self._read_game(True)
         self._linger_until(time.monotonic() + self.manager.config.sessions.linger_seconds)
@@ -263,7 +265,7 @@ class Session:
             client.set_naws(command.width, command.height)
         return False
 
-    # -- backpressure (called by the attached channel's socket) -----------------
+    # -- backpressure (called by the attached viewer's socket) -----------------
 
     def pause_reading(self) -> None:
         self._read_game(False)
@@ -401,9 +403,9 @@ class Session:
                 connecting.cancel()
         if self.client is not None:
             self.client.close(reason)
-        channel, self.channel = self.channel, None
-        if channel is not None:
-            channel.end(reason, detail)
+        viewer, self.viewer = self.viewer, None
+        if viewer is not None:
+            viewer.end(reason, detail)
         self.manager.forget(self)
         self.manager.compactor.forget(self.replay)
         if not self.is_open:
@@ -514,7 +516,7 @@ class SessionManager:
             raise
         finally:
             session.waiters -= 1
-            if went_away and not session.waiters and session.is_open and session.channel is None:
+            if went_away and not session.waiters and session.is_open and session.viewer is None:
                 session.linger()  # the last join waiting went away: nobody will attach
 
     def add(self, session: Session) -> None:
@@ -544,7 +546,7 @@ class SessionManager:
         self.compactor.close()
 
     def counts(self) -> dict[str, Any]:
-        attached = sum(1 for s in self.sessions.values() if s.channel is not None)
+        attached = sum(1 for s in self.sessions.values() if s.viewer is not None)
         return {"attached": attached, "lingering": len(self.sessions) - attached}
 
 

@@ -40,7 +40,7 @@ async def lingering(mud, gateway, extra: str):
     conn = await mud.next_connection()
     await phx.ws.close()
     session = client.server.app[SESSIONS].get(session_key(topic))
-    await until(lambda: session.channel is None)
+    await until(lambda: session.viewer is None)
     return client, connect, topic, session, conn
 
 

@@ -121,7 +121,7 @@ SESSION_CARRIED_AS = {"started_at": "started_wall", "replay": "replay", "input_b
                       "client": "telnet", "game": "game_settings"}
 SESSION_NOT_CARRIED = {
     "manager": "the new process's own session table",
-    "channel": "the browser's socket is closed by the upgrade (1012); the rejoin attaches anew",
+    "viewer": "the browser's socket is closed by the upgrade (1012); the rejoin attaches anew",
     "ended": "only open sessions are carried", "end_reason": "only open sessions are carried",
     "is_open": "set when the game connection is adopted",
     "_linger": "a timer: made again from linger_deadline", "_idle": "a timer: made again from last_input",

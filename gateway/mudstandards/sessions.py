@@ -22,7 +22,7 @@ from ..telnet.stream import CompressionError, Event, Gmcp
 log = logging.getLogger("gateway.session")
 
 
-class StreamChannel(Protocol):
+class StreamViewer(Protocol):
     """The socket side of a ``/ws`` session (socket.py)."""
 
     def deliver(self, events: list[Event], read_at: float | None) -> int:
@@ -45,8 +45,8 @@ class StreamSession(Session):
         # attach: a loop turn or so), given to it then, in order.
         self._early: list[Any] | None = []
 
-    def attach(self, channel: Any) -> None:
-        super().attach(channel)
+    def attach(self, viewer: Any) -> None:
+        super().attach(viewer)
         early, self._early = self._early, None
         for item in early or ():
             self._deliver(item)
@@ -67,14 +67,14 @@ class StreamSession(Session):
 
     def _forward(self, events: list[Event]) -> None:
         """The events' frames to the socket (kept until it attaches)."""
-        channel = self.channel
-        if channel is None:
+        viewer = self.viewer
+        if viewer is None:
             if self._early is not None:
                 self._early.append(events)
             return
         metrics = self.manager.metrics
         client = self.client
-        size = channel.deliver(events, client.read_at if client is not None else None)  # type: ignore[attr-defined]
+        size = viewer.deliver(events, client.read_at if client is not None else None)  # type: ignore[attr-defined]
         self.bytes_to_browser += size
         metrics.to_browser.inc(size)
         gmcp = sum(1 for ev in events if type(ev) is Gmcp)
@@ -102,12 +102,12 @@ class RelaySession(StreamSession):
         self.on_game_bytes(item)
 
     def on_game_bytes(self, data: bytes) -> None:
-        channel = self.channel
-        if channel is None:
+        viewer = self.viewer
+        if viewer is None:
             if self._early is not None:
                 self._early.append(data)
             return
-        channel.deliver_bytes(data, self.client.read_at if self.client is not None else None)  # type: ignore[attr-defined]
+        viewer.deliver_bytes(data, self.client.read_at if self.client is not None else None)  # type: ignore[attr-defined]
         self.bytes_to_browser += len(data)
         self.manager.metrics.to_browser.inc(len(data))
 

@@ -6,7 +6,7 @@ ordered outbox written in one ``writelines``, backpressure on the game, the
 slow-consumer watchdog, the close handshake, the registry that graceful stop
 and upgrade in place go through. What it reads and writes is the MUD
 Standards subprotocol's (framing.py, relay.py) instead of Phoenix messages,
-and it is its own session's one channel (``channels["ws"] is self``).
+and it is its own session's viewer (``channels["ws"] is self``: the socket feeds one session).
 
 Input is applied in order, after the game connection is open; past the rate
 limit it waits (``_held``), and while anything waits no further frame is read
@@ -120,7 +120,7 @@ class MudSocket(WebSocket):
         session.attach(self)  # type: ignore[arg-type]
         self._read_again()  # the frames the client sent meanwhile, in order
 
-    # -- the session's channel (sessions.StreamChannel) ------------------------
+    # -- the session's viewer (sessions.StreamViewer) -------------------------
 
     @property
     def backed_up(self) -> bool:
