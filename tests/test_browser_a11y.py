@@ -60,7 +60,7 @@ async def in_play(g) -> None:
     g.conn.send(b"".join(b"line %03d of the game\r\n" % i for i in range(200)) + colours + b"\r\n"
                 + b"\x1b[1;32m<100hp>\x1b[0m " + GA)
     g.conn.send(ROOM + gmcp("Char.Vitals", '{"hp": 90, "maxhp": 120}'))
-    await g.page.wait_for_selector("#room-name:has-text('The Square')")
+    await g.page.wait_for_selector("#room-name:has-text('The Square')", state="attached")  # (hidden when short)
     await g.page.wait_for_selector("#prompt:has-text('<100hp>')")
     await log_has(g.page, "colour15")
 
