@@ -18,7 +18,7 @@ export const BATCH_MS = 150;
 export const MAX_LINES = 10;
 export const MAX_CHARS = 2000;
 const MAX_NOTE_LINES = 50; // the client's own lines (#help, #list) are said in full, up to this
-const MAX_RAW = 64 * 1024; // raw text kept per burst: its end (the rest is only counted)
+const MAX_RAW = 16 * 1024; // raw text kept per burst: its end (the rest is only counted); ~2 ms to parse
 const KEPT = 3; // announcements left in the region (older ones are removed, which is not announced)
 
 /**
@@ -99,10 +99,14 @@ export class Announcer {
     if (!raw) return;
     this.chunks.push({ raw, kind });
     this.rawChars += raw.length;
-    while (this.rawChars > MAX_RAW && this.chunks.length > 1) {
-      const old = this.chunks.shift();
-      this.rawChars -= old.raw.length;
-      this.droppedLines += old.kind === "text" ? countNewlines(old.raw) : 1;
+    while (this.rawChars > MAX_RAW) {
+      const old = this.chunks[0];
+      const drop = this.chunks.length > 1 ? old.raw.length : this.rawChars - MAX_RAW;
+      const head = old.raw.slice(0, drop);
+      this.droppedLines += old.kind === "text" ? countNewlines(head) : 1;
+      if (drop === old.raw.length) this.chunks.shift();
+      else old.raw = old.raw.slice(drop); // one huge message: its end
+      this.rawChars -= drop;
       this.cut = true;
     }
     this._schedule();
@@ -123,6 +127,7 @@ export class Announcer {
       if (i === 0 && this.cut && kind === "text") {
         // A chunk whose start was dropped with the ones before: from its first line end on.
         const nl = chunk.indexOf("\n");
+        if (nl >= 0) this.droppedLines++; // the rest of a cut line is not said either
         chunk = nl >= 0 ? chunk.slice(nl + 1) : "";
       }
       const plain = this.parser.feed(chunk).map((run) => run.text).join("");
