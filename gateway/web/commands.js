@@ -25,6 +25,9 @@ export const HELP = [
   "/REGEX/i — the i flag ignores case",
   "Enter — send; Up/Down — history; PageUp/PageDown — scroll the log; End — newest output",
   "Ctrl+F — search the scrollback; Enter/Shift+Enter — next/previous match; Escape — close the search",
+  "Alt+1..Alt+9, Alt+0 — say the newest line, the 2nd newest, ..., the 10th (through the screen reader; the focus stays in the input line)",
+  "Alt+L — move between the input line and the newest line of the log",
+  "Previous command, Next command — on touch screens, buttons that walk the history",
 ];
 
 /** The CSS colour names (CSS Color 4) that `#highlight` takes, besides #rrggbb. */

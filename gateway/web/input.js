@@ -1,4 +1,5 @@
-// The input line: Enter sends, Up/Down walk the history (kept per game in
+// The input line: Enter sends, Up/Down (or, on touch screens, the "Previous
+// command"/"Next command" buttons) walk the history (kept per game in
 // localStorage; the line being typed is kept as the newest entry), and a
 // password mode (the game turned echo off) in which the field is
 // type=password and nothing typed is kept anywhere.
@@ -50,18 +51,34 @@ export class CommandLine {
     this.onSubmit(text, this.secret);
   }
 
-  _key(e) {
-    if (this.secret || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
-    if (e.key !== "ArrowUp" && e.key !== "ArrowDown") return;
-    e.preventDefault();
-    const step = e.key === "ArrowUp" ? -1 : 1;
+  /** The previous (older) command into the line (Up); false at the oldest or in password mode. */
+  prev() {
+    return this._step(-1);
+  }
+
+  /** The next (newer) command, and after the newest the line that was being typed (Down). */
+  next() {
+    return this._step(1);
+  }
+
+  _step(step) {
+    if (this.secret) return false;
     const next = this.index + step;
-    if (next < 0 || next > this.history.length) return;
+    if (next < 0 || next > this.history.length) return false;
     if (this.index === this.history.length) this.draft = this.input.value;
     this.index = next;
     this.input.value = next === this.history.length ? this.draft : this.history[next];
     const end = this.input.value.length;
     this.input.setSelectionRange(end, end);
+    return true;
+  }
+
+  _key(e) {
+    if (this.secret || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    if (e.key !== "ArrowUp" && e.key !== "ArrowDown") return;
+    e.preventDefault();
+    if (e.key === "ArrowUp") this.prev();
+    else this.next();
   }
 }
 
@@ -79,6 +96,37 @@ function saveHistory(key, list) {
     localStorage.setItem(key, JSON.stringify(list));
   } catch {
     // storage full or disabled: the history lives for this page only
+  }
+}
+
+/**
+ * Focus goes back to the input line after a button in play is used (SPEC
+ * 7.1): a button inside one of `areas` (exits, direction pad, the input
+ * line's own buttons). A mouse press does not take the focus from the input
+ * at all; a click or Enter/Space hands it back. A tap on a touch screen
+ * leaves the focus as it was (focusing the input would open the on-screen
+ * keyboard over the pad), except for buttons matching `always` (the history
+ * buttons fill the input line: it is where the player goes next).
+ */
+export function focusAfterButtons(input, areas, always = "") {
+  let pointer = "";
+  for (const area of areas) {
+    area.addEventListener("pointerdown", (e) => {
+      pointer = e.pointerType;
+    });
+    area.addEventListener("mousedown", (e) => {
+      if (e.target instanceof Element && e.target.closest("button") && document.activeElement === input) {
+        e.preventDefault(); // the press would move the focus (and close a phone's keyboard)
+      }
+    });
+    area.addEventListener("click", (e) => {
+      const button = e.target instanceof Element && e.target.closest("button");
+      const touch = pointer === "touch" && e.detail > 0; // e.detail 0: Enter/Space
+      pointer = "";
+      if (!button || button.disabled) return;
+      if (touch && !(always && button.matches(always))) return;
+      input.focus();
+    });
   }
 }
 

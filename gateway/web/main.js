@@ -1,12 +1,14 @@
 // The browser client at GET /: picks the game, wires the log, the input
 // line, the GMCP panels and the connection together, and keeps the settings.
 
+import { Announcer, assertiveSetting } from "./announce.js";
 import { GameConnection } from "./connection.js";
-import { CommandLine, keepFocus } from "./input.js";
+import { CommandLine, focusAfterButtons, keepFocus } from "./input.js";
 import { installLinks } from "./links.js";
 import { OutputLog } from "./output.js";
 import { PageTools } from "./page_tools.js";
 import { MsdpPanels, RoomPanel, Vitals } from "./panels.js";
+import { installReadBack } from "./readback.js";
 import { SoundBoard, soundControls } from "./sound.js";
 
 const $ = (id) => document.getElementById(id);
@@ -174,6 +176,14 @@ function play(game, title, mediaUrl) {
     },
   });
   setupSettings(() => sendSize());
+  // Screen readers (SPEC 7.1): new text and prompts through a live region; the client's notices too.
+  const announcer = new Announcer($("announce"));
+  assertiveSetting($("announce-assertive"), announcer, stored);
+  const logNote = log.note.bind(log);
+  log.note = (text, cls = "notice") => {
+    logNote(text, cls);
+    if (!cls.startsWith("command")) announcer.note(text);
+  };
   const screenReader = () => document.body.classList.contains("screen-reader");
   const vitals = new Vitals($("vitals"));
   let conn = null;
@@ -204,6 +214,10 @@ function play(game, title, mediaUrl) {
     onSubmit: (text, secret) => tools.typed(text, secret),
   });
   keepFocus(input, $("screen"));
+  $("history-prev").addEventListener("click", () => commandLine.prev());
+  $("history-next").addEventListener("click", () => commandLine.next());
+  focusAfterButtons(input, [$("exits"), $("pad"), $("command")], "#history-prev, #history-next");
+  installReadBack({ log: $("log"), input, announcer, flush: () => log.flushNow() });
   // The game's send:/prompt: links (SPEC 7.1): a command sent exactly as the game gave it.
   installLinks(document, {
     send(command) {
@@ -235,12 +249,14 @@ function play(game, title, mediaUrl) {
         tools.beforeEvent(payload);
         if (name === "echo") {
           log.write(payload.message);
+          announcer.text(payload.message);
           if (document.hidden) {
             unread += countLines(payload.message);
             showUnread();
           }
         } else if (name === "prompt") {
           log.prompt(payload.message);
+          announcer.prompt(payload.message);
         } else if (name === "option" && payload.type === "echo") {
           commandLine.setSecret(payload.echo === false);
         } else if (name === "gmcp") {

@@ -91,6 +91,19 @@ export function roomExits(info) {
   return [];
 }
 
+/**
+ * A pad button's accessible name: it starts with the visible label (WCAG
+ * 2.5.3, axe's label-content-name-mismatch), then says the direction in
+ * full when the label abbreviates it, and whether the room has that exit:
+ * "NW (northwest, exit)", "Up (exit)", "N (north)", "Look".
+ */
+export function padLabel(label, dir, lit) {
+  const extra = [];
+  if (label.toLowerCase() !== dir) extra.push(dir);
+  if (lit) extra.push("exit");
+  return extra.length ? `${label} (${extra.join(", ")})` : label;
+}
+
 export class RoomPanel {
   /** onGo(command): an exit button or pad button was pressed. */
   constructor({ panel, name, area, exits, pad, onGo }) {
@@ -131,7 +144,7 @@ export class RoomPanel {
     for (const button of this.pad.querySelectorAll("button[data-dir]")) {
       const lit = open.has(button.dataset.dir);
       button.classList.toggle("lit", lit);
-      button.setAttribute("aria-label", `${button.dataset.dir}${lit ? " (exit)" : ""}`);
+      button.setAttribute("aria-label", padLabel(button.textContent.trim(), button.dataset.dir, lit));
     }
   }
 }
