@@ -16,6 +16,7 @@ Whether the game is read is decided by the attached viewer alone
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import secrets
 import time
@@ -71,10 +72,19 @@ class Viewer(Protocol):
         """The browser is behind: the session must not read its game."""
 
 
+class Life(enum.Enum):
+    """A session's life (docs/architecture.md); it only moves forward."""
+
+    CONNECTING = "connecting"  #: admitted: its game connection is being opened, joins wait for it
+    OPEN = "open"  #: the game connection is up, the session in the table (attached or lingering)
+    ENDED = "ended"  #: ended after it opened: the game closed, the viewer told, the end logged
+    FAILED = "failed"  #: ended before it opened: the joins waiting for it were refused
+
+
 class Session:
     # No __dict__ per session (idle memory, docs/performance.md): a new attribute goes here too.
     __slots__ = ("key", "admin_id", "game", "manager", "client_ip", "client_port", "sub", "seq", "replay",
-                 "viewer", "client", "ended", "end_reason", "is_open", "started", "started_at",
+                 "viewer", "client", "life", "end_reason", "started", "started_at",
                  "last_input", "linger_deadline", "bytes_to_browser", "bytes_to_game", "_linger", "_idle",
                  "_paused", "_closed_early", "_connecting", "_opened", "_settled", "waiters", "input_bucket",
                  "input_n")
@@ -93,9 +103,8 @@ class Session:
         self.replay = ReplayBuffer(manager.config.sessions.replay_bytes)
         self.viewer: Viewer | None = None
         self.client: telnet.GameClient | None = None
-        self.ended = False
+        self.life = Life.CONNECTING
         self.end_reason: str | None = None
-        self.is_open = False  # the game connection is up and the session is in the table
         self.started = time.monotonic()
         self.started_at = time.time()  # wall clock, for the admin API
         self.last_input = self.started
@@ -115,6 +124,15 @@ class Session:
         #: The highest ``n`` of a ``recv`` sent to the game (SPEC 4.4): a ``recv`` numbered
         #: up to it was sent already and is not sent again (exactly-once input across drops).
         self.input_n = 0
+
+    @property
+    def ended(self) -> bool:
+        return self.life is Life.ENDED or self.life is Life.FAILED
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the game connection was opened (the session is OPEN, or ENDED after that)."""
+        return self.life is Life.OPEN or self.life is Life.ENDED
 
     # -- the game side (telnet.EventSink) ------------------------------------
 
@@ -335,7 +353,8 @@ class Session:
     async def adopt(self, sock: Any, state: SessionState) -> None:
         """Take over the inherited game connection and go on: linger, idle clock, reading."""
         self.client = await telnet.adopt(sock, self.game, self, state.stream, state.telnet)
-        self.is_open = True
+        if self.life is Life.CONNECTING:
+            self.life = Life.OPEN
         self._settle(None)
         if self._closed_early is not None:  # the game hung up while we were adopting it
             asyncio.get_running_loop().call_soon(self.end, self._closed_early)
@@ -391,12 +410,13 @@ class Session:
         """
         if self.ended:
             return
-        self.ended = True
+        was_open = self.life is Life.OPEN
+        self.life = Life.ENDED if was_open else Life.FAILED
         self.end_reason = reason
         for timer in (self._linger, self._idle):
             if timer is not None:
                 timer.cancel()
-        if not self.is_open:  # connecting: the joins waiting are refused, the connect stops
+        if not was_open:  # connecting: the joins waiting are refused, the connect stops
             self._settle(ChannelError(GAME_UNAVAILABLE, reason))
             connecting = self._connecting
             if connecting is not None and connecting is not asyncio.current_task():
@@ -408,7 +428,7 @@ class Session:
             viewer.end(reason, detail)
         self.manager.forget(self)
         self.manager.compactor.forget(self.replay)
-        if not self.is_open:
+        if not was_open:
             return  # never started: no session to log
         self.manager.metrics.disconnects.labels(reason).inc()
         log_event(log, logging.INFO, "session_end", "session end", game=self.game.name,
@@ -481,7 +501,7 @@ class SessionManager:
             return
         del self._opening[session.key]
         self.sessions[session.key] = session
-        session.is_open = True
+        session.life = Life.OPEN
         session._connecting = None  # only a session still connecting is cancelled through it
         log_event(log, logging.INFO, "session_start", "session start", game=session.game.name,
                   ip=session.client_ip, sub=session.sub, **session.log_fields())

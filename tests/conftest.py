@@ -25,7 +25,8 @@ from tests.fakemud import FakeMud
 #: runs on uvloop only, the loop the gateway runs on in production (cli.loop_factory).
 #: MUD_GATEWAY_TEST_LOOPS=both runs every async test on both.
 BOTH_LOOPS = frozenset({"test_gateway", "test_websocket_connection", "test_socket_writes",
-                        "test_session_races", "test_telnet_client", "test_mudstandards"})
+                        "test_session_races", "test_telnet_client", "test_mudstandards",
+                        "test_session_machine"})  # asyncio only: its fake game holds TLS handshakes (uvloop cannot)
 
 
 def pytest_configure(config):

@@ -122,8 +122,8 @@ SESSION_CARRIED_AS = {"started_at": "started_wall", "replay": "replay", "input_b
 SESSION_NOT_CARRIED = {
     "manager": "the new process's own session table",
     "viewer": "the browser's socket is closed by the upgrade (1012); the rejoin attaches anew",
-    "ended": "only open sessions are carried", "end_reason": "only open sessions are carried",
-    "is_open": "set when the game connection is adopted",
+    "life": "only open sessions are carried: OPEN once the game connection is adopted",
+    "end_reason": "only open sessions are carried",
     "_linger": "a timer: made again from linger_deadline", "_idle": "a timer: made again from last_input",
     "_paused": "the browser's backpressure: the new process has no browser yet",
     "_closed_early": "the game hanging up during the adoption, in the new process",
