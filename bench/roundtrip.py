@@ -117,7 +117,7 @@ async def _serve_gateway(mud_port: int, sessions: int) -> None:
     await runner.setup()
     site = web.TCPSite(runner, HOST, 0, backlog=2048)
     await site.start()
-    print(f"PORT {site._server.sockets[0].getsockname()[1]}", flush=True)
+    print(f"PORT {runner.addresses[0][1]}", flush=True)
     await asyncio.Event().wait()
 
 

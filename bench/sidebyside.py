@@ -218,7 +218,7 @@ async def serve_gateway(mud_port: int) -> None:
     await runner.setup()
     site = web.TCPSite(runner, HOST, 0, backlog=4096)
     await site.start()
-    print(f"PORT {site._server.sockets[0].getsockname()[1]}", flush=True)  # type: ignore[union-attr]
+    print(f"PORT {runner.addresses[0][1]}", flush=True)
     await asyncio.Event().wait()
 
 
@@ -524,6 +524,9 @@ class EchoHandler(Handler):
 class Worker:
     def __init__(self, kind: str, port: int, deflate: bool) -> None:
         import msgspec
+
+        from gateway.aiohttp_private import write_frame_now
+        self.write_frame_now = write_frame_now  # aiohttp's private frame writer, in its one module
         self.kind = kind
         self.port = port
         self.deflate = deflate
@@ -538,10 +541,7 @@ class Worker:
     def send_bytes(self, ws: Any, data: bytes, opcode: int = 0x2) -> None:
         """One masked frame written at once: ``ws.send_*`` is a coroutine, and a task per line
         made the clients, not the peers, the limit at thousands of sessions."""
-        writer = ws._writer
-        if writer is None or writer.transport is None or writer.transport.is_closing():
-            return
-        writer._write_websocket_frame(data, opcode, 0)
+        self.write_frame_now(ws, data, opcode)
 
     async def connect(self, count: int) -> dict[str, Any]:
         gate = asyncio.Semaphore(64)

@@ -20,6 +20,13 @@ aiohttp whose internals changed:
   (``HandshakeOnly``).
 * ``BaseSite._server``: the listening ``asyncio.Server``, whose socket an upgrade
   in place hands to the next process (``listening_server``).
+
+And one for the benchmark's clients (bench/sidebyside.py), not the gateway:
+
+* ``ClientWebSocketResponse._writer._write_websocket_frame``: a frame written at
+  once, without a coroutine (``send_frame`` is one: a task per line made the
+  clients, not the peers, the limit at thousands of sessions)
+  (``write_frame_now``).
 """
 
 from __future__ import annotations
@@ -59,3 +66,12 @@ def listening_server(site: web.BaseSite) -> asyncio.AbstractServer:
     server = site._server  # type: ignore[attr-defined]
     assert server is not None, "the site is not started"
     return server
+
+
+def write_frame_now(ws: Any, data: bytes, opcode: int) -> None:
+    """Write one masked frame on an aiohttp client WebSocket at once (the benchmark's clients);
+    nothing when it is closing."""
+    writer = ws._writer
+    if writer is None or writer.transport is None or writer.transport.is_closing():
+        return
+    writer._write_websocket_frame(data, opcode, 0)

@@ -107,6 +107,18 @@ async def test_aiohttp_site_holds_its_listening_server():
         await runner.cleanup()
 
 
+async def test_aiohttp_client_websocket_writes_a_frame_at_once():
+    from aiohttp import client_ws
+    from aiohttp._websocket import writer as ws_writer
+    missing = set()
+    if "self._writer = writer" not in inspect.getsource(client_ws.ClientWebSocketResponse.__init__):
+        missing.add("ClientWebSocketResponse._writer")
+    if not callable(getattr(ws_writer.WebSocketWriter, "_write_websocket_frame", None)):
+        missing.add("WebSocketWriter._write_websocket_frame")
+    require(missing, "aiohttp", AIOHTTP, "gateway/aiohttp_private.py write_frame_now",
+            "the benchmark clients' frame written without a coroutine")
+
+
 # -- telnetlib3 --------------------------------------------------------------------------------
 
 def test_telnetlib3_writer_attributes_the_shim_replaces():
@@ -160,7 +172,8 @@ async def test_telnetlib3_client_hooks_and_attributes():
 # -- the rule itself ---------------------------------------------------------------------------
 
 PRIVATE = {
-    "aiohttp": ("gateway/aiohttp_private.py", re.compile(r"_message_tail|\._server\b|connection_lost\(None\)")),
+    "aiohttp": ("gateway/aiohttp_private.py",
+                re.compile(r"_message_tail|\._server\b|connection_lost\(None\)|\._writer\b|_write_websocket_frame")),
     "telnetlib3": ("gateway/telnet/telnetlib3_private.py",
                    re.compile(r"_writer_factory|_reader_factory|_check_negotiation_timer|_gmcp_hello_sent"
                               r"|_session_context|_slc_callback|_sb_buffer|_environ_batches|_send_environ"
@@ -176,7 +189,8 @@ def test_only_the_private_module_names_a_library_private(library):
     private module), no private name of it outside that one module."""
     home, pattern = PRIVATE[library]
     uses = re.compile(rf"^\s*(from|import) ({library}\b|\S*{Path(home).stem}\b)", re.M)
-    offenders = [f"{p.relative_to(ROOT)}:{n}: {line.strip()}" for p in sorted((ROOT / "gateway").rglob("*.py"))
+    files = sorted((ROOT / "gateway").rglob("*.py")) + sorted((ROOT / "bench").glob("*.py"))
+    offenders = [f"{p.relative_to(ROOT)}:{n}: {line.strip()}" for p in files
                  if str(p.relative_to(ROOT)) != home and uses.search(p.read_text())
                  for n, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert not offenders, f"{library}'s private names outside {home}: {offenders}"
