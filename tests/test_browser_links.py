@@ -9,6 +9,7 @@ gets text nodes only.
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import AsyncIterator
 
 import pytest
@@ -84,12 +85,18 @@ async def test_send_prompt_and_https_links(browser: Browser) -> None:  # noqa: F
         assert await a.get_attribute("title") == "https://example.com/guide"
         # the link text is plain text in the log (search, copy, save)
         assert "Look Alias Say guide" in await page.evaluate("document.getElementById('log').textContent")
-        # links in replayed events work like live ones
+        # links in replayed events work like live ones; a link's command is a recv with n (SPEC 4.4:
+        # sent exactly once across drops, as a typed one)
+        frames: list = []
+        page.on("websocket", lambda ws: ws.on("framesent", lambda payload: frames.append(payload)))
         await page.reload()
         await connected(page)
         await log_has(page, "Look Alias Say guide")
         await page.locator("#log .game-link", has_text="Look").last.click()
         await sent(conn, b"look & feel;;x")
+        pushes = [json.loads(f) for f in frames if isinstance(f, str) and '"recv"' in f]
+        [push] = [p for p in pushes if p[3] == "recv" and p[4]["message"] == "look & feel;;x"]
+        assert type(push[4]["n"]) is int and push[4]["n"] > 0
 
 
 async def test_menus_by_right_click_shift_f10_and_long_press(browser: Browser) -> None:  # noqa: F811
