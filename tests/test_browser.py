@@ -387,7 +387,7 @@ async def test_two_megabyte_burst_keeps_the_cap(browser: Browser) -> None:
 TOP_LINE = """() => {
   const log = document.getElementById('log');
   const top = log.getBoundingClientRect().top;
-  for (const line of log.children) {
+  for (const line of log.querySelectorAll('.line')) {
     const r = line.getBoundingClientRect();
     if (r.top >= top) return [line.textContent, r.top, log.scrollTop];
   }

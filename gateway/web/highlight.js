@@ -25,7 +25,7 @@ export class Highlighter {
   /** Colour every line again (the highlights changed). */
   refresh() {
     this._watch();
-    for (const line of this.log.children) this.waiting.add(line);
+    for (const line of this.log.querySelectorAll(".line")) this.waiting.add(line);
     this._pump();
   }
 
@@ -39,12 +39,17 @@ export class Highlighter {
 
   _collect(records) {
     for (const r of records) {
-      if (r.target === this.log) {
-        for (const node of r.addedNodes) if (node.nodeType === 1) this.waiting.add(node);
+      // Lines come in blocks (output.js): a block added, a line added to a block, or a line changed.
+      if (r.target === this.log || r.target.classList?.contains("chunk")) {
+        for (const node of r.addedNodes) {
+          if (node.nodeType !== 1) continue;
+          if (node.classList.contains("line")) this.waiting.add(node);
+          else for (const line of node.querySelectorAll(".line")) this.waiting.add(line);
+        }
       } else {
         const el = r.target.nodeType === 1 ? r.target : r.target.parentElement;
         const line = el && el.closest(".line");
-        if (line && line.parentElement === this.log) this.waiting.add(line);
+        if (line && this.log.contains(line)) this.waiting.add(line);
       }
     }
     this._pump();

@@ -2,8 +2,16 @@
 // nodes only, never as HTML.
 //
 // - Text is queued and drawn once per animation frame, a few milliseconds of
-//   work at a time, so a burst of megabytes does not freeze the page.
-// - At most `cap` lines are kept; older lines are removed.
+//   work at a time (less right after a key), so a burst of megabytes does not
+//   freeze the page nor slow typing (SPEC 7.1: bench/client_flood.py).
+// - Lines are kept in blocks (div.chunk, CHUNK_LINES lines each) that the
+//   browser skips while they are off screen (content-visibility: auto in
+//   client.css): a frame lays out and paints the blocks in view only, however
+//   long the log. The log is never measured after it was changed in the same
+//   task: the browser keeps it at its end by scroll anchoring (an end marker,
+//   client.css), and keeps the reading position while lines are removed above.
+// - At most `cap` lines are kept; older lines are removed (whole blocks, and
+//   the first lines of the oldest one).
 // - While the player reads back (the log is not scrolled to its end) the log
 //   splits: the upper part stays where it is, a strip below it shows the
 //   newest lines, with a button that jumps to the end. Scrolling to the end
@@ -18,7 +26,10 @@ const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/g;
 const URL_TRAILING = /[.,;:!?'")\]}>]+$/;
 const FRAME_BUDGET_MS = 8; // work per animation frame
 const HIDDEN_FLUSH_MS = 250; // animation frames stop in a hidden tab; a timer goes on
+const INPUT_BUDGET_MS = 3; // work per frame right after a key: the key's frame comes sooner
+const INPUT_RECENT_MS = 150; // "right after"
 const TAIL_LINES = 60; // lines copied into the split's lower strip (it shows as many as fit)
+export const CHUNK_LINES = 50; // lines per block of the log
 const MAX_LINE_CHARS = 10000; // a longer line goes on in a new line: the cap bounds the page
 const CATCH_UP_CHARS = 4 << 20; // more text than this waiting: draw it all now, whatever the frame
 
@@ -64,6 +75,9 @@ export class OutputLog {
    * log: the scrolling element; tail: the split's lower strip; jump: the
    * "newest output" button; prompt: where `prompt` events are shown;
    * onSplit(open): told when the split opens or closes.
+   *
+   * The log holds blocks (div.chunk) of lines (div.line), then an empty
+   * div.log-end; other modules find the lines with `.line` (logLines()).
    */
   constructor({ log, tail, jump, prompt, cap = 5000, onSplit = () => {} }) {
     this.el = log;
@@ -82,8 +96,16 @@ export class OutputLog {
     this.unseen = 0; // lines added while split
     this.frame = 0;
     this.timer = 0;
+    this.lines = 0; // lines in the log
+    this.chunk = null; // the block new lines go into
+    this.lastKey = -Infinity; // when the player last pressed a key
+    this.endMark = document.createElement("div");
+    this.endMark.className = "log-end";
+    this.endMark.setAttribute("aria-hidden", "true");
+    log.append(this.endMark);
     log.addEventListener("scroll", () => this._onScroll(), { passive: true });
     jump.addEventListener("click", () => this.scrollToEnd());
+    addEventListener("keydown", () => (this.lastKey = performance.now()), { capture: true, passive: true });
     // The log changes size (window, on-screen keyboard, font, the split itself):
     // a log that follows the output stays at its end.
     new ResizeObserver(() => {
@@ -128,10 +150,14 @@ export class OutputLog {
 
   _schedule() {
     if (this.frame) return;
-    this.frame = requestAnimationFrame(() => this._flush(FRAME_BUDGET_MS));
+    this.frame = requestAnimationFrame(() => this._flush(this._budget()));
     // Hidden, nobody watches the page stutter: draw all that waits (browsers run
     // background timers rarely, and the queue must not grow meanwhile).
-    this.timer = setTimeout(() => this._flush(document.hidden ? Infinity : FRAME_BUDGET_MS), HIDDEN_FLUSH_MS);
+    this.timer = setTimeout(() => this._flush(document.hidden ? Infinity : this._budget()), HIDDEN_FLUSH_MS);
+  }
+
+  _budget() {
+    return performance.now() - this.lastKey < INPUT_RECENT_MS ? INPUT_BUDGET_MS : FRAME_BUDGET_MS;
   }
 
   _flush(budget) {
@@ -141,13 +167,30 @@ export class OutputLog {
     // Falling behind a game that talks faster than we draw: catch up at once
     // rather than let the queue grow.
     if (this.queuedChars > CATCH_UP_CHARS) budget = Infinity;
+    // Read before writing: the layout is still the last frame's, so this costs nothing.
+    // Scroll anchoring follows the output only once the log has scrolled (offset > 0).
+    const follow = !this.split && (this.el.scrollTop === 0 || !this.atEnd());
     const start = performance.now();
-    let created = [];
+    const fresh = []; // new blocks, not yet in the page
+    let freshLines = 0;
+    const touched = []; // lines made or added to (for the split's strip)
     let line = this.openLine;
+    if (line) touched.push(line);
     const newLine = (cls) => {
+      if (!this.chunk || this.chunk.childElementCount >= CHUNK_LINES) {
+        // A full block may be skipped off screen (client.css): it no longer changes size.
+        if (this.chunk) this.chunk.classList.add("full");
+        this.chunk = document.createElement("div");
+        this.chunk.className = "chunk";
+        fresh.push(this.chunk);
+      }
       const div = document.createElement("div");
       div.className = cls ? `line ${cls}` : "line";
-      created.push(div);
+      this.chunk.append(div);
+      this.lines++;
+      freshLines++;
+      touched.push(div);
+      if (touched.length > 2 * TAIL_LINES) touched.splice(0, TAIL_LINES);
       return div;
     };
     let done = 0;
@@ -193,32 +236,45 @@ export class OutputLog {
     }
     this.queue.splice(0, done);
     this.openLine = line;
-    const added = created.length;
-    // More new lines than the cap: the oldest never reach the page.
-    if (added > this.cap) created = created.slice(-this.cap);
-    this.el.append(...created);
+    // More new lines than the cap: the oldest blocks never reach the page.
+    while (fresh.length > 1 && freshLines - fresh[0].childElementCount > this.cap - CHUNK_LINES) {
+      const gone = fresh.shift().childElementCount;
+      freshLines -= gone;
+      this.lines -= gone;
+    }
+    if (fresh.length) this.endMark.before(...fresh);
     this._trim();
     if (this.split) {
-      this.unseen += added;
-      this._drawTail();
-    } else {
-      this._toEnd();
+      this.unseen += freshLines;
+      this._addToTail(touched);
+    } else if (follow) {
+      this._toEnd(); // (the end marker keeps the log at its end once it is there)
     }
     if (this.queue.length) this._schedule();
   }
 
+  /**
+   * Past the cap, remove the oldest blocks: whole ones, so that a block off
+   * screen never changes size. The log keeps between cap - CHUNK_LINES + 1
+   * and cap lines.
+   */
   _trim() {
-    const el = this.el;
-    const excess = el.childElementCount - this.cap;
+    const excess = this.lines - this.cap;
     if (excess <= 0) return;
-    const before = this.split ? el.scrollHeight : 0;
+    const first = this.el.firstElementChild;
+    let gone = 0;
+    let last = null;
+    for (let c = first; c !== this.endMark && gone < excess; c = c.nextElementSibling) {
+      gone += c.childElementCount;
+      last = c;
+    }
     const range = document.createRange();
-    range.setStartBefore(el.firstElementChild);
-    range.setEndAfter(el.children[excess - 1]);
+    range.setStartBefore(first);
+    range.setEndAfter(last);
     range.deleteContents();
+    this.lines -= gone;
     if (this.openLine && !this.openLine.isConnected) this.openLine = null;
-    // Reading back: the lines above went away, the text being read stays put.
-    if (this.split) el.scrollTop -= before - el.scrollHeight;
+    if (this.chunk && !this.chunk.isConnected) this.chunk = null;
   }
 
   _toEnd() {
@@ -235,20 +291,47 @@ export class OutputLog {
     if (open === this.split) return;
     this.split = open;
     this.unseen = 0;
+    // Reading back, every line may hold the reading position; following, only the end does.
+    this.el.classList.toggle("reading", open);
     if (open) this._drawTail();
     else this.tail.replaceChildren();
     this.onSplit(open);
     this._drawJump();
   }
 
+  /** The split's strip: copies of the last TAIL_LINES lines. */
   _drawTail() {
-    const lines = this.el.children;
-    const from = Math.max(0, lines.length - TAIL_LINES);
     const copies = [];
-    for (let i = from; i < lines.length; i++) copies.push(lines[i].cloneNode(true));
-    this.tail.replaceChildren(...copies);
-    outOfTabOrder(this.tail); // copies in an aria-hidden strip: clickable, not focusable
+    for (let c = this.endMark.previousElementSibling; c && copies.length < TAIL_LINES; c = c.previousElementSibling) {
+      for (let l = c.lastElementChild; l && copies.length < TAIL_LINES; l = l.previousElementSibling) copies.push(l);
+    }
+    this.tail.replaceChildren(...copies.reverse().map((l) => this._copy(l)));
     this._drawJump();
+  }
+
+  /** New and changed lines (in order; the first may be the line that was open) into the strip. */
+  _addToTail(lines) {
+    const tail = this.tail;
+    const last = tail.lastElementChild;
+    // The line the game went on with was copied before: its copy is replaced.
+    if (lines.length && last && last.original === lines[0]) last.remove();
+    const copies = lines.slice(-TAIL_LINES).filter((l) => l.isConnected).map((l) => this._copy(l));
+    tail.append(...copies);
+    const excess = tail.childElementCount - TAIL_LINES;
+    if (excess > 0) {
+      const range = document.createRange();
+      range.setStartBefore(tail.firstElementChild);
+      range.setEndAfter(tail.children[excess - 1]);
+      range.deleteContents();
+    }
+    this._drawJump();
+  }
+
+  _copy(line) {
+    const copy = line.cloneNode(true);
+    copy.original = line; // a property, not markup
+    outOfTabOrder(copy); // copies in an aria-hidden strip: clickable, not focusable
+    return copy;
   }
 
   _drawJump() {
@@ -256,4 +339,9 @@ export class OutputLog {
       ? `▼ ${this.unseen} new line${this.unseen === 1 ? "" : "s"} (End)`
       : "▼ Newest output (End)";
   }
+}
+
+/** The log element's lines, oldest first (for search, save, highlights). */
+export function logLines(logEl) {
+  return logEl.querySelectorAll(".line");
 }

@@ -8,8 +8,7 @@ import { download, fileName } from "./download.js";
 /** The text of the log element's lines, one per line, commands marked. */
 export function logText(logEl) {
   const out = [];
-  for (const line of logEl.children) {
-    if (!line.classList.contains("line")) continue;
+  for (const line of logEl.querySelectorAll(".line")) {
     out.push(line.classList.contains("command") ? `> ${line.textContent}` : line.textContent);
   }
   return out.length ? `${out.join("\n")}\n` : "";

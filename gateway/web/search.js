@@ -87,7 +87,7 @@ export class LogSearch {
 
   /** Search the log now; `fresh`: start at the newest match. */
   _search(fresh) {
-    this.lines = [...this.log.children];
+    this.lines = [...this.log.querySelectorAll(".line")];
     this.matches = findMatches(
       this.lines.map((l) => l.textContent),
       this.field.value,
