@@ -148,7 +148,7 @@ OBSERVE = """
   };
   observe('event', {durationThreshold: 16}, (e) => {
     if (['keydown', 'keypress', 'beforeinput', 'input', 'keyup'].includes(e.name))
-      b.events.push({name: e.name, start: e.startTime, dur: e.duration});
+      b.events.push({name: e.name, start: e.startTime, dur: e.duration, ps: e.processingStart, pe: e.processingEnd});
   });
   observe('longtask', {}, (e) => b.longtasks.push({start: e.startTime, dur: e.duration}));
   b.loafSupported = PerformanceObserver.supportedEntryTypes.includes('long-animation-frame') &&
@@ -195,10 +195,70 @@ def key_latencies(data: dict, t_from: float, t_to: float) -> list[float]:
     return out
 
 
+def chromium_cpu_s(per_thread: dict | None = None) -> float:
+    """CPU seconds (user + system) used so far by the Chromium processes under this one.
+
+    ``per_thread``: filled with the seconds per thread name (CrRendererMain, Compositor, ...)."""
+    parent: dict[int, int] = {}
+    stats: dict[int, list[str]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(d)] = int(fields[1])
+        stats[int(d)] = fields
+    me = os.getpid()
+    total = 0
+    for pid, fields in stats.items():
+        p = pid
+        while p > 1 and p != me:
+            p = parent.get(p, 0)
+        if p != me:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"chromium" not in f.read():
+                    continue
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+        if per_thread is not None:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                        raw = f.read()
+                except OSError:
+                    continue
+                name = raw[raw.index("(") + 1:raw.rindex(")")]
+                tf = raw.rsplit(")", 1)[1].split()
+                per_thread[name] = per_thread.get(name, 0) + (int(tf[11]) + int(tf[12])) / os.sysconf("SC_CLK_TCK")
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def profile_summary(profile: dict, top: int = 12) -> list[tuple[str, float]]:
+    """Self time per JavaScript function (ms) in a CDP Profiler profile."""
+    nodes = {n["id"]: n for n in profile["nodes"]}
+    deltas = profile.get("timeDeltas", [])
+    ms: dict[str, float] = {}
+    for sample, delta in zip(profile.get("samples", []), deltas[1:] + [0]):
+        f = nodes[sample]["callFrame"]
+        name = f"{f['functionName'] or '(anonymous)'} {f['url'].rsplit('/', 1)[-1]}:{f['lineNumber'] + 1}"
+        ms[name] = ms.get(name, 0.0) + delta / 1000
+    return sorted(ms.items(), key=lambda kv: -kv[1])[:top]
+
+
 async def one_run(browser, game: FloodGame, url: str, mode: str, trace_dir: Path | None,
-                  run: int, rnd: random.Random) -> dict:
+                  run: int, rnd: random.Random, profile: bool = False, web: Path | None = None) -> dict:
     ctx = await browser.new_context(viewport=VIEWPORT)
     await ctx.add_init_script(OBSERVE)
+    if web:  # --compare: the client's files from another directory
+        async def from_dir(route) -> None:
+            await route.fulfill(path=str(web / route.request.url.rsplit("/client/", 1)[1].split("?")[0]))
+        await ctx.route("**/client/*", from_dir)
     page = await ctx.new_page()
     page.set_default_timeout(60_000)
     errors: list[str] = []
@@ -218,7 +278,15 @@ async def one_run(browser, game: FloodGame, url: str, mode: str, trace_dir: Path
             await browser.start_tracing(page=page, path=str(trace_dir / f"{mode}-{run}.json"), screenshots=False,
                                         categories=["devtools.timeline", "disabled-by-default-devtools.timeline",
                                                     "blink", "v8.execute"])
+        cdp = None
+        if profile:
+            cdp = await ctx.new_cdp_session(page)
+            await cdp.send("Profiler.enable")
+            await cdp.send("Profiler.setSamplingInterval", {"interval": 200})
+            await cdp.send("Profiler.start")
         t_from = await page.evaluate("performance.now()")
+        threads_from: dict = {}
+        cpu_from = chromium_cpu_s(threads_from)
         go.set()
         drawn = asyncio.ensure_future(page.wait_for_function(
             f"() => document.getElementById('log').textContent.includes('{END.decode()}') || "
@@ -231,8 +299,12 @@ async def one_run(browser, game: FloodGame, url: str, mode: str, trace_dir: Path
             await asyncio.wait([drawn], timeout=rnd.uniform(0.05, 0.1))
         await drawn
         t_to = await page.evaluate("performance.now()")
+        threads: dict = {}
+        cpu = chromium_cpu_s(threads) - cpu_from
+        threads = {k: round(v - threads_from.get(k, 0), 2) for k, v in threads.items() if v - threads_from.get(k, 0) >= 0.05}
         if trace_dir:
             await browser.stop_tracing()
+        js_profile = (await cdp.send("Profiler.stop"))["profile"] if cdp else None
         await page.wait_for_timeout(300)  # the last entries reach the observers
         data = await page.evaluate("window.__bench")
         state = await page.evaluate("""() => ({
@@ -243,16 +315,26 @@ async def one_run(browser, game: FloodGame, url: str, mode: str, trace_dir: Path
     finally:
         await ctx.close()
     lat = key_latencies(data, t_from, t_to)
+    # Where a slow key's time went (keydown entries): waiting for the main thread, handling, to the paint.
+    phases = [(round(e["ps"] - e["start"]), round(e["pe"] - e["ps"]), round(e["start"] + e["dur"] - e["pe"]))
+              for e in data["events"] if e["name"] == "keydown" and t_from <= e["start"] <= t_to and e["dur"] >= 50]
+    # The main thread's part: from the key to the end of the frame that drew it (no presentation).
+    main = [k["frame"] for k in data["keys"] if t_from <= k["t0"] <= t_to]
     tasks = [t["dur"] for t in data["longtasks"] if t_from <= t["start"] <= t_to]
     loafs = [t for t in data["loafs"] if t_from <= t["start"] <= t_to]
     return {
         "mode": mode,
         "seconds": (t_to - t_from) / 1000,
+        "chromium_cpu_s": cpu,
+        "chromium_threads_cpu_s": dict(sorted(threads.items(), key=lambda kv: -kv[1])),
         "keys": len(lat),
         "p50_ms": pct(lat, 50),
         "p95_ms": pct(lat, 95),
         "max_ms": max(lat, default=float("nan")),
         "over_50ms": sum(1 for v in lat if v >= 50),
+        "slow_keydowns_wait_handle_paint_ms": phases,
+        "main_thread_p50_ms": pct(main, 50),
+        "main_thread_p95_ms": pct(main, 95),
         "longest_task_ms": max(tasks, default=0.0),
         "long_tasks": len(tasks),
         "longest_frame_ms": max((t["dur"] for t in loafs), default=0.0),
@@ -262,12 +344,16 @@ async def one_run(browser, game: FloodGame, url: str, mode: str, trace_dir: Path
         "lines_kept": state["lines"],
         "split_open_at_end": state["split"],
         "errors": errors,
+        "js_self_ms": profile_summary(js_profile) if js_profile else None,
+        "longest_frames": [{"ms": round(t["dur"]), "scripts": [
+            {"ms": round(s["dur"]), "invoker": s["invoker"], "fn": s["fn"], "forced_layout_ms": round(s["layout"] or 0)}
+            for s in t["scripts"] if s["dur"] >= 5]} for t in sorted(loafs, key=lambda t: -t["dur"])[:3]],
     }
 
 
 def summarise(runs: list[dict]) -> dict:
     out: dict = {"runs": len(runs)}
-    for k in ("p50_ms", "p95_ms", "max_ms", "longest_task_ms", "longest_frame_ms", "seconds"):
+    for k in ("p50_ms", "p95_ms", "max_ms", "longest_task_ms", "longest_frame_ms", "seconds", "chromium_cpu_s"):
         vals = [r[k] for r in runs]
         out[k] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
     out["keys"] = sum(r["keys"] for r in runs)
@@ -330,23 +416,39 @@ async def bench(args: argparse.Namespace) -> dict:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             result["chromium"] = browser.version
             modes = ["closed", "open"] if args.mode == "both" else [args.mode]
-            runs: dict[str, list[dict]] = {m: [] for m in modes}
+            clients: list[tuple[str, Path | None]] = [("", None)]
+            if args.compare:
+                clients.append((" (compared)", Path(args.compare)))
+            runs: dict[str, list[dict]] = {m + label: [] for m in modes for label, _ in clients}
             for run in range(args.runs):
-                for mode in modes:  # interleaved: a change in the machine's load hits both
-                    r = await one_run(browser, game, url, mode, trace_dir, run, rnd)
-                    runs[mode].append(r)
-                    if not args.json:
-                        print(f"  {mode:6} run {run + 1}: p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, "
-                              f"max {r['max_ms']:.0f} ms over {r['keys']} keys; longest task "
-                              f"{r['longest_task_ms']:.0f} ms ({r['long_tasks']} long tasks), longest frame "
-                              f"{r['longest_frame_ms']:.0f} ms; {r['seconds']:.1f} s; {r['lines_kept']} lines"
-                              + (", split open" if r["split_open_at_end"] else "")
-                              + (f"; ERRORS {r['errors']}" if r["errors"] else ""), flush=True)
-                        if trace_dir:
-                            for name, ms in trace_summary(trace_dir / f"{mode}-{run}.json"):
+                # Interleaved: a change in the machine's load hits every mode and client alike.
+                for mode in modes:
+                    for label, web in clients:
+                        r = await one_run(browser, game, url, mode, trace_dir, run, rnd, args.profile, web)
+                        runs[mode + label].append(r)
+                        if not args.json:
+                            print(f"  {mode + label:6} run {run + 1}: p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, "
+                                  f"max {r['max_ms']:.0f} ms over {r['keys']} keys; longest task "
+                                  f"{r['longest_task_ms']:.0f} ms ({r['long_tasks']} long tasks), longest frame "
+                                  f"{r['longest_frame_ms']:.0f} ms; {r['seconds']:.1f} s, Chromium CPU {r['chromium_cpu_s']:.1f} s; {r['lines_kept']} lines"
+                                  + (", split open" if r["split_open_at_end"] else "")
+                                  + (f"; ERRORS {r['errors']}" if r["errors"] else ""), flush=True)
+                            if args.detail:
+                                print(f"      key to the end of its frame (main thread only): p50 "
+                                      f"{r['main_thread_p50_ms']:.0f} ms, p95 {r['main_thread_p95_ms']:.0f} ms")
+                                print(f"      slow keydowns (wait, handle, to paint): {r['slow_keydowns_wait_handle_paint_ms']}")
+                                print(f"      CPU by thread: {r['chromium_threads_cpu_s']}")
+                                for fr in r["longest_frames"]:
+                                    print(f"      frame {fr['ms']} ms: " + "; ".join(
+                                        f"{s['invoker']} {s['fn']} {s['ms']} ms (forced layout {s['forced_layout_ms']})"
+                                        for s in fr["scripts"]))
+                            for name, ms in r["js_self_ms"] or []:
                                 print(f"      {ms:8.1f} ms  {name}")
+                            if trace_dir:
+                                for name, ms in trace_summary(trace_dir / f"{mode}-{run}.json"):
+                                    print(f"      {ms:8.1f} ms  {name}")
             await browser.close()
-        for mode in modes:
+        for mode in runs:
             result["modes"][mode] = {"summary": summarise(runs[mode]), "runs": runs[mode]}
     finally:
         gw.terminate()
@@ -364,6 +466,10 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=1.0, help="MB/s the game sends (1)")
     p.add_argument("--prefill", type=int, default=600, help="lines drawn before the flood (600)")
     p.add_argument("--trace", metavar="DIR", help="write a Chromium trace per run into DIR and summarise it")
+    p.add_argument("--detail", action="store_true", help="print the scripts of each run's longest frames")
+    p.add_argument("--profile", action="store_true", help="profile the page's JavaScript (CDP) and print where it went")
+    p.add_argument("--compare", metavar="DIR",
+                   help="also run (interleaved) with the client's files from DIR, e.g. an older gateway/web")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     if not Path(CHROMIUM).exists():
@@ -382,9 +488,10 @@ def main() -> int:
     for mode, m in result["modes"].items():
         s = m["summary"]
         f = lambda k: f"{s[k]['median']:.0f} [{s[k]['min']:.0f}-{s[k]['max']:.0f}]"  # noqa: E731
-        print(f"split {mode:6}: key to paint p50 {f('p50_ms')} ms, p95 {f('p95_ms')} ms, max {f('max_ms')} ms "
+        print(f"split {mode}: key to paint p50 {f('p50_ms')} ms, p95 {f('p95_ms')} ms, max {f('max_ms')} ms "
               f"({s['keys']} keys, {s['over_50ms']} over 50 ms); longest task {f('longest_task_ms')} ms "
               f"({s['long_tasks']} long tasks); longest frame {f('longest_frame_ms')} ms; "
+              f"Chromium CPU {s['chromium_cpu_s']['median']:.1f} s in {s['seconds']['median']:.1f} s; "
               f"{'meets' if s['meets_target'] else 'MISSES'} the target (p95 < {TARGET_P95_MS} ms, "
               f"tasks <= {TARGET_TASK_MS} ms)")
     return 0

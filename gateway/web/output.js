@@ -30,6 +30,7 @@ const INPUT_BUDGET_MS = 3; // work per frame right after a key: the key's frame 
 const INPUT_RECENT_MS = 150; // "right after"
 const TAIL_LINES = 60; // lines copied into the split's lower strip (it shows as many as fit)
 export const CHUNK_LINES = 50; // lines per block of the log
+const PIECE_CHARS = 1024; // game text is drawn in pieces of at most this (the budget is checked between them)
 const MAX_LINE_CHARS = 10000; // a longer line goes on in a new line: the cap bounds the page
 const CATCH_UP_CHARS = 4 << 20; // more text than this waiting: draw it all now, whatever the frame
 
@@ -98,14 +99,25 @@ export class OutputLog {
     this.timer = 0;
     this.lines = 0; // lines in the log
     this.chunk = null; // the block new lines go into
+    this.queuedLines = 0; // newlines in the queued text
     this.lastKey = -Infinity; // when the player last pressed a key
+    this.keyWaits = false; // a key was pressed since the last frame
     this.endMark = document.createElement("div");
     this.endMark.className = "log-end";
     this.endMark.setAttribute("aria-hidden", "true");
     log.append(this.endMark);
     log.addEventListener("scroll", () => this._onScroll(), { passive: true });
     jump.addEventListener("click", () => this.scrollToEnd());
-    addEventListener("keydown", () => (this.lastKey = performance.now()), { capture: true, passive: true });
+    // A key gets the next frame to itself (its echo in the input line is
+    // painted without the log's work), then a smaller budget for a while.
+    addEventListener(
+      "keydown",
+      () => {
+        this.lastKey = performance.now();
+        this.keyWaits = true;
+      },
+      { capture: true, passive: true },
+    );
     // The log changes size (window, on-screen keyboard, font, the split itself):
     // a log that follows the output stays at its end.
     new ResizeObserver(() => {
@@ -115,7 +127,23 @@ export class OutputLog {
 
   /** Game text (an `echo` event's message). */
   write(text) {
-    this.queue.push({ text });
+    // One event can hold a whole read of the game (64 KB, ~800 lines): it is
+    // queued in pieces, so that a frame's budget is kept (the parser carries a
+    // style or an escape sequence across pieces).
+    for (let at = 0; at < text.length; ) {
+      let end = at + PIECE_CHARS;
+      if (end >= text.length) end = text.length;
+      else {
+        const nl = text.lastIndexOf("\n", end - 1);
+        if (nl > at) end = nl + 1;
+        else if (/[\ud800-\udbff]/.test(text[end - 1])) end--; // not between a surrogate pair
+      }
+      const piece = text.slice(at, end);
+      const lines = countNewlines(piece);
+      this.queue.push({ text: piece, lines });
+      this.queuedLines += lines;
+      at = end;
+    }
     this.queuedChars += text.length;
     this._schedule();
   }
@@ -150,7 +178,13 @@ export class OutputLog {
 
   _schedule() {
     if (this.frame) return;
-    this.frame = requestAnimationFrame(() => this._flush(this._budget()));
+    this.frame = requestAnimationFrame(() => {
+      if (!this.keyWaits) return this._flush(this._budget());
+      this.keyWaits = false;
+      this.frame = 0;
+      clearTimeout(this.timer);
+      this._schedule();
+    });
     // Hidden, nobody watches the page stutter: draw all that waits (browsers run
     // background timers rarely, and the queue must not grow meanwhile).
     this.timer = setTimeout(() => this._flush(document.hidden ? Infinity : this._budget()), HIDDEN_FLUSH_MS);
@@ -209,10 +243,19 @@ export class OutputLog {
         continue;
       }
       this.queuedChars -= item.text.length;
+      this.queuedLines -= item.lines;
       let text = item.text;
       // The prompt is not in the log, so the newline that ended its line is not either.
       if (this.afterPrompt && text.startsWith("\n")) text = text.slice(1);
       this.afterPrompt = false;
+      if (this.queuedLines >= this.cap) {
+        // The text still queued fills the log by itself: these lines would be
+        // removed before they are seen. Only the parser reads them (colours go on).
+        this.parser.feed(text);
+        line = null;
+        this.openChars = 0;
+        continue;
+      }
       for (const run of this.parser.feed(text)) {
         const pieces = run.text.split("\n");
         for (let i = 0; i < pieces.length; i++) {
@@ -339,6 +382,12 @@ export class OutputLog {
       ? `▼ ${this.unseen} new line${this.unseen === 1 ? "" : "s"} (End)`
       : "▼ Newest output (End)";
   }
+}
+
+function countNewlines(text) {
+  let n = 0;
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) n++;
+  return n;
 }
 
 /** The log element's lines, oldest first (for search, save, highlights). */
