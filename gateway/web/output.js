@@ -280,7 +280,7 @@ export class OutputLog {
     this.queue.splice(0, done);
     this.openLine = line;
     // More new lines than the cap: the oldest blocks never reach the page.
-    while (fresh.length > 1 && freshLines - fresh[0].childElementCount > this.cap - CHUNK_LINES) {
+    while (fresh.length > 1 && freshLines - fresh[0].childElementCount >= this.cap) {
       const gone = fresh.shift().childElementCount;
       freshLines -= gone;
       this.lines -= gone;
@@ -297,25 +297,33 @@ export class OutputLog {
   }
 
   /**
-   * Past the cap, remove the oldest blocks: whole ones, so that a block off
-   * screen never changes size. The log keeps between cap - CHUNK_LINES + 1
-   * and cap lines.
+   * Past the cap, remove the oldest lines: whole blocks, then the first lines
+   * of the oldest block left. (That block, off screen, keeps the height it
+   * had until it is drawn again: a top a few lines too tall, never a jump
+   * where the player reads.)
    */
   _trim() {
-    const excess = this.lines - this.cap;
+    let excess = this.lines - this.cap;
     if (excess <= 0) return;
-    const first = this.el.firstElementChild;
-    let gone = 0;
+    this.lines = this.cap;
+    let first = this.el.firstElementChild;
     let last = null;
-    for (let c = first; c !== this.endMark && gone < excess; c = c.nextElementSibling) {
-      gone += c.childElementCount;
+    for (let c = first; c !== this.endMark && c.childElementCount <= excess; c = c.nextElementSibling) {
+      excess -= c.childElementCount;
       last = c;
     }
     const range = document.createRange();
-    range.setStartBefore(first);
-    range.setEndAfter(last);
-    range.deleteContents();
-    this.lines -= gone;
+    if (last) {
+      range.setStartBefore(first);
+      range.setEndAfter(last);
+      range.deleteContents();
+      first = this.el.firstElementChild;
+    }
+    if (excess > 0) {
+      range.setStartBefore(first.firstElementChild);
+      range.setEndAfter(first.children[excess - 1]);
+      range.deleteContents();
+    }
     if (this.openLine && !this.openLine.isConnected) this.openLine = null;
     if (this.chunk && !this.chunk.isConnected) this.chunk = null;
   }
