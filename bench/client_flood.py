@@ -397,7 +397,8 @@ async def bench(args: argparse.Namespace) -> dict:
         f.write(f"listen: {{host: {HOST}, port: {gw_port}}}\n"
                 f"games: [{{name: flood, title: Flood, host: {HOST}, port: {mud_port}}}]\n"
                 "logging: {level: warning}\n")
-    gw = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", "--config", f.name, cwd=str(ROOT))
+    gw = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", "--config", f.name, cwd=str(ROOT),
+                                              stdout=subprocess.DEVNULL)
     url = f"http://{HOST}:{gw_port}/"
     trace_dir = Path(args.trace) if args.trace else None
     if trace_dir:

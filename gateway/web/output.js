@@ -1,9 +1,13 @@
 // The output log: game text (with ANSI colours) drawn into the page as text
 // nodes only, never as HTML.
 //
-// - Text is queued and drawn once per animation frame, a few milliseconds of
-//   work at a time (less right after a key), so a burst of megabytes does not
-//   freeze the page nor slow typing (SPEC 7.1: bench/client_flood.py).
+// - Text is queued (a game's read in pieces of 1 KB) and drawn once per
+//   animation frame, a few milliseconds of work at a time, so a burst of
+//   megabytes does not freeze the page nor slow typing (SPEC 7.1:
+//   bench/client_flood.py). A key gets the next frame to itself (its echo
+//   in the input line is painted without the log's work), then a smaller
+//   budget. Text that would be removed by the cap before it is seen (more
+//   than `cap` lines waiting behind it) is only parsed, never made into lines.
 // - Lines are kept in blocks (div.chunk, CHUNK_LINES lines each) that the
 //   browser skips while they are off screen (content-visibility: auto in
 //   client.css): a frame lays out and paints the blocks in view only, however
@@ -32,7 +36,8 @@ const TAIL_LINES = 60; // lines copied into the split's lower strip (it shows as
 export const CHUNK_LINES = 50; // lines per block of the log
 const PIECE_CHARS = 1024; // game text is drawn in pieces of at most this (the budget is checked between them)
 const MAX_LINE_CHARS = 10000; // a longer line goes on in a new line: the cap bounds the page
-const CATCH_UP_CHARS = 4 << 20; // more text than this waiting: draw it all now, whatever the frame
+const CATCH_UP_CHARS = 4 << 20; // more text than this waiting: a frame works longer...
+const CATCH_UP_BUDGET_MS = 50; // ...this long (a task stays well under 150 ms, SPEC 7.1)
 
 /** Append text runs ([{text, style, link}]) to `parent` as text nodes, spans and links. */
 export function appendRuns(parent, runs) {
@@ -78,7 +83,7 @@ export class OutputLog {
    * onSplit(open): told when the split opens or closes.
    *
    * The log holds blocks (div.chunk) of lines (div.line), then an empty
-   * div.log-end; other modules find the lines with `.line` (logLines()).
+   * div.log-end; other modules find the lines with `#log .line`.
    */
   constructor({ log, tail, jump, prompt, cap = 5000, onSplit = () => {} }) {
     this.el = log;
@@ -108,8 +113,7 @@ export class OutputLog {
     log.append(this.endMark);
     log.addEventListener("scroll", () => this._onScroll(), { passive: true });
     jump.addEventListener("click", () => this.scrollToEnd());
-    // A key gets the next frame to itself (its echo in the input line is
-    // painted without the log's work), then a smaller budget for a while.
+    // A key gets the next frame to itself, then a smaller budget for a while.
     addEventListener(
       "keydown",
       () => {
@@ -198,9 +202,10 @@ export class OutputLog {
     cancelAnimationFrame(this.frame);
     clearTimeout(this.timer);
     this.frame = this.timer = 0;
-    // Falling behind a game that talks faster than we draw: catch up at once
+    // Falling behind a game that talks faster than we draw: catch up (text
+    // that would be removed unseen is only parsed, below, which is fast)
     // rather than let the queue grow.
-    if (this.queuedChars > CATCH_UP_CHARS) budget = Infinity;
+    if (this.queuedChars > CATCH_UP_CHARS) budget = Math.max(budget, CATCH_UP_BUDGET_MS);
     // Read before writing: the layout is still the last frame's, so this costs nothing.
     // Scroll anchoring follows the output only once the log has scrolled (offset > 0).
     const follow = !this.split && (this.el.scrollTop === 0 || !this.atEnd());
@@ -396,9 +401,4 @@ function countNewlines(text) {
   let n = 0;
   for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) n++;
   return n;
-}
-
-/** The log element's lines, oldest first (for search, save, highlights). */
-export function logLines(logEl) {
-  return logEl.querySelectorAll(".line");
 }
