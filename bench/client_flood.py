@@ -275,7 +275,8 @@ async def one_run(browser, game: FloodGame, url: str, mode: str, trace_dir: Path
             await page.wait_for_selector("#tail-box", state="visible")
         await page.focus("#input")
         if trace_dir:
-            await browser.start_tracing(page=page, path=str(trace_dir / f"{mode}-{run}.json"), screenshots=False,
+            name = f"{mode}{'-compared' if web else ''}-{run}.json"
+            await browser.start_tracing(page=page, path=str(trace_dir / name), screenshots=False,
                                         categories=["devtools.timeline", "disabled-by-default-devtools.timeline",
                                                     "blink", "v8.execute"])
         cdp = None
@@ -446,7 +447,7 @@ async def bench(args: argparse.Namespace) -> dict:
                             for name, ms in r["js_self_ms"] or []:
                                 print(f"      {ms:8.1f} ms  {name}")
                             if trace_dir:
-                                for name, ms in trace_summary(trace_dir / f"{mode}-{run}.json"):
+                                for name, ms in trace_summary(trace_dir / f"{mode}{'-compared' if web else ''}-{run}.json"):
                                     print(f"      {ms:8.1f} ms  {name}")
             await browser.close()
         for mode in runs:
