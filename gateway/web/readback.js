@@ -72,8 +72,8 @@ export function installReadBack({ log, input, announcer, flush = () => {} }) {
 function latestLines(log, n) {
   const lines = [];
   let found = 0;
-  for (let el = log.lastElementChild; el && found < n; el = el.previousElementSibling) {
-    if (!el.classList.contains("line")) continue;
+  for (const el of linesFromEnd(log)) {
+    if (found >= n) break;
     const text = el.textContent;
     lines.unshift(text);
     if (text.trim()) found++;
@@ -82,8 +82,12 @@ function latestLines(log, n) {
 }
 
 function newestLine(log) {
-  for (let el = log.lastElementChild; el; el = el.previousElementSibling) {
-    if (el.classList.contains("line") && el.textContent.trim()) return el;
-  }
+  for (const el of linesFromEnd(log)) if (el.textContent.trim()) return el;
   return null;
+}
+
+/** The log's lines, newest first (output.js keeps them in blocks: #log > .chunk > .line). */
+function* linesFromEnd(log) {
+  const lines = log.querySelectorAll(".line");
+  for (let i = lines.length - 1; i >= 0; i--) yield lines[i];
 }
