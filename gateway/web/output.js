@@ -124,7 +124,9 @@ export class OutputLog {
     );
     // The log changes size (window, on-screen keyboard, font, the split itself):
     // a log that follows the output stays at its end.
+    this.height = 0; // the log's clientHeight when last looked at (_onScroll)
     new ResizeObserver(() => {
+      this.height = log.clientHeight;
       if (!this.split) this._toEnd();
     }).observe(log);
   }
@@ -338,9 +340,18 @@ export class OutputLog {
   }
 
   _onScroll() {
+    // A scroll that comes with a change of the log's size (a bar opening, the on-screen
+    // keyboard, the window) is the browser's, not the player's: a log that followed the
+    // game goes on following it (the resize observer may only run after this).
+    const height = this.el.clientHeight;
+    const resized = height !== this.height;
+    this.height = height;
     const end = this.atEnd();
     if (end && this.split) this._setSplit(false);
-    else if (!end && !this.split) this._setSplit(true);
+    else if (!end && !this.split) {
+      if (resized) this._toEnd();
+      else this._setSplit(true);
+    }
   }
 
   _setSplit(open) {
