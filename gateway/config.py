@@ -11,8 +11,9 @@ a silently ignored setting. Checks that types cannot express are done in
 to the struct, and ``parse_config`` joins that with the struct's own path,
 which msgspec reports.
 
-This module imports nothing from the rest of the package, so it can be used
-(and tested) on its own.
+It imports nothing from the rest of the package but ``addresses.py`` (the
+address and network forms of ``security``), so it can be used (and tested) on
+its own.
 """
 
 from __future__ import annotations
