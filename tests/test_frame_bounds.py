@@ -184,3 +184,24 @@ async def test_a_length_not_in_its_shortest_encoding_is_closed_1002(mud, gateway
     assert await ws.close_frame() == (1002, b"frame length not in its shortest form")
     assert await ws.eof()
     await ws.close()
+
+
+async def test_a_ping_flood_gets_a_turn_of_the_loop_not_the_loop(mud, gateway):
+    """The soak's finding (docs/performance.md 5.1): a client sending tiny frames as fast as it
+    can (40,000 pings in one read) had them all handled in one callback, and every other
+    socket waited: 1,000 players' round trips took 10-45 s beside four such clients. Now a
+    socket handles FRAMES_PER_TURN frames a turn of the loop, its reading paused until its
+    read is handled: another socket's heartbeat is answered while the flood is still being
+    read (an order, not a time: the flood is not yet handled when the answer comes)."""
+    client, flooder, sock = await opened(mud, gateway)
+    honest = await RawWs.open(client.server.port)
+    await until(lambda: len(client.server.app[SOCKETS]) == 2, what="both sockets are the gateway's")
+    flooder.writer.write(client_frame(PING, b"") * 40_000)  # 240 KB: one read
+    await flooder.writer.drain()
+    honest.send_json([None, "1", "phoenix", "heartbeat", {}])
+    opcode, payload = await honest.frame(timeout=30)
+    assert opcode == TEXT and json.loads(payload)[3] == "phx_reply"
+    left = len(sock._conn.reader._buf) + queued(sock.transport.get_extra_info("socket"), termios.FIONREAD)
+    assert left > 0, "the whole flood was handled before the other socket's heartbeat"
+    # And the flood is still handled in full, a turn at a time: its pongs (coalesced) come.
+    await all_read(flooder, sock)

@@ -26,8 +26,9 @@ CLOSED          both close frames (or ours after a   no events, nothing to send
 =============== ==================================== ==========================================
 
 Events are tuples, as the reader makes them (a round trip makes no object of
-its own): ``(TEXT, str)``, ``(BINARY, bytes)``, ``(PING, bytes)`` and
-``(CLOSE, code)`` (``NO_STATUS`` when the frame had none). Pongs are dropped.
+its own): ``(TEXT, str)``, ``(BINARY, bytes)``, ``(PING, bytes)``, ``(PONG, bytes)``
+(unasked: the gateway sends no pings on the Phoenix endpoint; the caller drops it, but
+counts it as work done) and ``(CLOSE, code)`` (``NO_STATUS`` when the frame had none).
 """
 
 from __future__ import annotations

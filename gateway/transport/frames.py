@@ -225,8 +225,9 @@ class FrameReader:
 
     ``feed`` the bytes as they come; ``next`` returns the next whole message as
     ``(opcode, data)``: ``(TEXT, str)``, ``(BINARY, bytes)``, ``(PING, bytes)``,
-    ``(CLOSE, (code, reason))`` (``NO_STATUS`` when the frame had no code), or
-    None until more bytes are needed. Pongs are taken and dropped.
+    ``(PONG, bytes)``, ``(CLOSE, (code, reason))`` (``NO_STATUS`` when the frame had no
+    code), or None until more bytes are needed. Every frame but a message's first
+    fragments is an answer: a caller that counts what it handles counts pongs too.
     """
 
     __slots__ = ("max_size", "deflate", "_buf", "_parts", "_size", "_opcode", "_compressed")
@@ -322,10 +323,8 @@ class FrameReader:
                     self._opcode = opcode
                     self._compressed = compressed
                     continue
-            elif opcode == PING:
-                return PING, payload
-            elif opcode == PONG:
-                continue
+            elif opcode == PING or opcode == PONG:
+                return opcode, payload
             else:
                 return CLOSE, self._close(payload)
 

@@ -33,7 +33,7 @@ from aiohttp import WSCloseCode
 
 from ..router import ChannelHandle, ChannelRouter
 from .connection import Connection, State
-from .frames import CLOSE, NO_STATUS, PING, TEXT, FrameError
+from .frames import CLOSE, NO_STATUS, PING, PONG, TEXT, FrameError
 from .serializer import MalformedMessage, Serializer
 
 if TYPE_CHECKING:
@@ -71,6 +71,11 @@ READ_BURST = 6 * 256 * 1024
 #: TCP close after the last close frame; a browser that has not read what is still
 #: buffered by then is aborted (it cannot hold the connection and its buffer open).
 CLOSE_HANDSHAKE = 1.0
+#: Frames of one socket handled in one turn of the loop: past it, its reading pauses and the
+#: rest waits for the next turn (and its next read for the rest to be handled), so that a
+#: client sending tiny frames as fast as it can (a ping flood: ~40,000 in one 256 KiB read)
+#: gets a turn's worth, not the loop: the other sockets' round trips go on (docs/security.md).
+FRAMES_PER_TURN = 64
 #: A socket that wrote nothing for this long lets its deflate context go (idle memory).
 QUIET_SECONDS = 10.0
 #: Kept payload bytes -> bytes of the frames replaying them (with a join_ref
@@ -473,6 +478,7 @@ class WebSocket(asyncio.Protocol):
         conn = self._conn
         conn.reader.max_size = self.config.limits.max_frame_bytes  # the live config's (SIGHUP)
         loop = asyncio.get_running_loop()
+        handled = 0
         while self._life < Life.FINISHED:
             if not (self._may_read() or backed_up):
                 # A browser that sends without reading its replies is not read either
@@ -481,6 +487,15 @@ class WebSocket(asyncio.Protocol):
                     self._reading_paused = True
                     self.transport.pause_reading()
                 return
+            if handled == FRAMES_PER_TURN and not backed_up:
+                # Its turn is over: the rest of what it sent waits for the next one, and its
+                # next read for this one to be handled (the reader holds one read at most).
+                if not self._reading_paused:
+                    self._reading_paused = True
+                    self.transport.pause_reading()
+                loop.call_soon(self._next_turn)
+                return
+            handled += 1
             try:
                 event = conn.next_event()
             except FrameError as exc:
@@ -489,8 +504,15 @@ class WebSocket(asyncio.Protocol):
                 self._end(exc.code, exc.reason.encode())
                 return
             if event is None:
+                # All it sent is handled: read it again (unless it is not to be read).
+                if (self._reading_paused and self._may_read() and self._life is not Life.LOST
+                        and not self.transport.is_closing()):
+                    self._reading_paused = False
+                    self.transport.resume_reading()
                 return
             opcode, data = event
+            if opcode == PONG:
+                continue  # unasked (a client's keepalive): nothing to answer
             if opcode == CLOSE:
                 self._close_received(data)
                 return
@@ -501,6 +523,10 @@ class WebSocket(asyncio.Protocol):
                 self._answer_ping(data)
             else:
                 self.message(opcode, data)
+
+    def _next_turn(self) -> None:
+        if self._life < Life.FINISHED:
+            self._pump()
 
     def _may_read(self) -> bool:
         """Whether the browser's next frame may be handled now (else its reading is paused)."""

@@ -173,8 +173,8 @@ def expect(frames: list[Frame], max_size: int, deflated: bool) -> Expected:
         if f.length is not None and f.length != len(f.payload):
             return Expected(out, None, at, ends)  # waits for bytes that never come
         result: "tuple[int, Any] | int | None" = None
-        if f.opcode == PING:
-            result = (PING, f.payload)
+        if f.opcode == PING or f.opcode == PONG:
+            result = (f.opcode, f.payload)
         elif f.opcode == CLOSE:
             closed = _close(f.payload)
             result = closed if isinstance(closed, int) else (CLOSE, closed)
