@@ -171,6 +171,10 @@ async def _write_until_stalled(writer: asyncio.StreamWriter, data: bytes, kind: 
         writer.write(batch)
         abuse.sent[kind] += len(batch) // len(data)
         await asyncio.wait_for(writer.drain(), 60)
+        # drain() does not yield while the kernel takes the bytes: without this, an abuser
+        # whose bytes the gateway reads as fast as they come (a closing socket's last frames)
+        # holds this process's loop, and the honest sessions' latencies measure that.
+        await asyncio.sleep(0)
 
 
 async def _abuse_once(kind: str, reader, writer, stop: asyncio.Event, abuse: Abuse) -> str | None:
@@ -210,6 +214,7 @@ async def _abuse_once(kind: str, reader, writer, stop: asyncio.Event, abuse: Abu
 class Honest:
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        self.echoed_at: list[float] = []   # monotonic time of each latency's echo
         self.sent = 0
         self.refused = 0
         self.echoed = 0
@@ -254,6 +259,7 @@ async def _honest(http, url: str, interval: float, stop: asyncio.Event, gate: as
                     sent = pending.pop(line, None)
                     if sent is not None:
                         h.latencies.append(now - sent)
+                        h.echoed_at.append(now)
                         h.echoed += 1
             elif f[3] == "phx_reply" and f[1] in refs:
                 line = refs.pop(f[1])
@@ -303,6 +309,13 @@ def _rss(pid: int) -> tuple[int, int]:
                 key, value, _ = line.split()
                 values[key] = int(value) * 1024
     return values.get("VmRSS:", 0), values.get("VmHWM:", 0)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds ``pid`` has used (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -373,12 +386,14 @@ logging: {{level: warning}}
             print(f"{joined[0]} honest sessions joined ({honest.join_failed} failed); "
                   f"abusers: {args.abusers} of each kind; {args.duration:.0f} s", flush=True)
             tasks += [asyncio.ensure_future(_abuser(kind, port, stop, abuse))
-                      for kind in ("ping", "fragment", "rejoin", "stalled") for _ in range(args.abusers)]
+                      for kind in args.kinds for _ in range(args.abusers)]
             started = time.monotonic()
             peak = 0
+            cpu = [_cpu_seconds(gw.pid)]
             while time.monotonic() - started < args.duration:
                 await asyncio.sleep(1.0)
                 peak = max(peak, _rss(gw.pid)[0])
+                cpu.append(_cpu_seconds(gw.pid))
             stop.set()
             await asyncio.sleep(args.grace)  # the last echoes come back
             stop.grace.set()  # type: ignore[attr-defined]
@@ -399,6 +414,9 @@ logging: {{level: warning}}
                     p.kill()
                     await p.wait()
     lat = honest.latencies
+    windows: dict[int, list[float]] = collections.defaultdict(list)
+    for at, latency in zip(honest.echoed_at, lat):
+        windows[int((at - started) // 10)].append(latency)
     return {
         "sessions": args.sessions, "joined": joined[0], "join_failed": honest.join_failed,
         "duration_s": args.duration, "abusers_per_kind": args.abusers, "interval_s": args.interval,
@@ -409,6 +427,9 @@ logging: {{level: warning}}
         "lines_lost": honest.lost, "honest_sockets_closed": honest.closed,
         "latency_ms": {"p50": round(_pct(lat, 50) * 1000, 2), "p99": round(_pct(lat, 99) * 1000, 2),
                        "max": round(max(lat, default=float("nan")) * 1000, 2)},
+        "worst_10s_windows": [{"from_s": 10 * w, "p99_ms": round(_pct(v, 99) * 1000, 1), "echoes": len(v)}
+                              for w, v in sorted(windows.items(), key=lambda kv: -_pct(kv[1], 99))[:5]],
+        "gateway_cpu_percent": round(100 * (cpu[-1] - cpu[0]) / max(1e-9, len(cpu) - 1), 1),
         "abusers": {"connections": dict(abuse.connections), "frames_sent": dict(abuse.sent),
                     "ended": dict(abuse.closes)},
         "gateway_log": os.path.join(tmp, "gateway.log"),
@@ -421,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=600.0, help="seconds (default 600)")
     ap.add_argument("--quick", action="store_true", help="30 s instead of --duration")
     ap.add_argument("--abusers", type=int, default=4, help="abusive clients of each kind (default 4)")
+    ap.add_argument("--kinds", type=lambda v: v.split(","), default=["ping", "fragment", "rejoin", "stalled"],
+                    help="abuser kinds, comma-separated (default ping,fragment,rejoin,stalled)")
     ap.add_argument("--interval", type=float, default=2.0,
                     help="seconds between an honest session's lines (default 2)")
     ap.add_argument("--grace", type=float, default=5.0, help="seconds to wait for the last echoes (default 5)")

@@ -15,6 +15,7 @@ import pytest
 
 from gateway.routes import SOCKETS
 from gateway.transport.frames import CLOSE, CONTINUATION, MAX_FRAGMENTS, PING, TEXT
+from gateway.transport import websocket
 from gateway.transport.websocket import HIGH_WATER, PhoenixSocket
 from tests.test_frames import client_frame
 from tests.test_session_races import until
@@ -205,3 +206,34 @@ async def test_a_ping_flood_gets_a_turn_of_the_loop_not_the_loop(mud, gateway):
     assert left > 0, "the whole flood was handled before the other socket's heartbeat"
     # And the flood is still handled in full, a turn at a time: its pongs (coalesced) come.
     await all_read(flooder, sock)
+
+
+async def test_a_socket_that_floods_while_we_close_gets_a_turn_not_the_loop(mud, gateway, monkeypatch):
+    """The ten-minute soak's tail (docs/performance.md 5.1): a slow consumer that went on
+    sending while the gateway waited for its close frame had every frame it sent dropped in
+    one call of the closing state machine (libuv reads up to 32 times 256 KiB a turn), and
+    the other players waited seconds for their replies. A frame dropped while closing is one
+    event, counted in the socket's turn like any other: another socket's heartbeat is answered
+    while the flood is still unread (an order, not a time)."""
+    monkeypatch.setattr(websocket, "CLOSE_HANDSHAKE", 60.0)  # the wait for its close frame outlasts the test
+    client, flooder, sock = await opened(mud, gateway)
+    honest = await RawWs.open(client.server.port)
+    await until(lambda: len(client.server.app[SOCKETS]) == 2, what="both sockets are the gateway's")
+    closing = asyncio.ensure_future(sock.close(1000, b"bye"))
+    try:
+        assert await flooder.close_frame() == (1000, b"bye")  # LOCAL_CLOSING: ours is out
+        flooder.writer.write(client_frame(PING, b"") * 40_000)  # 240 KB: one read
+        await flooder.writer.drain()
+        honest.send_json([None, "1", "phoenix", "heartbeat", {}])
+        opcode, payload = await honest.frame(timeout=30)
+        assert opcode == TEXT and json.loads(payload)[3] == "phx_reply"
+        left = len(sock._conn.reader._buf) + queued(sock.transport.get_extra_info("socket"), termios.FIONREAD)
+        assert left > 0, "the whole flood was dropped in one turn, before the other socket's heartbeat"
+        await all_read(flooder, sock)  # and it is still read to its end, a turn at a time
+        flooder.send(CLOSE, struct.pack("!H", 1000))
+        await asyncio.wait_for(closing, 30)  # its close frame ends the handshake
+    finally:
+        closing.cancel()
+        await asyncio.gather(closing, return_exceptions=True)
+        await flooder.close()
+        await honest.close()

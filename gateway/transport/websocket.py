@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from aiohttp import WSCloseCode
 
 from ..router import ChannelHandle, ChannelRouter
-from .connection import Connection, State
+from .connection import DROPPED_FRAME, Connection, State
 from .frames import CLOSE, NO_STATUS, PING, PONG, TEXT, FrameError
 from .serializer import MalformedMessage, Serializer
 
@@ -511,8 +511,8 @@ class WebSocket(asyncio.Protocol):
                     self.transport.resume_reading()
                 return
             opcode, data = event
-            if opcode == PONG:
-                continue  # unasked (a client's keepalive): nothing to answer
+            if opcode == PONG or opcode == DROPPED_FRAME:
+                continue  # unasked (a client's keepalive), or read while closing: nothing to answer
             if opcode == CLOSE:
                 self._close_received(data)
                 return
