@@ -442,8 +442,33 @@ class WebtelnetConn(WsConn):
         self.worker.send(self.ws, "42" + json.dumps(["stream", line + "\r\n"]))
 
 
+class MudWebProxyConn(WsConn):
+    """maldorne/mud-web-proxy: a JSON ``connect`` (to its default game, the MUD), then the
+    game's bytes in binary frames (its telnet negotiation answered by the proxy, GMCP passed on
+    as IAC SB GMCP ... IAC SE) and ours, not JSON, sent on to the game as they are."""
+
+    kind = "mud-web-proxy"
+
+    def url(self, port: int) -> str:
+        return f"http://{HOST}:{port}/"
+
+    async def opened(self) -> None:
+        await self.ws.send_str('{"connect":1}')
+
+    def on_binary(self, data: bytes) -> None:
+        self.got_text(data)
+
+    def on_text(self, data: Any) -> None:
+        self.got_text(data if isinstance(data, bytes) else data.encode())
+
+    def send_line(self, line: str) -> None:
+        self.worker.send_bytes(self.ws, line.encode() + b"\r\n", 0x1)
+
+
 KINDS = {"gateway": GatewayConn, "direct": DirectConn, "websockify": WebsockifyConn,
-         "webtelnet": WebtelnetConn}
+         "webtelnet": WebtelnetConn, "mud-web-proxy": MudWebProxyConn}
+#: Where ./dev bench installs mud-web-proxy (and builds it: its package is TypeScript).
+MUD_WEB_PROXY = HERE / ".peers" / "node_modules" / "mud-web-proxy" / "dist" / "index.js"
 
 
 class FloodHandler(Handler):
@@ -848,6 +873,14 @@ class Peer:
         elif kind == "webtelnet":
             env = dict(os.environ, NODE_PATH=str(HERE / ".peers" / "node_modules"))
             self.proc = Proc(["node", str(HERE / "webtelnet_peer.cjs"), "0", str(mud_port)], env=env)
+        elif kind == "mud-web-proxy":
+            # Configured by its environment (its src/config.ts): the MUD as its default game,
+            # no limit the benchmark would hit (connections, per-address rate), quiet logs.
+            port = free_port()
+            env = dict(os.environ, WS_PORT=str(port), DEFAULT_HOST=HOST, DEFAULT_PORT=str(mud_port),
+                       MAX_CONNECTIONS="1000000", RATE_LIMIT_PER_IP="1000000", LOG_LEVEL="error",
+                       CHAT_ENABLED="false", IDLE_TIMEOUT_MS=str(3600_000), NODE_ENV="production")
+            self.proc = Proc(["node", str(MUD_WEB_PROXY)], env=env, port=port)
         if self.proc is not None:
             self.port = self.proc.port  # type: ignore[assignment]
 
@@ -956,7 +989,7 @@ def scale_run(peer: Peer, deflate: bool, plan: dict[str, Any], log: Any) -> dict
                 out[f"idle-{want}"] = {"KB/session": (rss - rss0) / level / 1024, "RSS MB": rss / 1e6,
                                        "sessions": level}
             if want in plan["rt"]:
-                p50s, p99s, fails, cpus, busy = [], [], 0, [], []
+                p50s, p99s, p999s, fails, cpus, busy = [], [], [], 0, [], []
                 for _ in range(plan["windows"]):
                     per = [level // nworkers + (1 if i < level % nworkers else 0) for i in range(nworkers)]
                     cpu0 = peer.cpu()
@@ -969,7 +1002,9 @@ def scale_run(peer: Peer, deflate: bool, plan: dict[str, Any], log: Any) -> dict
                     fails += sum(r["failed"] for r in rs)
                     p50s.append(percentile(samples, 0.5))
                     p99s.append(percentile(samples, 0.99))
-                out[f"rt-{want}"] = {"p50 ms": p50s, "p99 ms": p99s, "failed": fails,  # type: ignore[dict-item]
+                    p999s.append(percentile(samples, 0.999))
+                out[f"rt-{want}"] = {"p50 ms": p50s, "p99 ms": p99s, "p99.9 ms": p999s,  # type: ignore[dict-item]
+                                     "failed": fails,
                                      "proxy cores": statistics.median(cpus), "sessions": level,
                                      "client busy": statistics.median(busy)}
     finally:
@@ -1013,9 +1048,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--role", default="run", choices=["run", "mud", "gateway", "relay", "worker"])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer sessions (~5 min)")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=3,
+                    help="repetitions: of each throughput and full run, and round-trip windows per level")
     ap.add_argument("--peers", default="gateway,direct,websockify,webtelnet",
-                    help="comma list of gateway, gateway-uvloop, direct, relay, websockify, webtelnet")
+                    help="comma list of gateway, gateway-uvloop, direct, relay, websockify, webtelnet, "
+                         "mud-web-proxy")
     ap.add_argument("--only", default="throughput,scale,full", help="comma list of phases")
     ap.add_argument("--deflate", default="both", choices=["off", "on", "both"],
                     help="offer permessage-deflate (gateway, webtelnet): off, on or both")
@@ -1044,7 +1081,7 @@ def main() -> None:
     sizes = {"flood1": 5_000_000 if q else 20_000_000, "flood20": 500_000 if q else 2_000_000,
              "gmcp": 20_000 if q else 100_000}
     plan = {"rss": [2000] if q else [2000, 9000], "rt": [1, 100, 1000] if q else [1, 100, 1000, 10000],
-            "windows": 3, "seconds": 3 if q else 5, "workers": 2,
+            "windows": args.reps, "seconds": 3 if q else 5, "workers": 2,
             # websockify forks one process per connection: not at thousands
             "max_sessions": {"websockify": 100},
             "fd_sessions": (nofile - 200) // 2 // 100 * 100}
@@ -1060,9 +1097,12 @@ def main() -> None:
     if "webtelnet" in peers and not (HERE / ".peers" / "node_modules" / "webtelnet").exists():
         print("webtelnet is not installed in bench/.peers (./dev bench sets it up): skipped")
         peers.remove("webtelnet")
+    if "mud-web-proxy" in peers and not MUD_WEB_PROXY.exists():
+        print("mud-web-proxy is not installed in bench/.peers (./dev bench sets it up): skipped")
+        peers.remove("mud-web-proxy")
     variants: list[tuple[str, bool]] = []
     for p in peers:
-        if args.deflate in ("off", "both") or p in ("direct", "websockify"):
+        if args.deflate in ("off", "both") or p in ("direct", "websockify", "relay", "mud-web-proxy"):
             variants.append((p, False))
         if args.deflate in ("on", "both") and p in ("gateway", "webtelnet"):
             variants.append((p, True))
@@ -1161,7 +1201,7 @@ def report(results: dict[str, dict[str, dict[str, Any]]], sizes: dict[str, int],
         ("gmcp", "msg/s"), ("gmcp", "us/msg"), ("gmcp", "bad"), ("gmcp", "client busy"),
     ]
     for lvl in plan["rt"]:
-        rows += [(f"rt-{lvl}", "sessions"), (f"rt-{lvl}", "p50 ms"), (f"rt-{lvl}", "p99 ms"),
+        rows += [(f"rt-{lvl}", "sessions"), (f"rt-{lvl}", "p50 ms"), (f"rt-{lvl}", "p99 ms"), (f"rt-{lvl}", "p99.9 ms"),
                  (f"rt-{lvl}", "failed"), (f"rt-{lvl}", "proxy cores"), (f"rt-{lvl}", "client busy")]
     for lvl in plan["rss"]:
         rows += [(f"idle-{lvl}", "sessions"), (f"idle-{lvl}", "KB/session")]
@@ -1184,6 +1224,44 @@ def report(results: dict[str, dict[str, dict[str, Any]]], sizes: dict[str, int],
     def med(n: str, wl: str, key: str) -> float:
         vals = results.get(n, {}).get(wl, {}).get(key)
         return statistics.median(vals) if vals else float("nan")
+
+    def each(n: str, wl: str, key: str) -> list[float]:
+        return list(results.get(n, {}).get(wl, {}).get(key) or [])
+
+    def ratios(a: list[float], b: list[float]) -> str:
+        """a[i] / b[i] for each repetition i, and their range: a claim holds only if it holds in all."""
+        rs = [x / y for x, y in zip(a, b) if y == y and y > 0 and x == x]
+        if not rs:
+            return "n/a"
+        return " ".join(f"{r:.2f}" for r in rs) + f" (max {max(rs):.2f})"
+
+    print("\nround trips per repetition (rt-N windows: the same sessions, one after another):")
+    for lvl in plan["rt"]:
+        for g in [n for n in names if n != "direct" and f"rt-{lvl}" in results[n]]:
+            for key in ("p99 ms", "p99.9 ms"):
+                line = [f"  rt-{lvl} {key[:-3]} {g}"]
+                for base in ("direct", "relay", "mud-web-proxy"):
+                    if base != g and f"rt-{lvl}" in results.get(base, {}):
+                        line.append(f"/ {base} {ratios(each(g, f'rt-{lvl}', key), each(base, f'rt-{lvl}', key))}")
+                if len(line) > 1:
+                    print(" ".join(line[:1]) + ": " + "; ".join(line[1:]))
+    for g in [n for n in names if n.startswith("gateway") and "deflate" not in n]:
+        us = each(g, "gmcp", "us/msg")
+        checks = []
+        if us:
+            checks.append(f"gmcp us/msg per repetition {' '.join(f'{x:.2f}' for x in us)} "
+                          f"(target <= 3 in every one: {'met' if max(us) <= 3 else 'missed'})")
+        r1 = [x / y for x, y in zip(each(g, "rt-1000", "p99 ms"), each("direct", "rt-1000", "p99 ms"))]
+        if r1:
+            checks.append(f"rt-1000 p99 <= 3x direct in every repetition: {'met' if max(r1) <= 3 else 'missed'}")
+        mw = [x / y for x, y in zip(each(g, "rt-1000", "p99 ms"), each("mud-web-proxy", "rt-1000", "p99 ms"))]
+        if mw:
+            checks.append(f"below mud-web-proxy's in every repetition: {'met' if max(mw) < 1 else 'missed'}")
+        r10 = [x / y for x, y in zip(each(g, "rt-10000", "p99 ms"), each("relay", "rt-10000", "p99 ms"))]
+        if r10:
+            checks.append(f"rt-10000 p99 <= 1.5x relay in every repetition: {'met' if max(r10) <= 1.5 else 'missed'}")
+        if checks:
+            print(f"  {g} (issue 21's targets): " + "; ".join(checks))
 
     for g in [n for n in names if n.startswith("gateway")]:
         wt = "webtelnet+deflate" if "deflate" in g else "webtelnet"

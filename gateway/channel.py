@@ -173,13 +173,13 @@ _stamp_cache: list[Any] = [0, ""]
 
 
 def sent_at() -> str:
-    """Now, as UTC ISO 8601 with microseconds and Z."""
-    now = time.time()
-    sec = int(now)
+    """Now, as UTC ISO 8601 with microseconds and Z. (Once per game read: integer microseconds
+    and %-formatting, ~30% less than a float's and an f-string's format spec.)"""
+    sec, micros = divmod(time.time_ns() // 1000, 1_000_000)
     if _stamp_cache[0] != sec:
         _stamp_cache[0] = sec
         _stamp_cache[1] = datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
-    return f"{_stamp_cache[1]}{int((now - sec) * 1_000_000):06d}Z"
+    return "%s%06dZ" % (_stamp_cache[1], micros)
 
 
 def text_payload(data: bytes | memoryview, seq: int, stamp: str) -> bytes:

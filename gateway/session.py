@@ -58,6 +58,13 @@ def gmcp_state_key(module: str, data: Any) -> str | None:
     return "gmcp:" + module
 
 
+#: ``gmcp_state_key`` of the modules seen whose key is the module's alone (all but MSDP and
+#: sound), made once each: a game sends a few dozen modules, many times a second. Bounded
+#: (a game that makes up module names gets the rest computed each time).
+_state_keys: dict[str, str] = {}
+MAX_STATE_KEYS = 1024
+
+
 class Viewer(Protocol):
     """What a session shows its game to while one is attached: a Phoenix channel (router.py's
     ``ChannelHandle``) or a ``/ws`` socket (mudstandards/socket.py). "Channel" means a Phoenix
@@ -149,8 +156,12 @@ class Session:
                 seq += 1
                 module = ev.module  # type: ignore[union-attr]
                 raw = _encode(GmcpPayload(module, ev.data, seq, stamp))  # type: ignore[union-attr]
-                append(Kept(seq, "gmcp", raw, "gmcp:" + module if module[:1] not in "MC"
-                            else gmcp_state_key(module, ev.data)))  # type: ignore[union-attr]
+                key = _state_keys.get(module)  # one look-up, and one key string per module
+                if key is None:
+                    key = gmcp_state_key(module, ev.data)  # type: ignore[union-attr]
+                    if key is not None and module != "MSDP" and len(_state_keys) < MAX_STATE_KEYS:
+                        _state_keys[module] = key
+                append(Kept(seq, "gmcp", raw, key))
                 gmcp += 1
             elif t is Lines:  # a flood's text: from the game's bytes to JSON, in C
                 seq += 1

@@ -304,13 +304,13 @@ def test_sent_at_format():
 
 
 def test_sent_at_is_utc_now(monkeypatch):
-    monkeypatch.setattr(channel.time, "time", lambda: 1543959426.5)
+    monkeypatch.setattr(channel.time, "time_ns", lambda: 1543959426_500_000_000)
     assert sent_at() == "2018-12-04T21:37:06.500000Z"
-    monkeypatch.setattr(channel.time, "time", lambda: 1543959426.25)
+    monkeypatch.setattr(channel.time, "time_ns", lambda: 1543959426_250_000_000)
     assert sent_at() == "2018-12-04T21:37:06.250000Z"          # same second (cached prefix)
-    monkeypatch.setattr(channel.time, "time", lambda: 1543959427.0)
+    monkeypatch.setattr(channel.time, "time_ns", lambda: 1543959427_000_000_000)
     assert sent_at() == "2018-12-04T21:37:07.000000Z"          # next second
-    monkeypatch.setattr(channel.time, "time", lambda: 1700000000.125)
+    monkeypatch.setattr(channel.time, "time_ns", lambda: 1700000000_125_000_000)
     assert sent_at() == "2023-11-14T22:13:20.125000Z"
 
 

@@ -75,3 +75,37 @@ async def test_metrics_after_traffic(mud, gateway):
 async def test_metrics_can_be_disabled(mud, gateway):
     client, _ = await gateway(make_config(mud.port, extra="metrics: {enabled: false}"))
     assert (await client.get("/metrics")).status == 404
+
+
+def test_hot_counters_are_exposed_as_prometheus_families():
+    """The hot paths' plain counters (metrics.Count, Latency) read as prometheus_client's own
+    Counter and Histogram would: ``_total`` and ``_created``, cumulative ``le`` buckets where a
+    value equal to a bound counts in that bound's bucket, ``_count`` and ``_sum``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gateway.metrics import Metrics
+
+    m = Metrics()
+    m.to_browser.inc(120)
+    m.to_browser.inc(5)
+    m.gmcp_to_game.inc()
+    for v in (0.0005, 0.0007, 20.0):
+        m.event_latency.observe(v)
+    families = {f.name: f for f in text_string_to_metric_families(m.render(0, 0).decode())}
+    assert families["mud_gateway_bytes"].type == "counter"
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in families.values() for s in f.samples}
+    assert samples[("mud_gateway_bytes_total", (("direction", "to_browser"),))] == 125
+    assert samples[("mud_gateway_bytes_total", (("direction", "to_game"),))] == 0
+    assert ("mud_gateway_bytes_created", (("direction", "to_game"),)) in samples
+    assert samples[("mud_gateway_gmcp_messages_total", (("direction", "to_game"),))] == 1
+    assert samples[("mud_gateway_gmcp_messages_total", (("direction", "from_game"),))] == 0
+    assert families["mud_gateway_event_latency_seconds"].type == "histogram"
+    bucket = "mud_gateway_event_latency_seconds_bucket"
+    assert samples[(bucket, (("le", "0.0005"),))] == 1
+    assert samples[(bucket, (("le", "0.001"),))] == 2
+    assert samples[(bucket, (("le", "10.0"),))] == 2
+    assert samples[(bucket, (("le", "+Inf"),))] == 3
+    assert samples[("mud_gateway_event_latency_seconds_count", ())] == 3
+    assert abs(samples[("mud_gateway_event_latency_seconds_sum", ())] - 20.0012) < 1e-9
+    assert ("mud_gateway_event_latency_seconds_created", ()) in samples

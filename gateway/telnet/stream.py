@@ -430,7 +430,10 @@ class TelnetStream:
                         end = find(_IAC_SE, pos + 3)
                         if end < 0 or data[end - 1] == IAC or end - pos > MAX_SUBNEGOTIATION:
                             break
-                        events.append(parse_gmcp(_sb_payload(data, pos + 3, end), raw))
+                        payload = data[pos + 3:end]  # _sb_payload, inline
+                        if b"\xff\xff" in payload:
+                            payload = payload.replace(b"\xff\xff", b"\xff")
+                        events.append(parse_gmcp(payload, raw))
                         pos = end + 2
                 elif self._subnegotiation(data[i:end + 2], events):
                     # MCCP2 starts right after this IAC SE: the rest is compressed. The text

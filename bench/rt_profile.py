@@ -1,0 +1,219 @@
+"""Where a round trip's CPU goes: the gateway's stages at N sessions (docs/performance.md 1.9).
+
+    .venv/bin/python bench/rt_profile.py                    # 1,000 sessions, profile + CPU windows
+    .venv/bin/python bench/rt_profile.py --ab TREE          # CPU per round trip, this checkout vs TREE
+
+The bench's own processes (bench/sidebyside.py): the fake MUD, the gateway (on
+uvloop, as installed) and two client processes, each of N/2 sessions sending
+one line a second (the ``rt-N`` workload). Nothing in the gateway's code is
+changed for it: this script's gateway process is sidebyside's, with two signal
+handlers added around it.
+
+* **CPU per round trip**: the gateway process's CPU (user + system, all
+  threads) over a window, divided by the round trips completed in it. The
+  machine is shared: this, not latency, is the figure to compare, and the
+  load average is printed with it.
+* **by stage** (``--profile``): py-spy samples the gateway over one more
+  window (500 a second, from outside the process: it changes nothing in it);
+  each sample goes to the stage of the first frame from its leaf that has
+  one (``STAGES``); a C call is sampled on the Python line that made it, so
+  a system call counts in its caller's stage. The shares are then applied to
+  the CPU per round trip of the unsampled windows.
+* ``--ab TREE``: the gateway package taken from another tree (``PYTHONPATH``)
+  in alternating windows with this checkout's, on the same sessions' load:
+  the before and after of a change, measured in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import sidebyside as sb  # noqa: E402
+
+# (stage, test on "file:function"); the first that matches, in this order.
+STAGES: list[tuple[str, tuple[str, ...]]] = [
+    ("frame read/unmask", ("frames.py:next", "frames.py:unmask", "frames.py:feed", "connection.py:next_event",
+                           "connection.py:receive_data", "from_bytes", "to_bytes", "decode' of 'bytes")),
+    ("socket pump", ("websocket.py:_pump", "websocket.py:data_received", "websocket.py:message",
+                     "websocket.py:_may_read", "websocket.py:receive")),
+    ("JSON decode", ("serializer.py:decode", "msgspec.json.Decoder", "serializer.py:_decode")),
+    ("event build", ("session.py:on_events", "channel.py:text_payload", "channel.py:sent_at",
+                     "channel.py:event_payload", "jsonstring.py:", "_jsonstring")),
+    ("Phoenix routing", ("router.py:route", "websocket.py:handle", "channel.py:parse_push", "channel.py:",
+                         "serializer.py:")),
+    ("session lookup / execute", ("session.py:execute", "session.py:unsent", "client.py:unsent",
+                                  "get_write_buffer_size")),
+    ("rate limit", ("ratelimit.py:",)),
+    ("telnet write", ("input.py:", "client.py:send_text", "telnetlib3", "writer.py", "stream_writer",
+                      "<method 'write' of", "<method 'encode' of 'str'")),
+    ("telnet read/scan", ("client.py:data_received", "client.py:_dispatch", "stream.py:", "gametext.py:",
+                          "client.py:_schedule_poll", "client.py:_poll")),
+    ("replay append", ("replay.py:",)),
+    ("metrics", ("prometheus_client", "metrics.py:")),
+    ("frame build (outbox)", ("router.py:push_many", "router.py:_frame", "websocket.py:send_many",
+                              "websocket.py:send", "frames.py:encode", "connection.py:send",
+                              "websocket.py:_encode")),
+    ("frame write", ("websocket.py:_flush", "websocket.py:_write_frames", "websocket.py:_written",
+                     "writelines", "<method 'send' of")),
+    ("timers and loop callbacks", ("call_soon", "call_later", "call_at", "cancel", "asyncio", "events.py",
+                                   "monotonic", "loop.time", "<method 'time'")),
+]
+
+
+def stage_of(key: str) -> str:
+    for stage, tests in STAGES:
+        if any(t in key for t in tests):
+            return stage
+    return "other Python"
+
+
+def serve(mud_port: int) -> None:
+    """The bench gateway, sidebyside's, on uvloop."""
+    sb.run_server(sb.serve_gateway(mud_port), "uvloop")
+
+
+class Gateway:
+    def __init__(self, mud_port: int, tree: str | None) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = tree or str(sb.ROOT)  # its gateway package, not an installed one
+        self.proc = sb.Proc([sys.executable, str(Path(__file__).resolve()), "--serve", str(mud_port)], env=env)
+        self.tree = tree or "this checkout"
+        self.workers: list[sb.WorkerProc] = []
+
+    def connect(self, sessions: int) -> None:
+        self.workers = [sb.WorkerProc("gateway", self.proc.port, False) for _ in range(2)]
+        rs = sb.all_ask(self.workers, "connect", [{"count": sessions // 2 + (i < sessions % 2)} for i in range(2)])
+        got = sum(r["connected"] for r in rs)
+        if got < sessions:
+            raise SystemExit(f"{self.tree}: only {got} of {sessions} sessions")
+
+    def window(self, sessions: int, seconds: int) -> dict[str, float]:
+        """One round-trip window: CPU per round trip (us), round trips, p50/p99 (ms)."""
+        c0 = sb.tree_cpu(self.proc.pid)
+        t0 = time.monotonic()
+        rs = sb.all_ask(self.workers, "roundtrips",
+                        [{"active": sessions // 2 + (i < sessions % 2), "seconds": seconds} for i in range(2)])
+        wall = time.monotonic() - t0
+        cpu = sb.tree_cpu(self.proc.pid) - c0
+        samples = [x for r in rs for x in r["samples"]]
+        return {"us/rt": cpu * 1e6 / max(1, len(samples)), "rts": len(samples), "cpu": cpu, "wall": wall,
+                "p50": sb.percentile(samples, 0.5), "p99": sb.percentile(samples, 0.99),
+                "failed": sum(r["failed"] for r in rs), "load": os.getloadavg()[0]}
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
+        self.proc.stop()
+
+
+LOOP = "loop (uvloop's C: epoll, reads, dispatch)"
+
+
+def spy_table(path: str, us_per_rt: float) -> None:
+    """py-spy's samples (collapsed stacks, root first) by stage: each sample goes to the first
+    frame from its leaf that belongs to a stage. A C call made from a Python line (a system call
+    in ``transport.writelines``) is sampled on that line, so it is in its caller's stage; a
+    sample with no frame of a stage is the loop itself (uvloop's C: epoll, the reads, its
+    callbacks' dispatch)."""
+    by_stage: dict[str, int] = {}
+    funcs: dict[str, dict[str, int]] = {}
+    total = 0
+    for line in Path(path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        st, leaf = LOOP, ""
+        for frame in reversed(stack.split(";")):
+            func, _, where = frame.partition(" (")
+            file = where.rsplit(":", 1)[0]
+            if "uvloop/" in file or "asyncio/" in file or file.endswith(("sidebyside.py", "rt_profile.py")):
+                continue  # the loop and the harness: the sample is the loop's unless a stage is above
+            key = f"{file}:{func.rsplit('.', 1)[-1]}"
+            leaf = leaf or f"{Path(file).name}:{func}"
+            st = stage_of(key)
+            if st != "other Python":
+                break
+        by_stage[st] = by_stage.get(st, 0) + n
+        funcs.setdefault(st, {})[leaf] = funcs.get(st, {}).get(leaf, 0) + n
+    print(f"\nsampled: {total} samples of the gateway on CPU")
+    print(f"{'stage':40} {'share':>6} {'us/rt':>7}   (of {us_per_rt:.0f} us CPU per round trip, unsampled windows)")
+    for st, n in sorted(by_stage.items(), key=lambda kv: -kv[1]):
+        share = n / total
+        top = ", ".join(f"{k} {v / total * 100:.1f}%" for k, v in
+                        sorted(funcs[st].items(), key=lambda kv: -kv[1])[:3])
+        print(f"{st:40} {share * 100:5.1f}% {share * us_per_rt:7.1f}   {top}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, default=1000)
+    ap.add_argument("--seconds", type=int, default=5, help="per window")
+    ap.add_argument("--windows", type=int, default=3, help="CPU windows (per tree with --ab)")
+    ap.add_argument("--profile", action="store_true", help="also one window sampled by py-spy, by stage")
+    ap.add_argument("--py-spy", default=shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+                    help="the py-spy to sample with (bench/requirements.txt)")
+    ap.add_argument("--ab", metavar="TREE", help="also a gateway from TREE (a checkout), windows alternating")
+    ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        return serve(args.serve)
+    sb.raise_nofile()
+    print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start", flush=True)
+    mud = sb.Proc([sys.executable, str(HERE / "sidebyside.py"), "--role", "mud"])
+    gws: list[Gateway] = []
+    try:
+        gws.append(Gateway(mud.port, None))
+        if args.ab:
+            gws.append(Gateway(mud.port, str(Path(args.ab).resolve())))
+        for g in gws:
+            g.connect(args.sessions)
+        for g in gws:
+            g.window(args.sessions, 2)  # warm up
+        results: dict[str, list[dict[str, float]]] = {g.tree: [] for g in gws}
+        for w in range(args.windows):
+            for g in (gws if w % 2 == 0 else gws[::-1]):
+                r = g.window(args.sessions, args.seconds)
+                results[g.tree].append(r)
+                print(f"  window {w + 1} {g.tree}: {r['us/rt']:.1f} us CPU per round trip ({r['rts']} round trips, "
+                      f"{r['failed']} failed; p50 {r['p50']:.2f} p99 {r['p99']:.2f} ms; load {r['load']:.2f})",
+                      flush=True)
+        for tree, rs in results.items():
+            xs = sorted(r["us/rt"] for r in rs)
+            print(f"{tree}: {xs[len(xs) // 2]:.1f} us CPU per round trip (min {xs[0]:.1f}, max {xs[-1]:.1f})")
+        if args.profile:
+            g = gws[0]
+            us = sorted(r["us/rt"] for r in results[g.tree])[len(results[g.tree]) // 2]
+            out = f"/tmp/rt_profile_{os.getpid()}.txt"
+            spy = subprocess.Popen([args.py_spy, "record", "--pid", str(g.proc.pid), "--format", "raw",
+                                    "--rate", "500", "--output", out, "--nonblocking"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
+            r = g.window(args.sessions, args.seconds)
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
+            print(f"  sampled window: {r['us/rt']:.1f} us CPU per round trip (py-spy's own cost included)")
+            spy_table(out, us)
+            if not os.environ.get("RT_PROFILE_KEEP"):
+                os.unlink(out)
+            else:
+                print(f"  samples kept in {out}")
+    finally:
+        for g in gws:
+            g.stop()
+        mud.stop()
+    print(f"load {os.getloadavg()[0]:.2f} at the end")
+
+
+if __name__ == "__main__":
+    main()
