@@ -9,7 +9,11 @@ Three parts on 127.0.0.1:
             then a last line "END-OF-FLOOD".
   gateway   (subprocess) `python -m gateway` pointed at the game.
   browser   headless Chromium (/usr/bin/chromium) through Playwright, a fresh
-            context per run, 1100 x 700.
+            context per run, its window sized so that the page is 1100 x 700.
+            (Not Playwright's viewport emulation: headless Chromium then
+            composites only the window's default 780 x 580, and a frame whose
+            only change is below that, such as the input line's echo, is never
+            drawn, so a key waited for the log's next frame: 40-150 ms more.)
 
 Each run: the page connects and draws the prefill; in mode `open` the log is
 scrolled up a third (the split opens, as when a player reads back); the
@@ -251,9 +255,24 @@ def profile_summary(profile: dict, top: int = 12) -> list[tuple[str, float]]:
     return sorted(ms.items(), key=lambda kv: -kv[1])[:top]
 
 
+async def size_window(ctx, page) -> None:
+    """Make the page VIEWPORT by sizing its real window (see the module's docstring)."""
+    cdp = await ctx.new_cdp_session(page)
+    try:
+        win = await cdp.send("Browser.getWindowForTarget")
+        inner = await page.evaluate("[innerWidth, innerHeight]")
+        bounds = {"width": win["bounds"]["width"] + VIEWPORT["width"] - inner[0],
+                  "height": win["bounds"]["height"] + VIEWPORT["height"] - inner[1]}
+        await cdp.send("Browser.setWindowBounds", {"windowId": win["windowId"], "bounds": bounds})
+        await page.wait_for_function(f"innerWidth == {VIEWPORT['width']} && innerHeight == {VIEWPORT['height']}",
+                                     timeout=10_000)
+    finally:
+        await cdp.detach()
+
+
 async def one_run(browser, game: FloodGame, url: str, mode: str, trace_dir: Path | None,
                   run: int, rnd: random.Random, profile: bool = False, web: Path | None = None) -> dict:
-    ctx = await browser.new_context(viewport=VIEWPORT)
+    ctx = await browser.new_context(no_viewport=True)
     await ctx.add_init_script(OBSERVE)
     if web:  # --compare: the client's files from another directory
         async def from_dir(route) -> None:
@@ -261,6 +280,7 @@ async def one_run(browser, game: FloodGame, url: str, mode: str, trace_dir: Path
         await ctx.route("**/client/*", from_dir)
     page = await ctx.new_page()
     page.set_default_timeout(60_000)
+    await size_window(ctx, page)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
@@ -278,7 +298,8 @@ async def one_run(browser, game: FloodGame, url: str, mode: str, trace_dir: Path
             name = f"{mode}{'-compared' if web else ''}-{run}.json"
             await browser.start_tracing(page=page, path=str(trace_dir / name), screenshots=False,
                                         categories=["devtools.timeline", "disabled-by-default-devtools.timeline",
-                                                    "blink", "v8.execute"])
+                                                    "blink", "v8.execute", "cc", "viz", "gpu", "benchmark",
+                                                    "graphics.pipeline", "input"])
         cdp = None
         if profile:
             cdp = await ctx.new_cdp_session(page)
