@@ -295,7 +295,7 @@ async def one_run(browser, game: FloodGame, url: str, mode: str, trace_dir: Path
             await page.wait_for_selector("#tail-box", state="visible")
         await page.focus("#input")
         if trace_dir:
-            name = f"{mode}{'-compared' if web else ''}-{run}.json"
+            name = f"{mode}{'-' + web.name if web else ''}-{run}.json"
             await browser.start_tracing(page=page, path=str(trace_dir / name), screenshots=False,
                                         categories=["devtools.timeline", "disabled-by-default-devtools.timeline",
                                                     "blink", "v8.execute", "cc", "viz", "gpu", "benchmark",
@@ -440,8 +440,8 @@ async def bench(args: argparse.Namespace) -> dict:
             result["chromium"] = browser.version
             modes = ["closed", "open"] if args.mode == "both" else [args.mode]
             clients: list[tuple[str, Path | None]] = [("", None)]
-            if args.compare:
-                clients.append((" (compared)", Path(args.compare)))
+            for other in args.compare or []:
+                clients.append((f" ({Path(other).name})", Path(other)))
             runs: dict[str, list[dict]] = {m + label: [] for m in modes for label, _ in clients}
             for run in range(args.runs):
                 # Interleaved: a change in the machine's load hits every mode and client alike.
@@ -468,7 +468,7 @@ async def bench(args: argparse.Namespace) -> dict:
                             for name, ms in r["js_self_ms"] or []:
                                 print(f"      {ms:8.1f} ms  {name}")
                             if trace_dir:
-                                for name, ms in trace_summary(trace_dir / f"{mode}{'-compared' if web else ''}-{run}.json"):
+                                for name, ms in trace_summary(trace_dir / f"{mode}{'-' + web.name if web else ''}-{run}.json"):
                                     print(f"      {ms:8.1f} ms  {name}")
             await browser.close()
         for mode in runs:
@@ -491,8 +491,8 @@ def main() -> int:
     p.add_argument("--trace", metavar="DIR", help="write a Chromium trace per run into DIR and summarise it")
     p.add_argument("--detail", action="store_true", help="print the scripts of each run's longest frames")
     p.add_argument("--profile", action="store_true", help="profile the page's JavaScript (CDP) and print where it went")
-    p.add_argument("--compare", metavar="DIR",
-                   help="also run (interleaved) with the client's files from DIR, e.g. an older gateway/web")
+    p.add_argument("--compare", metavar="DIR", action="append",
+                   help="also run (interleaved) with the client's files from DIR, e.g. an older gateway/web (repeatable)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     if not Path(CHROMIUM).exists():
