@@ -10,10 +10,11 @@ Three parts on 127.0.0.1:
   gateway   (subprocess) `python -m gateway` pointed at the game.
   browser   headless Chromium (/usr/bin/chromium) through Playwright, a fresh
             context per run, its window sized so that the page is 1100 x 700.
-            (Not Playwright's viewport emulation: headless Chromium then
-            composites only the window's default 780 x 580, and a frame whose
-            only change is below that, such as the input line's echo, is never
-            drawn, so a key waited for the log's next frame: 40-150 ms more.)
+            (Not Playwright's viewport emulation: in headless Chromium's
+            default window, 780 x 580, it then draws only about the top 600 px,
+            and a frame whose only change is below, such as the input line's
+            echo, is never drawn: a key waited for the log's next frame,
+            40-150 ms more. docs/performance.md, section 6.)
 
 Each run: the page connects and draws the prefill; in mode `open` the log is
 scrolled up a third (the split opens, as when a player reads back); the
