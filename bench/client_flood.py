@@ -9,7 +9,12 @@ Three parts on 127.0.0.1:
             then a last line "END-OF-FLOOD".
   gateway   (subprocess) `python -m gateway` pointed at the game.
   browser   headless Chromium (/usr/bin/chromium) through Playwright, a fresh
-            context per run, 1100 x 700.
+            context per run, its window sized so that the page is 1100 x 700.
+            (Not Playwright's viewport emulation: in headless Chromium's
+            default window, 780 x 580, it then draws only about the top 600 px,
+            and a frame whose only change is below, such as the input line's
+            echo, is never drawn: a key waited for the log's next frame,
+            40-150 ms more. docs/performance.md, section 6.)
 
 Each run: the page connects and draws the prefill; in mode `open` the log is
 scrolled up a third (the split opens, as when a player reads back); the
@@ -251,9 +256,24 @@ def profile_summary(profile: dict, top: int = 12) -> list[tuple[str, float]]:
     return sorted(ms.items(), key=lambda kv: -kv[1])[:top]
 
 
+async def size_window(ctx, page) -> None:
+    """Make the page VIEWPORT by sizing its real window (see the module's docstring)."""
+    cdp = await ctx.new_cdp_session(page)
+    try:
+        win = await cdp.send("Browser.getWindowForTarget")
+        inner = await page.evaluate("[innerWidth, innerHeight]")
+        bounds = {"width": win["bounds"]["width"] + VIEWPORT["width"] - inner[0],
+                  "height": win["bounds"]["height"] + VIEWPORT["height"] - inner[1]}
+        await cdp.send("Browser.setWindowBounds", {"windowId": win["windowId"], "bounds": bounds})
+        await page.wait_for_function(f"innerWidth == {VIEWPORT['width']} && innerHeight == {VIEWPORT['height']}",
+                                     timeout=10_000)
+    finally:
+        await cdp.detach()
+
+
 async def one_run(browser, game: FloodGame, url: str, mode: str, trace_dir: Path | None,
                   run: int, rnd: random.Random, profile: bool = False, web: Path | None = None) -> dict:
-    ctx = await browser.new_context(viewport=VIEWPORT)
+    ctx = await browser.new_context(no_viewport=True)
     await ctx.add_init_script(OBSERVE)
     if web:  # --compare: the client's files from another directory
         async def from_dir(route) -> None:
@@ -261,6 +281,7 @@ async def one_run(browser, game: FloodGame, url: str, mode: str, trace_dir: Path
         await ctx.route("**/client/*", from_dir)
     page = await ctx.new_page()
     page.set_default_timeout(60_000)
+    await size_window(ctx, page)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
@@ -275,10 +296,11 @@ async def one_run(browser, game: FloodGame, url: str, mode: str, trace_dir: Path
             await page.wait_for_selector("#tail-box", state="visible")
         await page.focus("#input")
         if trace_dir:
-            name = f"{mode}{'-compared' if web else ''}-{run}.json"
+            name = f"{mode}{'-' + web.name if web else ''}-{run}.json"
             await browser.start_tracing(page=page, path=str(trace_dir / name), screenshots=False,
                                         categories=["devtools.timeline", "disabled-by-default-devtools.timeline",
-                                                    "blink", "v8.execute"])
+                                                    "blink", "v8.execute", "cc", "viz", "gpu", "benchmark",
+                                                    "graphics.pipeline", "input"])
         cdp = None
         if profile:
             cdp = await ctx.new_cdp_session(page)
@@ -419,8 +441,8 @@ async def bench(args: argparse.Namespace) -> dict:
             result["chromium"] = browser.version
             modes = ["closed", "open"] if args.mode == "both" else [args.mode]
             clients: list[tuple[str, Path | None]] = [("", None)]
-            if args.compare:
-                clients.append((" (compared)", Path(args.compare)))
+            for other in args.compare or []:
+                clients.append((f" ({Path(other).name})", Path(other)))
             runs: dict[str, list[dict]] = {m + label: [] for m in modes for label, _ in clients}
             for run in range(args.runs):
                 # Interleaved: a change in the machine's load hits every mode and client alike.
@@ -447,7 +469,7 @@ async def bench(args: argparse.Namespace) -> dict:
                             for name, ms in r["js_self_ms"] or []:
                                 print(f"      {ms:8.1f} ms  {name}")
                             if trace_dir:
-                                for name, ms in trace_summary(trace_dir / f"{mode}{'-compared' if web else ''}-{run}.json"):
+                                for name, ms in trace_summary(trace_dir / f"{mode}{'-' + web.name if web else ''}-{run}.json"):
                                     print(f"      {ms:8.1f} ms  {name}")
             await browser.close()
         for mode in runs:
@@ -470,8 +492,8 @@ def main() -> int:
     p.add_argument("--trace", metavar="DIR", help="write a Chromium trace per run into DIR and summarise it")
     p.add_argument("--detail", action="store_true", help="print the scripts of each run's longest frames")
     p.add_argument("--profile", action="store_true", help="profile the page's JavaScript (CDP) and print where it went")
-    p.add_argument("--compare", metavar="DIR",
-                   help="also run (interleaved) with the client's files from DIR, e.g. an older gateway/web")
+    p.add_argument("--compare", metavar="DIR", action="append",
+                   help="also run (interleaved) with the client's files from DIR, e.g. an older gateway/web (repeatable)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     if not Path(CHROMIUM).exists():

@@ -76,11 +76,15 @@ WATCH = """() => {
   const rect = Element.prototype.getBoundingClientRect;
   Element.prototype.getBoundingClientRect = function () { read('getBoundingClientRect'); return rect.call(this); };
   const log = document.getElementById('log');
+  // The frame right after each key (its time), and the frames in which lines were added.
+  w.key_frames = []; w.line_frames = [];
+  addEventListener('keydown', () => requestAnimationFrame((t) => w.key_frames.push(t)), true);
   let inFrame = 0;
   new MutationObserver((records) => {
     for (const r of records) for (const n of r.addedNodes) {
       if (n.nodeType !== 1) continue;
       const made = n.classList.contains('line') ? 1 : n.querySelectorAll('.line').length;
+      if (made && w.line_frames.at(-1) !== document.timeline.currentTime) w.line_frames.push(document.timeline.currentTime);
       inFrame += made;
       w.lines_made += made;
       for (const c of n.matches('.command') ? [n] : n.querySelectorAll('.command')) w.commands.push(c.textContent);
@@ -144,6 +148,7 @@ async def test_a_flood_is_drawn_in_blocks_without_forced_layouts(browser: Browse
         try:
             # The player types during the flood: the line is sent and shown.
             await asyncio.sleep(0.5)
+            await page.keyboard.type("abcdefghij", delay=60)  # keys among the flood's frames
             typing = asyncio.ensure_future(send_line(page, "say still typing"))
             await g.conn.wait_for(b"say still typing\r\n", timeout=30)
             await sender
@@ -154,6 +159,8 @@ async def test_a_flood_is_drawn_in_blocks_without_forced_layouts(browser: Browse
             await asyncio.gather(sender, typing, return_exceptions=True)
         w = await page.evaluate("window.__flood")
         assert "say still typing" in w["commands"]  # shown (since pushed out by the flood)
+        # A key's frame is its own: its echo is painted without the log's work.
+        assert len(w["key_frames"]) >= 10 and not set(w["key_frames"]) & set(w["line_frames"]), w["key_frames"]
         # Never measured after a change in the same task: one layout a frame, by the browser.
         assert w["reads_after_write"] == 0, w["where"]
         # The cap held all along; old lines went by whole blocks (and the first lines of the oldest).

@@ -6,8 +6,12 @@
 //   megabytes does not freeze the page nor slow typing (SPEC 7.1:
 //   bench/client_flood.py). A key gets the next frame to itself (its echo
 //   in the input line is painted without the log's work), then a smaller
-//   budget. Text that would be removed by the cap before it is seen (more
-//   than `cap` lines waiting behind it) is only parsed, never made into lines.
+//   budget. Behind a flood (text still queued after a frame's work) the log
+//   is drawn every FLOOD_INTERVAL_MS only: the frames between are left to
+//   keys, and each drawn frame's fixed costs (paint, raster, compositing) come
+//   a third as often. Text that would be removed by the cap before it is seen
+//   (more than `cap` lines waiting behind it) is only parsed, as it arrives,
+//   never made into lines.
 // - Lines are kept in blocks (div.chunk, CHUNK_LINES lines each) that the
 //   browser skips while they are off screen (content-visibility: auto in
 //   client.css): a frame lays out and paints the blocks in view only, however
@@ -32,6 +36,8 @@ const FRAME_BUDGET_MS = 8; // work per animation frame
 const HIDDEN_FLUSH_MS = 250; // animation frames stop in a hidden tab; a timer goes on
 const INPUT_BUDGET_MS = 3; // work per frame right after a key: the key's frame comes sooner
 const INPUT_RECENT_MS = 150; // "right after"
+const FLOOD_INTERVAL_MS = 50; // behind a flood, the log is drawn this often...
+const FLOOD_BUDGET_MS = 3; // ...with this much work
 const TAIL_LINES = 60; // lines copied into the split's lower strip (it shows as many as fit)
 export const CHUNK_LINES = 50; // lines per block of the log
 const PIECE_CHARS = 1024; // game text is drawn in pieces of at most this (the budget is checked between them)
@@ -107,6 +113,8 @@ export class OutputLog {
     this.queuedLines = 0; // newlines in the queued text
     this.lastKey = -Infinity; // when the player last pressed a key
     this.keyWaits = false; // a key was pressed since the last frame
+    this.behind = false; // the last flush left text queued (a flood)
+    this.drawnAt = -Infinity; // the frame time of the last flush
     this.endMark = document.createElement("div");
     this.endMark.className = "log-end";
     this.endMark.setAttribute("aria-hidden", "true");
@@ -151,6 +159,7 @@ export class OutputLog {
       at = end;
     }
     this.queuedChars += text.length;
+    this._skipUnseen();
     this._schedule();
   }
 
@@ -184,8 +193,14 @@ export class OutputLog {
 
   _schedule() {
     if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      if (!this.keyWaits) return this._flush(this._budget());
+    this.frame = requestAnimationFrame((now) => {
+      // A key gets this frame to itself; behind a flood, the log is drawn at most
+      // every FLOOD_INTERVAL_MS (the frames between cost nothing).
+      const wait = this.keyWaits || (this.behind && now - this.drawnAt < FLOOD_INTERVAL_MS - 4);
+      if (!wait) {
+        this.drawnAt = now;
+        return this._flush(this._budget());
+      }
       this.keyWaits = false;
       this.frame = 0;
       clearTimeout(this.timer);
@@ -196,7 +211,31 @@ export class OutputLog {
     this.timer = setTimeout(() => this._flush(document.hidden ? Infinity : this._budget()), HIDDEN_FLUSH_MS);
   }
 
+  /**
+   * Queued text that the cap would remove before it is seen (`cap` lines or more
+   * are queued behind it) is only parsed (colours go on), here, as it arrives:
+   * not in a frame, whose work stays drawing.
+   */
+  _skipUnseen() {
+    let n = 0;
+    for (let lines = this.queuedLines; n < this.queue.length; n++) {
+      const item = this.queue[n];
+      if (item.text === undefined || lines - item.lines < this.cap) break;
+      lines -= item.lines;
+    }
+    if (!n) return;
+    for (const item of this.queue.splice(0, n)) {
+      this.queuedChars -= item.text.length;
+      this.queuedLines -= item.lines;
+      this.parser.feed(item.text);
+    }
+    this.afterPrompt = false;
+    this.openLine = null; // the next line drawn is a line of its own
+    this.openChars = 0;
+  }
+
   _budget() {
+    if (this.behind) return FLOOD_BUDGET_MS;
     return performance.now() - this.lastKey < INPUT_RECENT_MS ? INPUT_BUDGET_MS : FRAME_BUDGET_MS;
   }
 
@@ -300,7 +339,8 @@ export class OutputLog {
     } else if (follow) {
       this._toEnd(); // (the end marker keeps the log at its end once it is there)
     }
-    if (this.queue.length) this._schedule();
+    this.behind = this.queue.length > 0;
+    if (this.behind) this._schedule();
   }
 
   /**
