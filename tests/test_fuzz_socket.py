@@ -20,10 +20,9 @@ from hypothesis import strategies as st
 from gateway.routes import SOCKETS, create_app
 from gateway.transport.frames import BINARY, CLOSE, NO_STATUS, PING, PONG, TEXT
 from gateway.transport.websocket import HIGH_WATER
-from tests.conftest import make_config
+from tests.conftest import make_config, queued, until
 from tests.fuzz.websocket_frames import Frame, ended_streams, expect
-from tests.test_frame_bounds import held, queued
-from tests.test_session_races import until
+from tests.test_frame_bounds import held
 
 TOPIC = "telnet:11111111-2222-3333-4444-555555555555"
 

@@ -20,9 +20,8 @@ import time
 from gateway.routes import SESSIONS, SOCKETS
 from gateway.transport.frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
 from gateway.transport.websocket import QUIET_SECONDS
-from tests.conftest import make_config, new_topic
+from tests.conftest import make_config, new_topic, until
 from tests.test_frames import client_frame
-from tests.test_session_races import until
 
 UPGRADE = ("GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
            "Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
