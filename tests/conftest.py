@@ -21,7 +21,7 @@ import trustme
 
 from gateway.config import parse_config
 from gateway.routes import create_app
-from tests.fakemud import EVENTUALLY, FakeMud
+from tests.fakemud import EVENTUALLY, FakeConnection, FakeMud
 
 #: Modules whose async tests also run on asyncio's own loop (the gateway's loop without uvloop,
 #: or with MUD_GATEWAY_LOOP=asyncio): the end-to-end paths and the ones that touch the loop's
@@ -198,6 +198,7 @@ async def until(condition: Callable[[], Any], timeout: float = EVENTUALLY, what:
     polling; its value. A failure, not a hang, when it never is (``timeout``: a ceiling only)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    polls = 0
     while True:
         value = condition()
         if inspect.isawaitable(value):
@@ -206,7 +207,8 @@ async def until(condition: Callable[[], Any], timeout: float = EVENTUALLY, what:
             return value
         if loop.time() > deadline:
             raise AssertionError(f"never happened within {timeout:g} s: {what or condition}")
-        await asyncio.sleep(0.02)
+        polls += 1
+        await asyncio.sleep(0 if polls <= 10 else 0.02)  # a few turns of the loop first: most come by then
 
 
 def queued(sock_like: Any, request: int) -> int:
@@ -216,8 +218,8 @@ def queued(sock_like: Any, request: int) -> int:
 
 
 def peer_unread(sock: Any) -> int:
-    """Bytes the peer of ``sock`` (IPv4, on this machine: another process's socket) received and
-    has not read yet: its ``rx_queue`` in /proc/net/tcp."""
+    """Bytes the peer of ``sock`` (IPv4, on this machine, another process's socket too) received
+    and has not read yet: its ``rx_queue`` in /proc/net/tcp."""
     def address(host: str, port: int) -> str:
         return "%08X:%04X" % (int.from_bytes(socket.inet_aton(host), "little"), port)
 
@@ -230,37 +232,50 @@ def peer_unread(sock: Any) -> int:
     raise AssertionError(f"no connection {theirs} -> {ours} in /proc/net/tcp")
 
 
-async def read_through(ours: Any, theirs: Any, what: str = "the peer read all we sent") -> None:
-    """Wait until the owner of socket ``theirs`` has read all that socket ``ours`` sent: nothing
-    left in our kernel send queue nor in its receive queue (drain our transport first)."""
-    await until(lambda: queued(ours, termios.TIOCOUTQ) == 0 and queued(theirs, termios.FIONREAD) == 0,
-                what=what)
+async def read_through(ours: Any, theirs: Any = None, what: str = "the peer read all we sent") -> None:
+    """Wait until the owner of socket ``theirs`` has read all that ``ours`` (a FakeConnection, a
+    StreamWriter or a transport) sent: nothing left in our transport's buffer nor in our kernel send queue
+    nor in its receive queue. Without ``theirs``: our peer's (``peer_unread``)."""
+    if isinstance(ours, FakeConnection):
+        sock, unsent = ours.socket, ours.unsent
+    else:
+        transport = getattr(ours, "transport", ours)  # a StreamWriter's, or a transport
+        sock, unsent = transport.get_extra_info("socket"), transport.get_write_buffer_size
+
+    def read() -> bool:
+        unread = peer_unread(sock) if theirs is None else queued(theirs, termios.FIONREAD)
+        return unsent() == 0 and queued(sock, termios.TIOCOUTQ) == 0 and unread == 0
+
+    await until(read, what=what)
 
 
-def backed_up(sock: Any) -> bool:
-    """The gateway does not read this browser: its outbox is backed up (the browser does not
-    read), so its reading is paused (websocket.py ``_pump``), not just until its next turn."""
-    return sock._reading_paused and not sock._caught_up
+def not_read(sock: Any) -> bool:
+    """The gateway does not read this client: its reading is paused because the client may not
+    be read now (websocket.py ``_may_read``: its outbox backed up, or a game that does not read
+    what it sent), not just until its next turn."""
+    return sock._reading_paused and not sock._may_read()
 
 
-async def send_until_stalled(phx: Phx, sock: Any, frame: str, most: int) -> tuple[int, bool]:
-    """Send ``frame`` up to ``most`` times without reading: (how many were sent, whether the
-    gateway stopped reading first). ``sock``: the gateway's socket of ``phx``.
+async def send_until_stalled(ws: aiohttp.ClientWebSocketResponse, sock: Any, message: str | bytes,
+                             most: int) -> tuple[int, bool]:
+    """Send ``message`` up to ``most`` times without reading: (how many were sent, whether the
+    gateway stopped reading first). ``sock``: the gateway's socket of ``ws``.
 
-    Stalled is what TCP and the gateway say, not a pause of so many seconds: the gateway's
-    socket is backed up, its reading paused, and the kernel no longer takes our bytes (the
-    send waits for a drain, bytes wait in our transport). When every frame was sent first,
-    this returns once the gateway has read them all or is backed up. Time is only a ceiling.
+    Stalled is what TCP and the gateway say, not a pause of so many seconds: the gateway does
+    not read the socket (``not_read``) and the kernel no longer takes our bytes (the send
+    waits for a drain, bytes wait in our transport). When every message was sent first, this
+    returns once the gateway has read them all or does not read. Time is only a ceiling.
     """
     sent = 0
-    transport = phx.ws._response.connection.transport
+    transport = ws._response.connection.transport
     ours = transport.get_extra_info("socket")
     theirs = sock.transport.get_extra_info("socket")
+    send = ws.send_str if isinstance(message, str) else ws.send_bytes
 
     async def spam() -> None:
         nonlocal sent
         while sent < most:
-            await phx.ws.send_str(frame)
+            await send(message)
             sent += 1
 
     def all_read() -> bool:
@@ -269,7 +284,7 @@ async def send_until_stalled(phx: Phx, sock: Any, frame: str, most: int) -> tupl
 
     spamming = asyncio.ensure_future(spam())
     try:
-        await until(lambda: (backed_up(sock) and (spamming.done() or transport.get_write_buffer_size() > 0))
+        await until(lambda: (not_read(sock) and (spamming.done() or transport.get_write_buffer_size() > 0))
                     or (spamming.done() and all_read()),
                     what="the gateway stalled or read everything")
         stalled = not spamming.done()

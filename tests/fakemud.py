@@ -294,6 +294,10 @@ class FakeMud:
                 f"({len(self.connections)} accepted so far, {self.rejected} rejected)"
             ) from None
 
+    def unclaimed(self) -> int:
+        """Connections accepted and not yet returned by ``next_connection``."""
+        return self._queue.qsize()
+
     async def next_held(self, timeout: float = EVENTUALLY) -> HeldHandshake:
         """The next connection whose TLS handshake waits (``hold_handshake``), in accept order."""
         try:

@@ -42,7 +42,7 @@ async def all_read(ws: RawWs, sock: PhoenixSocket) -> None:
     """Wait until the gateway has read everything the client sent: nothing left in the
     client's send queue, nor in the gateway's receive queue."""
     await ws.writer.drain()
-    await read_through(ws.writer.get_extra_info("socket"), sock.transport.get_extra_info("socket"),
+    await read_through(ws.writer, sock.transport.get_extra_info("socket"),
                        what="the gateway read all the client sent")
 
 

@@ -41,7 +41,7 @@ async def test_v1_serializer_objects(mud, gateway):
     _, connect = await gateway(make_config(mud.port))
     phx = await connect(vsn=None)
     await phx.ws.send_str(json.dumps({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": 3}))
-    msg = await phx.ws.receive(timeout=5)
+    msg = await phx.ws.receive(timeout=EVENTUALLY)
     assert json.loads(msg.data) == {"topic": "phoenix", "event": "phx_reply", "ref": 3, "join_ref": None,
                                     "payload": {"status": "ok", "response": {}}}
     topic = new_topic()
@@ -317,7 +317,7 @@ async def test_utf8_split_across_reads_is_never_split(joined):
     conn.send(data[:4])
     await conn.drain()
     sess = joined.connect.client.server.app[SESSIONS].get(session_key(topic))
-    await read_through(conn.socket, sess.client._transport.get_extra_info("socket"),
+    await read_through(conn, sess.client._transport.get_extra_info("socket"),
                        what="the gateway read the first part")  # two reads of the gateway's, not one
     conn.send(data[4:])
     text = await phx.echo_text(topic, lambda t: t.endswith("\n"))
@@ -853,7 +853,7 @@ async def test_forward_client_ip_off(mud, gateway):
 async def test_linger_expires(mud, gateway):
     phx, topic, conn, _ = await session(mud, gateway, extra="sessions: {linger_seconds: 0.3}")
     await phx.ws.close()
-    await conn.wait_closed(timeout=5)
+    await conn.wait_closed()
 
 
 async def test_session_log_lines_and_no_input_logged(mud, gateway, caplog):
@@ -900,7 +900,7 @@ async def test_browser_that_does_not_read_is_not_read(mud, gateway):
     phx = await connect()
     (sock,) = client.server.app[SOCKETS]
     frame = json.dumps([None, "1", "phoenix", "heartbeat", {}])
-    sent, stalled = await send_until_stalled(phx, sock, frame, 2_000_000)
+    sent, stalled = await send_until_stalled(phx.ws, sock, frame, 2_000_000)
     assert stalled, f"still sending after {sent} frames: the gateway kept reading"
     # Reading again: every frame the gateway took was answered, in order. A last heartbeat
     # (ref "end") after them: its reply comes after theirs, so no gap in time ends the count.

@@ -77,7 +77,7 @@ async def test_a_burst_of_rejoins_does_not_grow_the_outbox(mud, gateway):
     # replay if each were copied, far beyond what the kernel's buffers take.
     frame = json.dumps(["5", "5", topic, "phx_join", {"last_seq": 0}])
     (sock,) = client.app[SOCKETS]
-    sent, _ = await send_until_stalled(phx, sock, frame, 100)
+    sent, _ = await send_until_stalled(phx.ws, sock, frame, 100)
     held = sock._outbox_bytes
     assert held < 2 * 500000 + (1 << 20), (held, sent)  # not a copy of the replay per join
     assert held <= sock.outbox_limit(), (held, sent)

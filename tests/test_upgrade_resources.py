@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import termios
 
 import pytest
 
 from gateway import handoff, upgrade
 from gateway.routes import SESSIONS, create_app
 from gateway.replay import BLOCK_BYTES
-from tests.conftest import free_port, make_config, new_topic, peer_unread, queued, until
+from tests.conftest import free_port, make_config, new_topic, read_through, until
 from tests.fakemud import FakeMud
 from tests.upgrade_helpers import GatewayProcess, config_text, playing
 
@@ -90,8 +89,7 @@ async def test_upgrade_does_not_keep_the_carried_scrollback_uncompressed(tmp_pat
             await conn.drain()
         conn.send(b"END\r\n")
         await conn.drain()
-        await until(lambda: conn.unsent() == 0 and queued(conn.socket, termios.TIOCOUTQ) == 0
-                    and peer_unread(conn.socket) == 0, what="the gateway read it all")
+        await read_through(conn, what="the gateway read it all")
         # Its compactor sweeps (a second each, no speed asserted): what it holds goes back to about
         # what it was (+24 MiB before the sweeps).
         before = await until(lambda: (rss := rss_mib(gw.pid)) < base + 8 and rss,
