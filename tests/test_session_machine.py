@@ -37,14 +37,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.routes import SESSIONS, SOCKETS, create_app
 from gateway.session import SessionManager
 from tests.conftest import make_config, until
-from tests.fakemud import FakeMud, HeldHandshake
+from tests.fakemud import EVENTUALLY, FakeMud, HeldHandshake
 
 RUNS = int(os.environ.get("SESSION_MACHINE_RUNS", "3"))
 STEPS = int(os.environ.get("SESSION_MACHINE_STEPS", "60"))
 SEEDS = ([int(os.environ["SESSION_MACHINE_SEED"])] if "SESSION_MACHINE_SEED" in os.environ
          else list(range(RUNS)))
 TOPICS = [f"telnet:00000000-0000-4000-8000-00000000000{i}" for i in range(3)]
-SETTLE_SECONDS = 15  # how long "eventually" may take before it is a failure
+SETTLE_SECONDS = EVENTUALLY  # how long "eventually" may take before it is a failure (a ceiling)
 
 
 # On asyncio's loop only: the fake MUD holds TLS handshakes by starting TLS on the server
