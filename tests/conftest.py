@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import inspect
 import json
 import os
 import re
 import socket
 import ssl
+import struct
+import termios
 import uuid
 from typing import Any, Callable
 
@@ -17,7 +21,7 @@ import trustme
 
 from gateway.config import parse_config
 from gateway.routes import create_app
-from tests.fakemud import FakeMud
+from tests.fakemud import EVENTUALLY, FakeConnection, FakeMud
 
 #: Modules whose async tests also run on asyncio's own loop (the gateway's loop without uvloop,
 #: or with MUD_GATEWAY_LOOP=asyncio): the end-to-end paths and the ones that touch the loop's
@@ -129,7 +133,7 @@ class Phx:
         self.frames.append(raw)
         return raw
 
-    async def expect(self, pred: Callable[[list[Any]], bool], timeout: float = 5) -> list[Any]:
+    async def expect(self, pred: Callable[[list[Any]], bool], timeout: float = EVENTUALLY) -> list[Any]:
         """The next frame (from the cursor on) matching ``pred``; frames before it are skipped."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -147,11 +151,11 @@ class Phx:
             except asyncio.TimeoutError:
                 raise AssertionError(f"no matching frame; got {self.frames[-10:]}") from None
 
-    async def reply(self, ref: str, timeout: float = 5) -> dict[str, Any]:
+    async def reply(self, ref: str, timeout: float = EVENTUALLY) -> dict[str, Any]:
         frame = await self.expect(lambda f: f[3] == "phx_reply" and f[1] == ref, timeout)
         return frame[4]
 
-    async def event(self, topic: str, name: str, timeout: float = 5) -> dict[str, Any]:
+    async def event(self, topic: str, name: str, timeout: float = EVENTUALLY) -> dict[str, Any]:
         frame = await self.expect(lambda f: f[2] == topic and f[3] == name, timeout)
         return frame[4]
 
@@ -161,24 +165,23 @@ class Phx:
     async def join(self, topic: str, payload: Any | None = None, join_ref: str = "1") -> dict[str, Any]:
         return await self.request(topic, "phx_join", payload or {}, join_ref)
 
-    async def quiet(self, seconds: float = 0.3) -> list[list[Any]]:
-        """Frames that arrive within ``seconds`` (for asserting that nothing more comes)."""
+    async def barrier(self) -> list[list[Any]]:
+        """The frames that come before the reply to a heartbeat sent now, that reply left out:
+        for asserting that nothing (more) came. Ordering proves it, not a quiet time: the
+        gateway answers the heartbeat after all it queued before reading it."""
         start = len(self.frames)
-        try:
-            while True:
-                await self._read(seconds)
-        except asyncio.TimeoutError:
-            pass
-        return self.frames[start:]
+        ref = await self.send("phoenix", "heartbeat", {}, join_ref=None)
+        await self.reply(ref)
+        return [f for f in self.frames[start:] if not (f[3] == "phx_reply" and f[1] == ref)]
 
-    async def echo_text(self, topic: str, until: Callable[[str], bool], timeout: float = 5) -> str:
+    async def echo_text(self, topic: str, until: Callable[[str], bool], timeout: float = EVENTUALLY) -> str:
         """The ``echo`` texts from the cursor on, joined, once ``until(text)`` holds."""
         text = ""
         while not until(text):
             text += (await self.event(topic, "echo", timeout))["message"]
         return text
 
-    async def close_code(self, timeout: float = 5) -> int:
+    async def close_code(self, timeout: float = EVENTUALLY) -> int:
         """Read until the server closes the socket; its close code."""
         while True:
             msg = await self.ws.receive(timeout=timeout)
@@ -190,30 +193,109 @@ class Phx:
         return [f for f in self.frames if f[2] == topic and f[3] in names]
 
 
-async def send_until_stalled(phx: Phx, frame: str, most: int) -> tuple[int, bool]:
-    """Send ``frame`` up to ``most`` times without reading: (how many were sent, whether the
-    gateway stopped reading first: no progress for half a second)."""
+async def until(condition: Callable[[], Any], timeout: float = EVENTUALLY, what: str = "") -> Any:
+    """Wait until ``condition()`` (or, when it returns an awaitable, what that gives) is true,
+    polling; its value. A failure, not a hang, when it never is (``timeout``: a ceiling only)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    polls = 0
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"never happened within {timeout:g} s: {what or condition}")
+        polls += 1
+        await asyncio.sleep(0 if polls <= 10 else 0.02)  # a few turns of the loop first: most come by then
+
+
+def queued(sock_like: Any, request: int) -> int:
+    """Bytes in a socket's kernel queue: ``termios.TIOCOUTQ`` (sent, not yet taken by the peer)
+    or ``termios.FIONREAD`` (received, not yet read by its owner)."""
+    return struct.unpack("i", fcntl.ioctl(sock_like.fileno(), request, b"\0\0\0\0"))[0]
+
+
+def peer_unread(sock: Any) -> int:
+    """Bytes the peer of ``sock`` (IPv4, on this machine, another process's socket too) received
+    and has not read yet: its ``rx_queue`` in /proc/net/tcp."""
+    def address(host: str, port: int) -> str:
+        return "%08X:%04X" % (int.from_bytes(socket.inet_aton(host), "little"), port)
+
+    theirs, ours = address(*sock.getpeername()[:2]), address(*sock.getsockname()[:2])
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == theirs and fields[2] == ours:
+                return int(fields[4].split(":")[1], 16)
+    raise AssertionError(f"no connection {theirs} -> {ours} in /proc/net/tcp")
+
+
+async def read_through(ours: Any, theirs: Any = None, what: str = "the peer read all we sent") -> None:
+    """Wait until the owner of socket ``theirs`` has read all that ``ours`` (a FakeConnection, a
+    StreamWriter or a transport) sent: nothing left in our transport's buffer nor in our kernel send queue
+    nor in its receive queue. Without ``theirs``: our peer's (``peer_unread``)."""
+    if isinstance(ours, FakeConnection):
+        sock, unsent = ours.socket, ours.unsent
+    else:
+        transport = getattr(ours, "transport", ours)  # a StreamWriter's, or a transport
+        sock, unsent = transport.get_extra_info("socket"), transport.get_write_buffer_size
+
+    def read() -> bool:
+        unread = peer_unread(sock) if theirs is None else queued(theirs, termios.FIONREAD)
+        return unsent() == 0 and queued(sock, termios.TIOCOUTQ) == 0 and unread == 0
+
+    await until(read, what=what)
+
+
+def not_read(sock: Any) -> bool:
+    """The gateway does not read this client: its reading is paused because the client may not
+    be read now (websocket.py ``_may_read``: its outbox backed up, or a game that does not read
+    what it sent), not just until its next turn."""
+    return sock._reading_paused and not sock._may_read()
+
+
+async def send_until_stalled(ws: aiohttp.ClientWebSocketResponse, sock: Any, message: str | bytes,
+                             most: int) -> tuple[int, bool]:
+    """Send ``message`` up to ``most`` times without reading: (how many were sent, whether the
+    gateway stopped reading first). ``sock``: the gateway's socket of ``ws``.
+
+    Stalled is what TCP and the gateway say, not a pause of so many seconds: the gateway does
+    not read the socket (``not_read``) and the kernel no longer takes our bytes (the send
+    waits for a drain, bytes wait in our transport). When every message was sent first, this
+    returns once the gateway has read them all or does not read. Time is only a ceiling.
+    """
     sent = 0
+    transport = ws._response.connection.transport
+    ours = transport.get_extra_info("socket")
+    theirs = sock.transport.get_extra_info("socket")
+    send = ws.send_str if isinstance(message, str) else ws.send_bytes
 
     async def spam() -> None:
         nonlocal sent
         while sent < most:
-            await phx.ws.send_str(frame)
+            await send(message)
             sent += 1
 
+    def all_read() -> bool:
+        return (transport.get_write_buffer_size() == 0 and queued(ours, termios.TIOCOUTQ) == 0
+                and queued(theirs, termios.FIONREAD) == 0 and not sock._reading_paused)
+
+    def settled() -> bool:
+        return ((not_read(sock) and (spamming.done() or transport.get_write_buffer_size() > 0))
+                or (spamming.done() and all_read()))
+
     spamming = asyncio.ensure_future(spam())
-    last, stalled = -1, 0
     try:
-        for _ in range(300):  # at most 30 s
-            await asyncio.sleep(0.1)
-            stalled = stalled + 1 if sent == last else 0
-            last = sent
-            if stalled >= 5 or spamming.done():
-                break
+        while not settled():  # the ceiling counts from the last message sent: a slow machine goes on
+            before = sent
+            await until(lambda: settled() or sent != before, what="the gateway stalled or read everything")
+        stalled = not spamming.done()
     finally:
         spamming.cancel()
         await asyncio.gather(spamming, return_exceptions=True)
-    return sent, stalled >= 5
+    return sent, stalled
 
 
 def new_topic() -> str:

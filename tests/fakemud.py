@@ -18,7 +18,11 @@ import asyncio
 import contextlib
 from typing import Any
 
-__all__ = ["FakeMud", "FakeConnection", "HeldHandshake"]
+__all__ = ["EVENTUALLY", "FakeMud", "FakeConnection", "HeldHandshake"]
+
+#: The ceiling on every wait for something that is to happen (here and in conftest.py's
+#: ``until``, ``Phx``): only a broken feature takes this long, never a slow machine.
+EVENTUALLY = 30.0
 
 
 def _tail(data: bytes | bytearray, limit: int = 2000) -> bytes:
@@ -59,6 +63,15 @@ class FakeConnection:
         with contextlib.suppress(ConnectionError):
             await self._writer.drain()
 
+    def unsent(self) -> int:
+        """Bytes written that the kernel has not taken yet (TCP pushes back: the client does not read)."""
+        return 0 if self._writer.is_closing() else self._writer.transport.get_write_buffer_size()
+
+    @property
+    def socket(self) -> Any:
+        """This end's socket (for its kernel queues: conftest.py ``queued``)."""
+        return self._writer.get_extra_info("socket")
+
     # -- receiving ----------------------------------------------------------
     async def _read_loop(self) -> None:
         try:
@@ -78,7 +91,7 @@ class FakeConnection:
             self._changed.set()
             self.close()
 
-    async def wait_for(self, needle: bytes, timeout: float = 5) -> int:
+    async def wait_for(self, needle: bytes, timeout: float = EVENTUALLY) -> int:
         """Wait until ``needle`` occurs in ``received`` past the cursor.
 
         Returns the index just past the match and moves the cursor there, so
@@ -112,7 +125,7 @@ class FakeConnection:
             f"{self._cursor}); received: {_tail(self.received)!r}"
         )
 
-    async def wait_closed(self, timeout: float = 5) -> None:
+    async def wait_closed(self, timeout: float = EVENTUALLY) -> None:
         """Wait until the client closed its side (EOF or reset)."""
         try:
             await asyncio.wait_for(self._eof_event.wait(), timeout)
@@ -153,6 +166,9 @@ class HeldHandshake:
 
     def __init__(self) -> None:
         self._decision: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        #: Set once the decision is carried out: closed, the handshake failed, or the
+        #: connection is one of ``FakeMud.connections``.
+        self.settled = asyncio.Event()
 
     def release(self) -> None:
         """Do the TLS handshake now: the client's connect completes."""
@@ -232,18 +248,21 @@ class FakeMud:
         task.add_done_callback(self._tasks.discard)
 
     async def _handshake(self, held: HeldHandshake, transport: asyncio.Transport) -> None:
-        if not await held._decision or self._server is None or not self._server.is_serving():
-            self.rejected += 1
-            transport.close()
-            return
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        protocol = asyncio.StreamReaderProtocol(reader)
         try:
-            tls = await loop.start_tls(transport, protocol, self.ssl, server_side=True)
-        except (ConnectionError, OSError):  # the client gave up meanwhile
-            transport.close()
-            return
+            if not await held._decision or self._server is None or not self._server.is_serving():
+                self.rejected += 1
+                transport.close()
+                return
+            loop = asyncio.get_running_loop()
+            reader = asyncio.StreamReader()
+            protocol = asyncio.StreamReaderProtocol(reader)
+            try:
+                tls = await loop.start_tls(transport, protocol, self.ssl, server_side=True)
+            except (ConnectionError, OSError):  # the client gave up meanwhile
+                transport.close()
+                return
+        finally:
+            held.settled.set()  # its waiters run once this task yields: after _serve took the connection
         protocol.connection_made(tls)
         await self._serve(reader, asyncio.StreamWriter(tls, protocol, reader, loop))
 
@@ -265,7 +284,7 @@ class FakeMud:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def next_connection(self, timeout: float = 5) -> FakeConnection:
+    async def next_connection(self, timeout: float = EVENTUALLY) -> FakeConnection:
         """The next accepted connection not yet returned, in accept order."""
         try:
             return await asyncio.wait_for(self._queue.get(), timeout)
@@ -275,7 +294,11 @@ class FakeMud:
                 f"({len(self.connections)} accepted so far, {self.rejected} rejected)"
             ) from None
 
-    async def next_held(self, timeout: float = 5) -> HeldHandshake:
+    def unclaimed(self) -> int:
+        """Connections accepted and not yet returned by ``next_connection``."""
+        return self._queue.qsize()
+
+    async def next_held(self, timeout: float = EVENTUALLY) -> HeldHandshake:
         """The next connection whose TLS handshake waits (``hold_handshake``), in accept order."""
         try:
             return await asyncio.wait_for(self._held.get(), timeout)

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.conftest import make_config, new_topic
+from tests.conftest import EVENTUALLY, make_config, new_topic
 from tests.test_auth import SECRET, open_socket, token
 
 TOKEN = "admin-" + "x" * 40
@@ -62,7 +62,7 @@ async def raw_get(port: int, authorization: bytes) -> bytes:
     writer.write(b"GET /admin/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: " + authorization
                  + b"\r\nConnection: close\r\n\r\n")
     try:
-        return await asyncio.wait_for(reader.readuntil(b"\r\n"), 5)
+        return await asyncio.wait_for(reader.readuntil(b"\r\n"), EVENTUALLY)
     finally:
         writer.close()
         await writer.wait_closed()

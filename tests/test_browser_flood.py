@@ -147,7 +147,7 @@ async def test_a_flood_is_drawn_in_blocks_without_forced_layouts(browser: Browse
         sender = asyncio.ensure_future(send_paced(g.conn, flood(total, 300) + b"THE END\r\n"))
         try:
             # The player types during the flood: the line is sent and shown.
-            await asyncio.sleep(0.5)
+            await log_has(page, "flood %06d" % 400)  # the flood is under way on the page
             await page.keyboard.type("abcdefghij", delay=60)  # keys among the flood's frames
             typing = asyncio.ensure_future(send_line(page, "say still typing"))
             await g.conn.wait_for(b"say still typing\r\n", timeout=30)

@@ -15,9 +15,8 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser
 
-from tests.conftest import make_config
+from tests.conftest import make_config, until
 from tests.fakemud import FakeMud
-from tests.test_session_races import until
 from tests.test_browser import browser, connected, log_has, open_page, serve, serve_app  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

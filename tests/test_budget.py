@@ -15,8 +15,7 @@ from gateway.replay import STATE_BYTES, STATE_KEYS
 from gateway.routes import SESSIONS, apply_config
 from gateway.session import UNSENT_BYTES
 from gateway.transport.websocket import outbox_limit
-from tests.conftest import Phx, make_config, new_topic
-from tests.test_session_races import until
+from tests.conftest import Phx, make_config, new_topic, until
 
 IAC, SB, SE, WILL, DO = 255, 250, 240, 251, 253
 GMCP = 201

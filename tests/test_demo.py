@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.demo import DemoGame, TelnetParser, start_demo_game
+from tests.conftest import read_through, until
+from tests.fakemud import EVENTUALLY
 
 try:
     from tests.fakemud import FakeConnection, FakeMud
@@ -33,7 +35,7 @@ NAME_PROMPT = b"By what name do you wish to be known? "
 GMCP_RE = re.compile(rb"\xff\xfa\xc9(.*?)\xff\xf0", re.S)
 PROMPT_RE = re.compile(rb"<\d+hp \d+mp> ")
 
-TIMEOUT = 5
+TIMEOUT = EVENTUALLY
 
 
 def gmcp(module: str, data: object = None) -> bytes:
@@ -431,7 +433,7 @@ async def test_long_line_without_newline(client_factory, game: DemoGame) -> None
     await c.login()
     c.send(b"x" * 10240)
     await c.writer.drain()
-    await asyncio.sleep(0.05)
+    await read_through(c.writer, what="the game read the first part")  # two reads of the game's
     c.send(b"y" * 50000 + b"\r\n")
     data = await c.expect_prompt()
     assert b"too long" in data
@@ -448,7 +450,7 @@ async def test_close_disconnects_players() -> None:
     await c.login()
     port = g.port
     await g.close()
-    await c.read_to_eof(timeout=2)
+    await c.read_to_eof(timeout=EVENTUALLY)
     assert c.eof
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", port)
@@ -571,9 +573,9 @@ async def test_fakemud_bytes_both_ways(mud: FakeMud) -> None:
 
 async def test_fakemud_sends_nothing_unasked(mud: FakeMud) -> None:
     reader, writer = await asyncio.open_connection(mud.host, mud.port)
-    await mud.next_connection()
-    with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(reader.read(1), 0.2)
+    conn = await mud.next_connection()
+    conn.send(b"--marker--")  # what it sent of itself would come first
+    assert await asyncio.wait_for(reader.readexactly(10), TIMEOUT) == b"--marker--"
     writer.close()
 
 
@@ -597,10 +599,11 @@ async def test_fakemud_wait_for_successive(mud: FakeMud) -> None:
     assert "ab--ab--" in str(info.value)
     # a match arriving later, split over two writes, is found
     waiter = asyncio.create_task(conn.wait_for(b"xyz"))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # the waiter waits
     writer.write(b"--x")
     await writer.drain()
-    await asyncio.sleep(0.05)
+    await until(lambda: conn.received.endswith(b"--x"), what="the first part received")
+    assert not waiter.done()
     writer.write(b"yz")
     assert await waiter == 13
     writer.close()
@@ -612,9 +615,7 @@ async def test_fakemud_accept_false(mud: FakeMud) -> None:
     reader, writer = await asyncio.open_connection(mud.host, mud.port)
     assert await asyncio.wait_for(reader.read(100), TIMEOUT) == b""
     writer.close()
-    assert mud.connections == []
-    with pytest.raises(asyncio.TimeoutError):
-        await mud.next_connection(timeout=0.1)
+    assert mud.connections == [] and mud.unclaimed() == 0  # it was refused: the read above ended
     mud.accept = True
     reader, writer = await asyncio.open_connection(mud.host, mud.port)
     conn = await mud.next_connection()
@@ -628,14 +629,12 @@ async def test_fakemud_next_connection_order(mud: FakeMud) -> None:
         _, w = await asyncio.open_connection(mud.host, mud.port)
         writers.append(w)
         # make the accept order well defined
-        while len(mud.connections) < len(writers):
-            await asyncio.sleep(0.01)
+        await until(lambda: len(mud.connections) == len(writers), what="accepted")
     ports = [w.get_extra_info("sockname")[1] for w in writers]
     got = [await mud.next_connection() for _ in range(3)]
     assert [c.peer[1] for c in got] == ports
     assert got == mud.connections
-    with pytest.raises(asyncio.TimeoutError):
-        await mud.next_connection(timeout=0.1)
+    assert mud.unclaimed() == 0  # three connected, three accepted, three returned
     for w in writers:
         w.close()
 

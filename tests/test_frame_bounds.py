@@ -6,7 +6,6 @@ and a frame length must be in its shortest encoding (RFC 6455 5.2)."""
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import struct
 import termios
@@ -18,7 +17,7 @@ from gateway.transport.frames import CLOSE, CONTINUATION, MAX_FRAGMENTS, PING, T
 from gateway.transport import websocket
 from gateway.transport.websocket import HIGH_WATER, PhoenixSocket
 from tests.test_frames import client_frame
-from tests.test_session_races import until
+from tests.conftest import queued, read_through, until
 from tests.test_websocket_connection import RawWs, start
 
 # Flow control, transports and their close and abort differ between the loops: both.
@@ -39,18 +38,12 @@ def held(sock: PhoenixSocket) -> int:
     return sock._outbox_bytes + (transport.get_write_buffer_size() if not transport.is_closing() else 0)
 
 
-def queued(sock_like, request: int) -> int:
-    return struct.unpack("i", fcntl.ioctl(sock_like.fileno(), request, b"\0\0\0\0"))[0]
-
-
 async def all_read(ws: RawWs, sock: PhoenixSocket) -> None:
     """Wait until the gateway has read everything the client sent: nothing left in the
     client's send queue, nor in the gateway's receive queue."""
     await ws.writer.drain()
-    ours = ws.writer.get_extra_info("socket")
-    theirs = sock.transport.get_extra_info("socket")
-    await until(lambda: queued(ours, termios.TIOCOUTQ) == 0 and queued(theirs, termios.FIONREAD) == 0,
-                what="the gateway read all the client sent")
+    await read_through(ws.writer, sock.transport.get_extra_info("socket"),
+                       what="the gateway read all the client sent")
 
 
 async def opened(mud, gateway, extra: str = "", rcvbuf: int = 0) -> tuple:

@@ -20,10 +20,9 @@ from hypothesis import strategies as st
 from gateway.routes import SOCKETS, create_app
 from gateway.transport.frames import BINARY, CLOSE, NO_STATUS, PING, PONG, TEXT
 from gateway.transport.websocket import HIGH_WATER
-from tests.conftest import make_config
+from tests.conftest import EVENTUALLY, make_config, queued, until
 from tests.fuzz.websocket_frames import Frame, ended_streams, expect
-from tests.test_frame_bounds import held, queued
-from tests.test_session_races import until
+from tests.test_frame_bounds import held
 
 TOPIC = "telnet:11111111-2222-3333-4444-555555555555"
 
@@ -70,19 +69,22 @@ async def run(batch: list[tuple[str, str | None]], mud_port: int) -> None:
         expected.append("last")
         got: list[str] = []
         while len(got) < len(expected):  # the join's reply may come last: it waits for the game
-            msg = await ws.receive(timeout=5)
+            msg = await ws.receive(timeout=EVENTUALLY)
             assert msg.type == aiohttp.WSMsgType.TEXT, msg
             f = json.loads(msg.data)
             if f[3] == "phx_reply":
                 got.append(f[1])
                 assert f[4]["status"] in ("ok", "error")
         assert sorted(map(str, got)) == sorted(map(str, expected))
-        # ... and nothing more.
-        try:
-            extra = await ws.receive(timeout=0.05)
-        except asyncio.TimeoutError:
-            extra = None
-        assert extra is None or json.loads(extra.data)[3] != "phx_reply", extra
+        # ... and nothing more: no reply before the one to a heartbeat sent now.
+        await ws.send_str(json.dumps([None, "after", "phoenix", "heartbeat", {}]))
+        while True:
+            msg = await ws.receive(timeout=EVENTUALLY)
+            assert msg.type == aiohttp.WSMsgType.TEXT, msg
+            f = json.loads(msg.data)
+            if f[3] == "phx_reply":
+                assert f[1] == "after", f
+                break
         await ws.close()
 
 
@@ -132,7 +134,7 @@ def socket_outcome(frames: list[Frame], want) -> tuple[str, int | None, int, lis
 async def read_frame(reader: asyncio.StreamReader, inflater=None) -> tuple[int, bytes]:
     """The next frame from the gateway (inflated with the connection's one inflater), (-1, b"") at EOF."""
     try:
-        first, second = await asyncio.wait_for(reader.readexactly(2), 5)
+        first, second = await asyncio.wait_for(reader.readexactly(2), EVENTUALLY)
     except asyncio.IncompleteReadError:
         return -1, b""
     n = second & 0x7F
@@ -155,7 +157,7 @@ async def run_stream(frames: list[Frame], max_size: int, deflated: bool, cuts: l
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         ext = "Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflated else ""
         writer.write(UPGRADE.format(key=base64.b64encode(os.urandom(16)).decode(), ext=ext).encode())
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), EVENTUALLY)
         assert head.startswith(b"HTTP/1.1 101") and (b"permessage-deflate" in head) == deflated, head
         await until(lambda: app[SOCKETS], what="the socket is the gateway's")
         (sock,) = app[SOCKETS]

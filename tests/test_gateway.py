@@ -10,9 +10,11 @@ import aiohttp
 import pytest
 
 from gateway import __version__
+from gateway.channel import session_key
 from gateway.routes import SESSIONS, SOCKETS
-from tests.conftest import SENT_AT, make_config, new_topic, send_until_stalled, session
-from tests.test_session_races import until
+from gateway.transport.websocket import SLOW_CONSUMER_DRAIN
+from tests.conftest import (EVENTUALLY, SENT_AT, make_config, new_topic, read_through, send_until_stalled,
+                            session, until)
 
 IAC, WILL, WONT, DO, DONT, SB, SE, GA, EOR = 255, 251, 252, 253, 254, 250, 240, 249, 239
 
@@ -39,7 +41,7 @@ async def test_v1_serializer_objects(mud, gateway):
     _, connect = await gateway(make_config(mud.port))
     phx = await connect(vsn=None)
     await phx.ws.send_str(json.dumps({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": 3}))
-    msg = await phx.ws.receive(timeout=5)
+    msg = await phx.ws.receive(timeout=EVENTUALLY)
     assert json.loads(msg.data) == {"topic": "phoenix", "event": "phx_reply", "ref": 3, "join_ref": None,
                                     "payload": {"status": "ok", "response": {}}}
     topic = new_topic()
@@ -91,37 +93,51 @@ async def test_oversize_frame_closes_1009(mud, gateway):
 async def test_heartbeat_timeout_closes_silent_socket(mud, gateway):
     _, connect = await gateway(make_config(mud.port, extra="limits: {heartbeat_timeout_seconds: 0.3}"))
     phx = await connect()
-    assert await phx.close_code() == 1001
+    assert await phx.close_code(timeout=EVENTUALLY) == 1001
 
 
 async def test_heartbeats_keep_a_socket_open_past_the_timeout(mud, gateway):
-    """Each message moves the heartbeat timeout on; silence after them still closes (1001)."""
-    _, connect = await gateway(make_config(mud.port, extra="limits: {heartbeat_timeout_seconds: 0.5}"))
+    """Each message moves the heartbeat timeout on; silence after them still closes (1001).
+    The sweep's clock is injected (``check_heartbeat(heard_by)``); the real sweep, whose
+    timeout is far off here, closes a silent socket in the test above."""
+    client, connect = await gateway(make_config(mud.port, extra="limits: {heartbeat_timeout_seconds: 600}"))
     phx = await connect()
-    for _ in range(12):  # 1.2 s of heartbeats, every 0.1 s: more than twice the timeout
+    (sock,) = client.server.app[SOCKETS]
+    loop = asyncio.get_running_loop()
+    for _ in range(3):
+        before = loop.time()
         assert await phx.request("phoenix", "heartbeat", {}, join_ref=None) == {"status": "ok", "response": {}}
-        await asyncio.sleep(0.1)
-    assert await phx.close_code() == 1001
+        assert before <= sock._heard <= loop.time()  # heard when it was read
+        sock.check_heartbeat(sock._heard)  # a timeout that ends as it was heard: not silent yet
+        assert not sock.transport.is_closing()
+    sock.check_heartbeat(sock._heard + 0.001)  # silent since then, as the sweep would see it later
+    assert await phx.close_code(timeout=EVENTUALLY) == 1001
 
 
 async def test_time_backed_up_is_no_heartbeat_silence(mud, gateway):
     """While the outbox is backed up the browser is not read, so its silence is not counted:
     a socket backed up for twice the heartbeat timeout is not closed for it, when it catches
     up nor after (the clock restarts when the outbox drains)."""
+    # The sweep's clock is injected (check_heartbeat's ``heard_by``); the real one's timeout is far off.
     phx, topic, conn, connect = await session(
-        mud, gateway, extra="limits: {heartbeat_timeout_seconds: 2, slow_consumer_seconds: 30}")
+        mud, gateway, extra="limits: {heartbeat_timeout_seconds: 600, slow_consumer_seconds: 600}")
     (sock,) = connect.client.server.app[SOCKETS]
+    loop = asyncio.get_running_loop()
+    last_heard = sock._heard  # the join
     count = 60_000
     lines = [b"%07d " % i + b"y" * 200 + b"\r\n" for i in range(count)]  # ~12 MB, beyond the buffers
+    flooded_at = loop.time()
     conn.send(b"".join(lines))
     await until(lambda: not sock._caught_up, what="the outbox backed up")
-    await asyncio.sleep(4.5)  # the browser says nothing (the test reads nothing)
+    sock.check_heartbeat(float("inf"))  # silent for ever, as far as the sweep could tell: backed up
+    assert not sock.transport.is_closing()
     last = "%07d " % (count - 1) + "y" * 200 + "\n"
     text = ""
     while not text.endswith(last):
-        text += (await phx.event(topic, "echo", timeout=10))["message"]
-    assert sock._caught_up
-    await asyncio.sleep(0.6)  # more than one round of the sweep (a quarter of the timeout)
+        text += (await phx.event(topic, "echo", timeout=EVENTUALLY))["message"]
+    assert sock._caught_up and sock._heard > flooded_at > last_heard  # the clock restarted on catching up
+    sock.check_heartbeat(flooded_at)  # silent since before the flood, but it was not read meanwhile
+    assert not sock.transport.is_closing()
     assert await phx.request("phoenix", "heartbeat", {}, join_ref=None) == {"status": "ok", "response": {}}
 
 
@@ -300,7 +316,9 @@ async def test_utf8_split_across_reads_is_never_split(joined):
     data = "café ☕\r\n".encode()
     conn.send(data[:4])
     await conn.drain()
-    await asyncio.sleep(0.05)
+    sess = joined.connect.client.server.app[SESSIONS].get(session_key(topic))
+    await read_through(conn, sess.client._transport.get_extra_info("socket"),
+                       what="the gateway read the first part")  # two reads of the gateway's, not one
     conn.send(data[4:])
     text = await phx.echo_text(topic, lambda t: t.endswith("\n"))
     assert text == "café ☕\n"
@@ -479,7 +497,8 @@ async def test_socket_drop_lingers_and_resume_replays(mud, gateway):
     first = await phx.event(topic, "echo")
     await phx.ws.close()
     conn.send(b"two\r\n" + gmcp(b"Char.Vitals {\"hp\":3}"))
-    await asyncio.sleep(0.2)
+    sess = connect.client.server.app[SESSIONS].get(session_key(topic))
+    await until(lambda: sess.seq == 3 and sess.viewer is None, what="the session lingers with all three events")
     phx2 = await connect()
     reply = await phx2.join(topic, {"last_seq": first["seq"]})
     assert reply == {"status": "ok", "response": {"game": "fake", "resumed": True, "replayed": 2, "gap": False, "input_n": 0}}
@@ -551,11 +570,19 @@ async def test_origin_check(mud, gateway):
 
 async def test_idle_sessions_end(mud, gateway):
     phx, topic, conn, connect = await session(mud, gateway, extra="sessions: {idle_timeout_seconds: 0.5}")
-    await asyncio.sleep(0.3)
-    assert (await phx.request(topic, "recv", {"message": "still here"}))["status"] == "ok"
-    assert (await phx.event(topic, "disconnect", timeout=3))["reason"] == "idle"
+    assert (await phx.event(topic, "disconnect", timeout=EVENTUALLY))["reason"] == "idle"
     await phx.expect(lambda f: f[3] == "phx_close")
     await conn.wait_closed()
+
+
+async def test_input_restarts_the_idle_clock(mud, gateway):
+    """The idle clock counts from the last line typed (``last_input``, which the timer reads)."""
+    phx, topic, conn, connect = await session(mud, gateway, extra="sessions: {idle_timeout_seconds: 600}")
+    sess = connect.client.server.app[SESSIONS].get(session_key(topic))
+    opened = sess.last_input
+    assert (await phx.request(topic, "recv", {"message": "still here"}))["status"] == "ok"
+    assert sess.last_input > opened
+    await conn.wait_for(b"still here\r\n")
 
 
 async def test_gateway_shutdown_tells_every_browser(mud, gateway):
@@ -593,13 +620,15 @@ async def flood_until_slow_consumer(mud, gateway):
 
     flooding = asyncio.ensure_future(flood())
     try:
-        await asyncio.sleep(1.0)
-        stalled_at = sent
-        await asyncio.sleep(0.5)
-        # TCP pushed back on the game: it is not let to write more than buffers hold.
-        assert sent < 64_000_000 and sent - stalled_at < 4_000_000, (stalled_at, sent)
+        # TCP pushed back on the game: the gateway stopped reading it, the game's writes wait.
+        sess = client.server.app[SESSIONS].get(session_key(topic))
+        await until(lambda: sess is None or (sess._paused and conn.unsent() > 0) or conn.closed,
+                    what="the game held back")
+        # It is not let to write more than buffers hold.
+        assert sent < 64_000_000, sent
         # No progress for slow_consumer_seconds: the session ends, the game is closed.
-        await conn.wait_closed(timeout=10)
+        await conn.wait_closed(timeout=EVENTUALLY)
+        assert sent < 64_000_000, sent
     finally:
         flooding.cancel()
         await asyncio.gather(flooding, return_exceptions=True)
@@ -629,21 +658,23 @@ async def test_slow_consumer_that_reads_again_sees_disconnect_and_phx_close(mud,
 async def test_slow_consumer_that_never_reads_is_closed_anyway(mud, gateway):
     client, phx, _ = await flood_until_slow_consumer(mud, gateway)
     sockets = client.server.app[SOCKETS]
-    for _ in range(100):  # the gateway lets go of it by itself (SPEC: within 5 s)
-        if not sockets:
-            break
-        await asyncio.sleep(0.1)
-    assert not sockets
+    # The gateway lets go of it by itself (SPEC: within 5 s, SLOW_CONSUMER_DRAIN, its own timer).
+    assert SLOW_CONSUMER_DRAIN <= 5
+    await until(lambda: not sockets, what="the socket let go of")
     assert client.server.app[SESSIONS].counts() == {"attached": 0, "lingering": 0}
 
 
 async def test_rate_limited_lines_are_not_sent(mud, gateway):
-    _, connect = await gateway(make_config(
-        mud.port, extra="limits: {input_lines_per_second: 2, input_burst: 3}"))
+    # A token a thousand seconds: none comes back while the test runs; the bucket's clock is
+    # injected for the one that does (test_ratelimit.py drives the bucket itself).
+    rate = 0.001
+    client, connect = await gateway(make_config(
+        mud.port, extra=f"limits: {{input_lines_per_second: {rate}, input_burst: 3}}"))
     phx = await connect()
     topic = new_topic()
     await phx.join(topic)
     conn = await mud.next_connection()
+    bucket = client.server.app[SESSIONS].get(session_key(topic)).input_bucket
     assert (await phx.request(topic, "recv", {"message": "a\nb"}))["status"] == "ok"
     # Two more lines with one token left: refused whole, using no tokens.
     assert await phx.request(topic, "recv", {"message": "c\nd"}) == {
@@ -651,7 +682,7 @@ async def test_rate_limited_lines_are_not_sent(mud, gateway):
     assert (await phx.request(topic, "recv", {"message": "e"}))["status"] == "ok"
     assert await phx.request(topic, "recv", {"message": "f"}) == {
         "status": "error", "response": {"reason": "rate limited"}}
-    await asyncio.sleep(0.6)  # one token back
+    bucket.stamp -= 1 / rate  # one token back
     assert (await phx.request(topic, "recv", {"message": "g"}))["status"] == "ok"
     await conn.wait_for(b"a\r\nb\r\ne\r\ng\r\n")
     assert b"c\r\n" not in bytes(conn.received) and b"f\r\n" not in bytes(conn.received)
@@ -822,7 +853,7 @@ async def test_forward_client_ip_off(mud, gateway):
 async def test_linger_expires(mud, gateway):
     phx, topic, conn, _ = await session(mud, gateway, extra="sessions: {linger_seconds: 0.3}")
     await phx.ws.close()
-    await conn.wait_closed(timeout=5)
+    await conn.wait_closed()
 
 
 async def test_session_log_lines_and_no_input_logged(mud, gateway, caplog):
@@ -845,13 +876,15 @@ async def test_session_log_lines_and_no_input_logged(mud, gateway, caplog):
 
 
 async def test_backpressure_releases_and_loses_nothing(mud, gateway):
-    phx, topic, conn, _ = await session(mud, gateway, extra="limits: {slow_consumer_seconds: 30}")
+    phx, topic, conn, connect = await session(mud, gateway, extra="limits: {slow_consumer_seconds: 30}")
     count = 150_000
     lines = [b"%07d " % i + b"y" * 200 + b"\r\n" for i in range(count)]  # ~31 MB, beyond all buffers
     conn.send(b"".join(lines))
     drained = asyncio.ensure_future(conn.drain())
-    await asyncio.sleep(1.0)
-    assert not drained.done()  # the browser is not reading: the game is held back
+    sess = connect.client.server.app[SESSIONS].get(session_key(topic))
+    await until(lambda: sess._paused, what="the game's reads paused")
+    # The browser is not reading: the game is held back (31 MB: more than the buffers hold).
+    assert not drained.done() and conn.unsent() > 0
     last = "%07d " % (count - 1) + "y" * 200 + "\n"
     parts: list[str] = []
     while not (parts and parts[-1].endswith(last)):
@@ -863,21 +896,23 @@ async def test_backpressure_releases_and_loses_nothing(mud, gateway):
 
 
 async def test_browser_that_does_not_read_is_not_read(mud, gateway):
-    _, connect = await gateway(make_config(mud.port, extra="limits: {slow_consumer_seconds: 60}"))
+    client, connect = await gateway(make_config(mud.port, extra="limits: {slow_consumer_seconds: 60}"))
     phx = await connect()
+    (sock,) = client.server.app[SOCKETS]
     frame = json.dumps([None, "1", "phoenix", "heartbeat", {}])
-    sent, stalled = await send_until_stalled(phx, frame, 2_000_000)
+    sent, stalled = await send_until_stalled(phx.ws, sock, frame, 2_000_000)
     assert stalled, f"still sending after {sent} frames: the gateway kept reading"
-    # Reading again: every frame the gateway took was answered, in order.
+    # Reading again: every frame the gateway took was answered, in order. A last heartbeat
+    # (ref "end") after them: its reply comes after theirs, so no gap in time ends the count.
+    marker = asyncio.ensure_future(phx.ws.send_str(json.dumps([None, "end", "phoenix", "heartbeat", {}])))
     replies = 0
-    while True:
-        try:  # a generous gap: on a loaded machine the gateway may take seconds to read on
-            msg = await phx.ws.receive(timeout=10)
-        except asyncio.TimeoutError:
-            break
-        assert msg.type == aiohttp.WSMsgType.TEXT
-        replies += 1
-    assert sent - 1 <= replies <= sent + 1, (sent, replies)
+    try:
+        while (frame := await phx.expect(lambda f: True, timeout=EVENTUALLY))[1] != "end":  # a ceiling a frame
+            assert frame[3] == "phx_reply" and frame[1] == "1", frame
+            replies += 1
+    finally:
+        await marker
+    assert sent <= replies <= sent + 1, (sent, replies)  # + 1: a send cut short
 
 
 async def test_new_environ_send_all_mnes(joined):

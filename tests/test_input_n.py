@@ -10,8 +10,7 @@ import pytest
 
 from gateway.channel import MAX_N, session_key
 from gateway.routes import SESSIONS
-from tests.conftest import free_port, make_config, new_topic, session
-from tests.test_session_races import until
+from tests.conftest import free_port, make_config, new_topic, session, until
 from tests.test_upgrade import start  # noqa: F401  (the fixture: a gateway subprocess)
 from tests.upgrade_helpers import config_text, playing
 

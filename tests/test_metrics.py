@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import make_config, new_topic
+from tests.conftest import make_config, new_topic, until
 
 IAC, SB, SE, WILL = 255, 250, 240, 251
 
@@ -55,20 +54,16 @@ async def test_metrics_after_traffic(mud, gateway):
     assert m[("mud_gateway_event_latency_seconds_count", ())] >= 1
     # The browser goes away: the session lingers; then the game closes it.
     await phx.ws.close()
-    for _ in range(50):
+
+    async def scraped(key: tuple, value: float) -> dict | None:
         m = await scrape(client)
-        if m[("mud_gateway_sessions", (("state", "lingering"),))] == 1:
-            break
-        await asyncio.sleep(0.05)
-    assert m[("mud_gateway_sessions", (("state", "lingering"),))] == 1
+        return m if m.get(key) == value else None
+
+    await until(lambda: scraped(("mud_gateway_sessions", (("state", "lingering"),)), 1), what="lingering: 1")
     conn.close()
     await conn.wait_closed()
-    for _ in range(50):
-        m = await scrape(client)
-        if m.get(("mud_gateway_disconnects_total", (("reason", "closed by game"),))) == 1:
-            break
-        await asyncio.sleep(0.05)
-    assert m[("mud_gateway_disconnects_total", (("reason", "closed by game"),))] == 1
+    m = await until(lambda: scraped(("mud_gateway_disconnects_total", (("reason", "closed by game"),)), 1),
+                    what="disconnects closed by game: 1")
     assert m[("mud_gateway_sessions", (("state", "lingering"),))] == 0
 
 

@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 
 import jwt
-from tests.conftest import make_config, new_topic
+from gateway.routes import SOCKETS
+from tests.conftest import EVENTUALLY, make_config, new_topic, send_until_stalled
 
 WS = aiohttp.WSMsgType
 TERMINAL, GMCP, JSON, TELNET = (f"{p}.mudstandards.org" for p in ("terminal", "gmcp", "json", "telnet"))
@@ -32,7 +33,7 @@ class Ws:
     def protocol(self) -> str | None:
         return self.ws.protocol
 
-    async def read(self, timeout: float = 5) -> tuple[str, object]:
+    async def read(self, timeout: float = EVENTUALLY) -> tuple[str, object]:
         msg = await self.ws.receive(timeout=timeout)
         if msg.type == WS.BINARY:
             frame = ("binary", msg.data)
@@ -47,7 +48,7 @@ class Ws:
         self.frames.append(frame)
         return frame
 
-    async def binary_until(self, needle: bytes, timeout: float = 5) -> bytes:
+    async def binary_until(self, needle: bytes, timeout: float = EVENTUALLY) -> bytes:
         """BINARY frames' bytes joined, read until ``needle`` is in them (TEXT frames are kept in ``frames``)."""
         data = b""
         deadline = time.monotonic() + timeout
@@ -59,7 +60,7 @@ class Ws:
                 raise AssertionError(f"closed {payload} before {needle!r}; got {data!r}")
         return data
 
-    async def text(self, timeout: float = 5) -> str:
+    async def text(self, timeout: float = EVENTUALLY) -> str:
         while True:
             kind, payload = await self.read(timeout)
             if kind == "text":
@@ -67,7 +68,7 @@ class Ws:
             if kind == "close":
                 raise AssertionError(f"closed {payload}")
 
-    async def closed(self, timeout: float = 5) -> tuple[int | None, str]:
+    async def closed(self, timeout: float = EVENTUALLY) -> tuple[int | None, str]:
         """Read to the close; (code, reason)."""
         while True:
             kind, payload = await self.read(timeout)
@@ -547,10 +548,10 @@ async def test_quiet_socket_is_pinged_not_closed(mud, ws_gateway):
     ws = await client.ws_connect("/ws", protocols=(TERMINAL,), autoping=False)
     conn = await mud.next_connection()
     conn.send(b"hi\r\n")
-    assert (await ws.receive(timeout=5)).data == b"hi\r\n"
+    assert (await ws.receive(timeout=EVENTUALLY)).data == b"hi\r\n"
     pings = 0
     while pings < 3:   # three heartbeat timeouts' worth of silence from the client: still open
-        msg = await ws.receive(timeout=5)
+        msg = await ws.receive(timeout=EVENTUALLY)
         assert msg.type == WS.PING, msg
         pings += 1
     await ws.send_bytes(b"still here")
@@ -565,27 +566,9 @@ async def test_relay_input_to_a_game_that_does_not_read_is_bounded(mud, ws_gatew
     ws, conn = await play(mud, client, (TELNET,))
     conn.pause_reading()
     chunk = b"z" * 4096
-    sent = 0
-
-    async def spam() -> None:
-        nonlocal sent
-        while sent < 100_000:
-            await ws.ws.send_bytes(chunk)
-            sent += 1
-
-    spamming = asyncio.ensure_future(spam())
-    last, stalled = -1, 0
-    try:
-        for _ in range(300):
-            await asyncio.sleep(0.1)
-            stalled = stalled + 1 if sent == last else 0
-            last = sent
-            if stalled >= 5:
-                break
-    finally:
-        spamming.cancel()
-        await asyncio.gather(spamming, return_exceptions=True)
-    assert stalled >= 5 and sent < 100_000, sent   # the gateway stopped reading the client
+    (sock,) = client.server.app[SOCKETS]
+    sent, stalled = await send_until_stalled(ws.ws, sock, chunk, 100_000)
+    assert stalled and sent < 100_000, sent   # the gateway stopped reading the client
     conn.resume_reading()
     await ws.ws.send_bytes(b"end\n")
     await conn.wait_for(b"end\n", timeout=30)

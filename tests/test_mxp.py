@@ -18,8 +18,9 @@ from gateway.telnet import client as telnet
 from gateway.telnet import mxp as mxp_module
 from gateway.telnet.mxp import MAX_ELEMENTS, MAX_ENTITIES, MAX_OPEN_TAGS, MxpParser, MxpReply
 from gateway.telnet.stream import Gmcp, Lines, Negotiation, Prompt, TelnetStream, Text
-from tests.fakemud import FakeMud
-from tests.test_telnet_client import Recorder
+from tests.conftest import until
+from tests.fakemud import EVENTUALLY, FakeMud
+from tests.test_telnet_client import Recorder, adapter
 
 IAC, WILL, WONT, DO, DONT, SB, SE, GA = 255, 251, 252, 253, 254, 250, 240, 249
 MXP = 91
@@ -354,51 +355,36 @@ def received_text(sink: Recorder) -> str:
                    if type(e) in (Text, Lines, Prompt))
 
 
-async def _connect(mud: FakeMud, extra: str = ""):
-    game = parse_config(f"games: [{{name: g, host: 127.0.0.1, port: {mud.port}{extra}}}]").games[0]
-    sink = Recorder()
-    client = await telnet.connect(game, sink)
-    return client, await mud.next_connection(), sink
-
-
-async def _until(predicate, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met")
-
-
 async def test_do_mxp_on_will_then_styles_links_and_replies_over_a_socket():
     async with FakeMud() as mud:
-        client, conn, sink = await _connect(mud)
+        client, conn, sink = await adapter(mud)
         try:
             conn.send(bytes([IAC, WILL, MXP]))
             await conn.wait_for(bytes([IAC, DO, MXP]))
             conn.send(b"\x1b[1z<VERSION>\r\n\x1b[1z<SEND href=\"look\">Look</SEND> &amp; <B>b</B>\r\n")
             await conn.wait_for(b"\x1b[1z<VERSION MXP=1.0 CLIENT=mud-gateway VERSION=" + __version__.encode() + b">\r\n")
-            await _until(lambda: "b\x1b[0m\n" in received_text(sink))
+            await until(lambda: "b\x1b[0m\n" in received_text(sink))
             assert received_text(sink) == "\n\x1b]8;;send:look\x1b\\Look\x1b]8;;\x1b\\ & \x1b[1mb\x1b[0m\n"
             # WONT: MXP off, text as it comes
             conn.send(bytes([IAC, WONT, MXP]) + b"<B>x</B>\r\n")
-            await _until(lambda: received_text(sink).endswith("<B>x</B>\n"))
+            await until(lambda: received_text(sink).endswith("<B>x</B>\n"))
         finally:
             client.close("test over")
-            await asyncio.wait_for(sink.closed, 5)
+            await asyncio.wait_for(sink.closed, EVENTUALLY)
 
 
 async def test_dont_mxp_when_the_game_says_mxp_false():
     async with FakeMud() as mud:
-        client, conn, sink = await _connect(mud, ", mxp: false")
+        client, conn, sink = await adapter(mud, ", mxp: false")
         try:
             conn.send(bytes([IAC, WILL, MXP]) + b"\x1b[1z<B>x</B>\r\n")
             await conn.wait_for(bytes([IAC, DONT, MXP]))
-            await _until(lambda: received_text(sink).endswith("<B>x</B>\n"))
+            await until(lambda: received_text(sink).endswith("<B>x</B>\n"))
             assert bytes([IAC, DO, MXP]) not in conn.received
             assert client.stream.mxp is None
         finally:
             client.close("test over")
-            await asyncio.wait_for(sink.closed, 5)
+            await asyncio.wait_for(sink.closed, EVENTUALLY)
 
 
 def test_config_mxp_defaults_to_true_and_media_url_must_be_http():
@@ -449,8 +435,8 @@ async def test_a_connection_adopted_with_mxp_on_goes_on_parsing_mxp():
         theirs.setblocking(False)
         loop = asyncio.get_running_loop()
         await loop.sock_sendall(theirs, b"\x1b[1z<SEND>go</SEND> &amp;\r\n")
-        await _until(lambda: received_text(sink) == "\x1b]8;;send:go\x1b\\go\x1b]8;;\x1b\\ &\n")
+        await until(lambda: received_text(sink) == "\x1b]8;;send:go\x1b\\go\x1b]8;;\x1b\\ &\n")
     finally:
         client.close("test over")
-        await asyncio.wait_for(sink.closed, 5)
+        await asyncio.wait_for(sink.closed, EVENTUALLY)
         theirs.close()

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from gateway.config import parse_config
 from gateway.routes import create_app
-from tests.conftest import free_port
+from tests.conftest import free_port, until
 from tests.test_gateway import ipaddress_sent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,17 +94,17 @@ def gateway_config(mud_port: int):
 
 
 async def wait_listening(port: int, proc, log: Path) -> None:
-    for _ in range(200):
+    async def listening() -> bool:
         if proc.returncode is not None:
             raise AssertionError(f"nginx exited {proc.returncode}:\n{log.read_text()}")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
-            await asyncio.sleep(0.05)
-            continue
+            return False
         writer.close()
-        return
-    raise AssertionError(f"nginx is not listening on {port}:\n{log.read_text()}")
+        return True
+
+    await until(listening, what=f"nginx listening on {port}")
 
 
 @pytest.fixture

@@ -319,11 +319,8 @@ async def test_960kb_mssp_arrives_whole_and_other_sessions_keep_playing(mud, gat
 
 
 async def test_subnegotiation_over_1mib_is_discarded(mud, gateway):
-    client, connect = await gateway(make_config(mud.port))
-    phx = await connect()
-    topic = new_topic()
-    assert (await phx.join(topic))["status"] == "ok"
-    conn = await mud.next_connection()
+    phx, topic, conn, connect = await session(mud, gateway)
+    client = connect.client
     conn.send(cmd(IAC, WILL, MSSP))
     await conn.wait_for(cmd(IAC, DO, MSSP))
     body, _ = big_mssp_table((1 << 20) + 4096)

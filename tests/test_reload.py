@@ -71,7 +71,7 @@ async def test_heartbeat_timeout_of_the_reload_applies_to_an_open_socket(mud, ga
     phx = await connect()
     assert (await phx.request("phoenix", "heartbeat", {}, join_ref=None))["status"] == "ok"
     apply_config(client.server.app, make_config(mud.port, extra="limits: {heartbeat_timeout_seconds: 0.5}"))
-    assert await phx.close_code(timeout=5) == 1001
+    assert await phx.close_code() == 1001
 
 
 async def test_removed_game_takes_no_new_joins_its_sessions_go_on(mud, gateway):

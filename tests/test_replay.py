@@ -279,19 +279,46 @@ def test_compaction_shrinks_a_full_buffer_and_resume_replays_exactly():
     assert out[0].key == "gmcp:Char.Vitals" and out[0].seq < first_kept
 
 
-async def test_compactor_compresses_sealed_blocks_and_quiet_open_blocks():
+class Timers:
+    """``call_later`` for the compactor, fired by the test: its clock is injected."""
+
+    class Timer:
+        def __init__(self, callback) -> None:
+            self.callback, self.cancelled = callback, False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    def __init__(self) -> None:
+        self.due: list[Timers.Timer] = []
+
+    def call_later(self, delay: float, callback) -> "Timers.Timer":
+        timer = self.Timer(callback)
+        self.due.append(timer)
+        return timer
+
+    def fire(self) -> None:
+        """A period passes: the timers set so far go off (those cancelled do not)."""
+        due, self.due = self.due, []
+        for timer in due:
+            if not timer.cancelled:
+                timer.callback()
+
+
+def test_compactor_compresses_sealed_blocks_and_quiet_open_blocks():
     from gateway.replay import ReplayCompactor
-    compactor = ReplayCompactor(asyncio.get_running_loop().call_later, period=0.01)
+    timers = Timers()
+    compactor = ReplayCompactor(timers.call_later, period=1.0)
     buf = ReplayBuffer(1 << 20, block_bytes=5000)  # one sealed block, one open of 3,000 bytes
     for seq in range(1, 101):
         buf.add(Kept(seq, "echo", b'{"message":"hello there, adventurer\\n"}' * 2, None))
     compactor.watch(buf)
-    assert buf.sealed_raw > 0
-    for _ in range(200):
-        if not len(compactor):
-            break
-        await asyncio.sleep(0.01)
+    assert buf.sealed_raw > 0 and len(timers.due) == 1
+    timers.fire()                     # added to since: the sealed block compressed, looked at again
+    assert buf.sealed_raw == 0 and len(compactor) == 1 and len(timers.due) == 1
+    timers.fire()
     assert len(compactor) == 0        # quiet for a period: open block compressed too, then forgotten
+    assert timers.due == []           # and no timer while no buffer has work
     assert buf.sealed_raw == 0
     assert all(b.entries is None for b in buf._blocks)
     assert [k.seq for k in buf.since(0)[0]] == list(range(1, 101))

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from gateway.telnet import resolver
-from tests.conftest import free_port, make_config, new_topic
+from tests.conftest import free_port, make_config, new_topic, until
 from tests.fakemud import FakeMud
 from tests.upgrade_helpers import GatewayProcess
 
@@ -115,7 +115,7 @@ games:
             for i in range(4):
                 topic = new_topic()
                 slow_refs.append((phx, await phx.send(topic, "phx_join", {"game": "slow"}, join_ref=str(i + 1))))
-        await asyncio.sleep(0.5)  # the slow lookups have started
+        await until(lambda: "slow.mud.test" in dns.asked, what="the slow lookups started")
         fast = await gw.connect()
         topic = new_topic()
         reply = await fast.join(topic, {"game": "fast"})

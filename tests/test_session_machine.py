@@ -36,15 +36,15 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.routes import SESSIONS, SOCKETS, create_app
 from gateway.session import SessionManager
-from tests.conftest import make_config
-from tests.fakemud import FakeMud, HeldHandshake
+from tests.conftest import make_config, until
+from tests.fakemud import EVENTUALLY, FakeMud, HeldHandshake
 
 RUNS = int(os.environ.get("SESSION_MACHINE_RUNS", "3"))
 STEPS = int(os.environ.get("SESSION_MACHINE_STEPS", "60"))
 SEEDS = ([int(os.environ["SESSION_MACHINE_SEED"])] if "SESSION_MACHINE_SEED" in os.environ
          else list(range(RUNS)))
 TOPICS = [f"telnet:00000000-0000-4000-8000-00000000000{i}" for i in range(3)]
-SETTLE_SECONDS = 15  # how long "eventually" may take before it is a failure
+SETTLE_SECONDS = EVENTUALLY  # how long "eventually" may take before it is a failure (a ceiling)
 
 
 # On asyncio's loop only: the fake MUD holds TLS handshakes by starting TLS on the server
@@ -251,21 +251,14 @@ class Machine:
         for held in self.held + self.slow.held:
             held.release()
         self.held.clear()
-        await until(lambda: all(set(b.answered) >= b.asked for b in self.live()), "every ref answered")
+        await until(lambda: all(set(b.answered) >= b.asked for b in self.live()), SETTLE_SECONDS,
+                    "every ref answered")
         m = self.manager
-        await until(lambda: not m._opening, "no session left connecting")
-        await until(lambda: not any(s._paused for s in m.sessions.values()), "no paused reads")
-        await until(lambda: len(self.game_connections()) == len(m.sessions),
+        await until(lambda: not m._opening, SETTLE_SECONDS, "no session left connecting")
+        await until(lambda: not any(s._paused for s in m.sessions.values()), SETTLE_SECONDS, "no paused reads")
+        await until(lambda: len(self.game_connections()) == len(m.sessions), SETTLE_SECONDS,
                     "as many game connections as sessions")
         await self.check_now()
-
-
-async def until(condition, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + SETTLE_SECONDS
-    while not condition():
-        assert loop.time() < deadline, f"never: {what}"
-        await asyncio.sleep(0.02)
 
 
 ACTIONS = {  # action: weight

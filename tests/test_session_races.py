@@ -14,7 +14,7 @@ import pytest
 
 from gateway.routes import SESSIONS, SOCKETS
 from gateway.session import SessionManager
-from tests.conftest import make_config, new_topic, send_until_stalled, session
+from tests.conftest import make_config, new_topic, send_until_stalled, session, until
 from tests.fakemud import FakeMud
 from tests.test_auth import REQUIRED, open_socket, token
 
@@ -33,16 +33,6 @@ async def slow_mud(tls_context):
     mud = await FakeMud(ssl=tls_context, hold_handshake=True).start()
     yield mud
     await mud.close()
-
-
-async def until(condition, timeout: float = 10, what: str = "") -> None:
-    """Wait (polling) until ``condition()`` holds; a failure, not a hang, when it never does."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"never happened: {what or condition}")
-        await asyncio.sleep(0.02)
 
 
 def key_of(topic: str) -> str:
@@ -86,8 +76,8 @@ async def test_a_burst_of_rejoins_does_not_grow_the_outbox(mud, gateway):
     # The browser stops reading and sends the same join again and again: 50 MB of
     # replay if each were copied, far beyond what the kernel's buffers take.
     frame = json.dumps(["5", "5", topic, "phx_join", {"last_seq": 0}])
-    sent, _ = await send_until_stalled(phx, frame, 100)
     (sock,) = client.app[SOCKETS]
+    sent, _ = await send_until_stalled(phx.ws, sock, frame, 100)
     held = sock._outbox_bytes
     assert held < 2 * 500000 + (1 << 20), (held, sent)  # not a copy of the replay per join
     assert held <= sock.outbox_limit(), (held, sent)
@@ -148,8 +138,10 @@ async def test_leave_while_connecting_ends_the_session_at_once(slow_mud, gateway
     assert_counts(manager, 0)
     assert await healthz(client) == 0
     held.release()  # the game would be ready now: nobody connects to it
-    assert await phx.quiet(0.3) == []
-    assert slow_mud.connections == [] or slow_mud.connections[0].eof
+    await held.settled.wait()
+    await until(lambda: slow_mud.connections == [] or slow_mud.connections[0].eof,
+                what="no game connection, or one the gateway closed")
+    assert await phx.barrier() == []
 
 
 # -- 5: JSON nested too deeply for any parser ---------------------------------------------

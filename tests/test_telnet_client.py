@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from gateway.config import parse_config
 from gateway.telnet import client as telnet
 from gateway.telnet.stream import EchoMode, Gmcp, Lines, Prompt, Text
-from tests.fakemud import FakeMud
+from tests.conftest import read_through, until
+from tests.fakemud import EVENTUALLY, FakeMud
 
 IAC, WILL, WONT, DO, DONT, SB, SE, GA = 255, 251, 252, 253, 254, 250, 240, 249
 
@@ -36,6 +37,15 @@ class Recorder:
 
     def on_mssp(self, variables) -> None:
         pass
+
+
+async def adapter(mud: FakeMud, extra: str = "") -> tuple:
+    """The telnet adapter connected to ``mud`` (game ``g``, ``extra`` its YAML flow fields):
+    (client, the fake's connection, the Recorder of its events)."""
+    game = parse_config(f"games: [{{name: g, host: 127.0.0.1, port: {mud.port}{extra}}}]").games[0]
+    sink = Recorder()
+    client = await telnet.connect(game, sink)
+    return client, await mud.next_connection(), sink
 
 
 def gmcp(module: str, data) -> bytes:
@@ -57,24 +67,17 @@ pieces = st.one_of(
 async def play(stream_bytes: bytes, cuts: list[int]) -> tuple[list, bytes]:
     mud = await FakeMud().start()
     try:
-        game = parse_config(f"games: [{{name: g, host: 127.0.0.1, port: {mud.port}, prompt_flush_ms: 60000}}]").games[0]
-        sink = Recorder()
-        client = await telnet.connect(game, sink)
-        conn = await mud.next_connection()
+        client, conn, sink = await adapter(mud, ", prompt_flush_ms: 60000")
         points = sorted({c % (len(stream_bytes) + 1) for c in cuts})
         for a, b in zip([0, *points], [*points, len(stream_bytes)]):
             if b > a:
                 conn.send(stream_bytes[a:b])
-                await conn.drain()
-                await asyncio.sleep(0.001)
+                await read_through(conn, client.raw_socket(), what="the adapter read it")  # a read each
         conn.send(b"END\r\n")
-        await conn.drain()
-        for _ in range(500):
-            if "".join(e.message for e in as_text(sink.events) if type(e) is Text).endswith("END\n"):
-                break
-            await asyncio.sleep(0.005)
+        await until(lambda: "".join(e.message for e in as_text(sink.events) if type(e) is Text).endswith("END\n"),
+                    what="END")
         client.close("test over")
-        await asyncio.wait_for(sink.closed, 5)
+        await asyncio.wait_for(sink.closed, EVENTUALLY)
         return sink.events, bytes(conn.received)
     finally:
         await mud.close()
@@ -121,7 +124,7 @@ async def two_connections(mud):
 async def close_all(clients, sinks) -> None:
     for client, sink in zip(clients, sinks):
         client.close("test over")
-        await asyncio.wait_for(sink.closed, 5)
+        await asyncio.wait_for(sink.closed, EVENTUALLY)
 
 
 async def test_negotiation_on_one_connection_does_not_show_on_another():
@@ -136,10 +139,7 @@ async def test_negotiation_on_one_connection_does_not_show_on_another():
         await ca.wait_for(bytes([IAC, DO, 70]))
         cb.send(bytes([IAC, WILL, 99]) + b"hi\r\n")
         await cb.wait_for(bytes([IAC, DONT, 99]))
-        for _ in range(200):
-            if b.writer.rejected_will:
-                break
-            await asyncio.sleep(0.005)
+        await until(lambda: b.writer.rejected_will, what="b refused WILL 99")
         assert a.writer.rejected_do == {bytes([99])} and a.writer.rejected_will == {bytes([98])}
         assert b.writer.rejected_do == set() and b.writer.rejected_will == {bytes([99])}
         assert a.gmcp_enabled and not b.gmcp_enabled
@@ -187,11 +187,11 @@ async def test_flow_control_waiters_are_per_connection():
         assert a._tasks == [] and a._rx_queue == [] and a._drain_waiters == []  # the negotiation timer is done
         a.pause_writing()
         draining = asyncio.ensure_future(a.writer.drain())
-        await asyncio.sleep(0.01)
+        await until(lambda: a._drain_waiters, what="the drain waits")
         assert not draining.done() and len(a._drain_waiters) == 1 and b._drain_waiters == []
-        await asyncio.wait_for(b.writer.drain(), 5)  # not paused: returns at once
+        await asyncio.wait_for(b.writer.drain(), EVENTUALLY)  # not paused: returns at once
         a.resume_writing()
-        await asyncio.wait_for(draining, 5)
+        await asyncio.wait_for(draining, EVENTUALLY)
         assert a._drain_waiters == [] and b._drain_waiters == []
         await close_all((a, b), sinks)
     finally:

@@ -22,7 +22,7 @@ import pytest
 import trustme
 
 from gateway.transport.frames import TEXT
-from tests.conftest import free_port, new_topic
+from tests.conftest import free_port, new_topic, peer_unread, read_through, until
 from tests.fakemud import FakeMud
 from tests.test_frames import client_frame
 from tests.test_websocket_connection import RawWs
@@ -150,14 +150,14 @@ async def test_negotiated_state_survives(mud, start):
     # Just before the swap: half a line with half a character, half a GMCP message.
     conn.send(b"Your choice, caf\xc3")
     await conn.drain()
-    await asyncio.sleep(0.2)
+    await read_through(conn, what="the gateway read it")
 
     await gw.upgrade()
     assert await phx.close_code() == 1012
     phx2 = await gw.connect()
     reply = await phx2.join(topic)  # a reloaded page: no last_seq
     assert reply["response"]["resumed"] is True and reply["response"]["gap"] is True, reply
-    await phx2.quiet(0.3)
+    await phx2.barrier()  # the replay comes before the reply to a heartbeat sent after the join
     names = [f[3] for f in phx2.events(topic)]
     assert names[:2] == ["gmcp", "option"], names
     assert phx2.events(topic)[0][4]["data"] == {"hp": 10}
@@ -195,6 +195,7 @@ async def test_lingering_session_resumes_after_upgrade_and_expires_on_time(mud, 
     first = await phx.event(kept, "echo")
     await phx.ws.close()  # the browser goes away: both sessions linger
     kept_conn.send(b"two\r\n")
+    await read_through(kept_conn, what="the gateway read it")  # into the replay the upgrade carries
     await gw.upgrade()
     phx2 = await gw.connect()
     reply = await phx2.join(kept, {"last_seq": first["seq"]})
@@ -261,8 +262,8 @@ async def test_garbage_state_closes_inherited_sockets_and_serves(mud, start, tmp
     await phx.request(topic, "phx_leave", {})
     await conn.wait_closed()
     await phx.ws.close()
-    await asyncio.sleep(0.5)
-    assert sum(t.startswith("socket:") for t in gw.fds()) <= sockets_before
+    await until(lambda: sum(t.startswith("socket:") for t in gw.fds()) <= sockets_before,
+                what=f"back to {sockets_before} sockets")
 
 
 async def test_demo_ignores_sigusr2(tmp_path):
@@ -383,15 +384,18 @@ async def test_upgrade_under_1000_idle_sessions(mud, start):
 async def test_second_sigusr2_during_an_upgrade_is_ignored(mud, start):
     gw = await start(config_text(mud.port, free_port()))
     gw.signal()
-    while gw.status()["state"] != "upgrading":  # the check (a Python start-up) is under way
-        await asyncio.sleep(0.01)
+    await until(lambda: gw.status()["state"] == "upgrading",
+                what="the upgrade under way")  # the check (a Python start-up)
     gw.signal()
     await gw.until_note("RELOADING=1")
     await gw.ready()
     assert "SIGUSR2 ignored: an upgrade is already under way" in gw.log()
     assert (await gw.healthz())["generation"] == 2
-    with pytest.raises(AssertionError):
-        await gw.note(timeout=1.5)  # no second upgrade follows
+    # No second upgrade follows: the second signal was handled (ignored) before READY=1, and
+    # no note came after it (nothing to wait for: a second upgrade has no signal to start it).
+    with pytest.raises(BlockingIOError):
+        gw.notify.recv(4096)
+    assert gw.status()["state"] != "upgrading"
 
 
 async def test_sigterm_during_an_upgrade_stops_gracefully(mud, start):
@@ -478,12 +482,16 @@ async def test_frames_a_backed_up_browser_sent_are_answered_before_the_1012(mud,
     conn.send((b"f" * 1000 + b"\r\n") * 30_000)  # 30 MB: more than every buffer on the way holds
     drained = asyncio.ensure_future(conn.drain())
     try:
-        await asyncio.sleep(1.5)
-        assert not drained.done()  # the browser is backed up: the game is not read
+        # The browser is backed up: the game is not read (what it sent waits in the gateway's
+        # kernel queue, the rest in ours; 30 MB is more than they hold, so the drain never ends).
+        await until(lambda: peer_unread(conn.socket) > 0 and conn.unsent() > 0, what="the game not read")
+        assert not drained.done()
         ws.writer.write(b"".join(client_frame(TEXT, json.dumps(["1", str(ref), topic, "recv",
                                                                 {"message": f"in{ref}"}]).encode())
                                  for ref in range(2, 7)))
-        await asyncio.sleep(0.5)  # read off TCP, held while the browser does not read
+        await ws.writer.drain()
+        # Read off TCP, and held while the browser does not read:
+        await read_through(ws.writer, what="the gateway read them")
         assert b"in2" not in conn.received
 
         await gw.upgrade()  # the browser still reads nothing: what it sent is handled all the same

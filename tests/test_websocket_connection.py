@@ -20,9 +20,8 @@ import time
 from gateway.routes import SESSIONS, SOCKETS
 from gateway.transport.frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
 from gateway.transport.websocket import QUIET_SECONDS
-from tests.conftest import make_config, new_topic
+from tests.conftest import EVENTUALLY, make_config, new_topic, until
 from tests.test_frames import client_frame
-from tests.test_session_races import until
 
 UPGRADE = ("GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
            "Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -46,7 +45,7 @@ class RawWs:
         reader, writer = await asyncio.open_connection(sock=sock)
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(UPGRADE.format(key=key).encode() + early)
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), EVENTUALLY)
         assert head.startswith(b"HTTP/1.1 101"), head
         return cls(reader, writer)
 
@@ -56,7 +55,7 @@ class RawWs:
     def send_json(self, msg: list) -> None:
         self.send(TEXT, json.dumps(msg).encode())
 
-    async def frame(self, timeout: float = 5) -> tuple[int, bytes]:
+    async def frame(self, timeout: float = EVENTUALLY) -> tuple[int, bytes]:
         """The next frame from the gateway: (opcode, payload); (-1, b"") at EOF."""
         try:
             first, second = await asyncio.wait_for(self.reader.readexactly(2), timeout)
@@ -70,7 +69,7 @@ class RawWs:
             (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
         return first & 0x0F, await self.reader.readexactly(n)
 
-    async def message(self, pred, timeout: float = 5) -> list:
+    async def message(self, pred, timeout: float = EVENTUALLY) -> list:
         while True:
             opcode, payload = await self.frame(timeout)
             assert opcode == TEXT, (opcode, payload)
@@ -87,7 +86,7 @@ class RawWs:
             assert opcode == TEXT, (opcode, payload)
 
     async def eof(self) -> bool:
-        return await asyncio.wait_for(self.reader.read(), 5) == b""
+        return await asyncio.wait_for(self.reader.read(), EVENTUALLY) == b""
 
     async def close(self) -> None:
         self.writer.close()

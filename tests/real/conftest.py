@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, until as shared_until
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "tests" / "js"
@@ -190,13 +190,9 @@ class Relay:
 
 
 async def until(check: Callable[[], Any], what: str, timeout: float = STEP_SECONDS) -> Any:
-    """Poll ``check()`` until it is truthy (for state other threads fill in, like a relay's bytes)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (result := check()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return result
+    """Poll ``check()`` until it is truthy (for state other threads fill in, like a relay's bytes):
+    tests/conftest.py's ``until``, with ``what`` first as these tests give it."""
+    return await shared_until(check, timeout, what)
 
 
 # -- the games -------------------------------------------------------------------
