@@ -155,6 +155,24 @@ def spy_table(path: str, us_per_rt: float) -> None:
         print(f"{st:40} {share * 100:5.1f}% {share * us_per_rt:7.1f}   {top}")
 
 
+def profile(g: Gateway, args: argparse.Namespace, us: float) -> None:
+    """One more window of ``g``, sampled by py-spy, by stage (the shares applied to ``us``)."""
+    out = f"/tmp/rt_profile_{os.getpid()}_{g.proc.pid}.txt"
+    spy = subprocess.Popen([args.py_spy, "record", "--pid", str(g.proc.pid), "--format", "raw",
+                            "--rate", "500", "--output", out, "--nonblocking"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    r = g.window(args.sessions, args.seconds)
+    spy.send_signal(signal.SIGINT)
+    spy.wait(30)
+    print(f"\n{g.tree}: sampled window: {r['us/rt']:.1f} us CPU per round trip (py-spy's own cost included)")
+    spy_table(out, us)
+    if not os.environ.get("RT_PROFILE_KEEP"):
+        os.unlink(out)
+    else:
+        print(f"  samples kept in {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=1000)
@@ -192,22 +210,8 @@ def main() -> None:
             xs = sorted(r["us/rt"] for r in rs)
             print(f"{tree}: {xs[len(xs) // 2]:.1f} us CPU per round trip (min {xs[0]:.1f}, max {xs[-1]:.1f})")
         if args.profile:
-            g = gws[0]
-            us = sorted(r["us/rt"] for r in results[g.tree])[len(results[g.tree]) // 2]
-            out = f"/tmp/rt_profile_{os.getpid()}.txt"
-            spy = subprocess.Popen([args.py_spy, "record", "--pid", str(g.proc.pid), "--format", "raw",
-                                    "--rate", "500", "--output", out, "--nonblocking"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(1.0)
-            r = g.window(args.sessions, args.seconds)
-            spy.send_signal(signal.SIGINT)
-            spy.wait(30)
-            print(f"  sampled window: {r['us/rt']:.1f} us CPU per round trip (py-spy's own cost included)")
-            spy_table(out, us)
-            if not os.environ.get("RT_PROFILE_KEEP"):
-                os.unlink(out)
-            else:
-                print(f"  samples kept in {out}")
+            for g in gws:  # with --ab, each tree's gateway in turn
+                profile(g, args, sorted(r["us/rt"] for r in results[g.tree])[len(results[g.tree]) // 2])
     finally:
         for g in gws:
             g.stop()

@@ -88,6 +88,13 @@ class Life(enum.Enum):
     FAILED = "failed"  #: ended before it opened: the joins waiting for it were refused
 
 
+#: The members by name, for the hot paths: on Python 3.11 reading one off its
+#: class (``Life.OPEN``) takes ``EnumType.__getattr__``'s slow path (0.2 us here; a
+#: round trip reads about twenty, docs/performance.md 1.9). Unpacking fails loudly
+#: if a member is added and not named here.
+CONNECTING, OPEN, ENDED, FAILED = Life
+
+
 class Session:
     # No __dict__ per session (idle memory, docs/performance.md): a new attribute goes here too.
     __slots__ = ("key", "admin_id", "game", "manager", "client_ip", "client_port", "sub", "seq", "replay",
@@ -110,7 +117,7 @@ class Session:
         self.replay = ReplayBuffer(manager.config.sessions.replay_bytes)
         self.viewer: Viewer | None = None
         self.client: telnet.GameClient | None = None
-        self.life = Life.CONNECTING
+        self.life = CONNECTING
         self.end_reason: str | None = None
         self.started = time.monotonic()
         self.started_at = time.time()  # wall clock, for the admin API
@@ -134,12 +141,12 @@ class Session:
 
     @property
     def ended(self) -> bool:
-        return self.life is Life.ENDED or self.life is Life.FAILED
+        return self.life is ENDED or self.life is FAILED
 
     @property
     def is_open(self) -> bool:
         """Whether the game connection was opened (the session is OPEN, or ENDED after that)."""
-        return self.life is Life.OPEN or self.life is Life.ENDED
+        return self.life is OPEN or self.life is ENDED
 
     # -- the game side (telnet.EventSink) ------------------------------------
 
@@ -364,8 +371,8 @@ class Session:
     async def adopt(self, sock: Any, state: SessionState) -> None:
         """Take over the inherited game connection and go on: linger, idle clock, reading."""
         self.client = await telnet.adopt(sock, self.game, self, state.stream, state.telnet)
-        if self.life is Life.CONNECTING:
-            self.life = Life.OPEN
+        if self.life is CONNECTING:
+            self.life = OPEN
         self._settle(None)
         if self._closed_early is not None:  # the game hung up while we were adopting it
             asyncio.get_running_loop().call_soon(self.end, self._closed_early)
@@ -421,8 +428,8 @@ class Session:
         """
         if self.ended:
             return
-        was_open = self.life is Life.OPEN
-        self.life = Life.ENDED if was_open else Life.FAILED
+        was_open = self.life is OPEN
+        self.life = ENDED if was_open else FAILED
         self.end_reason = reason
         for timer in (self._linger, self._idle):
             if timer is not None:
@@ -512,7 +519,7 @@ class SessionManager:
             return
         del self._opening[session.key]
         self.sessions[session.key] = session
-        session.life = Life.OPEN
+        session.life = OPEN
         session._connecting = None  # only a session still connecting is cancelled through it
         log_event(log, logging.INFO, "session_start", "session start", game=session.game.name,
                   ip=session.client_ip, sub=session.sub, **session.log_fields())

@@ -29,7 +29,7 @@ from ..channel import GAME_UNAVAILABLE, RATE_LIMITED, ChannelError, JoinParams, 
 from ..logs import log_event
 from ..session import UNSENT_BYTES
 from ..transport.frames import BINARY, PING, TEXT, FrameError, control_frame, frame_header
-from ..transport.websocket import Life, WebSocket
+from ..transport.websocket import CLOSED, FINISHED, LOST, Life, WebSocket
 from .framing import TOO_BIG, UNSUPPORTED_DATA, ClientFrames, Frame, GameFrames
 from .relay import RelayInput
 from .sessions import RelaySession, StreamSession
@@ -74,7 +74,7 @@ class MudSocket(WebSocket):
     def admit(self) -> None:
         """Admit the session as a 4.2 join would be, then open its game connection; a refusal
         is a close frame with 4.2's reason word."""
-        if self._life >= Life.FINISHED:
+        if self._life >= FINISHED:
             return
         manager, security = self.manager, self.config.security
         if security.is_denied(self.client_ip):
@@ -270,16 +270,16 @@ class MudSocket(WebSocket):
 
     def _tokens_back(self) -> None:
         self._throttle = None
-        if self._life >= Life.FINISHED:
+        if self._life >= FINISHED:
             return
         self._apply_held()
         self._read_again()
 
     def _read_again(self) -> None:
         """Read the client's frames again, if nothing holds them back."""
-        if self._life >= Life.FINISHED or not self._may_read():
+        if self._life >= FINISHED or not self._may_read():
             return
-        if self._reading_paused and self._life is not Life.LOST and not self.transport.is_closing():
+        if self._reading_paused and self._life is not LOST and not self.transport.is_closing():
             self._reading_paused = False
             self.transport.resume_reading()
         self._pump()
@@ -291,14 +291,14 @@ class MudSocket(WebSocket):
         5.5.2; clients answer by themselves): a proxy's read timeout (nginx's
         ``proxy_read_timeout``) then never cuts a quiet player, and a dead peer shows."""
         now = time.monotonic()
-        if (self.session is None or self._life >= Life.CLOSED or self._outbox or self._writing
+        if (self.session is None or self._life >= CLOSED or self._outbox or self._writing
                 or now - self._last_progress < self.config.limits.heartbeat_timeout_seconds / 2):
             return
         self._last_progress = now
-        if self._life is not Life.LOST and not self.transport.is_closing():
+        if self._life is not LOST and not self.transport.is_closing():
             self.transport.write(control_frame(PING))
 
-    def _finish(self, life: Life = Life.FINISHED) -> None:
+    def _finish(self, life: Life = FINISHED) -> None:
         if self._throttle is not None:
             self._throttle.cancel()
             self._throttle = None

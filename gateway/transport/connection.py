@@ -52,12 +52,19 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+#: The members by name, for the hot paths: on Python 3.11 reading one off its
+#: class (``State.OPEN``) takes ``EnumType.__getattr__``'s slow path (0.2 us here; a
+#: round trip reads about twenty, docs/performance.md 1.9). Unpacking fails loudly
+#: if a member is added and not named here.
+CONNECTING, OPEN, LOCAL_CLOSING, REMOTE_CLOSING, CLOSED = State
+
+
 #: The states in which our close frame may still be sent.
 #: The event of a frame read and dropped while closing (its opcode is none of RFC 6455's).
 DROPPED_FRAME = -1
 DROPPED = (DROPPED_FRAME, None)
 
-_MAY_CLOSE = frozenset((State.CONNECTING, State.OPEN, State.REMOTE_CLOSING))
+_MAY_CLOSE = frozenset((CONNECTING, OPEN, REMOTE_CLOSING))
 
 
 class Connection:
@@ -66,21 +73,21 @@ class Connection:
     __slots__ = ("state", "reader", "encoder")
 
     def __init__(self, max_size: int) -> None:
-        self.state = State.CONNECTING
+        self.state = CONNECTING
         self.reader = FrameReader(max_size)
         self.encoder = FrameEncoder()  # start() makes the one for the agreed permessage-deflate
 
     def start(self, deflate: "tuple[int, bool] | None" = None) -> None:
         """The 101 is written with ``deflate`` (``frames.negotiate_deflate``'s answer) or none."""
-        if self.state is State.CONNECTING:
-            self.state = State.OPEN
+        if self.state is CONNECTING:
+            self.state = OPEN
             self.encoder = FrameEncoder(deflate)
             self.reader.deflate = deflate is not None
 
     @property
     def closed_for_sending(self) -> bool:
         """Whether our close frame is out (or the connection failed): nothing more is written."""
-        return self.state is State.LOCAL_CLOSING or self.state is State.CLOSED
+        return self.state is LOCAL_CLOSING or self.state is CLOSED
 
     # -- incoming ----------------------------------------------------------------
 
@@ -94,27 +101,27 @@ class Connection:
         break the protocol: no event follows; ``close`` with that code is the last frame.
         """
         state = self.state
-        if state is State.OPEN:
+        if state is OPEN:
             try:
                 event = self.reader.next()
             except FrameError:
-                self.state = State.REMOTE_CLOSING
+                self.state = REMOTE_CLOSING
                 raise
             if event is not None and event[0] == CLOSE:
-                self.state = State.REMOTE_CLOSING
+                self.state = REMOTE_CLOSING
                 return CLOSE, event[1][0]
             return event
-        if state is State.LOCAL_CLOSING:
+        if state is LOCAL_CLOSING:
             # Our close frame is out: the peer's answer is the one frame that matters now.
             try:
                 event = self.reader.next()
             except FrameError:
-                self.state = State.CLOSED
+                self.state = CLOSED
                 raise
             if event is None:
                 return None
             if event[0] == CLOSE:
-                self.state = State.CLOSED
+                self.state = CLOSED
                 return CLOSE, event[1][0]
             return DROPPED
         return None
@@ -138,12 +145,12 @@ class Connection:
         state = self.state
         if state not in _MAY_CLOSE:
             return b""
-        self.state = State.CLOSED if state is State.REMOTE_CLOSING else State.LOCAL_CLOSING
+        self.state = CLOSED if state is REMOTE_CLOSING else LOCAL_CLOSING
         return close_frame(code, reason)
 
     def fail(self) -> None:
         """The transport under it is gone: nothing more in or out."""
-        self.state = State.CLOSED
+        self.state = CLOSED
 
     def release(self) -> int:
         """Let the deflate context go (a quiet socket); about how many bytes that freed."""

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from aiohttp import WSCloseCode
 
 from ..router import ChannelHandle, ChannelRouter
-from .connection import DROPPED_FRAME, Connection, State
+from .connection import CONNECTING, DROPPED_FRAME, Connection
 from .frames import CLOSE, NO_STATUS, PING, PONG, TEXT, FrameError
 from .serializer import MalformedMessage, Serializer
 
@@ -98,6 +98,13 @@ class Life(enum.IntEnum):
     LOST = 4  #: the connection is gone (``connection_lost``)
 
 
+#: The members by name, for the hot paths: on Python 3.11 reading one off its
+#: class (``Life.OPEN``) takes ``EnumType.__getattr__``'s slow path (0.2 us here; a
+#: round trip reads about twenty, docs/performance.md 1.9). Unpacking fails loudly
+#: if a member is added and not named here.
+OPEN, SEALED, CLOSED, FINISHED, LOST = Life
+
+
 def outbox_limit(config: "Config") -> int:
     """The most a socket's outbox may hold: more is a slow consumer (docs/sessions.md).
 
@@ -135,7 +142,7 @@ class WebSocket(asyncio.Protocol):
         # The WebSocket protocol's state machine (connection.py): frames in and out, the 101,
         # the close frames. What is below is the socket's: the transport, outbox and timers.
         self._conn = Connection(manager.config.limits.max_frame_bytes)
-        self._life = Life.OPEN
+        self._life = OPEN
         self._lost_waiter: asyncio.Future[None] | None = None  # a close waits for it (made then)
         self._paused = False  # the transport's write buffer is full (pause_writing)
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -196,7 +203,7 @@ class WebSocket(asyncio.Protocol):
         trip then costs no extra turn of the loop, and a turn is a system call (epoll).
         While a browser frame is handled (``receive``), they are written after it.
         """
-        if self._life >= Life.SEALED or not frames:
+        if self._life >= SEALED or not frames:
             return
         size = sum(map(len, frames))
         if self._outbox_bytes + size > outbox_limit(self.config):
@@ -237,7 +244,7 @@ class WebSocket(asyncio.Protocol):
             # The browser was not read while the outbox was backed up: that was no
             # silence of its own (SPEC 4.1's heartbeat timeout counts from now).
             self._heard = asyncio.get_running_loop().time()
-        if self._reading_paused and self._life is not Life.LOST and not self.transport.is_closing():
+        if self._reading_paused and self._life is not LOST and not self.transport.is_closing():
             # The browser is read again; what it sent meanwhile is handled.
             self._reading_paused = False
             self.transport.resume_reading()
@@ -276,7 +283,7 @@ class WebSocket(asyncio.Protocol):
 
     async def _drain(self, read_times: "list[float] | None") -> None:
         try:
-            if self._life is Life.LOST:
+            if self._life is LOST:
                 raise ConnectionResetError("Connection lost")
             if self._paused:
                 waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
@@ -307,7 +314,7 @@ class WebSocket(asyncio.Protocol):
         """The batch's frames in one ``transport.writelines``; whether the transport's flow control
         now says the browser is behind (the caller then waits for the drain)."""
         transport = self.transport
-        if self._life is Life.LOST or self._conn.closed_for_sending or transport.is_closing():
+        if self._life is LOST or self._conn.closed_for_sending or transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
         frames = self._encode(batch)
         pong, self._pong = self._pong, None
@@ -322,7 +329,7 @@ class WebSocket(asyncio.Protocol):
 
     def _drop_outbox(self) -> None:
         """No more frames will be written: forget the queued ones, wake whoever waits."""
-        self._advance(Life.CLOSED)
+        self._advance(CLOSED)
         self._forget_queued()
         self._set_caught_up()
 
@@ -342,7 +349,7 @@ class WebSocket(asyncio.Protocol):
 
     def stalled(self, now: float) -> float:
         """Seconds frames have been waiting without one being written (0 when none wait)."""
-        if self._life >= Life.CLOSED or not (self._outbox or self._writing):
+        if self._life >= CLOSED or not (self._outbox or self._writing):
             return 0.0
         return now - self._last_progress
 
@@ -350,7 +357,7 @@ class WebSocket(asyncio.Protocol):
         """The browser made no progress for ``slow_consumer_seconds`` (SPEC 6): its queued output
         is dropped, ``disconnect`` and ``phx_close`` are the next frames written, the games are
         closed, and the socket is closed within 5 s whether or not the browser reads them."""
-        if self._life >= Life.SEALED:
+        if self._life >= SEALED:
             return  # already under way (the watchdog asks every second)
         log.info("socket %s: slow consumer, disconnecting", self.client_ip)
         self._seal()
@@ -362,7 +369,7 @@ class WebSocket(asyncio.Protocol):
         for handle in list(self.channels.values()):
             if handle.session is not None:
                 handle.session.end("slow consumer")  # closes the game, queues disconnect + phx_close
-        self._advance(Life.SEALED)  # nothing after them
+        self._advance(SEALED)  # nothing after them
 
     async def close(self, code: int, message: bytes, drain_seconds: float = 2.0) -> None:
         """Close after the frames already queued (a ``disconnect``, say) are written."""
@@ -384,11 +391,11 @@ class WebSocket(asyncio.Protocol):
         """The closing handshake: the queued frames (for ``drain_seconds`` at most), our close
         frame, the browser's close frame (1 s at most), then the connection is closed."""
         deadline = time.monotonic() + drain_seconds
-        while (self._outbox or self._writing) and self._life is not Life.LOST and time.monotonic() < deadline:
+        while (self._outbox or self._writing) and self._life is not LOST and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         self._drop_outbox()
         self._send_close(code, message)
-        if self._life is not Life.LOST:
+        if self._life is not LOST:
             if self._lost_waiter is None:
                 self._lost_waiter = asyncio.get_running_loop().create_future()
             try:  # the browser answers with its close frame; then we close (_close_received)
@@ -404,8 +411,8 @@ class WebSocket(asyncio.Protocol):
     def _send_close(self, code: int, message: bytes = b"") -> None:
         """Our close frame, once; nothing is written after it."""
         frame = self._conn.close(code, message)
-        self._advance(Life.CLOSED)
-        if frame and self._life is not Life.LOST and not self.transport.is_closing():
+        self._advance(CLOSED)
+        if frame and self._life is not LOST and not self.transport.is_closing():
             self.transport.write(frame)
 
     def _close_soon(self, code: int, message: bytes, drain_seconds: float = 0.0) -> None:
@@ -434,7 +441,7 @@ class WebSocket(asyncio.Protocol):
     def start(self, deflate: "tuple[int, bool] | None" = None) -> None:
         """The 101 is written (routes.py): the connection is ours. ``deflate`` is the
         permessage-deflate agreed in it (``frames.negotiate_deflate``), or None."""
-        if self._life is Life.LOST:
+        if self._life is LOST:
             return  # gone during the handshake
         self._conn.start(deflate)
         self._heard = asyncio.get_running_loop().time()
@@ -447,7 +454,7 @@ class WebSocket(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         conn = self._conn
         conn.receive_data(data)
-        if conn.state is not State.CONNECTING:
+        if conn.state is not CONNECTING:
             self._pump()
 
     def eof_received(self) -> bool:
@@ -465,7 +472,7 @@ class WebSocket(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._conn.fail()
-        self._finish(Life.LOST)
+        self._finish(LOST)
         _wake(self._drain_waiter, ConnectionResetError("Connection lost"))
         _wake(self._lost_waiter)
         self._drain_waiter = self._lost_waiter = None
@@ -479,7 +486,7 @@ class WebSocket(asyncio.Protocol):
         conn.reader.max_size = self.config.limits.max_frame_bytes  # the live config's (SIGHUP)
         loop = asyncio.get_running_loop()
         handled = 0
-        while self._life < Life.FINISHED:
+        while self._life < FINISHED:
             if not (self._may_read() or backed_up):
                 # A browser that sends without reading its replies is not read either
                 # until it catches up: TCP pushes back on it too.
@@ -505,7 +512,7 @@ class WebSocket(asyncio.Protocol):
                 return
             if event is None:
                 # All it sent is handled: read it again (unless it is not to be read).
-                if (self._reading_paused and self._may_read() and self._life is not Life.LOST
+                if (self._reading_paused and self._may_read() and self._life is not LOST
                         and not self.transport.is_closing()):
                     self._reading_paused = False
                     self.transport.resume_reading()
@@ -516,7 +523,7 @@ class WebSocket(asyncio.Protocol):
             if opcode == CLOSE:
                 self._close_received(data)
                 return
-            if self._life >= Life.CLOSED or self._closing is not None:
+            if self._life >= CLOSED or self._closing is not None:
                 continue  # closing: only the browser's close frame matters now
             self._heard = loop.time()
             if opcode == PING:
@@ -525,7 +532,7 @@ class WebSocket(asyncio.Protocol):
                 self.message(opcode, data)
 
     def _next_turn(self) -> None:
-        if self._life < Life.FINISHED:
+        if self._life < FINISHED:
             self._pump()
 
     def _may_read(self) -> bool:
@@ -541,7 +548,7 @@ class WebSocket(asyncio.Protocol):
         with it, waiting with it while the browser does not read. Pings that come while a pong
         waits are answered by one pong, the latest's (RFC 6455 5.5.3): a client that pings
         and never reads makes the gateway hold one pong, and is a slow consumer."""
-        if self._life >= Life.SEALED:
+        if self._life >= SEALED:
             return
         pong = self._conn.pong(payload)
         size = len(pong) - (len(self._pong) if self._pong is not None else 0)
@@ -559,10 +566,10 @@ class WebSocket(asyncio.Protocol):
         answers ours; its channels are released (their sessions linger); the end."""
         self._end(code if code != NO_STATUS else WSCloseCode.OK)
 
-    def _finish(self, life: Life = Life.FINISHED) -> None:
+    def _finish(self, life: Life = FINISHED) -> None:
         """The socket is done (``life``: FINISHED, or LOST when the connection is gone): its
         timers and joins end, its sessions are released."""
-        done = self._life >= Life.FINISHED
+        done = self._life >= FINISHED
         self._advance(life)
         if done:
             return
@@ -603,7 +610,7 @@ class PhoenixSocket(ChannelRouter, WebSocket):
         now less the live config's ``heartbeat_timeout_seconds``); the sweep (``watch``)
         asks. A browser not read while the outbox is backed up is not silent
         (``_set_caught_up`` restarts its clock when the outbox drains)."""
-        if self._heard >= heard_by or self._life >= Life.CLOSED or not self._caught_up:
+        if self._heard >= heard_by or self._life >= CLOSED or not self._caught_up:
             return
         log.info("socket %s: no message for %gs, closing", self.client_ip,
                  self.config.limits.heartbeat_timeout_seconds)
