@@ -25,6 +25,7 @@ export class Highlighter {
   /** Colour every line again (the highlights changed). */
   refresh() {
     this._watch();
+    // (Lines in lazy blocks, output.js, are coloured when they are drawn: they are added then.)
     for (const line of this.log.querySelectorAll(".line")) this.waiting.add(line);
     this._pump();
   }

@@ -15,8 +15,17 @@
 // - Lines are kept in blocks (div.chunk, CHUNK_LINES lines each) that the
 //   browser skips while they are off screen (content-visibility: auto in
 //   client.css): a frame lays out and paints the blocks in view only, however
-//   long the log. The log is never measured after it was changed in the same
-//   task: the browser keeps it at its end by scroll anchoring (an end marker,
+//   long the log.
+// - Far behind a flood (more lines queued behind a piece of text than two
+//   screens hold) the text's lines are made lazy: a block (div.chunk.lazy)
+//   keeps them as data (their parsed runs) and takes their height in the
+//   page, with no line elements; the work of making, styling and dropping
+//   elements for lines the player never sees is not done. A lazy block is
+//   drawn when it comes near the view (an IntersectionObserver), when
+//   something needs every line (logLines, linesFromEnd: search, save log,
+//   read back, copy), and, once the game is quiet, in idle time, newest first.
+// - The log is never measured after it was changed in the same task: the
+//   browser keeps it at its end by scroll anchoring (an end marker,
 //   client.css), and keeps the reading position while lines are removed above.
 // - At most `cap` lines are kept; older lines are removed (whole blocks, and
 //   the first lines of the oldest one).
@@ -36,7 +45,7 @@ const FRAME_BUDGET_MS = 8; // work per animation frame
 const HIDDEN_FLUSH_MS = 250; // animation frames stop in a hidden tab; a timer goes on
 const INPUT_BUDGET_MS = 3; // work per frame right after a key: the key's frame comes sooner
 const INPUT_RECENT_MS = 150; // "right after"
-const FLOOD_INTERVAL_MS = 50; // behind a flood, the log is drawn this often...
+const FLOOD_INTERVAL_MS = 100; // behind a flood, the log is drawn this often...
 const FLOOD_BUDGET_MS = 3; // ...with this much work
 const TAIL_LINES = 60; // lines copied into the split's lower strip (it shows as many as fit)
 export const CHUNK_LINES = 50; // lines per block of the log
@@ -44,6 +53,11 @@ const PIECE_CHARS = 1024; // game text is drawn in pieces of at most this (the b
 const MAX_LINE_CHARS = 10000; // a longer line goes on in a new line: the cap bounds the page
 const CATCH_UP_CHARS = 4 << 20; // more text than this waiting: a frame works longer...
 const CATCH_UP_BUDGET_MS = 50; // ...this long (a task stays well under 150 ms, SPEC 7.1)
+const LAZY_MARGIN = "50%"; // a lazy block this near the view (of its height) is drawn
+const IDLE_DRAW_MS = 1000; // lazy blocks left are drawn in idle time once the game was quiet this long...
+const IDLE_SLICE_MS = 8; // ...this much at a time (a key pressed meanwhile waits no longer)
+const idle =
+  globalThis.requestIdleCallback?.bind(globalThis) ?? ((f) => setTimeout(() => f({ timeRemaining: () => 8 }), 50));
 
 /** Append text runs ([{text, style, link}]) to `parent` as text nodes, spans and links. */
 export function appendRuns(parent, runs) {
@@ -82,6 +96,61 @@ function appendRun(parent, text, style, link = null) {
   if (last < text.length) target.append(text.slice(last));
 }
 
+// A lazy line is a record {cls, runs: [{text, style, link}], note, el}: what
+// a line element would hold (`note`: a line of our own, plain text), and
+// `el`, the element once it was drawn.
+
+function isRecord(line) {
+  return line.runs !== undefined;
+}
+
+/** Text into a line: an element, or a lazy line's runs. */
+function put(line, text, style, link) {
+  if (isRecord(line)) line.runs.push({ text, style, link });
+  else appendRun(line, text, style, link);
+}
+
+function lineElement(rec) {
+  const div = document.createElement("div");
+  div.className = rec.cls ? `line ${rec.cls}` : "line";
+  if (rec.note !== undefined) div.append(rec.note);
+  else for (const run of rec.runs) appendRun(div, run.text, run.style, run.link);
+  return div;
+}
+
+/** How many lines a block holds (lazy or drawn). */
+function linesIn(chunk) {
+  return chunk.records ? chunk.records.length : chunk.childElementCount;
+}
+
+/** A lazy block (div.chunk.lazy) gets its line elements; any other is left as it is. */
+function drawBlock(chunk) {
+  const records = chunk.records;
+  if (!records) return;
+  chunk.records = undefined;
+  chunk.append(...records.map((rec) => (rec.el = lineElement(rec))));
+  chunk.classList.remove("lazy");
+}
+
+/**
+ * Every line element of the log element `log`, oldest first: lazy blocks are
+ * drawn first. The one way for other modules (search, save log) to read the
+ * log's lines.
+ */
+export function logLines(log) {
+  for (const chunk of log.querySelectorAll(":scope > .chunk.lazy")) drawBlock(chunk);
+  return log.querySelectorAll(".line");
+}
+
+/** The log's line elements newest first (read back): only the blocks reached are drawn. */
+export function* linesFromEnd(log) {
+  for (let c = log.lastElementChild; c; c = c.previousElementSibling) {
+    if (!c.classList.contains("chunk")) continue;
+    drawBlock(c);
+    for (let l = c.lastElementChild; l; l = l.previousElementSibling) yield l;
+  }
+}
+
 export class OutputLog {
   /**
    * log: the scrolling element; tail: the split's lower strip; jump: the
@@ -89,7 +158,8 @@ export class OutputLog {
    * onSplit(open): told when the split opens or closes.
    *
    * The log holds blocks (div.chunk) of lines (div.line), then an empty
-   * div.log-end; other modules find the lines with `#log .line`.
+   * div.log-end; other modules read the lines through logLines() and
+   * linesFromEnd() (lazy blocks hold no elements until drawn).
    */
   constructor({ log, tail, jump, prompt, cap = 5000, onSplit = () => {} }) {
     this.el = log;
@@ -115,6 +185,32 @@ export class OutputLog {
     this.keyWaits = false; // a key was pressed since the last frame
     this.behind = false; // the last flush left text queued (a flood)
     this.drawnAt = -Infinity; // the frame time of the last flush
+    this.idleTimer = 0;
+    this.lazyLeft = false; // lazy blocks were made and may be left
+    // A lazy block near the view is drawn before it is seen.
+    this.near = new IntersectionObserver(
+      (entries) => {
+        for (const e of entries) {
+          if (e.isIntersecting || !e.target.records) {
+            this.near.unobserve(e.target);
+            drawBlock(e.target);
+          }
+        }
+      },
+      { root: log, rootMargin: `${LAZY_MARGIN} 0px` },
+    );
+    // What the player copies holds the lines of lazy blocks too, and a screen reader
+    // moving through the log (Alt+L puts the focus in it) finds every line.
+    document.addEventListener(
+      "copy",
+      () => {
+        if (this.lazyLeft && getSelection().containsNode(log, true)) logLines(log);
+      },
+      { capture: true },
+    );
+    log.addEventListener("focusin", () => {
+      if (this.lazyLeft) logLines(log);
+    });
     this.endMark = document.createElement("div");
     this.endMark.className = "log-end";
     this.endMark.setAttribute("aria-hidden", "true");
@@ -132,11 +228,18 @@ export class OutputLog {
     );
     // The log changes size (window, on-screen keyboard, font, the split itself):
     // a log that follows the output stays at its end.
-    this.height = 0; // the log's clientHeight when last looked at (_onScroll)
+    this._measure(); // (before anything is drawn: a replay can come first)
     new ResizeObserver(() => {
-      this.height = log.clientHeight;
+      this._measure();
       if (!this.split) this._toEnd();
     }).observe(log);
+  }
+
+  /** The log's height (clientHeight) and a line's (px), as they are after a layout. */
+  _measure() {
+    this.height = this.el.clientHeight;
+    const style = getComputedStyle(this.el);
+    this.lineHeight = parseFloat(style.fontSize) * parseFloat(style.getPropertyValue("--line-height")) || 20;
   }
 
   /** Game text (an `echo` event's message). */
@@ -255,22 +358,62 @@ export class OutputLog {
     let freshLines = 0;
     const touched = []; // lines made or added to (for the split's strip)
     let line = this.openLine;
+    if (line && isRecord(line) && line.el) line = line.el; // its block was drawn meanwhile
     if (line) touched.push(line);
+    // Text with more lines queued behind it than this is far behind: its lines are lazy.
+    const farBehind = 2 * Math.ceil(this.height / this.lineHeight) + 10;
+    let lazy = false; // the text being drawn is far behind
+    let madeLazy = false; // lazy lines were made in this flush
     const newLine = (cls) => {
-      if (!this.chunk || this.chunk.childElementCount >= CHUNK_LINES) {
-        // A full block may be skipped off screen (client.css): it no longer changes size.
-        if (this.chunk) this.chunk.classList.add("full");
+      const chunk = this.chunk;
+      if (!chunk || linesIn(chunk) >= CHUNK_LINES || !!chunk.records !== lazy) {
+        if (chunk) this._close(chunk);
         this.chunk = document.createElement("div");
-        this.chunk.className = "chunk";
+        if (lazy) {
+          this.chunk.className = "chunk lazy";
+          this.chunk.records = [];
+          this.lazyLeft = true;
+        } else {
+          this.chunk.className = "chunk";
+        }
         fresh.push(this.chunk);
       }
-      const div = document.createElement("div");
-      div.className = cls ? `line ${cls}` : "line";
-      this.chunk.append(div);
+      let made;
+      if (lazy) {
+        madeLazy = true;
+        made = { cls, runs: [], el: null };
+        this.chunk.records.push(made);
+      } else {
+        made = document.createElement("div");
+        made.className = cls ? `line ${cls}` : "line";
+        this.chunk.append(made);
+      }
       this.lines++;
       freshLines++;
-      touched.push(div);
+      touched.push(made);
       if (touched.length > 2 * TAIL_LINES) touched.splice(0, TAIL_LINES);
+      return made;
+    };
+    // The open line was lazy and the text that goes on with it is not: it goes on in the page.
+    const unlazy = (rec) => {
+      const chunk = this.chunk; // rec is its last line
+      chunk.records.pop();
+      this.lines--;
+      freshLines--;
+      if (!chunk.records.length) {
+        const at = fresh.indexOf(chunk);
+        if (at >= 0) fresh.splice(at, 1);
+        else {
+          this.near.unobserve(chunk);
+          chunk.remove();
+        }
+        this.chunk = null;
+      }
+      const at = touched.indexOf(rec);
+      if (at >= 0) touched.splice(at, 1);
+      const div = newLine(rec.cls);
+      for (const run of rec.runs) appendRun(div, run.text, run.style, run.link);
+      rec.el = div; // (the split's strip replaces its copy of rec)
       return div;
     };
     let done = 0;
@@ -284,7 +427,11 @@ export class OutputLog {
         continue;
       }
       if (item.note !== undefined) {
-        newLine(item.cls).append(item.note.slice(0, MAX_LINE_CHARS));
+        lazy = this.queuedLines >= farBehind;
+        const note = item.note.slice(0, MAX_LINE_CHARS);
+        const made = newLine(item.cls);
+        if (lazy) made.note = note;
+        else made.append(note);
         line = null;
         continue;
       }
@@ -302,6 +449,8 @@ export class OutputLog {
         this.openChars = 0;
         continue;
       }
+      lazy = this.queuedLines >= farBehind;
+      if (!lazy && line && isRecord(line)) line = unlazy(line);
       for (const run of this.parser.feed(text)) {
         const pieces = run.text.split("\n");
         for (let i = 0; i < pieces.length; i++) {
@@ -316,7 +465,7 @@ export class OutputLog {
               this.openChars = 0;
             }
             const part = rest.length > MAX_LINE_CHARS - this.openChars ? rest.slice(0, MAX_LINE_CHARS - this.openChars) : rest;
-            appendRun(line, part, run.style, run.link);
+            put(line, part, run.style, run.link);
             this.openChars += part.length;
             rest = rest.slice(part.length);
           }
@@ -324,15 +473,23 @@ export class OutputLog {
       }
     }
     this.queue.splice(0, done);
-    this.openLine = line;
     // More new lines than the cap: the oldest blocks never reach the page.
-    while (fresh.length > 1 && freshLines - fresh[0].childElementCount >= this.cap) {
-      const gone = fresh.shift().childElementCount;
+    while (fresh.length > 1 && freshLines - linesIn(fresh[0]) >= this.cap) {
+      const gone = linesIn(fresh.shift());
       freshLines -= gone;
       this.lines -= gone;
     }
+    for (const chunk of fresh) {
+      if (chunk.records) this.near.observe(chunk);
+    }
+    if (this.chunk?.records) this.chunk.style.setProperty("--lines", this.chunk.records.length);
     if (fresh.length) this.endMark.before(...fresh);
     this._trim();
+    // Lines far behind were made lazy, and the lines drawn after them may not fill
+    // the screen (the work stopped in or just after them): the end of the log is drawn.
+    if (madeLazy && !this.split) this._drawEnd();
+    if (line && isRecord(line) && line.el) line = line.el;
+    this.openLine = this.chunk ? line : null;
     if (this.split) {
       this.unseen += freshLines;
       this._addToTail(touched);
@@ -341,6 +498,53 @@ export class OutputLog {
     }
     this.behind = this.queue.length > 0;
     if (this.behind) this._schedule();
+    else if (this.lazyLeft) this._drawIdleSoon();
+  }
+
+  /** A block no more lines go into: skipped off screen (client.css), its height known. */
+  _close(chunk) {
+    chunk.classList.add("full");
+    chunk.style.setProperty("--lines", linesIn(chunk));
+  }
+
+  /**
+   * The end of the log, as far up as a lazy block would be drawn for being near
+   * the view (a screenful and LAZY_MARGIN), is drawn: the last lines of a lazy
+   * block go into a block of their own.
+   */
+  _drawEnd() {
+    let need = Math.ceil((1.5 * this.height) / this.lineHeight) + 2;
+    for (let c = this.endMark.previousElementSibling; c && need > 0; c = c.previousElementSibling) {
+      const n = linesIn(c);
+      if (c.records && n > need) {
+        const block = document.createElement("div");
+        block.className = "chunk";
+        block.append(...c.records.splice(n - need).map((rec) => (rec.el = lineElement(rec))));
+        c.after(block);
+        if (c === this.chunk) this.chunk = block;
+        else this._close(block);
+        this._close(c);
+        break;
+      }
+      need -= n;
+      drawBlock(c);
+    }
+  }
+
+  /** Once the game is quiet, the lazy blocks left are drawn in idle time, newest first. */
+  _drawIdleSoon() {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => idle((deadline) => this._drawIdle(deadline)), IDLE_DRAW_MS);
+  }
+
+  _drawIdle(deadline) {
+    if (this.queue.length) return; // text came: the flush after it calls again
+    const lazy = this.el.querySelectorAll(":scope > .chunk.lazy");
+    let i = lazy.length - 1;
+    const until = performance.now() + IDLE_SLICE_MS;
+    for (; i >= 0 && deadline.timeRemaining() > 2 && performance.now() < until; i--) drawBlock(lazy[i]);
+    this.lazyLeft = i >= 0;
+    if (this.lazyLeft) idle((d) => this._drawIdle(d));
   }
 
   /**
@@ -355,8 +559,9 @@ export class OutputLog {
     this.lines = this.cap;
     let first = this.el.firstElementChild;
     let last = null;
-    for (let c = first; c !== this.endMark && c.childElementCount <= excess; c = c.nextElementSibling) {
-      excess -= c.childElementCount;
+    for (let c = first; c !== this.endMark && linesIn(c) <= excess; c = c.nextElementSibling) {
+      excess -= linesIn(c);
+      this.near.unobserve(c);
       last = c;
     }
     const range = document.createRange();
@@ -366,13 +571,16 @@ export class OutputLog {
       range.deleteContents();
       first = this.el.firstElementChild;
     }
-    if (excess > 0) {
+    if (excess > 0 && first.records) {
+      first.records.splice(0, excess);
+      first.style.setProperty("--lines", first.records.length);
+    } else if (excess > 0) {
       range.setStartBefore(first.firstElementChild);
       range.setEndAfter(first.children[excess - 1]);
       range.deleteContents();
     }
-    if (this.openLine && !this.openLine.isConnected) this.openLine = null;
-    if (this.chunk && !this.chunk.isConnected) this.chunk = null;
+    // The open line is the last line of the last block: it went if its block did.
+    if (this.chunk && !this.chunk.isConnected) this.chunk = this.openLine = null;
   }
 
   _toEnd() {
@@ -401,7 +609,10 @@ export class OutputLog {
     // Reading back, every line may hold the reading position; following, only the end does.
     this.el.classList.toggle("reading", open);
     if (open) this._drawTail();
-    else this.tail.replaceChildren();
+    else {
+      this.tail.replaceChildren();
+      this._drawEnd(); // (lines made lazy while the player read back)
+    }
     this.onSplit(open);
     this._drawJump();
   }
@@ -410,7 +621,8 @@ export class OutputLog {
   _drawTail() {
     const copies = [];
     for (let c = this.endMark.previousElementSibling; c && copies.length < TAIL_LINES; c = c.previousElementSibling) {
-      for (let l = c.lastElementChild; l && copies.length < TAIL_LINES; l = l.previousElementSibling) copies.push(l);
+      const lines = c.records ?? c.children; // (a lazy block's lines are copied from its records)
+      for (let i = lines.length - 1; i >= 0 && copies.length < TAIL_LINES; i--) copies.push(lines[i]);
     }
     this.tail.replaceChildren(...copies.reverse().map((l) => this._copy(l)));
     this._drawJump();
@@ -421,8 +633,11 @@ export class OutputLog {
     const tail = this.tail;
     const last = tail.lastElementChild;
     // The line the game went on with was copied before: its copy is replaced.
-    if (lines.length && last && last.original === lines[0]) last.remove();
-    const copies = lines.slice(-TAIL_LINES).filter((l) => l.isConnected).map((l) => this._copy(l));
+    if (lines.length && last && (last.original === lines[0] || last.original.el === lines[0])) last.remove();
+    const copies = lines
+      .slice(-TAIL_LINES)
+      .filter((l) => isRecord(l) || l.isConnected)
+      .map((l) => this._copy(l));
     tail.append(...copies);
     const excess = tail.childElementCount - TAIL_LINES;
     if (excess > 0) {
@@ -435,7 +650,7 @@ export class OutputLog {
   }
 
   _copy(line) {
-    const copy = line.cloneNode(true);
+    const copy = isRecord(line) ? lineElement(line) : line.cloneNode(true);
     copy.original = line; // a property, not markup
     outOfTabOrder(copy); // copies in an aria-hidden strip: clickable, not focusable
     return copy;

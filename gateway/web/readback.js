@@ -7,6 +7,8 @@
 // Keys are matched by their position (KeyboardEvent.code: "Digit1", "KeyL"),
 // so Option+1 on a Mac, which types "¡", works too.
 
+import { linesFromEnd } from "./output.js";
+
 /** How many lines back the read-back keys reach (Alt+1..Alt+9, Alt+0). */
 export const READBACK_KEYS = 10;
 
@@ -84,10 +86,4 @@ function latestLines(log, n) {
 function newestLine(log) {
   for (const el of linesFromEnd(log)) if (el.textContent.trim()) return el;
   return null;
-}
-
-/** The log's lines, newest first (output.js keeps them in blocks: #log > .chunk > .line). */
-function* linesFromEnd(log) {
-  const lines = log.querySelectorAll(".line");
-  for (let i = lines.length - 1; i >= 0; i--) yield lines[i];
 }

@@ -4,11 +4,12 @@
 // off never enters the log, so it cannot be in the file.
 
 import { download, fileName } from "./download.js";
+import { logLines } from "./output.js";
 
 /** The text of the log element's lines, one per line, commands marked. */
 export function logText(logEl) {
   const out = [];
-  for (const line of logEl.querySelectorAll(".line")) {
+  for (const line of logLines(logEl)) {
     out.push(line.classList.contains("command") ? `> ${line.textContent}` : line.textContent);
   }
   return out.length ? `${out.join("\n")}\n` : "";

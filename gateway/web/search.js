@@ -4,6 +4,7 @@
 // Enter / Shift+Enter (or the buttons) step to the next / previous match and
 // scroll it into view. The search is plain text, case-insensitive.
 
+import { logLines } from "./output.js";
 import { textRange } from "./textrange.js";
 
 /** Where `query` occurs in `texts` (case-insensitive): [{line, start, end}], in order. */
@@ -87,7 +88,7 @@ export class LogSearch {
 
   /** Search the log now; `fresh`: start at the newest match. */
   _search(fresh) {
-    this.lines = [...this.log.querySelectorAll(".line")];
+    this.lines = [...logLines(this.log)];
     this.matches = findMatches(
       this.lines.map((l) => l.textContent),
       this.field.value,
