@@ -96,8 +96,19 @@ WATCH = """() => {
     }
     w.max_lines = Math.max(w.max_lines, log.querySelectorAll('.line').length);
   }).observe(log, {childList: true, subtree: true});
+  // Lazy blocks (output.js): how many at most, and frames that had one on screen.
+  w.lazy_seen = 0; w.lazy_on_screen = 0;
   const tick = () => {
     w.frames++;
+    const lazy = log.querySelectorAll('.chunk.lazy');
+    w.lazy_seen = Math.max(w.lazy_seen, lazy.length);
+    if (lazy.length) {
+      const box = rect.call(log); // (the page's own, not counted as the log's reads)
+      for (const c of lazy) {
+        const r = rect.call(c);
+        if (r.height && r.bottom > box.top && r.top < box.bottom) w.lazy_on_screen++;
+      }
+    }
     if (inFrame) w.frames_with_lines++;
     w.most_lines_in_a_frame = Math.max(w.most_lines_in_a_frame, inFrame);
     inFrame = 0;
@@ -143,12 +154,17 @@ TOP_LINE = """() => {
 }"""
 
 
+async def follow_and_watch(g) -> None:
+    """300 lines (the log overflows and follows its end first), then WATCH in the page."""
+    g.conn.send(flood(300))
+    await log_has(g.page, "flood 000299")
+    await g.page.evaluate(WATCH)
+
+
 async def test_a_flood_is_drawn_in_blocks_without_forced_layouts(browser: Browser) -> None:
     async with fake_game(browser) as g:
         page = g.page
-        g.conn.send(flood(300))  # the log overflows and follows its end first
-        await log_has(page, "flood 000299")
-        await page.evaluate(WATCH)
+        await follow_and_watch(g)
         await page.evaluate(SLOW_CLOCK)
         total = (2 << 20) // len(flood(1))
         typing = asyncio.ensure_future(asyncio.sleep(0))
@@ -256,11 +272,14 @@ ON_SCREEN = """() => {
 
 
 @contextlib.asynccontextmanager
-async def lazy_log(browser: Browser) -> AsyncIterator[tuple[Page, list[str]]]:
+async def lazy_log(browser: Browser, commands: tuple[str, ...] = ()) -> AsyncIterator[tuple[Page, list[str]]]:
     """A page whose log got 3,000 lines at once (most of them lazy) and a game
     that goes on with a line every 0.2 s (so the lazy blocks are not drawn in
-    idle time): yields the page and the texts of its lazy lines."""
+    idle time): yields the page and the texts of its lazy lines. `commands`
+    are typed first."""
     async with fake_game(browser) as g:
+        for command in commands:
+            await send_line(g.page, command)
         stop = asyncio.Event()
 
         async def trickle() -> None:
@@ -286,24 +305,7 @@ async def lazy_log(browser: Browser) -> AsyncIterator[tuple[Page, list[str]]]:
 async def test_far_behind_a_flood_lines_are_data_until_seen(browser: Browser) -> None:
     async with fake_game(browser) as g:
         page = g.page
-        g.conn.send(flood(300))
-        await log_has(page, "flood 000299")
-        await page.evaluate(WATCH)
-        await page.evaluate("""() => {
-          const w = window.__flood; w.lazy_seen = 0; w.lazy_on_screen = 0;
-          const log = document.getElementById('log');
-          const tick = () => {
-            const lazy = log.querySelectorAll('.chunk.lazy');
-            w.lazy_seen = Math.max(w.lazy_seen, lazy.length);
-            const box = log.getBoundingClientRect();
-            for (const c of lazy) {
-              const r = c.getBoundingClientRect();
-              if (r.height && r.bottom > box.top && r.top < box.bottom) w.lazy_on_screen++;
-            }
-            requestAnimationFrame(tick);
-          };
-          requestAnimationFrame(tick);
-        }""")
+        await follow_and_watch(g)
         total = (2 << 20) // len(flood(1))
         await send_paced(g.conn, flood(total, 300) + b"THE END\r\n")
         await log_has(page, "THE END")
@@ -385,8 +387,12 @@ async def test_lazy_lines_are_drawn_on_scrolling_up_and_for_a_screen_reader(brow
         assert not shown["lazy"] and shown["coloured"], shown
         numbers = shown["numbers"]
         assert numbers[0] == 0 and numbers == list(range(len(numbers))) and len(numbers) > 10, numbers
-    async with lazy_log(browser) as (page, _):
+    async with lazy_log(browser, ("#highlight /flood 001500 / red",)) as (page, lazy):
+        assert any(text.startswith("flood 001500 ") for text in lazy)
         # Alt+L puts the focus in the log (a screen reader reads on from there): every line is there.
         await page.keyboard.press("Alt+KeyL")
         await page.wait_for_function("() => document.getElementById('log').contains(document.activeElement)")
         assert await page.evaluate(NO_LAZY_BLOCK)
+        # The player's highlight (SPEC 7.1) colours a line that was lazy, once it is drawn.
+        await page.wait_for_function(
+            "() => [...document.querySelectorAll('#log span.hl')].some((e) => e.textContent === 'flood 001500 ')")

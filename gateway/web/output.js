@@ -110,12 +110,27 @@ function put(line, text, style, link) {
   else appendRun(line, text, style, link);
 }
 
-function lineElement(rec) {
+/** An empty line element (cls: "command", "notice", or none for game text). */
+function emptyLine(cls) {
   const div = document.createElement("div");
-  div.className = rec.cls ? `line ${rec.cls}` : "line";
+  div.className = cls ? `line ${cls}` : "line";
+  return div;
+}
+
+/** Into a line element, what a lazy line holds. */
+function fill(div, rec) {
   if (rec.note !== undefined) div.append(rec.note);
   else for (const run of rec.runs) appendRun(div, run.text, run.style, run.link);
   return div;
+}
+
+function lineElement(rec) {
+  return fill(emptyLine(rec.cls), rec);
+}
+
+/** Whether the log element `log` holds lazy blocks. */
+function hasLazy(log) {
+  return log.querySelector(":scope > .chunk.lazy") !== null;
 }
 
 /** How many lines a block holds (lazy or drawn). */
@@ -186,7 +201,6 @@ export class OutputLog {
     this.behind = false; // the last flush left text queued (a flood)
     this.drawnAt = -Infinity; // the frame time of the last flush
     this.idleTimer = 0;
-    this.lazyLeft = false; // lazy blocks were made and may be left
     // A lazy block near the view is drawn before it is seen.
     this.near = new IntersectionObserver(
       (entries) => {
@@ -204,12 +218,12 @@ export class OutputLog {
     document.addEventListener(
       "copy",
       () => {
-        if (this.lazyLeft && getSelection().containsNode(log, true)) logLines(log);
+        if (getSelection().containsNode(log, true)) logLines(log);
       },
       { capture: true },
     );
     log.addEventListener("focusin", () => {
-      if (this.lazyLeft) logLines(log);
+      logLines(log);
     });
     this.endMark = document.createElement("div");
     this.endMark.className = "log-end";
@@ -372,7 +386,6 @@ export class OutputLog {
         if (lazy) {
           this.chunk.className = "chunk lazy";
           this.chunk.records = [];
-          this.lazyLeft = true;
         } else {
           this.chunk.className = "chunk";
         }
@@ -384,8 +397,7 @@ export class OutputLog {
         made = { cls, runs: [], el: null };
         this.chunk.records.push(made);
       } else {
-        made = document.createElement("div");
-        made.className = cls ? `line ${cls}` : "line";
+        made = emptyLine(cls);
         this.chunk.append(made);
       }
       this.lines++;
@@ -411,8 +423,7 @@ export class OutputLog {
       }
       const at = touched.indexOf(rec);
       if (at >= 0) touched.splice(at, 1);
-      const div = newLine(rec.cls);
-      for (const run of rec.runs) appendRun(div, run.text, run.style, run.link);
+      const div = fill(newLine(rec.cls), rec);
       rec.el = div; // (the split's strip replaces its copy of rec)
       return div;
     };
@@ -498,7 +509,7 @@ export class OutputLog {
     }
     this.behind = this.queue.length > 0;
     if (this.behind) this._schedule();
-    else if (this.lazyLeft) this._drawIdleSoon();
+    else if (hasLazy(this.el)) this._drawIdleSoon();
   }
 
   /** A block no more lines go into: skipped off screen (client.css), its height known. */
@@ -543,8 +554,7 @@ export class OutputLog {
     let i = lazy.length - 1;
     const until = performance.now() + IDLE_SLICE_MS;
     for (; i >= 0 && deadline.timeRemaining() > 2 && performance.now() < until; i--) drawBlock(lazy[i]);
-    this.lazyLeft = i >= 0;
-    if (this.lazyLeft) idle((d) => this._drawIdle(d));
+    if (i >= 0) idle((d) => this._drawIdle(d));
   }
 
   /**
