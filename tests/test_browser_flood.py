@@ -387,12 +387,14 @@ async def test_lazy_lines_are_drawn_on_scrolling_up_and_for_a_screen_reader(brow
         assert not shown["lazy"] and shown["coloured"], shown
         numbers = shown["numbers"]
         assert numbers[0] == 0 and numbers == list(range(len(numbers))) and len(numbers) > 10, numbers
-    async with lazy_log(browser, ("#highlight /flood 001500 / red",)) as (page, lazy):
-        assert any(text.startswith("flood 001500 ") for text in lazy)
+    async with lazy_log(browser, ("#highlight /flood \\d+0 / red",)) as (page, lazy):
+        # (which lines are lazy depends on how the burst came in: every tenth line is highlighted)
+        tenths = [text[:13] for text in lazy if text[11] == "0"][:100]
+        assert tenths
         # Alt+L puts the focus in the log (a screen reader reads on from there): every line is there.
         await page.keyboard.press("Alt+KeyL")
         await page.wait_for_function("() => document.getElementById('log').contains(document.activeElement)")
         assert await page.evaluate(NO_LAZY_BLOCK)
         # The player's highlight (SPEC 7.1) colours a line that was lazy, once it is drawn.
         await page.wait_for_function(
-            "() => [...document.querySelectorAll('#log span.hl')].some((e) => e.textContent === 'flood 001500 ')")
+            "(lazy) => [...document.querySelectorAll('#log span.hl')].some((e) => lazy.includes(e.textContent))", arg=tenths)
