@@ -9,13 +9,14 @@
 //   budget. Behind a flood (text still queued after a frame's work) the log
 //   is drawn every FLOOD_INTERVAL_MS only: the frames between are left to
 //   keys, and each drawn frame's fixed costs (paint, raster, compositing) come
-//   a third as often. Text that would be removed by the cap before it is seen
+//   once in nine frames. Text that would be removed by the cap before it is seen
 //   (more than `cap` lines waiting behind it) is only parsed, as it arrives,
 //   never made into lines.
 // - Lines are kept in blocks (div.chunk, CHUNK_LINES lines each) that the
 //   browser skips while they are off screen (content-visibility: auto in
 //   client.css): a frame lays out and paints the blocks in view only, however
-//   long the log.
+//   long the log. A block becomes skippable one flush after it was closed
+//   (_settle): Chromium lays out a new skippable block on screen twice.
 // - Far behind a flood (more lines queued behind a piece of text than two
 //   screens hold) the text's lines are made lazy: a block (div.chunk.lazy)
 //   keeps them as data (their parsed runs) and takes their height in the
@@ -45,7 +46,7 @@ const FRAME_BUDGET_MS = 8; // work per animation frame
 const HIDDEN_FLUSH_MS = 250; // animation frames stop in a hidden tab; a timer goes on
 const INPUT_BUDGET_MS = 3; // work per frame right after a key: the key's frame comes sooner
 const INPUT_RECENT_MS = 150; // "right after"
-const FLOOD_INTERVAL_MS = 100; // behind a flood, the log is drawn this often...
+const FLOOD_INTERVAL_MS = 150; // behind a flood, the log is drawn this often...
 const FLOOD_BUDGET_MS = 3; // ...with this much work
 const TAIL_LINES = 60; // lines copied into the split's lower strip (it shows as many as fit)
 export const CHUNK_LINES = 50; // lines per block of the log
@@ -201,6 +202,7 @@ export class OutputLog {
     this.behind = false; // the last flush left text queued (a flood)
     this.drawnAt = -Infinity; // the frame time of the last flush
     this.idleTimer = 0;
+    this.closing = []; // blocks closed in the last flush, made skippable (.full) in the next
     // A lazy block near the view is drawn before it is seen.
     this.near = new IntersectionObserver(
       (entries) => {
@@ -367,6 +369,7 @@ export class OutputLog {
     // Read before writing: the layout is still the last frame's, so this costs nothing.
     // Scroll anchoring follows the output only once the log has scrolled (offset > 0).
     const follow = !this.split && (this.el.scrollTop === 0 || !this.atEnd());
+    this._settle();
     const start = performance.now();
     const fresh = []; // new blocks, not yet in the page
     let freshLines = 0;
@@ -514,8 +517,23 @@ export class OutputLog {
 
   /** A block no more lines go into: skipped off screen (client.css), its height known. */
   _close(chunk) {
-    chunk.classList.add("full");
     chunk.style.setProperty("--lines", linesIn(chunk));
+    if (this.split) chunk.classList.add("full"); // (new blocks go below the view)
+    else this.closing.push(chunk);
+  }
+
+  /**
+   * Following the game, blocks closed in the last flush become skippable off
+   * screen (.full, client.css) only now: a block that is new in the page and
+   * skippable is first laid out skipped, found on screen, and laid out again in
+   * the same frame (Chromium's content-visibility: auto), twice the work for
+   * every block a flood brings on screen. (Reading back, a block made skippable
+   * while on screen can move the view: those wait until the split closes.)
+   */
+  _settle() {
+    if (this.split) return;
+    for (const chunk of this.closing) chunk.classList.add("full");
+    this.closing = [];
   }
 
   /**
