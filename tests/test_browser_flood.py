@@ -228,9 +228,17 @@ async def test_reading_back_during_a_flood(browser: Browser) -> None:
         after = await page.evaluate(TOP_LINE)
         assert after[0] == before[0] and abs(after[1] - before[1]) < 1, (before, after)
         assert await page.locator("#tail-box").is_visible()
-        # The strip: the newest lines, in order, as many as it keeps (60), no duplicate.
+        # The strip: the newest lines, in order, no duplicate, as many as fill it (no more
+        # than the log above it shows: each is made again in every frame of a flood).
         tail = await page.evaluate("[...document.querySelectorAll('#tail .line')].map(l => l.textContent.split(' ')[1])")
         assert tail == ["%06d" % i for i in range(7500 - len(tail), 7500)] and 0 < len(tail) <= 60
+        filled = await page.evaluate("""() => {
+          const strip = document.getElementById('tail'), log = document.getElementById('log');
+          const line = strip.querySelector('.line').getBoundingClientRect();
+          return {filled: line.top <= strip.getBoundingClientRect().top,
+                  log_shows: Math.ceil(log.clientHeight / line.height)};
+        }""")
+        assert filled["filled"] and len(tail) <= filled["log_shows"] + 2, (len(tail), filled)
         w = await page.evaluate("window.__flood")
         assert w["reads_after_write"] == 0, w["where"]
         # End closes the split, at the newest line.

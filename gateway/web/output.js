@@ -48,7 +48,7 @@ const INPUT_BUDGET_MS = 3; // work per frame right after a key: the key's frame 
 const INPUT_RECENT_MS = 150; // "right after"
 const FLOOD_INTERVAL_MS = 150; // behind a flood, the log is drawn this often...
 const FLOOD_BUDGET_MS = 3; // ...with this much work
-const TAIL_LINES = 60; // lines copied into the split's lower strip (it shows as many as fit)
+const TAIL_LINES = 60; // lines copied into the split's lower strip at most (it shows as many as fit)
 export const CHUNK_LINES = 50; // lines per block of the log
 const PIECE_CHARS = 1024; // game text is drawn in pieces of at most this (the budget is checked between them)
 const MAX_LINE_CHARS = 10000; // a longer line goes on in a new line: the cap bounds the page
@@ -645,12 +645,18 @@ export class OutputLog {
     this._drawJump();
   }
 
-  /** The split's strip: copies of the last TAIL_LINES lines. */
+  /** How many lines the split's strip holds: no more than the log above it shows (client.css). */
+  _tailLines() {
+    return Math.min(TAIL_LINES, Math.ceil(this.height / this.lineHeight) + 2);
+  }
+
+  /** The split's strip: copies of the last lines. */
   _drawTail() {
     const copies = [];
-    for (let c = this.endMark.previousElementSibling; c && copies.length < TAIL_LINES; c = c.previousElementSibling) {
+    const want = this._tailLines();
+    for (let c = this.endMark.previousElementSibling; c && copies.length < want; c = c.previousElementSibling) {
       const lines = c.records ?? c.children; // (a lazy block's lines are copied from its records)
-      for (let i = lines.length - 1; i >= 0 && copies.length < TAIL_LINES; i--) copies.push(lines[i]);
+      for (let i = lines.length - 1; i >= 0 && copies.length < want; i--) copies.push(lines[i]);
     }
     this.tail.replaceChildren(...copies.reverse().map((l) => this._copy(l)));
     this._drawJump();
@@ -662,12 +668,13 @@ export class OutputLog {
     const last = tail.lastElementChild;
     // The line the game went on with was copied before: its copy is replaced.
     if (lines.length && last && (last.original === lines[0] || last.original.el === lines[0])) last.remove();
+    const want = this._tailLines();
     const copies = lines
-      .slice(-TAIL_LINES)
+      .slice(-want)
       .filter((l) => isRecord(l) || l.isConnected)
       .map((l) => this._copy(l));
     tail.append(...copies);
-    const excess = tail.childElementCount - TAIL_LINES;
+    const excess = tail.childElementCount - want;
     if (excess > 0) {
       const range = document.createRange();
       range.setStartBefore(tail.firstElementChild);
