@@ -119,6 +119,7 @@ class ChannelRouter:
     claims: Any
     channels: "dict[str, ChannelHandle]"
     _joining: "dict[str, Session]"
+    _hold_reply: bool
     _tasks: "set[asyncio.Task[Any]] | None"
 
     def route(self, msg: Message) -> None:
@@ -154,6 +155,7 @@ class ChannelRouter:
                 self.send(s.reply(handle.join_ref, msg.ref, msg.topic, "error", exc.response()))
             return
         if msg.ref is not None:
+            self._hold_reply = not duplicate  # (the game's answer may share its write: websocket.py)
             self.send(s.reply(handle.join_ref, msg.ref, msg.topic, "ok", _DUPLICATE if duplicate else _EMPTY))
 
     def leave(self, handle: ChannelHandle, msg: Message) -> None:

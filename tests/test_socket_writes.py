@@ -19,6 +19,7 @@ import pytest
 
 from gateway.routes import SESSIONS, SOCKETS
 from gateway.telnet.stream import EchoMode, Gmcp, Text
+from gateway.transport.websocket import REPLY_HOLD
 from tests.conftest import make_config, new_topic, until
 
 
@@ -130,3 +131,40 @@ async def test_a_game_read_is_pushed_in_one_write_at_once(mud, gateway):
     assert (await phx.event(topic, "gmcp"))["data"] == {"hp": 1}
     assert (await phx.event(topic, "option"))["echo"] is False
     assert (await phx.event(topic, "echo"))["message"] == "two\n"
+
+
+async def test_a_push_to_the_game_is_answered_with_the_games_answer_in_one_write(mud, gateway):
+    client, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    game = await mud.next_connection()
+    (sock,) = client.server.app[SOCKETS]
+    session = sock.channels[topic].session
+    writes = count_writes(sock)
+    # The push went to the game: its reply waits (REPLY_HOLD) for the game's answer...
+    sock.receive(phx.encode("1", "20", topic, "recv", {"message": "look"}))
+    assert writes == [] and sock._outbox and sock._flush_armed
+    await game.wait_for(b"look\r\n")
+    # ...which comes (a read of the game: written at once) and takes the reply along: one
+    # write, and the hold's timer is cancelled (left to fire, it would wake the loop again).
+    session.on_events([Text("You see a room.\n")])
+    assert len(writes) == 1 and not sock._outbox and sock._held is None
+    assert (await phx.reply("20"))["status"] == "ok"
+    assert (await phx.event(topic, "echo"))["message"] == "You see a room.\n"
+    # A game that does not answer: the reply goes alone when the hold is up.
+    sock.receive(phx.encode("1", "21", topic, "recv", {"message": "wait"}))
+    assert writes == [writes[0]]
+    assert (await phx.reply("21"))["status"] == "ok"
+    assert len(writes) == 2
+    await asyncio.sleep(2 * REPLY_HOLD)  # (the hold's timer came and went: nothing more to write)
+    assert len(writes) == 2 and not sock._flush_armed
+    # Answers that do not wait for the game are written at once: a duplicate, an error.
+    sock.receive(phx.encode("1", "22", topic, "recv", {"message": "again", "n": 5}))
+    sock.receive(phx.encode("1", "23", topic, "recv", {"message": "again", "n": 5}))  # (held with 22)
+    assert (await phx.reply("22"))["status"] == "ok"
+    assert (await phx.reply("23")) == {"status": "ok", "response": {"duplicate": True}}
+    before = len(writes)
+    sock.receive(phx.encode("1", "24", topic, "recv", {"message": "x" * 100_000}))
+    assert len(writes) == before + 1
+    assert (await phx.reply("24"))["status"] == "error"

@@ -71,6 +71,11 @@ READ_BURST = 6 * 256 * 1024
 #: TCP close after the last close frame; a browser that has not read what is still
 #: buffered by then is aborted (it cannot hold the connection and its buffer open).
 CLOSE_HANDSHAKE = 1.0
+# A push that went to the game has its reply held this long (seconds) for the game's
+# answer, which then goes out in the same write: a round trip makes two writes to the
+# browser's socket, not three (docs/performance.md 1.9). A game that answers later, or not
+# at all, has the reply written when the time is up.
+REPLY_HOLD = 0.002
 #: Frames of one socket handled in one turn of the loop: past it, its reading pauses and the
 #: rest waits for the next turn (and its next read for the rest to be handled), so that a
 #: client sending tiny frames as fast as it can (a ping flood: ~40,000 in one 256 KiB read)
@@ -127,7 +132,7 @@ class WebSocket(asyncio.Protocol):
     __slots__ = ("manager", "client_ip", "client_port", "transport", "claims", "channels",
                  "_outbox", "_latency", "_outbox_bytes", "_flush_armed", "_caught_up",
                  "_life", "_last_progress", "_writing", "_draining",
-                 "_tasks", "_read_times", "_corked", "_heard",
+                 "_tasks", "_read_times", "_corked", "_hold_reply", "_held", "_heard",
                  "_closing", "_conn", "_registry", "_lost_waiter", "_paused",
                  "_drain_waiter", "_reading_paused", "_pong")
 
@@ -160,6 +165,10 @@ class WebSocket(asyncio.Protocol):
         # While a browser frame is handled, its answers are queued and then written at once
         # (one write, no loop turn in between): see receive().
         self._corked = False
+        self._hold_reply = False  # the browser frame being handled was a push that went to the game
+        # The timer of a held reply (REPLY_HOLD), cancelled when the game's answer takes the
+        # reply along: a timer left to fire would wake the loop once more per round trip.
+        self._held: asyncio.TimerHandle | None = None
         # The heartbeat timeout (SPEC 4.1): when the browser was last heard from (loop time);
         # one sweep for all sockets looks (``watch``, below), no timer per socket or message.
         self._heard = 0.0
@@ -254,6 +263,9 @@ class WebSocket(asyncio.Protocol):
         """Write the outbox in one ``transport.writelines``; while the transport's flow control says
         the browser is behind (``pause_writing``), the drain task waits, then goes on."""
         self._flush_armed = False
+        if self._held is not None:
+            self._held.cancel()
+            self._held = None
         if self._writing or not (self._outbox or self._pong):
             return
         batch, self._outbox = self._outbox, []
@@ -630,14 +642,20 @@ class PhoenixSocket(ChannelRouter, WebSocket):
 
     def receive(self, frame: str | bytes) -> None:
         """One text frame from the browser, handled; what it queued (a reply, a join's
-        replay) is written at once, in one write."""
+        replay) is written at once, in one write; the reply to a push that went to the
+        game, with the game's answer if that comes within REPLY_HOLD."""
         self._corked = True
+        self._hold_reply = False
         try:
             self.handle(frame)
         finally:
             self._corked = False
         if self._outbox and not self._writing:
-            self._flush()
+            if not self._hold_reply:
+                self._flush()
+            elif not self._flush_armed:
+                self._flush_armed = True
+                self._held = asyncio.get_running_loop().call_later(REPLY_HOLD, self._flush)
 
     def handle(self, frame: str | bytes) -> None:
         """One text frame from the browser: decoded, then routed (router.py)."""
