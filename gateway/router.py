@@ -233,13 +233,6 @@ class ChannelRouter:
         self._tasks.add(task)
         task.add_done_callback(self._join_done)
 
-    def _join_done(self, task: "asyncio.Task[None]") -> None:
-        tasks = self._tasks
-        if tasks is not None:
-            tasks.discard(task)
-            if not tasks:
-                self._tasks = None  # an idle socket keeps no empty set
-
     async def _join_when_open(self, msg: Message, params: JoinParams, session: "Session",
                               resumed: bool) -> None:
         try:

@@ -177,6 +177,18 @@ async def test_tokens_as_for_phoenix(mud, ws_gateway):
 # -- play: terminal, gmcp, json ------------------------------------------------------
 
 
+async def test_admission_handles_the_request_without_error(mud, ws_gateway, caplog):
+    """The session is admitted after the 101 in the request's handler: nothing raised there
+    (aiohttp would log "Error handling request"), and the join task is forgotten once done."""
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (TERMINAL,))
+    conn.send(b"hello\r\n")
+    await ws.binary_until(b"hello\r\n")
+    (sock,) = client.server.app[SOCKETS]
+    assert sock._tasks is None
+    assert not [r for r in caplog.records if r.levelno >= 40], [r.getMessage() for r in caplog.records]
+
+
 async def test_terminal_text_both_ways(mud, ws_gateway):
     client = await ws_gateway()
     ws, conn = await play(mud, client, (TERMINAL,))

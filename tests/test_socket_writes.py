@@ -149,7 +149,7 @@ async def test_a_push_to_the_game_is_answered_with_the_games_answer_in_one_write
     # ...which comes (a read of the game: written at once) and takes the reply along: one
     # write, and the hold's timer is cancelled (left to fire, it would wake the loop again).
     session.on_events([Text("You see a room.\n")])
-    assert len(writes) == 1 and not sock._outbox and sock._held is None
+    assert len(writes) == 1 and not sock._outbox and sock._reply_timer is None
     assert (await phx.reply("20"))["status"] == "ok"
     assert (await phx.event(topic, "echo"))["message"] == "You see a room.\n"
     # A game that does not answer: the reply goes alone when the hold is up.

@@ -132,7 +132,7 @@ class WebSocket(asyncio.Protocol):
     __slots__ = ("manager", "client_ip", "client_port", "transport", "claims", "channels",
                  "_outbox", "_latency", "_outbox_bytes", "_flush_armed", "_caught_up",
                  "_life", "_last_progress", "_writing", "_draining",
-                 "_tasks", "_read_times", "_corked", "_hold_reply", "_held", "_heard",
+                 "_tasks", "_read_times", "_corked", "_hold_reply", "_reply_timer", "_heard",
                  "_closing", "_conn", "_registry", "_lost_waiter", "_paused",
                  "_drain_waiter", "_reading_paused", "_pong")
 
@@ -168,7 +168,7 @@ class WebSocket(asyncio.Protocol):
         self._hold_reply = False  # the browser frame being handled was a push that went to the game
         # The timer of a held reply (REPLY_HOLD), cancelled when the game's answer takes the
         # reply along: a timer left to fire would wake the loop once more per round trip.
-        self._held: asyncio.TimerHandle | None = None
+        self._reply_timer: asyncio.TimerHandle | None = None
         # The heartbeat timeout (SPEC 4.1): when the browser was last heard from (loop time);
         # one sweep for all sockets looks (``watch``, below), no timer per socket or message.
         self._heard = 0.0
@@ -186,6 +186,14 @@ class WebSocket(asyncio.Protocol):
         self._writing = False  # a written batch waits for the browser to read (the drain task)
         self._draining: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] | None = None  # joins waiting for their game (made at the first)
+
+    def _join_done(self, task: "asyncio.Task[Any]") -> None:
+        """A join waiting for its game (``_tasks``) is done: forgotten."""
+        tasks = self._tasks
+        if tasks is not None:
+            tasks.discard(task)
+            if not tasks:
+                self._tasks = None  # an idle socket keeps no empty set
 
     def _advance(self, life: Life) -> None:
         if life > self._life:
@@ -263,9 +271,9 @@ class WebSocket(asyncio.Protocol):
         """Write the outbox in one ``transport.writelines``; while the transport's flow control says
         the browser is behind (``pause_writing``), the drain task waits, then goes on."""
         self._flush_armed = False
-        if self._held is not None:
-            self._held.cancel()
-            self._held = None
+        if self._reply_timer is not None:
+            self._reply_timer.cancel()
+            self._reply_timer = None
         if self._writing or not (self._outbox or self._pong):
             return
         batch, self._outbox = self._outbox, []
@@ -655,7 +663,7 @@ class PhoenixSocket(ChannelRouter, WebSocket):
                 self._flush()
             elif not self._flush_armed:
                 self._flush_armed = True
-                self._held = asyncio.get_running_loop().call_later(REPLY_HOLD, self._flush)
+                self._reply_timer = asyncio.get_running_loop().call_later(REPLY_HOLD, self._flush)
 
     def handle(self, frame: str | bytes) -> None:
         """One text frame from the browser: decoded, then routed (router.py)."""
