@@ -94,3 +94,25 @@ def test_the_pure_cores_import_without_aiohttp_or_asyncio():
             "    __import__(name)\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_no_class_repeats_a_slot_of_its_bases():
+    """A subclass's slot with a base's slot name hides the base's: two objects under one name
+    (the reply hold's first timer name was the /ws socket's queue of held input)."""
+    import importlib
+    import inspect
+
+    repeated = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "__main__.py":
+            continue  # (runs the gateway)
+        module = importlib.import_module(module_name(path))
+        for cls in vars(module).values():
+            if not inspect.isclass(cls) or cls.__module__ != module.__name__ or "__slots__" not in vars(cls):
+                continue
+            own = {cls.__dict__["__slots__"]} if isinstance(cls.__dict__["__slots__"], str) else set(cls.__dict__["__slots__"])
+            for base in cls.__mro__[1:]:
+                slots = vars(base).get("__slots__", ())
+                for name in own & ({slots} if isinstance(slots, str) else set(slots)):
+                    repeated.append(f"{cls.__module__}.{cls.__qualname__}.{name} (also {base.__qualname__})")
+    assert not repeated, repeated
