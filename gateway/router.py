@@ -119,44 +119,47 @@ class ChannelRouter:
     claims: Any
     channels: "dict[str, ChannelHandle]"
     _joining: "dict[str, Session]"
-    _hold_reply: bool
     _tasks: "set[asyncio.Task[Any]] | None"
 
-    def route(self, msg: Message) -> None:
-        """One message from the browser, decoded: a heartbeat, a join, a leave or a push."""
+    def route(self, msg: Message) -> bool:
+        """One message from the browser, decoded: a heartbeat, a join, a leave or a push.
+
+        True when its reply may wait for the game's answer (a push that went to the game:
+        the socket then writes the two together, websocket.py's REPLY_HOLD)."""
         s = self.serializer
         if msg.topic == "phoenix":
             if msg.ref is None:
-                return  # nothing to answer (any message resets the heartbeat timer)
+                return False  # nothing to answer (any message resets the heartbeat timer)
             if msg.event == "heartbeat":
                 self.send(s.reply(None, msg.ref, "phoenix", "ok", _EMPTY))
             else:
                 self.send(s.error(msg.join_ref, msg.ref, msg.topic, ch.UNKNOWN_EVENT))
-            return
+            return False
         if msg.event == "phx_join":
             self.join(msg)
-            return
+            return False
         if msg.event == "phx_leave" and msg.topic in self._joining:
             self.leave_connecting(msg)
-            return
+            return False
         handle = self.channels.get(msg.topic)
         if handle is None or handle.session is None:
             if msg.ref is not None:
                 self.send(s.error(msg.join_ref, msg.ref, msg.topic, ch.UNMATCHED_TOPIC))
-            return
+            return False
         if msg.event == "phx_leave":
             self.leave(handle, msg)
-            return
+            return False
         try:
             command = parse_push(msg.event, msg.payload, self.config.limits.max_input_bytes)
             duplicate = handle.session.execute(command)
         except ChannelError as exc:
             if msg.ref is not None:
                 self.send(s.reply(handle.join_ref, msg.ref, msg.topic, "error", exc.response()))
-            return
-        if msg.ref is not None:
-            self._hold_reply = not duplicate  # (the game's answer may share its write: websocket.py)
-            self.send(s.reply(handle.join_ref, msg.ref, msg.topic, "ok", _DUPLICATE if duplicate else _EMPTY))
+            return False
+        if msg.ref is None:
+            return False
+        self.send(s.reply(handle.join_ref, msg.ref, msg.topic, "ok", _DUPLICATE if duplicate else _EMPTY))
+        return not duplicate
 
     def leave(self, handle: ChannelHandle, msg: Message) -> None:
         session, handle.session = handle.session, None

@@ -102,6 +102,10 @@ def test_no_class_repeats_a_slot_of_its_bases():
     import importlib
     import inspect
 
+    def slots(cls: type) -> set[str]:
+        names = vars(cls).get("__slots__", ())
+        return {names} if isinstance(names, str) else set(names)
+
     repeated = []
     for path in PACKAGE.rglob("*.py"):
         if path.name == "__main__.py":
@@ -110,9 +114,7 @@ def test_no_class_repeats_a_slot_of_its_bases():
         for cls in vars(module).values():
             if not inspect.isclass(cls) or cls.__module__ != module.__name__ or "__slots__" not in vars(cls):
                 continue
-            own = {cls.__dict__["__slots__"]} if isinstance(cls.__dict__["__slots__"], str) else set(cls.__dict__["__slots__"])
             for base in cls.__mro__[1:]:
-                slots = vars(base).get("__slots__", ())
-                for name in own & ({slots} if isinstance(slots, str) else set(slots)):
+                for name in slots(cls) & slots(base):
                     repeated.append(f"{cls.__module__}.{cls.__qualname__}.{name} (also {base.__qualname__})")
     assert not repeated, repeated

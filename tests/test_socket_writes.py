@@ -150,6 +150,7 @@ async def test_a_push_to_the_game_is_answered_with_the_games_answer_in_one_write
     # write, and the hold's timer is cancelled (left to fire, it would wake the loop again).
     session.on_events([Text("You see a room.\n")])
     assert len(writes) == 1 and not sock._outbox and sock._reply_timer is None
+    # The reply comes first (phx reads on from it: an echo before it would not be found).
     assert (await phx.reply("20"))["status"] == "ok"
     assert (await phx.event(topic, "echo"))["message"] == "You see a room.\n"
     # A game that does not answer: the reply goes alone when the hold is up.

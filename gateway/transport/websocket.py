@@ -132,7 +132,7 @@ class WebSocket(asyncio.Protocol):
     __slots__ = ("manager", "client_ip", "client_port", "transport", "claims", "channels",
                  "_outbox", "_latency", "_outbox_bytes", "_flush_armed", "_caught_up",
                  "_life", "_last_progress", "_writing", "_draining",
-                 "_tasks", "_read_times", "_corked", "_hold_reply", "_reply_timer", "_heard",
+                 "_tasks", "_read_times", "_corked", "_reply_timer", "_heard",
                  "_closing", "_conn", "_registry", "_lost_waiter", "_paused",
                  "_drain_waiter", "_reading_paused", "_pong")
 
@@ -165,7 +165,6 @@ class WebSocket(asyncio.Protocol):
         # While a browser frame is handled, its answers are queued and then written at once
         # (one write, no loop turn in between): see receive().
         self._corked = False
-        self._hold_reply = False  # the browser frame being handled was a push that went to the game
         # The timer of a held reply (REPLY_HOLD), cancelled when the game's answer takes the
         # reply along: a timer left to fire would wake the loop once more per round trip.
         self._reply_timer: asyncio.TimerHandle | None = None
@@ -653,28 +652,28 @@ class PhoenixSocket(ChannelRouter, WebSocket):
         replay) is written at once, in one write; the reply to a push that went to the
         game, with the game's answer if that comes within REPLY_HOLD."""
         self._corked = True
-        self._hold_reply = False
         try:
-            self.handle(frame)
+            hold = self.handle(frame)
         finally:
             self._corked = False
         if self._outbox and not self._writing:
-            if not self._hold_reply:
+            if not hold:
                 self._flush()
             elif not self._flush_armed:
                 self._flush_armed = True
                 self._reply_timer = asyncio.get_running_loop().call_later(REPLY_HOLD, self._flush)
 
-    def handle(self, frame: str | bytes) -> None:
-        """One text frame from the browser: decoded, then routed (router.py)."""
+    def handle(self, frame: str | bytes) -> bool:
+        """One text frame from the browser: decoded, then routed (router.py); whether its
+        reply may wait for the game's answer."""
         s = self.serializer
         try:
             msg = s.decode(frame)
         except MalformedMessage as exc:
             if exc.ref is not None:
                 self.send(s.error(exc.join_ref, exc.ref, exc.topic or "phoenix", exc.reason))
-            return
-        self.route(msg)
+            return False
+        return self.route(msg)
 
 
 async def watch(sockets: "set[WebSocket]", manager: "SessionManager") -> None:
