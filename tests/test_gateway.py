@@ -12,6 +12,7 @@ import pytest
 from gateway import __version__
 from gateway.channel import session_key
 from gateway.routes import SESSIONS, SOCKETS
+from gateway.transport import websocket
 from gateway.transport.websocket import SLOW_CONSUMER_DRAIN
 from tests.conftest import (EVENTUALLY, SENT_AT, make_config, new_topic, read_through, send_until_stalled,
                             session, until)
@@ -94,6 +95,37 @@ async def test_heartbeat_timeout_closes_silent_socket(mud, gateway):
     _, connect = await gateway(make_config(mud.port, extra="limits: {heartbeat_timeout_seconds: 0.3}"))
     phx = await connect()
     assert await phx.close_code(timeout=EVENTUALLY) == 1001
+
+
+async def test_the_sweep_gives_the_loop_turns_between_slices(mud, gateway, monkeypatch):
+    """The once-a-second sweep looks at ``SWEEP_SLICE`` sockets, then lets the loop run (at
+    9,900 sockets one pass held every round trip for 8-16 ms, docs/performance.md 1.9). Five
+    silent sockets, slices of two: a turn of the loop sees some of them closing and others
+    not yet looked at; a sweep in one go would close all five in one turn."""
+    monkeypatch.setattr(websocket, "SWEEP_SLICE", 2)
+    client, connect = await gateway(make_config(mud.port, extra="limits: {heartbeat_timeout_seconds: 600}"))
+    phxs = [await connect() for _ in range(5)]
+    socks = list(client.server.app[SOCKETS])
+    assert len(socks) == 5
+    loop = asyncio.get_running_loop()
+    seen: set[int] = set()
+    done = loop.create_future()
+
+    def turn() -> None:  # once a turn of the loop: how many are closing now
+        n = sum(s._closing is not None for s in socks)
+        seen.add(n)
+        if n == 5:
+            done.set_result(None)
+        else:
+            loop.call_soon(turn)
+
+    for s in socks:
+        s._heard = float("-inf")  # silent for ever, as the next sweep will find
+    turn()
+    await asyncio.wait_for(done, EVENTUALLY)
+    assert seen & {1, 2, 3, 4}, f"closing counts seen in a turn: {sorted(seen)}"
+    for phx in phxs:
+        assert await phx.close_code() == 1001
 
 
 async def test_heartbeats_keep_a_socket_open_past_the_timeout(mud, gateway):

@@ -81,6 +81,10 @@ REPLY_HOLD = 0.002
 #: client sending tiny frames as fast as it can (a ping flood: ~40,000 in one 256 KiB read)
 #: gets a turn's worth, not the loop: the other sockets' round trips go on (docs/security.md).
 FRAMES_PER_TURN = 64
+#: Sockets the once-a-second sweep (``watch``) looks at before the loop gets a turn: at ~1 us a
+#: socket, 9,900 sockets in one go held every round trip for 8-16 ms each second, and that
+#: stall was the p99 at 10,000 sessions (docs/performance.md 1.9); a slice is ~0.3 ms.
+SWEEP_SLICE = 256
 #: A socket that wrote nothing for this long lets its deflate context go (idle memory).
 QUIET_SECONDS = 10.0
 #: Kept payload bytes -> bytes of the frames replaying them (with a join_ref
@@ -680,7 +684,8 @@ async def watch(sockets: "set[WebSocket]", manager: "SessionManager") -> None:
     """One task for all sockets, no timer per socket (idle memory): every second (a quarter
     of the heartbeat timeout when that is shorter), drop those stalled for
     ``slow_consumer_seconds``, close those silent for ``heartbeat_timeout_seconds``,
-    and free the compression context of those that wrote nothing for a while. Runs until
+    and free the compression context of those that wrote nothing for a while;
+    ``SWEEP_SLICE`` sockets a turn of the loop. Runs until
     cancelled (the app's clean-up, routes.py); the closes it started end with it."""
     closing: set[asyncio.Task[None]] = set()  # held until done: a task nobody holds may vanish
     loop = asyncio.get_running_loop()
@@ -695,16 +700,22 @@ async def watch(sockets: "set[WebSocket]", manager: "SessionManager") -> None:
             limits = manager.config.limits  # the live config's, each round
             await asyncio.sleep(min(1.0, limits.heartbeat_timeout_seconds / 4))
             limits = manager.config.limits
-            now, heard_by = time.monotonic(), loop.time() - limits.heartbeat_timeout_seconds
             freed = 0
-            for sock in list(sockets):
-                if sock.stalled(now) > limits.slow_consumer_seconds:
-                    task = asyncio.ensure_future(sock.slow_consumer())
-                    closing.add(task)
-                    task.add_done_callback(closed)
-                else:
-                    sock.check_heartbeat(heard_by)
-                    freed += sock.release_if_quiet(now)
+            socks = list(sockets)
+            for start in range(0, len(socks), SWEEP_SLICE):
+                if start:
+                    await asyncio.sleep(0)  # a slice at a time: the round trips go on between
+                now, heard_by = time.monotonic(), loop.time() - limits.heartbeat_timeout_seconds
+                for sock in socks[start:start + SWEEP_SLICE]:
+                    if sock not in sockets:
+                        continue  # gone while the sweep gave the loop its turn
+                    if sock.stalled(now) > limits.slow_consumer_seconds:
+                        task = asyncio.ensure_future(sock.slow_consumer())
+                        closing.add(task)
+                        task.add_done_callback(closed)
+                    else:
+                        sock.check_heartbeat(heard_by)
+                        freed += sock.release_if_quiet(now)
             if freed:  # so that RSS shows it: the heap's free pages go back (replay.py)
                 manager.compactor.freed(freed)
     finally:
