@@ -150,7 +150,7 @@ class ChannelRouter:
             self.leave(handle, msg)
             return False
         try:
-            command = parse_push(msg.event, msg.payload, self.config.limits.max_input_bytes)
+            command = parse_push(msg.event, msg.payload, self.manager.config.limits.max_input_bytes)
             duplicate = handle.session.execute(command)
         except ChannelError as exc:
             if msg.ref is not None:

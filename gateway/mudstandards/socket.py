@@ -187,7 +187,7 @@ class MudSocket(WebSocket):
         super()._close_soon(code, message, drain_seconds)
         # The client was perhaps not read (the game being dialled, input waiting for tokens):
         # it is now, for its close frame.
-        asyncio.get_running_loop().call_soon(self._read_again)
+        self._loop.call_soon(self._read_again)
 
     def message(self, opcode: int, data: "str | bytes") -> None:
         limits = self.config.limits
@@ -266,7 +266,7 @@ class MudSocket(WebSocket):
         """Look again once the bucket has a token (a game that does not read: that often)."""
         if self._throttle is None:
             delay = max(0.001, (1.0 - tokens) / rate)
-            self._throttle = asyncio.get_running_loop().call_later(delay, self._tokens_back)
+            self._throttle = self._loop.call_later(delay, self._tokens_back)
 
     def _tokens_back(self) -> None:
         self._throttle = None

@@ -138,7 +138,7 @@ class WebSocket(asyncio.Protocol):
                  "_life", "_last_progress", "_writing", "_draining",
                  "_tasks", "_read_times", "_corked", "_reply_timer", "_heard",
                  "_closing", "_conn", "_registry", "_lost_waiter", "_paused",
-                 "_drain_waiter", "_reading_paused", "_pong")
+                 "_drain_waiter", "_reading_paused", "_pong", "_loop")
 
     def __init__(self, transport: asyncio.Transport, manager: "SessionManager", client_ip: str,
                  claims: "Mapping[str, Any] | None" = None, client_port: int = 0,
@@ -147,6 +147,9 @@ class WebSocket(asyncio.Protocol):
         self.client_ip = client_ip
         self.client_port = client_port
         self.transport = transport  # the TCP (or TLS) connection under the WebSocket
+        # The loop the socket lives in (made in it, never moved): asyncio.get_running_loop()
+        # on Python 3.11 is a getpid() system call each time, three a round trip.
+        self._loop = asyncio.get_running_loop()
         self._registry = registry  # the app's open sockets (shutdown, upgrade): in it while open
         # The WebSocket protocol's state machine (connection.py): frames in and out, the 101,
         # the close frames. What is below is the socket's: the transport, outbox and timers.
@@ -226,7 +229,7 @@ class WebSocket(asyncio.Protocol):
         if self._life >= SEALED or not frames:
             return
         size = sum(map(len, frames))
-        if self._outbox_bytes + size > outbox_limit(self.config):
+        if self._outbox_bytes + size > outbox_limit(self.manager.config):
             # Those that fit would be dropped by the slow-consumer seal at once anyway.
             self._overflow()
             return
@@ -236,7 +239,7 @@ class WebSocket(asyncio.Protocol):
             if not (now or self._corked or self._flush_armed):
                 # Everything queued until the loop comes round goes in one write.
                 self._flush_armed = True
-                asyncio.get_running_loop().call_soon(self._flush)
+                self._loop.call_soon(self._flush)
         outbox.extend(frames)
         if read_at is not None:
             if self._read_times is None:
@@ -263,12 +266,12 @@ class WebSocket(asyncio.Protocol):
             self._caught_up = True
             # The browser was not read while the outbox was backed up: that was no
             # silence of its own (SPEC 4.1's heartbeat timeout counts from now).
-            self._heard = asyncio.get_running_loop().time()
+            self._heard = self._loop.time()
         if self._reading_paused and self._life is not LOST and not self.transport.is_closing():
             # The browser is read again; what it sent meanwhile is handled.
             self._reading_paused = False
             self.transport.resume_reading()
-            asyncio.get_running_loop().call_soon(self._pump)
+            self._loop.call_soon(self._pump)
 
     def _flush(self) -> None:
         """Write the outbox in one ``transport.writelines``; while the transport's flow control says
@@ -298,7 +301,7 @@ class WebSocket(asyncio.Protocol):
         self._last_progress = time.monotonic()
         if read_times is not None:
             observe = self._latency.observe
-            now = asyncio.get_running_loop().time()
+            now = self._loop.time()
             for read_at in read_times:  # once per game read
                 observe(now - read_at)
         if self._outbox_bytes < LOW_WATER and not self._caught_up:
@@ -309,7 +312,7 @@ class WebSocket(asyncio.Protocol):
             if self._life is LOST:
                 raise ConnectionResetError("Connection lost")
             if self._paused:
-                waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
+                waiter = self._drain_waiter = self._loop.create_future()
                 await waiter
         except (ConnectionError, RuntimeError) as exc:
             self._writing = False
@@ -420,7 +423,7 @@ class WebSocket(asyncio.Protocol):
         self._send_close(code, message)
         if self._life is not LOST:
             if self._lost_waiter is None:
-                self._lost_waiter = asyncio.get_running_loop().create_future()
+                self._lost_waiter = self._loop.create_future()
             try:  # the browser answers with its close frame; then we close (_close_received)
                 await asyncio.wait_for(asyncio.shield(self._lost_waiter), CLOSE_HANDSHAKE)
             except asyncio.TimeoutError:
@@ -457,7 +460,7 @@ class WebSocket(asyncio.Protocol):
         read): what is still buffered after ``CLOSE_HANDSHAKE`` is dropped, the connection
         aborted."""
         if self.transport.get_write_buffer_size():
-            asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE, self.transport.abort)
+            self._loop.call_later(CLOSE_HANDSHAKE, self.transport.abort)
 
     # -- incoming --------------------------------------------------------------
 
@@ -467,7 +470,7 @@ class WebSocket(asyncio.Protocol):
         if self._life is LOST:
             return  # gone during the handshake
         self._conn.start(deflate)
-        self._heard = asyncio.get_running_loop().time()
+        self._heard = self._loop.time()
         if self._registry is not None:
             self._registry.add(self)
         self._pump()  # what the browser sent with or after its upgrade request
@@ -506,8 +509,8 @@ class WebSocket(asyncio.Protocol):
         """Handle the browser's whole messages, in order, while it is caught up (with
         ``backed_up``, an upgrade's last look, also while it is not)."""
         conn = self._conn
-        conn.reader.max_size = self.config.limits.max_frame_bytes  # the live config's (SIGHUP)
-        loop = asyncio.get_running_loop()
+        conn.reader.max_size = self.manager.config.limits.max_frame_bytes  # the live config's (SIGHUP)
+        loop = self._loop
         handled = 0
         while self._life < FINISHED:
             if not (self._may_read() or backed_up):
@@ -575,7 +578,7 @@ class WebSocket(asyncio.Protocol):
             return
         pong = self._conn.pong(payload)
         size = len(pong) - (len(self._pong) if self._pong is not None else 0)
-        if self._outbox_bytes + size > outbox_limit(self.config):
+        if self._outbox_bytes + size > outbox_limit(self.manager.config):
             self._overflow()
             return
         if self._pong is None and not self._outbox and not self._writing:
@@ -665,7 +668,7 @@ class PhoenixSocket(ChannelRouter, WebSocket):
                 self._flush()
             elif not self._flush_armed:
                 self._flush_armed = True
-                self._reply_timer = asyncio.get_running_loop().call_later(REPLY_HOLD, self._flush)
+                self._reply_timer = self._loop.call_later(REPLY_HOLD, self._flush)
 
     def handle(self, frame: str | bytes) -> bool:
         """One text frame from the browser: decoded, then routed (router.py); whether its
