@@ -22,11 +22,17 @@ handlers added around it.
 * ``--ab TREE``: the gateway package taken from another tree (``PYTHONPATH``)
   in alternating windows with this checkout's, on the same sessions' load:
   the before and after of a change, measured in one run.
+* ``--lag``: the gateway's loop stalls in each window. A probe in the gateway process
+  (a callback due every millisecond) notes how late each one ran, and how much CPU
+  the process's thread used meanwhile: a late tick with the CPU busy is the gateway's
+  own work holding the loop (a sweep of every socket, a burst of reads), one without
+  is the process not running (the machine's other processes on its cores).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -34,6 +40,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -77,8 +84,66 @@ def stage_of(key: str) -> str:
 
 
 def serve(mud_port: int) -> None:
-    """The bench gateway, sidebyside's, on uvloop."""
-    sb.run_server(sb.serve_gateway(mud_port), "uvloop")
+    """The bench gateway, sidebyside's, on uvloop (with the lag probe, ``--lag``, on SIGUSR1)."""
+    sb.run_server(_with_probe(sb.serve_gateway(mud_port)), "uvloop")
+
+
+LAG_TICK = 0.001  # seconds between the probe's ticks
+LATE = 0.002  # a tick this late (or more) is a stall
+
+
+class LagProbe:
+    """In the gateway process: SIGUSR1 starts a window, SIGUSR2 ends it and writes its
+    stalls (JSON) to ``/tmp/rt_profile_lag_<pid>.json``."""
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+        self.on = False
+        self.ticks = 0
+        self.stalls: list[tuple[float, float]] = []  # (ms late, ms of this thread's CPU meanwhile)
+        self.last = (0.0, 0.0)
+        loop.add_signal_handler(signal.SIGUSR1, self.start)
+        loop.add_signal_handler(signal.SIGUSR2, self.stop)
+
+    def start(self) -> None:
+        self.ticks, self.stalls, self.on = 0, [], True
+        self.last = (time.perf_counter(), time.thread_time())
+        self.loop.call_later(LAG_TICK, self.tick)
+
+    def tick(self) -> None:
+        if not self.on:
+            return
+        wall, cpu = time.perf_counter(), time.thread_time()
+        late = wall - self.last[0] - LAG_TICK
+        if late >= LATE:
+            self.stalls.append((late * 1e3, (cpu - self.last[1]) * 1e3))
+        self.ticks += 1
+        self.last = (wall, cpu)
+        self.loop.call_later(LAG_TICK, self.tick)
+
+    def stop(self) -> None:
+        self.on = False
+        with open(f"/tmp/rt_profile_lag_{os.getpid()}.json", "w") as f:
+            json.dump({"ticks": self.ticks, "stalls": self.stalls}, f)
+
+
+async def _with_probe(serving: Any) -> None:
+    import asyncio
+    LagProbe(asyncio.get_running_loop())
+    await serving
+
+
+def lag_summary(path: Path, seconds: float) -> str:
+    """A window's stalls: how many a second, busy (the gateway's own work) or not running."""
+    d = json.loads(path.read_text())
+    path.unlink()
+    stalls = d["stalls"]
+    busy = [late for late, cpu in stalls if cpu >= (late + LAG_TICK * 1e3) / 2]
+    idle = [late for late, cpu in stalls if cpu < (late + LAG_TICK * 1e3) / 2]
+
+    def part(xs: list[float]) -> str:
+        return f"{len(xs) / seconds:.1f}/s, longest {max(xs):.1f} ms" if xs else "none"
+    return f"stalls >= {LATE * 1e3:.0f} ms: busy {part(busy)}; not running {part(idle)}"
 
 
 class Gateway:
@@ -96,8 +161,11 @@ class Gateway:
         if got < sessions:
             raise SystemExit(f"{self.tree}: only {got} of {sessions} sessions")
 
-    def window(self, sessions: int, seconds: int) -> dict[str, float]:
-        """One round-trip window: CPU per round trip (us), round trips, p50/p99 (ms)."""
+    def window(self, sessions: int, seconds: int, lag: bool = False) -> dict[str, Any]:
+        """One round-trip window: CPU per round trip (us), round trips, p50/p99 (ms); with
+        ``lag``, the loop's stalls in it (``LagProbe``)."""
+        if lag:
+            os.kill(self.proc.pid, signal.SIGUSR1)
         c0 = sb.tree_cpu(self.proc.pid)
         t0 = time.monotonic()
         rs = sb.all_ask(self.workers, "roundtrips",
@@ -105,7 +173,15 @@ class Gateway:
         wall = time.monotonic() - t0
         cpu = sb.tree_cpu(self.proc.pid) - c0
         samples = [x for r in rs for x in r["samples"]]
-        return {"us/rt": cpu * 1e6 / max(1, len(samples)), "rts": len(samples), "cpu": cpu, "wall": wall,
+        stalls = ""
+        if lag:
+            os.kill(self.proc.pid, signal.SIGUSR2)
+            path = Path(f"/tmp/rt_profile_lag_{self.proc.pid}.json")
+            deadline = time.monotonic() + 5
+            while not path.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            stalls = lag_summary(path, wall) if path.exists() else "stalls: no answer from the probe"
+        return {"stalls": stalls,"us/rt": cpu * 1e6 / max(1, len(samples)), "rts": len(samples), "cpu": cpu, "wall": wall,
                 "p50": sb.percentile(samples, 0.5), "p99": sb.percentile(samples, 0.99),
                 "failed": sum(r["failed"] for r in rs), "load": os.getloadavg()[0]}
 
@@ -181,6 +257,7 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="also one window sampled by py-spy, by stage")
     ap.add_argument("--py-spy", default=shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
                     help="the py-spy to sample with (bench/requirements.txt)")
+    ap.add_argument("--lag", action="store_true", help="also the gateway loop's stalls in each window")
     ap.add_argument("--ab", metavar="TREE", help="also a gateway from TREE (a checkout), windows alternating")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -201,11 +278,13 @@ def main() -> None:
         results: dict[str, list[dict[str, float]]] = {g.tree: [] for g in gws}
         for w in range(args.windows):
             for g in (gws if w % 2 == 0 else gws[::-1]):
-                r = g.window(args.sessions, args.seconds)
+                r = g.window(args.sessions, args.seconds, args.lag)
                 results[g.tree].append(r)
                 print(f"  window {w + 1} {g.tree}: {r['us/rt']:.1f} us CPU per round trip ({r['rts']} round trips, "
                       f"{r['failed']} failed; p50 {r['p50']:.2f} p99 {r['p99']:.2f} ms; load {r['load']:.2f})",
                       flush=True)
+                if r["stalls"]:
+                    print(f"    {r['stalls']}", flush=True)
         for tree, rs in results.items():
             xs = sorted(r["us/rt"] for r in rs)
             print(f"{tree}: {xs[len(xs) // 2]:.1f} us CPU per round trip (min {xs[0]:.1f}, max {xs[-1]:.1f})")
