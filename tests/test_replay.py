@@ -283,8 +283,8 @@ class Timers:
     """``call_later`` for the compactor, fired by the test: its clock is injected."""
 
     class Timer:
-        def __init__(self, callback) -> None:
-            self.callback, self.cancelled = callback, False
+        def __init__(self, callback, delay: float = 0.0) -> None:
+            self.callback, self.cancelled, self.delay = callback, False, delay
 
         def cancel(self) -> None:
             self.cancelled = True
@@ -293,7 +293,7 @@ class Timers:
         self.due: list[Timers.Timer] = []
 
     def call_later(self, delay: float, callback) -> "Timers.Timer":
-        timer = self.Timer(callback)
+        timer = self.Timer(callback, delay)
         self.due.append(timer)
         return timer
 
@@ -323,6 +323,33 @@ def test_compactor_compresses_sealed_blocks_and_quiet_open_blocks():
     assert all(b.entries is None for b in buf._blocks)
     assert [k.seq for k in buf.since(0)[0]] == list(range(1, 101))
     compactor.close()
+
+
+def test_compactor_sweeps_a_slice_of_buffers_a_turn(monkeypatch):
+    """A sweep looks at ``SWEEP_SLICE`` buffers, then gives the loop a turn (its next slice
+    is due at once, not a period on); the next sweep comes a period after the last slice."""
+    from gateway import replay
+    monkeypatch.setattr(replay, "SWEEP_SLICE", 2)
+    timers = Timers()
+    compactor = replay.ReplayCompactor(timers.call_later, period=1.0)
+    bufs = [ReplayBuffer(1 << 20, block_bytes=5000) for _ in range(5)]
+    for buf in bufs:
+        for seq in range(1, 101):
+            buf.add(Kept(seq, "echo", b'{"message":"hello there, adventurer\\n"}' * 2, None))
+        compactor.watch(buf)
+    assert [t.delay for t in timers.due] == [1.0]
+    timers.fire()
+    assert sum(b.sealed_raw == 0 for b in bufs) == 2  # two buffers, then the loop's turn
+    assert [t.delay for t in timers.due] == [0]  # the next slice: at once
+    waiting = [b for b in bufs if b.sealed_raw]
+    compactor.forget(waiting[0])  # forgotten while the sweep is under way: not looked at
+    timers.fire()
+    timers.fire()
+    assert [b.sealed_raw == 0 for b in bufs] == [b is not waiting[0] for b in bufs]
+    assert [t.delay for t in timers.due] == [1.0]  # all looked at: the next sweep, a period on
+    assert len(compactor) == 4
+    compactor.close()
+    assert timers.due == [] or all(t.cancelled for t in timers.due)
 
 
 @settings(max_examples=150, deadline=None)
