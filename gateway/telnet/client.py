@@ -68,6 +68,8 @@ _REFUSALS = {(media, mxp): frozenset(_REFUSED | ({telopt.MSP} if not media else 
              for media in (False, True) for mxp in (False, True)}
 #: Options whose state the stream is told of when the game says WILL or WONT.
 _STREAM_OPTIONS = frozenset((telopt.MSDP[0], telopt.MSP[0]))
+#: The events _dispatch acts on itself; a read with none of them goes to the session as it is.
+_OURS = frozenset((Negotiation, MxpReply, CompressionError))
 _IAC_SB_MSDP = telopt.IAC + telopt.SB + telopt.MSDP
 _NONE: frozenset[bytes] = frozenset()
 
@@ -294,6 +296,19 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
     # -- events -------------------------------------------------------------
 
     def _dispatch(self, events: list[Event]) -> None:
+        # Text and GMCP alone (a flood, a burst of vitals) go to the session as they are.
+        out = events if _OURS.isdisjoint(map(type, events)) else self._act_on(events)
+        if out:
+            self.sink.on_events(out)
+        if self._closed_reason and self.transport is not None:
+            self.transport.close()
+            return
+        self._schedule_poll()
+
+    def _act_on(self, events: list[Event]) -> list[Event]:
+        """The events that are ours to act on (negotiation, MXP's answers, a compression
+        error), acted on; the session gets the others before each negotiation, in order.
+        Returns those after the last one."""
         out: list[Event] = []
         feed = self.writer.feed_byte
         for ev in events:
@@ -320,12 +335,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
                 self._closed_reason = "gateway shutdown" if self._ending_compression else "compression error"
             else:
                 out.append(ev)
-        if out:
-            self.sink.on_events(out)
-        if self._closed_reason and self.transport is not None:
-            self.transport.close()
-            return
-        self._schedule_poll()
+        return out
 
     def _sync_options(self) -> None:
         """Tell the stream whether MSDP and MSP are on (after the game's WILL or WONT)."""

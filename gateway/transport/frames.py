@@ -66,6 +66,9 @@ _TEXT = 0x81          # FIN + text opcode
 _RSV1 = 0x40          # "this message is compressed"
 _TAIL = b"\x00\x00\xff\xff"
 _LEN2 = struct.Struct("!BBH").pack
+#: The header of an uncompressed text frame by payload length, for the lengths that fit in
+#: the second byte: made once, not per frame.
+_SHORT_TEXT = [bytes((_TEXT, n)) for n in range(126)]
 _LEN8 = struct.Struct("!BBQ").pack
 _CLOSE_CODE = struct.Struct("!H")
 
@@ -165,15 +168,16 @@ class FrameEncoder:
         out: list[bytes] = []
         append = out.append
         if not self.deflate:
+            short = _SHORT_TEXT
             for m in messages:
                 n = len(m)
-                append(bytes((_TEXT, n)) if n < 126 else _LEN2(_TEXT, 126, n) if n < 65536
+                append(short[n] if n < 126 else _LEN2(_TEXT, 126, n) if n < 65536
                        else _LEN8(_TEXT, 127, n))
                 append(m)
             return out
         for m in messages:
             if len(m) < DEFLATE_MIN_SIZE:
-                append(bytes((_TEXT, len(m))))
+                append(_SHORT_TEXT[len(m)])
                 append(m)
                 continue
             z = self._zlib
