@@ -62,6 +62,7 @@ OPT_MXP = 91
 _IAC = b"\xff"
 _IAC_SE = b"\xff\xf0"
 _IAC_SB_GMCP = bytes((IAC, SB, OPT_GMCP))
+_BETWEEN_GMCP = _IAC_SE + _IAC_SB_GMCP  # one GMCP message's end and the next one's start
 
 #: Longest subnegotiation kept (a GMCP room map can be large); longer ones
 #: are discarded up to their IAC SE.
@@ -167,6 +168,30 @@ def parse_gmcp(payload: bytes, raw: bool = False) -> Gmcp:
     except (msgspec.DecodeError, ValueError):  # not JSON (or too deep), or not UTF-8
         data = rest.strip().decode("utf-8", "replace")
     return Gmcp(name, data)
+
+
+def _gmcp_run(data: bytes, pos: int, raw: bool, events: list[Event]) -> int:
+    """GMCP messages back to back from ``pos`` (a burst of vitals): the payloads cut out by
+    one ``split`` in C, not a search and a slice each. Those with no IAC in them and not
+    oversized are parsed here; the run's last (what follows its IAC SE is not known yet)
+    and any from one that is not plain on are left to the full rules. Returns where those
+    begin."""
+    parts = data[pos + 3:].split(_BETWEEN_GMCP)
+    del parts[-1]
+    if not parts:
+        return pos
+    run = sum(map(len, parts)) + len(_BETWEEN_GMCP) * len(parts)  # up to the last one's IAC SB
+    # Each separator holds two IACs: any more is an IAC in a payload (escaped, or worse).
+    if data.count(_IAC, pos, pos + run) != 2 * len(parts) or max(map(len, parts)) > MAX_SUBNEGOTIATION:
+        took = 0
+        for part in parts:
+            if _IAC in part or len(part) > MAX_SUBNEGOTIATION:
+                break
+            took += 1
+        del parts[took:]
+        run = sum(map(len, parts)) + len(_BETWEEN_GMCP) * len(parts)
+    events.extend([parse_gmcp(part, raw) for part in parts])
+    return pos + run
 
 
 def _sb_payload(data: bytes, start: int, end: int) -> bytes:
@@ -425,7 +450,10 @@ class TelnetStream:
                         self._flush_lines(events)
                     raw = self.raw_gmcp
                     events.append(parse_gmcp(_sb_payload(data, i + 3, end), raw))
-                    # GMCP back to back (a burst of vitals): each plain one here, the rest above
+                    if data.startswith(_IAC_SB_GMCP, pos):
+                        pos = _gmcp_run(data, pos, raw, events)
+                    # The rest of GMCP back to back (the run's last, or one _gmcp_run left
+                    # to the full rules): each plain one here, any other above
                     while data.startswith(_IAC_SB_GMCP, pos):
                         end = find(_IAC_SE, pos + 3)
                         if end < 0 or data[end - 1] == IAC or end - pos > MAX_SUBNEGOTIATION:
