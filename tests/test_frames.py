@@ -61,6 +61,17 @@ def test_batches_read_back_as_the_messages(batches, deflate):
         assert compressed == (deflate is not None and len(m) >= DEFLATE_MIN_SIZE)
 
 
+def test_every_length_reads_back_in_the_shortest_header():
+    """The headers made once (frames._TEXT_HEADERS) and those packed per frame, across their
+    boundaries: each message reads back as itself, and the length takes its shortest form."""
+    lengths = list(range(0, 1100)) + [65535, 65536]
+    msgs = [b"x" * n for n in lengths]
+    pieces = FrameEncoder().encode(msgs)
+    assert [m for _, m in read_frames(b"".join(pieces))] == msgs
+    for n, header in zip(lengths, pieces[::2]):
+        assert len(header) == (2 if n < 126 else 4 if n < 65536 else 10), n
+
+
 def test_no_context_takeover_messages_inflate_on_their_own():
     enc = FrameEncoder((15, True))
     msg = b'{"message":"The orc hits you. The orc hits you. The orc hits you."}' * 3

@@ -39,7 +39,7 @@ from __future__ import annotations
 import codecs
 import re
 import zlib
-from typing import Any
+from typing import Any, Iterable
 
 import msgspec
 
@@ -144,30 +144,48 @@ def parse_gmcp(payload: bytes, raw: bool = False) -> Gmcp:
     With ``raw``, valid ASCII JSON is kept as it came (``msgspec.Raw``, checked but not turned
     into Python objects: the gateway only encodes it again); anything else takes the general path.
     """
-    module, _, rest = payload.partition(b" ")
-    name = _module_names.get(module)
-    if name is None:
+    return parse_gmcp_many((payload,), raw)[0]
+
+
+def parse_gmcp_many(payloads: Iterable[bytes], raw: bool = False) -> list[Gmcp]:
+    """``parse_gmcp`` of each payload (a burst's, in one loop: no call per message)."""
+    out: list[Gmcp] = []
+    append = out.append
+    names = _module_names
+    for payload in payloads:
+        module, _, rest = payload.partition(b" ")
+        name = names.get(module)
+        if name is None:
+            name = _module_name(module)
+        if not rest or rest.isspace():
+            append(Gmcp(name, None))
+            continue
+        # ASCII: no invalid UTF-8 in a text frame. (Shorter than MAX_NESTING: cannot nest that deep.)
+        if raw and rest.isascii() and (len(rest) <= MAX_NESTING or not too_deep(rest)):
+            try:
+                append(Gmcp(name, _gmcp_raw.decode(rest)))
+                continue
+            except msgspec.DecodeError:
+                pass
         try:
-            name = module.decode()
-        except UnicodeDecodeError:
-            name = module.decode("utf-8", "replace")
-        if len(_module_names) < MAX_MODULE_NAMES:
-            _module_names[module] = name
-    if not rest or rest.isspace():
-        return Gmcp(name, None)
-    # ASCII: no invalid UTF-8 in a text frame. (Shorter than MAX_NESTING: cannot nest that deep.)
-    if raw and rest.isascii() and (len(rest) <= MAX_NESTING or not too_deep(rest)):
-        try:
-            return Gmcp(name, _gmcp_raw.decode(rest))
-        except msgspec.DecodeError:
-            pass
+            if too_deep(rest):  # no parser or encoder down the line could walk it
+                raise ValueError("nested too deeply")
+            data = _gmcp_json.decode(rest)  # surrounding white space is fine for JSON
+        except (msgspec.DecodeError, ValueError):  # not JSON (or too deep), or not UTF-8
+            data = rest.strip().decode("utf-8", "replace")
+        append(Gmcp(name, data))
+    return out
+
+
+def _module_name(module: bytes) -> str:
+    """A GMCP module's name, decoded (and kept, up to MAX_MODULE_NAMES names)."""
     try:
-        if too_deep(rest):  # no parser or encoder down the line could walk it
-            raise ValueError("nested too deeply")
-        data = _gmcp_json.decode(rest)  # surrounding white space is fine for JSON
-    except (msgspec.DecodeError, ValueError):  # not JSON (or too deep), or not UTF-8
-        data = rest.strip().decode("utf-8", "replace")
-    return Gmcp(name, data)
+        name = module.decode()
+    except UnicodeDecodeError:
+        name = module.decode("utf-8", "replace")
+    if len(_module_names) < MAX_MODULE_NAMES:
+        _module_names[module] = name
+    return name
 
 
 def _gmcp_run(data: bytes, pos: int, raw: bool, events: list[Event]) -> int:
@@ -190,7 +208,7 @@ def _gmcp_run(data: bytes, pos: int, raw: bool, events: list[Event]) -> int:
             took += 1
         del parts[took:]
         run = sum(map(len, parts)) + len(_BETWEEN_GMCP) * len(parts)
-    events.extend([parse_gmcp(part, raw) for part in parts])
+    events.extend(parse_gmcp_many(parts, raw))
     return pos + run
 
 

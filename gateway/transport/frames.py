@@ -66,9 +66,10 @@ _TEXT = 0x81          # FIN + text opcode
 _RSV1 = 0x40          # "this message is compressed"
 _TAIL = b"\x00\x00\xff\xff"
 _LEN2 = struct.Struct("!BBH").pack
-#: The header of an uncompressed text frame by payload length, for the lengths that fit in
-#: the second byte: made once, not per frame.
-_SHORT_TEXT = [bytes((_TEXT, n)) for n in range(126)]
+#: The header of an uncompressed text frame by payload length, made once (not per frame)
+#: for the lengths of most lines, prompts and GMCP messages (~46 KB for the process).
+_TABLED = 1024
+_TEXT_HEADERS = [bytes((_TEXT, n)) for n in range(126)] + [_LEN2(_TEXT, 126, n) for n in range(126, _TABLED)]
 _LEN8 = struct.Struct("!BBQ").pack
 _CLOSE_CODE = struct.Struct("!H")
 
@@ -168,16 +169,16 @@ class FrameEncoder:
         out: list[bytes] = []
         append = out.append
         if not self.deflate:
-            short = _SHORT_TEXT
+            headers = _TEXT_HEADERS
             for m in messages:
                 n = len(m)
-                append(short[n] if n < 126 else _LEN2(_TEXT, 126, n) if n < 65536
+                append(headers[n] if n < _TABLED else _LEN2(_TEXT, 126, n) if n < 65536
                        else _LEN8(_TEXT, 127, n))
                 append(m)
             return out
         for m in messages:
             if len(m) < DEFLATE_MIN_SIZE:
-                append(_SHORT_TEXT[len(m)])
+                append(_TEXT_HEADERS[len(m)])
                 append(m)
                 continue
             z = self._zlib
