@@ -72,7 +72,8 @@ STATE_BYTES = 128 * 1024
 #: After a sweep that freed this much, give the C heap's free pages back to the system.
 TRIM_AFTER_BYTES = 4 << 20
 #: Buffers a sweep looks at before the loop gets a turn (the rest follow at once, a slice a
-#: turn): one pass over 9,900 playing sessions took 1-2.5 ms, holding their round trips.
+#: turn): one pass over 9,900 playing sessions took 1-2.5 ms, holding their round trips
+#: (docs/performance.md 1.11).
 SWEEP_SLICE = 1024
 
 

@@ -99,7 +99,7 @@ async def test_heartbeat_timeout_closes_silent_socket(mud, gateway):
 
 async def test_the_sweep_gives_the_loop_turns_between_slices(mud, gateway, monkeypatch):
     """The once-a-second sweep looks at ``SWEEP_SLICE`` sockets, then lets the loop run (at
-    9,900 sockets one pass held every round trip for 8-16 ms, docs/performance.md 1.9). Five
+    9,900 sockets one pass held every round trip for 8-16 ms, docs/performance.md 1.11). Five
     silent sockets, slices of two: a turn of the loop sees some of them closing and others
     not yet looked at; a sweep in one go would close all five in one turn."""
     monkeypatch.setattr(websocket, "SWEEP_SLICE", 2)
