@@ -246,7 +246,10 @@ async def test_password_is_kept_nowhere(browser: Browser) -> None:
         await page.wait_for_selector("#input[type=text]")
         await log_has(page, "Welcome, Keeper!")
         await send_line(page, "look")
-        await log_has(page, "[Exits:")
+        # The login showed a room already: wait for the look's own line and answer.
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#log .line.command').length >= 2"
+            " && document.getElementById('log').textContent.split('[Exits:').length > 2")
         html = await page.content()
         storage = await page.evaluate(
             "JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])")
