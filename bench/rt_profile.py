@@ -137,9 +137,10 @@ def lag_summary(path: Path, seconds: float) -> str:
     """A window's stalls: how many a second, busy (the gateway's own work) or not running."""
     d = json.loads(path.read_text())
     path.unlink()
-    stalls = d["stalls"]
-    busy = [late for late, cpu in stalls if cpu >= (late + LAG_TICK * 1e3) / 2]
-    idle = [late for late, cpu in stalls if cpu < (late + LAG_TICK * 1e3) / 2]
+    busy: list[float] = []
+    idle: list[float] = []
+    for late, cpu in d["stalls"]:  # busy: the thread was on the CPU for most of the wait
+        (busy if cpu >= (late + LAG_TICK * 1e3) / 2 else idle).append(late)
 
     def part(xs: list[float]) -> str:
         return f"{len(xs) / seconds:.1f}/s, longest {max(xs):.1f} ms" if xs else "none"

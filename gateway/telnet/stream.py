@@ -198,18 +198,23 @@ def _gmcp_run(data: bytes, pos: int, raw: bool, events: list[Event]) -> int:
     del parts[-1]
     if not parts:
         return pos
-    run = sum(map(len, parts)) + len(_BETWEEN_GMCP) * len(parts)  # up to the last one's IAC SB
     # Each separator holds two IACs: any more is an IAC in a payload (escaped, or worse).
-    if data.count(_IAC, pos, pos + run) != 2 * len(parts) or max(map(len, parts)) > MAX_SUBNEGOTIATION:
+    if (data.count(_IAC, pos, pos + _run_bytes(parts)) != 2 * len(parts)
+            or max(map(len, parts)) > MAX_SUBNEGOTIATION):
         took = 0
         for part in parts:
             if _IAC in part or len(part) > MAX_SUBNEGOTIATION:
                 break
             took += 1
         del parts[took:]
-        run = sum(map(len, parts)) + len(_BETWEEN_GMCP) * len(parts)
     events.extend(parse_gmcp_many(parts, raw))
-    return pos + run
+    return pos + _run_bytes(parts)
+
+
+def _run_bytes(parts: list[bytes]) -> int:
+    """The bytes of a GMCP run's messages whose payloads are ``parts``, up to the IAC SB of the
+    message after them (_gmcp_run)."""
+    return sum(map(len, parts)) + len(_BETWEEN_GMCP) * len(parts)
 
 
 def _sb_payload(data: bytes, start: int, end: int) -> bytes:

@@ -83,7 +83,7 @@ REPLY_HOLD = 0.002
 FRAMES_PER_TURN = 64
 #: Sockets the once-a-second sweep (``watch``) looks at before the loop gets a turn: at ~1 us a
 #: socket, 9,900 sockets in one go held every round trip for 8-16 ms each second, and that
-#: stall was the p99 at 10,000 sessions (docs/performance.md 1.11); a slice is ~0.3 ms.
+#: stall was the p99 at 10,000 sessions (docs/performance.md 1.11); a slice took 0.13-0.16 ms.
 SWEEP_SLICE = 256
 #: A socket that wrote nothing for this long lets its deflate context go (idle memory).
 QUIET_SECONDS = 10.0
