@@ -423,12 +423,15 @@ def test_gmcp_back_to_back_in_one_read():
     """A burst of GMCP in one read (cut out by one split, stream._gmcp_run): each message as
     alone, also around one with an escaped IAC, one too big (dropped) and text after."""
     big = b'Big.Msg "' + b"x" * MAX_SUBNEGOTIATION + b'"'
-    raws = [b'Char.Vitals {"hp": %d}' % n for n in range(5)] + [b"Mod x\xffy\xff\xf0z"] + \
+    raws = [b'Char.Vitals {"hp": %d}' % n for n in range(3)] + [b"Comm.Say not json", b"Core.Ping"] + \
+        [b'Char.Vitals {"hp": %d}' % n for n in range(3, 5)] + [b"Mod x\xffy\xff\xf0z"] + \
         [b'Char.Vitals {"hp": %d}' % n for n in range(5, 8)] + [big, b"Core.Ping"]
     wire = b"".join(gmcp(r) for r in raws) + b"after\n"
     expected = [parse_gmcp(r) for r in raws if r is not big] + [Text("after\n")]
     assert TelnetStream().feed(wire, 0.0) == expected
     assert collapse(feed_all(TelnetStream(), [wire[i:i + 4096] for i in range(0, len(wire), 4096)])) == expected
+    # SPEC 4.3's gmcp data within the run: null when absent, the raw string when not JSON
+    assert expected[3] == Gmcp("Comm.Say", "not json") and expected[4] == Gmcp("Core.Ping", None)
 
 
 def test_gmcp_flushes_complete_lines_first_but_not_the_open_line():
