@@ -128,6 +128,14 @@ async def log_has(page: Page, text: str, where: str = "#log") -> None:
         "([sel, t]) => document.querySelector(sel).textContent.includes(t)", arg=[where, text])
 
 
+async def next_frames(page: Page, n: int = 2) -> None:
+    """Until ``n`` frames of the page have gone by (what changed before is laid out)."""
+    await page.evaluate("""(n) => new Promise((done) => {
+      const frame = () => (n-- > 0 ? requestAnimationFrame(frame) : done());
+      frame();
+    })""", n)
+
+
 async def log_text(page: Page) -> str:
     """The text of every line the log keeps (lines in lazy blocks too: output.js's logLines)."""
     return await page.evaluate("""async () => {

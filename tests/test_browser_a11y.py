@@ -17,7 +17,8 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.test_browser import (  # noqa: F401  (browser: the module's fixture)
-    DESKTOP, IAC, PHONE, ROOT, browser, cmd, demo_page, fake_game, gmcp, log_has, login_demo, send_line,
+    DESKTOP, IAC, PHONE, ROOT, browser, cmd, demo_page, fake_game, gmcp, log_has, login_demo, next_frames,
+    send_line,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -76,6 +77,7 @@ async def test_axe_finds_no_serious_violation_in_play(browser: Browser) -> None:
         await page.keyboard.press("Control+f")
         await page.wait_for_selector("#search", state="visible")
         await page.fill("#search-field", "line 01")
+        await next_frames(page)  # (the bars' change of the log's size is laid out: see below)
         await page.evaluate("() => { const l = document.getElementById('log'); l.scrollTop = l.scrollHeight / 3; }")
         await page.wait_for_selector("#tail-box", state="visible")
         g.conn.send(b"more text\r\n")
@@ -330,6 +332,9 @@ async def test_text_contrast_is_at_least_4_5(browser: Browser) -> None:
         await page.wait_for_selector("#input[type=text]")
         await page.evaluate("document.getElementById('again').hidden = false")  # drawn as when the game ended
         await page.click("#settings-toggle")
+        # The panel changes the log's size: a scroll in the frame of that change is taken
+        # for the browser's (output.js _onScroll), so the player's scroll comes a frame later.
+        await next_frames(page)
         await page.evaluate("() => { const l = document.getElementById('log'); l.scrollTop = 0; }")
         await page.wait_for_selector("#tail-box", state="visible")
         pairs = [

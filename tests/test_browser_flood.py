@@ -175,7 +175,11 @@ async def test_a_flood_is_drawn_in_blocks_without_forced_layouts(browser: Browse
         sender = asyncio.ensure_future(send_paced(g.conn, flood(total, 300) + b"THE END\r\n"))
         try:
             # The player types during the flood: the line is sent and shown.
-            await log_has(page, "flood %06d" % 400)  # the flood is under way on the page
+            # The flood is under way on the page: lines of it were made. (Not "a given
+            # line is shown": a page that falls behind skips lines it would remove
+            # unseen and keeps lines far behind as data, so any one line may never be
+            # an element; on a slow machine line 400 was not, and the wait timed out.)
+            await page.wait_for_function("() => window.__flood.lines_made >= 100")
             await page.keyboard.type("abcdefghij", delay=60)  # keys among the flood's frames
             typing = asyncio.ensure_future(send_line(page, "say still typing"))
             await g.conn.wait_for(b"say still typing\r\n", timeout=30)
