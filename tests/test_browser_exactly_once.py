@@ -203,6 +203,9 @@ async def test_a_reload_goes_on_counting_and_sends_nothing_twice(browser: Browse
     async with relayed_game(browser) as (page, mud, conn, relay):
         await send_line(page, "one")
         await conn.wait_for(b"one\r\n")
+        # The game gets a command just before the page gets its reply: silencing the page now
+        # could swallow the reply to "one" as well; wait for the page to have it.
+        assert (await all_confirmed(page))["next"] == 2
         # "two" reaches the game but its reply never reaches the page, which reloads meanwhile.
         relay.silence(TO_PAGE)
         await send_line(page, "two")
