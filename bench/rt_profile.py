@@ -26,12 +26,15 @@ handlers added around it.
   (a callback due every millisecond) notes how late each one ran, and how much CPU
   the process's thread used meanwhile: a late tick with the CPU busy is the gateway's
   own work holding the loop (a sweep of every socket, a burst of reads), one without
-  is the process not running (the machine's other processes on its cores).
+  is the process not running (the machine's other processes on its cores). The
+  garbage collector's passes in the window too (``gc.callbacks``): how many of each
+  generation, the longest, and their ms per second.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -94,7 +97,8 @@ LATE = 0.002  # a tick this late (or more) is a stall
 
 class LagProbe:
     """In the gateway process: SIGUSR1 starts a window, SIGUSR2 ends it and writes its
-    stalls (JSON) to ``/tmp/rt_profile_lag_<pid>.json``."""
+    stalls (JSON) to ``/tmp/rt_profile_lag_<pid>.json``, with the garbage collector's
+    passes in it (per generation: how many, and the longest in ms; ``gc.callbacks``)."""
 
     def __init__(self, loop: Any) -> None:
         self.loop = loop
@@ -102,11 +106,20 @@ class LagProbe:
         self.ticks = 0
         self.stalls: list[tuple[float, float]] = []  # (ms late, ms of this thread's CPU meanwhile)
         self.last = (0.0, 0.0)
+        self.gc: dict[int, list[float]] = {}  # generation -> each pass's ms
+        self.gc_start = 0.0
+        gc.callbacks.append(self.on_gc)
         loop.add_signal_handler(signal.SIGUSR1, self.start)
         loop.add_signal_handler(signal.SIGUSR2, self.stop)
 
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.gc_start = time.perf_counter()
+        elif self.on:
+            self.gc.setdefault(info["generation"], []).append((time.perf_counter() - self.gc_start) * 1e3)
+
     def start(self) -> None:
-        self.ticks, self.stalls, self.on = 0, [], True
+        self.ticks, self.stalls, self.gc, self.on = 0, [], {}, True
         self.last = (time.perf_counter(), time.thread_time())
         self.loop.call_later(LAG_TICK, self.tick)
 
@@ -124,7 +137,7 @@ class LagProbe:
     def stop(self) -> None:
         self.on = False
         with open(f"/tmp/rt_profile_lag_{os.getpid()}.json", "w") as f:
-            json.dump({"ticks": self.ticks, "stalls": self.stalls}, f)
+            json.dump({"ticks": self.ticks, "stalls": self.stalls, "gc": self.gc}, f)
 
 
 async def _with_probe(serving: Any) -> None:
@@ -144,7 +157,10 @@ def lag_summary(path: Path, seconds: float) -> str:
 
     def part(xs: list[float]) -> str:
         return f"{len(xs) / seconds:.1f}/s, longest {max(xs):.1f} ms" if xs else "none"
-    return f"stalls >= {LATE * 1e3:.0f} ms: busy {part(busy)}; not running {part(idle)}"
+    gcs = "; ".join(f"gen{g} {len(ms) / seconds:.1f}/s, longest {max(ms):.2f} ms, {sum(ms) / seconds:.2f} ms/s"
+                    for g, ms in sorted(d.get("gc", {}).items()))
+    return (f"stalls >= {LATE * 1e3:.0f} ms: busy {part(busy)}; not running {part(idle)}"
+            f"\n    gc: {gcs or 'none'}")
 
 
 class Gateway:
