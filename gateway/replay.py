@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import time
 from array import array
 from bisect import bisect_left
 from itertools import accumulate
@@ -75,6 +76,10 @@ TRIM_AFTER_BYTES = 4 << 20
 #: turn): one pass over 9,900 playing sessions took 1-2.5 ms, holding their round trips
 #: (docs/performance.md 1.11).
 SWEEP_SLICE = 1024
+#: Seconds of compression a slice may do before the loop gets a turn: 1,024 quiet buffers'
+#: open blocks (2 KiB each) took 12 ms to seal (docs/performance.md 1.12); a slice ends after
+#: the buffer that takes it past this.
+SLICE_SECONDS = 0.001
 
 
 def _malloc_trim() -> None:
@@ -424,9 +429,10 @@ class ReplayCompactor:
     """
 
     def __init__(self, call_later: "Callable[[float, Callable[[], Any]], Timer]",
-                 period: float = 1.0) -> None:
+                 period: float = 1.0, clock: "Callable[[], float]" = time.perf_counter) -> None:
         self.period = period
         self._call_later = call_later
+        self._clock = clock  # how long a slice's compression took (SLICE_SECONDS)
         self._buffers: set[ReplayBuffer] = set()
         self._timer: Timer | None = None
         self._todo: list[ReplayBuffer] | None = None  # the sweep under way's buffers still to look at
@@ -446,23 +452,30 @@ class ReplayCompactor:
 
     def sweep(self) -> None:
         """A period's look at every buffer with work, ``SWEEP_SLICE`` of them a turn of the
-        loop (the next slice is due at once); then the next sweep a period on."""
+        loop, or fewer once their compression took ``SLICE_SECONDS`` (the next slice is due
+        at once); then the next sweep a period on."""
         self._timer = None
         todo = self._todo
         if todo is None:
             todo = self._todo = list(self._buffers)
         buffers = self._buffers
         saved = 0
+        clock = self._clock
+        deadline = clock() + SLICE_SECONDS
         for _ in range(min(SWEEP_SLICE, len(todo))):
             buffer = todo.pop()
             if buffer not in buffers:
                 continue  # forgotten since the sweep began
             if buffer.touched:
                 buffer.touched = False
-                saved += buffer.compact()
+                freed = buffer.compact()
             else:
-                saved += buffer.compact(seal_open=buffer._open_size >= QUIET_SEAL_BYTES)
+                freed = buffer.compact(seal_open=buffer._open_size >= QUIET_SEAL_BYTES)
                 buffers.discard(buffer)
+            if freed:  # it compressed (a look with nothing to compress frees nothing)
+                saved += freed
+                if clock() > deadline:
+                    break  # compression took the slice's time: the loop's turn
         self.saved += saved
         if todo:
             self._timer = self._call_later(0, self.sweep)

@@ -352,6 +352,43 @@ def test_compactor_sweeps_a_slice_of_buffers_a_turn(monkeypatch):
     assert timers.due == [] or all(t.cancelled for t in timers.due)
 
 
+
+def test_compactor_gives_the_loop_a_turn_once_a_slice_compressed_for_its_time():
+    """A slice ends after the buffer whose compression takes it past ``SLICE_SECONDS`` (the
+    clock is injected): every player's game gone quiet at once makes a sweep seal as many
+    open blocks, 12 ms a thousand, and the round trips must not wait for all of them. Looks
+    with nothing to compress cost no time of the slice's."""
+    from gateway import replay
+    timers = Timers()
+    now = [0.0]
+
+    def clock() -> float:  # each reading 0.6 of a slice's time later: two compressions a slice
+        now[0] += replay.SLICE_SECONDS * 0.6
+        return now[0]
+
+    compactor = replay.ReplayCompactor(timers.call_later, period=1.0, clock=clock)
+    quiet, small = [ReplayBuffer(1 << 20) for _ in range(5)], [ReplayBuffer(1 << 20) for _ in range(5)]
+    for buf in quiet + small:
+        for seq in range(1, 41 if buf in quiet else 3):
+            buf.add(Kept(seq, "echo", b'{"message":"You hear the wind howl outside.\\n"}' * 2, None))
+        compactor.watch(buf)
+    assert all(b._open_size >= replay.QUIET_SEAL_BYTES for b in quiet)
+    assert all(b._open_size < replay.QUIET_SEAL_BYTES for b in small)
+    timers.fire()  # a period on: all were added to since, nothing sealed yet: one slice
+    assert [t.delay for t in timers.due] == [1.0]
+    slices = []
+    timers.fire()  # quiet for a period: their open blocks are sealed, two a slice
+    slices.append(sum(b._open_size == 0 for b in quiet))
+    while [t.delay for t in timers.due] == [0]:
+        timers.fire()
+        slices.append(sum(b._open_size == 0 for b in quiet))
+    assert slices == [2, 4, 5]
+    assert timers.due == [] and len(compactor) == 0  # all quiet: forgotten, no timer
+    for buf in quiet:
+        assert all(b.entries is None for b in buf._blocks)
+        assert [k.seq for k in buf.since(0)[0]] == list(range(1, 41))
+    compactor.close()
+
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.tuples(event_kinds, st.integers(0, 40), st.booleans()), max_size=50),
