@@ -77,8 +77,8 @@ TRIM_AFTER_BYTES = 4 << 20
 #: (docs/performance.md 1.11).
 SWEEP_SLICE = 1024
 #: Seconds of compression a slice may do before the loop gets a turn: 1,024 quiet buffers'
-#: open blocks (2 KiB each) took 12 ms to seal (docs/performance.md 1.12); a slice ends after
-#: the buffer that takes it past this.
+#: open blocks (2.2 KB each) took 10.8-12.4 ms to seal (docs/performance.md 1.12); a slice
+#: ends after the buffer that takes it past this.
 SLICE_SECONDS = 0.001
 
 
