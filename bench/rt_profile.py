@@ -22,6 +22,18 @@ handlers added around it.
 * ``--ab TREE``: the gateway package taken from another tree (``PYTHONPATH``)
   in alternating windows with this checkout's, on the same sessions' load:
   the before and after of a change, measured in one run.
+* **user and system CPU**: the same figure split (``/proc/PID/stat``): the
+  system part is the kernel's (the reads, the sends, epoll), the user part the
+  process's own (for the gateway, its Python).
+* ``--stages``: where a round trip's wall time passes in the process, per window (median
+  and p99, us): **push**, from the browser's bytes read to the line handed to the
+  game's socket (its ``send`` included); **game**, from there to the game's answer
+  read; **echo**, from that read to the frame handed to the browser's socket (its
+  ``send`` included). The gateway's methods at these points are wrapped in the bench's
+  process (a wrapper costs well under a microsecond): nothing in the repository changes.
+* ``--relay``: also the bench's bare relay (sidebyside's ``relay``: raw TCP, no
+  WebSocket, no telnet) under the same load, its windows alternating with the gateway's,
+  with ``--stages`` at the same points (the relay's two ``data_received``).
 * ``--lag``: the gateway's loop stalls in each window. A probe in the gateway process
   (a callback due every millisecond) notes how late each one ran, and how much CPU
   the process's thread used meanwhile: a late tick with the CPU busy is the gateway's
@@ -39,6 +51,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -86,9 +99,97 @@ def stage_of(key: str) -> str:
     return "other Python"
 
 
-def serve(mud_port: int) -> None:
-    """The bench gateway, sidebyside's, on uvloop (with the lag probe, ``--lag``, on SIGUSR1)."""
-    sb.run_server(_with_probe(sb.serve_gateway(mud_port)), "uvloop")
+def serve(mud_port: int, kind: str) -> None:
+    """The bench gateway (or, ``kind`` "relay", the bare relay), sidebyside's, on uvloop,
+    with the probes (``--lag``, ``--stages``) started on SIGUSR1."""
+    probes = os.environ.get("RT_PROFILE_PROBES", "").split(",")
+    stages = StageProbe(kind) if "stages" in probes else None
+    serving = sb.serve_relay(mud_port) if kind == "relay" else sb.serve_gateway(mud_port)
+    sb.run_server(_with_probe(serving, "lag" in probes, stages), "uvloop")
+
+
+class StageProbe:
+    """A round trip's wall time in three parts (``--stages``), by wrapping the process's
+    methods where each begins and ends: push (browser read -> line sent to the game), game
+    (-> its answer read), echo (-> frame sent to the browser). In microseconds."""
+
+    def __init__(self, kind: str) -> None:
+        self.parts: dict[str, list[float]] = {"push": [], "game": [], "echo": []}
+        self.sent: dict[int, float] = {}  # game connection -> when the line went to it
+        self.reading: float | None = None  # when the game read being handled began
+        if kind == "relay":
+            self._relay()
+        else:
+            self._gateway()
+
+    def clear(self) -> None:
+        for xs in self.parts.values():
+            xs.clear()
+
+    def summary(self) -> dict[str, list[float]]:
+        return {k: [len(xs), sb.percentile(xs, 0.5), sb.percentile(xs, 0.99)] for k, xs in self.parts.items() if xs}
+
+    def _game_read(self, conn: Any, t: float) -> None:
+        sent = self.sent.pop(id(conn), None)
+        if sent is not None:
+            self.parts["game"].append((t - sent) * 1e6)
+
+    def _relay(self) -> None:
+        clock, push, echo = time.perf_counter, self.parts["push"], self.parts["echo"]
+        client_read, game_read = sb._RelayClient.data_received, sb._RelayGame.data_received
+
+        def client(conn: Any, data: bytes) -> None:
+            t = clock()
+            client_read(conn, data)
+            done = clock()
+            push.append((done - t) * 1e6)
+            self.sent[id(conn.game)] = done
+
+        def game(conn: Any, data: bytes) -> None:
+            t = clock()
+            self._game_read(conn, t)
+            game_read(conn, data)
+            echo.append((clock() - t) * 1e6)
+
+        sb._RelayClient.data_received = client  # type: ignore[method-assign]
+        sb._RelayGame.data_received = game  # type: ignore[method-assign]
+
+    def _gateway(self) -> None:
+        from gateway.telnet.client import GameClient
+        from gateway.transport.websocket import WebSocket
+        clock, push, echo = time.perf_counter, self.parts["push"], self.parts["echo"]
+        browser_read, send_text = WebSocket.data_received, GameClient.send_text
+        game_read, write_frames = GameClient.data_received, WebSocket._write_frames
+        browser_at: list[float] = [0.0]
+
+        def browser(sock: Any, data: bytes) -> None:
+            browser_at[0] = clock()
+            browser_read(sock, data)
+
+        def sent(conn: Any, data: bytes) -> None:
+            send_text(conn, data)
+            done = clock()
+            push.append((done - browser_at[0]) * 1e6)
+            self.sent[id(conn)] = done
+
+        def game(conn: Any, data: bytes) -> None:
+            t = self.reading = clock()
+            self._game_read(conn, t)
+            try:
+                game_read(conn, data)
+            finally:
+                self.reading = None
+
+        def frames(sock: Any, batch: Any) -> bool:
+            paused = write_frames(sock, batch)
+            if self.reading is not None:  # the frames of a game read, written at once
+                echo.append((clock() - self.reading) * 1e6)
+            return paused
+
+        WebSocket.data_received = browser  # type: ignore[method-assign]
+        GameClient.send_text = sent  # type: ignore[method-assign]
+        GameClient.data_received = game  # type: ignore[method-assign]
+        WebSocket._write_frames = frames  # type: ignore[method-assign]
 
 
 LAG_TICK = 0.001  # seconds between the probe's ticks
@@ -100,8 +201,10 @@ class LagProbe:
     stalls (JSON) to ``/tmp/rt_profile_lag_<pid>.json``, with the garbage collector's
     passes in it (per generation: how many, and the longest in ms; ``gc.callbacks``)."""
 
-    def __init__(self, loop: Any) -> None:
+    def __init__(self, loop: Any, lag: bool, stages: StageProbe | None) -> None:
         self.loop = loop
+        self.lag = lag
+        self.stages = stages
         self.on = False
         self.ticks = 0
         self.stalls: list[tuple[float, float]] = []  # (ms late, ms of this thread's CPU meanwhile)
@@ -121,7 +224,10 @@ class LagProbe:
     def start(self) -> None:
         self.ticks, self.stalls, self.gc, self.on = 0, [], {}, True
         self.last = (time.perf_counter(), time.thread_time())
-        self.loop.call_later(LAG_TICK, self.tick)
+        if self.stages is not None:
+            self.stages.clear()
+        if self.lag:
+            self.loop.call_later(LAG_TICK, self.tick)
 
     def tick(self) -> None:
         if not self.on:
@@ -136,20 +242,29 @@ class LagProbe:
 
     def stop(self) -> None:
         self.on = False
-        with open(f"/tmp/rt_profile_lag_{os.getpid()}.json", "w") as f:
-            json.dump({"ticks": self.ticks, "stalls": self.stalls, "gc": self.gc}, f)
+        path = f"/tmp/rt_profile_lag_{os.getpid()}.json"
+        with open(path + ".part", "w") as f:
+            json.dump({"ticks": self.ticks, "stalls": self.stalls, "gc": self.gc,
+                       "stages": self.stages.summary() if self.stages is not None else None}, f)
+        os.replace(path + ".part", path)  # whole when the bench sees it
 
 
-async def _with_probe(serving: Any) -> None:
+async def _with_probe(serving: Any, lag: bool, stages: StageProbe | None) -> None:
     import asyncio
-    LagProbe(asyncio.get_running_loop())
+    LagProbe(asyncio.get_running_loop(), lag, stages)
     await serving
 
 
-def lag_summary(path: Path, seconds: float) -> str:
-    """A window's stalls: how many a second, busy (the gateway's own work) or not running."""
+def lag_summary(path: Path, seconds: float, lag: bool) -> str:
+    """A window's stalls: how many a second, busy (the gateway's own work) or not running;
+    its stages (``--stages``)."""
     d = json.loads(path.read_text())
     path.unlink()
+    stages = "; ".join(f"{k} {p50:.0f} (p99 {p99:.0f})" for k, (n, p50, p99) in (d.get("stages") or {}).items())
+    if not lag:
+        return f"stages, median (p99) us: {stages}"
+    if stages:
+        stages = f"\n    stages, median (p99) us: {stages}"
     busy: list[float] = []
     idle: list[float] = []
     for late, cpu in d["stalls"]:  # busy: the thread was on the CPU for most of the wait
@@ -160,45 +275,60 @@ def lag_summary(path: Path, seconds: float) -> str:
     gcs = "; ".join(f"gen{g} {len(ms) / seconds:.1f}/s, longest {max(ms):.2f} ms, {sum(ms) / seconds:.2f} ms/s"
                     for g, ms in sorted(d.get("gc", {}).items()))
     return (f"stalls >= {LATE * 1e3:.0f} ms: busy {part(busy)}; not running {part(idle)}"
-            f"\n    gc: {gcs or 'none'}")
+            f"\n    gc: {gcs or 'none'}{stages}")
+
+
+def user_system(pid: int) -> tuple[float, float]:
+    """The process's user and system CPU seconds (every thread; /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]) / sb.CLK_TCK, int(fields[12]) / sb.CLK_TCK
 
 
 class Gateway:
-    def __init__(self, mud_port: int, tree: str | None) -> None:
-        env = dict(os.environ)
+    """The process under test: a gateway from ``tree`` (this checkout when None), or with
+    ``kind`` "relay" the bench's bare relay (its clients speak raw TCP)."""
+
+    def __init__(self, mud_port: int, tree: str | None, probes: str = "", kind: str = "gateway") -> None:
+        env = dict(os.environ, RT_PROFILE_PROBES=probes)
         env["PYTHONPATH"] = tree or str(sb.ROOT)  # its gateway package, not an installed one
-        self.proc = sb.Proc([sys.executable, str(Path(__file__).resolve()), "--serve", str(mud_port)], env=env)
-        self.tree = tree or "this checkout"
+        self.proc = sb.Proc([sys.executable, str(Path(__file__).resolve()), "--serve", str(mud_port),
+                             "--kind", kind], env=env)
+        self.tree = "the bare relay" if kind == "relay" else tree or "this checkout"
+        self.client_kind = "direct" if kind == "relay" else "gateway"
+        self.probes = probes
         self.workers: list[sb.WorkerProc] = []
 
     def connect(self, sessions: int) -> None:
-        self.workers = [sb.WorkerProc("gateway", self.proc.port, False) for _ in range(2)]
+        self.workers = [sb.WorkerProc(self.client_kind, self.proc.port, False) for _ in range(2)]
         rs = sb.all_ask(self.workers, "connect", [{"count": sessions // 2 + (i < sessions % 2)} for i in range(2)])
         got = sum(r["connected"] for r in rs)
         if got < sessions:
             raise SystemExit(f"{self.tree}: only {got} of {sessions} sessions")
 
-    def window(self, sessions: int, seconds: int, lag: bool = False) -> dict[str, Any]:
-        """One round-trip window: CPU per round trip (us), round trips, p50/p99 (ms); with
-        ``lag``, the loop's stalls in it (``LagProbe``)."""
-        if lag:
+    def window(self, sessions: int, seconds: int) -> dict[str, Any]:
+        """One round-trip window: CPU per round trip (us; user and system), round trips,
+        p50/p99 (ms); with probes (``--lag``, ``--stages``), what they saw in it."""
+        if self.probes:
             os.kill(self.proc.pid, signal.SIGUSR1)
-        c0 = sb.tree_cpu(self.proc.pid)
+        c0, us0 = sb.tree_cpu(self.proc.pid), user_system(self.proc.pid)
         t0 = time.monotonic()
         rs = sb.all_ask(self.workers, "roundtrips",
                         [{"active": sessions // 2 + (i < sessions % 2), "seconds": seconds} for i in range(2)])
         wall = time.monotonic() - t0
-        cpu = sb.tree_cpu(self.proc.pid) - c0
+        cpu, us1 = sb.tree_cpu(self.proc.pid) - c0, user_system(self.proc.pid)
         samples = [x for r in rs for x in r["samples"]]
+        rts = max(1, len(samples))
         stalls = ""
-        if lag:
+        if self.probes:
             os.kill(self.proc.pid, signal.SIGUSR2)
             path = Path(f"/tmp/rt_profile_lag_{self.proc.pid}.json")
             deadline = time.monotonic() + 5
             while not path.exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
-            stalls = lag_summary(path, wall) if path.exists() else "stalls: no answer from the probe"
-        return {"stalls": stalls,"us/rt": cpu * 1e6 / max(1, len(samples)), "rts": len(samples), "cpu": cpu, "wall": wall,
+            stalls = (lag_summary(path, wall, "lag" in self.probes) if path.exists()
+                      else "probes: no answer from the process")
+        return {"stalls": stalls, "us/rt": cpu * 1e6 / rts, "rts": len(samples), "cpu": cpu, "wall": wall,
+                "user": (us1[0] - us0[0]) * 1e6 / rts, "system": (us1[1] - us0[1]) * 1e6 / rts,
                 "p50": sb.percentile(samples, 0.5), "p99": sb.percentile(samples, 0.99),
                 "failed": sum(r["failed"] for r in rs), "load": os.getloadavg()[0]}
 
@@ -275,19 +405,26 @@ def main() -> None:
     ap.add_argument("--py-spy", default=shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
                     help="the py-spy to sample with (bench/requirements.txt)")
     ap.add_argument("--lag", action="store_true", help="also the gateway loop's stalls in each window")
+    ap.add_argument("--stages", action="store_true",
+                    help="also a round trip's wall time in the process: push, game, echo")
+    ap.add_argument("--relay", action="store_true", help="also the bare relay, windows alternating")
     ap.add_argument("--ab", metavar="TREE", help="also a gateway from TREE (a checkout), windows alternating")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--kind", default="gateway", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        return serve(args.serve)
+        return serve(args.serve, args.kind)
     sb.raise_nofile()
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start", flush=True)
     mud = sb.Proc([sys.executable, str(HERE / "sidebyside.py"), "--role", "mud"])
     gws: list[Gateway] = []
+    probes = ",".join(name for name, on in (("lag", args.lag), ("stages", args.stages)) if on)
     try:
-        gws.append(Gateway(mud.port, None))
+        gws.append(Gateway(mud.port, None, probes))
         if args.ab:
-            gws.append(Gateway(mud.port, str(Path(args.ab).resolve())))
+            gws.append(Gateway(mud.port, str(Path(args.ab).resolve()), probes))
+        if args.relay:
+            gws.append(Gateway(mud.port, None, probes, kind="relay"))
         for g in gws:
             g.connect(args.sessions)
         for g in gws:
@@ -295,18 +432,21 @@ def main() -> None:
         results: dict[str, list[dict[str, float]]] = {g.tree: [] for g in gws}
         for w in range(args.windows):
             for g in (gws if w % 2 == 0 else gws[::-1]):
-                r = g.window(args.sessions, args.seconds, args.lag)
+                r = g.window(args.sessions, args.seconds)
                 results[g.tree].append(r)
-                print(f"  window {w + 1} {g.tree}: {r['us/rt']:.1f} us CPU per round trip ({r['rts']} round trips, "
+                print(f"  window {w + 1} {g.tree}: {r['us/rt']:.1f} us CPU per round trip (user {r['user']:.0f}, "
+                      f"system {r['system']:.0f}; {r['rts']} round trips, "
                       f"{r['failed']} failed; p50 {r['p50']:.2f} p99 {r['p99']:.2f} ms; load {r['load']:.2f})",
                       flush=True)
                 if r["stalls"]:
                     print(f"    {r['stalls']}", flush=True)
         for tree, rs in results.items():
             xs = sorted(r["us/rt"] for r in rs)
-            print(f"{tree}: {xs[len(xs) // 2]:.1f} us CPU per round trip (min {xs[0]:.1f}, max {xs[-1]:.1f})")
+            user, system = (statistics.median(r[k] for r in rs) for k in ("user", "system"))
+            print(f"{tree}: {xs[len(xs) // 2]:.1f} us CPU per round trip (min {xs[0]:.1f}, max {xs[-1]:.1f}; "
+                  f"medians: user {user:.0f}, system {system:.0f})")
         if args.profile:
-            for g in gws:  # with --ab, each tree's gateway in turn
+            for g in (g for g in gws if g.client_kind == "gateway"):  # with --ab, each tree's in turn
                 profile(g, args, sorted(r["us/rt"] for r in results[g.tree])[len(results[g.tree]) // 2])
     finally:
         for g in gws:
