@@ -31,6 +31,9 @@ handlers added around it.
   read; **echo**, from that read to the frame handed to the browser's socket (its
   ``send`` included). The gateway's methods at these points are wrapped in the bench's
   process (a wrapper costs well under a microsecond): nothing in the repository changes.
+  For the gateway also **after**: from the line sent to the end of the browser read's
+  handling (the push's reply, its bookkeeping), which a game's answer that comes meanwhile
+  waits for.
 * ``--relay``: also the bench's bare relay (sidebyside's ``relay``: raw TCP, no
   WebSocket, no telnet) under the same load, its windows alternating with the gateway's,
   with ``--stages`` at the same points (the relay's two ``data_received``).
@@ -161,14 +164,19 @@ class StageProbe:
         browser_read, send_text = WebSocket.data_received, GameClient.send_text
         game_read, write_frames = GameClient.data_received, WebSocket._write_frames
         browser_at: list[float] = [0.0]
+        sent_at: list[float] = [0.0]
+        tail = self.parts["after"] = []
 
         def browser(sock: Any, data: bytes) -> None:
             browser_at[0] = clock()
             browser_read(sock, data)
+            if sent_at[0]:
+                tail.append((clock() - sent_at[0]) * 1e6)
+                sent_at[0] = 0.0
 
         def sent(conn: Any, data: bytes) -> None:
             send_text(conn, data)
-            done = clock()
+            done = sent_at[0] = clock()
             push.append((done - browser_at[0]) * 1e6)
             self.sent[id(conn)] = done
 
