@@ -33,7 +33,9 @@ handlers added around it.
   process (a wrapper costs well under a microsecond): nothing in the repository changes.
   For the gateway also **after**: from the line sent to the end of the browser read's
   handling (the push's reply, its bookkeeping), which a game's answer that comes meanwhile
-  waits for.
+  waits for; and the two sends' own part of push and echo, **line send** (telnetlib3's
+  write) and **frame send** (the frames' encoding and ``writelines``), in wall time and in
+  the thread's CPU time: where the two differ, the process lost its core meanwhile.
 * ``--relay``: also the bench's bare relay (sidebyside's ``relay``: raw TCP, no
   WebSocket, no telnet) under the same load, its windows alternating with the gateway's,
   with ``--stages`` at the same points (the relay's two ``data_received``).
@@ -165,7 +167,10 @@ class StageProbe:
         game_read, write_frames = GameClient.data_received, WebSocket._write_frames
         browser_at: list[float] = [0.0]
         sent_at: list[float] = [0.0]
+        cpu = time.thread_time
         tail = self.parts["after"] = []
+        to_game, to_game_cpu = self.parts["line send"], self.parts["line send CPU"] = [], []
+        to_browser, to_browser_cpu = self.parts["frame send"], self.parts["frame send CPU"] = [], []
 
         def browser(sock: Any, data: bytes) -> None:
             browser_at[0] = clock()
@@ -175,8 +180,11 @@ class StageProbe:
                 sent_at[0] = 0.0
 
         def sent(conn: Any, data: bytes) -> None:
+            t, c = clock(), cpu()
             send_text(conn, data)
             done = sent_at[0] = clock()
+            to_game.append((done - t) * 1e6)
+            to_game_cpu.append((cpu() - c) * 1e6)
             push.append((done - browser_at[0]) * 1e6)
             self.sent[id(conn)] = done
 
@@ -189,9 +197,13 @@ class StageProbe:
                 self.reading = None
 
         def frames(sock: Any, batch: Any) -> bool:
+            t, c = clock(), cpu()
             paused = write_frames(sock, batch)
             if self.reading is not None:  # the frames of a game read, written at once
-                echo.append((clock() - self.reading) * 1e6)
+                done = clock()
+                echo.append((done - self.reading) * 1e6)
+                to_browser.append((done - t) * 1e6)
+                to_browser_cpu.append((cpu() - c) * 1e6)
             return paused
 
         WebSocket.data_received = browser  # type: ignore[method-assign]
