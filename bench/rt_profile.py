@@ -116,7 +116,8 @@ def serve(mud_port: int, kind: str) -> None:
 class StageProbe:
     """A round trip's wall time in three parts (``--stages``), by wrapping the process's
     methods where each begins and ends: push (browser read -> line sent to the game), game
-    (-> its answer read), echo (-> frame sent to the browser). In microseconds."""
+    (-> its answer read), echo (-> frame sent to the browser); for the gateway also the two
+    sends (wall and CPU) and what follows the line sent (after). In microseconds."""
 
     def __init__(self, kind: str) -> None:
         self.parts: dict[str, list[float]] = {"push": [], "game": [], "echo": []}
