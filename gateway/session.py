@@ -198,7 +198,8 @@ class Session:
         metrics.to_browser.inc(size)  # once per game read, not per event: a metric's lock costs
         if gmcp:
             metrics.gmcp_from_game.inc(gmcp)
-        self.manager.compactor.watch(self.replay)
+        if not self.ended:  # the push above may have ended it (a slow consumer): forgotten then
+            self.manager.compactor.watch(self.replay)
 
     def on_game_closed(self, reason: str) -> None:
         if self.client is not None:

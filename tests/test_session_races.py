@@ -86,7 +86,7 @@ async def test_a_burst_of_rejoins_does_not_grow_the_outbox(mud, gateway):
 async def test_outbox_over_its_bound_is_a_slow_consumer_at_once(mud, gateway):
     # Every push echoes the join_ref: a browser that picks a 30 KB one makes each
     # GMCP message of its game a 30 KB frame, 60 MB for one read of the game's.
-    _, connect = await gateway(make_config(mud.port, extra="limits: {slow_consumer_seconds: 600}"))
+    client, connect = await gateway(make_config(mud.port, extra="limits: {slow_consumer_seconds: 600}"))
     phx = await connect()
     topic = new_topic()
     assert (await phx.join(topic, join_ref="j" * 30000))["status"] == "ok"
@@ -97,6 +97,10 @@ async def test_outbox_over_its_bound_is_a_slow_consumer_at_once(mud, gateway):
     assert (await phx.event(topic, "disconnect", timeout=10))["reason"] == "slow consumer"
     await phx.expect(lambda f: f[3] == "phx_close")
     await conn.wait_closed()
+    # The session ended inside the game read that overflowed: its replay buffer is not
+    # watched by the compactor again on the way out of that read (it would be held, and
+    # compressed, for up to two more sweeps).
+    assert len(client.app[SESSIONS].compactor) == 0
 
 
 # -- 3: a join of a connecting session passes the same checks as a resume --------------
