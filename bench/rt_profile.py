@@ -301,7 +301,9 @@ def lag_summary(path: Path, seconds: float, lag: bool) -> str:
 
 def user_system(pid: int) -> tuple[float, float]:
     """The process's user and system CPU seconds (every thread; /proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    fields = sb.stat_fields(pid)
+    if fields is None:
+        raise SystemExit(f"process {pid} is gone")
     return int(fields[11]) / sb.CLK_TCK, int(fields[12]) / sb.CLK_TCK
 
 

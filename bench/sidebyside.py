@@ -729,6 +729,16 @@ def proc_tree(pid: int) -> list[int]:
     return out
 
 
+def stat_fields(pid: int) -> list[str] | None:
+    """``/proc/PID/stat``'s fields after the command name (None once the process is gone):
+    index 11 utime, 12 stime, 13 cutime, 14 cstime, in clock ticks."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f[f.rfind(")") + 2:].split()
+
+
 def tree_cpu(pid: int) -> float:
     """CPU seconds of ``pid`` and its live descendants (every thread, in ns: /proc/*/task/*/schedstat),
     plus what the children they reaped used (cutime+cstime, in clock ticks)."""
@@ -737,26 +747,19 @@ def tree_cpu(pid: int) -> float:
         try:
             for t in os.listdir(f"/proc/{p}/task"):
                 total += int(Path(f"/proc/{p}/task/{t}/schedstat").read_text().split()[0]) / 1e9
-            f = Path(f"/proc/{p}/stat").read_text()
         except OSError:
             continue
-        fields = f[f.rfind(")") + 2:].split()
-        total += (int(fields[13]) + int(fields[14])) / CLK_TCK  # cutime cstime
+        fields = stat_fields(p)
+        if fields is not None:
+            total += (int(fields[13]) + int(fields[14])) / CLK_TCK  # cutime cstime
     return total
 
 
 def tree_user(pid: int) -> float:
     """The user part of ``tree_cpu`` (its own code, not the kernel's: utime + cutime, in clock
     ticks): where two peers that make the same system calls differ."""
-    total = 0.0
-    for p in proc_tree(pid):
-        try:
-            f = Path(f"/proc/{p}/stat").read_text()
-        except OSError:
-            continue
-        fields = f[f.rfind(")") + 2:].split()
-        total += (int(fields[11]) + int(fields[13])) / CLK_TCK  # utime cutime
-    return total
+    fields = (stat_fields(p) for p in proc_tree(pid))
+    return sum(int(f[11]) + int(f[13]) for f in fields if f is not None) / CLK_TCK
 
 
 def tree_rss(pid: int) -> int:
