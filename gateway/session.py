@@ -151,6 +151,10 @@ class Session:
     # -- the game side (telnet.EventSink) ------------------------------------
 
     def on_events(self, events: list[Event]) -> None:
+        if self.ended:
+            # What the game's connection gives up as it closes after the end (a held partial
+            # line): nobody is left to see it, the viewer was told and the session forgotten.
+            return
         stamp = sent_at()
         metrics = self.manager.metrics
         kept: list[Kept] = []
@@ -191,6 +195,9 @@ class Session:
         # The whole read at once: one replay append (to the live replay_bytes: a reload
         # that lowered it applies from this event on), one queueing of its frames.
         self.replay.add_many(kept, self.manager.config.sessions.replay_bytes)
+        # Added to: the compactor looks at it next sweep (before the push, which may end the
+        # session: end() then forgets it).
+        self.manager.compactor.watch(self.replay)
         viewer = self.viewer
         if viewer is not None:
             viewer.push_many(kept, self.client.read_at if self.client is not None else None)
@@ -198,8 +205,6 @@ class Session:
         metrics.to_browser.inc(size)  # once per game read, not per event: a metric's lock costs
         if gmcp:
             metrics.gmcp_from_game.inc(gmcp)
-        if not self.ended:  # the push above may have ended it (a slow consumer): forgotten then
-            self.manager.compactor.watch(self.replay)
 
     def on_game_closed(self, reason: str) -> None:
         if self.client is not None:

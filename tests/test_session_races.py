@@ -103,6 +103,23 @@ async def test_outbox_over_its_bound_is_a_slow_consumer_at_once(mud, gateway):
     assert len(client.app[SESSIONS].compactor) == 0
 
 
+
+async def test_what_the_game_gives_up_after_the_end_is_kept_by_nobody(mud, gateway):
+    # A line held back as a possible prompt comes out when the game's connection closes
+    # (stream.finish); after a leave that close is the gateway's own, and the session is over.
+    phx, topic, conn, connect = await session(mud, gateway, game_extra="    prompt_flush_ms: 60000\n")
+    manager: SessionManager = connect.client.app[SESSIONS]
+    sess = manager.get(key_of(topic))
+    conn.send(b"You see a door.\r\nWhat now? ")
+    await phx.echo_text(topic, lambda text: "You see a door." in text)
+    kept = [k.seq for k in sess.replay.since(0)[0]]
+    assert (await phx.request(topic, "phx_leave", {}))["status"] == "ok"
+    await conn.wait_closed()
+    await asyncio.sleep(0.1)  # the gateway's side of the close is handled
+    assert sess.ended
+    assert [k.seq for k in sess.replay.since(0)[0]] == kept  # "What now? " kept by no one
+    assert len(manager.compactor) == 0
+
 # -- 3: a join of a connecting session passes the same checks as a resume --------------
 
 async def test_join_of_a_connecting_session_checks_sub(slow_mud, gateway):
