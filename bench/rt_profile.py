@@ -218,9 +218,10 @@ LATE = 0.002  # a tick this late (or more) is a stall
 
 
 class LagProbe:
-    """In the gateway process: SIGUSR1 starts a window, SIGUSR2 ends it and writes its
-    stalls (JSON) to ``/tmp/rt_profile_lag_<pid>.json``, with the garbage collector's
-    passes in it (per generation: how many, and the longest in ms; ``gc.callbacks``)."""
+    """In the gateway process: SIGUSR1 starts a window, SIGUSR2 ends it and writes what the
+    probes saw (JSON) to ``/tmp/rt_profile_lag_<pid>.json``: with ``lag``, its stalls and
+    the garbage collector's passes in it (per generation: how many, and the longest in ms;
+    ``gc.callbacks``); with ``stages``, the ``StageProbe``'s parts."""
 
     def __init__(self, loop: Any, lag: bool, stages: StageProbe | None) -> None:
         self.loop = loop
@@ -232,7 +233,8 @@ class LagProbe:
         self.last = (0.0, 0.0)
         self.gc: dict[int, list[float]] = {}  # generation -> each pass's ms
         self.gc_start = 0.0
-        gc.callbacks.append(self.on_gc)
+        if lag:
+            gc.callbacks.append(self.on_gc)
         loop.add_signal_handler(signal.SIGUSR1, self.start)
         loop.add_signal_handler(signal.SIGUSR2, self.stop)
 
@@ -272,7 +274,8 @@ class LagProbe:
 
 async def _with_probe(serving: Any, lag: bool, stages: StageProbe | None) -> None:
     import asyncio
-    LagProbe(asyncio.get_running_loop(), lag, stages)
+    if lag or stages is not None:  # none asked for: nothing of the bench's in the process
+        LagProbe(asyncio.get_running_loop(), lag, stages)
     await serving
 
 
