@@ -21,7 +21,9 @@ handlers added around it.
   the CPU per round trip of the unsampled windows.
 * ``--ab TREE``: the gateway package taken from another tree (``PYTHONPATH``)
   in alternating windows with this checkout's, on the same sessions' load:
-  the before and after of a change, measured in one run.
+  the before and after of a change, measured in one run. ``--ab-python PY`` runs that
+  gateway under another interpreter (a venv's python with the gateway's dependencies, the
+  tree's C extension built for it): the same code on another Python.
 * **user and system CPU**: the same figure split (``/proc/PID/stat``): the
   system part is the kernel's (the reads, the sends, epoll), the user part the
   process's own (for the gateway, its Python).
@@ -39,6 +41,9 @@ handlers added around it.
 * ``--relay``: also the bench's bare relay (sidebyside's ``relay``: raw TCP, no
   WebSocket, no telnet) under the same load, its windows alternating with the gateway's,
   with ``--stages`` at the same points (the relay's two ``data_received``).
+* ``--floor``: also bench/floor.py, the least Python that speaks the gateway's protocol to
+  these clients, windows alternating (``--lag`` applies, ``--stages`` does not): what the
+  same round trip costs in CPython without the gateway's structure and features.
 * ``--lag``: the gateway's loop stalls in each window. A probe in the gateway process
   (a callback due every millisecond) notes how late each one ran, and how much CPU
   the process's thread used meanwhile: a late tick with the CPU busy is the gateway's
@@ -105,11 +110,15 @@ def stage_of(key: str) -> str:
 
 
 def serve(mud_port: int, kind: str) -> None:
-    """The bench gateway (or, ``kind`` "relay", the bare relay), sidebyside's, on uvloop,
-    with the probes (``--lag``, ``--stages``) started on SIGUSR1."""
+    """The bench gateway (or, ``kind`` "relay", the bare relay; "floor", bench/floor.py), on
+    uvloop, with the probes (``--lag``, ``--stages``; not the floor's stages) started on SIGUSR1."""
     probes = os.environ.get("RT_PROFILE_PROBES", "").split(",")
-    stages = StageProbe(kind) if "stages" in probes else None
-    serving = sb.serve_relay(mud_port) if kind == "relay" else sb.serve_gateway(mud_port)
+    stages = StageProbe(kind) if "stages" in probes and kind != "floor" else None
+    if kind == "floor":
+        from floor import serve_floor
+        serving = serve_floor(mud_port)
+    else:
+        serving = sb.serve_relay(mud_port) if kind == "relay" else sb.serve_gateway(mud_port)
     sb.run_server(_with_probe(serving, "lag" in probes, stages), "uvloop")
 
 
@@ -311,15 +320,19 @@ def user_system(pid: int) -> tuple[float, float]:
 
 
 class Gateway:
-    """The process under test: a gateway from ``tree`` (this checkout when None), or with
-    ``kind`` "relay" the bench's bare relay (its clients speak raw TCP)."""
+    """The process under test: a gateway from ``tree`` (this checkout when None; run by
+    ``python`` when given), or with ``kind`` "relay" the bench's bare relay (its clients speak
+    raw TCP), with "floor" bench/floor.py."""
 
-    def __init__(self, mud_port: int, tree: str | None, probes: str = "", kind: str = "gateway") -> None:
+    def __init__(self, mud_port: int, tree: str | None, probes: str = "", kind: str = "gateway",
+                 python: str | None = None) -> None:
         env = dict(os.environ, RT_PROFILE_PROBES=probes)
         env["PYTHONPATH"] = tree or str(sb.ROOT)  # its gateway package, not an installed one
-        self.proc = sb.Proc([sys.executable, str(Path(__file__).resolve()), "--serve", str(mud_port),
+        self.proc = sb.Proc([python or sys.executable, str(Path(__file__).resolve()), "--serve", str(mud_port),
                              "--kind", kind], env=env)
-        self.tree = "the bare relay" if kind == "relay" else tree or "this checkout"
+        self.tree = {"relay": "the bare relay", "floor": "the floor"}.get(kind, tree or "this checkout")
+        if python:
+            self.tree += f" ({python})"
         self.client_kind = "direct" if kind == "relay" else "gateway"
         self.probes = probes
         self.workers: list[sb.WorkerProc] = []
@@ -434,7 +447,11 @@ def main() -> None:
     ap.add_argument("--stages", action="store_true",
                     help="also a round trip's wall time in the process: push, game, echo")
     ap.add_argument("--relay", action="store_true", help="also the bare relay, windows alternating")
+    ap.add_argument("--floor", action="store_true",
+                    help="also bench/floor.py (the least Python for the protocol), windows alternating")
     ap.add_argument("--ab", metavar="TREE", help="also a gateway from TREE (a checkout), windows alternating")
+    ap.add_argument("--ab-python", metavar="PY",
+                    help="the interpreter of --ab's gateway (a venv's python with the gateway's dependencies)")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--kind", default="gateway", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -448,9 +465,11 @@ def main() -> None:
     try:
         gws.append(Gateway(mud.port, None, probes))
         if args.ab:
-            gws.append(Gateway(mud.port, str(Path(args.ab).resolve()), probes))
+            gws.append(Gateway(mud.port, str(Path(args.ab).resolve()), probes, python=args.ab_python))
         if args.relay:
             gws.append(Gateway(mud.port, None, probes, kind="relay"))
+        if args.floor:
+            gws.append(Gateway(mud.port, None, probes, kind="floor"))
         for g in gws:
             g.connect(args.sessions)
         for g in gws:

@@ -16,7 +16,10 @@ Processes, all on 127.0.0.1:
              launcher in bench/webtelnet_peer.cjs binding 127.0.0.1), ``relay``
              (--role relay: a bare uvloop TCP relay, bytes both ways and
              nothing else, the floor for a Python proxy; not in the default
-             list), or none (``direct``: the clients talk TCP to the MUD).
+             list), ``floor`` (--role floor, bench/floor.py: the least Python
+             that speaks the gateway's protocol to these clients, rt-N and
+             idle-N only; not in the default list), or none (``direct``: the
+             clients talk TCP to the MUD).
   workers    benchmark clients (--role worker), one or more processes, driven
              by JSON lines on stdin. They speak each peer's own protocol:
              Phoenix V2 for the gateway (join, ``recv`` pushes, ``echo`` and
@@ -880,8 +883,8 @@ class Peer:
             loop = "uvloop" if kind == "gateway-uvloop" else "asyncio"
             self.proc = Proc([sys.executable, str(HERE / "sidebyside.py"), "--role", "gateway",
                               "--mud-port", str(mud_port), "--loop", loop])
-        elif kind == "relay":
-            self.proc = Proc([sys.executable, str(HERE / "sidebyside.py"), "--role", "relay",
+        elif kind in ("relay", "floor"):
+            self.proc = Proc([sys.executable, str(HERE / "sidebyside.py"), "--role", kind,
                               "--mud-port", str(mud_port)])
         elif kind == "websockify":
             port = free_port()
@@ -905,7 +908,7 @@ class Peer:
     def client_kind(self) -> str:
         if self.kind == "relay":
             return "direct"  # raw TCP, as to the MUD itself
-        return "gateway" if self.kind.startswith("gateway") else self.kind
+        return "gateway" if self.kind.startswith("gateway") or self.kind == "floor" else self.kind
 
     def cpu(self) -> float:
         return tree_cpu(self.proc.pid) if self.proc else 0.0
@@ -1068,13 +1071,13 @@ def summary(values: list[float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--role", default="run", choices=["run", "mud", "gateway", "relay", "worker"])
+    ap.add_argument("--role", default="run", choices=["run", "mud", "gateway", "relay", "floor", "worker"])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer sessions (~5 min)")
     ap.add_argument("--reps", type=int, default=3,
                     help="repetitions: of each throughput and full run, and round-trip windows per level")
     ap.add_argument("--peers", default="gateway,direct,websockify,webtelnet",
-                    help="comma list of gateway, gateway-uvloop, direct, relay, websockify, webtelnet, "
-                         "mud-web-proxy")
+                    help="comma list of gateway, gateway-uvloop, direct, relay, floor, websockify, "
+                         "webtelnet, mud-web-proxy")
     ap.add_argument("--only", default="throughput,scale,full", help="comma list of phases")
     ap.add_argument("--deflate", default="both", choices=["off", "on", "both"],
                     help="offer permessage-deflate (gateway, webtelnet): off, on or both")
@@ -1094,6 +1097,9 @@ def main() -> None:
         return run_server(serve_gateway(args.mud_port), args.loop)
     if args.role == "relay":
         return run_server(serve_relay(args.mud_port), "uvloop")
+    if args.role == "floor":
+        from floor import serve_floor
+        return run_server(serve_floor(args.mud_port), "uvloop")
     if args.role == "worker":
         return run_worker(args.kind, args.port, args.deflate == "on")
 
@@ -1124,7 +1130,7 @@ def main() -> None:
         peers.remove("mud-web-proxy")
     variants: list[tuple[str, bool]] = []
     for p in peers:
-        if args.deflate in ("off", "both") or p in ("direct", "websockify", "relay", "mud-web-proxy"):
+        if args.deflate in ("off", "both") or p in ("direct", "websockify", "relay", "floor", "mud-web-proxy"):
             variants.append((p, False))
         if args.deflate in ("on", "both") and p in ("gateway", "webtelnet"):
             variants.append((p, True))
@@ -1154,6 +1160,8 @@ def main() -> None:
                 for v in variants:
                     if time.monotonic() - began > args.budget:
                         break
+                    if v[0] == "floor":
+                        continue  # round trips and idle sessions only (bench/floor.py)
                     log(f"  throughput rep {rep + 1}: {name(v)}")
                     peer = start_peer(v)
                     if peer is None:
@@ -1191,7 +1199,7 @@ def main() -> None:
         if "full" in phases:
             for rep in range(args.reps):
                 for v in variants:
-                    if v[0] == "direct" or time.monotonic() - began > args.budget:
+                    if v[0] in ("direct", "floor") or time.monotonic() - began > args.budget:
                         continue
                     log(f"  full rep {rep + 1}: {name(v)}")
                     peer = start_peer(v)
