@@ -1271,7 +1271,7 @@ def report(results: dict[str, dict[str, dict[str, Any]]], sizes: dict[str, int],
         for g in [n for n in names if n != "direct" and f"rt-{lvl}" in results[n]]:
             for key in ("p99 ms", "p99.9 ms"):
                 line = [f"  rt-{lvl} {key[:-3]} {g}"]
-                for base in ("direct", "relay", "mud-web-proxy"):
+                for base in ("direct", "relay", "floor", "mud-web-proxy"):
                     if base != g and f"rt-{lvl}" in results.get(base, {}):
                         line.append(f"/ {base} {ratios(each(g, f'rt-{lvl}', key), each(base, f'rt-{lvl}', key))}")
                 if len(line) > 1:
