@@ -513,7 +513,6 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
             close_after_writing(self.transport, self.loop)
 
 
-
 def close_after_writing(transport: Any, loop: asyncio.AbstractEventLoop) -> None:
     """Close a game connection after its queued bytes are written; a game that does not read
     them is cut off after ``CLOSE_SECONDS``."""
