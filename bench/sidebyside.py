@@ -1276,6 +1276,10 @@ def report(results: dict[str, dict[str, dict[str, Any]]], sizes: dict[str, int],
                         line.append(f"/ {base} {ratios(each(g, f'rt-{lvl}', key), each(base, f'rt-{lvl}', key))}")
                 if len(line) > 1:
                     print(" ".join(line[:1]) + ": " + "; ".join(line[1:]))
+            wl = f"rt-{lvl}"
+            if g.startswith("gateway") and med("floor", wl, "proxy cores") > 0 and med("floor", wl, "proxy user cores") > 0:
+                print(f"  {wl} proxy cores {g}: / floor {med(g, wl, 'proxy cores') / med('floor', wl, 'proxy cores'):.2f} "
+                      f"(user {med(g, wl, 'proxy user cores') / med('floor', wl, 'proxy user cores'):.2f})")
     for g in [n for n in names if n.startswith("gateway") and "deflate" not in n]:
         us = each(g, "gmcp", "us/msg")
         checks = []
