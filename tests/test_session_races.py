@@ -103,7 +103,6 @@ async def test_outbox_over_its_bound_is_a_slow_consumer_at_once(mud, gateway):
     assert len(client.app[SESSIONS].compactor) == 0
 
 
-
 async def test_what_the_game_gives_up_after_the_end_is_kept_by_nobody(mud, gateway):
     # A line held back as a possible prompt comes out when the game's connection closes
     # (stream.finish); after a leave that close is the gateway's own, and the session is over.
@@ -115,10 +114,12 @@ async def test_what_the_game_gives_up_after_the_end_is_kept_by_nobody(mud, gatew
     kept = [k.seq for k in sess.replay.since(0)[0]]
     assert (await phx.request(topic, "phx_leave", {}))["status"] == "ok"
     await conn.wait_closed()
-    await asyncio.sleep(0.1)  # the gateway's side of the close is handled
+    # The gateway's side of the close is handled: the held line was given up before this.
+    await until(lambda: sess.client.transport is None, what="the game connection lost")
     assert sess.ended
     assert [k.seq for k in sess.replay.since(0)[0]] == kept  # "What now? " kept by no one
     assert len(manager.compactor) == 0
+
 
 # -- 3: a join of a connecting session passes the same checks as a resume --------------
 
