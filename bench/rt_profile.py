@@ -114,12 +114,7 @@ def serve(mud_port: int, kind: str) -> None:
     uvloop, with the probes (``--lag``, ``--stages``; not the floor's stages) started on SIGUSR1."""
     probes = os.environ.get("RT_PROFILE_PROBES", "").split(",")
     stages = StageProbe(kind) if "stages" in probes and kind != "floor" else None
-    if kind == "floor":
-        from floor import serve_floor
-        serving = serve_floor(mud_port)
-    else:
-        serving = sb.serve_relay(mud_port) if kind == "relay" else sb.serve_gateway(mud_port)
-    sb.run_server(_with_probe(serving, "lag" in probes, stages), "uvloop")
+    sb.run_server(_with_probe(sb.peer_server(kind, mud_port), "lag" in probes, stages), "uvloop")
 
 
 class StageProbe:
@@ -333,7 +328,8 @@ class Gateway:
         self.tree = {"relay": "the bare relay", "floor": "the floor"}.get(kind, tree or "this checkout")
         if python:
             self.tree += f" ({python})"
-        self.client_kind = "direct" if kind == "relay" else "gateway"
+        self.kind = kind
+        self.client_kind = sb.client_kind(kind)
         self.probes = probes
         self.workers: list[sb.WorkerProc] = []
 
@@ -491,7 +487,7 @@ def main() -> None:
             print(f"{tree}: {xs[len(xs) // 2]:.1f} us CPU per round trip (min {xs[0]:.1f}, max {xs[-1]:.1f}; "
                   f"medians: user {user:.0f}, system {system:.0f})")
         if args.profile:
-            for g in (g for g in gws if g.client_kind == "gateway"):  # with --ab, each tree's in turn
+            for g in (g for g in gws if g.kind == "gateway"):  # with --ab, each tree's in turn
                 profile(g, args, sorted(r["us/rt"] for r in results[g.tree])[len(results[g.tree]) // 2])
     finally:
         for g in gws:

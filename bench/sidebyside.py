@@ -133,7 +133,7 @@ def gmcp_bytes(n: int) -> bytes:
     return b"".join([head + vitals(i) + tail for i in range(n)]) + END_GMCP + b"\r\n"
 
 
-_TELNET_CMD = re.compile(rb"\xff\xfa.*?\xff\xf0|\xff[\xfb-\xfe].|\xff[^\xff]", re.S)
+TELNET_COMMANDS = re.compile(rb"\xff\xfa.*?\xff\xf0|\xff[\xfb-\xfe].|\xff[^\xff]", re.S)
 
 
 class MudProtocol(asyncio.Protocol):
@@ -149,7 +149,7 @@ class MudProtocol(asyncio.Protocol):
             self.buf = buf[-65536:]
             return
         self.buf = buf[nl + 1:]
-        lines = _TELNET_CMD.sub(b"", buf[:nl]).split(b"\n")
+        lines = TELNET_COMMANDS.sub(b"", buf[:nl]).split(b"\n")
         out = []
         for line in lines:
             line = line.strip(b"\r\x00")
@@ -273,6 +273,23 @@ async def serve_relay(mud_port: int) -> None:
         lambda: _RelayClient(mud_port), HOST, 0, backlog=4096)
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     await asyncio.Event().wait()
+
+
+def peer_server(role: str, mud_port: int) -> Any:
+    """The serving coroutine of the peer ``role`` (gateway, relay or floor) on the MUD at ``mud_port``."""
+    if role == "relay":
+        return serve_relay(mud_port)
+    if role == "floor":
+        from floor import serve_floor
+        return serve_floor(mud_port)
+    return serve_gateway(mud_port)
+
+
+def client_kind(peer: str) -> str:
+    """The protocol the bench's clients speak to ``peer`` (``Conn.kind``)."""
+    if peer == "relay":
+        return "direct"  # raw TCP, as to the MUD itself
+    return "gateway" if peer.startswith("gateway") or peer == "floor" else peer
 
 
 def run_server(coro: Any, loop_name: str) -> None:
@@ -906,9 +923,7 @@ class Peer:
 
     @property
     def client_kind(self) -> str:
-        if self.kind == "relay":
-            return "direct"  # raw TCP, as to the MUD itself
-        return "gateway" if self.kind.startswith("gateway") or self.kind == "floor" else self.kind
+        return client_kind(self.kind)
 
     def cpu(self) -> float:
         return tree_cpu(self.proc.pid) if self.proc else 0.0
@@ -1093,13 +1108,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.role == "mud":
         return run_server(serve_mud(), "asyncio")
-    if args.role == "gateway":
-        return run_server(serve_gateway(args.mud_port), args.loop)
-    if args.role == "relay":
-        return run_server(serve_relay(args.mud_port), "uvloop")
-    if args.role == "floor":
-        from floor import serve_floor
-        return run_server(serve_floor(args.mud_port), "uvloop")
+    if args.role in ("gateway", "relay", "floor"):  # the relay and the floor: uvloop's, always
+        return run_server(peer_server(args.role, args.mud_port), args.loop if args.role == "gateway" else "uvloop")
     if args.role == "worker":
         return run_worker(args.kind, args.port, args.deflate == "on")
 
