@@ -6,7 +6,9 @@ gateway's round-trip figures: the same WebSocket handshake and frames, Phoenix V
 a ``recv`` push's line written to the game and its ``phx_reply`` held (at most 2 ms, as
 the gateway's ``REPLY_HOLD``) to go out with the game's answer, and the game's complete
 lines as one ``echo`` event (``message``, ``seq``, ``sent_at``), in two flat protocol
-classes. Everything else the gateway does is left out: the replay buffer, limits and rate
+classes. Where the gateway has a primitive for a step (the unmask, the frame encoder, the
+echo payload from the game's bytes, ``sent_at``), the floor calls it: it leaves out the
+gateway's layers, not its primitives. Everything else the gateway does is left out: the replay buffer, limits and rate
 limits, metrics, telnet negotiation (commands are dropped, none answered), prompts and
 partial lines, GMCP events, the outbox's bounds, heartbeats, sessions that outlive their
 socket, every check on what the browser sends. So it serves the ``rt-N`` workloads and
@@ -20,46 +22,21 @@ import asyncio
 import base64
 import hashlib
 import re
-import time
 from typing import Any
 
 import msgspec
 
-HOST = "127.0.0.1"
+from gateway.channel import sent_at, text_payload  # the gateway's own primitives, not its layers
+from gateway.transport.frames import FrameEncoder, unmask
+from sidebyside import HOST, TELNET_COMMANDS
+
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 1.3
 _KEY = re.compile(rb"(?i)sec-websocket-key:[ \t]*(\S+)")
-_TELNET = re.compile(rb"\xff\xfa.*?\xff\xf0|\xff[\xfb-\xfe].|\xff[^\xff]", re.S)
-_HEADERS = [bytes((0x81, n)) for n in range(126)]
-REPLY_HOLD = 0.002
+REPLY_HOLD = 0.002  # transport/websocket.py's (not imported: that would bring aiohttp in)
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.Encoder().encode
 _OK = {"status": "ok", "response": {}}
-
-
-def _header(n: int) -> bytes:
-    if n < 126:
-        return _HEADERS[n]
-    if n < 65536:
-        return bytes((0x81, 126)) + n.to_bytes(2, "big")
-    return bytes((0x81, 127)) + n.to_bytes(8, "big")
-
-
-def _unmask(data: bytes, mask: bytes) -> bytes:
-    n = len(data)
-    key = (mask * (n // 4 + 1))[:n]
-    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
-
-
-_second: list[Any] = [0, ""]
-
-
-def _stamp() -> str:
-    sec, micros = divmod(time.time_ns() // 1000, 1_000_000)
-    if _second[0] != sec:
-        _second[0] = sec
-        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
-    return "%s%06dZ" % (_second[1], micros)
 
 
 class _Game(asyncio.Protocol):
@@ -73,7 +50,7 @@ class _Game(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if b"\xff" in data:
-            data = _TELNET.sub(b"", data)
+            data = TELNET_COMMANDS.sub(b"", data)
         if self.tail:
             data = self.tail + data
         nl = data.rfind(b"\n")
@@ -83,8 +60,7 @@ class _Game(asyncio.Protocol):
         self.tail = data[nl + 1:]
         self.seq += 1
         b = self.browser
-        b.pending.append(_encode([b.join_ref, None, b.topic, "echo", {
-            "message": data[:nl + 1].decode("utf-8", "replace"), "seq": self.seq, "sent_at": _stamp()}]))
+        b.pending.append(b"".join((b.echo_head, text_payload(data[:nl + 1], self.seq, sent_at()), b"]")))
         b.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -97,8 +73,8 @@ class _Browser(asyncio.Protocol):
         self.buf = b""
         self.upgraded = False
         self.game: _Game | None = None
-        self.join_ref: Any = None
-        self.topic = ""
+        self.echo_head = b""  # an echo's message up to its payload (the join's ref and topic)
+        self.encoder = FrameEncoder()
         self.pending: list[bytes] = []
         self.opening: asyncio.Task[None] | None = None  # held: a task nobody holds may vanish
         self.timer: asyncio.TimerHandle | None = None
@@ -136,7 +112,7 @@ class _Browser(asyncio.Protocol):
             if len(buf) < end:
                 break
             opcode = buf[0] & 0x0F
-            payload = _unmask(buf[at + 4:end], buf[at:at + 4])
+            payload = unmask(buf[at + 4:end], buf[at:at + 4])
             buf = buf[end:]
             if opcode == 1:
                 self.message(payload)
@@ -153,27 +129,23 @@ class _Browser(asyncio.Protocol):
             if self.timer is None:
                 self.timer = self.loop.call_later(REPLY_HOLD, self.flush)
         elif event == "phx_join":
-            self.join_ref, self.topic = join_ref, topic
-            self.opening = self.loop.create_task(self.open(ref))
+            self.echo_head = _encode([join_ref, None, topic, "echo"])[:-1] + b","
+            self.opening = self.loop.create_task(self.open(join_ref, ref, topic))
         else:
             self.pending.append(_encode([join_ref, ref, topic, "phx_reply", _OK]))
             self.flush()
 
-    async def open(self, ref: Any) -> None:
+    async def open(self, join_ref: Any, ref: Any, topic: str) -> None:
         _, self.game = await self.loop.create_connection(lambda: _Game(self), HOST, self.mud_port)
-        self.pending.append(_encode([self.join_ref, ref, self.topic, "phx_reply", _OK]))
+        self.pending.append(_encode([join_ref, ref, topic, "phx_reply", _OK]))
         self.flush()
 
     def flush(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        out = []
-        for m in self.pending:
-            out.append(_header(len(m)))
-            out.append(m)
+        self.transport.writelines(self.encoder.encode(self.pending))
         self.pending.clear()
-        self.transport.writelines(out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.game is not None:
