@@ -44,6 +44,12 @@ handlers added around it.
 * ``--floor``: also bench/floor.py, the least Python that speaks the gateway's protocol to
   these clients, windows alternating (``--lag`` applies, ``--stages`` does not): what the
   same round trip costs in CPython without the gateway's structure and features.
+* ``--opcodes``: the Python a round trip runs, counted, not timed: each window's bytecode
+  instructions and calls of Python functions per round trip, in all, by file and by function
+  (``sys.settrace``; the floor's too). Unlike the CPU, the counts do not move with the
+  machine's load: a change's before and after, exactly (``--ab``). The tracing slows the
+  process many times over, so those windows' CPU figures mean nothing, and a few hundred
+  sessions are enough (``--sessions 200``).
 * ``--lag``: the gateway's loop stalls in each window. A probe in the gateway process
   (a callback due every millisecond) notes how late each one ran, and how much CPU
   the process's thread used meanwhile: a late tick with the CPU busy is the gateway's
@@ -114,7 +120,42 @@ def serve(mud_port: int, kind: str) -> None:
     uvloop, with the probes (``--lag``, ``--stages``; not the floor's stages) started on SIGUSR1."""
     probes = os.environ.get("RT_PROFILE_PROBES", "").split(",")
     stages = StageProbe(kind) if "stages" in probes and kind != "floor" else None
-    sb.run_server(_with_probe(sb.peer_server(kind, mud_port), "lag" in probes, stages), "uvloop")
+    opcodes = OpcodeProbe() if "opcodes" in probes else None
+    sb.run_server(_with_probe(sb.peer_server(kind, mud_port), "lag" in probes, stages, opcodes), "uvloop")
+
+
+class OpcodeProbe:
+    """The Python a round trip runs (``--opcodes``), counted, not timed: every bytecode
+    instruction and every call of a Python function in the window, per function
+    (``sys.settrace`` with ``f_trace_opcodes``). The counts do not depend on the machine's
+    speed or load: a change's before and after, exactly. The tracing makes the process
+    many times slower, so its windows are for the counts alone."""
+
+    def __init__(self) -> None:
+        self.ops: dict[Any, int] = {}
+        self.calls: dict[Any, int] = {}
+
+    def _local(self, frame: Any, event: str, arg: Any) -> Any:
+        if event == "opcode":
+            code = frame.f_code
+            self.ops[code] = self.ops.get(code, 0) + 1
+        return self._local
+
+    def _global(self, frame: Any, event: str, arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        code = frame.f_code
+        self.calls[code] = self.calls.get(code, 0) + 1
+        return self._local
+
+    def start(self) -> None:
+        self.ops, self.calls = {}, {}
+        sys.settrace(self._global)  # the loop's thread: its callbacks' frames from now on
+
+    def stop(self) -> list[tuple[str, int, str, int, int]]:
+        """(file, first line, function, instructions, calls) of each function that ran."""
+        sys.settrace(None)
+        return [(Path(c.co_filename).name, c.co_firstlineno, c.co_name, n, self.calls.get(c, 0))
+                for c, n in self.ops.items() if c.co_filename != __file__]  # not the probe's own
 
 
 class StageProbe:
@@ -227,10 +268,11 @@ class LagProbe:
     the garbage collector's passes in it (per generation: how many, and the longest in ms;
     ``gc.callbacks``); with ``stages``, the ``StageProbe``'s parts."""
 
-    def __init__(self, loop: Any, lag: bool, stages: StageProbe | None) -> None:
+    def __init__(self, loop: Any, lag: bool, stages: StageProbe | None, opcodes: OpcodeProbe | None) -> None:
         self.loop = loop
         self.lag = lag
         self.stages = stages
+        self.opcodes = opcodes
         self.on = False
         self.ticks = 0
         self.stalls: list[tuple[float, float]] = []  # (ms late, ms of this thread's CPU meanwhile)
@@ -255,6 +297,8 @@ class LagProbe:
             self.stages.clear()
         if self.lag:
             self.loop.call_later(LAG_TICK, self.tick)
+        if self.opcodes is not None:
+            self.opcodes.start()
 
     def tick(self) -> None:
         if not self.on:
@@ -269,25 +313,46 @@ class LagProbe:
 
     def stop(self) -> None:
         self.on = False
+        opcodes = self.opcodes.stop() if self.opcodes is not None else None
         path = f"/tmp/rt_profile_lag_{os.getpid()}.json"
         with open(path + ".part", "w") as f:
             json.dump({"ticks": self.ticks, "stalls": self.stalls, "gc": self.gc,
-                       "stages": self.stages.summary() if self.stages is not None else None}, f)
+                       "stages": self.stages.summary() if self.stages is not None else None,
+                       "opcodes": opcodes}, f)
         os.replace(path + ".part", path)  # whole when the bench sees it
 
 
-async def _with_probe(serving: Any, lag: bool, stages: StageProbe | None) -> None:
+async def _with_probe(serving: Any, lag: bool, stages: StageProbe | None, opcodes: OpcodeProbe | None) -> None:
     import asyncio
-    if lag or stages is not None:  # none asked for: nothing of the bench's in the process
-        LagProbe(asyncio.get_running_loop(), lag, stages)
+    if lag or stages is not None or opcodes is not None:  # none asked for: nothing of the bench's in the process
+        LagProbe(asyncio.get_running_loop(), lag, stages, opcodes)
     await serving
 
 
-def lag_summary(path: Path, seconds: float, lag: bool) -> str:
+OPCODE_ROWS = 30  # the functions --opcodes lists, most instructions first
+
+
+def opcode_table(rows: list[list[Any]], rts: int) -> str:
+    """``--opcodes``' counts per round trip: in all, by file, and the busiest functions."""
+    ops, calls = sum(r[3] for r in rows), sum(r[4] for r in rows)
+    by_file: dict[str, int] = {}
+    for file, _, _, n, _ in rows:
+        by_file[file] = by_file.get(file, 0) + n
+    files = ", ".join(f"{f} {n / rts:.0f}" for f, n in sorted(by_file.items(), key=lambda kv: -kv[1]) if n >= rts)
+    lines = [f"Python per round trip: {ops / rts:.0f} bytecode instructions, {calls / rts:.0f} calls "
+             f"of Python functions ({rts} round trips)", f"  by file: {files}"]
+    for file, line, name, n, k in sorted(rows, key=lambda r: -r[3])[:OPCODE_ROWS]:
+        lines.append(f"  {n / rts:7.1f} instructions {k / rts:5.2f} calls  {file}:{line} {name}")
+    return "\n    ".join(lines)
+
+
+def lag_summary(path: Path, seconds: float, lag: bool, rts: int = 1) -> str:
     """A window's stalls: how many a second, busy (the gateway's own work) or not running;
-    its stages (``--stages``)."""
+    its stages (``--stages``); its Python per round trip (``--opcodes``)."""
     d = json.loads(path.read_text())
     path.unlink()
+    if d.get("opcodes") is not None:
+        return opcode_table(d["opcodes"], rts)
     stages = "; ".join(f"{k} {p50:.0f} (p99 {p99:.0f})" for k, (n, p50, p99) in (d.get("stages") or {}).items())
     if not lag:
         return f"stages, median (p99) us: {stages}"
@@ -360,7 +425,7 @@ class Gateway:
             deadline = time.monotonic() + 5
             while not path.exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
-            stalls = (lag_summary(path, wall, "lag" in self.probes) if path.exists()
+            stalls = (lag_summary(path, wall, "lag" in self.probes, rts) if path.exists()
                       else "probes: no answer from the process")
         return {"stalls": stalls, "us/rt": cpu * 1e6 / rts, "rts": len(samples), "cpu": cpu, "wall": wall,
                 "user": (us1[0] - us0[0]) * 1e6 / rts, "system": (us1[1] - us0[1]) * 1e6 / rts,
@@ -442,6 +507,9 @@ def main() -> None:
     ap.add_argument("--lag", action="store_true", help="also the gateway loop's stalls in each window")
     ap.add_argument("--stages", action="store_true",
                     help="also a round trip's wall time in the process: push, game, echo")
+    ap.add_argument("--opcodes", action="store_true",
+                    help="count the Python a round trip runs instead (bytecode instructions and calls per "
+                         "function; traced windows: their CPU figures mean nothing; use a few hundred sessions)")
     ap.add_argument("--relay", action="store_true", help="also the bare relay, windows alternating")
     ap.add_argument("--floor", action="store_true",
                     help="also bench/floor.py (the least Python for the protocol), windows alternating")
@@ -457,7 +525,8 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start", flush=True)
     mud = sb.Proc([sys.executable, str(HERE / "sidebyside.py"), "--role", "mud"])
     gws: list[Gateway] = []
-    probes = ",".join(name for name, on in (("lag", args.lag), ("stages", args.stages)) if on)
+    probes = ",".join(name for name, on in (("lag", args.lag), ("stages", args.stages),
+                                            ("opcodes", args.opcodes)) if on)
     try:
         gws.append(Gateway(mud.port, None, probes))
         if args.ab:
