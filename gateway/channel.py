@@ -127,7 +127,9 @@ def parse_push(event: str, payload: Any, max_input_bytes: int) -> Command:
         n = payload.get("n")
         if n is not None and (type(n) is not int or not 0 < n <= MAX_N):
             raise ChannelError(INVALID_N)  # bool, float, string, 0, negative, too big
-        if len(message) > max_input_bytes or len(message.encode("utf-8", "replace")) > max_input_bytes:
+        # A character is at most 4 bytes: a message that short needs no encoding to be measured.
+        if len(message) * 4 > max_input_bytes and (
+                len(message) > max_input_bytes or len(message.encode("utf-8", "replace")) > max_input_bytes):
             raise ChannelError(MESSAGE_TOO_LONG)
         return SendLines(split_lines(message), n)
     if event == "gmcp":

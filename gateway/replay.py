@@ -248,7 +248,7 @@ class ReplayBuffer:
                 self.add(entry, max_bytes)
             return
         block_bytes = self.block_bytes
-        sizes = [len(k.payload) for k in entries]
+        sizes: list[int] | None = None  # made when a read has more than one event (most have one)
         i = 0
         while i < n:
             self._append(entries[i])  # a new block, when it is needed
@@ -256,6 +256,8 @@ class ReplayBuffer:
             block = blocks[-1]
             room = block_bytes - self._open_size  # the block seals once its payloads reach block_bytes
             if i < n and room > 0:
+                if sizes is None:
+                    sizes = [len(k.payload) for k in entries]
                 # the next events up to (and with) the one that fills the block
                 j = min(n, i + bisect_left(list(accumulate(sizes[i:i + room])), room) + 1)
                 added = sum(sizes[i:j])
@@ -301,9 +303,8 @@ class ReplayBuffer:
             block = _Block(entry.seq)
             blocks.append(block)
             self._open_size = 0
-        assert block.entries is not None
         size = len(entry.payload)
-        block.entries.append(entry)
+        block.entries.append(entry)  # type: ignore[union-attr]  # the open block's are never compressed
         block.sizes.append(size)
         self.size += size
         self._count += 1

@@ -127,38 +127,39 @@ class ChannelRouter:
         True when its reply may wait for the game's answer (a push that went to the game:
         the socket then writes the two together, websocket.py's REPLY_HOLD)."""
         s = self.serializer
-        if msg.topic == "phoenix":
-            if msg.ref is None:
+        topic, event, ref = msg.topic, msg.event, msg.ref
+        if topic == "phoenix":
+            if ref is None:
                 return False  # nothing to answer (any message resets the heartbeat timer)
-            if msg.event == "heartbeat":
-                self.send(s.reply(None, msg.ref, "phoenix", "ok", _EMPTY))
+            if event == "heartbeat":
+                self.send(s.reply(None, ref, "phoenix", "ok", _EMPTY))
             else:
-                self.send(s.error(msg.join_ref, msg.ref, msg.topic, ch.UNKNOWN_EVENT))
+                self.send(s.error(msg.join_ref, ref, topic, ch.UNKNOWN_EVENT))
             return False
-        if msg.event == "phx_join":
+        if event == "phx_join":
             self.join(msg)
             return False
-        if msg.event == "phx_leave" and msg.topic in self._joining:
+        if event == "phx_leave" and topic in self._joining:
             self.leave_connecting(msg)
             return False
-        handle = self.channels.get(msg.topic)
+        handle = self.channels.get(topic)
         if handle is None or handle.session is None:
-            if msg.ref is not None:
-                self.send(s.error(msg.join_ref, msg.ref, msg.topic, ch.UNMATCHED_TOPIC))
+            if ref is not None:
+                self.send(s.error(msg.join_ref, ref, topic, ch.UNMATCHED_TOPIC))
             return False
-        if msg.event == "phx_leave":
+        if event == "phx_leave":
             self.leave(handle, msg)
             return False
         try:
-            command = parse_push(msg.event, msg.payload, self.manager.config.limits.max_input_bytes)
+            command = parse_push(event, msg.payload, self.manager.config.limits.max_input_bytes)
             duplicate = handle.session.execute(command)
         except ChannelError as exc:
-            if msg.ref is not None:
-                self.send(s.reply(handle.join_ref, msg.ref, msg.topic, "error", exc.response()))
+            if ref is not None:
+                self.send(s.reply(handle.join_ref, ref, topic, "error", exc.response()))
             return False
-        if msg.ref is None:
+        if ref is None:
             return False
-        self.send(s.reply(handle.join_ref, msg.ref, msg.topic, "ok", _DUPLICATE if duplicate else _EMPTY))
+        self.send(s.reply(handle.join_ref, ref, topic, "ok", _DUPLICATE if duplicate else _EMPTY))
         return not duplicate
 
     def leave(self, handle: ChannelHandle, msg: Message) -> None:

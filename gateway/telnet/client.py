@@ -492,7 +492,8 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
 
     def unsent(self) -> int:
         """Bytes written to the game that the kernel has not taken yet."""
-        return self.transport.get_write_buffer_size() if self.transport is not None else 0
+        transport = self.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
 
     def to_state(self) -> TelnetState:
         w = self.writer

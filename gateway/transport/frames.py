@@ -256,6 +256,20 @@ class FrameReader:
             if n < 2:
                 return None
             first, second = buf[0], buf[1]
+            if first == 0x81 and 0x80 < second < 0xFE and self._parts is None:
+                # Nearly every frame a browser sends: a whole short text message, masked, not
+                # compressed, within max_size (one look here, not the checks below one by one).
+                length = second - 0x80
+                end = 6 + length
+                if length <= self.max_size:
+                    if n < end:
+                        return None
+                    payload = unmask(buf[6:end], buf[2:6])
+                    del buf[:end]
+                    try:
+                        return TEXT, payload.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise FrameError(1007, "text message is not UTF-8") from None
             length = second & 0x7F
             at = 2
             if length == 126:

@@ -229,7 +229,9 @@ class WebSocket(asyncio.Protocol):
         if self._life >= SEALED or not frames:
             return
         size = sum(map(len, frames))
-        if self._outbox_bytes + size > outbox_limit(self.manager.config):
+        total = self._outbox_bytes + size
+        # The bound is above HIGH_WATER: under it (nearly always), it need not be worked out.
+        if total > HIGH_WATER and total > outbox_limit(self.manager.config):
             # Those that fit would be dropped by the slow-consumer seal at once anyway.
             self._overflow()
             return
@@ -246,8 +248,8 @@ class WebSocket(asyncio.Protocol):
                 self._read_times = [read_at]
             else:
                 self._read_times.append(read_at)
-        self._outbox_bytes += size
-        if self._outbox_bytes > HIGH_WATER and self._caught_up:
+        self._outbox_bytes = total
+        if total > HIGH_WATER and self._caught_up:
             self._caught_up = False
             for handle in self.channels.values():
                 if handle.session is not None:
