@@ -329,7 +329,7 @@ async def _with_probe(serving: Any, lag: bool, stages: StageProbe | None, opcode
     await serving
 
 
-OPCODE_ROWS = 30  # the functions --opcodes lists, most instructions first
+OPCODE_ROWS = int(os.environ.get("RT_PROFILE_ROWS", "30"))  # the functions --opcodes lists, most instructions first
 
 
 def opcode_table(rows: list[list[Any]], rts: int) -> str:
