@@ -338,9 +338,16 @@ def opcode_table(rows: list[list[Any]], rts: int) -> str:
     by_file: dict[str, int] = {}
     for file, _, _, n, _ in rows:
         by_file[file] = by_file.get(file, 0) + n
+    by_stage: dict[str, list[int]] = {}  # stage -> [instructions, calls]
+    for file, _, name, n, k in rows:
+        st = by_stage.setdefault(stage_of(f"{file}:{name}"), [0, 0])
+        st[0] += n
+        st[1] += k
     files = ", ".join(f"{f} {n / rts:.0f}" for f, n in sorted(by_file.items(), key=lambda kv: -kv[1]) if n >= rts)
+    stages = ", ".join(f"{st} {n / rts:.0f} ({k / rts:.0f} calls)"
+                       for st, (n, k) in sorted(by_stage.items(), key=lambda kv: -kv[1][0]) if n >= rts)
     lines = [f"Python per round trip: {ops / rts:.0f} bytecode instructions, {calls / rts:.0f} calls "
-             f"of Python functions ({rts} round trips)", f"  by file: {files}"]
+             f"of Python functions ({rts} round trips)", f"  by stage: {stages}", f"  by file: {files}"]
     for file, line, name, n, k in sorted(rows, key=lambda r: -r[3])[:OPCODE_ROWS]:
         lines.append(f"  {n / rts:7.1f} instructions {k / rts:5.2f} calls  {file}:{line} {name}")
     return "\n    ".join(lines)
