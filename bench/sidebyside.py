@@ -207,6 +207,20 @@ async def serve_gateway(mud_port: int) -> None:
                     for line in stat.traceback.format()[-12:]:
                         f.write(f"    {line}\n")
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
+    if os.environ.get("BENCH_GC_LOG"):  # the cycle collector's passes, when and how long (docs 1.15)
+        import gc
+
+        started: list[float] = [0.0]
+        log_path = f"/tmp/bench_gc_{os.getpid()}.log"
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            elif info["generation"] == 2 or time.perf_counter() - started[0] > 0.005:
+                with open(log_path, "a") as f:
+                    f.write(f"{time.time():.3f} gen{info['generation']} "
+                            f"{(time.perf_counter() - started[0]) * 1e3:.1f} ms\n")
+        gc.callbacks.append(on_gc)
     big = 1_000_000
     config = msgspec.convert({
         "listen": {"host": HOST, "port": 0},
@@ -1032,6 +1046,8 @@ def scale_run(peer: Peer, deflate: bool, plan: dict[str, Any], log: Any) -> dict
                     per = [level // nworkers + (1 if i < level % nworkers else 0) for i in range(nworkers)]
                     cpu0, user0 = peer.cpu(), peer.user()
                     t0 = time.monotonic()
+                    if os.environ.get("BENCH_GC_LOG"):
+                        log(f"    rt-{want} window at {time.time():.3f}")
                     rs = all_ask(workers, "roundtrips", [{"active": a, "seconds": plan["seconds"]} for a in per])
                     wall = time.monotonic() - t0
                     cpus.append((peer.cpu() - cpu0) / wall)
