@@ -221,6 +221,18 @@ async def serve_gateway(mud_port: int) -> None:
                     f.write(f"{time.time():.3f} gen{info['generation']} "
                             f"{(time.perf_counter() - started[0]) * 1e3:.1f} ms\n")
         gc.callbacks.append(on_gc)
+        loop = asyncio.get_running_loop()
+        last = [time.perf_counter(), time.thread_time()]
+
+        def tick() -> None:  # the loop's stalls of 20 ms or more, and the thread's CPU meanwhile
+            now, cpu = time.perf_counter(), time.thread_time()
+            if now - last[0] > 0.021:
+                with open(log_path, "a") as f:
+                    f.write(f"{time.time():.3f} stall {(now - last[0]) * 1e3:.0f} ms, "
+                            f"CPU {(cpu - last[1]) * 1e3:.0f} ms\n")
+            last[:] = [now, cpu]
+            loop.call_later(0.001, tick)
+        loop.call_later(0.001, tick)
     big = 1_000_000
     config = msgspec.convert({
         "listen": {"host": HOST, "port": 0},
