@@ -15,6 +15,7 @@ import pytest
 
 from gateway.routes import SESSIONS, SOCKETS
 from gateway.session import Session, SessionManager
+from gateway.telnet.client import GameClient, GameWriter
 from tests.conftest import make_config, new_topic, send_until_stalled, session, until
 from tests.fakemud import FakeMud
 from tests.test_auth import REQUIRED, open_socket, token
@@ -139,7 +140,7 @@ async def test_an_ended_session_is_freed_without_the_cycle_collector(mud, gatewa
         await conn.wait_closed()
         await until(lambda: client.transport is None, what="the game connection lost")
         del sess, client
-        assert [o for o in gc.get_objects() if type(o) is Session] == []
+        assert [o for o in gc.get_objects() if type(o) in (Session, GameClient, GameWriter)] == []
     finally:
         gc.enable()
 

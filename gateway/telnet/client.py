@@ -298,6 +298,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
         # holds it, not at the cycle collector's next full pass (docs/performance.md 1.15).
         sink, self.sink = self.sink, _NO_SINK
         if self.closing or self.pin_failed:
+            self._release_writer()
             return
         if self._timer is not None:
             self._timer.cancel()
@@ -311,7 +312,14 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
         if events:
             sink.on_events(events)
         super().connection_lost(exc)
+        self._release_writer()
         sink.on_game_closed(self._closed_reason or "closed by game")
+
+    def _release_writer(self) -> None:
+        # Nor does the telnet side of it hold itself (the writer and its tables): all of it is
+        # freed by its count when the session lets go (telnetlib3_private.py, release).
+        if self.writer is not None:
+            self.writer.release()
 
     # -- events -------------------------------------------------------------
 

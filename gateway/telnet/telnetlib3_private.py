@@ -297,6 +297,21 @@ class LeanTelnetWriter(TelnetWriter):
         if names is not None and learned.setdefault("will_callbacks", names) == names:
             self.will_callbacks = WillCallbacks(self, learned["will_callbacks"])
 
+    def release(self) -> None:
+        """The connection is over: the writer lets go of its protocol, and its tables of the
+        writer and the protocol, so that nothing of the connection is a reference cycle: it
+        is freed when the session lets go of it, not at the cycle collector's next full pass
+        (docs/performance.md 1.15). Nothing is negotiated after this."""
+        self._protocol = None
+        for name in ("pending_option", "local_option", "remote_option"):
+            getattr(self, name)._on_change = None
+        self.will_callbacks = {}
+        for table in CALLBACK_TABLES:
+            try:
+                delattr(self, table)  # a table of its own (its methods, or the protocol's)
+            except AttributeError:
+                pass  # none: read from the shared names
+
 
 for _table in CALLBACK_TABLES:
     setattr(LeanTelnetWriter, _table, CallbackTable(LeanTelnetWriter.__dict__[_table], _table))
