@@ -15,7 +15,9 @@ whose internals changed. What it relies on, by telnetlib3 class:
   ``_sb_buffer``, the lists ``_waiters`` and ``_environ_batches``, the option
   tables' change handler ``_check_waiters``, the attributes ``feed_byte`` sets
   later (``LATER_ATTRIBUTES``), and the private module ``telnetlib3._session_context``
-  (``ctx``'s class).
+  (``ctx``'s class). At the connection's end (``release``) it drops ``_protocol``, the
+  tables and each ``Option``'s ``_on_change``, so that nothing of it is a reference cycle
+  (``tests/test_session_races.py`` finds no writer left with the collector off).
 * ``TelnetReader`` (``LeanTelnetReader``): its attribute names ``_limit``,
   ``_buffer``, ``_eof``, ``_waiter``, ``_exception``, ``_transport``, ``_paused``.
 * ``TelnetClient``/``BaseClient`` (``LeanTelnetClient``): the factory hooks
