@@ -151,8 +151,7 @@ class Session:
     # -- the game side (telnet.EventSink) ------------------------------------
 
     def on_events(self, events: list[Event]) -> None:
-        life = self.life
-        if life is ENDED or life is FAILED:  # self.ended, without a call per game read
+        if self.ended:
             # What the game's connection gives up as it closes after the end (a held partial
             # line): nobody is left to see it, the viewer was told and the session forgotten.
             return
@@ -268,8 +267,7 @@ class Session:
         ("rate limited", also while the game does not read) leaves it where it was.
         """
         client = self.client
-        life = self.life
-        if client is None or life is ENDED or life is FAILED:  # self.ended, without a call per push
+        if client is None or self.ended:
             raise ChannelError(GAME_UNAVAILABLE)
         if type(command) is SendLines and command.n is not None and command.n <= self.input_n:
             return True

@@ -256,67 +256,58 @@ class FrameReader:
             if n < 2:
                 return None
             first, second = buf[0], buf[1]
-            if first == 0x81 and 0x80 < second < 0xFE and self._parts is None:
+            if first == 0x81 and 0x80 < second < 0xFE and self._parts is None and second - 0x80 <= self.max_size:
                 # Nearly every frame a browser sends: a whole short text message, masked, not
-                # compressed, within max_size (one look here, not the checks below one by one).
-                length = second - 0x80
-                end = 6 + length
-                if length <= self.max_size:
-                    if n < end:
-                        return None
-                    payload = unmask(buf[6:end], buf[2:6])
-                    del buf[:end]
-                    try:
-                        return TEXT, payload.decode("utf-8")
-                    except UnicodeDecodeError:
-                        raise FrameError(1007, "text message is not UTF-8") from None
-            length = second & 0x7F
-            at = 2
-            if length == 126:
-                if n < 4:
-                    return None
-                length = int.from_bytes(buf[2:4], "big")
-                at = 4
-                if length < 126:
-                    raise FrameError(1002, "frame length not in its shortest form")
-            elif length == 127:
-                if n < 10:
-                    return None
-                length = int.from_bytes(buf[2:10], "big")
-                at = 10
-                if length < 65536 or length >> 63:
-                    raise FrameError(1002, "frame length not in its shortest form")
-            if not second & 0x80:
-                raise FrameError(1002, "unmasked frame")
-            opcode = first & 0x0F
-            fin = first & 0x80
-            rsv = first & 0x70
-            # Everything the header can tell, before the payload is waited for.
-            if opcode >= CLOSE:
-                if opcode > PONG:
-                    raise FrameError(1002, f"unknown opcode {opcode}")
-                if not fin or length > 125:
-                    raise FrameError(1002, "fragmented or long control frame")
-                if rsv:
-                    raise FrameError(1002, "reserved bits set")
+                # compressed, within max_size: a header none of the checks below can refuse.
+                opcode, fin, rsv, length, at = TEXT, 0x80, 0, second - 0x80, 2
             else:
-                if opcode == CONTINUATION:
-                    parts = self._parts
-                    if parts is None:
-                        raise FrameError(1002, "continuation frame without a message")
+                length = second & 0x7F
+                at = 2
+                if length == 126:
+                    if n < 4:
+                        return None
+                    length = int.from_bytes(buf[2:4], "big")
+                    at = 4
+                    if length < 126:
+                        raise FrameError(1002, "frame length not in its shortest form")
+                elif length == 127:
+                    if n < 10:
+                        return None
+                    length = int.from_bytes(buf[2:10], "big")
+                    at = 10
+                    if length < 65536 or length >> 63:
+                        raise FrameError(1002, "frame length not in its shortest form")
+                if not second & 0x80:
+                    raise FrameError(1002, "unmasked frame")
+                opcode = first & 0x0F
+                fin = first & 0x80
+                rsv = first & 0x70
+                # Everything the header can tell, before the payload is waited for.
+                if opcode >= CLOSE:
+                    if opcode > PONG:
+                        raise FrameError(1002, f"unknown opcode {opcode}")
+                    if not fin or length > 125:
+                        raise FrameError(1002, "fragmented or long control frame")
                     if rsv:
                         raise FrameError(1002, "reserved bits set")
-                    if len(parts) >= MAX_FRAGMENTS:
-                        raise FrameError(1008, "message in too many fragments")
-                elif opcode == TEXT or opcode == BINARY:
-                    if self._parts is not None:
-                        raise FrameError(1002, "a new message before the last one ended")
-                    if rsv & ~(0x40 if self.deflate else 0):
-                        raise FrameError(1002, "reserved bits set")
                 else:
-                    raise FrameError(1002, f"unknown opcode {opcode}")
-                if self._size + length > self.max_size:
-                    raise FrameError(1009, "message too big")
+                    if opcode == CONTINUATION:
+                        parts = self._parts
+                        if parts is None:
+                            raise FrameError(1002, "continuation frame without a message")
+                        if rsv:
+                            raise FrameError(1002, "reserved bits set")
+                        if len(parts) >= MAX_FRAGMENTS:
+                            raise FrameError(1008, "message in too many fragments")
+                    elif opcode == TEXT or opcode == BINARY:
+                        if self._parts is not None:
+                            raise FrameError(1002, "a new message before the last one ended")
+                        if rsv & ~(0x40 if self.deflate else 0):
+                            raise FrameError(1002, "reserved bits set")
+                    else:
+                        raise FrameError(1002, f"unknown opcode {opcode}")
+                    if self._size + length > self.max_size:
+                        raise FrameError(1009, "message too big")
             end = at + 4 + length
             if n < end:
                 return None
