@@ -62,7 +62,6 @@ handlers added around it.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import shutil
@@ -258,7 +257,6 @@ class StageProbe:
         WebSocket._write_frames = frames  # type: ignore[method-assign]
 
 
-LAG_TICK = 0.001  # seconds between the probe's ticks
 LATE = 0.002  # a tick this late (or more) is a stall
 
 
@@ -266,57 +264,39 @@ class LagProbe:
     """In the gateway process: SIGUSR1 starts a window, SIGUSR2 ends it and writes what the
     probes saw (JSON) to ``/tmp/rt_profile_lag_<pid>.json``: with ``lag``, its stalls and
     the garbage collector's passes in it (per generation: how many, and the longest in ms;
-    ``gc.callbacks``); with ``stages``, the ``StageProbe``'s parts."""
+    ``sidebyside.LoopWatch``); with ``stages``, the ``StageProbe``'s parts."""
 
     def __init__(self, loop: Any, lag: bool, stages: StageProbe | None, opcodes: OpcodeProbe | None) -> None:
-        self.loop = loop
-        self.lag = lag
         self.stages = stages
         self.opcodes = opcodes
-        self.on = False
-        self.ticks = 0
         self.stalls: list[tuple[float, float]] = []  # (ms late, ms of this thread's CPU meanwhile)
-        self.last = (0.0, 0.0)
         self.gc: dict[int, list[float]] = {}  # generation -> each pass's ms
-        self.gc_start = 0.0
-        if lag:
-            gc.callbacks.append(self.on_gc)
+        self.watch = sb.LoopWatch(self._stall, self._collected, LATE) if lag else None
         loop.add_signal_handler(signal.SIGUSR1, self.start)
         loop.add_signal_handler(signal.SIGUSR2, self.stop)
 
-    def on_gc(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self.gc_start = time.perf_counter()
-        elif self.on:
-            self.gc.setdefault(info["generation"], []).append((time.perf_counter() - self.gc_start) * 1e3)
+    def _stall(self, late_ms: float, cpu_ms: float) -> None:
+        self.stalls.append((late_ms, cpu_ms))
+
+    def _collected(self, generation: int, ms: float) -> None:
+        self.gc.setdefault(generation, []).append(ms)
 
     def start(self) -> None:
-        self.ticks, self.stalls, self.gc, self.on = 0, [], {}, True
-        self.last = (time.perf_counter(), time.thread_time())
+        self.stalls, self.gc = [], {}
         if self.stages is not None:
             self.stages.clear()
-        if self.lag:
-            self.loop.call_later(LAG_TICK, self.tick)
+        if self.watch is not None:
+            self.watch.start()
         if self.opcodes is not None:
             self.opcodes.start()
 
-    def tick(self) -> None:
-        if not self.on:
-            return
-        wall, cpu = time.perf_counter(), time.thread_time()
-        late = wall - self.last[0] - LAG_TICK
-        if late >= LATE:
-            self.stalls.append((late * 1e3, (cpu - self.last[1]) * 1e3))
-        self.ticks += 1
-        self.last = (wall, cpu)
-        self.loop.call_later(LAG_TICK, self.tick)
-
     def stop(self) -> None:
-        self.on = False
+        if self.watch is not None:
+            self.watch.stop()
         opcodes = self.opcodes.stop() if self.opcodes is not None else None
         path = f"/tmp/rt_profile_lag_{os.getpid()}.json"
         with open(path + ".part", "w") as f:
-            json.dump({"ticks": self.ticks, "stalls": self.stalls, "gc": self.gc,
+            json.dump({"ticks": self.watch.ticks if self.watch is not None else 0, "stalls": self.stalls, "gc": self.gc,
                        "stages": self.stages.summary() if self.stages is not None else None,
                        "opcodes": opcodes}, f)
         os.replace(path + ".part", path)  # whole when the bench sees it
@@ -355,7 +335,8 @@ def opcode_table(rows: list[list[Any]], rts: int) -> str:
 
 def lag_summary(path: Path, seconds: float, lag: bool, rts: int = 1) -> str:
     """A window's stalls: how many a second, busy (the gateway's own work) or not running;
-    its stages (``--stages``); its Python per round trip (``--opcodes``)."""
+    its stages (``--stages``); or, with ``--opcodes``, only its Python per round trip (a traced
+    window's timings mean nothing)."""
     d = json.loads(path.read_text())
     path.unlink()
     if d.get("opcodes") is not None:
@@ -368,7 +349,7 @@ def lag_summary(path: Path, seconds: float, lag: bool, rts: int = 1) -> str:
     busy: list[float] = []
     idle: list[float] = []
     for late, cpu in d["stalls"]:  # busy: the thread was on the CPU for most of the wait
-        (busy if cpu >= (late + LAG_TICK * 1e3) / 2 else idle).append(late)
+        (busy if cpu >= (late + sb.LoopWatch.TICK * 1e3) / 2 else idle).append(late)
 
     def part(xs: list[float]) -> str:
         return f"{len(xs) / seconds:.1f}/s, longest {max(xs):.1f} ms" if xs else "none"

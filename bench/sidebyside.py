@@ -207,32 +207,18 @@ async def serve_gateway(mud_port: int) -> None:
                     for line in stat.traceback.format()[-12:]:
                         f.write(f"    {line}\n")
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
-    if os.environ.get("BENCH_GC_LOG"):  # the cycle collector's passes, when and how long (docs 1.15)
-        import gc
-
-        started: list[float] = [0.0]
+    if os.environ.get("BENCH_GC_LOG"):  # the collector's passes and the loop's stalls, when (docs 1.15)
         log_path = f"/tmp/bench_gc_{os.getpid()}.log"
 
-        def on_gc(phase: str, info: dict[str, int]) -> None:
-            if phase == "start":
-                started[0] = time.perf_counter()
-            elif info["generation"] == 2 or time.perf_counter() - started[0] > 0.005:
-                with open(log_path, "a") as f:
-                    f.write(f"{time.time():.3f} gen{info['generation']} "
-                            f"{(time.perf_counter() - started[0]) * 1e3:.1f} ms\n")
-        gc.callbacks.append(on_gc)
-        loop = asyncio.get_running_loop()
-        last = [time.perf_counter(), time.thread_time()]
+        def note(line: str) -> None:
+            with open(log_path, "a") as f:
+                f.write(f"{time.time():.3f} {line}\n")
 
-        def tick() -> None:  # the loop's stalls of 20 ms or more, and the thread's CPU meanwhile
-            now, cpu = time.perf_counter(), time.thread_time()
-            if now - last[0] > 0.021:
-                with open(log_path, "a") as f:
-                    f.write(f"{time.time():.3f} stall {(now - last[0]) * 1e3:.0f} ms, "
-                            f"CPU {(cpu - last[1]) * 1e3:.0f} ms\n")
-            last[:] = [now, cpu]
-            loop.call_later(0.001, tick)
-        loop.call_later(0.001, tick)
+        def collected(gen: int, ms: float) -> None:
+            if gen == 2 or ms > 5:  # every full pass, and any pass that held the loop
+                note(f"gen{gen} {ms:.1f} ms")
+
+        LoopWatch(lambda late, cpu: note(f"stall {late:.0f} ms, CPU {cpu:.0f} ms"), collected, late=0.020).start()
     big = 1_000_000
     config = msgspec.convert({
         "listen": {"host": HOST, "port": 0},
@@ -299,6 +285,51 @@ async def serve_relay(mud_port: int) -> None:
         lambda: _RelayClient(mud_port), HOST, 0, backlog=4096)
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     await asyncio.Event().wait()
+
+
+class LoopWatch:
+    """A server process's event loop, watched (the bench's probes: rt_profile.py ``--lag``,
+    ``BENCH_GC_LOG``). A callback due every ``TICK`` seconds notes how late it ran and the
+    thread's CPU meanwhile; ``gc.callbacks`` times the cycle collector's passes. While it runs,
+    ``on_stall(late_ms, cpu_ms)`` hears of each tick ``late`` seconds late or more, and
+    ``on_gc(generation, ms)`` of each pass."""
+
+    TICK = 0.001
+
+    def __init__(self, on_stall: Any, on_gc: Any, late: float) -> None:
+        import gc
+        self.on_stall, self.on_gc, self.late = on_stall, on_gc, late
+        self.ticks = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._last = (0.0, 0.0)
+        self._gc_start = 0.0
+        gc.callbacks.append(self._gc)
+
+    def start(self) -> None:
+        self.stop()
+        self.ticks = 0
+        self._last = (time.perf_counter(), time.thread_time())
+        self._timer = asyncio.get_running_loop().call_later(self.TICK, self._tick)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        late = wall - self._last[0] - self.TICK
+        if late >= self.late:
+            self.on_stall(late * 1e3, (cpu - self._last[1]) * 1e3)
+        self.ticks += 1
+        self._last = (wall, cpu)
+        self._timer = asyncio.get_running_loop().call_later(self.TICK, self._tick)
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        elif self._timer is not None:
+            self.on_gc(info["generation"], (time.perf_counter() - self._gc_start) * 1e3)
 
 
 def peer_server(role: str, mud_port: int) -> Any:
