@@ -186,6 +186,7 @@ async def serve_gateway(mud_port: int) -> None:
     import msgspec
     from aiohttp import web
 
+    from gateway import collector
     from gateway.config import Config
     from gateway.routes import create_app
 
@@ -233,6 +234,7 @@ async def serve_gateway(mud_port: int) -> None:
     await runner.setup()
     site = web.TCPSite(runner, HOST, 0, backlog=4096)
     await site.start()
+    collector.configure()  # as the command line has it (MUD_GATEWAY_GC=plain: CPython's way)
     print(f"PORT {runner.addresses[0][1]}", flush=True)
     await asyncio.Event().wait()
 

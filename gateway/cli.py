@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from . import __version__, upgrade
+from . import __version__, collector, upgrade
 from .config import Config, ConfigError, demo_config, load_config
 from .logs import setup_logging
 from .routes import apply_config, create_app
@@ -87,9 +87,13 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
         return 1
     host, port = runner.addresses[0][:2]  # the real port when 0 was asked for
     url = f"http://{host}:{port}/"
-    log.info("mud-gateway %s listening on %s (games: %s; event loop: %s; game text escaper: %s)",
+    # Started: what start-up made and keeps is out of the cycle collector's full passes.
+    gc_policy, gc_undo = collector.configure()
+    log.info("mud-gateway %s listening on %s (games: %s; event loop: %s; game text escaper: %s; "
+             "cycle collector: %s)",
              __version__, url, ", ".join(g.name for g in config.games),
-             type(loop).__module__.partition(".")[0], "C" if jsonstring.COMPILED else "Python fallback")
+             type(loop).__module__.partition(".")[0], "C" if jsonstring.COMPILED else "Python fallback",
+             gc_policy)
     if demo:
         print(f"mud-gateway: demo game on telnet 127.0.0.1:{game.port}", flush=True)
 
@@ -112,6 +116,8 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
         log.warning("stop took longer than %ss; exiting anyway", STOP_SECONDS)
     if game is not None:
         await game.close()
+    if gc_undo is not None:
+        gc_undo()
     return 0
 
 

@@ -13,7 +13,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from gateway import jsonstring
+import pytest
+
+from gateway import collector, jsonstring
 from tests.conftest import free_port
 from tests.fakemud import EVENTUALLY
 
@@ -111,11 +113,15 @@ def test_systemd_notify_ready(tmp_path):
             proc.kill()
 
 
-def test_json_logs(tmp_path):
+@pytest.mark.parametrize("gc_env, gc_policy", [(None, "survivors frozen"), ("plain", "plain")])
+def test_json_logs(tmp_path, gc_env, gc_policy):
     cfg = tmp_path / "gateway.yaml"
     cfg.write_text(f"listen: {{port: {free_port()}}}\nlogging: {{format: json, level: info}}\n"
                    "games:\n  - {name: one, host: 127.0.0.1, port: 4000}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(cfg)], cwd=ROOT,
+    env = {k: v for k, v in os.environ.items() if k != collector.ENV}
+    if gc_env is not None:
+        env[collector.ENV] = gc_env
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(cfg)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert "open http://" in proc.stdout.readline()
@@ -126,6 +132,8 @@ def test_json_logs(tmp_path):
         # Which game text escaper runs is said at start (the C one where the install compiled it).
         escaper = "C" if jsonstring.COMPILED else "Python fallback"
         assert any(f"game text escaper: {escaper}" in r["message"] for r in records)
+        # And how the cycle collector is used (gateway/collector.py; MUD_GATEWAY_GC=plain: CPython's way).
+        assert any(f"cycle collector: {gc_policy})" in r["message"] for r in records)
         assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
     finally:
         if proc.poll() is None:
