@@ -176,6 +176,12 @@ def _cached(fn: Any, n: int) -> bytes:
 
 async def serve_mud() -> None:
     loop = asyncio.get_running_loop()
+    if os.environ.get("BENCH_GC_LOG"):  # the game's side of the instrument too (docs 1.16)
+        log_loop(f"/tmp/bench_gc_mud_{os.getpid()}.log")
+    # Its connections live on: out of the collector's full passes as the gateway's are, else
+    # the pass owed from 10,000 of them falls in a round-trip window of whichever peer.
+    from gateway import collector
+    collector.freeze_survivors()
     server = await loop.create_server(MudProtocol, HOST, 0, backlog=4096)
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     await asyncio.Event().wait()
