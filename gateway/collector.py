@@ -6,7 +6,8 @@ have grown by a quarter since the last, so it is players arriving that bring ful
 and each one stalls every player's round trip.
 
 An ended session needs no collector: everything of it goes by reference counting
-(tests/test_collector.py ends sessions in every way SPEC names and finds no cyclic garbage).
+(tests/test_collector.py ends sessions in every way SPEC names while the gateway runs, and
+finds no cyclic garbage).
 So what survives a full pass is the process's live state, and :func:`freeze_survivors` takes
 it out of the collector's sight (``gc.freeze``) at the end of each full pass: the next one walks
 only what is new since, and the stall is as long as the growth since the last pass, not as

@@ -8,14 +8,12 @@ for exactly as long as the test holds the handshake.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 
 import pytest
 
 from gateway.routes import SESSIONS, SOCKETS
-from gateway.session import Session, SessionManager
-from gateway.telnet.client import GameClient, GameWriter
+from gateway.session import SessionManager
 from tests.conftest import make_config, new_topic, send_until_stalled, session, until
 from tests.fakemud import FakeMud
 from tests.test_auth import REQUIRED, open_socket, token
@@ -121,28 +119,6 @@ async def test_what_the_game_gives_up_after_the_end_is_kept_by_nobody(mud, gatew
     assert sess.ended
     assert [k.seq for k in sess.replay.since(0)[0]] == kept  # "What now? " kept by no one
     assert len(manager.compactor) == 0
-
-
-async def test_an_ended_session_is_freed_without_the_cycle_collector(mud, gateway):
-    # Its game connection holds no reference back to it once over: a session and its replay
-    # go when the table, the socket and any join still answering let go of it, not at the
-    # cycle collector's next full pass (at 10,000 sessions such a pass holds the loop ~0.3 s,
-    # and ended sessions' replays would pile up until it: docs/performance.md 1.15).
-    phx, topic, conn, connect = await session(mud, gateway)
-    sess = connect.client.app[SESSIONS].get(key_of(topic))
-    conn.send(b"You see a door.\r\n" * 100)
-    await phx.echo_text(topic, lambda text: "You see a door." in text)
-    client = sess.client
-    gc.collect()
-    gc.disable()
-    try:
-        assert (await phx.request(topic, "phx_leave", {}))["status"] == "ok"
-        await conn.wait_closed()
-        await until(lambda: client.transport is None, what="the game connection lost")
-        del sess, client
-        assert [o for o in gc.get_objects() if type(o) in (Session, GameClient, GameWriter)] == []
-    finally:
-        gc.enable()
 
 
 # -- 3: a join of a connecting session passes the same checks as a resume --------------

@@ -17,7 +17,7 @@ whose internals changed. What it relies on, by telnetlib3 class:
   later (``LATER_ATTRIBUTES``), and the private module ``telnetlib3._session_context``
   (``ctx``'s class). At the connection's end (``release``) it drops ``_protocol``, the
   tables and each ``Option``'s ``_on_change``, so that nothing of it is a reference cycle
-  (``tests/test_session_races.py`` finds no writer left with the collector off).
+  (``tests/test_collector.py`` finds no writer left with the collector off).
 * ``TelnetReader`` (``LeanTelnetReader``): its attribute names ``_limit``,
   ``_buffer``, ``_eof``, ``_waiter``, ``_exception``, ``_transport``, ``_paused``.
 * ``TelnetClient``/``BaseClient`` (``LeanTelnetClient``): the factory hooks
