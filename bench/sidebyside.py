@@ -300,7 +300,9 @@ class LoopWatch:
         self.ticks = 0
         self._timer: asyncio.TimerHandle | None = None
         self._last = (0.0, 0.0)
-        self._gc_start = 0.0
+        self._gc_start = self._gc_cpu = 0.0
+        self.gc_cpu_ms = 0.0  # the last pass's, its thread's CPU (the ms given to on_gc are wall time)
+        self.gc_collected = 0  # the objects the last pass freed
         gc.callbacks.append(self._gc)
 
     def start(self) -> None:
@@ -326,7 +328,10 @@ class LoopWatch:
     def _gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._gc_start = time.perf_counter()
+            self._gc_cpu = time.thread_time()
         elif self._timer is not None:
+            self.gc_cpu_ms = (time.thread_time() - self._gc_cpu) * 1e3  # preempted or not
+            self.gc_collected = info["collected"]
             self.on_gc(info["generation"], (time.perf_counter() - self._gc_start) * 1e3)
 
 
@@ -340,19 +345,31 @@ def log_loop(path: str) -> None:
 
     def collected(gen: int, ms: float) -> None:
         if gen == 2 or ms > 5:
-            note(f"gen{gen} {ms:.1f} ms")
+            note(f"gen{gen} {ms:.1f} ms, CPU {watch.gc_cpu_ms:.1f} ms, {watch.gc_collected} collected")
 
-    LoopWatch(lambda late, cpu: note(f"stall {late:.0f} ms, CPU {cpu:.0f} ms"), collected, late=0.020).start()
+    watch = LoopWatch(lambda late, cpu: note(f"stall {late:.0f} ms, CPU {cpu:.0f} ms"), collected, late=0.020)
+    watch.start()
 
 
 def peer_server(role: str, mud_port: int) -> Any:
     """The serving coroutine of the peer ``role`` (gateway, relay or floor) on the MUD at ``mud_port``."""
     if role == "relay":
-        return serve_relay(mud_port)
+        return _frozen(serve_relay(mud_port))
     if role == "floor":
         from floor import serve_floor
-        return serve_floor(mud_port)
+        return _frozen(serve_floor(mud_port))
     return serve_gateway(mud_port)
+
+
+async def _frozen(serving: Any) -> None:
+    """``serving`` with the collector as the gateway's (``collector.freeze_survivors``): every Python
+    process of the bench makes its full passes the same way, so that none of them falls in a
+    window for one peer and not another (docs/performance.md 1.17)."""
+    if os.environ.get("BENCH_GC_LOG"):
+        log_loop(f"/tmp/bench_gc_{os.getpid()}.log")
+    from gateway import collector
+    collector.freeze_survivors()
+    await serving
 
 
 def client_kind(peer: str) -> str:
@@ -1073,8 +1090,10 @@ def percentile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-def scale_run(peer: Peer, deflate: bool, plan: dict[str, Any], log: Any) -> dict[str, dict[str, float]]:
-    """Sessions added level by level: idle RSS at the RSS levels, round trips at the latency levels."""
+def scale_run(peer: Peer, deflate: bool, plan: dict[str, Any], log: Any,
+              game_pid: int | None = None) -> dict[str, dict[str, float]]:
+    """Sessions added level by level: idle RSS at the RSS levels, round trips at the latency levels
+    (with ``game_pid``, the fake MUD's share of the machine in their windows too)."""
     out: dict[str, dict[str, float]] = {}
     nworkers = plan["workers"]
     workers = [WorkerProc(peer.client_kind, peer.port, deflate) for _ in range(nworkers)]
@@ -1109,10 +1128,11 @@ def scale_run(peer: Peer, deflate: bool, plan: dict[str, Any], log: Any) -> dict
                 out[f"idle-{want}"] = {"KB/session": (rss - rss0) / level / 1024, "RSS MB": rss / 1e6,
                                        "sessions": level}
             if want in plan["rt"]:
-                p50s, p99s, p999s, fails, cpus, users, busy = [], [], [], 0, [], [], []
+                p50s, p99s, p999s, fails, cpus, users, busy, games = [], [], [], 0, [], [], [], []
                 for _ in range(plan["windows"]):
                     per = [level // nworkers + (1 if i < level % nworkers else 0) for i in range(nworkers)]
                     cpu0, user0 = peer.cpu(), peer.user()
+                    game0 = tree_cpu(game_pid) if game_pid else 0.0
                     t0 = time.monotonic()
                     if os.environ.get("BENCH_GC_LOG"):
                         log(f"    rt-{want} window at {time.time():.3f}")
@@ -1121,6 +1141,8 @@ def scale_run(peer: Peer, deflate: bool, plan: dict[str, Any], log: Any) -> dict
                     cpus.append((peer.cpu() - cpu0) / wall)
                     users.append((peer.user() - user0) / wall)
                     busy.append(max(r["client_cpu"] for r in rs) / wall)
+                    if game_pid:
+                        games.append((tree_cpu(game_pid) - game0) / wall)
                     samples = [x for r in rs for x in r["samples"]]
                     fails += sum(r["failed"] for r in rs)
                     p50s.append(percentile(samples, 0.5))
@@ -1131,6 +1153,8 @@ def scale_run(peer: Peer, deflate: bool, plan: dict[str, Any], log: Any) -> dict
                                      "proxy cores": statistics.median(cpus), "sessions": level,
                                      "proxy user cores": statistics.median(users),
                                      "client busy": statistics.median(busy)}
+                if games:
+                    out[f"rt-{want}"]["game cores"] = statistics.median(games)
     finally:
         for w in workers:
             w.stop()
@@ -1281,7 +1305,7 @@ def main() -> None:
                 if peer is None:
                     continue
                 try:
-                    r = scale_run(peer, v[1], plan, log)
+                    r = scale_run(peer, v[1], plan, log, mud.pid)
                 except Exception as exc:  # noqa: BLE001
                     log(f"    failed: {exc}")
                     r = {}
@@ -1327,6 +1351,7 @@ def report(results: dict[str, dict[str, dict[str, Any]]], sizes: dict[str, int],
     for lvl in plan["rt"]:
         rows += [(f"rt-{lvl}", "sessions"), (f"rt-{lvl}", "p50 ms"), (f"rt-{lvl}", "p99 ms"), (f"rt-{lvl}", "p99.9 ms"),
                  (f"rt-{lvl}", "failed"), (f"rt-{lvl}", "proxy cores"), (f"rt-{lvl}", "proxy user cores"),
+                 (f"rt-{lvl}", "game cores"),
                  (f"rt-{lvl}", "client busy")]
     for lvl in plan["rss"]:
         rows += [(f"idle-{lvl}", "sessions"), (f"idle-{lvl}", "KB/session")]
