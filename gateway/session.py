@@ -192,17 +192,15 @@ class Session:
         self.seq = seq
         if not kept:
             return
-        # The whole read at once: one queueing of its frames, written at once, then one replay
-        # append. The browser's frames go first: what only the replay needs is done while they
-        # travel, not before (docs/performance.md 1.17).
+        # The whole read at once: one replay append (to the live replay_bytes: a reload
+        # that lowered it applies from this event on), one queueing of its frames.
+        self.replay.add_many(kept, self.manager.config.sessions.replay_bytes)
+        # Added to: the compactor looks at it next sweep (before the push, which may end the
+        # session: end() then forgets it).
+        self.manager.compactor.watch(self.replay)
         viewer = self.viewer
         if viewer is not None:
             viewer.push_many(kept, self.client.read_at if self.client is not None else None)
-            if self.ended:
-                return  # the push ended it (a slow consumer): its replay is forgotten
-        # To the live replay_bytes: a reload that lowered it applies from this event on.
-        self.replay.add_many(kept, self.manager.config.sessions.replay_bytes)
-        self.manager.compactor.watch(self.replay)  # added to: the compactor looks at it next sweep
         self.bytes_to_browser += size
         metrics.to_browser.inc(size)  # once per game read, not per event: a metric's lock costs
         if gmcp:
