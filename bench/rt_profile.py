@@ -278,7 +278,7 @@ class LagProbe:
     def _stall(self, late_ms: float, cpu_ms: float) -> None:
         self.stalls.append((late_ms, cpu_ms))
 
-    def _collected(self, generation: int, ms: float) -> None:
+    def _collected(self, generation: int, ms: float, cpu_ms: float, freed: int) -> None:
         self.gc.setdefault(generation, []).append(ms)
 
     def start(self) -> None:

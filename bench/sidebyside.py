@@ -176,12 +176,6 @@ def _cached(fn: Any, n: int) -> bytes:
 
 async def serve_mud() -> None:
     loop = asyncio.get_running_loop()
-    if os.environ.get("BENCH_GC_LOG"):  # the game's side of the instrument too (docs 1.16)
-        log_loop(f"/tmp/bench_gc_mud_{os.getpid()}.log")
-    # Its connections live on: out of the collector's full passes as the gateway's are, else
-    # the pass owed from 10,000 of them falls in a round-trip window of whichever peer.
-    from gateway import collector
-    collector.freeze_survivors()
     server = await loop.create_server(MudProtocol, HOST, 0, backlog=4096)
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     await asyncio.Event().wait()
@@ -291,7 +285,8 @@ class LoopWatch:
     ``BENCH_GC_LOG``). A callback due every ``TICK`` seconds notes how late it ran and the
     thread's CPU meanwhile; ``gc.callbacks`` times the cycle collector's passes. While it runs,
     ``on_stall(late_ms, cpu_ms)`` hears of each tick ``late`` seconds late or more, and
-    ``on_gc(generation, ms)`` of each pass."""
+    ``on_gc(generation, ms, cpu_ms, collected)`` of each pass: its wall time, its thread's CPU
+    (less than the wall time when the process was preempted meanwhile), the objects it freed."""
 
     TICK = 0.001
 
@@ -301,8 +296,6 @@ class LoopWatch:
         self._timer: asyncio.TimerHandle | None = None
         self._last = (0.0, 0.0)
         self._gc_start = self._gc_cpu = 0.0
-        self.gc_cpu_ms = 0.0  # the last pass's, its thread's CPU (the ms given to on_gc are wall time)
-        self.gc_collected = 0  # the objects the last pass freed
         gc.callbacks.append(self._gc)
 
     def start(self) -> None:
@@ -330,9 +323,8 @@ class LoopWatch:
             self._gc_start = time.perf_counter()
             self._gc_cpu = time.thread_time()
         elif self._timer is not None:
-            self.gc_cpu_ms = (time.thread_time() - self._gc_cpu) * 1e3  # preempted or not
-            self.gc_collected = info["collected"]
-            self.on_gc(info["generation"], (time.perf_counter() - self._gc_start) * 1e3)
+            self.on_gc(info["generation"], (time.perf_counter() - self._gc_start) * 1e3,
+                       (time.thread_time() - self._gc_cpu) * 1e3, info["collected"])
 
 
 def log_loop(path: str) -> None:
@@ -343,30 +335,31 @@ def log_loop(path: str) -> None:
         with open(path, "a") as f:
             f.write(f"{time.time():.3f} {line}\n")
 
-    def collected(gen: int, ms: float) -> None:
+    def collected(gen: int, ms: float, cpu_ms: float, freed: int) -> None:
         if gen == 2 or ms > 5:
-            note(f"gen{gen} {ms:.1f} ms, CPU {watch.gc_cpu_ms:.1f} ms, {watch.gc_collected} collected")
+            note(f"gen{gen} {ms:.1f} ms, CPU {cpu_ms:.1f} ms, {freed} collected")
 
-    watch = LoopWatch(lambda late, cpu: note(f"stall {late:.0f} ms, CPU {cpu:.0f} ms"), collected, late=0.020)
-    watch.start()
+    LoopWatch(lambda late, cpu: note(f"stall {late:.0f} ms, CPU {cpu:.0f} ms"), collected, late=0.020).start()
 
 
 def peer_server(role: str, mud_port: int) -> Any:
     """The serving coroutine of the peer ``role`` (gateway, relay or floor) on the MUD at ``mud_port``."""
     if role == "relay":
-        return _frozen(serve_relay(mud_port))
+        return frozen(serve_relay(mud_port))
     if role == "floor":
         from floor import serve_floor
-        return _frozen(serve_floor(mud_port))
+        return frozen(serve_floor(mud_port))
     return serve_gateway(mud_port)
 
 
-async def _frozen(serving: Any) -> None:
-    """``serving`` with the collector as the gateway's (``collector.freeze_survivors``): every Python
-    process of the bench makes its full passes the same way, so that none of them falls in a
-    window for one peer and not another (docs/performance.md 1.17)."""
+async def frozen(serving: Any, log_name: str = "") -> None:
+    """``serving`` (the MUD, the relay, the floor) with the collector as the gateway's
+    (``collector.freeze_survivors``): their connections live on, and a full pass owed from
+    10,000 of them would fall in a round-trip window of whichever peer; so every Python process
+    of the bench makes its full passes the same way (docs/performance.md 1.16, 1.17). With
+    ``BENCH_GC_LOG``, its passes and stalls go to ``/tmp/bench_gc_<log_name><pid>.log``."""
     if os.environ.get("BENCH_GC_LOG"):
-        log_loop(f"/tmp/bench_gc_{os.getpid()}.log")
+        log_loop(f"/tmp/bench_gc_{log_name}{os.getpid()}.log")
     from gateway import collector
     collector.freeze_survivors()
     await serving
@@ -1091,9 +1084,9 @@ def percentile(xs: list[float], q: float) -> float:
 
 
 def scale_run(peer: Peer, deflate: bool, plan: dict[str, Any], log: Any,
-              game_pid: int | None = None) -> dict[str, dict[str, float]]:
+              game_pid: int) -> dict[str, dict[str, float]]:
     """Sessions added level by level: idle RSS at the RSS levels, round trips at the latency levels
-    (with ``game_pid``, the fake MUD's share of the machine in their windows too)."""
+    (with the fake MUD's share of the machine, ``game_pid``'s, in their windows)."""
     out: dict[str, dict[str, float]] = {}
     nworkers = plan["workers"]
     workers = [WorkerProc(peer.client_kind, peer.port, deflate) for _ in range(nworkers)]
@@ -1132,7 +1125,7 @@ def scale_run(peer: Peer, deflate: bool, plan: dict[str, Any], log: Any,
                 for _ in range(plan["windows"]):
                     per = [level // nworkers + (1 if i < level % nworkers else 0) for i in range(nworkers)]
                     cpu0, user0 = peer.cpu(), peer.user()
-                    game0 = tree_cpu(game_pid) if game_pid else 0.0
+                    game0 = tree_cpu(game_pid)
                     t0 = time.monotonic()
                     if os.environ.get("BENCH_GC_LOG"):
                         log(f"    rt-{want} window at {time.time():.3f}")
@@ -1141,8 +1134,7 @@ def scale_run(peer: Peer, deflate: bool, plan: dict[str, Any], log: Any,
                     cpus.append((peer.cpu() - cpu0) / wall)
                     users.append((peer.user() - user0) / wall)
                     busy.append(max(r["client_cpu"] for r in rs) / wall)
-                    if game_pid:
-                        games.append((tree_cpu(game_pid) - game0) / wall)
+                    games.append((tree_cpu(game_pid) - game0) / wall)
                     samples = [x for r in rs for x in r["samples"]]
                     fails += sum(r["failed"] for r in rs)
                     p50s.append(percentile(samples, 0.5))
@@ -1152,9 +1144,8 @@ def scale_run(peer: Peer, deflate: bool, plan: dict[str, Any], log: Any,
                                      "failed": fails,
                                      "proxy cores": statistics.median(cpus), "sessions": level,
                                      "proxy user cores": statistics.median(users),
-                                     "client busy": statistics.median(busy)}
-                if games:
-                    out[f"rt-{want}"]["game cores"] = statistics.median(games)
+                                     "client busy": statistics.median(busy),
+                                     "game cores": statistics.median(games)}
     finally:
         for w in workers:
             w.stop()
@@ -1215,7 +1206,7 @@ def main() -> None:
     ap.add_argument("--loop", default="asyncio")
     args = ap.parse_args()
     if args.role == "mud":
-        return run_server(serve_mud(), "asyncio")
+        return run_server(frozen(serve_mud(), "mud_"), "asyncio")
     if args.role in ("gateway", "relay", "floor"):  # the relay and the floor: uvloop's, always
         return run_server(peer_server(args.role, args.mud_port), args.loop if args.role == "gateway" else "uvloop")
     if args.role == "worker":
