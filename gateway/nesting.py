@@ -16,7 +16,7 @@ from itertools import accumulate
 #: levels, GMCP data a handful).
 MAX_NESTING = 100
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.S)
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in _STEP)
 
@@ -24,8 +24,11 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in _STEP)
 def too_deep(text: bytes | str, limit: int = MAX_NESTING) -> bool:
     """Whether ``text`` nests arrays and objects deeper than ``limit`` (brackets inside strings do not count).
 
-    Text that is not JSON may be judged too deep (an unterminated string's
-    brackets count); it would be refused as invalid anyway.
+    A string without its closing quote runs to the end of the text (its brackets do not
+    count: a parser fails in it, nothing after it is nested). So a quote and then 64 KB of
+    escaped quotes (``"\\"\\"...``) is one scan, not one from each quote to the end (20 s
+    of the event loop). Text that is not JSON may be judged either way; it would be
+    refused as invalid anyway.
     """
     if len(text) <= limit:
         return False  # fewer characters than the levels it would take

@@ -116,6 +116,9 @@ def negotiate_deflate(offers: str | None) -> "tuple[str, tuple[int, bool]] | Non
         for p in params[1:]:
             name, eq, value = (x.strip() for x in p.partition("="))
             value = value.strip('"')
+            # 1*DIGIT (7.1.2), ASCII: str.isdigit alone takes a superscript two, which int()
+            # refuses (the upgrade was answered 500), and other scripts' digits (written back).
+            digits = value.isascii() and value.isdigit()
             if name in seen:
                 ok = False
             seen.add(name)
@@ -124,12 +127,12 @@ def negotiate_deflate(offers: str | None) -> "tuple[str, tuple[int, bool]] | Non
                 answer.append(name)
             elif name == "client_no_context_takeover" and not eq:
                 pass
-            elif name == "server_max_window_bits" and value.isdigit() and 8 <= int(value) <= 15:
+            elif name == "server_max_window_bits" and digits and 8 <= int(value) <= 15:
                 if int(value) < 9:
                     ok = False  # zlib's least window is 2^9: an 8 we could not keep to
                 wbits = min(wbits, int(value))
                 answer.append(f"server_max_window_bits={value}")
-            elif name == "client_max_window_bits" and (not eq or value.isdigit() and 8 <= int(value) <= 15):
+            elif name == "client_max_window_bits" and (not eq or digits and 8 <= int(value) <= 15):
                 pass  # the browser's window: ours to read is whatever it chose (we inflate with 15)
             else:
                 ok = False
