@@ -23,8 +23,9 @@ the option's state, so no negotiation loops.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import collections
+import encodings
+import encodings.aliases
 import hashlib
 import logging
 import socket
@@ -56,6 +57,14 @@ MTTS_ANSI, MTTS_UTF8, MTTS_256, MTTS_SCREEN_READER, MTTS_PROXY, MTTS_TRUECOLOR =
 #: How long a closed game connection may take to write what is queued for the game
 #: before it is reset (a game that stopped reading must not hold it open).
 CLOSE_SECONDS = 2.0
+#: Bytes written to a game and not yet taken by it past which the game is not read until
+#: it takes all but a quarter of them (asyncio's write buffer limits: pause_writing). Each
+#: request of a game is answered (negotiation, NEW-ENVIRON, CHARSET, MXP's <SUPPORT>), many
+#: with more bytes than the request, so a game that asks without reading the answers would
+#: make them pile up here without end; unread, its requests wait in TCP instead. Above what
+#: the player's input alone can leave (session.UNSENT_BYTES and one push), so that a game
+#: slow to read its input is still read.
+UNREAD_BY_GAME = 1 << 18
 
 #: Options refused even though telnetlib3 would accept them (SPEC 5: "everything else: refused").
 _REFUSED = {telopt.BINARY, telopt.LINEMODE, telopt.LFLOW, telopt.XDISPLOC, telopt.TSPEED,
@@ -80,11 +89,24 @@ _IAC_SB_CHARSET = telopt.IAC + telopt.SB + telopt.CHARSET
 MAX_DELEGATED_SUBNEGOTIATION = 1 << 16
 
 
+#: codecs' other names of UTF-8 (``utf8``, ``u8``, ``cp65001``, ...), normalised.
+_UTF8_ALIASES = frozenset(alias for alias, codec in encodings.aliases.aliases.items() if codec == "utf_8")
+#: Longer than any name of UTF-8 (a game's CHARSET offer can be as long as its subnegotiation).
+MAX_ENCODING_NAME = 64
+
+
 def is_utf8(encoding: str) -> bool:
-    try:
-        return codecs.lookup(encoding).name == "utf-8"
-    except (LookupError, ValueError):  # ValueError: a NUL in the name (a game's CHARSET offer)
+    """Whether ``encoding`` names UTF-8, as ``codecs.lookup`` would find it, worked out
+    without asking codecs: the encodings package caches every name it is asked about, one
+    that is no encoding too, for the life of the process, and a game's CHARSET REQUEST
+    offers names of its choice, ever new ones if it likes. A name that is not ASCII, holds a
+    NUL (``codecs.lookup`` raises ValueError) or is over MAX_ENCODING_NAME is not UTF-8."""
+    if len(encoding) > MAX_ENCODING_NAME or not encoding.isascii() or "\x00" in encoding:
         return False
+    # What codecs.lookup does to a name (lower case, punctuation runs as one "_"), then the
+    # encodings package's search: the name itself, or an alias of it (with "." as "_").
+    name = encodings.normalize_encoding(encoding.lower())
+    return name == "utf_8" or name in _UTF8_ALIASES or name.replace(".", "_") in _UTF8_ALIASES
 
 
 def mtts_bits(encoding: str, screen_reader: bool) -> int:
@@ -152,7 +174,8 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
     # No dict per connection (idle memory): ours (telnetlib3's: LeanTelnetClient).
     __slots__ = ("sink", "stream", "gmcp_supports", "mtts", "naws_size", "client_ip",
                  "_ttype_count", "_timer", "_closed_reason", "_proxy", "_pin", "pin_failed", "loop", "read_at",
-                 "_restore", "_ending_compression", "media_url", "_mxp", "_poll_at", "_held", "_stepping")
+                 "_restore", "_ending_compression", "media_url", "_mxp", "_poll_at", "_held", "_stepping",
+                 "_unread")
 
     def __init__(self, sink: EventSink, stream: TelnetStream, *,
                  gmcp_supports: list[str], screen_reader: bool = False,
@@ -179,6 +202,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
         self.loop = asyncio.get_event_loop()
         self.read_at: float | None = None  # loop time of the latest read from the game
         self._held = False  # the session stopped reading (its browser is behind, or an upgrade)
+        self._unread = False  # the game leaves what we wrote unread (pause_writing): not read either
         self._stepping: asyncio.Handle | None = None  # the next step of an MCCP2 backlog
         self._restore = restore  # an adopted connection's negotiated state (upgrade in place)
         self._ending_compression = False  # an upgrade asked the game to end MCCP2
@@ -215,6 +239,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
             self.pin_failed = True
             transport.close()  # the handshake's last bytes and close_notify; no data
             return
+        transport.set_write_buffer_limits(high=UNREAD_BY_GAME)  # type: ignore[attr-defined]
         if self._proxy is not None and self._restore is None:
             # The PROXY header goes before any telnet byte.
             version, src, src_port = self._proxy
@@ -278,19 +303,40 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
         if transport is None or transport.is_closing() or self._closed_reason:
             return
         transport.pause_reading()
-        if not self._held and self._stepping is None:
+        if not self._held and not self._unread and self._stepping is None:
             self._stepping = self.loop.call_soon(self._inflate_step)
 
     def _inflate_step(self) -> None:
         self._stepping = None
         transport = self.transport
-        if self._held or transport is None or transport.is_closing():
-            return  # resume_reading() steps on
+        if self._held or self._unread or transport is None or transport.is_closing():
+            return  # resume_reading() (resume_writing()) steps on
         self._dispatch(self.stream.resume(self.loop.time()))
+        self._read_on()
+
+    def _read_on(self) -> None:
+        """Read the game again (its MCCP2 backlog first), unless the session holds it or it
+        does not read what we wrote."""
+        if self._held or self._unread:
+            return
         if self.stream.backlog:
             self._behind()
-        elif not self._held:
-            transport.resume_reading()
+        elif self.transport is not None:
+            self.transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        """The game left more than UNREAD_BY_GAME of what we wrote unread: it is not read
+        either (nor its MCCP2 backlog inflated) until it takes most of it."""
+        super().pause_writing()
+        self._unread = True
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._unread = False
+        self._read_on()
 
     def connection_lost(self, exc: Exception | None) -> None:
         # The session is told what follows, and then let go: a connection that is over holds
@@ -496,10 +542,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
 
     def resume_reading(self) -> None:
         self._held = False
-        if self.stream.backlog:
-            self._behind()  # the backlog first: the game is read once it is inflated
-        elif self.transport is not None:
-            self.transport.resume_reading()
+        self._read_on()  # the backlog first: the game is read once it is inflated
 
     # -- upgrade in place (handoff.py) ---------------------------------------
 

@@ -278,7 +278,10 @@ def media_event(kind: str, attrs: Attrs, media_url: str) -> Gmcp | None:
 
     def number(key: str, default: int, low: int, high: int) -> int:
         value = attrs.get(key)
-        if value is None or not value.lstrip("-").isdigit() or len(value) > 6:
+        digits = value.lstrip("-") if value is not None else ""
+        # ASCII digits: str.isdigit takes a superscript two too, which int() refuses (a raise
+        # out of the stream, which never raises).
+        if not (digits.isascii() and digits.isdigit()) or len(value) > 6:  # type: ignore[arg-type]
             return default
         return max(low, min(high, int(value)))
 
@@ -318,6 +321,19 @@ class _Element:
 
     def __init__(self, definition: str, atts: list[tuple[str, str]], open_: bool, empty: bool) -> None:
         self.definition, self.atts, self.open, self.empty = definition, atts, open_, empty
+
+
+#: Pieces of a VAR's text kept before they are joined (and cut: ``_shorten_var``).
+_VAR_PARTS = 32
+
+
+def _shorten_var(parts: list[str]) -> None:
+    """A VAR's text so far as one piece, as ``_set_entity`` reads it (controls dropped), cut
+    after MAX_DEFINITION + 1 characters: a value that long is never kept, however it goes on."""
+    text = "".join(parts)
+    if _CONTROL.search(text):
+        text = _CONTROL.sub("", text)
+    parts[:] = [text[:MAX_DEFINITION + 1]]
 
 
 def _parse_atts(text: str) -> list[tuple[str, str]]:
@@ -491,10 +507,15 @@ class MxpParser:
         self._put(s)
         if self.link is not None or self.vars:
             plain = _ESCAPES.sub("", s) if "\x1b" in s else s
-            if self.link is not None:
+            # Kept only while it may still be used: a link's text until its command is made
+            # (the end of its first event), a VAR's up to what an entity may hold. A line
+            # without end keeps a link or a VAR open for ever (P keeps a VAR open across lines).
+            if self.link is not None and not self.link.fixed:
                 self.link.text.append(plain)
             for _, parts in self.vars:
                 parts.append(plain)
+                if len(parts) > _VAR_PARTS or len(plain) > MAX_DEFINITION:
+                    _shorten_var(parts)
 
     def _line_end(self) -> None:
         if self.link is not None:  # a link ends with its line, also where P or NOBR go on

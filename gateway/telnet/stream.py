@@ -130,9 +130,12 @@ class CompressionError(msgspec.Struct, frozen=True):
 
 Event = Text | Lines | Prompt | Gmcp | EchoMode | Negotiation | CompressionError
 
-#: GMCP module names seen (a game uses a few dozen), decoded once each; bounded.
+#: GMCP module names seen (a game uses a few dozen), decoded once each; bounded, in number
+#: and in length (a longer name, which no real module has, is decoded each time it comes):
+#: the cache is the process's, and outlives the session of a game that sends such names.
 _module_names: dict[bytes, str] = {}
 MAX_MODULE_NAMES = 1024
+MAX_MODULE_NAME = 128
 
 _gmcp_json = msgspec.json.Decoder()
 _gmcp_raw = msgspec.json.Decoder(msgspec.Raw)
@@ -178,12 +181,13 @@ def parse_gmcp_many(payloads: Iterable[bytes], raw: bool = False) -> list[Gmcp]:
 
 
 def _module_name(module: bytes) -> str:
-    """A GMCP module's name, decoded (and kept, up to MAX_MODULE_NAMES names)."""
+    """A GMCP module's name, decoded (and kept, up to MAX_MODULE_NAMES names of at most
+    MAX_MODULE_NAME bytes)."""
     try:
         name = module.decode()
     except UnicodeDecodeError:
         name = module.decode("utf-8", "replace")
-    if len(_module_names) < MAX_MODULE_NAMES:
+    if len(module) <= MAX_MODULE_NAME and len(_module_names) < MAX_MODULE_NAMES:
         _module_names[module] = name
     return name
 
@@ -371,10 +375,12 @@ class TelnetStream:
         events: list[Event] = []
         self._now = now
         self._budget = INFLATE_STEP
-        if self._inflate is not None:
-            self._inflate_data(data, events)
-        else:
-            self._scan(data, events)
+        # The read, then what follows each start (IAC SB MCCP2 IAC SE) or end (Z_FINISH) of
+        # compression in it, in the other mode: a loop, not a call from one into the other, as
+        # a game may start and end compression thousands of times in one read.
+        rest = self._inflate_data(data, events) if self._inflate is not None else self._scan(data, events)
+        while rest:
+            rest = self._inflate_data(rest, events) if self._inflate is not None else self._scan(rest, events)
         self._flush_lines(events)
         return self._through_mxp(events) if self.mxp is not None else events
 
@@ -418,7 +424,8 @@ class TelnetStream:
 
     # -- scanning ----------------------------------------------------------
 
-    def _scan(self, data: bytes, events: list[Event]) -> None:
+    def _scan(self, data: bytes, events: list[Event]) -> bytes:
+        """Scan plain telnet; returns what follows the start of compression, if it starts (to inflate)."""
         scanned = 0
         if self._carry:
             data = self._carry + data
@@ -431,7 +438,7 @@ class TelnetStream:
             end = self._find_se(data, 0, 0)
             if end < 0:
                 self._carry = _odd_iac_tail(data)
-                return
+                return b""
             self._discarding = False
             pos = end + 2
         decode = self._decoder.decode
@@ -444,12 +451,12 @@ class TelnetStream:
                     self._add_read(data, events)  # a read of text alone: the fast path
                 else:
                     add(data[pos:], events)
-                return
+                return b""
             if i > pos:
                 add(data[pos:i], events)
             if i + 1 >= n:
                 self._carry = data[i:]
-                return
+                return b""
             cmd = data[i + 1]
             if cmd == SB:
                 # Fast path: an IAC SE not preceded by an escaped IAC; else the full search.
@@ -464,7 +471,7 @@ class TelnetStream:
                     else:
                         self._carry = data[i:]
                         self._carry_scanned = n - i
-                    return
+                    return b""
                 pos = end + 2
                 if end - i > MAX_SUBNEGOTIATION:
                     continue  # oversized, even though it came whole: dropped
@@ -491,9 +498,7 @@ class TelnetStream:
                     # before it in this read counts against the step's budget.
                     self._inflate = zlib.decompressobj()
                     self._budget -= pos
-                    if pos < n:
-                        self._inflate_data(data[pos:], events)
-                    return
+                    return data[pos:]
             elif cmd == GA or cmd == EOR_CMD:
                 self._prompt(events)
                 pos = i + 2
@@ -505,7 +510,7 @@ class TelnetStream:
             elif cmd in (WILL, WONT, DO, DONT):
                 if i + 2 >= n:
                     self._carry = data[i:]
-                    return
+                    return b""
                 self._option(cmd, data[i + 2], data[i:i + 3], events)
                 pos = i + 3
             elif cmd == NOP:
@@ -513,6 +518,7 @@ class TelnetStream:
             else:
                 events.append(Negotiation(data[i:i + 2]))
                 pos = i + 2
+        return b""
 
     @staticmethod
     def _find_se(data: bytes, start: int, search_from: int) -> int:
@@ -564,14 +570,15 @@ class TelnetStream:
         events.append(Negotiation(raw))
         return False
 
-    def _inflate_data(self, data: bytes, events: list[Event]) -> None:
-        """Inflate MCCP2 data and scan it, up to the step's budget; the rest is the backlog."""
+    def _inflate_data(self, data: bytes, events: list[Event]) -> bytes:
+        """Inflate MCCP2 data and scan it, up to the step's budget; the rest is the backlog.
+        Returns what follows the end of compression, if it ends (plain telnet, to scan)."""
         chunk = data
         while self._inflate is not None and (chunk or self._inflate_full):
             most = self._budget
             if most <= 0:
                 self._backlog = chunk  # inflated by resume(), once the consumer keeps up
-                return
+                return b""
             inflater = self._inflate
             saved = inflater.copy()
             try:
@@ -581,7 +588,7 @@ class TelnetStream:
                 self._inflate_full = False
                 self._scan(_inflate_prefix(saved, chunk, most), events)
                 self._fail(f"corrupt compressed stream: {exc}", events)
-                return
+                return b""
             # Output cut at the budget: zlib may hold more even with all the input taken.
             self._inflate_full = len(plain) == most
             self._budget = most - len(plain)
@@ -591,10 +598,9 @@ class TelnetStream:
                 # The game ended compression: what follows is plain telnet again.
                 self._inflate = None
                 self._inflate_full = False
-                if inflater.unused_data:
-                    self._scan(inflater.unused_data, events)
-                return
+                return inflater.unused_data
             chunk = inflater.unconsumed_tail
+        return b""
 
     def _fail(self, detail: str, events: list[Event]) -> None:
         self._inflate = None

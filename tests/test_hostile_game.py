@@ -1,0 +1,235 @@
+"""A hostile or broken game (the telnet side): what it can make the gateway hold, raise or answer.
+
+Each test is a defect found by reading the telnet core with a malicious game in mind,
+and failed before its fix: byte-level cases through the sans-I/O ``TelnetStream``
+(and the MXP client behind it), the negotiation through the telnet adapter over a
+real socket to the scripted fake MUD (tests/test_telnet_client.py ``adapter``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import termios
+import tracemalloc
+import zlib
+
+import pytest
+
+from gateway.telnet import stream as stream_module
+from gateway.telnet.mxp import MAX_DEFINITION, MxpParser
+from gateway.telnet.stream import MAX_PENDING_LINE, Gmcp, Lines, TelnetStream, Text
+from tests.conftest import queued, until
+from tests.fakemud import EVENTUALLY, FakeMud
+from tests.test_telnet_client import adapter
+
+IAC, WILL, DO, SB, SE = 255, 251, 253, 250, 240
+GMCP, MCCP2, CHARSET, MXP = 201, 86, 42, 91
+MCCP2_START = bytes([IAC, SB, MCCP2, IAC, SE])
+
+
+def texts(events: list) -> str:
+    return "".join((e.text() if type(e) is Lines else e).message for e in events if type(e) in (Text, Lines))
+
+
+# -- MCCP2 ---------------------------------------------------------------------------------
+
+
+def test_mccp2_started_and_ended_thousands_of_times_in_one_read():
+    """A game may end its compressed stream (Z_FINISH) and start a new one (IAC SB MCCP2 IAC SE)
+    as often as it likes: 13 bytes a time. Each start was a call from the scanner into the
+    inflater and each end one back: 500 in one read raised RecursionError out of ``feed``
+    (which never raises), and the session ended with an unhandled exception."""
+    s = TelnetStream()
+    s.inflating = True
+    unit = MCCP2_START + zlib.compress(b"x\n")
+    events = s.feed(unit * 3000 + b"plain again\n", 0.0)
+    assert texts(events) == "x\n" * 3000 + "plain again\n"
+    assert not s.failed and not s.backlog
+    # and the stream goes on: compressed again, then plain
+    events = s.feed(MCCP2_START + zlib.compress(b"more\n") + b"end\n", 1.0)
+    assert texts(events) == "more\nend\n"
+
+
+# -- GMCP ----------------------------------------------------------------------------------
+
+
+def test_long_gmcp_module_names_are_not_kept_for_the_process():
+    """GMCP module names are decoded once and kept in a cache of the process (1,024 names),
+    which outlives the session: names of any length were kept, so a game sending 1,024
+    messages of a 1 MiB name each (no space: all of it is the name) left 2-3 GiB behind."""
+    saved = dict(stream_module._module_names)
+    stream_module._module_names.clear()
+    try:
+        s = TelnetStream()
+        long_names = [b"N%04d." % i + b"x" * 16_000 for i in range(stream_module.MAX_MODULE_NAMES)]
+        for name in long_names:
+            (event,) = s.feed(bytes([IAC, SB, GMCP]) + name + b' {"a": 1}' + bytes([IAC, SE]), 0.0)
+            assert event == Gmcp(name.decode(), {"a": 1})
+        kept = sum(map(len, stream_module._module_names))
+        assert kept <= stream_module.MAX_MODULE_NAMES * 1024, kept
+        # a real module name is still kept (decoded once)
+        s.feed(bytes([IAC, SB, GMCP]) + b"Char.Vitals {}" + bytes([IAC, SE]), 0.0)
+        assert stream_module._module_names.get(b"Char.Vitals") == "Char.Vitals"
+    finally:
+        stream_module._module_names.clear()
+        stream_module._module_names.update(saved)
+
+
+# -- MXP -----------------------------------------------------------------------------------
+
+
+def mxp_stream() -> TelnetStream:
+    s = TelnetStream(flush_after=0.1, bytes_lines=True)
+    s.mxp = MxpParser("9.9")
+    return s
+
+
+def test_a_link_on_a_line_without_end_holds_no_more_than_its_first_event():
+    """A secure <SEND> on a line that never ends: the stream sends the line in pieces
+    (64 KiB, or at prompt_flush_ms), the link is closed and reopened in each, with the
+    command made from the text of the first. All the text after it was still kept for
+    the command: without end, as long as the game sends."""
+    s = mxp_stream()
+    parser = s.mxp
+    events = s.feed(b"\x1b[1z<SEND>north", 0.0) + s.poll(1.0)
+    assert texts(events) == "\x1b]8;;send:north\x1b\\north\x1b]8;;\x1b\\"
+    piece = b"y" * 4096
+    for i in range(64):  # 4 MiB of one line
+        events = s.feed(piece * 16, 2.0 + i)
+        assert all(type(e) is Text and e.partial for e in events)
+    held = sum(map(len, parser.link.text))
+    assert held <= MAX_PENDING_LINE, held
+    events = s.feed(b"yy</SEND> done\r\n", 100.0)
+    assert texts(events) == "\x1b]8;;send:north\x1b\\yy\x1b]8;;\x1b\\ done\n"  # the first event's command
+
+
+def test_a_var_left_open_holds_no_more_than_an_entity_may():
+    """<VAR> (secure) sets an entity to its text, at most 1 KiB; inside <P> it stays open
+    across line ends, and on a line without end for ever. Its text was kept whole until
+    it closed: as much as the game sent."""
+    s = mxp_stream()
+    parser = s.mxp
+    s.feed(b"\x1b[6z<P><VAR hp>", 0.0)
+    for i in range(256):  # 4 MiB of lines, inside the open P and VAR
+        s.feed(b"z" * 16_000 + b"\r\n", float(i))
+    ((name, parts),) = parser.vars
+    held = sum(map(len, parts))
+    assert held <= 64 * MAX_DEFINITION, held
+    s.feed(b"</VAR></P>\r\n<VAR short>\x07full\x1b[1m 100\x1b[0m</VAR>\r\n", 300.0)
+    assert "hp" not in parser.entities  # too long for an entity: not kept, as before
+    assert parser.entities["short"] == "full 100"
+    # a VAR just within the bound, given in many small pieces, is still kept whole
+    s.feed(b"<P><VAR big>", 301.0)
+    for i in range(100):
+        s.feed(b"\x01abcdefgh\r\n", 302.0 + i)  # controls dropped, each line end a space
+    s.feed(b"</VAR></P>\r\n", 500.0)
+    assert parser.entities["big"] == "abcdefgh " * 100
+
+
+@pytest.mark.parametrize("number", ["\u00b2", "\u0663", "-\uff19"], ids=["superscript two", "arabic-indic three",
+                                                                       "fullwidth nine"])
+def test_a_sound_whose_numbers_are_not_ascii_digits_plays_at_the_defaults(number):
+    """<SOUND>'s V, L and P are numbers; str.isdigit takes a superscript two and other
+    scripts' digits, which int() refused or read: a ValueError out of the stream, which
+    never raises. Now such a value is no number, as any other: the default."""
+    s = TelnetStream(flush_after=0.1, bytes_lines=True)
+    s.mxp = MxpParser("9.9", "https://game.example/media/")
+    data = f"\x1b[1z<SOUND rain.wav V={number} L={number} P={number}>Rain.\r\n".encode()
+    events = s.feed(data, 0.0)
+    (media,) = [e for e in events if type(e) is Gmcp]
+    assert (media.data["volume"], media.data["loops"], media.data["priority"]) == (100, 1, 50)
+    assert texts(events) == "Rain.\n"
+
+
+# -- negotiation -----------------------------------------------------------------------------
+
+
+def charset_request(names: list[bytes]) -> bytes:
+    return bytes([IAC, SB, CHARSET, 1]) + b";" + b";".join(names) + bytes([IAC, SE])
+
+
+async def test_charset_offers_of_ever_new_names_leave_nothing_behind():
+    """Every name a CHARSET REQUEST offers was looked up with ``codecs.lookup``, and the
+    encodings package keeps every name it is asked about, one that names no encoding too,
+    for the life of the process: a game offering ever new names (or one name as long as
+    its subnegotiation) grew the gateway's memory without end, whatever became of the
+    session."""
+    rejected = bytes([IAC, SB, CHARSET, 3, IAC, SE])
+    mud = await FakeMud().start()
+    try:
+        client, conn, sink = await adapter(mud)
+        conn.send(bytes([IAC, WILL, CHARSET]))
+        await conn.wait_for(bytes([IAC, DO, CHARSET]))
+        conn.send(charset_request([b"warm-up"]))
+        await conn.wait_for(rejected)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(4):
+                conn.send(charset_request([b"enc-%d-%d" % (i, j) for j in range(2000)]))
+                await conn.wait_for(rejected)
+            conn.send(charset_request([b"long-" + b"n" * 200_000]))
+            await conn.wait_for(rejected)
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert grown < 100_000, grown
+        # UTF-8 is still accepted, by any of its names
+        conn.send(charset_request([b"latin1", b"utf8"]))
+        await conn.wait_for(bytes([IAC, SB, CHARSET, 2]) + b"utf8" + bytes([IAC, SE]))
+        client.close("test over")
+        await asyncio.wait_for(sink.closed, EVENTUALLY)
+    finally:
+        await mud.close()
+
+
+@pytest.mark.both_loops
+async def test_a_game_that_asks_without_reading_the_answers_is_not_read():
+    """Each of a game's requests is answered: MXP's <SUPPORT> (15 bytes) with ~300 bytes, a
+    NEW-ENVIRON SEND (6) with ~120, CHARSET, TTYPE, each DO/DONT flip. A game that sends
+    them and reads nothing made the answers pile up in the gateway's write buffer, as many
+    as it asked: without end. Now the game is not read while more than UNREAD_BY_GAME waits
+    for it (its requests wait in TCP), and is read again, every request answered, once it
+    reads."""
+    line = b"\x1b[1z<SUPPORT>\r\n"
+    rounds, per_round = 40, 2000  # 1.2 MB of requests; ~20 MB of answers
+    mud = await FakeMud().start()
+    try:
+        # (a read that ends inside a line leaves the rest of it held; not at prompt_flush_ms,
+        # where the tag it cuts would be text: SPEC 5)
+        client, conn, sink = await adapter(mud, ", prompt_flush_ms: 60000")
+        conn.send(bytes([IAC, WILL, MXP]))
+        await conn.wait_for(bytes([IAC, DO, MXP]))
+        # The game stops reading; the kernel's buffers between the two are kept small, so
+        # that what piles up, piles up in the gateway (where TCP can no longer push back).
+        conn.pause_reading()
+        conn.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        client.raw_socket().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        transport = client.transport
+        gateway_sock = client.raw_socket()
+
+        def settled() -> bool:
+            # the gateway read all the game sent, or it does not read the game
+            read_all = (conn.unsent() == 0 and queued(conn.socket, termios.TIOCOUTQ) == 0
+                        and queued(gateway_sock, termios.FIONREAD) == 0)
+            return read_all or not transport.is_reading()
+
+        for _ in range(rounds):
+            conn.send(line * per_round)
+            await until(settled, what="the gateway read the requests or stopped reading")
+        assert not transport.is_reading()
+        # client.UNREAD_BY_GAME (256 KiB) and the answers to the read that passed it
+        assert client.unsent() <= (1 << 18) + 2 * per_round * 400, client.unsent()
+        # The game reads again: so does the gateway read it, and every request is answered.
+        conn.resume_reading()
+        await until(lambda: conn.received.count(b"<SUPPORTS ") == rounds * per_round,
+                    what="every <SUPPORT> answered")
+        assert transport.is_reading()
+        client.close("test over")
+        await asyncio.wait_for(sink.closed, EVENTUALLY)
+    finally:
+        await mud.close()
