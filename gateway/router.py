@@ -174,9 +174,11 @@ class ChannelRouter:
         """``phx_leave`` while the join still waits for the game: the session ends at once.
 
         The leave is answered ok, then ``phx_close``; the join then gets
-        ``game unavailable`` with detail ``left`` (SessionManager.wait_open).
+        ``game unavailable`` with detail ``left`` (SessionManager.wait_open). The join is no
+        longer under way from here: a join of the topic (or of another) may follow at once,
+        in the same read, before the waiting one has been told.
         """
-        self._joining[msg.topic].leave()
+        self._joining.pop(msg.topic).leave()
         if msg.ref is not None:
             self.send(self.serializer.reply(msg.join_ref, msg.ref, msg.topic, "ok", _EMPTY))
         self.send(self.serializer.encode(msg.join_ref, msg.join_ref, msg.topic, "phx_close", _EMPTY))

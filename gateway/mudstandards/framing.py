@@ -21,6 +21,7 @@ from typing import Any, Iterable, Sequence
 import msgspec
 
 from ..channel import Command, SendGmcp, SendLines, SetSize
+from ..nesting import too_deep
 from ..telnet.input import split_lines, valid_gmcp_module, valid_size
 from ..telnet.stream import EchoMode, Gmcp, Lines, Prompt, Text, utf8_text
 from ..transport.frames import BINARY, TEXT, FrameError
@@ -163,6 +164,8 @@ def _gmcp(module: Any, data: str) -> SendGmcp:
         raise FrameError(INVALID_DATA, "invalid module")
     if not data.strip():
         return SendGmcp(module, None)
+    if too_deep(data):  # nesting.py: kept from the parser (RecursionError) and from MSDP's encoder
+        raise FrameError(INVALID_DATA, "gmcp data nested too deeply")
     try:
         return SendGmcp(module, _decode(data))
     except msgspec.DecodeError:
@@ -171,6 +174,8 @@ def _gmcp(module: Any, data: str) -> SendGmcp:
 
 def _json_command(text: str) -> Command | None:
     """A json TEXT frame: ``{"proto", "id", "data"}`` (SPEC 9.4, 9.5)."""
+    if too_deep(text):  # not the flat object it must be, and kept from the parser (nesting.py)
+        raise FrameError(INVALID_DATA, "not a JSON object")
     try:
         envelope = _decode(text)
     except msgspec.DecodeError:

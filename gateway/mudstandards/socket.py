@@ -244,7 +244,9 @@ class MudSocket(WebSocket):
             elif type(item) is SendLines and len(item.lines) > tokens:
                 n = int(tokens)
                 if n:
-                    self._execute(session, SendLines(item.lines[:n]))
+                    if not self._execute(session, SendLines(item.lines[:n])):
+                        # Refused after all (a game that does not read): all of it waits.
+                        return self._wait_for_tokens(0.0, rate)
                     held[0] = SendLines(item.lines[n:])
                 return self._wait_for_tokens(bucket.available(time.monotonic(), rate, burst), rate)
             elif not self._execute(session, item):
