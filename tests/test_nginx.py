@@ -112,7 +112,7 @@ async def proxied(mud, tmp_path):
     """(https_port, http_port, ssl context trusting the CA, CA file): nginx in front of a gateway."""
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if nginx is None:
-        pytest.skip("nginx is not installed (.ci/run installs Debian's nginx)")
+        pytest.skip("nginx is not installed (./dev test installs Debian's nginx, as root)")
     ca = trustme.CA()
     cert = ca.issue_cert("play.example.com", "localhost", "127.0.0.1")
     cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"

@@ -44,7 +44,7 @@ DEPLOYED = "/opt/mud-gateway/bin/mud-gateway"
 def analyze_verify(text: str, tmp_path: Path) -> str:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        pytest.skip("systemd-analyze is not installed (.ci/run installs Debian's systemd package)")
+        pytest.skip("systemd-analyze is not installed (./dev test installs Debian's systemd package, as root)")
     path = tmp_path / "mud-gateway.service"
     path.write_text(text)
     result = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
