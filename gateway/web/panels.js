@@ -11,7 +11,12 @@ const DIRECTIONS = {
 /** A direction's full name ("n" -> "north"); other exit names stay as they are. */
 export function fullDirection(name) {
   const key = String(name).toLowerCase();
-  return DIRECTIONS[key] || key;
+  return Object.hasOwn(DIRECTIONS, key) ? DIRECTIONS[key] : key; // ("constructor" is no direction)
+}
+
+/** Whether a value from the game is a string or a number (JSON may hold anything where they are expected). */
+function scalar(v) {
+  return typeof v === "string" || typeof v === "number";
 }
 
 /**
@@ -28,8 +33,9 @@ export function vitalsGauges(data) {
     const k = key.toLowerCase();
     const maxKey = [`max${k}`, `max_${k}`, `${k}_max`, `${k}max`].find((m) => keys.has(m));
     if (maxKey === undefined) continue;
-    const value = Number(raw);
-    const max = Number(data[keys.get(maxKey)]);
+    const value = scalar(raw) ? Number(raw) : NaN;
+    const maxRaw = data[keys.get(maxKey)];
+    const max = scalar(maxRaw) ? Number(maxRaw) : NaN;
     if (!Number.isFinite(value) || !Number.isFinite(max) || max <= 0) continue;
     gauges.push({ name: key, value, max });
   }
@@ -86,7 +92,7 @@ export class Vitals {
 /** The exits of a Room.Info message: {name: target} or a list of names -> names. */
 export function roomExits(info) {
   const exits = info && info.exits;
-  if (Array.isArray(exits)) return exits.map(String);
+  if (Array.isArray(exits)) return exits.filter(scalar).map(String);
   if (exits && typeof exits === "object") return Object.keys(exits);
   return [];
 }
@@ -127,8 +133,8 @@ export class RoomPanel {
   update(info) {
     if (!info || typeof info !== "object") return;
     this.panel.hidden = false;
-    this.nameEl.textContent = info.name ? String(info.name) : "";
-    this.areaEl.textContent = info.area ? String(info.area) : "";
+    this.nameEl.textContent = info.name && scalar(info.name) ? String(info.name) : "";
+    this.areaEl.textContent = info.area && scalar(info.area) ? String(info.area) : "";
     this.exits = roomExits(info);
     this.exitsEl.replaceChildren(
       ...this.exits.map((exit) => {

@@ -49,7 +49,7 @@ export function mediaSource(base, name, url) {
 }
 
 function clamp(n, low, high, fallback) {
-  const v = Number(n);
+  const v = typeof n === "number" || typeof n === "string" ? Number(n) : NaN; // (JSON may hold anything)
   return Number.isFinite(v) ? Math.max(low, Math.min(high, v)) : fallback;
 }
 
@@ -83,7 +83,8 @@ export class SoundBoard {
     if (!this.base || !data || typeof data !== "object") return;
     const src = mediaSource(this.base, data.name, data.url);
     if (src === null) {
-      this.onRefused(`Sound “${String(data.name)}” refused: not from this game's media address.`);
+      const name = typeof data.name === "string" ? ` “${data.name}”` : "";
+      this.onRefused(`Sound${name} refused: not from this game's media address.`);
       return;
     }
     const type = data.type === "music" ? "music" : "sound";
