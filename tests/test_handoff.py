@@ -131,12 +131,15 @@ SESSION_NOT_CARRIED = {
     "_settled": "only open sessions are carried", "waiters": "joins waiting: none across the exec",
 }
 #: TelnetStream attribute -> its StreamState field(s) (same name without the underscore when absent).
-STREAM_CARRIED_AS = {"_decoder": "decoder_buffer"}
+STREAM_CARRIED_AS = {"_decoder": "decoder_buffer",
+                     "_unscanned": "carry"}  # with the backlog after it (to_state)
 STREAM_NOT_CARRIED = {
     "_now": "the time of the read being scanned: set by each read",
     "_inflate": "a compressed stream is not carried (SPEC 6.1 step 6)",
-    "_backlog": "a compressed stream is not carried", "_inflate_full": "a compressed stream is not carried",
+    "_backlog": "a compressed stream is not carried (a plain one rides in carry, after _unscanned)",
+    "_inflate_full": "a compressed stream is not carried",
     "_budget": "the inflate budget of the call being made",
+    "_commands": "the command budget of the call being made",
     "_utf8_lines": "follows the encoding (set_encoding)",
     "msdp": "the negotiated MSDP option, carried in TelnetState.remote_options",
     "media_url": "the game's, with MSP carried in TelnetState.remote_options",

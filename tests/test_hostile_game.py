@@ -45,6 +45,8 @@ def test_mccp2_started_and_ended_thousands_of_times_in_one_read():
     s.inflating = True
     unit = MCCP2_START + zlib.compress(b"x\n")
     events = s.feed(unit * 3000 + b"plain again\n", 0.0)
+    while s.backlog:  # each start is a command: COMMANDS_PER_STEP of them a step
+        events += s.resume(0.0)
     assert texts(events) == "x\n" * 3000 + "plain again\n"
     assert not s.failed and not s.backlog
     # and the stream goes on: compressed again, then plain
@@ -229,6 +231,158 @@ async def test_a_game_that_asks_without_reading_the_answers_is_not_read():
         await until(lambda: conn.received.count(b"<SUPPORTS ") == rounds * per_round,
                     what="every <SUPPORT> answered")
         assert transport.is_reading()
+        client.close("test over")
+        await asyncio.wait_for(sink.closed, EVENTUALLY)
+    finally:
+        await mud.close()
+
+
+# -- a read packed with telnet commands ----------------------------------------------------
+
+WONT, DONT, GA, NOP, TTYPE = 252, 254, 249, 241, 24
+DO_DONT_TTYPE = bytes([IAC, DO, TTYPE, IAC, DONT, TTYPE])
+#: The most negotiations one step scans.
+PER_STEP = stream_module.COMMANDS_PER_STEP // stream_module.NEGOTIATION_COST
+
+
+def negotiations(events: list) -> list[bytes]:
+    return [e.raw for e in events if type(e) is stream_module.Negotiation]
+
+
+def steps_of(s: TelnetStream, data: bytes) -> list[list]:
+    """``feed`` then ``resume`` until no backlog: the events of each call."""
+    calls = [s.feed(data, 0.0)]
+    while s.backlog:
+        calls.append(s.resume(0.0))
+    return calls
+
+
+def test_a_read_of_negotiations_is_scanned_a_step_at_a_time():
+    """A read of 256 KiB packed with commands (87,380 of ``IAC DO TTYPE IAC DONT TTYPE``) was
+    scanned whole in one ``feed``, and each of its commands answered by telnetlib3 before the
+    loop could run anything else: a second of the loop, every other player's, per read, for
+    as long as the game sends them. Now a call scans at most COMMANDS_PER_STEP (a negotiation
+    counts NEGOTIATION_COST), the rest waits as the backlog (as MCCP2's output does), and all
+    of it comes, in order, text and commands, over the steps."""
+    count = (1 << 18) // len(DO_DONT_TTYPE)
+    s = TelnetStream()
+    calls = steps_of(s, b"before\r\n" + DO_DONT_TTYPE * count + b"after\r\n")
+    assert len(calls) >= 2 * count // PER_STEP
+    for events in calls:
+        assert len(negotiations(events)) <= PER_STEP
+    events = [e for events in calls for e in events]
+    assert negotiations(events) == [DO_DONT_TTYPE[:3], DO_DONT_TTYPE[3:]] * count
+    assert texts(events) == "before\nafter\n"
+    assert texts(calls[0]) == "before\n" and texts(calls[-1]) == "after\n"  # in the game's order
+    assert not s.backlog and s.resume(1.0) == []
+
+
+@pytest.mark.parametrize("unit", [bytes([IAC, SB, TTYPE, 1, IAC, SE]), bytes([IAC, SB, 39, 1, IAC, SE]),
+                                  bytes([IAC, 246]), bytes([IAC, WILL, 1, IAC, WONT, 1])],
+                         ids=["TTYPE SEND", "NEW-ENVIRON SEND", "AYT", "WILL/WONT ECHO"])
+def test_other_commands_answered_by_the_engine_count_as_negotiations(unit):
+    count = (1 << 18) // len(unit)
+    calls = steps_of(TelnetStream(), unit * count)
+    for events in calls:
+        assert len(negotiations(events)) <= PER_STEP
+    assert len(negotiations([e for events in calls for e in events])) == count * (2 if len(unit) == 6 and unit[1] != SB else 1)
+
+
+@pytest.mark.parametrize("unit", [b"x" + bytes([IAC, GA]), bytes([IAC, IAC]), bytes([IAC, NOP])],
+                         ids=["prompts", "IAC IAC", "NOP"])
+def test_cheap_commands_are_counted_too(unit):
+    """Commands the stream handles itself cost Python time each as well (a read of IAC IAC
+    took 0.4 s, of prompts 0.3 s): at most COMMANDS_PER_STEP of them a step."""
+    count = (1 << 18) // len(unit)
+    s = TelnetStream(encoding="latin-1")
+    calls = steps_of(s, unit * count + b"\r\n")
+    assert len(calls) >= count // stream_module.COMMANDS_PER_STEP
+    for events in calls:
+        assert sum(type(e) is stream_module.Prompt for e in events) <= stream_module.COMMANDS_PER_STEP
+    events = [e for events in calls for e in events] + s.finish()
+    if unit[0] == ord("x"):
+        assert sum(type(e) is stream_module.Prompt for e in events) == count
+    elif unit[1] == IAC:
+        assert texts(events) == "\xff" * count + "\n"
+
+
+def test_a_busy_games_read_is_still_one_step():
+    """A busy game's read (text, a GMCP message and a prompt every few lines: about 900
+    commands in 256 KiB) is scanned in one call, as before: no backlog, no extra turn."""
+    vitals = bytes([IAC, SB, GMCP]) + b'Char.Vitals {"hp": 100, "mp": 50}' + bytes([IAC, SE])
+    block = b"\x1b[1;31mA town guard hits you\x1b[0m for 12 damage.\r\n" * 5 + vitals + b"HP 100> " + bytes([IAC, GA])
+    data = block * ((1 << 18) // len(block))
+    s = TelnetStream()
+    events = s.feed(data, 0.0)
+    assert not s.backlog
+    assert sum(type(e) is Gmcp for e in events) == (1 << 18) // len(block)
+
+
+def test_a_stream_with_commands_left_to_scan_is_handed_over_whole():
+    """An upgrade in place while a step's commands are spent: what is left goes with the
+    stream (its carry), and the new process scans it before what it reads next."""
+    count = 1000
+    s = TelnetStream()
+    first = s.feed(b"a\r\n" + DO_DONT_TTYPE * count + b"b", 0.0)
+    assert s.backlog
+    adopted = TelnetStream.from_state(s.to_state())
+    events = first + adopted.feed(b"c\r\n", 1.0)
+    while adopted.backlog:
+        events += adopted.resume(1.0)
+    assert negotiations(events) == [DO_DONT_TTYPE[:3], DO_DONT_TTYPE[3:]] * count
+    assert texts(events) == "a\nbc\n"
+
+
+class StepRecorder(TelnetStream):
+    """The telnet stream, recording the events of each call (each step of the adapter)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.steps: list[list] = []
+
+    def feed(self, data: bytes, now: float) -> list:
+        events = super().feed(data, now)
+        self.steps.append(events)
+        return events
+
+    def resume(self, now: float) -> list:
+        events = super().resume(now)
+        self.steps.append(events)
+        return events
+
+
+async def test_a_flood_of_negotiations_is_answered_whole_a_step_at_a_time():
+    """Through the adapter, over a real socket: a game floods ``IAC DO TTYPE IAC DONT TTYPE``
+    (128 KiB: 43,690 requests). Each read of it was answered whole in one callback of the
+    loop (~1 s a read of 256 KiB, every other player stalled). Now the adapter steps through
+    it (COMMANDS_PER_STEP a turn of the loop, not reading the game meanwhile), and every
+    request is still answered, in order, and the text after the flood arrives after it."""
+    from gateway.config import parse_config
+    from gateway.telnet import client as telnet
+    from tests.test_telnet_client import Recorder
+
+    mud = await FakeMud().start()
+    try:
+        game = parse_config(f"games: [{{name: g, host: 127.0.0.1, port: {mud.port}}}]").games[0]
+        sink = Recorder()
+        stream = StepRecorder(game.encoding, flush_after=game.prompt_flush_ms / 1000, raw_gmcp=True,
+                              bytes_lines=True)
+        client = await telnet.open_connection(
+            game, lambda: telnet.GameClient(sink, stream, gmcp_supports=game.gmcp_supports))
+        conn = await mud.next_connection()
+        conn.send(b"hello\r\n")
+        await until(lambda: texts(sink.events) == "hello\n", what="hello")
+        start = len(conn.received)
+        count = (1 << 17) // len(DO_DONT_TTYPE)
+        conn.send(DO_DONT_TTYPE * count + b"after the flood\r\n")
+        await until(lambda: texts(sink.events) == "hello\nafter the flood\n", what="the text after the flood")
+        answers = bytes([IAC, WILL, TTYPE, IAC, WONT, TTYPE]) * count
+        await until(lambda: len(conn.received) - start >= len(answers), what="every request answered")
+        assert bytes(conn.received[start:]) == answers  # each answered once, in order
+        assert sum(len(negotiations(events)) for events in stream.steps) == 2 * count
+        assert max(len(negotiations(events)) for events in stream.steps) <= PER_STEP
+        assert len(stream.steps) >= 2 * count // PER_STEP
+        assert client.transport.is_reading() and not stream.backlog
         client.close("test over")
         await asyncio.wait_for(sink.closed, EVENTUALLY)
     finally:

@@ -827,13 +827,20 @@ def build(items, encoding: str):
     return bytes(wire), bytes(data), expected, had_ff
 
 
-def run(wire: bytes, cuts, encoding: str):
+def run(wire: bytes, cuts, encoding: str, per_step: int | None = None, inflating: bool = False):
+    """The events of ``wire`` fed in the pieces ``cuts`` makes; with ``per_step``, at most that
+    many telnet commands a step (each feed followed by ``resume`` until no backlog)."""
     s = TelnetStream(encoding)
+    s.inflating = inflating
+    if per_step is not None:
+        s.commands_per_step = per_step
     points = sorted({c % (len(wire) + 1) for c in cuts})
     chunks = [wire[a:b] for a, b in zip([0] + points, points + [len(wire)])]
     events = []
     for chunk in chunks:
         events += s.feed(chunk, 5.0)
+        while s.backlog:
+            events += s.resume(5.0)
     tail = s.finish()
     return events + tail, tail
 
@@ -849,10 +856,12 @@ def reference_text(data: bytes, encoding: str) -> str:
 def test_segmentation_does_not_change_events(encoding, data):
     items = data.draw(st.lists(_items(encoding), max_size=40), label="items")
     cuts = data.draw(st.lists(st.integers(0, 10**6), max_size=20), label="cuts")
+    # Steps cut the data too: at most this many commands a step (the rest is the backlog).
+    per_step = data.draw(st.none() | st.integers(1, 40), label="per_step")
     wire, payload, expected_other, had_ff = build(items, encoding)
 
     whole, whole_tail = run(wire, [], encoding)
-    split, split_tail = run(wire, cuts, encoding)
+    split, split_tail = run(wire, cuts, encoding, per_step)
 
     # (1) the text: same as one read, same as decoding the data bytes at once
     ref = reference_text(payload, encoding)
@@ -907,6 +916,24 @@ def test_partial_flushes_never_split_escapes_or_lose_text(data):
             assert safe_end(e.message) == len(e.message), e
     assert [e for e in events + tail if isinstance(e, (Gmcp, EchoMode))] == [
         e for e in expected_other if isinstance(e, (Gmcp, EchoMode))]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_steps_of_commands_across_mccp2_do_not_change_events(data):
+    """Plain telnet, then an MCCP2 stream that ends (Z_FINISH), then plain again: cut into
+    reads anywhere and into steps of a few commands, the events are those of one read."""
+    parts = [build(data.draw(st.lists(_items("utf-8"), max_size=15), label=f"items{k}"), "utf-8")
+             for k in range(3)]
+    wire = parts[0][0] + MCCP2_START + zlib.compress(parts[1][0]) + parts[2][0]
+    cuts = data.draw(st.lists(st.integers(0, 10**6), max_size=12), label="cuts")
+    per_step = data.draw(st.integers(1, 40), label="per_step")
+    whole, _ = run(wire, [], "utf-8", inflating=True)
+    split, _ = run(wire, cuts, "utf-8", per_step, inflating=True)
+    assert text_of(split) == text_of(whole) == reference_text(b"".join(p[1] for p in parts), "utf-8")
+    assert collapse(split) == collapse(whole)
+    assert [e for e in split if not isinstance(e, Text)] == [e for e in whole if not isinstance(e, Text)]
+    assert not any(isinstance(e, CompressionError) for e in whole)
 
 
 def inflate_all(s: TelnetStream, data: bytes, now: float = 0.0) -> list[list]:

@@ -203,7 +203,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
         self.read_at: float | None = None  # loop time of the latest read from the game
         self._held = False  # the session stopped reading (its browser is behind, or an upgrade)
         self._unread = False  # the game leaves what we wrote unread (pause_writing): not read either
-        self._stepping: asyncio.Handle | None = None  # the next step of an MCCP2 backlog
+        self._stepping: asyncio.Handle | None = None  # the next step of a backlog (stream.py)
         self._restore = restore  # an adopted connection's negotiated state (upgrade in place)
         self._ending_compression = False  # an upgrade asked the game to end MCCP2
         self.media_url = media_url  # the game's, at connect: MSP is accepted only with one
@@ -296,9 +296,11 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
             self._behind()
 
     def _behind(self) -> None:
-        """A read inflated to more than one step (MCCP2): the game is not read until the rest is
-        inflated, one step a turn of the loop while the session reads (backpressure between
-        steps: a step adds what one read would, transport/websocket.py READ_BURST)."""
+        """A read of more than one step (MCCP2 output beyond INFLATE_STEP, or more than
+        COMMANDS_PER_STEP telnet commands: stream.py): the game is not read until the rest is
+        done, one step a turn of the loop while the session reads (backpressure between
+        steps: a step adds what one read would, transport/websocket.py READ_BURST), so that a
+        read packed with commands holds the loop, every other player's, a few ms at a time."""
         transport = self.transport
         if transport is None or transport.is_closing() or self._closed_reason:
             return
@@ -315,7 +317,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
         self._read_on()
 
     def _read_on(self) -> None:
-        """Read the game again (its MCCP2 backlog first), unless the session holds it or it
+        """Read the game again (its backlog first: stream.py), unless the session holds it or it
         does not read what we wrote."""
         if self._held or self._unread:
             return
@@ -326,7 +328,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
 
     def pause_writing(self) -> None:
         """The game left more than UNREAD_BY_GAME of what we wrote unread: it is not read
-        either (nor its MCCP2 backlog inflated) until it takes most of it."""
+        either (nor its backlog stepped through) until it takes most of it."""
         super().pause_writing()
         self._unread = True
         transport = self.transport
@@ -353,7 +355,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
             self._stepping.cancel()
             self._stepping = None
         if self.stream.backlog:  # the connection broke (a reset) while the rest waited
-            log.info("telnet: connection lost with compressed output not yet inflated (%s)", exc)
+            log.info("telnet: connection lost with output not yet inflated or scanned (%s)", exc)
         events = self.stream.finish()
         if events:
             sink.on_events(events)
@@ -542,7 +544,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
 
     def resume_reading(self) -> None:
         self._held = False
-        self._read_on()  # the backlog first: the game is read once it is inflated
+        self._read_on()  # the backlog first: the game is read once it is done
 
     # -- upgrade in place (handoff.py) ---------------------------------------
 

@@ -73,6 +73,17 @@ MAX_PENDING_LINE = 1 << 16
 #: uvloop read at most 256 KiB), what the browser's outbox bound assumes one game read adds
 #: (transport/websocket.py READ_BURST). The rest of the read waits as ``backlog``.
 INFLATE_STEP = 1 << 18
+#: The telnet commands one call (``feed`` or ``resume``) may scan, counted in the cheapest:
+#: each costs Python time here (about 1 to 3 us), and one that becomes a ``Negotiation``
+#: (every command but GMCP, GA/EOR, NOP and IAC IAC) more in the engine that answers it
+#: (client.py: 15 to 35 us), so it counts NEGOTIATION_COST. A read of 256 KiB packed with
+#: commands (87,000 ``IAC DO x IAC DONT x``) held the event loop, every other player's too,
+#: for a second; now the rest of the read waits as ``backlog`` once the step's commands are
+#: spent, as MCCP2's output beyond INFLATE_STEP does: a step costs a few ms (128
+#: negotiations). Text counts nothing; a run of GMCP messages back to back counts one; a
+#: busy game's read of text, GMCP and prompts (some 900 commands in 256 KiB) is one step.
+COMMANDS_PER_STEP = 2048
+NEGOTIATION_COST = 16
 #: An "escape sequence" still unterminated after this many characters is not
 #: one: it is released as text.
 MAX_ESCAPE = 256
@@ -297,6 +308,8 @@ class TelnetStream:
         self._backlog = b""        # bytes read, not yet inflated: the step's budget was spent
         self._inflate_full = False # the last step filled its budget: zlib may hold more output
         self._budget = 0           # what the call being made may still inflate
+        self._commands = 0         # telnet commands the call being made may still scan
+        self._unscanned = b""      # plain bytes not yet scanned: the step's commands were spent
         self.failed = False
         #: While MXP is on (client.py): an ``mxp.MxpParser`` the events go through.
         self.mxp: Any = None
@@ -318,9 +331,13 @@ class TelnetStream:
         if self._inflate is not None:
             raise ValueError("a compressed stream cannot be handed over")
         buffered, flag = self._decoder.getstate()
+        # Bytes read and not yet scanned (the commands of a step were spent) go as the carry:
+        # there is none besides them then, and they are scanned before the next read.
+        carry, scanned = ((self._unscanned + self._backlog, 0) if self._unscanned
+                          else (self._carry, self._carry_scanned))
         return StreamState(
-            encoding=self.encoding, decoder_buffer=buffered, decoder_flag=flag, carry=self._carry,
-            carry_scanned=self._carry_scanned, discarding=self._discarding, polled=self._polled,
+            encoding=self.encoding, decoder_buffer=buffered, decoder_flag=flag, carry=carry,
+            carry_scanned=scanned, discarding=self._discarding, polled=self._polled,
             text=self._text, line_open=self._line_open, last_text=self._last_text,
             flush_after=self.flush_after, max_pending=self.max_pending, echo=self.echo,
             inflating=self.inflating, failed=self.failed, raw_gmcp=self.raw_gmcp,
@@ -348,9 +365,10 @@ class TelnetStream:
     def feed(self, data: bytes, now: float) -> list[Event]:
         """Bytes read from the game -> events. Never raises on any input.
 
-        MCCP2 output is inflated at most ``INFLATE_STEP`` bytes a call: what a read
-        expands to beyond that waits as ``backlog`` for ``resume`` (the caller stops
-        reading the game meanwhile; bytes fed anyway queue behind the backlog).
+        MCCP2 output is inflated at most ``INFLATE_STEP`` bytes a call, and at most
+        ``commands_per_step`` telnet commands are scanned: the rest of a read waits as
+        ``backlog`` for ``resume`` (the caller stops reading the game meanwhile; bytes fed
+        anyway queue behind the backlog).
         """
         if self.failed or not data:
             return []
@@ -359,13 +377,17 @@ class TelnetStream:
             self._backlog = b""
         return self._step(data, now)
 
+    #: The most telnet commands a call scans (COMMANDS_PER_STEP; a test may set less).
+    commands_per_step = COMMANDS_PER_STEP
+
     @property
     def backlog(self) -> bool:
-        """Bytes already read wait to be inflated: call ``resume`` (once the consumer keeps up)."""
-        return bool(self._backlog) or self._inflate_full
+        """Bytes already read wait to be inflated or scanned: call ``resume`` (once the consumer keeps up)."""
+        return bool(self._backlog) or self._inflate_full or bool(self._unscanned)
 
     def resume(self, now: float) -> list[Event]:
-        """The next step of the backlog: at most ``INFLATE_STEP`` more bytes inflated."""
+        """The next step of the backlog: at most ``INFLATE_STEP`` more bytes inflated, at most
+        ``commands_per_step`` more commands scanned."""
         if self.failed or not self.backlog:
             return []
         data, self._backlog = self._backlog, b""
@@ -375,10 +397,27 @@ class TelnetStream:
         events: list[Event] = []
         self._now = now
         self._budget = INFLATE_STEP
+        self._commands = max(1, self.commands_per_step)  # at least one: a step always moves on
+        rest = data
+        if self._unscanned:
+            # What the last step had no commands left for comes first, in the mode it was
+            # read in (inflated output while the inflater is set), then the backlog.
+            plain, self._unscanned = self._unscanned, b""
+            started = self._scan(plain, events)
+            if self._unscanned:  # spent again: the rest waits
+                self._backlog = data
+                rest = b""
+            elif started:  # compression starts in it: what follows is compressed
+                rest = started + data
+            elif self._inflate is not None and self._inflate.eof:
+                # The compressed stream ended in the last step: plain telnet from here.
+                self._inflate = None
+                self._inflate_full = False
         # The read, then what follows each start (IAC SB MCCP2 IAC SE) or end (Z_FINISH) of
         # compression in it, in the other mode: a loop, not a call from one into the other, as
         # a game may start and end compression thousands of times in one read.
-        rest = self._inflate_data(data, events) if self._inflate is not None else self._scan(data, events)
+        if rest or self._inflate_full:
+            rest = self._inflate_data(rest, events) if self._inflate is not None else self._scan(rest, events)
         while rest:
             rest = self._inflate_data(rest, events) if self._inflate is not None else self._scan(rest, events)
         self._flush_lines(events)
@@ -444,81 +483,94 @@ class TelnetStream:
         decode = self._decoder.decode
         add = self._add_raw
         find = data.find
-        while pos < n:
-            i = find(IAC, pos)
-            if i < 0:
-                if pos == 0:
-                    self._add_read(data, events)  # a read of text alone: the fast path
-                else:
-                    add(data[pos:], events)
-                return b""
-            if i > pos:
-                add(data[pos:i], events)
-            if i + 1 >= n:
-                self._carry = data[i:]
-                return b""
-            cmd = data[i + 1]
-            if cmd == SB:
-                # Fast path: an IAC SE not preceded by an escaped IAC; else the full search.
-                end = find(_IAC_SE, i + 2) if i else -1
-                if end < 0 or data[end - 1] == IAC:
-                    end = self._find_se(data, i + 2, max(i + 2, scanned - 1) if i == 0 else i + 2)
-                if end < 0:
-                    if n - i > MAX_SUBNEGOTIATION:
-                        # Oversized: drop it, and everything up to its IAC SE.
-                        self._discarding = True
-                        self._carry = _odd_iac_tail(data)
+        left = self._commands  # what the step may still scan
+        try:
+            while pos < n:
+                i = find(IAC, pos)
+                if i < 0:
+                    if pos == 0:
+                        self._add_read(data, events)  # a read of text alone: the fast path
                     else:
-                        self._carry = data[i:]
-                        self._carry_scanned = n - i
+                        add(data[pos:], events)
                     return b""
-                pos = end + 2
-                if end - i > MAX_SUBNEGOTIATION:
-                    continue  # oversized, even though it came whole: dropped
-                if data[i + 2] == OPT_GMCP:  # the hot path: inline
-                    if "\n" in self._text:
-                        self._flush_lines(events)
-                    raw = self.raw_gmcp
-                    events.append(parse_gmcp(_sb_payload(data, i + 3, end), raw))
-                    if data.startswith(_IAC_SB_GMCP, pos):
-                        pos = _gmcp_run(data, pos, raw, events)
-                    # The rest of GMCP back to back (the run's last, or one _gmcp_run left
-                    # to the full rules): each plain one here, any other above
-                    while data.startswith(_IAC_SB_GMCP, pos):
-                        end = find(_IAC_SE, pos + 3)
-                        if end < 0 or data[end - 1] == IAC or end - pos > MAX_SUBNEGOTIATION:
-                            break
-                        payload = data[pos + 3:end]  # _sb_payload, inline
-                        if b"\xff\xff" in payload:
-                            payload = payload.replace(b"\xff\xff", b"\xff")
-                        events.append(parse_gmcp(payload, raw))
-                        pos = end + 2
-                elif self._subnegotiation(data[i:end + 2], events):
-                    # MCCP2 starts right after this IAC SE: the rest is compressed. The text
-                    # before it in this read counts against the step's budget.
-                    self._inflate = zlib.decompressobj()
-                    self._budget -= pos
-                    return data[pos:]
-            elif cmd == GA or cmd == EOR_CMD:
-                self._prompt(events)
-                pos = i + 2
-            elif cmd == IAC:
-                text = decode(_IAC)
-                if text:
-                    self._add_text(text, events)
-                pos = i + 2
-            elif cmd in (WILL, WONT, DO, DONT):
-                if i + 2 >= n:
+                if i > pos:
+                    add(data[pos:i], events)
+                if left <= 0:
+                    # The step's commands are spent: the rest waits for the next (backlog).
+                    self._unscanned = data[i:]
+                    return b""
+                left -= 1
+                if i + 1 >= n:
                     self._carry = data[i:]
                     return b""
-                self._option(cmd, data[i + 2], data[i:i + 3], events)
-                pos = i + 3
-            elif cmd == NOP:
-                pos = i + 2
-            else:
-                events.append(Negotiation(data[i:i + 2]))
-                pos = i + 2
-        return b""
+                cmd = data[i + 1]
+                if cmd == SB:
+                    # Fast path: an IAC SE not preceded by an escaped IAC; else the full search.
+                    end = find(_IAC_SE, i + 2) if i else -1
+                    if end < 0 or data[end - 1] == IAC:
+                        end = self._find_se(data, i + 2, max(i + 2, scanned - 1) if i == 0 else i + 2)
+                    if end < 0:
+                        if n - i > MAX_SUBNEGOTIATION:
+                            # Oversized: drop it, and everything up to its IAC SE.
+                            self._discarding = True
+                            self._carry = _odd_iac_tail(data)
+                        else:
+                            self._carry = data[i:]
+                            self._carry_scanned = n - i
+                        return b""
+                    pos = end + 2
+                    if end - i > MAX_SUBNEGOTIATION:
+                        continue  # oversized, even though it came whole: dropped
+                    if data[i + 2] == OPT_GMCP:  # the hot path: inline
+                        if "\n" in self._text:
+                            self._flush_lines(events)
+                        raw = self.raw_gmcp
+                        events.append(parse_gmcp(_sb_payload(data, i + 3, end), raw))
+                        if data.startswith(_IAC_SB_GMCP, pos):
+                            pos = _gmcp_run(data, pos, raw, events)
+                        # The rest of GMCP back to back (the run's last, or one _gmcp_run left
+                        # to the full rules): each plain one here, any other above
+                        while data.startswith(_IAC_SB_GMCP, pos):
+                            end = find(_IAC_SE, pos + 3)
+                            if end < 0 or data[end - 1] == IAC or end - pos > MAX_SUBNEGOTIATION:
+                                break
+                            payload = data[pos + 3:end]  # _sb_payload, inline
+                            if b"\xff\xff" in payload:
+                                payload = payload.replace(b"\xff\xff", b"\xff")
+                            events.append(parse_gmcp(payload, raw))
+                            pos = end + 2
+                    else:
+                        left -= NEGOTIATION_COST - 1
+                        if self._subnegotiation(data[i:end + 2], events):
+                            # MCCP2 starts right after this IAC SE: the rest is compressed. The
+                            # text before it in this read counts against the step's budget.
+                            self._inflate = zlib.decompressobj()
+                            self._budget -= pos
+                            return data[pos:]
+                elif cmd == GA or cmd == EOR_CMD:
+                    self._prompt(events)
+                    pos = i + 2
+                elif cmd == IAC:
+                    text = decode(_IAC)
+                    if text:
+                        self._add_text(text, events)
+                    pos = i + 2
+                elif cmd in (WILL, WONT, DO, DONT):
+                    if i + 2 >= n:
+                        self._carry = data[i:]
+                        return b""
+                    self._option(cmd, data[i + 2], data[i:i + 3], events)
+                    left -= NEGOTIATION_COST - 1
+                    pos = i + 3
+                elif cmd == NOP:
+                    pos = i + 2
+                else:
+                    events.append(Negotiation(data[i:i + 2]))
+                    left -= NEGOTIATION_COST - 1
+                    pos = i + 2
+            return b""
+        finally:
+            self._commands = left
 
     @staticmethod
     def _find_se(data: bytes, start: int, search_from: int) -> int:
@@ -584,8 +636,10 @@ class TelnetStream:
             try:
                 plain = inflater.decompress(chunk, most)
             except zlib.error as exc:
-                # zlib gives nothing of a call that fails: find the good prefix again.
+                # zlib gives nothing of a call that fails: find the good prefix again. The
+                # session ends with it: all of it is scanned (at most a step's output).
                 self._inflate_full = False
+                self._commands = 1 << 62
                 self._scan(_inflate_prefix(saved, chunk, most), events)
                 self._fail(f"corrupt compressed stream: {exc}", events)
                 return b""
@@ -594,6 +648,12 @@ class TelnetStream:
             self._budget = most - len(plain)
             if plain:
                 self._scan(plain, events)
+                if self._unscanned:
+                    # The step's commands are spent: the rest of the output waits unscanned
+                    # (_step scans it first), what the inflater did not take as the backlog;
+                    # after the end of the stream (eof), that is plain telnet.
+                    self._backlog = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+                    return b""
             if inflater.eof:
                 # The game ended compression: what follows is plain telnet again.
                 self._inflate = None
@@ -604,7 +664,7 @@ class TelnetStream:
 
     def _fail(self, detail: str, events: list[Event]) -> None:
         self._inflate = None
-        self._carry = self._backlog = b""
+        self._carry = self._backlog = self._unscanned = b""
         self._inflate_full = False
         events.extend(self._held())
         events.append(CompressionError(detail))
