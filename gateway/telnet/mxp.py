@@ -327,13 +327,15 @@ class _Element:
 _VAR_PARTS = 32
 
 
+def _without_controls(text: str) -> str:
+    """``text`` as an entity keeps it: control characters dropped."""
+    return _CONTROL.sub("", text) if _CONTROL.search(text) else text
+
+
 def _shorten_var(parts: list[str]) -> None:
     """A VAR's text so far as one piece, as ``_set_entity`` reads it (controls dropped), cut
     after MAX_DEFINITION + 1 characters: a value that long is never kept, however it goes on."""
-    text = "".join(parts)
-    if _CONTROL.search(text):
-        text = _CONTROL.sub("", text)
-    parts[:] = [text[:MAX_DEFINITION + 1]]
+    parts[:] = [_without_controls("".join(parts))[:MAX_DEFINITION + 1]]
 
 
 def _parse_atts(text: str) -> list[tuple[str, str]]:
@@ -880,8 +882,7 @@ class MxpParser:
                                       "EMPTY" in attrs.flags)
 
     def _set_entity(self, key: str, value: str) -> None:
-        if _CONTROL.search(value):
-            value = _CONTROL.sub("", value)
+        value = _without_controls(value)
         if len(key) + len(value) > MAX_DEFINITION:
             return
         if key not in self.entities and len(self.entities) >= MAX_ENTITIES:
