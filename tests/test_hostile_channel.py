@@ -122,3 +122,30 @@ async def test_join_right_after_leaving_a_connecting_join_is_not_too_many_channe
     await until(lambda: len(manager) == 1)
     assert_counts(manager, 1)
     assert (await phx.request(topic, "recv", {"message": "look"}, join_ref="2"))["status"] == "ok"
+
+
+@pytest.mark.both_loops
+@pytest.mark.asyncio(loop_factories=["asyncio"])  # the held TLS handshake (test_session_races.py)
+async def test_a_second_leave_of_a_left_connecting_join_is_an_unmatched_topic(slow_mud, gateway):
+    """SPEC 4.1: a message naming a topic that is not joined gets an error reply. Once the
+    leave of a join under way is answered (ok, then phx_close), the topic is not joined
+    (the leave forgets the join at once), as after the leave of a joined channel: a second
+    leave, even in the same read, is ``unmatched topic`` (before: a second ok and phx_close),
+    and nothing is left counted."""
+    client, connect = await gateway(make_config(slow_mud.port, game_extra=TLS_GAME))
+    manager = client.app[SESSIONS]
+    phx = await connect()
+    topic = new_topic()
+    join = await phx.send(topic, "phx_join", {})
+    await slow_mud.next_held()   # the join waits for its game (never released)
+    # Neither send waits: both leaves reach the gateway in one read, before the join is told.
+    first = await phx.send(topic, "phx_leave", {})
+    second = await phx.send(topic, "phx_leave", {})
+    assert await phx.reply(first) == {"status": "ok", "response": {}}
+    assert await phx.reply(second) == {"status": "error", "response": {"reason": "unmatched topic"}}
+    assert await phx.reply(join) == {"status": "error",
+                                     "response": {"reason": "game unavailable", "detail": "left"}}
+    await phx.barrier()
+    assert [f[3] for f in phx.frames if f[3] == "phx_close"] == ["phx_close"]  # one close, the leave's
+    await until(lambda: len(manager) == 0)
+    assert_counts(manager, 0)
