@@ -5,6 +5,11 @@ into ``gateway/web/vendor/`` (``npm ci && npm run build``, run by ``./dev setup`
 a wheel carries them). When those files are missing, ``GET /`` answers with a
 plain page that says which command fixes it, instead of a page that cannot
 connect.
+
+Every response of the client (``/``, anything under ``/client/``, their 304s, 404s
+and other errors) gets its security headers in one place, the app's response-preparation
+hook that :func:`add_routes` installs: aiohttp's static files and its error answers never
+pass through a handler of ours.
 """
 
 from __future__ import annotations
@@ -30,12 +35,16 @@ REQUIRED = ("index.html", "client.css", "theme.css", "main.js", "ansi.js", "outp
             "vendor/phoenix.js")
 FIX_COMMAND = "npm ci && npm run build"
 
+# frame-ancestors must be a header (a <meta> CSP ignores it); X-Frame-Options is for
+# browsers without it. The same policy serves the files: match_worker.js runs under its own
+# response's CSP, and imports triggers.js ('self').
 _CSP = ("default-src 'self'; connect-src 'self' ws: wss:; object-src 'none'; "
-        "base-uri 'none'; form-action 'none'")
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 _HEADERS = {
     # Game text only ever enters the page as text; no inline script or style, no plugins.
     "Content-Security-Policy": _CSP,
     "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
 
@@ -76,12 +85,19 @@ def add_routes(app: web.Application, root: Path = WEB_ROOT,
         status = 200
 
     async def index(request: web.Request) -> web.Response:
-        headers = _HEADERS
-        if media_urls is not None:
-            headers = {**_HEADERS, "Content-Security-Policy": media_policy(media_urls())}
-        return web.Response(body=page, status=status, content_type="text/html", charset="utf-8",
-                            headers=headers)
+        return web.Response(body=page, status=status, content_type="text/html", charset="utf-8")
 
+    async def client_headers(request: web.Request, response: web.StreamResponse) -> None:
+        """The one place the client's responses get their headers (module docstring)."""
+        path = request.path
+        if path == "/":
+            response.headers.update(_HEADERS)
+            if media_urls is not None:
+                response.headers["Content-Security-Policy"] = media_policy(media_urls())
+        elif path == "/client" or path.startswith("/client/"):
+            response.headers.update(_HEADERS)
+
+    app.on_response_prepare.append(client_headers)
     app.router.add_get("/", index)
     if not missing:
         app.router.add_static("/client/", root, follow_symlinks=False, show_index=False)
