@@ -174,9 +174,10 @@ class ChannelRouter:
         """``phx_leave`` while the join still waits for the game: the session ends at once.
 
         The leave is answered ok, then ``phx_close``; the join then gets
-        ``game unavailable`` with detail ``left`` (SessionManager.wait_open). The join is no
-        longer under way from here: a join of the topic (or of another) may follow at once,
-        in the same read, before the waiting one has been told.
+        ``game unavailable`` with detail ``left`` (SessionManager.wait_open, or
+        ``_join_when_open`` when the game connection opened before the join resumed). The
+        join is no longer under way from here: a join of the topic (or of another) may follow
+        at once, in the same read, before the waiting one has been told.
         """
         self._joining.pop(msg.topic).leave()
         if msg.ref is not None:
@@ -246,8 +247,15 @@ class ChannelRouter:
         except ChannelError as exc:
             return self._refuse(msg, exc)
         finally:
-            if self._joining.get(msg.topic) is session:
+            # A phx_leave of this join (leave_connecting) took it out of ``_joining`` already.
+            left = self._joining.get(msg.topic) is not session
+            if not left:
                 del self._joining[msg.topic]
+        if left:
+            # The leave came after the game connection opened, before this join resumed: it
+            # ended the session and was answered (ok, phx_close) as the leave of a join still
+            # connecting; this join is answered as that one's (not ok, then a "disconnect").
+            return self._refuse(msg, ChannelError(ch.GAME_UNAVAILABLE, "left"))
         self._attach(msg, params, session, resumed)
 
     def _replay(self, handle: ChannelHandle, msg: Message, session: "Session", last_seq: int,
