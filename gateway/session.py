@@ -331,7 +331,7 @@ class Session:
     def freeze(self) -> None:
         """Stop reading the game for the handoff: what it sends waits in the kernel."""
         if self.client is not None:
-            self.client.pause_reading()
+            self.client.freeze()
 
     def thaw(self) -> None:
         """The handoff failed: read the game again (its browser is gone, so no backpressure holds)."""

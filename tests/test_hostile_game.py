@@ -18,7 +18,8 @@ import zlib
 import pytest
 
 from gateway.telnet import stream as stream_module
-from gateway.telnet.mxp import MAX_DEFINITION, MxpParser
+from gateway.telnet import mxp as mxp_module
+from gateway.telnet.mxp import MAX_DEFINITION, MxpParser, MxpReply
 from gateway.telnet.stream import MAX_PENDING_LINE, Gmcp, Lines, TelnetStream, Text
 from tests.conftest import queued, until
 from tests.fakemud import EVENTUALLY, FakeMud
@@ -143,6 +144,123 @@ def test_a_sound_whose_numbers_are_not_ascii_digits_plays_at_the_defaults(number
     (media,) = [e for e in events if type(e) is Gmcp]
     assert (media.data["volume"], media.data["loops"], media.data["priority"]) == (100, 1, 50)
     assert texts(events) == "Rain.\n"
+
+
+VITALS = bytes([IAC, SB, GMCP]) + b'Char.Vitals {"hp": 1}' + bytes([IAC, SE])
+
+
+@pytest.mark.parametrize("unit, mark", [(b"<B>", "\x1b[1m"), (b"&amp;", "&"), (b"<B>x</B>\r\n", "\x1b[1m"),
+                                        (b"\x1b[1z<SUPPORT>\r\n", None), (b"<BR>", "\n")],
+                         ids=["open tags", "entities", "styled lines", "SUPPORT lines", "BR"])
+def test_a_read_of_markup_is_parsed_a_step_at_a_time(unit, mark, monkeypatch):
+    """A read of 256 KiB of MXP markup (87,000 ``<B>``, 23,000 ``<SUPPORT>`` lines) was parsed
+    whole in the call that read it: 0.1 to 0.3 s of the event loop, every other player's, a
+    read, for as long as the game sends them. Now a call parses at most MARKUP_PER_STEP
+    (tags, entities, line ends, mode changes); the rest waits, every event after it too, as
+    the stream's backlog, stepped through as MCCP2's output and unscanned commands are. The
+    text is the same as parsed whole, in the game's order; no tag or escape is cut."""
+    count = (1 << 18) // len(unit)
+    data = unit * count + b"\r\nafter\r\n" + VITALS
+    whole = mxp_stream()
+    with monkeypatch.context() as m:
+        m.setattr(MxpParser, "markup_per_step", 1 << 30)
+        reference = whole.feed(data, 0.0)
+    assert not whole.backlog
+    s = mxp_stream()
+    calls = steps_of(s, data)
+    per_step = mxp_module.MARKUP_PER_STEP
+    assert len(calls) >= count // per_step
+    for events in calls:
+        if mark is None:  # each line one answer
+            assert sum(type(e) is MxpReply for e in events) <= per_step
+        else:
+            assert texts(events).count(mark) <= per_step
+        assert all(stream_module.safe_end(m) == len(m) for m in map(message, events) if m is not None)
+    events = [e for events in calls for e in events]
+    assert texts(events) == texts(reference)
+    assert [e for e in events if type(e) is MxpReply] == [e for e in reference if type(e) is MxpReply]
+    assert type(events[-1]) is Gmcp and texts(events).endswith("after\n")  # in the game's order
+    assert s.resume(1.0) == []
+
+
+def message(event) -> str | None:
+    if type(event) is Lines:
+        event = event.text()
+    return event.message if type(event) in (Text, stream_module.Prompt) else None
+
+
+def test_a_step_cut_in_a_prompt_or_a_link_changes_nothing_of_them(monkeypatch):
+    """Cut where the step's markup is spent: a prompt's head goes as text and the prompt
+    follows, a link's command is made from all of its text, not the part before the cut."""
+    monkeypatch.setattr(MxpParser, "markup_per_step", 8)
+    s = mxp_stream()
+    data = (b"\x1b[1z<SEND>" + b"<B>n</B>" * 10 + b"</SEND>\r\n"
+            + b"<I>hp</I> " * 10 + b"> " + bytes([IAC, 249]))
+    calls = steps_of(s, data)
+    assert len(calls) > 4
+    events = [e for events in calls for e in events]
+    look = "\x1b[1mn\x1b[0m" * 10
+    joined = "".join(m for m in map(message, events) if m is not None)
+    assert joined.startswith("\x1b]8;;send:" + "n" * 10 + "\x1b\\" + look + "\x1b]8;;\x1b\\\n")
+    assert type(events[-1]) is stream_module.Prompt and events[-1].message.endswith("> ")
+    assert joined.endswith("\x1b[3mhp\x1b[0m " * 10 + "> ")
+
+
+async def test_a_flood_of_markup_is_read_a_step_at_a_time_over_a_socket():
+    """Through the adapter, over a real socket: a game that negotiated MXP sends 512 KiB of
+    ``<B>x</B>`` lines, then a line. The adapter parses it a step a turn of the loop (the
+    game not read meanwhile), every line arrives, in order, and the game is read again."""
+    mud = await FakeMud().start()
+    try:
+        client, conn, sink, stream = await stepped_adapter(mud, mxp=True)
+        conn.send(bytes([IAC, WILL, MXP]))
+        await conn.wait_for(bytes([IAC, DO, MXP]))
+        line = b"<B>x</B>\r\n"
+        count = (1 << 19) // len(line)
+        conn.send(line * count + b"after the flood\r\n")
+        want = "\x1b[1mx\x1b[0m\n" * count + "after the flood\n"
+        await until(lambda: texts(sink.events) == want, what="every line, then the one after")
+        steps = [events for events in stream.steps if events]
+        assert len(steps) >= count // mxp_module.MARKUP_PER_STEP
+        assert max(texts(events).count("\x1b[1m") for events in steps) <= mxp_module.MARKUP_PER_STEP
+        assert client.transport.is_reading() and not stream.backlog
+        client.close("test over")
+        await asyncio.wait_for(sink.closed, EVENTUALLY)
+    finally:
+        await mud.close()
+
+
+async def test_an_upgrade_in_place_takes_what_mxp_holds_through_first(monkeypatch):
+    """An upgrade in place hands the stream over, not the MXP client's state: the events it
+    holds (a step's markup was spent, the session stopped reading) would have been lost.
+    freeze() puts them through first, all of them, in order; the stream then hands over
+    nothing MXP still holds."""
+    monkeypatch.setattr(MxpParser, "markup_per_step", 4)
+    async with FakeMud() as mud:
+        client, conn, sink = await adapter(mud)
+        first = asyncio.get_running_loop().create_future()
+        on_events = sink.on_events
+
+        def behind(events) -> None:  # the session's browser is behind after the first events
+            on_events(events)
+            if texts(events) and not first.done():
+                client.pause_reading()
+                first.set_result(None)
+        sink.on_events = behind
+        try:
+            conn.send(bytes([IAC, WILL, MXP]))
+            await conn.wait_for(bytes([IAC, DO, MXP]))
+            conn.send(b"<B>x</B>\r\n" * 20 + VITALS)
+            await asyncio.wait_for(first, EVENTUALLY)
+            assert client.stream.backlog and client.stream.mxp.behind
+            client.freeze()
+            assert texts(sink.events) == "\x1b[1mx\x1b[0m\n" * 20
+            assert type(sink.events[-1]) is Gmcp
+            assert not client.stream.backlog
+            client.stream.to_state()  # nothing left but what goes with it
+        finally:
+            client.close("test over")
+            await asyncio.wait_for(sink.closed, EVENTUALLY)
 
 
 # -- negotiation -----------------------------------------------------------------------------
@@ -351,25 +469,31 @@ class StepRecorder(TelnetStream):
         return events
 
 
+async def stepped_adapter(mud: FakeMud, mxp: bool = False) -> tuple:
+    """The telnet adapter connected to ``mud`` with a StepRecorder stream: (client, the
+    fake's connection, the Recorder of its events, the stream)."""
+    from gateway.config import parse_config
+    from gateway.telnet import client as telnet
+    from tests.test_telnet_client import Recorder
+
+    game = parse_config(f"games: [{{name: g, host: 127.0.0.1, port: {mud.port}}}]").games[0]
+    sink = Recorder()
+    stream = StepRecorder(game.encoding, flush_after=game.prompt_flush_ms / 1000, raw_gmcp=True,
+                          bytes_lines=True)
+    client = await telnet.open_connection(
+        game, lambda: telnet.GameClient(sink, stream, gmcp_supports=game.gmcp_supports, mxp=mxp))
+    return client, await mud.next_connection(), sink, stream
+
+
 async def test_a_flood_of_negotiations_is_answered_whole_a_step_at_a_time():
     """Through the adapter, over a real socket: a game floods ``IAC DO TTYPE IAC DONT TTYPE``
     (128 KiB: 43,690 requests). Each read of it was answered whole in one callback of the
     loop (~1 s a read of 256 KiB, every other player stalled). Now the adapter steps through
     it (COMMANDS_PER_STEP a turn of the loop, not reading the game meanwhile), and every
     request is still answered, in order, and the text after the flood arrives after it."""
-    from gateway.config import parse_config
-    from gateway.telnet import client as telnet
-    from tests.test_telnet_client import Recorder
-
     mud = await FakeMud().start()
     try:
-        game = parse_config(f"games: [{{name: g, host: 127.0.0.1, port: {mud.port}}}]").games[0]
-        sink = Recorder()
-        stream = StepRecorder(game.encoding, flush_after=game.prompt_flush_ms / 1000, raw_gmcp=True,
-                              bytes_lines=True)
-        client = await telnet.open_connection(
-            game, lambda: telnet.GameClient(sink, stream, gmcp_supports=game.gmcp_supports))
-        conn = await mud.next_connection()
+        client, conn, sink, stream = await stepped_adapter(mud)
         conn.send(b"hello\r\n")
         await until(lambda: texts(sink.events) == "hello\n", what="hello")
         start = len(conn.received)

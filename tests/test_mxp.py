@@ -17,7 +17,7 @@ from gateway.config import parse_config
 from gateway.telnet import client as telnet
 from gateway.telnet import mxp as mxp_module
 from gateway.telnet.mxp import MAX_ELEMENTS, MAX_ENTITIES, MAX_OPEN_TAGS, MxpParser, MxpReply
-from gateway.telnet.stream import Gmcp, Lines, Negotiation, Prompt, TelnetStream, Text
+from gateway.telnet.stream import Gmcp, Lines, Negotiation, Prompt, TelnetStream, Text, safe_end
 from tests.conftest import until
 from tests.fakemud import EVENTUALLY, FakeMud
 from tests.test_telnet_client import Recorder, adapter
@@ -28,20 +28,25 @@ MEDIA = "https://game.example/media/"
 OSC8 = re.compile(r"\x1b\]8;;([^\x1b\x07]*)\x1b\\")
 
 
-def stream(media_url: str | None = MEDIA) -> TelnetStream:
+def stream(media_url: str | None = MEDIA, per_step: int | None = None) -> TelnetStream:
     s = TelnetStream(flush_after=0.1, bytes_lines=True)
-    s.mxp = MxpParser("9.9", media_url)
+    parser = MxpParser if per_step is None else \
+        type("SteppedMxpParser", (MxpParser,), {"__slots__": (), "markup_per_step": per_step})
+    s.mxp = parser("9.9", media_url)
     return s
 
 
-def run(data: bytes, media_url: str | None = MEDIA, cuts: list[int] = ()) -> list:
-    """The events of ``data`` fed in pieces cut at ``cuts`` (Lines as the Text they stand for)."""
-    s = stream(media_url)
+def run(data: bytes, media_url: str | None = MEDIA, cuts: list[int] = (), per_step: int | None = None) -> list:
+    """The events of ``data`` fed in pieces cut at ``cuts``, each read's backlog stepped through
+    (``per_step``: the markup a step parses) as the adapter does (Lines as the Text they stand for)."""
+    s = stream(media_url, per_step)
     events: list = []
     points = sorted({c % (len(data) + 1) for c in cuts})
     for a, b in zip([0, *points], [*points, len(data)]):
         if b > a:
             events += s.feed(data[a:b], 0.0)
+            while s.backlog:
+                events += s.resume(0.0)
     events += s.finish()
     return [e.text() if type(e) is Lines else e for e in events]
 
@@ -309,6 +314,25 @@ def test_any_chunking_gives_the_same_output(pieces, cuts):
     assert _outcome(run(data, cuts=cuts)) == _outcome(run(data))
 
 
+#: The game's own escape sequences with what looks like markup inside (a failed stop: no
+#: tag runs past an ESC).
+_ESCAPES_WITH_STOPS = st.sampled_from([
+    "\x1b]8;;https://e.example/?a=1&b=2&c=3\x1b\\", "\x1b]8;;\x1b\\", "\x1b[&A", "\x1b]0;<a <b &c\x1b\\",
+])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(_PIECES, _ESCAPES_WITH_STOPS), max_size=40), st.lists(st.integers(0, 10_000), max_size=10),
+       st.integers(1, 6))
+def test_any_step_size_gives_the_same_output_and_cuts_no_escape(pieces, cuts, per_step):
+    """The markup a step parses (MARKUP_PER_STEP) cuts the text where it is spent: the
+    output is the same, and no event ends inside an escape sequence (SPEC 4.2)."""
+    data = _bytes(pieces)
+    events = run(data, cuts=cuts, per_step=per_step)
+    assert _outcome(events) == _outcome(run(data))
+    assert all(safe_end(e.message) == len(e.message) for e in events if type(e) in (Text, Prompt))
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(_PIECES, st.text(max_size=20)), max_size=60), st.lists(st.booleans(), max_size=10))
 def test_no_input_raises_or_grows_past_bounds_and_every_event_has_balanced_safe_links(pieces, polls):
@@ -440,3 +464,12 @@ async def test_a_connection_adopted_with_mxp_on_goes_on_parsing_mxp():
         client.close("test over")
         await asyncio.wait_for(sink.closed, EVENTUALLY)
         theirs.close()
+
+
+def test_a_line_cut_by_a_step_keeps_its_expansion_budget():
+    """Elements expand to at most EXPANSION_FACTOR times their line: a line cut where a
+    step's markup is spent goes on with what is left of it, not a new one."""
+    data = b"\x1b[6z<!EL e '" + b"e" * 40 + b"'>\r\n" + b"<e>" * 10 + b"\r\n"
+    whole = "".join(e.message for e in run(data) if type(e) is Text)
+    assert whole.count("e" * 40) == 6 and whole.count("<e>") == 4
+    assert _outcome(run(data, per_step=2)) == _outcome(run(data))

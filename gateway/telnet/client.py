@@ -296,8 +296,9 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
             self._behind()
 
     def _behind(self) -> None:
-        """A read of more than one step (MCCP2 output beyond INFLATE_STEP, or more than
-        COMMANDS_PER_STEP telnet commands: stream.py): the game is not read until the rest is
+        """A read of more than one step (MCCP2 output beyond INFLATE_STEP, more than
+        COMMANDS_PER_STEP telnet commands: stream.py, or more than MARKUP_PER_STEP of MXP
+        markup: mxp.py): the game is not read until the rest is
         done, one step a turn of the loop while the session reads (backpressure between
         steps: a step adds what one read would, transport/websocket.py READ_BURST), so that a
         read packed with commands holds the loop, every other player's, a few ms at a time."""
@@ -541,6 +542,14 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
         self._held = True
         if self.transport is not None:
             self.transport.pause_reading()
+
+    def freeze(self) -> None:
+        """An upgrade in place: the game is not read, what MXP holds goes to the session now
+        (its state is not handed over); bytes left to scan go with the stream (to_state)."""
+        self.pause_reading()
+        events = self.stream.release_mxp()
+        if events:
+            self._dispatch(events)
 
     def resume_reading(self) -> None:
         self._held = False

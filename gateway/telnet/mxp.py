@@ -15,7 +15,9 @@ mode, the open tags, the SGR state the game set, and the entities and elements
 the game defined, each bounded (constants below). Every step is a regex or
 ``str.find`` over the text; the Python loop runs per tag, entity or line end,
 never per character, and an event with no ``<``, ``&`` or ``ESC[n z`` (a
-:class:`Lines` event included: never decoded) passes through untouched.
+:class:`Lines` event included: never decoded) passes through untouched. A call
+parses at most MARKUP_PER_STEP of markup; what follows waits in ``held``, the
+stream's backlog (stream.py ``resume``).
 
 What it gives besides text: :class:`MxpReply` (bytes the game asked for with
 ``<VERSION>``/``<SUPPORT>``, for the connection to write) and ``Gmcp`` events
@@ -28,14 +30,15 @@ from __future__ import annotations
 import html.entities
 import json
 import re
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import msgspec
 
 from .colournames import COLOURS
 from .media import DEFAULT_LOOPS, DEFAULT_PRIORITY, DEFAULT_VOLUME, media_play, media_stop
-from .stream import IAC, OPT_MXP, SB, WONT, Event, Gmcp, Lines, Negotiation, Prompt, Text
+from .stream import (IAC, MAX_ESCAPE, OPT_MXP, SB, WONT, Event, Gmcp, Lines, Negotiation, Prompt, Text,
+                     safe_end)
 
 #: Longest tag taken (from ``<`` to ``>``); a longer one is text.
 MAX_TAG = 1024
@@ -51,6 +54,12 @@ EXPANSION_FACTOR = 8
 MAX_OPEN_TAGS = 64
 #: A link's command (SEND) longer than this gives plain text.
 MAX_COMMAND = 1024
+#: The markup one call of ``filter`` parses (one step of the stream: ``feed``, ``resume``,
+#: ``poll``): tags, entities, line ends and mode changes, each 1 to 3 us here (a read of
+#: 256 KiB of ``<B>`` held the event loop, every other player's, 0.2 s). What follows waits,
+#: every event after it too, as ``held`` (the stream's backlog: the game is not read until it
+#: is through, a step a turn of the loop). A busy MXP game's read is one step.
+MARKUP_PER_STEP = 2048
 
 OPEN, SECURE, LOCKED = 0, 1, 2
 
@@ -356,8 +365,8 @@ class MxpParser:
     """One session's MXP client state: text events in, text with ANSI and OSC 8 out."""
 
     __slots__ = ("version", "media_url", "entities", "elements", "default", "mode", "temp_secure",
-                 "stack", "game_sgr", "link", "vars", "p", "nobr", "off", "_out", "_budget",
-                 "_scan_budget", "_line_limit", "_put_plain", "_extra")
+                 "stack", "game_sgr", "link", "vars", "p", "nobr", "off", "held", "_out", "_budget",
+                 "_scan_budget", "_line_limit", "_put_plain", "_extra", "_left", "_rest", "_cut")
 
     def __init__(self, version: str, media_url: str | None = None) -> None:
         self.version = version
@@ -374,12 +383,16 @@ class MxpParser:
         self.p = 0                 # open <P>s: line ends are spaces
         self.nobr = False          # the next line end is dropped
         self.off = False           # the game said WONT MXP
+        self.held: list[Event] = []  # events not yet through (the step's markup was spent)
         self._out: list[str] = []
         self._budget = 0
         self._scan_budget = 0
         self._line_limit = 0       # where the line the budgets are for ends
         self._put_plain = False
         self._extra: list[Event] = []
+        self._left = 0             # the markup the call may still parse
+        self._rest = ""            # what of its text convert() left for the next step
+        self._cut = False          # the text convert() gets is the rest of a cut one
 
     # -- the stream's hook -----------------------------------------------------
 
@@ -389,29 +402,53 @@ class MxpParser:
         return (not self.stack and self.link is None and self.mode == self.default
                 and not self.temp_secure and not self.p and not self.nobr and not self.vars)
 
-    def filter(self, events: Iterable[Event]) -> list[Event]:
-        """A read's events, with their text through MXP (the others as they are)."""
+    #: The markup a call of ``filter`` parses (MARKUP_PER_STEP; a test may set less).
+    markup_per_step = MARKUP_PER_STEP
+
+    @property
+    def behind(self) -> bool:
+        """Events wait to go through (the last call's markup was spent): call ``filter`` again."""
+        return bool(self.held)
+
+    def filter(self, events: list[Event], whole: bool = False) -> list[Event]:
+        """A call's events, those ``held`` first, with their text through MXP (the others as
+        they are), in order. At most ``markup_per_step`` of markup is parsed, unless ``whole``:
+        the text after that, and every event after it, is ``held`` for the next call."""
+        if self.held:
+            events = self.held + events
+            self.held = []
+        self._left = 1 << 62 if whole else max(1, self.markup_per_step)
         out: list[Event] = []
-        for ev in events:
+        for i, ev in enumerate(events):
             t = type(ev)
             if self.off:
                 out.append(ev)
                 continue
+            if self._left <= 0:  # spent: the rest waits, in order
+                self.held = events[i:]
+                break
             if t is Lines:
                 data = ev.data  # type: ignore[union-attr]
-                whole = bytes(data) if type(data) is memoryview else data
-                if self.clean and not has_mxp(whole):  # the flood path: stays bytes, untouched
-                    self.game_sgr.track(whole)
+                raw = bytes(data) if type(data) is memoryview else data
+                if self.clean and not has_mxp(raw):  # the flood path: stays bytes, untouched
+                    self.game_sgr.track(raw)
                     out.append(ev)
                     continue
                 ev = ev.text()  # type: ignore[union-attr]
                 t = Text
-            if t is Text:
+            if t is Text or t is Prompt:
                 message = self.convert(ev.message, end_of_event=True)  # type: ignore[union-attr]
-                if message:
+                rest = self._rest
+                if rest:  # cut where the step's markup was spent: what went is text
+                    self._cut = True
+                    if message:
+                        out.append(Text(message, True))
+                    self.held = [Prompt(rest) if t is Prompt else Text(rest, ev.partial)]  # type: ignore[union-attr]
+                    self.held += events[i + 1:]
+                elif t is Prompt:
+                    out.append(Prompt(message))
+                elif message:
                     out.append(Text(message, ev.partial))  # type: ignore[union-attr]
-            elif t is Prompt:
-                out.append(Prompt(self.convert(ev.message, end_of_event=True)))  # type: ignore[union-attr]
             else:
                 if t is Negotiation:
                     raw = ev.raw  # type: ignore[union-attr]
@@ -424,6 +461,8 @@ class MxpParser:
             if self._extra:
                 out.extend(self._extra)
                 self._extra = []
+            if self.held:
+                break
         return out
 
     def reset(self) -> None:
@@ -438,15 +477,33 @@ class MxpParser:
 
     def convert(self, text: str, end_of_event: bool = True) -> str:
         """One event's text through MXP; with ``end_of_event`` an open link is closed in it
-        (and reopened in the next event's text)."""
+        (and reopened in the next event's text). Where the call's markup is spent (``filter``)
+        the text is cut, never inside a tag or an escape sequence: ``_rest`` is what is left."""
+        going_on, self._cut = self._cut, False
+        self._rest = ""
         if self.clean and not has_mxp(text):
             self.game_sgr.track(text)
             return text
         self._out = out = []
         pos = plain = 0  # text[plain:pos] is game text not yet put out
         n = len(text)
-        self._start_line(text, 0)
+        if going_on:  # the rest of a cut text: its line goes on, with what is left of its budgets
+            nl = text.find("\n")
+            self._line_limit = nl if nl >= 0 else n
+        else:
+            self._start_line(text, 0)
         while pos < n:
+            if self._left <= 0 and pos:
+                # Spent: cut here, or before the escape sequence the text ends in here, if
+                # that is in the text not yet put out (which only failed to parse: it is
+                # parsed again); else (a tag inside the game's escape) a little further.
+                start = max(0, pos - MAX_ESCAPE)
+                cut = start + safe_end(text[start:pos])
+                if cut >= plain and cut:
+                    self._rest = text[cut:]
+                    n = cut
+                    break
+            self._left -= 1
             clean = self.clean
             if (self.mode == LOCKED) and not self.temp_secure:
                 stop = _STOP_LOCKED_CLEAN if clean else _STOP_LOCKED
@@ -480,8 +537,8 @@ class MxpParser:
                 pos = m.end()
             plain = pos
         if plain < n:
-            self._text(text[plain:])
-        if end_of_event and self.link is not None:
+            self._text(text[plain:n])
+        if end_of_event and self.link is not None and not self._rest:  # (cut: the link goes on)
             self._flush_link(final=False)
         self._out = []
         return "".join(out)
@@ -827,6 +884,7 @@ class MxpParser:
         pos = plain = 0
         n = len(expansion)
         while pos < n:
+            self._left -= 1
             m = _STOP_INNER.search(expansion, pos)
             if m is None:
                 break

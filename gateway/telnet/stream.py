@@ -382,12 +382,17 @@ class TelnetStream:
 
     @property
     def backlog(self) -> bool:
-        """Bytes already read wait to be inflated or scanned: call ``resume`` (once the consumer keeps up)."""
-        return bool(self._backlog) or self._inflate_full or bool(self._unscanned)
+        """Bytes already read wait to be inflated or scanned, or events to go through MXP:
+        call ``resume`` (once the consumer keeps up)."""
+        return (bool(self._backlog) or self._inflate_full or bool(self._unscanned)
+                or (self.mxp is not None and self.mxp.behind))
 
     def resume(self, now: float) -> list[Event]:
-        """The next step of the backlog: at most ``INFLATE_STEP`` more bytes inflated, at most
+        """The next step of the backlog: the events MXP holds through it (at most its
+        ``markup_per_step``), else at most ``INFLATE_STEP`` more bytes inflated, at most
         ``commands_per_step`` more commands scanned."""
+        if self.mxp is not None and self.mxp.behind:
+            return self._through_mxp([])
         if self.failed or not self.backlog:
             return []
         data, self._backlog = self._backlog, b""
@@ -438,9 +443,14 @@ class TelnetStream:
         return None
 
     def finish(self) -> list[Event]:
-        """The game closed: everything held back, as it is."""
+        """The game closed: everything held back, as it is (all of MXP's at once)."""
         events = self._held()
-        return self._through_mxp(events) if self.mxp is not None else events
+        return self._through_mxp(events, whole=True) if self.mxp is not None else events
+
+    def release_mxp(self) -> list[Event]:
+        """The events MXP holds, all of them through it now (an upgrade in place: its state
+        is not handed over)."""
+        return self._through_mxp([], whole=True) if self.mxp is not None else []
 
     def _held(self) -> list[Event]:
         events: list[Event] = []
@@ -453,10 +463,11 @@ class TelnetStream:
             self._text = ""
         return events
 
-    def _through_mxp(self, events: list[Event]) -> list[Event]:
-        """The events through MXP (SPEC 5): its text with the markup taken out (mxp.py)."""
+    def _through_mxp(self, events: list[Event], whole: bool = False) -> list[Event]:
+        """The events through MXP (SPEC 5): its text with the markup taken out (mxp.py); those
+        after its step's markup (``whole``: none) wait in it, and are the backlog."""
         mxp = self.mxp
-        events = mxp.filter(events)
+        events = mxp.filter(events, whole)
         if mxp.off:  # WONT MXP: what follows is text as it comes
             self.mxp = None
         return events
