@@ -451,6 +451,40 @@ def test_a_stream_with_commands_left_to_scan_is_handed_over_whole():
     assert texts(events) == "a\nbc\n"
 
 
+async def test_an_adopted_connection_scans_what_was_left_unscanned_at_once():
+    """An upgrade in place while a step's commands were spent: the rest went with the stream
+    (its carry) and was scanned only with the game's next read, which may not come: the text
+    after the commands (the answer to the player's last command, a prompt) waited for it.
+    Now the adopting process steps through it at once, and answers every request."""
+    from gateway.config import parse_config
+    from gateway.handoff import TelnetState
+    from gateway.telnet import client as telnet
+    from tests.test_telnet_client import Recorder
+
+    count = 1000
+    old = TelnetStream()
+    first = old.feed(b"a\r\n" + DO_DONT_TTYPE * count + b"b\r\n", 0.0)  # (answered by the old process)
+    assert texts(first) == "a\n"
+    assert old.backlog
+    game = parse_config("games: [{name: g, host: 127.0.0.1, port: 1}]").games[0]
+    ours, theirs = socket.socketpair()
+    sink = Recorder()
+    client = await telnet.adopt(ours, game, sink, old.to_state(), TelnetState())
+    try:
+        await until(lambda: texts(sink.events) == "b\n", what="the text after the commands, with no new read")
+        theirs.setblocking(False)
+        loop = asyncio.get_running_loop()
+        answers = bytes([IAC, WILL, TTYPE, IAC, WONT, TTYPE]) * (count - len(negotiations(first)) // 2)
+        got = b""
+        while len(got) < len(answers):
+            got += await asyncio.wait_for(loop.sock_recv(theirs, 1 << 16), EVENTUALLY)
+        assert got == answers
+    finally:
+        client.close("test over")
+        await asyncio.wait_for(sink.closed, EVENTUALLY)
+        theirs.close()
+
+
 class StepRecorder(TelnetStream):
     """The telnet stream, recording the events of each call (each step of the adapter)."""
 

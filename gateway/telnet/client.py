@@ -694,4 +694,6 @@ async def adopt(sock: socket.socket, game: Any, sink: EventSink, stream: StreamS
 
     _, protocol = await loop.create_connection(factory, sock=sock)
     protocol._schedule_poll()  # a held partial line still flushes on time
+    if restored.backlog:  # bytes the last process had not scanned: stepped through first
+        protocol._behind()
     return protocol

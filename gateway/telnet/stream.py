@@ -348,8 +348,14 @@ class TelnetStream:
         stream = cls(state.encoding, state.flush_after, state.max_pending, state.raw_gmcp,
                      state.bytes_lines)
         stream._decoder.setstate((state.decoder_buffer, state.decoder_flag))
-        stream._carry = state.carry
-        stream._carry_scanned = state.carry_scanned
+        if state.carry_scanned:  # half a subnegotiation, searched that far: waits for the rest
+            stream._carry = state.carry
+            stream._carry_scanned = state.carry_scanned
+        else:
+            # Bytes a step left unscanned (or half a command): scanned as the backlog, now,
+            # not with the game's next read (which may never come); a half command goes
+            # back to the carry as it is scanned.
+            stream._unscanned = state.carry
         stream._discarding = state.discarding
         stream._polled = state.polled
         stream._text = state.text
