@@ -24,7 +24,8 @@ import pytest
 from gateway.routes import SESSIONS
 from tests.conftest import make_config, new_topic, until
 from tests.test_frames import client_frame
-from tests.test_session_races import assert_counts
+from tests.test_mudstandards import ADMIN_TOKEN, TELNET, TERMINAL, admin, open_ws, ws_gateway  # noqa: F401
+from tests.test_session_races import TLS_GAME, assert_counts, slow_mud  # noqa: F401  (fixtures)
 
 TEXT = 0x1
 
@@ -96,3 +97,65 @@ async def test_leave_after_the_game_opened_before_the_join_resumed_is_a_leave_of
     # The socket goes on: the topic can be joined again.
     assert (await phx.join(topic, join_ref="2"))["status"] == "ok"
     await mud.next_connection()
+
+
+# -- /ws: an admin kick before the socket attached (SPEC 7, 9.6) -------------------------------
+
+@pytest.mark.both_loops
+@pytest.mark.parametrize("protocol, message, frames", [
+    (TERMINAL, "Time for bed.", [("binary", b"Time for bed.\r\n")]),
+    (TELNET, "Time for bed.", [("binary", b"Time for bed.\r\n")]),
+    (TERMINAL, "", []),
+])
+async def test_ws_kick_after_the_game_opened_before_the_socket_attached_sends_the_message(
+        mud, ws_gateway, caplog, protocol, message, frames):
+    """SPEC 9.6: admin kick: the message, when not empty, as a BINARY frame
+    ``<message>\\r\\n``, then close 1000 ``kicked``. A ``/ws`` session is listed (and can be
+    kicked) from its game connection's open on, and its socket attaches a turn or two
+    later: a kick meeting it then ended it before its socket was its viewer, and the socket,
+    finding it ended, closed 1000 ``kicked`` without the message.
+
+    The kick here is what ``POST /admin/sessions/{id}/kick`` does (``Session.end("kicked",
+    message)``), run in the turn after the session opened: an HTTP request cannot be timed
+    into this window (its handler runs at least a turn after the request is read; the
+    socket's wait for the open resumes two turns after it)."""
+    client = await ws_gateway()
+    manager = client.app[SESSIONS]
+    kicked = []
+
+    def kick() -> None:
+        (session,) = manager.sessions.values()
+        kicked.append((session, session.viewer))
+        asyncio.get_running_loop().call_soon(session.end, "kicked", message)
+
+    with on_session_start(caplog, kick):
+        ws = await open_ws(client, (protocol,))
+        conn = await mud.next_connection()
+        assert await ws.closed() == (1000, "kicked")
+    (session, viewer), = kicked
+    assert viewer is None and session.end_reason == "kicked"  # listed, not attached ("lingering")
+    assert ws.frames[:-1] == frames
+    await conn.wait_closed()
+    assert b"bed" not in conn.received  # the message is the player's, not the game's
+    assert (await (await client.get("/healthz")).json())["sessions"] == 0
+    metrics = await (await client.get("/metrics")).text()
+    assert 'mud_gateway_disconnects_total{reason="kicked"} 1.0' in metrics
+
+
+@pytest.mark.both_loops
+@pytest.mark.asyncio(loop_factories=["asyncio"])  # the held TLS handshake (test_session_races.py)
+async def test_ws_session_is_not_listed_while_its_game_is_dialled(slow_mud, gateway, monkeypatch):
+    """While its game connection is being opened a ``/ws`` session is in no listing (as a
+    Phoenix session is not, SPEC 7): an admin cannot name it, so no kick reaches it then."""
+    monkeypatch.setenv("GW_TEST_WS_ADMIN", ADMIN_TOKEN)
+    client, _ = await gateway(make_config(slow_mud.port, extra="admin: {token_env: GW_TEST_WS_ADMIN}",
+                                          game_extra=TLS_GAME))
+    ws = await open_ws(client, (TERMINAL,))
+    held = await slow_mud.next_held()
+    assert (await (await admin(client, "GET", "/admin/sessions")).json()) == {"sessions": []}
+    held.release()
+    conn = await slow_mud.next_connection()
+    conn.send(b"hi\r\n")
+    await ws.binary_until(b"hi\r\n")   # attached
+    listing = (await (await admin(client, "GET", "/admin/sessions")).json())["sessions"]
+    assert [s["state"] for s in listing] == ["attached"]

@@ -111,9 +111,11 @@ class MudSocket(WebSocket):
             session.end("left")
             raise
         manager.metrics.joins.labels("ok").inc()
-        if session.ended:  # the game said its piece and hung up at once: that, then the close
+        if session.ended:
+            # The game said its piece and hung up at once, or an admin kicked the session
+            # (listed from the open on): what the game said, the kick's message, the close.
             session.attach(self)  # type: ignore[arg-type]  # gives the early output to this socket
-            self.end(session.end_reason or "closed by game")
+            self.end(session.end_reason or "closed by game", session.end_detail)
             return
         self.session = session
         self.channels["ws"] = self  # type: ignore[assignment]  # backpressure and slow consumer see it
