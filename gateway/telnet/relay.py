@@ -84,6 +84,10 @@ class RelayClient(asyncio.Protocol):
         if self._transport is not None:
             self._transport.resume_reading()
 
+    def freeze(self) -> None:
+        """An upgrade in place (as GameClient's): the game is not read; nothing is held here."""
+        self.pause_reading()
+
     def unsent(self) -> int:
         return self._transport.get_write_buffer_size() if self._transport is not None else 0
 
