@@ -545,3 +545,22 @@ async def test_a_flood_of_negotiations_is_answered_whole_a_step_at_a_time():
         await asyncio.wait_for(sink.closed, EVENTUALLY)
     finally:
         await mud.close()
+
+
+@pytest.mark.parametrize("command", [bytes([IAC, IAC]), bytes([IAC, NOP])], ids=["IAC IAC", "NOP"])
+def test_lines_between_commands_are_not_held_past_max_pending(command):
+    """A read of complete lines with a telnet command after each (256 KiB of ``line IAC
+    IAC``) kept all its lines in the held text until the step's end, and added each piece
+    to it by a copy of all it held: the read's size squared (0.2 s of the loop for one
+    read). Lines held past ``max_pending`` go now, as one event, as a long line's text
+    does; none is split, and all of them come, in order."""
+    line = b"a" * 120 + b"\r\n"
+    count = (1 << 18) // (len(line) + len(command))
+    s = TelnetStream(encoding="latin-1")
+    calls = steps_of(s, (line + command) * count)
+    events = [e for events in calls for e in events]
+    held = [len(e.message) for e in events if type(e) is Text]
+    assert max(held) <= MAX_PENDING_LINE + len(line)
+    assert all(e.message.endswith("\n") for e in events if type(e) is Text)
+    events += s.finish()
+    assert texts(events) == ("a" * 120 + "\n" + ("\xff" if command[1] == IAC else "")) * count
