@@ -313,7 +313,7 @@ class ChannelRouter:
         self.manager.metrics.joins.labels("resumed" if resumed else "ok").inc()
         self.send_many(frames)
         if session.ended:  # the game hung up as the join came: its text, then the disconnect
-            handle.end(session.end_reason or "closed by game")
+            handle.end(session.end_reason or "closed by game", session.end_detail)
             return
         handle.session = session
         session.attach(handle)

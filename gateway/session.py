@@ -98,7 +98,7 @@ CONNECTING, OPEN, ENDED, FAILED = Life
 class Session:
     # No __dict__ per session (idle memory, docs/performance.md): a new attribute goes here too.
     __slots__ = ("key", "admin_id", "game", "manager", "client_ip", "client_port", "sub", "seq", "replay",
-                 "viewer", "client", "life", "end_reason", "started", "started_at",
+                 "viewer", "client", "life", "end_reason", "end_detail", "started", "started_at",
                  "last_input", "linger_deadline", "bytes_to_browser", "bytes_to_game", "_linger", "_idle",
                  "_paused", "_closed_early", "_connecting", "_opened", "_settled", "waiters", "input_bucket",
                  "input_n")
@@ -119,6 +119,9 @@ class Session:
         self.client: telnet.GameClient | None = None
         self.life = CONNECTING
         self.end_reason: str | None = None
+        #: The ``detail`` it ended with (a kick's message), for a viewer that comes after the
+        #: end (a join or a ``/ws`` socket resuming as it ended): it is told the same.
+        self.end_detail: str | None = None
         self.started = time.monotonic()
         self.started_at = time.time()  # wall clock, for the admin API
         self.last_input = self.started
@@ -437,6 +440,7 @@ class Session:
         was_open = self.life is OPEN
         self.life = ENDED if was_open else FAILED
         self.end_reason = reason
+        self.end_detail = detail
         for timer in (self._linger, self._idle):
             if timer is not None:
                 timer.cancel()

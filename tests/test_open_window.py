@@ -159,3 +159,34 @@ async def test_ws_session_is_not_listed_while_its_game_is_dialled(slow_mud, gate
     await ws.binary_until(b"hi\r\n")   # attached
     listing = (await (await admin(client, "GET", "/admin/sessions")).json())["sessions"]
     assert [s["state"] for s in listing] == ["attached"]
+
+
+@pytest.mark.both_loops
+async def test_kick_after_the_game_opened_before_the_join_resumed_tells_the_message(mud, gateway, caplog):
+    """SPEC 4.3: ``disconnect`` ``"kicked"`` carries ``detail``, the admin's message. A kick
+    meeting a session after its game connection opened and before the join waiting for it
+    resumed ended it unattached; the join, finding it ended, answered ok and passed a
+    ``disconnect`` "kicked" without the message (the session kept only its reason)."""
+    client, connect = await gateway(make_config(mud.port))
+    manager = client.app[SESSIONS]
+    phx = await connect()
+    topic = new_topic()
+    kicked = []
+
+    def kick() -> None:
+        (session,) = manager.sessions.values()
+
+        def end() -> None:  # what POST /admin/sessions/{id}/kick does
+            kicked.append(session.viewer)
+            session.end("kicked", "Time for bed.")
+        asyncio.get_running_loop().call_soon(end)
+
+    with on_session_start(caplog, kick):
+        join = await phx.send(topic, "phx_join", {})
+        conn = await mud.next_connection()
+        assert (await phx.reply(join))["status"] == "ok"
+    assert kicked == [None]  # not yet attached
+    disconnect = await phx.event(topic, "disconnect")
+    assert disconnect["reason"] == "kicked" and disconnect["detail"] == "Time for bed."
+    await phx.event(topic, "phx_close")
+    await conn.wait_closed()

@@ -36,7 +36,7 @@ class StreamViewer(Protocol):
 class StreamSession(Session):
     """A ``/ws`` session under ``terminal``, ``gmcp`` or ``json``: the gateway is the telnet client."""
 
-    __slots__ = ("subprotocol", "_early", "end_detail")
+    __slots__ = ("subprotocol", "_early")
     subprotocol: str
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -44,14 +44,6 @@ class StreamSession(Session):
         # What the game sent before the socket attached (between the connect and the
         # attach: a loop turn or so), given to it then, in order.
         self._early: list[Any] | None = []
-        #: The ``detail`` it ended with (a kick's message), for a socket that attaches after
-        #: the end: it sends the message before its close too (SPEC 9.6).
-        self.end_detail: str | None = None
-
-    def end(self, reason: str, detail: str | None = None) -> None:
-        if not self.ended:
-            self.end_detail = detail
-        super().end(reason, detail)
 
     def attach(self, viewer: Any) -> None:
         super().attach(viewer)
