@@ -47,7 +47,7 @@ def _info(session: Session) -> SessionInfo:
     started = datetime.fromtimestamp(session.started_at, timezone.utc)
     return SessionInfo(
         id=session.admin_id, game=session.game.name, ip=session.client_ip, sub=session.sub,
-        state="attached" if session.viewer is not None else "lingering",
+        state="attached" if session.attached else "lingering",
         started=started.isoformat(timespec="seconds").replace("+00:00", "Z"),
         bytes_to_browser=session.bytes_to_browser, bytes_to_game=session.bytes_to_game)
 

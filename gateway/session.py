@@ -147,6 +147,13 @@ class Session:
         return self.life is ENDED or self.life is FAILED
 
     @property
+    def attached(self) -> bool:
+        """Its state for the admin API and metrics (SPEC 7): attached, else lingering. A session
+        just opened is attached while the join (or ``/ws`` socket) it opened for resumes: it
+        lingers only once a viewer left it (or an upgrade in place carried it unattached)."""
+        return self.viewer is not None or self.linger_deadline is None
+
+    @property
     def is_open(self) -> bool:
         """Whether the game connection was opened (the session is OPEN, or ENDED after that)."""
         return self.life is OPEN or self.life is ENDED
@@ -594,7 +601,7 @@ class SessionManager:
         self.compactor.close()
 
     def counts(self) -> dict[str, Any]:
-        attached = sum(1 for s in self.sessions.values() if s.viewer is not None)
+        attached = sum(1 for s in self.sessions.values() if s.attached)
         return {"attached": attached, "lingering": len(self.sessions) - attached}
 
 

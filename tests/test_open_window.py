@@ -133,7 +133,7 @@ async def test_ws_kick_after_the_game_opened_before_the_socket_attached_sends_th
         conn = await mud.next_connection()
         assert await ws.closed() == (1000, "kicked")
     (session, viewer), = kicked
-    assert viewer is None and session.end_reason == "kicked"  # listed, not attached ("lingering")
+    assert viewer is None and session.end_reason == "kicked"  # listed, its socket not yet its viewer
     assert ws.frames[:-1] == frames
     await conn.wait_closed()
     assert b"bed" not in conn.received  # the message is the player's, not the game's
@@ -190,3 +190,26 @@ async def test_kick_after_the_game_opened_before_the_join_resumed_tells_the_mess
     assert disconnect["reason"] == "kicked" and disconnect["detail"] == "Time for bed."
     await phx.event(topic, "phx_close")
     await conn.wait_closed()
+
+
+@pytest.mark.both_loops
+async def test_a_session_whose_join_is_resuming_is_listed_attached(mud, gateway, caplog):
+    """SPEC 7: ``/admin/sessions`` ``state`` and ``/metrics`` ``sessions{state}`` are
+    ``attached`` or ``lingering``. A session just opened, its join about to attach, was
+    counted and listed ``lingering`` (no viewer yet), though no browser had left it."""
+    from gateway.admin import _info
+
+    client, connect = await gateway(make_config(mud.port))
+    manager = client.app[SESSIONS]
+    phx = await connect()
+    seen = []
+
+    def look() -> None:
+        (session,) = manager.sessions.values()
+        asyncio.get_running_loop().call_soon(
+            lambda: seen.append((session.viewer, _info(session).state, manager.counts())))
+
+    with on_session_start(caplog, look):
+        assert (await phx.join(new_topic()))["status"] == "ok"
+        await mud.next_connection()
+    assert seen == [(None, "attached", {"attached": 1, "lingering": 0})]
