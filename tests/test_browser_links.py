@@ -18,6 +18,7 @@ from playwright.async_api import Browser, Page
 from tests.conftest import make_config
 from tests.fakemud import FakeConnection, FakeMud
 from tests.test_browser import browser, connected, log_has, open_page, serve  # noqa: F401 (fixture)
+from tests.test_browser_a11y import axe_violations, serious
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -196,8 +197,12 @@ async def test_with_mxp_off_the_markup_is_text(browser: Browser) -> None:  # noq
 
 
 async def test_links_in_the_splits_copy_work_by_mouse_and_stay_out_of_the_tab_order(browser: Browser) -> None:  # noqa: F811
-    async with mxp_game(browser) as (page, conn):
-        conn.send(b"".join(b"\x1b[1zline %d <SEND href=\"get %d\">item %d</SEND>\r\n" % (i, i, i) for i in range(120)))
+    # The strip (#tail) is aria-hidden: nothing in it may take the focus (axe's aria-hidden-focus,
+    # serious: SPEC 7.1), neither the game's send: links nor its http(s) links (MXP <A>, OSC 8)
+    # nor URLs found in plain text.
+    async with mxp_game(browser, bypass_csp=True) as (page, conn):  # (axe is an injected script)
+        conn.send(b"".join(b"\x1b[1zline %d <SEND href=\"get %d\">item %d</SEND> <A href=\"https://example.com/g%d\">"
+                           b"guide %d</A> see https://example.org/p%d\r\n" % ((i,) * 6) for i in range(120)))
         await log_has(page, "item 119")
         await page.evaluate("document.getElementById('log').scrollTop = 0")
         await page.wait_for_selector("#tail-box:not([hidden])")
@@ -205,5 +210,11 @@ async def test_links_in_the_splits_copy_work_by_mouse_and_stay_out_of_the_tab_or
         assert await copies.count() > 0
         assert set(await copies.evaluate_all("els => els.map(e => e.tabIndex)")) == {-1}
         assert set(await page.locator("#log .game-link").evaluate_all("els => els.map(e => e.tabIndex)")) == {0}
+        hrefs = await page.locator("#tail a").evaluate_all("els => els.map(e => [e.href, e.tabIndex])")
+        assert ["https://example.com/g119", -1] in hrefs and ["https://example.org/p119", -1] in hrefs
+        assert {t for _, t in hrefs} == {-1}
+        assert set(await page.locator("#log a").evaluate_all("els => els.map(e => e.tabIndex)")) == {0}
+        found = await axe_violations(page)
+        assert serious(found) == [], json.dumps(found, indent=1)
         await page.locator("#tail .game-link", has_text="item 119").click()
         await sent(conn, b"get 119")

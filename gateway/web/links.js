@@ -56,9 +56,13 @@ export function linkElement(link) {
   return el;
 }
 
-/** Take the game's links under `root` out of the tab order (copies the page keeps hidden). */
+/**
+ * Take everything focusable under `root` out of the tab order (copies the page
+ * keeps aria-hidden): the game's send:/prompt: controls, its http(s) links and
+ * the URLs found in plain text (output.js).
+ */
 export function outOfTabOrder(root) {
-  for (const el of root.querySelectorAll(".game-link")) el.tabIndex = -1;
+  for (const el of root.querySelectorAll(".game-link, a[href]")) el.tabIndex = -1;
 }
 
 /**
