@@ -694,11 +694,28 @@ async def test_screen_reader_setting_joins_with_the_mtts_bit(browser: Browser) -
                 assert answers[2].startswith("MTTS ") and int(answers[2][5:]) & 64
                 assert await page.is_checked("#screen-reader")
                 await connected(page)
-                # Commands are not echoed into the log (the screen reader spoke them already).
-                await send_line(page, "look")
-                await conn.wait_for(b"look\r\n")
-                assert await page.locator("#log .line.command").count() == 0
+                # The player's commands show in the log, set apart, as without the setting (SPEC 7.1),
+                # and are kept in Save log and across a reload; the live region does not say them
+                # (the screen reader spoke them as they were typed).
+                await send_line(page, "look at the fountain")
+                await conn.wait_for(b"look at the fountain\r\n")
+                conn.send(b"The fountain gurgles.\r\n")
+                await page.wait_for_function(
+                    "() => [...document.querySelectorAll('#announce > *')].some(p => p.textContent.includes('gurgles'))")
+                said = await page.evaluate("[...document.querySelectorAll('#announce > *')].map(p => p.textContent)")
+                assert not any("look at the fountain" in s for s in said), said
+                command = page.locator("#log .line.command", has_text="look at the fountain")
+                assert await command.count() == 1
                 assert await page.get_attribute("#log", "aria-live") == "off"  # #announce speaks
+                async with page.expect_download() as info:
+                    await page.click("#save-log")
+                saved = open(await (await info.value).path(), encoding="utf-8").read()
+                assert "> look at the fountain\nThe fountain gurgles.\n" in saved
+                await page.reload()
+                await connected(page)
+                await log_has(page, "The fountain gurgles.")
+                await command.wait_for()
+                assert await command.count() == 1
             finally:
                 await ctx.close()
 

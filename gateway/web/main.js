@@ -189,8 +189,9 @@ function play(game, title, mediaUrl) {
   let conn = null;
   // cls: how the log shows the line ("command", "command trigger"); null: not at all (echo off).
   const send = (text, cls = "command") => {
-    // The player's own line, muted; a screen reader has already spoken it.
-    if (cls && !screenReader()) tools.command(text, cls);
+    // The player's own line, muted, in the log also with the screen-reader setting (SPEC 7.1);
+    // the live region leaves it out (log.note above): the reader spoke it as it was typed.
+    if (cls) tools.command(text, cls);
     // Exactly once, also across drops and reloads (connection.js); echo off: kept in memory only.
     if (!conn.send(text, cls === null)) log.note("Not connected: use “Connect again”.", "notice");
   };
