@@ -569,6 +569,10 @@ async def test_session_end_and_connect_again(browser: Browser) -> None:
         g.conn.close()
         await page.wait_for_selector("#status[data-state=ended]")
         assert await page.inner_text("#status") == "Disconnected: closed by game"
+        # A command typed now can no longer be delivered: the log says so (SPEC 7.1).
+        await send_line(page, "say anyone there")
+        await page.wait_for_selector("#log .line.notice:has-text("
+                                     "'Not delivered (the session ended): say anyone there — use “Connect again”.')")
         await page.click("#again")
         second = await g.mud.next_connection(timeout=20)
         await connected(page)
@@ -592,6 +596,9 @@ async def test_join_errors_are_shown_with_their_detail(browser: Browser) -> None
                 await page.wait_for_selector("#status[data-state=ended]")
                 assert await page.inner_text("#status") == "Could not join: unknown game"
                 assert await page.locator("#again").is_visible()
+                await send_line(page, "look")
+                await page.wait_for_selector("#log .line.notice:has-text("
+                                             "'Not delivered (the game could not be joined): look — use “Connect again”.')")
             async with open_page(browser, url + "?game=down") as page:
                 await page.wait_for_selector("#status[data-state=ended]")
                 status = await page.inner_text("#status")

@@ -70,6 +70,7 @@ export class GameConnection {
     this.lastSeq = 0;
     this.size = null;
     this.ended = false;
+    this.endedWhy = ""; // once ended: why a line can no longer be delivered ("the session ended")
     const options = { heartbeatIntervalMs: HEARTBEAT_MS, timeout: PUSH_TIMEOUT_MS };
     if (token) options.authToken = token;
     this.socket = new Socket(socketUrl(), options);
@@ -133,8 +134,10 @@ export class GameConnection {
   }
 
   /**
-   * Send a line to the game, exactly once: now, or once the session is back. `secret`
-   * (typed while echo was off): kept in memory only. False when the session has ended.
+   * Send a line to the game, exactly once: now, or once the session is back (while the
+   * socket is down the line waits in the queue: true). `secret` (typed while echo was
+   * off): kept in memory only. False when the session has ended (or its join failed): the
+   * line can no longer be delivered, `endedWhy` says why.
    */
   send(text, secret = false) {
     if (this.ended || !this.queue) return false;
@@ -201,6 +204,7 @@ export class GameConnection {
   _end(what, reason, detail) {
     if (this.ended) return;
     this.ended = true;
+    this.endedWhy = what === "Could not join" ? "the game could not be joined" : "the session ended";
     const wasJoined = this.joined;
     this.joined = false;
     this.epoch += 1;
@@ -209,6 +213,6 @@ export class GameConnection {
     // A failed join would be retried by phoenix.js: leave stops that.
     if (this.channel && !wasJoined) this.channel.leave();
     this.on.status("ended", `${what}: ${reason}${detail ? ` (${detail})` : ""}`);
-    this._notDelivered(lost, "the session ended");
+    this._notDelivered(lost, this.endedWhy);
   }
 }

@@ -193,7 +193,11 @@ function play(game, title, mediaUrl) {
     // the live region leaves it out (log.note above): the reader spoke it as it was typed.
     if (cls) tools.command(text, cls);
     // Exactly once, also across drops and reloads (connection.js); echo off: kept in memory only.
-    if (!conn.send(text, cls === null)) log.note("Not connected: use “Connect again”.", "notice");
+    // (While the connection is down the line is queued, not refused: the status says "Reconnecting…".)
+    if (!conn.send(text, cls === null)) {
+      const what = cls === null ? "a line typed while echo was off" : text;
+      log.note(`Not delivered (${conn.endedWhy || "not connected"}): ${what} — use “Connect again”.`, "notice");
+    }
   };
   const room = new RoomPanel({
     panel: $("room"),
