@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import socket
 import struct
@@ -520,6 +521,58 @@ async def test_websocket_killed_during_output(browser: Browser) -> None:
         numbers = re.findall(r"L(\d{5})", await log_text(page))
         assert numbers == ["%05d" % i for i in range(total)]  # every line, once, in order
         assert len(g.mud.connections) == 1
+
+
+async def test_a_rejoin_after_a_drop_carries_the_last_seq_seen(browser: Browser) -> None:
+    """SPEC 7: ``last_seq`` rides in the join params, so a network drop resumes exactly. (The page
+    also ignores events it has seen, so only the join frame itself shows whether it is sent.)"""
+    sockets: list[dict] = []
+
+    def record(ws: Any) -> None:
+        frames: dict = {"url": ws.url, "sent": [], "received": []}
+        ws.on("framesent", lambda payload: frames["sent"].append(payload))
+        ws.on("framereceived", lambda payload: frames["received"].append(payload))
+        sockets.append(frames)
+
+    def messages(frames: list) -> list:
+        return [json.loads(f) for f in frames if isinstance(f, str)]
+
+    def joins(frames: dict) -> list[dict]:
+        return [m[4] for m in messages(frames["sent"]) if m[3] == "phx_join" and m[2].startswith("telnet:")]
+
+    async with FakeMud() as mud:
+        async with serve(make_config(mud.port)) as (app, url):
+            ctx = await browser.new_context(viewport=DESKTOP)
+            try:
+                page = await ctx.new_page()
+                page.on("websocket", record)  # (before the page opens its socket)
+                await page.goto(url)
+                conn = await mud.next_connection(timeout=20)
+                await connected(page)
+                for i in range(5):  # one event each
+                    conn.send(b"line %d\r\n" % i)
+                    await log_has(page, "line %d" % i)
+                assert len(sockets) == 1
+                [first_join] = joins(sockets[0])
+                assert "last_seq" not in first_join  # nothing seen yet
+                seqs = [m[4]["seq"] for m in messages(sockets[0]["received"])
+                        if m[3] in ("echo", "prompt", "gmcp", "option") and isinstance(m[4].get("seq"), int)]
+                assert len(seqs) >= 5
+                assert kill_websockets(app) == 1
+                for _ in range(400):  # the page reconnects by itself (phoenix.js's backoff: ms)
+                    rejoins = [j for s in sockets[1:] for j in joins(s)]
+                    if rejoins:
+                        break
+                    await asyncio.sleep(0.05)
+                assert rejoins and rejoins[0]["last_seq"] == max(seqs), (rejoins, seqs)
+                await connected(page)
+                conn.send(b"after the drop\r\n")
+                await log_has(page, "after the drop")
+                text = await log_text(page)
+                assert all(text.count("line %d" % i) == 1 for i in range(5))
+                assert len(mud.connections) == 1
+            finally:
+                await ctx.close()
 
 
 async def test_commands_typed_while_reconnecting_are_sent_in_order(browser: Browser) -> None:
