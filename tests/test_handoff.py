@@ -123,7 +123,7 @@ SESSION_NOT_CARRIED = {
     "manager": "the new process's own session table",
     "viewer": "the browser's socket is closed by the upgrade (1012); the rejoin attaches anew",
     "life": "only open sessions are carried: OPEN once the game connection is adopted",
-    "end_reason": "only open sessions are carried",
+    "end_reason": "only open sessions are carried", "end_detail": "only open sessions are carried",
     "_linger": "a timer: made again from linger_deadline", "_idle": "a timer: made again from last_input",
     "_paused": "the browser's backpressure: the new process has no browser yet",
     "_closed_early": "the game hanging up during the adoption, in the new process",
@@ -143,7 +143,7 @@ STREAM_NOT_CARRIED = {
     "_utf8_lines": "follows the encoding (set_encoding)",
     "msdp": "the negotiated MSDP option, carried in TelnetState.remote_options",
     "media_url": "the game's, with MSP carried in TelnetState.remote_options",
-    "mxp": "the MXP parser, made again when MXP is on (its modes and a game's own elements and entities are not carried: docs/operations.md)",
+    "mxp": "the MXP parser, made again when MXP is on (its modes and a game's own elements and entities are not carried: docs/operations.md); what it held went through at the freeze",
 }
 
 
