@@ -251,6 +251,18 @@ async def test_search_finds_lines_off_screen_and_steps(browser: Browser) -> None
         # The button opens it too.
         await page.click("#search-toggle")
         assert await page.evaluate("document.activeElement.id") == "search-field"
+        # Ctrl+F goes by the key's position as well: on a Russian layout the key F gives "а"
+        # (the browser's own find must not open instead).
+        await page.press("#search-field", "Escape")
+        assert await page.is_hidden("#search")
+        ctrl_key = """([key, code]) => !document.getElementById('input').dispatchEvent(new KeyboardEvent(
+          'keydown', {key, code, ctrlKey: true, bubbles: true, cancelable: true}))"""
+        # (Dvorak's letter at that place is "u": Ctrl+U is left to the browser.)
+        assert await page.evaluate(ctrl_key, ["u", "KeyF"]) is False
+        assert await page.is_hidden("#search")
+        assert await page.evaluate(ctrl_key, ["а", "KeyF"]) is True
+        assert await page.is_visible("#search")
+        assert await page.evaluate("document.activeElement.id") == "search-field"
 
 
 async def test_save_log_is_plain_text_without_echo_off_input(browser: Browser) -> None:

@@ -45,7 +45,11 @@ export class LogSearch {
     close.addEventListener("click", () => this.close());
     toggle.addEventListener("click", () => (this.bar.hidden ? this.open() : this.close()));
     document.addEventListener("keydown", (e) => {
-      if ((e.ctrlKey || e.metaKey) && !e.altKey && !e.shiftKey && e.key.toLowerCase() === "f") {
+      // By the key's letter, or on a layout without Latin letters (Russian, Greek) by its
+      // position, KeyF (a Latin layout such as Dvorak keeps its own letter there: Ctrl+U).
+      const key = e.key.toLowerCase();
+      const f = key === "f" || (e.code === "KeyF" && !/^[a-z]$/.test(key));
+      if ((e.ctrlKey || e.metaKey) && !e.altKey && !e.shiftKey && f) {
         e.preventDefault();
         this.open();
       }
