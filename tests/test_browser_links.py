@@ -218,3 +218,19 @@ async def test_links_in_the_splits_copy_work_by_mouse_and_stay_out_of_the_tab_or
         assert serious(found) == [], json.dumps(found, indent=1)
         await page.locator("#tail .game-link", has_text="item 119").click()
         await sent(conn, b"get 119")
+
+
+async def test_a_link_in_the_prompt_works(browser: Browser) -> None:  # noqa: F811
+    # A prompt (a line ended by IAC GA, SPEC 5) holding an MXP link: an OSC 8 link in the prompt
+    # event, drawn in #prompt as a control that sends its command as the player's own.
+    async with mxp_game(browser) as (page, conn):
+        conn.send(b"\x1b[1z<100hp> <SEND href=\"look at the sky\">Sky</SEND> > " + bytes([IAC, 249]))
+        link = page.locator("#prompt .game-link", has_text="Sky")
+        await link.wait_for()
+        assert await link.get_attribute("title") == "Sends: look at the sky"
+        assert await page.text_content("#prompt") == "<100hp> Sky > "
+        assert await page.locator("#log .game-link").count() == 0  # a prompt is not in the log
+        await link.click()
+        await sent(conn, b"look at the sky")
+        await page.wait_for_selector("#log .line.command:has-text('look at the sky')")
+        assert await page.evaluate("document.activeElement.id") == "input"
