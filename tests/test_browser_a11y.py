@@ -286,6 +286,29 @@ async def test_history_buttons_give_the_focus_back(browser: Browser) -> None:
         assert await page.evaluate("document.activeElement.id") == "input"
 
 
+async def test_on_a_touch_screen_a_pad_tap_leaves_the_focus_a_history_tap_takes_it(browser: Browser) -> None:
+    # SPEC 7.1 "focus goes back to the input line after any button in play", read for touch
+    # screens: focusing the input line opens the on-screen keyboard, which would cover the pad
+    # the player is tapping through (docs/client.md). A history button fills the input line, the
+    # place the player goes next: it takes the focus there.
+    async with fake_game(browser, PHONE, has_touch=True, is_mobile=True) as g:
+        page = g.page
+        focused = "() => document.activeElement && document.activeElement.id"
+        await send_line(page, "first")
+        await g.conn.wait_for(b"first\r\n")
+        await page.wait_for_selector("#pad", state="visible")
+        await page.focus("#log")  # the on-screen keyboard is closed
+        await page.tap("#pad button[data-dir=east]")
+        await g.conn.wait_for(b"east\r\n")
+        await page.tap("#pad button[data-dir=north]")
+        await g.conn.wait_for(b"north\r\n")
+        await next_frames(page)
+        assert await page.evaluate(focused) != "input"
+        await page.tap("#history-prev")
+        assert await page.input_value("#input") == "first"
+        assert await page.evaluate(focused) == "input"
+
+
 # -- contrast ---------------------------------------------------------------------
 
 CONTRAST = """(pairs) => {
