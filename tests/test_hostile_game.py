@@ -264,6 +264,51 @@ async def test_an_upgrade_in_place_takes_what_mxp_holds_through_first(monkeypatc
             await asyncio.wait_for(sink.closed, EVENTUALLY)
 
 
+async def test_what_a_prompt_flush_leaves_to_mxp_is_stepped_through_and_its_answers_written(monkeypatch):
+    """An open line (no line end: a prompt without GA) goes out ``prompt_flush_ms`` after it
+    came, through MXP. What MXP held of it (its step's markup spent) waited for the game's
+    next read, which may not come; and an answer MXP made of it (``<VERSION>``) went to the
+    session as an event instead of to the game."""
+    monkeypatch.setattr(MxpParser, "markup_per_step", 8)
+    async with FakeMud() as mud:
+        client, conn, sink = await adapter(mud, ", prompt_flush_ms: 50")
+        try:
+            conn.send(bytes([IAC, WILL, MXP]))
+            await conn.wait_for(bytes([IAC, DO, MXP]))
+            conn.send(b"\x1b[1z<VERSION>" + b"<B>x</B>" * 20 + b"> ")
+            await until(lambda: texts(sink.events) == "\x1b[1mx\x1b[0m" * 20 + "> ",
+                        what="the whole open line, with no more from the game")
+            await conn.wait_for(b"\x1b[1z<VERSION MXP=1.0")
+            assert not [e for e in sink.events if type(e) is MxpReply]
+            assert not client.stream.backlog
+        finally:
+            client.close("test over")
+            await asyncio.wait_for(sink.closed, EVENTUALLY)
+
+
+async def test_an_open_line_is_not_sent_in_part_while_the_game_is_not_read():
+    """``prompt_flush_ms`` sends an open line the game stopped in (a prompt without GA). While
+    the gateway itself does not read the game (the session holds it: its browser is behind;
+    or a backlog is stepped through), the rest of the line may wait unread in TCP: the line
+    was sent in part all the same, and a tag cut there was text (``x</B>``)."""
+    async with FakeMud() as mud:
+        client, conn, sink = await adapter(mud, ", prompt_flush_ms: 20")
+        try:
+            conn.send(bytes([IAC, WILL, MXP]))
+            await conn.wait_for(bytes([IAC, DO, MXP]))
+            conn.send(b"<B>x</")
+            await until(lambda: client.stream._text == "<B>x</", what="the open line read")
+            client.pause_reading()  # the session holds the game (its browser is behind)
+            conn.send(b"B> done\r\n")
+            await asyncio.sleep(0.2)  # ten times prompt_flush_ms
+            assert texts(sink.events) == ""
+            client.resume_reading()
+            await until(lambda: texts(sink.events) == "\x1b[1mx\x1b[0m done\n", what="the whole line")
+        finally:
+            client.close("test over")
+            await asyncio.wait_for(sink.closed, EVENTUALLY)
+
+
 # -- negotiation -----------------------------------------------------------------------------
 
 

@@ -326,6 +326,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
             self._behind()
         elif self.transport is not None:
             self.transport.resume_reading()
+            self._schedule_poll()  # an open line not sent while the game was not read
 
     def pause_writing(self) -> None:
         """The game left more than UNREAD_BY_GAME of what we wrote unread: it is not read
@@ -436,10 +437,20 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
 
     def _poll(self) -> None:
         self._timer = None
+        if self._held or self._unread or self.stream.backlog:
+            # The game is not being read (its backlog first, or the session holds it): the
+            # rest of the open line may be read already or wait in TCP, so it is not sent as
+            # a partial line (a tag or a line cut by our pause, not the game's). Polled again
+            # as reading goes on (_read_on, and each step's _dispatch).
+            return
         events = self.stream.poll(self.loop.time())
+        # As a read's: MXP may have answered (<VERSION> in the open line), or held the rest.
         if events:
-            self.sink.on_events(events)
-        self._schedule_poll()
+            self._dispatch(events)
+        else:
+            self._schedule_poll()
+        if self.stream.backlog:
+            self._behind()
 
     # -- subnegotiations ------------------------------------------------------
 
