@@ -22,6 +22,7 @@ from aiohttp import web
 
 from gateway.webclient import FIX_COMMAND, REQUIRED, WEB_ROOT, add_routes
 from tests.conftest import make_config
+from tests.test_webclient_headers import assert_client_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a copy of the checkout leaves out (built or installed things, caches).
@@ -65,9 +66,12 @@ async def test_missing_files_page_says_what_to_run(aiohttp_client, tmp_path: Pat
     client = await aiohttp_client(app)
     resp = await client.get("/")
     assert resp.status == 503
+    assert_client_headers(resp, "503 page")
     text = await resp.text()
     assert "vendor/phoenix.js" in text and FIX_COMMAND in text and "./dev setup" in text
-    assert (await client.get("/client/main.js")).status == 404
+    resp = await client.get("/client/main.js")
+    assert resp.status == 404
+    assert_client_headers(resp, "404 without the files")
 
 
 def _checkout_copy(dest: Path, with_vendor: bool) -> Path:

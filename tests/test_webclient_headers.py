@@ -10,12 +10,7 @@ ETag and Last-Modified, and 304 for a copy the browser already has.
 from __future__ import annotations
 
 import asyncio
-import shutil
-from pathlib import Path
 
-from aiohttp import web
-
-from gateway.webclient import WEB_ROOT, add_routes
 from tests.conftest import make_config
 
 #: Files of each kind the page loads (module, worker, vendored phoenix.js, CSS, icon).
@@ -109,20 +104,6 @@ async def test_a_path_escaping_client_is_refused_with_the_headers(aiohttp_client
         headers = dict(f.split(": ", 1) for f in fields)
         assert headers.get("X-Content-Type-Options") == "nosniff", (path, head)
         assert "frame-ancestors 'none'" in headers.get("Content-Security-Policy", ""), (path, head)
-
-
-async def test_the_client_not_built_page_and_its_404s_carry_the_headers(aiohttp_client,
-                                                                      tmp_path: Path) -> None:
-    shutil.copytree(WEB_ROOT, tmp_path / "web", ignore=shutil.ignore_patterns("vendor"))
-    app = web.Application()
-    add_routes(app, tmp_path / "web")
-    client = await aiohttp_client(app)
-    resp = await client.get("/")
-    assert resp.status == 503
-    assert_client_headers(resp, "503 page")
-    resp = await client.get("/client/main.js")
-    assert resp.status == 404
-    assert_client_headers(resp, "404 without the files")
 
 
 async def test_other_endpoints_are_left_as_they_were(aiohttp_client) -> None:
