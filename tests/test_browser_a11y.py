@@ -5,7 +5,8 @@ or critical violation in play; the live region gets only new game text and
 prompts, as plain text, and the log is not live; every control's name holds
 its visible label; focus goes back to the input line after exits, pad and
 history buttons; the contrast of the client's own text and of the 16 ANSI
-colours is at least 4.5:1 as computed in the page; Alt+1..Alt+0 read back
+colours is at least 4.5:1 as computed in the page, faint text in them and in
+the default colour too (as drawn: opacity composited); Alt+1..Alt+0 read back
 lines and Alt+L moves between the input line and the log.
 """
 
@@ -395,7 +396,92 @@ async def test_text_contrast_is_at_least_4_5(browser: Browser) -> None:
         assert bg == "rgb(0, 0, 0)"
 
 
-# -- read-back keys ---------------------------------------------------------------
+# How a piece of game text is drawn: its text colour and its background as painted
+# (backgrounds and opacity up the tree composited as groups, over white), and the
+# contrast of the two. A token names the innermost element holding just it.
+PAINTED = """(tokens) => {
+  const rgb = (c) => {  // rgb(), rgba() or color(srgb ...) (a color-mix())
+    const srgb = c.match(/^color\\(srgb ([^)]+)\\)$/);
+    const m = srgb || c.match(/^rgba?\\(([^)]+)\\)$/);
+    if (!m) throw new Error(`a colour this test does not read: ${c}`);
+    const [r, g, b, a = 1] = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return srgb ? {r: r * 255, g: g * 255, b: b * 255, a} : {r, g, b, a};
+  };
+  // Premultiplied colours: {r, g, b, a}, r..b already times a.
+  const pre = (c) => ({r: c.r * c.a, g: c.g * c.a, b: c.b * c.a, a: c.a});
+  const over = (top, under) => ({r: top.r + under.r * (1 - top.a), g: top.g + under.g * (1 - top.a),
+                                 b: top.b + under.b * (1 - top.a), a: top.a + under.a * (1 - top.a)});
+  const times = (c, k) => ({r: c.r * k, g: c.g * k, b: c.b * k, a: c.a * k});
+  // A pixel of the element's text (or of its background: text null), painted:
+  // from the element out, each element a group (its content on its background, at its opacity).
+  const paint = (el, text) => {
+    let layer = text ? pre(text) : {r: 0, g: 0, b: 0, a: 0};
+    for (let e = el; e; e = e.parentElement) {
+      const style = getComputedStyle(e);
+      layer = times(over(layer, pre(rgb(style.backgroundColor))), Number(style.opacity));
+    }
+    return over(layer, {r: 255, g: 255, b: 255, a: 1});
+  };
+  const lum = ({r, g, b}) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const ratio = (x, y) => { const [hi, lo] = [lum(x), lum(y)].sort((p, q) => q - p); return (hi + 0.05) / (lo + 0.05); };
+  const hex = ({r, g, b}) => '#' + [r, g, b].map((v) => Math.round(v).toString(16).padStart(2, '0')).join('');
+  const all = [...document.querySelectorAll('#log .line, #log .line *')];
+  const out = {};
+  for (const token of tokens) {
+    const el = all.filter((e) => e.textContent === token).pop();
+    if (!el) throw new Error(`no ${token} in the log`);
+    const style = getComputedStyle(el);
+    const fg = paint(el, rgb(style.color)), bg = paint(el, null);
+    out[token] = {color: style.color, fg: hex(fg), bg: hex(bg), ratio: ratio(fg, bg)};
+  }
+  return out;
+}"""
+
+
+async def test_faint_text_keeps_4_5(browser: Browser) -> None:
+    """Faint (SGR 2) text in the default colour and each of the 16 is dimmer than
+    the colour, down to 4.5:1 on the default background and no further; with
+    reverse, the dimmed colour is the background. 256-colour text (drawn as sent)
+    and text on a background colour are dimmed by opacity, as before."""
+    async with fake_game(browser) as g:
+        page = g.page
+        sgr = {"d": ""} | {"%02d" % i: str(30 + i if i < 8 else 90 + i - 8) for i in range(16)}
+        def run(text: str, *codes: str) -> bytes:
+            return f"\x1b[{';'.join(c for c in codes if c)}m{text}\x1b[0m".encode()
+
+        lines = []
+        for key, code in sgr.items():
+            lines += [run(f"normal-{key}", code), run(f"faint-{key}", "2", code), run(f"reversed-{key}", "2;7", code)]
+        lines += [run("normal-256", "38;5;208"), run("faint-256", "2;38;5;208"),
+                  run("normal-on-blue", "31;44"), run("faint-on-blue", "2;31;44")]
+        g.conn.send(b"\r\n".join(lines) + b"\r\nend of colours\r\n")
+        await log_has(page, "end of colours")
+        drawn = await page.evaluate(PAINTED, [f"{kind}-{key}" for key in [*sgr, "256"]
+                                              for kind in ("normal", "faint", "reversed")
+                                              if not (key == "256" and kind == "reversed")]
+                                    + ["normal-on-blue", "faint-on-blue"])
+        assert drawn["normal-d"]["bg"] == "#0a0d12"  # --log-bg
+        for key in sgr:
+            normal, faint, reversed_ = drawn[f"normal-{key}"], drawn[f"faint-{key}"], drawn[f"reversed-{key}"]
+            assert faint["bg"] == normal["bg"] == "#0a0d12", (key, faint, normal)  # the default background
+            assert faint["ratio"] >= 4.5, (key, faint)
+            # Dimmer than the colour: strictly, unless the colour is at the floor already.
+            assert faint["ratio"] <= normal["ratio"], (key, faint, normal)
+            if normal["ratio"] >= 4.6:
+                assert faint["ratio"] < normal["ratio"] - 0.05, (key, faint, normal)
+            if key == "00":  # black as a background is black, faint too (text in --log-bg: as terminals)
+                assert reversed_["bg"] == "#000000", reversed_
+            else:  # the default background's colour on the dimmed colour
+                assert reversed_["fg"] == normal["bg"], (key, reversed_)
+                assert 4.5 <= reversed_["ratio"] <= faint["ratio"] + 0.01, (key, reversed_, faint)
+        # 256-colour and truecolour text is drawn as sent, dimmed.
+        assert drawn["faint-256"]["color"] == drawn["normal-256"]["color"] == "rgb(255, 135, 0)"
+        assert drawn["faint-256"]["ratio"] < drawn["normal-256"]["ratio"] - 1, drawn
+        assert drawn["faint-on-blue"]["color"] == drawn["normal-on-blue"]["color"]
+        assert drawn["faint-on-blue"]["fg"] != drawn["normal-on-blue"]["fg"], drawn
 
 
 async def test_alt_digits_read_back_lines_and_alt_l_moves_to_the_log(browser: Browser) -> None:

@@ -18,7 +18,8 @@
 //
 // A colour in a style is null (the default), an index 0..255, or an
 // {r, g, b} object. cssColours() turns a style into CSS colours: indexes
-// 0..15 become var(--ansi-N) so a page can restyle the palette.
+// 0..15 become var(--ansi-N) so a page can restyle the palette (faint text:
+// var(--ansi-N-faint), var(--log-fg-faint) for the default colour).
 
 export const DEFAULT_STYLE = Object.freeze({
   fg: null, bg: null, bold: false, faint: false, italic: false,
@@ -281,23 +282,50 @@ function cssColour(c, fallback) {
   return `rgb(${c.r}, ${c.g}, ${c.b})`;
 }
 
+/** The text colour of a style: bold makes colours 0..7 bright (8..15), as terminals do. */
+function textColour(style) {
+  const fg = style.fg;
+  return style.bold && typeof fg === "number" && fg < 8 ? fg + 8 : fg;
+}
+
+/**
+ * Is faint drawn as a colour (the text's faint form), not by opacity? For text
+ * in the default colour or one of the 16 (the page's palette) on the default
+ * background: its faint form keeps 4.5:1 there (client.css).
+ */
+function faintColour(style, fg) {
+  return style.faint && style.bg === null && (fg === null || (typeof fg === "number" && fg < 16));
+}
+
 /**
  * CSS colours of a style: {color, background}, each a CSS value or null for
  * the page's default. Bold makes colours 0..7 bright (8..15), as terminals do;
- * reverse swaps the two (the default colours included).
+ * reverse swaps the two (the default colours included). Faint text in the
+ * default colour or one of the 16 on the default background takes its faint
+ * form (--log-fg-faint, --ansi-N-faint: client.css keeps it at 4.5:1 on that
+ * background); with reverse, that is the background (the text colour is
+ * dimmed before the swap, as VTE does). Other faint text (256-colour,
+ * truecolour, on a background colour) is dimmed by opacity: the class
+ * ansi-faint-opacity (styleClasses).
  */
 export function cssColours(style) {
-  let fg = style.fg;
-  if (style.bold && typeof fg === "number" && fg < 8) fg += 8;
-  if (!style.reverse) return { color: cssColour(fg, null), background: cssColour(style.bg, null) };
-  return { color: cssColour(style.bg, "var(--log-bg)"), background: cssColour(fg, "var(--log-fg)") };
+  const fg = textColour(style);
+  let text = cssColour(fg, null);
+  if (faintColour(style, fg)) text = fg === null ? "var(--log-fg-faint)" : `var(--ansi-${fg}-faint)`;
+  if (!style.reverse) return { color: text, background: cssColour(style.bg, null) };
+  return { color: cssColour(style.bg, "var(--log-bg)"), background: text ?? "var(--log-fg)" };
 }
 
-/** Class names for a style's attributes (colours aside): ansi-bold, ansi-italic, ... */
+/**
+ * Class names for a style's attributes (colours aside): ansi-bold, ansi-italic, ...
+ * Faint text is ansi-faint, and also ansi-faint-opacity when it is not drawn
+ * in a faint colour (see cssColours).
+ */
 export function styleClasses(style) {
   const names = [];
   if (style.bold) names.push("ansi-bold");
   if (style.faint) names.push("ansi-faint");
+  if (style.faint && !faintColour(style, textColour(style))) names.push("ansi-faint-opacity");
   if (style.italic) names.push("ansi-italic");
   if (style.underline) names.push("ansi-underline");
   if (style.strike) names.push("ansi-strike");

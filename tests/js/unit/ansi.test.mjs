@@ -104,6 +104,35 @@ test("reverse swaps colours, defaults included", () => {
   assert.deepEqual(cssColours(applySgr(DEFAULT_STYLE, "7;31;44")), { color: "var(--ansi-4)", background: "var(--ansi-1)" });
 });
 
+test("faint: the palette's faint colours on the default background, opacity otherwise", () => {
+  const css = (sgr) => cssColours(applySgr(DEFAULT_STYLE, sgr));
+  const classes = (sgr) => styleClasses(applySgr(DEFAULT_STYLE, sgr));
+  // The default colour and the 16 on the default background: their faint form (client.css).
+  assert.deepEqual(css("2"), { color: "var(--log-fg-faint)", background: null });
+  assert.deepEqual(css("2;31"), { color: "var(--ansi-1-faint)", background: null });
+  assert.deepEqual(css("2;97"), { color: "var(--ansi-15-faint)", background: null });
+  assert.deepEqual(css("1;2;34"), { color: "var(--ansi-12-faint)", background: null }, "bold brightens first");
+  assert.deepEqual(classes("2;31"), ["ansi-faint"]);
+  assert.deepEqual(classes("2"), ["ansi-faint"]);
+  // Reverse: the text colour is dimmed before the swap, so the background is the faint one.
+  assert.deepEqual(css("2;7"), { color: "var(--log-bg)", background: "var(--log-fg-faint)" });
+  assert.deepEqual(css("2;7;30"), { color: "var(--log-bg)", background: "var(--ansi-0-faint)" });
+  assert.deepEqual(classes("2;7;31"), ["ansi-faint"]);
+  // 256 colours and truecolour are drawn as sent, dimmed by opacity; so is text on a background colour.
+  assert.deepEqual(css("2;38;5;208"), { color: "rgb(255, 135, 0)", background: null });
+  assert.deepEqual(classes("2;38;5;208"), ["ansi-faint", "ansi-faint-opacity"]);
+  assert.deepEqual(classes("2;38;2;1;2;3"), ["ansi-faint", "ansi-faint-opacity"]);
+  assert.deepEqual(classes("2;38;5;9"), ["ansi-faint"], "256-colour indexes 0..15 are the palette");
+  assert.deepEqual(css("2;31;44"), { color: "var(--ansi-1)", background: "var(--ansi-4)" });
+  assert.deepEqual(classes("2;31;44"), ["ansi-faint", "ansi-faint-opacity"]);
+  assert.deepEqual(css("2;7;31;44"), { color: "var(--ansi-4)", background: "var(--ansi-1)" });
+  assert.deepEqual(classes("2;7;31;44"), ["ansi-faint", "ansi-faint-opacity"]);
+  assert.deepEqual(classes("2;7;38;5;208"), ["ansi-faint", "ansi-faint-opacity"]);
+  // Not faint: unchanged.
+  assert.deepEqual(css("31"), { color: "var(--ansi-1)", background: null });
+  assert.deepEqual(classes("31"), []);
+});
+
 test("an unchanged style is the same object (runs merge)", () => {
   const runs = parse("a\x1b[0mb\x1b[39mc");
   assert.deepEqual(texts(runs), ["abc"]);
