@@ -318,6 +318,7 @@ def test_any_chunking_gives_the_same_output(pieces, cuts):
 #: tag runs past an ESC).
 _ESCAPES_WITH_STOPS = st.sampled_from([
     "\x1b]8;;https://e.example/?a=1&b=2&c=3\x1b\\", "\x1b]8;;\x1b\\", "\x1b[&A", "\x1b]0;<a <b &c\x1b\\",
+    "\x1b]0;<B>t &amp;\x07", "\x1b]0;<a <b &c\x07",
 ])
 
 
@@ -473,3 +474,21 @@ def test_a_line_cut_by_a_step_keeps_its_expansion_budget():
     whole = "".join(e.message for e in run(data) if type(e) is Text)
     assert whole.count("e" * 40) == 6 and whole.count("<e>") == 4
     assert _outcome(run(data, per_step=2)) == _outcome(run(data))
+
+
+@pytest.mark.parametrize("escape", ["\x1b]0;<B>bold &amp; <b x\x07", "\x1b]0;<B>title\x1b\\",
+                                    "\x1b]8;;https://e.example/?a=1&amp;b=<i>\x1b\\link\x1b]8;;\x1b\\",
+                                    "\x1bP<SEND>&lt;\x1b\\"],
+                         ids=["OSC BEL", "OSC ST", "OSC 8", "DCS"])
+def test_the_games_own_escape_strings_pass_through_whole(escape):
+    """SPEC 4.2: escape sequences are kept intact. MXP matched tags and entities inside the
+    game's own escape strings (OSC, DCS...): a tag took the string's BEL as its text, a
+    style put an ESC inside a title, so the event held a broken escape sequence."""
+    line = "\x1b[1z<B>x</B> " + escape + " <I>y</I>\r\n"
+    out = text(line.encode())
+    assert out == "\x1b[1mx\x1b[0m " + escape + " \x1b[3my\x1b[0m\n"
+
+    # Not over a line end: a line's mode ends with it, whatever it holds (an escape string
+    # opened in a secure line and closed later does not make the text after it secure).
+    out = text(b"\x1b[1z<B>x</B> \x1b]0;t\r\n<SEND>no</SEND>\x07 <SEND>go</SEND>\r\n")
+    assert "send:" not in out and out.endswith("<SEND>no</SEND>\x07 <SEND>go</SEND>\n")

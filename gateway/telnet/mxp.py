@@ -72,9 +72,13 @@ OPEN, SECURE, LOCKED = 0, 1, 2
 _MODE = re.compile(r"\x1b\[[0-9]*z")
 _MODE_BYTES = re.compile(rb"\x1b\[[0-9]*z")
 # Where the parser stops: a tag ("<" and a letter, "/" or "!"), an entity ("&" and a name
-# or "#"), a mode change, and a line end while a tag or a line mode is open.
-_STOP = re.compile(r"<(?=[A-Za-z/!])|&(?=[#A-Za-z_])|\n|\x1b\[([0-9]*)z")
-_STOP_CLEAN = re.compile(r"<(?=[A-Za-z/!])|&(?=[#A-Za-z_])|\x1b\[([0-9]*)z")
+# or "#"), a mode change, the start of the game's own escape string (OSC, DCS, SOS, PM,
+# APC: passed over whole, SPEC 4.2), and a line end while a tag or a line mode is open.
+_STOP = re.compile(r"<(?=[A-Za-z/!])|&(?=[#A-Za-z_])|\n|\x1b(?:\[([0-9]*)z|[\]PX^_])")
+_STOP_CLEAN = re.compile(r"<(?=[A-Za-z/!])|&(?=[#A-Za-z_])|\x1b(?:\[([0-9]*)z|[\]PX^_])")
+# An escape string to its end (BEL, or ST: ESC \) on its line; one without end is not one
+# (nor does one pass over a line end: the line's mode ends there all the same).
+_ESCAPE_STRING = re.compile(r"\x1b[\]PX^_][^\x07\x1b\n]*(?:\x07|\x1b\\)")
 _STOP_LOCKED = re.compile(r"\n|\x1b\[([0-9]*)z")  # locked: nothing is parsed
 _STOP_LOCKED_CLEAN = re.compile(r"\x1b\[([0-9]*)z")
 _STOP_INNER = re.compile(r"<(?=[A-Za-z/!])|&(?=[#A-Za-z_])")  # an element's expansion
@@ -538,6 +542,10 @@ class MxpParser:
                 pos = self._tag(text, end, plain, 0, None)
                 if self._put_plain:
                     plain = pos
+                continue
+            if c == "\x1b" and m.group(1) is None:  # the game's escape string: text, as it is
+                string = _ESCAPE_STRING.match(text, end)
+                pos = string.end() if string is not None else end + 2
                 continue
             if end > plain:
                 self._text(text[plain:end])
