@@ -312,15 +312,18 @@ async def test_on_a_touch_screen_a_pad_tap_leaves_the_focus_a_history_tap_takes_
 
 # -- contrast ---------------------------------------------------------------------
 
-CONTRAST = """(pairs) => {
-  const rgb = (c) => {  // rgb(), rgba() or color(srgb ...) (a color-mix())
+# A computed colour as {r, g, b, a} (0-255, alpha 0-1), for the scripts below.
+RGB = """  const rgb = (c) => {  // rgb(), rgba() or color(srgb ...) (a color-mix())
     const srgb = c.match(/^color\\(srgb ([^)]+)\\)$/);
     const m = srgb || c.match(/^rgba?\\(([^)]+)\\)$/);
     if (!m) throw new Error(`a colour this test does not read: ${c}`);
     const [r, g, b, a = 1] = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
     return srgb ? {r: r * 255, g: g * 255, b: b * 255, a} : {r, g, b, a};
   };
-  const lum = ({r, g, b}) => {
+"""
+
+CONTRAST = """(pairs) => {
+""" + RGB + """  const lum = ({r, g, b}) => {
     const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
     return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
   };
@@ -400,14 +403,7 @@ async def test_text_contrast_is_at_least_4_5(browser: Browser) -> None:
 # (backgrounds and opacity up the tree composited as groups, over white), and the
 # contrast of the two. A token names the innermost element holding just it.
 PAINTED = """(tokens) => {
-  const rgb = (c) => {  // rgb(), rgba() or color(srgb ...) (a color-mix())
-    const srgb = c.match(/^color\\(srgb ([^)]+)\\)$/);
-    const m = srgb || c.match(/^rgba?\\(([^)]+)\\)$/);
-    if (!m) throw new Error(`a colour this test does not read: ${c}`);
-    const [r, g, b, a = 1] = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
-    return srgb ? {r: r * 255, g: g * 255, b: b * 255, a} : {r, g, b, a};
-  };
-  // Premultiplied colours: {r, g, b, a}, r..b already times a.
+""" + RGB + """  // Premultiplied colours: {r, g, b, a}, r..b already times a.
   const pre = (c) => ({r: c.r * c.a, g: c.g * c.a, b: c.b * c.a, a: c.a});
   const over = (top, under) => ({r: top.r + under.r * (1 - top.a), g: top.g + under.g * (1 - top.a),
                                  b: top.b + under.b * (1 - top.a), a: top.a + under.a * (1 - top.a)});
