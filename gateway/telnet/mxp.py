@@ -383,7 +383,7 @@ class MxpParser:
 
     __slots__ = ("version", "media_url", "entities", "elements", "default", "mode", "temp_secure",
                  "stack", "game_sgr", "link", "vars", "p", "nobr", "off", "held", "_out", "_budget",
-                 "_scan_budget", "_line_limit", "_put_plain", "_extra", "_left", "_rest", "_cut")
+                 "_scan_budget", "_line_limit", "_put_plain", "_extra", "_left", "_cut")
 
     def __init__(self, version: str, media_url: str | None = None) -> None:
         self.version = version
@@ -408,7 +408,6 @@ class MxpParser:
         self._put_plain = False
         self._extra: list[Event] = []
         self._left = 0             # the markup the call may still parse
-        self._rest = ""            # what of its text convert() left for the next step
         self._cut = False          # the text convert() gets is the rest of a cut one
 
     # -- the stream's hook -----------------------------------------------------
@@ -454,8 +453,7 @@ class MxpParser:
                 ev = ev.text()  # type: ignore[union-attr]
                 t = Text
             if t is Text or t is Prompt:
-                message = self.convert(ev.message, end_of_event=True)  # type: ignore[union-attr]
-                rest = self._rest
+                message, rest = self.convert(ev.message)  # type: ignore[union-attr]
                 if rest:  # cut where the step's markup was spent: what went is text
                     self._cut = True
                     if message:
@@ -492,18 +490,18 @@ class MxpParser:
 
     # -- text ------------------------------------------------------------------
 
-    def convert(self, text: str, end_of_event: bool = True) -> str:
-        """One event's text through MXP; with ``end_of_event`` an open link is closed in it
-        (and reopened in the next event's text). Where the call's markup is spent (``filter``)
-        the text is cut, never inside a tag or an escape sequence: ``_rest`` is what is left."""
+    def convert(self, text: str) -> tuple[str, str]:
+        """One event's text through MXP, and what is left of it: where the call's markup is
+        spent (``filter``) the text is cut, never inside a tag or an escape sequence. An open
+        link is closed at the event's end (and reopened in the next event's text), not at a cut."""
         going_on, self._cut = self._cut, False
-        self._rest = ""
         if self.clean and not has_mxp(text):
             self._left -= self.game_sgr.track(text)
-            return text
+            return text, ""
         self._out = out = []
         pos = plain = 0  # text[plain:pos] is game text not yet put out
         n = len(text)
+        rest = ""
         if going_on:  # the rest of a cut text: its line goes on, with what is left of its budgets
             nl = text.find("\n")
             self._line_limit = nl if nl >= 0 else n
@@ -517,7 +515,7 @@ class MxpParser:
                 start = max(0, pos - MAX_ESCAPE)
                 cut = start + safe_end(text[start:pos])
                 if cut >= plain and cut:
-                    self._rest = text[cut:]
+                    rest = text[cut:]
                     n = cut
                     break
             self._left -= 1
@@ -559,10 +557,10 @@ class MxpParser:
             plain = pos
         if plain < n:
             self._text(text[plain:n])
-        if end_of_event and self.link is not None and not self._rest:  # (cut: the link goes on)
+        if self.link is not None and not rest:
             self._flush_link(final=False)
         self._out = []
-        return "".join(out)
+        return "".join(out), rest
 
     def _start_line(self, text: str, pos: int) -> None:
         """The budgets of the line starting at ``pos``: what expansion may add to it
