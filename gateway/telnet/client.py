@@ -307,9 +307,9 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
             return
         transport.pause_reading()
         if not self._held and not self._unread and self._stepping is None:
-            self._stepping = self.loop.call_soon(self._inflate_step)
+            self._stepping = self.loop.call_soon(self._next_step)
 
-    def _inflate_step(self) -> None:
+    def _next_step(self) -> None:
         self._stepping = None
         transport = self.transport
         if self._held or self._unread or transport is None or transport.is_closing():
