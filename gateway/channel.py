@@ -75,7 +75,11 @@ def session_key(topic: str) -> str | None:
 class JoinParams(msgspec.Struct):
     game: str | None = None
     last_seq: int | None = None
-    screen_reader: bool = False
+    screen_reader: bool | None = False
+
+    def __post_init__(self) -> None:
+        if self.screen_reader is None:  # null is no key, as for the other two (SPEC 4.2: all optional)
+            self.screen_reader = False
 
 
 def parse_join(payload: Any) -> JoinParams:
