@@ -9,7 +9,7 @@ import json
 import pytest
 
 from gateway import __version__
-from gateway.config import parse_config
+from gateway.config import ConfigError, parse_config
 from tests.conftest import SENT_AT, make_config, new_topic, session
 
 IAC, WILL, WONT, DO, DONT, SB, SE, GA, EOR = 255, 251, 252, 253, 254, 250, 240, 249, 239
@@ -42,6 +42,37 @@ def test_config_defaults_of_media_url_mxp_deny_admin_and_mudstandards():
     assert c.security.deny_message == "Connections from your network are not accepted here."
     assert c.admin.token_env is None
     assert c.mudstandards.subprotocols == ["terminal", "gmcp", "json", "telnet"]
+
+
+def test_config_unknown_keys_are_errors_in_every_section_and_name_host_port_are_required():
+    # SPEC 3: "Unknown keys are errors. Every key has a default except games and, in each
+    # game, name, host and port." (test_config.py: the top level, a game, auth, admin.)
+    for section in ["listen", "sessions", "security", "limits", "mudstandards", "metrics", "logging"]:
+        with pytest.raises(ConfigError) as info:
+            parse_config(f"games: [{{name: g, host: h, port: 1}}]\n{section}: {{colour: red}}")
+        assert str(info.value) == f"Object contains unknown field `colour` - at `$.{section}`"
+    for missing, game in [("name", "{host: h, port: 1}"), ("host", "{name: g, port: 1}"),
+                          ("port", "{name: g, host: h}")]:
+        with pytest.raises(ConfigError) as info:
+            parse_config(f"games: [{{name: a, host: h, port: 1}}, {game}]")
+        assert str(info.value) == f"Object missing required field `{missing}` - at `$.games[1]`"
+
+
+# -- 4.1 transport ---------------------------------------------------------------------------------
+
+async def test_a_message_without_a_ref_is_applied_when_valid_and_otherwise_dropped(joined):
+    # SPEC 4.1: a bad message "gets an error reply when it carries a ref ... and is otherwise
+    # dropped"; 4.4: only a push with a ref is answered, but a valid one without is still acted on.
+    phx, topic, conn = joined
+    for frame in [["1", None, topic, "recv", {"message": "no ref"}],
+                  ["1", None, new_topic(), "recv", {"message": "not joined"}],
+                  ["1", None, topic, "recv", {"message": 5}],
+                  ["1", None, topic, "shout", {}]]:
+        await phx.ws.send_str(json.dumps(frame))
+    assert await phx.barrier() == []  # no reply to any of them, and the socket goes on
+    assert (await phx.request(topic, "recv", {"message": "look"}))["status"] == "ok"
+    await conn.wait_for(b"look\r\n")
+    assert bytes(conn.received).endswith(b"no ref\r\nlook\r\n")
 
 
 # -- 4.2 joining ---------------------------------------------------------------------------------
@@ -161,3 +192,52 @@ async def test_new_environ_mtts_is_the_ttype_bits_with_screen_reader_and_after_c
     assert await subneg_answer(conn, TTYPE, b"\x00") == b"MTTS %d" % (before | 4)
     assert await environ_mtts(conn) == b"%d" % (before | 4)
 
+
+
+
+
+
+async def test_mssp_is_the_latest_any_session_received_and_no_connection_of_its_own(mud, gateway):
+    # SPEC 5: "the latest variables any session of a game received ... are what /api/games
+    # shows for it. The gateway opens no connection of its own to learn them."
+    client, connect = await gateway(make_config(mud.port))
+
+    async def mssp() -> object:
+        return (await (await client.get("/api/games")).json())["games"][0]["mssp"]
+
+    assert await mssp() is None
+    assert mud.connections == [] and mud.unclaimed() == 0  # nothing dialled to ask
+    phx = await connect()
+    topics = [new_topic(), new_topic()]
+    conns = []
+    for i, topic in enumerate(topics):
+        assert (await phx.join(topic, join_ref=str(i)))["status"] == "ok"
+        conns.append(await mud.next_connection())
+    for conn in conns:
+        conn.send(cmd(IAC, WILL, 70))
+        await conn.wait_for(cmd(IAC, DO, 70))
+    for (topic, conn), table in zip(zip(topics, conns), [b"\x01NAME\x02A", b"\x01NAME\x02B\x01PLAYERS\x022"]):
+        conn.send(cmd(IAC, SB, 70) + table + cmd(IAC, SE) + b"x\r\n")
+        await phx.event(topic, "echo")  # read after the MSSP
+    assert await mssp() == {"NAME": "B", "PLAYERS": "2"}  # the second session's, the latest
+    for topic, conn in zip(topics, conns):
+        conn.close()
+        await phx.event(topic, "disconnect")
+    assert await mssp() == {"NAME": "B", "PLAYERS": "2"}  # kept when the sessions are over
+    assert len(mud.connections) == 2
+
+
+
+@pytest.mark.parametrize("encoding, charset, mtts", [
+    ("utf8", b"UTF-8", 1 | 4 | 8 | 128 | 256),      # any spelling of UTF-8 in the config
+    ("UTF-8", b"UTF-8", 1 | 4 | 8 | 128 | 256),
+    ("latin-1", b"LATIN-1", 1 | 8 | 128 | 256),     # another encoding: its name as configured
+])
+async def test_new_environ_charset_names_utf8_as_utf8(mud, gateway, encoding, charset, mtts):
+    # SPEC 5: NEW-ENVIRON CHARSET, as MNES describes; reading (docs/protocol.md): a UTF-8 game is
+    # "UTF-8" however the config spells it (the name MNES and MUD servers compare with).
+    phx, topic, conn, _ = await session(mud, gateway, game_extra=f"    encoding: {encoding}")
+    conn.send(cmd(IAC, DO, NEW_ENVIRON))
+    await conn.wait_for(cmd(IAC, WILL, NEW_ENVIRON))
+    conn.send(cmd(IAC, SB, NEW_ENVIRON, 1, 0) + b"CHARSET" + cmd(0) + b"MTTS" + cmd(IAC, SE))
+    assert await subneg_answer(conn, NEW_ENVIRON, b"\x00") == b"\x00CHARSET\x01%s\x00MTTS\x01%d" % (charset, mtts)

@@ -512,7 +512,8 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
         env = {
             "CLIENT_NAME": CLIENT_NAME,
             "CLIENT_VERSION": __version__,
-            "CHARSET": self.game_encoding.upper(),
+            # MNES: "UTF-8" however the config spells it (utf8, UTF8), which is what games compare with.
+            "CHARSET": "UTF-8" if is_utf8(self.game_encoding) else self.game_encoding.upper(),
             "MTTS": str(self.mtts),
             "TERMINAL_TYPE": TERMINAL_TYPE,
         }
