@@ -4,6 +4,7 @@ tests/fakemud.py, nothing of the gateway's own mocked."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -85,6 +86,36 @@ async def test_join_payload_keys_are_optional_and_null_is_absent(mud, gateway):
     conn.send(cmd(IAC, DO, TTYPE))
     await conn.wait_for(cmd(IAC, WILL, TTYPE))
     assert await ttype_mtts(conn) == b"MTTS %d" % (1 | 4 | 8 | 128 | 256)  # no screen reader bit
+
+
+async def test_a_tls_handshake_not_done_within_connect_timeout_is_game_unavailable(mud, gateway):
+    # SPEC 4.2: "If the game cannot be reached within connect_timeout, or the TLS handshake
+    # fails": game unavailable. Here TCP connects at once and the game never answers the
+    # TLS hello; connect_timeout bounds the whole connect, handshake included.
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # reads nothing, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        _, connect = await gateway(make_config(mud.port, games=f"""  - name: mute
+    host: 127.0.0.1
+    port: {port}
+    tls: true
+    tls_verify: false
+    connect_timeout: 0.5"""))
+        phx = await connect()
+        reply = await phx.join(new_topic(), {"game": "mute"})
+        assert reply["status"] == "error" and reply["response"]["reason"] == "game unavailable", reply
+        assert isinstance(reply["response"]["detail"], str) and reply["response"]["detail"]
+        assert len(accepted) == 1  # it was the handshake that timed out, not the TCP connect
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
 
 
 # -- 4.3 server -> browser events --------------------------------------------------------------
