@@ -956,7 +956,7 @@ async def test_new_environ_send_all_mnes(joined):
     end = await conn.wait_for(cmd(IAC, SE))
     body = bytes(conn.received[start:end - 2])
     pairs = dict(p.split(b"\x01", 1) for p in body.split(b"\x00")[1:])
-    assert pairs == {b"CLIENT_NAME": b"MUD-GATEWAY", b"CLIENT_VERSION": b"0.1.0", b"CHARSET": b"UTF-8",
+    assert pairs == {b"CLIENT_NAME": b"MUD-GATEWAY", b"CLIENT_VERSION": __version__.encode(), b"CHARSET": b"UTF-8",
                      b"MTTS": str(1 | 4 | 8 | 128 | 256).encode(), b"TERMINAL_TYPE": b"XTERM-256COLOR",
                      b"IPADDRESS": b"127.0.0.1"}
 
