@@ -79,7 +79,8 @@ class AdminApi:
 
     async def sessions(self, request: web.Request) -> web.Response:
         _authorize(request, self.manager)
-        return _json_response({"sessions": [_info(s) for s in self.manager.sessions.values()]})
+        # Every live session, one whose game is still being dialled too (as attached).
+        return _json_response({"sessions": [_info(s) for s in self.manager.live()]})
 
     async def kick(self, request: web.Request) -> web.Response:
         _authorize(request, self.manager)
@@ -91,13 +92,13 @@ class AdminApi:
         if len(kick.message) > MAX_MESSAGE:
             raise web.HTTPBadRequest(text=f"message longer than {MAX_MESSAGE} characters")
         wanted = request.match_info["id"]
-        session = next((s for s in self.manager.sessions.values() if s.admin_id == wanted), None)
+        session = next((s for s in self.manager.live() if s.admin_id == wanted), None)
         if session is None:
             raise web.HTTPNotFound(text="no such session")
         log_event(log, logging.INFO, "admin_kick", "admin kick", id=session.admin_id,
                   game=session.game.name, ip=session.client_ip, sub=session.sub,
                   admin_ip=self._caller_ip(request))
-        session.end("kicked", kick.message)
+        session.kick(kick.message)  # its game still being dialled too: the dial is abandoned
         return web.Response(status=204)
 
 

@@ -312,7 +312,7 @@ class ChannelRouter:
         self.send(reply)
         self.manager.metrics.joins.labels("resumed" if resumed else "ok").inc()
         self.send_many(frames)
-        if session.ended:  # the game hung up as the join came: its text, then the disconnect
+        if session.ended:  # the game hung up as the join came (its text, then the disconnect), or a kick
             handle.end(session.end_reason or "closed by game", session.end_detail)
             return
         handle.session = session

@@ -7,8 +7,11 @@ the session limits.
 
 Life cycle (docs/sessions.md): *connecting* (the game connection is being
 opened by a task of the manager's, not of any join: joins only wait for it),
-then *attached* or *lingering* while open, then *ended*. A session that ends
-while connecting is never registered: the joins waiting for it are refused.
+then *attached* or *lingering* while open, then *ended*. A session is live, and
+shown to operators (``/healthz``, ``/metrics``, the admin API, a kick), from its
+admission on: connecting ones as *attached*. A session that ends while
+connecting never opens: the joins waiting for it are refused, except after a
+kick, which they are told (``Session.kick``).
 Whether the game is read is decided by the attached viewer alone
 (backpressure): attaching, detaching and ending decide it again.
 """
@@ -21,7 +24,8 @@ import logging
 import secrets
 import time
 from collections import Counter
-from typing import Any, Protocol
+from itertools import chain
+from typing import Any, Iterator, Protocol
 
 import msgspec
 
@@ -85,7 +89,8 @@ class Life(enum.Enum):
     CONNECTING = "connecting"  #: admitted: its game connection is being opened, joins wait for it
     OPEN = "open"  #: the game connection is up, the session in the table (attached or lingering)
     ENDED = "ended"  #: ended after it opened: the game closed, the viewer told, the end logged
-    FAILED = "failed"  #: ended before it opened: the joins waiting for it were refused
+    #: ended before it opened: the joins waiting for it were refused, or, kicked, told the end
+    FAILED = "failed"
 
 
 #: The members by name, for the hot paths: on Python 3.11 reading one off its
@@ -133,7 +138,8 @@ class Session:
         self._paused = False
         self._closed_early: str | None = None
         self._connecting: asyncio.Task[None] | None = None  # SessionManager._connect
-        # Settled once: open (True), or the ChannelError of a connect that never opens.
+        # Settled once: the joins waiting go on (True: it opened, or was kicked while connecting,
+        # which they pass on), or the ChannelError they are refused with (it never opens).
         self._settled: ChannelError | bool = False
         self._opened: asyncio.Future[None] | None = None  # joins wait on it; made by the first
         self.waiters = 0  # joins waiting for it (SessionManager.wait_open)
@@ -149,8 +155,9 @@ class Session:
     @property
     def attached(self) -> bool:
         """Its state for the admin API and metrics (SPEC 7): attached, else lingering. A session
-        just opened is attached while the join (or ``/ws`` socket) it opened for resumes: it
-        lingers only once a viewer left it (or an upgrade in place carried it unattached)."""
+        whose game is still being dialled, or just opened, is attached while the join (or
+        ``/ws`` socket) it opens for waits: it lingers only once a viewer left it (or an
+        upgrade in place carried it unattached)."""
         return self.viewer is not None or self.linger_deadline is None
 
     @property
@@ -436,11 +443,22 @@ class Session:
             else:
                 self._idle = asyncio.get_running_loop().call_later(delay, self._arm_idle)
 
-    def end(self, reason: str, detail: str | None = None) -> None:
+    def kick(self, message: str) -> None:
+        """An admin's kick (SPEC 7): ends the session with ``disconnect`` ``"kicked"``, ``detail``
+        the message, whether its game is connected or still being dialled. A kick while
+        dialling abandons the dial, and the joins (or ``/ws`` socket) waiting for it are told,
+        not refused: each answers as for a session that ended as it opened (a Phoenix join:
+        ok, nothing to replay, the ``disconnect``, ``phx_close``; ``/ws``: the message, close
+        1000 ``kicked``). It is logged and counted as any kick."""
+        self.end("kicked", message, tell_joins=True)
+
+    def end(self, reason: str, detail: str | None = None, *, tell_joins: bool = False) -> None:
         """End the session: close the game, tell the browser (``disconnect``), log it.
 
         While connecting: the connect is cancelled and the joins waiting for it
-        are refused (``game unavailable``, ``reason`` as detail).
+        are refused (``game unavailable``, ``reason`` as detail), nothing is logged;
+        with ``tell_joins`` (a kick) they are answered and told the end instead, and
+        the end is logged and counted as an open session's.
         """
         if self.ended:
             return
@@ -451,8 +469,9 @@ class Session:
         for timer in (self._linger, self._idle):
             if timer is not None:
                 timer.cancel()
-        if not was_open:  # connecting: the joins waiting are refused, the connect stops
-            self._settle(ChannelError(GAME_UNAVAILABLE, reason))
+        if not was_open:  # connecting: the joins waiting are refused (or told), the connect stops
+            # Told: they resume after this end is complete, find it ended and pass it on.
+            self._settle(None if tell_joins else ChannelError(GAME_UNAVAILABLE, reason))
             connecting = self._connecting
             if connecting is not None and connecting is not asyncio.current_task():
                 connecting.cancel()
@@ -463,8 +482,8 @@ class Session:
             viewer.end(reason, detail)
         self.manager.forget(self)
         self.manager.compactor.forget(self.replay)
-        if not was_open:
-            return  # never started: no session to log
+        if not (was_open or tell_joins):
+            return  # never started: no session to log (the joins' refusal says why)
         self.manager.metrics.disconnects.labels(reason).inc()
         log_event(log, logging.INFO, "session_end", "session end", game=self.game.name,
                   ip=self.client_ip, sub=self.sub, duration_s=round(time.monotonic() - self.started, 1),
@@ -491,7 +510,14 @@ class SessionManager:
         self.handing_over = False
 
     def __len__(self) -> int:
-        return len(self.sessions)
+        """The live sessions: open, or their game still being dialled (``/healthz``, the limits)."""
+        return len(self.sessions) + len(self._opening)
+
+    def live(self) -> Iterator[Session]:
+        """Every live session: the open ones (``sessions``), then those whose game is still being
+        dialled. What operators see (``/healthz``, ``/metrics``, ``/admin/sessions``, a kick)
+        and what the limits count; ``list()`` it to end sessions on the way."""
+        return chain(self.sessions.values(), self._opening.values())
 
     def get(self, key: str) -> Session | None:
         return self.sessions.get(key)
@@ -509,7 +535,7 @@ class SessionManager:
         goes away leaves it running for the others (and then the session lingers).
         """
         limits = self.config.limits
-        if len(self.sessions) + len(self._opening) >= limits.max_sessions:
+        if len(self) >= limits.max_sessions:
             raise ChannelError(TOO_MANY_SESSIONS)
         if self.per_ip[client_ip] >= limits.max_sessions_per_ip:
             raise ChannelError(TOO_MANY_SESSIONS)
@@ -596,13 +622,14 @@ class SessionManager:
             del self.per_ip[ip]
 
     def shutdown(self, reason: str = "gateway shutdown") -> None:
-        for session in [*self.sessions.values(), *self._opening.values()]:
+        for session in list(self.live()):  # those still dialling too: their joins are refused
             session.end(reason)
         self.compactor.close()
 
     def counts(self) -> dict[str, Any]:
-        attached = sum(1 for s in self.sessions.values() if s.attached)
-        return {"attached": attached, "lingering": len(self.sessions) - attached}
+        """The live sessions by state (``/metrics``): one still dialling is attached."""
+        attached = sum(1 for s in self.live() if s.attached)
+        return {"attached": attached, "lingering": len(self) - attached}
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

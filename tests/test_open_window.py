@@ -24,8 +24,8 @@ import pytest
 from gateway.routes import SESSIONS
 from tests.conftest import make_config, new_topic, until
 from tests.test_frames import client_frame
-from tests.test_mudstandards import ADMIN_TOKEN, TELNET, TERMINAL, admin, open_ws, ws_gateway  # noqa: F401
-from tests.test_session_races import TLS_GAME, assert_counts, slow_mud  # noqa: F401  (fixtures)
+from tests.test_mudstandards import TELNET, TERMINAL, open_ws, ws_gateway  # noqa: F401
+from tests.test_session_races import assert_counts
 
 TEXT = 0x1
 
@@ -140,25 +140,6 @@ async def test_ws_kick_after_the_game_opened_before_the_socket_attached_sends_th
     assert (await (await client.get("/healthz")).json())["sessions"] == 0
     metrics = await (await client.get("/metrics")).text()
     assert 'mud_gateway_disconnects_total{reason="kicked"} 1.0' in metrics
-
-
-@pytest.mark.both_loops
-@pytest.mark.asyncio(loop_factories=["asyncio"])  # the held TLS handshake (test_session_races.py)
-async def test_ws_session_is_not_listed_while_its_game_is_dialled(slow_mud, gateway, monkeypatch):
-    """While its game connection is being opened a ``/ws`` session is in no listing (as a
-    Phoenix session is not, SPEC 7): an admin cannot name it, so no kick reaches it then."""
-    monkeypatch.setenv("GW_TEST_WS_ADMIN", ADMIN_TOKEN)
-    client, _ = await gateway(make_config(slow_mud.port, extra="admin: {token_env: GW_TEST_WS_ADMIN}",
-                                          game_extra=TLS_GAME))
-    ws = await open_ws(client, (TERMINAL,))
-    held = await slow_mud.next_held()
-    assert (await (await admin(client, "GET", "/admin/sessions")).json()) == {"sessions": []}
-    held.release()
-    conn = await slow_mud.next_connection()
-    conn.send(b"hi\r\n")
-    await ws.binary_until(b"hi\r\n")   # attached
-    listing = (await (await admin(client, "GET", "/admin/sessions")).json())["sessions"]
-    assert [s["state"] for s in listing] == ["attached"]
 
 
 @pytest.mark.both_loops

@@ -230,17 +230,17 @@ class Machine:
         """What holds after every step."""
         m = self.manager
         by_ip: dict[str, int] = {}
-        for s in [*m.sessions.values(), *m._opening.values()]:
+        for s in m.live():
             assert not s.ended, "an ended session is still in the table"
             by_ip[s.client_ip] = by_ip.get(s.client_ip, 0) + 1
         assert dict(m.per_ip) == by_ip, (dict(m.per_ip), by_ip)
         assert all(s.is_open for s in m.sessions.values())
         for _ in range(100):  # /healthz answers a moment later: a session may end meanwhile
             health = await (await self.client.get("/healthz")).json()
-            if health["sessions"] == len(m.sessions):
+            if health["sessions"] == len(m):  # the open sessions and those being dialled
                 break
         else:
-            raise AssertionError(f"/healthz says {health['sessions']}, the table holds {len(m.sessions)}")
+            raise AssertionError(f"/healthz says {health['sessions']}, the manager holds {len(m)}")
         for sock in self.client.app[SOCKETS]:
             assert sock._outbox_bytes <= sock.outbox_limit(), "outbox over its bound"
 

@@ -41,7 +41,7 @@ def key_of(topic: str) -> str:
 
 def assert_counts(manager: SessionManager, live: int) -> None:
     """The session table, the per-IP slots and the sessions that exist agree."""
-    assert len(manager) == live
+    assert len(manager.sessions) == live
     assert sum(manager.per_ip.values()) == live + len(manager._opening)
 
 
@@ -224,7 +224,7 @@ async def test_connect_finishing_after_every_joiner_left_lingers(slow_mud, gatew
     held.release()
     conn = await slow_mud.next_connection()
     conn.send(b"while you were away\r\n")
-    await until(lambda: len(client.app[SESSIONS]) == 1, what="the session is open")
+    await until(lambda: len(client.app[SESSIONS].sessions) == 1, what="the session is open")
     phx2 = await connect()
     reply = await phx2.join(topic)
     assert reply["response"]["resumed"] is True
@@ -260,7 +260,7 @@ async def test_session_ended_while_connecting_is_never_registered(slow_mud, gate
     topic = new_topic()
     ref = await phx.send(topic, "phx_join", {})
     held = await slow_mud.next_held()
-    manager.shutdown("gateway shutdown")  # what a stop (or an admin's kick) does meanwhile
+    manager.shutdown("gateway shutdown")  # what a stop does meanwhile (a kick is told: test_dialling.py)
     reply = await phx.reply(ref)
     assert reply == {"status": "error",
                      "response": {"reason": "game unavailable", "detail": "gateway shutdown"}}

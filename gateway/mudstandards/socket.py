@@ -113,7 +113,8 @@ class MudSocket(WebSocket):
         manager.metrics.joins.labels("ok").inc()
         if session.ended:
             # The game said its piece and hung up at once, or an admin kicked the session
-            # (listed from the open on): what the game said, the kick's message, the close.
+            # (listed from its admission on, while its game is dialled too): what the game
+            # said, the kick's message, the close.
             session.attach(self)  # type: ignore[arg-type]  # gives the early output to this socket
             self.end(session.end_reason or "closed by game", session.end_detail)
             return
