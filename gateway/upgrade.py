@@ -374,8 +374,8 @@ class Upgrader:
             await asyncio.sleep(0)
         if self.stop.is_set():
             os.kill(os.getpid(), signal.SIGTERM)  # pending (blocked): the new process stops gracefully
-        for s in list(manager.sessions.values()):  # a game that hung up meanwhile
-            if not s.client.carriable:  # type: ignore[union-attr]
+        for s in list(manager.live()):  # a game that hung up meanwhile, or still being dialled
+            if s.client is None or not s.client.carriable:  # dialled: no connection to hand over
                 s.end("gateway shutdown")
                 ended += 1
 

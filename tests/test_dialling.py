@@ -17,6 +17,7 @@ a dialling window as long as each test needs, on asyncio's loop (uvloop cannot h
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -24,11 +25,12 @@ from typing import Any, NamedTuple
 import pytest
 
 from gateway.routes import SESSIONS
-from tests.conftest import Phx, make_config, new_topic, until
+from tests.conftest import EVENTUALLY, Phx, free_port, make_config, new_topic, until
 from tests.fakemud import HeldHandshake
 from tests.test_admin import ADMIN, AUTH, ISO_UTC, admin_token  # noqa: F401  (a fixture)
 from tests.test_mudstandards import TELNET, TERMINAL, open_ws
 from tests.test_session_races import TLS_GAME, assert_counts, key_of, slow_mud  # noqa: F401  (a fixture)
+from tests.upgrade_helpers import GatewayProcess, config_text
 
 # The held TLS handshake: asyncio's loop only (both_loops offers it, conftest.py).
 pytestmark = [pytest.mark.both_loops, pytest.mark.asyncio(loop_factories=["asyncio"])]
@@ -296,3 +298,45 @@ async def test_a_dial_that_completes_after_the_kick_brings_nothing_back(slow_mud
     conn.send(b"fresh\r\n")
     assert (await phx.event(topic, "echo"))["message"] == "fresh\n"
 
+
+# -- an upgrade in place while a game is dialled ------------------------------------------------
+
+async def test_a_session_still_dialled_at_an_upgrade_is_ended_and_counted(tmp_path):
+    """SPEC 6.1 item 6: a session whose state cannot be handed over ends before the exec.
+    One still being dialled has no game connection to hand over: it is ended (its dial
+    given up: the game sees the connection closed) and counted with the upgrade's ended
+    sessions, as it was counted in ``/healthz`` before. Before: it went uncounted (``0
+    sessions carried, 0 ended``), its half-made connection closed only by the exec."""
+    eofs: list[asyncio.Future[bytes]] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A TLS game that never answers the handshake: the gateway's dial waits."""
+        done = asyncio.get_running_loop().create_future()
+        eofs.append(done)
+        try:
+            done.set_result(await reader.read())  # to the gateway's close
+        except ConnectionError as exc:
+            done.set_result(repr(exc).encode())
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    game_port = server.sockets[0].getsockname()[1]
+    gw = GatewayProcess(tmp_path, config_text(game_port, free_port(), game_extra=TLS_GAME))
+    try:
+        await gw.ready()
+        phx = await gw.connect()
+        await phx.send(new_topic(), "phx_join", {})
+        await until(lambda: eofs, what="the gateway dials the game")
+        assert (await gw.healthz())["sessions"] == 1
+        await gw.upgrade()
+        assert await phx.close_code() == 1012
+        await asyncio.wait_for(eofs[0], EVENTUALLY)  # the dial was given up
+        assert (await gw.healthz())["sessions"] == 0
+        text = await gw.text("/metrics")
+        assert 'mud_gateway_upgrade_sessions_total{result="ended"} 1.0' in text
+        assert "0 sessions carried, 1 ended" in gw.log()
+    finally:
+        await gw.stop()
+        server.close()
+        await server.wait_closed()
