@@ -431,7 +431,23 @@ def parse_config(data: bytes | str, *, source: str | None = None) -> Config:
             msg = msg.replace('"<unicode string>"', source).replace(
                 '"<byte string>"', source
             )
-        raise ConfigError(f"Invalid YAML: {msg}") from None
+        raise ConfigError(f"Invalid YAML: {_one_line(msg)}") from None
+
+
+def _one_line(msg: str) -> str:
+    """PyYAML's message on one line: each part ("while parsing ...", "did not find ...") with
+    its place ("in FILE, line L, column C"), parts joined by "; ". A config error is one
+    line wherever it is shown: the upgrade's check gives its last line as the reason (SPEC 6.1)."""
+    parts: list[str] = []
+    for line in msg.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("in ") and parts:
+            parts[-1] += " " + line
+        else:
+            parts.append(line)
+    return "; ".join(parts)
 
 
 def _validation_message(exc: msgspec.ValidationError) -> str:
