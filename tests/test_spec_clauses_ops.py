@@ -197,6 +197,16 @@ async def test_upgrade_carries_sub_and_rate_bucket_and_reads_the_new_games(mud, 
     assert await alice2.request(topic, "recv", {"message": "three"}) == {
         "status": "error", "response": {"reason": "rate limited"}}
     assert b"three" not in conn.received and not conn.eof
+    # 8: one start and one end line for the session, across the upgrade; the end line's sub
+    # and bytes are the whole session's (the two lines were sent by the old process).
+    assert await alice2.request(topic, "phx_leave", {}) == {"status": "ok", "response": {}}
+    await conn.wait_closed()
+    await until(lambda: "session end" in gw.log(), what="the session's end line")
+    (started,) = [line for line in gw.log().splitlines() if "session start" in line]
+    (ended,) = [line for line in gw.log().splitlines() if "session end" in line]
+    assert "sub=alice" in started
+    for field in ("game=fake", "ip=127.0.0.1", "sub=alice", "bytes_to_game=10", "reason=left"):  # one, two + CRLF
+        assert field in ended, ended
 
 
 async def test_an_upgrade_abandoned_for_a_yaml_syntax_error_logs_the_problem(mud, start):  # noqa: F811
@@ -451,3 +461,32 @@ async def test_reload_removing_a_game_refuses_new_ws_sockets_and_keeps_playing_o
         assert second.connections == [conn]
     finally:
         await second.close()
+
+
+async def test_ws_over_max_sessions_closes_1013(mud, gateway):
+    # SPEC 9.1: "Over max_sessions or max_sessions_per_ip (a /ws socket is one session and
+    # counts with the Phoenix ones): close 1013 too many sessions" (test_mudstandards.py:
+    # max_sessions_per_ip).
+    client, connect = await gateway(make_config(mud.port, extra="limits: {max_sessions: 1}"))
+    phx = await connect()
+    assert (await phx.join(new_topic()))["status"] == "ok"
+    await mud.next_connection()
+    ws = await open_ws(client, (TERMINAL,))
+    assert await ws.closed() == (1013, "too many sessions")
+    assert mud.unclaimed() == 0
+
+
+@pytest.mark.parametrize("protocol, frame", [
+    (TELNET, b"x" * 5000),
+    (JSON, json.dumps({"proto": "text", "data": "x" * 5000})),
+    (GMCP, "Core.X " + json.dumps("x" * 5000)),
+])
+async def test_ws_data_frame_over_max_input_bytes_closes_1009_under_each_subprotocol(mud, gateway, protocol, frame):
+    # SPEC 9.5: "a data frame larger than max_input_bytes: close 1009; nothing of it reaches
+    # the game" (test_mudstandards.py: terminal).
+    client, _ = await gateway(make_config(mud.port))
+    ws, conn = await play(mud, client, (protocol,))
+    await (ws.ws.send_bytes(frame) if isinstance(frame, bytes) else ws.ws.send_str(frame))
+    assert (await ws.closed())[0] == 1009
+    await conn.wait_closed()
+    assert b"xxx" not in conn.received
