@@ -118,7 +118,9 @@ def negotiate_deflate(offers: str | None) -> "tuple[str, tuple[int, bool]] | Non
             value = value.strip('"')
             # 1*DIGIT (7.1.2), ASCII: str.isdigit alone takes a superscript two, which int()
             # refuses (the upgrade was answered 500), and other scripts' digits (written back).
-            digits = value.isascii() and value.isdigit()
+            # At most two: 8 to 15 is a window size (an offer of "010" is declined), and int()
+            # refuses more than 4,300 digits (a ValueError: the upgrade was answered 500 again).
+            digits = value.isascii() and value.isdigit() and len(value) <= 2
             if name in seen:
                 ok = False
             seen.add(name)

@@ -1,0 +1,77 @@
+"""A hostile client's socket against the gateway's HTTP side and WebSocket upgrade, over real
+sockets: what the request before the 101 can make the gateway do (its headers, parsed by the
+gateway's own code after aiohttp's), and what churn on an upgraded socket leaves behind. The
+frame layer after the 101 is test_frame_bounds.py's and test_hostile_transport.py's.
+
+Work is counted, not timed: ``events_while`` counts the Python calls the process makes (its
+profile events) while one request is answered, so a request whose headers cost a Python step
+per entry shows as hundreds of thousands of events against a plain upgrade's few hundred,
+however fast or loaded the machine."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import sys
+
+import pytest
+
+from tests.conftest import EVENTUALLY
+from tests.test_websocket_connection import RawWs, start
+
+
+def upgrade(port: int, path: str = "/socket/websocket?vsn=2.0.0", headers: bytes = b"") -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n").encode() \
+        + headers + b"\r\n"
+
+
+async def answer(port: int, request: bytes) -> tuple[bytes, int, RawWs]:
+    """Send ``request`` whole, then count the process's profile events until the head of its
+    answer is read: (the head, the events, the connection)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    events = 0
+
+    def count(frame, event, arg) -> None:
+        nonlocal events
+        events += 1
+
+    sys.setprofile(count)
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), EVENTUALLY)
+    finally:
+        sys.setprofile(None)
+    return head, events, RawWs(reader, writer)
+
+
+async def closed(ws: RawWs) -> None:
+    ws.writer.close()
+    await asyncio.gather(ws.writer.wait_closed(), return_exceptions=True)
+
+
+async def heartbeat_answered(ws: RawWs) -> None:
+    ws.send_json([None, "1", "phoenix", "heartbeat", {}])
+    assert (await ws.message(lambda m: True))[1:] == ["1", "phoenix", "phx_reply", {"status": "ok", "response": {}}]
+
+
+@pytest.mark.parametrize("value", ["1" * 4301, "0" * 4300 + "9"], ids=["4301 digits", "leading zeros"])
+@pytest.mark.parametrize("param", ["server_max_window_bits", "client_max_window_bits"])
+async def test_a_window_bits_value_of_thousands_of_digits_declines_deflate_not_the_upgrade(mud, gateway, param,
+                                                                                          value):
+    """RFC 7692 7.1.2: a window bits value is 1*DIGIT, 8 to 15. int() refuses a string of more
+    than 4,300 digits (Python 3.11's limit): the handler raised ValueError, and the upgrade was
+    answered 500, with a traceback in the log for every such request. Now such an offer is
+    declined like any invalid one: the 101, without compression."""
+    _, port = await start(mud, gateway)
+    offer = f"Sec-WebSocket-Extensions: permessage-deflate; {param}={value}\r\n".encode()
+    head, _, ws = await answer(port, upgrade(port, headers=offer))
+    try:
+        assert head.startswith(b"HTTP/1.1 101"), head[:200]
+        assert b"sec-websocket-extensions" not in head.lower(), head[:200]
+        await heartbeat_answered(ws)
+    finally:
+        await closed(ws)
