@@ -39,6 +39,13 @@ GENERATION = web.AppKey("generation", int)
 
 _json = msgspec.json.Encoder()
 
+#: Most subprotocols an upgrade may offer (the entries of its ``Sec-WebSocket-Protocol``
+#: headers, all together): a browser offers two (``phoenix`` and the token), a MUD client a
+#: few. More is HTTP 400, counted in C before any entry is looked at: the token's search and
+#: the subprotocol's choice take a Python step an entry, and a megabyte of entries held the
+#: loop 50-140 ms a request (docs/security.md).
+MAX_OFFERED_SUBPROTOCOLS = 32
+
 
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=_json.encode(data), status=status, content_type="application/json")
@@ -80,12 +87,15 @@ async def games(request: web.Request) -> web.Response:
 
 def _origin_and_token(request: web.Request, config: Config) -> tuple[str, list[str], Any]:
     """SPEC 4.1's checks before an upgrade (both endpoints): the Origin, then the token
-    (HTTP 403 for either). Returns the client IP, the offered subprotocols and the claims."""
+    (HTTP 403 for either). Returns the client IP, the offered subprotocols and the claims.
+    A request offering more than MAX_OFFERED_SUBPROTOCOLS is malformed: HTTP 400 before them."""
+    protocols = request.headers.getall("Sec-WebSocket-Protocol", [])
+    if sum(p.count(",") + 1 for p in protocols) > MAX_OFFERED_SUBPROTOCOLS:
+        raise web.HTTPBadRequest(text=f"more than {MAX_OFFERED_SUBPROTOCOLS} subprotocols offered")
     if not origin_allowed(request, config.security.allowed_origins):
         log.info("refused origin %r", request.headers.get("Origin"))
         raise web.HTTPForbidden(text="origin not allowed")
     ip = client_ip(request, config.security.trusted_networks)
-    protocols = request.headers.getall("Sec-WebSocket-Protocol", [])
     try:
         claims = authenticate(config.security.auth, request.query,
                               ",".join(protocols) if protocols else None)
