@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Any
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 from .config import Config
 
 #: The attribute of a LogRecord holding the fields given to log_event.
@@ -59,6 +61,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+class ClientErrorsAtDebug(logging.Filter):
+    """aiohttp logs each request it cannot parse (a client's malformed HTTP, answered 400) at
+    ERROR, with a traceback: ~1 KB of log for a 30-byte request, from anyone who reaches the
+    port, and an ERROR an admin would take for a fault of the gateway. Such a record is
+    logged at debug (as aiohttp itself does for a first request with a bad method); a fault
+    of the gateway's own handlers (a 500) stays an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and (exc.code or 400) < 500:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
+_CLIENT_ERRORS = ClientErrorsAtDebug()
+
+
 def setup_logging(config: Config) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if config.logging.format == "json":
@@ -71,3 +91,10 @@ def setup_logging(config: Config) -> None:
     # Library chatter (telnetlib3 logs every negotiation at info) stays at warning.
     logging.getLogger("telnetlib3").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, root.level))
+    # Client errors are not the gateway's: aiohttp's handshake warns of every WebSocket whose
+    # offered subprotocols it does not serve, with the client's whole list (up to 8 KB a
+    # request); its server logs each unparsable request with a traceback (ClientErrorsAtDebug).
+    logging.getLogger("aiohttp.websocket").setLevel(max(logging.ERROR, root.level))
+    server = logging.getLogger("aiohttp.server")
+    if _CLIENT_ERRORS not in server.filters:
+        server.addFilter(_CLIENT_ERRORS)

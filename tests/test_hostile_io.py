@@ -13,11 +13,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import EVENTUALLY
+from tests.conftest import EVENTUALLY, free_port
 from tests.test_websocket_connection import RawWs, start
 
 
@@ -138,3 +142,54 @@ async def test_a_megabyte_of_offered_subprotocols_is_400_in_a_few_steps(mud, gat
     await closed(ws)
     assert head.startswith(b"HTTP/1.1 101"), head[:200]
     assert b"sec-websocket-protocol: " + served in head.lower(), head
+
+
+#: Requests that are not the gateway's fault: aiohttp answers each 400 (the first three: a
+#: header line without a colon, 129 header lines, a header over 8190 bytes), or a 101 whose
+#: client offered only subprotocols the gateway does not serve (with 8 KB of names).
+CLIENT_ERRORS = (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+                 b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(129)) + b"\r\n",
+                 b"GET / HTTP/1.1\r\nX-A: " + b"a" * 8200 + b"\r\n\r\n")
+
+
+def test_a_clients_malformed_requests_cost_no_log_lines(tmp_path):
+    """Each request aiohttp could not parse was logged at ERROR with its traceback (~1 KB of
+    log for a 30-byte request), and each WebSocket handshake offering no subprotocol aiohttp
+    serves was logged at WARNING with the client's whole list (8 KB of names: a 40 KB line):
+    anyone reaching the port could write the log 5 to 18 times faster than they sent, at levels
+    an admin takes for faults of the gateway. Now both are debug records (the gateway's own
+    one-line reasons at info stay, e.g. a refused Origin), in a real gateway process."""
+    port = free_port()
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(f"listen: {{port: {port}}}\ngames:\n  - {{name: one, host: 127.0.0.1, port: 9}}\n")
+    log = tmp_path / "stderr"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(cfg)],
+                                cwd=Path(__file__).resolve().parent.parent,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + EVENTUALLY
+        while "listening on" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        started = log.stat().st_size
+        names = b"Sec-WebSocket-Protocol: " + b"x" * 8000 + b"\r\n"
+        for request in CLIENT_ERRORS * 5 + (upgrade(port, headers=names),) * 5:
+            with socket.create_connection(("127.0.0.1", port), timeout=EVENTUALLY) as s:
+                s.sendall(request)
+                head = s.recv(16)
+                assert head.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400", b"HTTP/1.1 101")), head
+        # The gateway still logs what is its own to say: one line at info.
+        with socket.create_connection(("127.0.0.1", port), timeout=EVENTUALLY) as s:
+            s.sendall(upgrade(port, headers=b"Origin: http://elsewhere.example\r\n"))
+            assert s.recv(16).startswith(b"HTTP/1.1 403")
+        while "refused origin" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    written = log.read_bytes()[started:]
+    assert len(written) < 1000, written[:3000]
+    assert b"Traceback" not in written and b"ERROR" not in written and b"WARNING" not in written
