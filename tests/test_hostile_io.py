@@ -193,3 +193,65 @@ def test_a_clients_malformed_requests_cost_no_log_lines(tmp_path):
     written = log.read_bytes()[started:]
     assert len(written) < 1000, written[:3000]
     assert b"Traceback" not in written and b"ERROR" not in written and b"WARNING" not in written
+
+
+def reachable(*roots) -> tuple[int, int]:
+    """(objects, items in containers) reachable from ``roots`` through references: what the
+    gateway holds from them, counted without memory tracing (which, in one process with the
+    test's client and fake game, credits the gateway with memory those reuse)."""
+    import gc
+    import types
+
+    seen: set[int] = set()
+    todo = list(roots)
+    objects = items = 0
+    while todo:
+        o = todo.pop()
+        if id(o) in seen or isinstance(o, (type, types.ModuleType, types.FunctionType, types.CodeType)):
+            continue
+        seen.add(id(o))
+        objects += 1
+        if isinstance(o, (dict, list, set, frozenset, tuple)) or type(o).__name__ == "deque":
+            items += len(o)
+        todo.extend(gc.get_referents(o))
+    return objects, items
+
+
+async def test_topic_churn_and_failed_joins_leave_nothing_behind(mud, gateway):
+    """One socket joins and leaves topic after topic, and joins topics that fail (an unknown
+    game, a game that refuses the connection, a malformed topic): each played session ends
+    with its leave, and nothing is kept per topic afterwards: what the socket and the session
+    manager reach is the same after 100 rounds as after 20."""
+    from gateway.routes import SESSIONS, SOCKETS
+    from tests.conftest import make_config, new_topic, until
+
+    down = free_port()  # nothing listens there: the connection is refused
+    client, connect = await gateway(make_config(mud.port, extra="sessions: {linger_seconds: 0}",
+                                                games=f"  - {{name: down, host: 127.0.0.1, port: {down}}}"))
+    manager = client.server.app[SESSIONS]
+    phx = await connect()
+
+    async def churn(rounds: int) -> None:
+        for i in range(rounds):
+            topic = new_topic()
+            assert (await phx.join(topic, join_ref=str(i)))["status"] == "ok"
+            await mud.next_connection()
+            assert (await phx.request(topic, "phx_leave", {}, join_ref=str(i)))["status"] == "ok"
+            for game, reason in (("nope", "unknown game"), ("down", "game unavailable")):
+                reply = await phx.join(new_topic(), {"game": game}, join_ref=str(i))
+                assert reply["response"]["reason"] == reason, reply
+            reply = await phx.join(f"telnet:{i}-not-a-uuid", join_ref=str(i))
+            assert reply["response"]["reason"] == "unmatched topic", reply
+            phx.frames.clear()
+            phx._cursor = 0
+        await until(lambda: not manager.sessions and not manager._opening and not manager.per_ip,
+                    what="every session ended")
+
+    (sock,) = client.server.app[SOCKETS]
+    await churn(20)  # the first of everything (metric labels, the socket's own tables) is made
+    before = reachable(sock, manager)
+    await churn(100)
+    after = reachable(sock, manager)
+    assert not sock.channels and not sock._joining and not sock._tasks
+    assert after[0] - before[0] < 100 and after[1] - before[1] < 100, (before, after)
+    await phx.ws.close()
