@@ -24,6 +24,17 @@ log = logging.getLogger("gateway")
 
 #: Graceful stop: every browser told, every game closed, the process gone within this.
 STOP_SECONDS = 8.0
+#: An HTTP connection with no request in progress (none finished yet, or idle between
+#: keep-alive requests) is closed after this. aiohttp's default is 3,630 s from the
+#: connection's open, which let a request's headers, trickled or never finished, hold up to
+#: ~2 MB for an hour (docs/security.md, "Slowloris"). 75 s: nginx's keepalive_timeout, above
+#: the 60 s an nginx upstream keep-alive would wait, so a proxy never sends on a closing one.
+HTTP_IDLE_SECONDS = 75.0
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    """The runner of the gateway's HTTP server (signals are ours, access lines are not logged)."""
+    return web.AppRunner(app, handle_signals=False, access_log=None, keepalive_timeout=HTTP_IDLE_SECONDS)
 
 
 async def serve(config: Config, config_path: str | None = None, demo: bool = False) -> int:
@@ -63,7 +74,7 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
     generation = inherited.generation + 1 if inherited is not None else 1
     app = create_app(config, generation)
     serving.append(app)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = make_runner(app)
     await runner.setup()
     site: web.BaseSite
     listening = upgrade.inherited_listener(inherited)

@@ -262,3 +262,39 @@ async def test_topic_churn_and_failed_joins_leave_nothing_behind(mud, gateway):
     assert not sock.channels and not sock._joining and not sock._tasks
     assert after[0] - before[0] < 100 and after[1] - before[1] < 100, (before, after)
     await phx.ws.close()
+
+
+async def test_a_request_never_finished_and_an_idle_keep_alive_are_closed_after_http_idle_seconds(mud, monkeypatch):
+    """The server the command line runs (cli.make_runner): a request whose headers never end
+    held its connection, and all it had sent, for aiohttp's 3,630 s; now HTTP_IDLE_SECONDS
+    (75 s; shortened here) closes it, and a keep-alive connection idle between requests.
+    A socket past its upgrade is not aiohttp's any more: it stays, whatever the time."""
+    from aiohttp import web
+
+    from gateway import cli
+    from gateway.routes import create_app
+    from tests.conftest import make_config
+
+    monkeypatch.setattr(cli, "HTTP_IDLE_SECONDS", 0.5)
+    runner = cli.make_runner(create_app(make_config(mud.port)))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 8000)  # never ended
+        idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
+        idle_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        ws = await RawWs.open(port)
+        # Each is closed by the server (EOF), well within the test's patience.
+        assert await asyncio.wait_for(reader.read(), EVENTUALLY) == b""
+        answered = await asyncio.wait_for(idle_reader.read(), EVENTUALLY)
+        assert answered.startswith(b"HTTP/1.1 200") and answered.endswith(b"}"), answered[-200:]
+        for w in (writer, idle_writer):
+            w.close()
+        await asyncio.sleep(1.5)  # three times the idle time: the WebSocket is still served
+        await heartbeat_answered(ws)
+        await closed(ws)
+    finally:
+        await runner.cleanup()
