@@ -20,6 +20,7 @@ from .aiohttp_private import HandshakeOnly, forget_connection, unread_after_requ
 from .addresses import IPNetwork, client_address, parse_address
 from .auth import TokenError, authenticate, may_join
 from .config import Config, normalise_origin, origin_parts
+from .logs import log_refusal
 from .metrics import CONTENT_TYPE_LATEST
 from .mudstandards.framing import choose as choose_subprotocol
 from .mudstandards.framing import full_name as full_subprotocol_name
@@ -92,15 +93,18 @@ def _origin_and_token(request: web.Request, config: Config) -> tuple[str, list[s
     protocols = request.headers.getall("Sec-WebSocket-Protocol", [])
     if sum(p.count(",") + 1 for p in protocols) > MAX_OFFERED_SUBPROTOCOLS:
         raise web.HTTPBadRequest(text=f"more than {MAX_OFFERED_SUBPROTOCOLS} subprotocols offered")
-    if not origin_allowed(request, config.security.allowed_origins):
-        log.info("refused origin %r", request.headers.get("Origin"))
-        raise web.HTTPForbidden(text="origin not allowed")
     ip = client_ip(request, config.security.trusted_networks)
+    # Either refusal is a line a client can ask for at will (pipelined on one connection):
+    # bounded by kind, its values cut (logs.log_refusal).
+    if not origin_allowed(request, config.security.allowed_origins):
+        log_refusal(log, "refused_origin", "refused origin", origin=request.headers.get("Origin"), ip=ip)
+        raise web.HTTPForbidden(text="origin not allowed")
     try:
         claims = authenticate(config.security.auth, request.query,
                               ",".join(protocols) if protocols else None)
     except TokenError as exc:
-        log.info("refused token from %s: %s", ip, exc)  # the reason only, never the token
+        # The reason only, never the token (a reason may quote the token's unsigned header).
+        log_refusal(log, "refused_token", "refused token", ip=ip, reason=str(exc))
         raise web.HTTPForbidden(text="invalid or missing token") from None
     return ip, protocols, claims
 

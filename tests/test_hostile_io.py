@@ -298,3 +298,176 @@ async def test_a_request_never_finished_and_an_idle_keep_alive_are_closed_after_
         await closed(ws)
     finally:
         await runner.cleanup()
+
+
+# -- the gateway's own refusal lines, in a real process ----------------------------------------
+
+SECRET_32 = "0123456789abcdef0123456789abcdef"
+
+
+class GatewayProcess:
+    """``python -m gateway`` with a config of ``games`` and ``extra``, its stderr in a file:
+    the log as journald gets it."""
+
+    def __init__(self, tmp_path: Path, games: str, extra: str = "") -> None:
+        self.port = free_port()
+        cfg = tmp_path / "gateway.yaml"
+        cfg.write_text(f"listen: {{port: {self.port}}}\ngames:\n{games}\n{extra}\n")
+        self.log = tmp_path / "stderr"
+        with open(self.log, "w") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(cfg)],
+                                         cwd=Path(__file__).resolve().parent.parent,
+                                         env=dict(os.environ, PYTHONUNBUFFERED="1"), stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=err)
+
+    async def logged(self, text: str) -> None:
+        deadline = time.monotonic() + EVENTUALLY
+        while text not in self.log.read_text():
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.log.read_text()[-3000:]
+            await asyncio.sleep(0.05)
+
+    def stop(self) -> bytes:
+        self.proc.terminate()
+        self.proc.wait(timeout=15)
+        return self.log.read_bytes()
+
+
+async def pipelined(port: int, requests: list[bytes]) -> None:
+    """Send ``requests`` back to back on one keep-alive connection and read an answer to each
+    (none of them is upgraded: each is refused, and the connection serves the next)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"".join(requests))
+    answered = 0
+    while answered < len(requests):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), EVENTUALLY)
+        assert head.startswith((b"HTTP/1.1 403", b"HTTP/1.1 404")), head[:200]
+        length = int(next(h for h in head.lower().split(b"\r\n") if h.startswith(b"content-length:")).split(b":")[1])
+        await reader.readexactly(length)
+        answered += 1
+    writer.close()
+    await asyncio.gather(writer.wait_closed(), return_exceptions=True)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forged_token(value: str) -> str:
+    """A token whose unsigned header names a critical extension ``value``: PyJWT refuses it
+    before the signature, with ``value`` in its reason."""
+    import json
+    return ".".join([b64url(json.dumps({"alg": "HS256", "typ": "JWT", "crit": [value]}).encode()),
+                     b64url(b'{"exp": 1}'), "AAAA"])
+
+
+def refused_requests(port: int) -> list[bytes]:
+    """Refusals of requests that never become a session: an Origin of 8 KB, /ws of a game
+    there is none of, a token that is garbage (in the query, and as the subprotocol), a token
+    whose refusal names 4 KB of its own header."""
+    ws = b"Sec-WebSocket-Protocol: terminal.mudstandards.org\r\n"
+    return [upgrade(port, headers=b"Origin: http://elsewhere.example/" + b"a" * 8000 + b"\r\n"),
+            upgrade(port, "/ws?game=nope", ws),
+            upgrade(port, "/socket/websocket?vsn=2.0.0&token=garbage"),
+            upgrade(port, "/ws", b"Sec-WebSocket-Protocol: terminal.mudstandards.org, base64url.bearer.phx."
+                    + b64url(b"garbage").encode() + b"\r\n"),
+            upgrade(port, "/socket/websocket?vsn=2.0.0&token=" + forged_token("x" * 4000))]
+
+
+async def played(mud, port: int) -> None:
+    """A /ws session: its game answers, the client leaves."""
+    head, _, ws = await answer(port, upgrade(port, "/ws", b"Sec-WebSocket-Protocol: terminal.mudstandards.org\r\n"))
+    assert head.startswith(b"HTTP/1.1 101"), head
+    await mud.next_connection()
+    await closed(ws)
+
+
+async def test_pipelined_refusals_write_a_bounded_log_and_the_session_lines_still(mud, tmp_path):
+    """Each refused upgrade was a line at info with what the client sent in it: a refused
+    Origin with the whole header (8 KB of log for 8 KB sent), a refused token with PyJWT's
+    reason (which names the token's own header), and such requests pipeline on one keep-alive
+    connection: anyone reaching the port could write the log as fast as they sent, until
+    journald's rate limit dropped lines, the session lines with them. Now a client's value is
+    cut (logs.clip) and each kind of refusal is logged at most 10 times in 10 s, then one
+    ``suppressed`` line: 2,500 refused requests (10 MB) leave a few
+    KB, and a session played meanwhile still has its start and end lines (SPEC 8)."""
+    gw = GatewayProcess(tmp_path, f"  - {{name: one, host: 127.0.0.1, port: {mud.port}}}",
+                        f"security: {{auth: {{secret: {SECRET_32}}}}}")
+    try:
+        await gw.logged("listening on")
+        began = time.monotonic()
+        started = gw.log.stat().st_size
+        requests = refused_requests(gw.port) * 100
+        sent = 5 * sum(map(len, requests))
+        await asyncio.gather(*(pipelined(gw.port, requests) for _ in range(5)))
+        await played(mud, gw.port)
+        await gw.logged("session end")
+        elapsed = time.monotonic() - began
+    finally:
+        written = gw.stop()[started:]
+    lines = written.splitlines()
+    # Each kind logged: 10 lines of each 10 s begun and a summary line (gateway.logs), and a
+    # few lines of the session's and the process's own.
+    assert len(lines) <= REFUSAL_KINDS_LOGGED * (int(elapsed // 10) + 2) * 11 + 10, \
+        (len(lines), b"\n".join(lines[:20]))
+    assert max(map(len, lines)) < 1500, max(lines, key=len)[:3000]
+    assert len(written) < sent / 500, (len(written), sent)
+    assert b"refused origin" in written and b"refused token" in written
+    assert b"session start" in written and b"session end" in written
+
+
+#: The kinds of REFUSED_KINDS that are logged (an unknown game on /ws is an answer, not a line).
+REFUSAL_KINDS_LOGGED = 2
+
+
+async def test_a_control_character_in_a_logged_value_cannot_start_a_log_line(mud, tmp_path):
+    """A token's header is the client's, and PyJWT's reason for refusing it can quote it: a
+    newline in it began a line of the client's own making in the plain log (here a forged
+    ``session start``). Now control characters of a logged value are written visible
+    (``\\x0a``), so every line of the log is one the gateway began."""
+    gw = GatewayProcess(tmp_path, f"  - {{name: one, host: 127.0.0.1, port: {mud.port}}}",
+                        f"security: {{auth: {{secret: {SECRET_32}}}}}")
+    forged = "x\n2026-01-01 00:00:00,000 INFO gateway.session: session start game=forged\r\x1b[2K\u2028"
+    try:
+        await gw.logged("listening on")
+        started = gw.log.stat().st_size
+        await pipelined(gw.port, [upgrade(gw.port, "/socket/websocket?vsn=2.0.0&token=" + forged_token(forged))])
+        await gw.logged("refused token")
+    finally:
+        written = gw.stop()[started:].decode()
+    import re
+    lines = written.split("\n")
+    assert not any(line.startswith("2026-01-01") for line in lines), written
+    assert not any(re.match(r"\S+ \S+ INFO gateway.session: session start", line) for line in lines), written
+    assert "\r" not in written and "\x1b" not in written and "\u2028" not in written, written
+    assert "game=forged" in written  # the value is there, visible, inside the refusal's line
+
+
+def test_refusals_beyond_the_bound_are_counted_in_one_line_and_messages_are_one_line(caplog):
+    """logs.RefusalLog, by a clock of the test's: 10 lines of a kind in a period, the rest
+    counted and the count written as the period ends; another kind has its own bound. The
+    text format writes any message's control characters visible, whoever logged it."""
+    import logging
+
+    from gateway.logs import REFUSAL_PERIOD, REFUSALS_PER_PERIOD, RefusalLog, TextFormatter, log_event
+
+    now = [100.0]
+    refusals = RefusalLog(clock=lambda: now[0])
+    log = logging.getLogger("gateway.test")
+    caplog.set_level("INFO", logger="gateway")
+
+    def refuse(kind: str, times: int) -> None:
+        for _ in range(times):
+            if refusals.allow(log, logging.INFO, kind):
+                log_event(log, logging.INFO, kind, kind)
+
+    refuse("a", 25)
+    refuse("b", 3)
+    assert [r.getMessage() for r in caplog.records] == ["a"] * REFUSALS_PER_PERIOD + ["b"] * 3
+    caplog.clear()
+    now[0] += REFUSAL_PERIOD  # no loop here: the count is written with the kind's next line
+    refuse("a", 1)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"suppressed 15 more `a` lines of the last {REFUSAL_PERIOD:g} s kind=a suppressed=15", "a"]
+    record = logging.LogRecord("gateway.test", logging.INFO, __file__, 1, "value %s", ("x\n\rINFO forged\x1b\u2028",),
+                               None)
+    assert TextFormatter("%(message)s").format(record) == "value x\\x0a\\x0dINFO forged\\x1b\\u2028"
