@@ -471,3 +471,31 @@ def test_refusals_beyond_the_bound_are_counted_in_one_line_and_messages_are_one_
     record = logging.LogRecord("gateway.test", logging.INFO, __file__, 1, "value %s", ("x\n\rINFO forged\x1b\u2028",),
                                None)
     assert TextFormatter("%(message)s").format(record) == "value x\\x0a\\x0dINFO forged\\x1b\\u2028"
+
+
+@pytest.mark.parametrize("protocol", ["telnet", "gmcp"])
+async def test_a_line_a_frame_is_bounded_on_ws(mud, gateway, caplog, protocol):
+    """/ws logged a line at info for each frame it dropped: a NEW-ENVIRON subnegotiation that
+    is malformed (under ``telnet``), a GMCP message before the game enabled GMCP (under
+    ``gmcp``): a client could have the gateway write a line for each 20-byte frame it sent.
+    Now each is a kind of refusal (logs.log_refusal): 10 lines in 10 s, then a count. The
+    frames are dropped as before, and the input after them reaches the game."""
+    from tests.conftest import make_config
+    from tests.test_mudstandards import play
+
+    caplog.set_level("INFO", logger="gateway")
+    client, _ = await gateway(make_config(mud.port))
+    began = time.monotonic()
+    ws, conn = await play(mud, client, (f"{protocol}.mudstandards.org",))
+    for _ in range(500):
+        if protocol == "telnet":  # neither IS, INFO nor SEND: dropped
+            await ws.ws.send_bytes(bytes([255, 250, 39, 9]) + b"\x00USER\x01bob" + bytes([255, 240]))
+        else:
+            await ws.ws.send_str('Core.Hello {"client": "x"}')
+    await ws.ws.send_bytes(b"next\r\n" if protocol == "telnet" else b"next")
+    await conn.wait_for(b"next\r\n")
+    elapsed = time.monotonic() - began
+    await ws.ws.close()
+    await conn.wait_closed()
+    dropped = [r for r in caplog.records if r.name == "gateway.ws" and "dropped" in r.getMessage()]
+    assert 1 <= len(dropped) <= 10 * (int(elapsed // 10) + 2), len(dropped)

@@ -15,6 +15,7 @@ import time
 from typing import Any, Protocol
 
 from ..channel import JoinParams
+from ..logs import clip
 from ..session import Session
 from ..telnet.relay import connect_relay
 from ..telnet.stream import CompressionError, Event, Gmcp
@@ -61,7 +62,7 @@ class StreamSession(Session):
         metrics = self.manager.metrics
         for ev in events:
             if type(ev) is CompressionError:
-                log.warning("compression error from game=%s ip=%s: %s", self.game.name, self.client_ip, ev.detail)
+                log.warning("compression error from game=%s ip=%s: %s", self.game.name, self.client_ip, clip(ev.detail))
                 metrics.telnet_failures.labels("compression error").inc()
         self._forward(events)
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from aiohttp import WSCloseCode
 
 from ..channel import GAME_UNAVAILABLE, RATE_LIMITED, ChannelError, JoinParams, SendLines
-from ..logs import log_event
+from ..logs import clip, log_refusal
 from ..session import UNSENT_BYTES
 from ..transport.frames import BINARY, PING, TEXT, FrameError, control_frame, frame_header
 from ..transport.websocket import CLOSED, FINISHED, LOST, Life, WebSocket
@@ -78,7 +78,7 @@ class MudSocket(WebSocket):
             return
         manager, security = self.manager, self.config.security
         if security.is_denied(self.client_ip):
-            log_event(log, logging.INFO, "join_denied", "join denied", ip=self.client_ip)
+            log_refusal(log, "join_denied", "join denied", ip=self.client_ip)
             manager.metrics.joins.labels("denied").inc()
             self._send_frames([(BINARY, (security.deny_message + "\r\n").encode())])
             self._close_soon(POLICY, b"denied", 2.0)
@@ -104,7 +104,8 @@ class MudSocket(WebSocket):
             await manager.wait_open(session)
         except ChannelError as exc:
             manager.metrics.joins.labels(exc.reason).inc()
-            log.info("ws %s: game %s unavailable: %s", self.client_ip, self.game.name, exc.detail)
+            log_refusal(log, "ws_game_unavailable",
+                        f"ws {self.client_ip}: game {self.game.name} unavailable: {clip(exc.detail)}")
             self._close_soon(BAD_GATEWAY, GAME_UNAVAILABLE.encode())
             return
         except asyncio.CancelledError:  # the socket went away while the game was dialled
@@ -203,8 +204,8 @@ class MudSocket(WebSocket):
             dropped = relay.dropped
             self._held.extend(relay.feed(data))  # type: ignore[arg-type]
             if relay.dropped != dropped:
-                log.info("ws %s: a malformed or oversized NEW-ENVIRON subnegotiation was dropped",
-                         self.client_ip)
+                log_refusal(log, "ws_environ_dropped",
+                            f"ws {self.client_ip}: a malformed or oversized NEW-ENVIRON subnegotiation was dropped")
         else:
             try:
                 command = self._client_frames.command(opcode, data, limits.max_input_bytes)
@@ -216,7 +217,7 @@ class MudSocket(WebSocket):
         self._apply_held()
 
     def _refuse(self, code: int, reason: str) -> None:
-        log.info("ws %s: %s, closing (%d)", self.client_ip, reason, code)
+        log_refusal(log, "ws_refused", f"ws {self.client_ip}: {clip(reason)}, closing ({code})")
         self._close_soon(code, reason.encode())
 
     def _apply_held(self) -> None:
@@ -264,7 +265,7 @@ class MudSocket(WebSocket):
             if exc.reason == RATE_LIMITED:
                 return False
             # GMCP before the game enabled it (SPEC 9.4), or a session just ending: dropped, logged.
-            log.info("ws %s: input dropped: %s", self.client_ip, exc.reason)
+            log_refusal(log, "ws_input_dropped", f"ws {self.client_ip}: input dropped: {clip(exc.reason)}")
         return True
 
     def _wait_for_tokens(self, tokens: float, rate: float) -> None:
