@@ -499,3 +499,16 @@ async def test_a_line_a_frame_is_bounded_on_ws(mud, gateway, caplog, protocol):
     await conn.wait_closed()
     dropped = [r for r in caplog.records if r.name == "gateway.ws" and "dropped" in r.getMessage()]
     assert 1 <= len(dropped) <= 10 * (int(elapsed // 10) + 2), len(dropped)
+
+
+async def test_a_games_ttype_is_costs_no_log_line(joined, caplog):
+    """A game's ``IAC SB TTYPE IS ... IAC SE`` (an answer only a client gives) went to
+    telnetlib3, which ignores it with a WARNING quoting all of it: up to 64 KiB a line, as
+    often as the game sends it (about four bytes of log a byte, as ``repr`` writes them). Now
+    the gateway ignores it itself, a debug record of its length."""
+    phx, topic, conn = joined
+    caplog.set_level("INFO")
+    ttype_is = bytes([255, 250, 24, 0]) + b"\x01" * 60_000 + bytes([255, 240])
+    conn.send(ttype_is * 20 + b"after\r\n")
+    await phx.echo_text(topic, lambda text: "after" in text)
+    assert sum(len(r.getMessage()) for r in caplog.records) < 1000, [r.getMessage()[:200] for r in caplog.records]

@@ -37,6 +37,7 @@ from telnetlib3 import telopt
 
 from .. import __version__
 from ..handoff import StreamState, TelnetState
+from ..logs import clip
 from .input import encode_naws
 from . import resolver
 from .msdp import encode_msdp
@@ -357,7 +358,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
             self._stepping.cancel()
             self._stepping = None
         if self.stream.backlog:  # the connection broke (a reset) while the rest waited
-            log.info("telnet: connection lost with output not yet inflated or scanned (%s)", exc)
+            log.info("telnet: connection lost with output not yet inflated or scanned (%s)", clip(exc))
         events = self.stream.finish()
         if events:
             sink.on_events(events)
@@ -466,6 +467,10 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
             if body[:1] == CHARSET_REQUEST:
                 self._charset_request(body[1:])
             # ACCEPTED/REJECTED/TTABLE-*: answers to requests we never make
+        elif opt == telopt.TTYPE and body[:1] == telopt.IS:
+            # A game's TTYPE IS (a server's answer, not a client's question): telnetlib3 ignores
+            # it with a WARNING quoting all of it, a line as long as the game likes, each time.
+            log.debug("telnet: ignored a TTYPE IS from the game (%d bytes)", len(raw))
         elif opt in (telopt.TTYPE, telopt.NEW_ENVIRON) and len(body) <= MAX_DELEGATED_SUBNEGOTIATION:
             # telnetlib3 answers these (MTTS, MNES); its handler takes a deque of
             # single bytes, built here in C rather than by feed_byte's loop.
