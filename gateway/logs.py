@@ -144,7 +144,7 @@ class RefusalLog:
             state.timer.cancel()
         if state.suppressed:
             log_event(state.logger, state.level, "log_suppressed",
-                      f"suppressed {state.suppressed} more `{kind}` lines of the last {REFUSAL_PERIOD:g} s",
+                      f"suppressed {state.suppressed} more {kind} lines of the last {REFUSAL_PERIOD:g} s",
                       kind=kind, suppressed=state.suppressed)
 
 

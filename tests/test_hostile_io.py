@@ -467,7 +467,7 @@ def test_refusals_beyond_the_bound_are_counted_in_one_line_and_messages_are_one_
     now[0] += REFUSAL_PERIOD  # no loop here: the count is written with the kind's next line
     refuse("a", 1)
     assert [r.getMessage() for r in caplog.records] == [
-        f"suppressed 15 more `a` lines of the last {REFUSAL_PERIOD:g} s kind=a suppressed=15", "a"]
+        f"suppressed 15 more a lines of the last {REFUSAL_PERIOD:g} s kind=a suppressed=15", "a"]
     record = logging.LogRecord("gateway.test", logging.INFO, __file__, 1, "value %s", ("x\n\rINFO forged\x1b\u2028",),
                                None)
     assert TextFormatter("%(message)s").format(record) == "value x\\x0a\\x0dINFO forged\\x1b\\u2028"
