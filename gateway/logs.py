@@ -58,17 +58,19 @@ def visible(text: str) -> str:
 def clip(value: Any, limit: int = CLIP) -> str:
     """A client's or a game's value as a log line may hold it: at most ``limit`` characters of
     it (then how many more there were), its control characters written visible."""
-    text = value if isinstance(value, str) else str(value)
+    return visible(_shortened(value if isinstance(value, str) else str(value), limit))
+
+
+def _shortened(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how many more there were."""
     if len(text) > limit:
-        return f"{visible(text[:limit])}...(+{len(text) - limit} chars)"
-    return visible(text)
+        return f"{text[:limit]}...(+{len(text) - limit} chars)"
+    return text
 
 
 def _cut(value: Any) -> Any:
     """A string field of log_event, cut to CLIP (kept raw: logfmt quotes it, JSON escapes it)."""
-    if isinstance(value, str) and len(value) > CLIP:
-        return f"{value[:CLIP]}...(+{len(value) - CLIP} chars)"
-    return value
+    return _shortened(value, CLIP) if isinstance(value, str) else value
 
 
 def logfmt(value: Any) -> str:
@@ -178,7 +180,7 @@ class JsonFormatter(logging.Formatter):
         entry: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)),
             "level": record.levelname.lower(), "logger": record.name,
-            "message": _bounded(record.getMessage())}
+            "message": _shortened(record.getMessage(), MAX_MESSAGE)}
         fields = getattr(record, _FIELDS, None)
         if fields:
             for key, value in fields.items():
@@ -188,19 +190,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def _bounded(message: str) -> str:
-    if len(message) > MAX_MESSAGE:
-        return f"{message[:MAX_MESSAGE]}...(+{len(message) - MAX_MESSAGE} chars)"
-    return message
-
-
 class TextFormatter(logging.Formatter):
     """The text format: a message's control characters written visible, so whatever a value
     of a client's or a game's in it holds, it cannot begin a line (a traceback, the gateway's
     own, keeps its lines); a message longer than MAX_MESSAGE cut."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = visible(_bounded(record.message))
+        record.message = visible(_shortened(record.message, MAX_MESSAGE))
         return super().formatMessage(record)
 
 
