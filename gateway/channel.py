@@ -149,6 +149,10 @@ def parse_push(event: str, payload: Any, max_input_bytes: int) -> Command:
 
 # -- events to the browser -----------------------------------------------------
 
+#: The names of the events a session keeps and replays (``event_payload``'s).
+OUTPUT_EVENTS = ("echo", "prompt", "gmcp", "option")
+
+
 class EchoPayload(msgspec.Struct):
     message: str
     seq: int

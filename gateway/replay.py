@@ -38,7 +38,8 @@ import time
 from array import array
 from bisect import bisect_left
 from itertools import accumulate
-from typing import Any, Callable, Iterable, Protocol
+from operator import attrgetter
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import msgspec
 import zstandard
@@ -56,6 +57,8 @@ class Kept(msgspec.Struct, array_like=True, frozen=True, gc=False):
     payload: bytes    # the encoded JSON payload, sent again as it was
     key: str | None   # "gmcp:<module>" or "option" for state events, else None
 
+
+_payload = attrgetter("payload")
 
 #: Payload bytes per block: big enough for the compressor to find the repeats of MUD
 #: text, small enough that the open (uncompressed) block stays small.
@@ -104,7 +107,7 @@ def _compress(blob: bytes) -> bytes:
     # (~33 KiB for a block, whatever it compressed to): a copy holds just the data.
     return bytes(memoryview(_zstd.compress(blob)))
 _pack = msgspec.msgpack.Encoder().encode
-_unpack = msgspec.msgpack.Decoder(tuple[list[str], list[str | None], bytes]).decode
+_unpack = msgspec.msgpack.Decoder(list[Kept]).decode  # a compressed block's events, made in C
 
 
 def _remember(state: dict[str, Kept], size: int, events: "Iterable[Kept]") -> int:
@@ -173,9 +176,9 @@ class _Block:
         entries = self.entries
         if entries is None:
             return
-        blob = _pack(([k.event for k in entries], [k.key for k in entries],
-                      b"".join([k.payload for k in entries])))
-        self.data = _compress(blob)
+        # The structs as msgpack arrays, in C: no Python step per event (a resume's
+        # ``events`` decodes them back in C too).
+        self.data = _compress(_pack(entries))
         self.entries = None
 
     def events(self) -> list[Kept]:
@@ -183,19 +186,61 @@ class _Block:
         if self.entries is not None:
             return self.entries
         assert self.data is not None
-        names, keys, payloads = _unpack(_decompress(self.data))
-        out: list[Kept] = []
-        seq, pos = self.first_seq, 0
-        for name, key, size in zip(names, keys, self.sizes):
-            out.append(Kept(seq, name, payloads[pos:pos + size], key))
-            seq += 1
-            pos += size
-        return out
+        return _unpack(_decompress(self.data))
 
     def memory(self) -> int:
         """Bytes this block holds (payloads or compressed data, sizes), roughly."""
         held = len(self.data) if self.data is not None else sum(self.sizes)
         return held + self.sizes.itemsize * len(self.sizes)
+
+
+class Replay:
+    """What a resume replays (``ReplayBuffer.replay``): ``count`` events of ``size`` payload
+    bytes, and whether events after ``last_seq`` were lost (``gap``). The events are taken
+    ``chunks`` at a time, a block decompressed only when its turn comes; the blocks are the
+    buffer's own, so this stays right while the buffer goes on (a block dropped or compressed
+    meanwhile holds the same events; the open block's later events are not this replay's)."""
+
+    __slots__ = ("count", "size", "gap", "_parts")
+
+    def __init__(self, parts: "list[list[Kept] | tuple[_Block, int, int]]", count: int, size: int,
+                 gap: bool) -> None:
+        self._parts = parts  # events as they are (the dropped state), or (block, start, end)
+        self.count = count
+        self.size = size
+        self.gap = gap
+
+    def chunks(self, most: int) -> "Iterator[list[Kept]]":
+        """The events in seq order, in lists of ``most`` (the last one fewer)."""
+        out: list[Kept] = []
+        for part in self._parts:
+            if type(part) is list:
+                events = part
+            else:
+                block, start, end = part  # type: ignore[misc]
+                events = block.events()[start:end]
+            i = 0
+            while i < len(events):
+                take = events[i:i + most - len(out)]
+                out += take
+                i += len(take)
+                if len(out) == most:
+                    yield out
+                    out = []
+        if out:
+            yield out
+
+    def events(self) -> list[Kept]:
+        """All the events, in seq order."""
+        out: list[Kept] = []
+        for chunk in self.chunks(max(self.count, 1)):
+            out += chunk
+        return out
+
+    def newest(self, keep: int) -> "Replay":
+        """The newest ``keep`` events only (the rest lost: ``gap``)."""
+        events = self.events()[self.count - keep:] if keep else []
+        return Replay([events], keep, sum(map(len, map(_payload, events))), True)
 
 
 class ReplayBuffer:
@@ -379,18 +424,31 @@ class ReplayBuffer:
 
     def since(self, last_seq: int) -> tuple[list[Kept], bool]:
         """The events to replay after ``last_seq``, in seq order, and whether any were lost."""
+        replay = self.replay(last_seq)
+        return replay.events(), replay.gap
+
+    def replay(self, last_seq: int) -> "Replay":
+        """The events to replay after ``last_seq`` (SPEC 6), counted and sized from the blocks'
+        sizes alone: nothing is decompressed until they are taken (``Replay.chunks``). A Python
+        step per block, not per event."""
         gap = self.dropped_upto > last_seq
-        out: list[Kept] = []
-        blocks = self._blocks
+        parts: list[list[Kept] | tuple[_Block, int, int]] = []
+        count = size = 0
         if gap:
-            out = sorted((k for k in self._state_now().values() if k.seq > last_seq), key=lambda k: k.seq)
-        for block in blocks:
-            end = block.first_seq + len(block.sizes)
-            if end <= last_seq + 1:
+            state = sorted((k for k in self._state_now().values() if k.seq > last_seq), key=lambda k: k.seq)
+            if state:  # at most STATE_KEYS + 1 events
+                parts.append(state)
+                count = len(state)
+                size = sum(len(k.payload) for k in state)
+        for block in self._blocks:
+            n = len(block.sizes)
+            if block.first_seq + n <= last_seq + 1:
                 continue
             start = max(block.skip, last_seq + 1 - block.first_seq)
-            out.extend(block.events()[start:])
-        return out, gap
+            parts.append((block, start, n))  # up to the event kept now: the open block grows on
+            count += n - start
+            size += sum(block.sizes[start:n])
+        return Replay(parts, count, size, gap)
 
 
     def to_state(self) -> ReplayState:

@@ -17,37 +17,56 @@ pushes events to, framed once per event name (the message's head is kept).
 ``ChannelRouter`` is a part of the socket class (transport/websocket.py's
 ``PhoenixSocket``), not an object of its own (no memory per socket): it keeps
 no state but the socket's and reaches the socket through what the adapter
-offers (``send``, ``send_many``, ``replay_room``, ``backed_up``, ``config``).
+offers (``send``, ``send_many``, ``replay_room``, ``backed_up``, ``config``, ``sending``,
+``_read_again``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Sequence
+from bisect import bisect_right
+from itertools import accumulate, repeat
+from operator import add, attrgetter
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import msgspec
 
 from . import channel as ch
 from .auth import may_join
-from .channel import (ChannelError, DisconnectPayload, JoinParams, Message, parse_join, parse_push, sent_at,
-                      session_key)
+from .channel import (OUTPUT_EVENTS, ChannelError, DisconnectPayload, JoinParams, Message, parse_join,
+                      parse_push, sent_at, session_key)
 from .logs import log_event
 
 if TYPE_CHECKING:
-    from .replay import Kept
+    from .replay import Kept, Replay
     from .session import Session
 
 log = logging.getLogger("gateway.socket")
 _encode = msgspec.json.Encoder().encode
 _EMPTY = msgspec.Raw(b"{}")
 _DUPLICATE = msgspec.Raw(b'{"duplicate":true}')  # a recv whose n was sent already (SPEC 4.4)
+_EVENT = attrgetter("event")
+_PAYLOAD = attrgetter("payload")
+_TAILS = repeat(b"]")  # endless: zip() takes one per frame
+#: Events of a join's replay framed and queued in one callback of the loop; the rest follow a
+#: slice a turn (``ChannelRouter._replay_rest``), the other players' round trips going on
+#: between. A full default buffer of small events is ~13,500 of them: in one callback that held
+#: the loop ~17-30 ms (docs/performance.md 1.19); a slice of 1,024 (with at most one more block
+#: decompressed, ~650 events) is a few hundred microseconds, and a reconnect's few missed
+#: events still go out with the reply, in one write.
+REPLAY_SLICE = 1024
 
 
 class ChannelHandle:
-    """A joined ``telnet:<uuid>`` topic on one socket: what a session pushes to."""
+    """A joined ``telnet:<uuid>`` topic on one socket: what a session pushes to.
 
-    __slots__ = ("socket", "topic", "join_ref", "session", "_heads")
+    While its join's replay is still going out (``held`` is a list), every frame of the
+    channel (the game's new events, a ``disconnect``, ``phx_close``) waits behind it, in
+    order, and ``backed_up`` holds the game: ``replayed`` sends them once the replay is queued.
+    """
+
+    __slots__ = ("socket", "topic", "join_ref", "session", "_heads", "held")
 
     def __init__(self, socket: Any, topic: str, join_ref: Any) -> None:
         self.socket = socket
@@ -55,20 +74,49 @@ class ChannelHandle:
         self.join_ref = join_ref
         self.session: Session | None = None
         self._heads: dict[str, bytes] | None = None  # event -> the message's bytes before the payload
+        self.held: list[bytes] | None = None  # the channel's frames after a replay under way
 
     def push(self, event: str, payload: bytes, read_at: float | None = None) -> None:
-        self.socket.send(self._frame(event, payload), read_at)
+        self._send([self._frame(event, payload)], read_at)
 
     def push_many(self, events: "Sequence[Kept]", read_at: float | None = None) -> None:
         """The events of one game read, in order: one ``send`` for all their frames."""
+        self._send(self.frames(events), read_at, now=True)
+
+    def _send(self, frames: "list[bytes]", read_at: float | None = None, now: bool = False) -> None:
+        if self.held is not None:
+            self.held += frames
+        else:
+            self.socket.send_many(frames, read_at, now=now)
+
+    def replayed(self) -> None:
+        """The join's replay is queued: what waited behind it follows, and the game is read
+        again (unless the socket is behind)."""
+        held, self.held = self.held, None
+        if held:
+            self.socket.send_many(held)
+        if self.session is not None and not self.socket.backed_up:
+            self.session.resume_reading()
+
+    def frames(self, events: "Sequence[Kept]") -> "list[bytes]":
+        """The frames of ``events``, in order: the head of each event name with the payload,
+        joined in C (no Python step per event)."""
         heads = self._heads
-        frame = self._frame
-        frames = []
-        append = frames.append
-        for k in events:
-            head = heads.get(k.event) if heads is not None else None
-            append(b"".join((head, k.payload, b"]")) if head is not None else frame(k.event, k.payload))
-        self.socket.send_many(frames, read_at, now=True)
+        if heads is not None:
+            try:
+                return list(map(b"".join, zip(map(heads.__getitem__, map(_EVENT, events)),
+                                              map(_PAYLOAD, events), _TAILS)))
+            except KeyError:  # an event name not framed yet on this channel
+                pass
+        for name in set(map(_EVENT, events)):
+            self._frame(name, b"")  # makes (and keeps) its head
+        if self._heads is None:  # a format with the payload elsewhere (V1): encode each one
+            return [self._frame(k.event, k.payload) for k in events]
+        return self.frames(events)
+
+    def envelope(self, name: str) -> int:
+        """The bytes of an ``name`` frame around its payload."""
+        return len(self._frame(name, b""))
 
     def _frame(self, event: str, payload: bytes) -> bytes:
         heads = self._heads
@@ -84,7 +132,7 @@ class ChannelHandle:
 
     @property
     def backed_up(self) -> bool:
-        return self.socket.backed_up
+        return self.held is not None or self.socket.backed_up
 
     def release(self, linger: bool = True) -> None:
         """The browser side goes away without leaving: the session lingers."""
@@ -103,7 +151,7 @@ class ChannelHandle:
         sock = self.socket
         if sock.channels.get(self.topic) is self:
             del sock.channels[self.topic]
-        sock.send(sock.serializer.encode(self.join_ref, self.join_ref, self.topic, "phx_close", _EMPTY))
+        self._send([sock.serializer.encode(self.join_ref, self.join_ref, self.topic, "phx_close", _EMPTY)])
 
 
 class ChannelRouter:
@@ -120,6 +168,8 @@ class ChannelRouter:
     channels: "dict[str, ChannelHandle]"
     _joining: "dict[str, Session]"
     _tasks: "set[asyncio.Task[Any]] | None"
+    _replays: int  # joins' replays still going out (``_replay_rest``)
+    _promised: int  # their frame bytes not queued yet (at most)
 
     def route(self, msg: Message) -> bool:
         """One message from the browser, decoded: a heartbeat, a join, a leave or a push.
@@ -259,16 +309,19 @@ class ChannelRouter:
         self._attach(msg, params, session, resumed)
 
     def _replay(self, handle: ChannelHandle, msg: Message, session: "Session", last_seq: int,
-                response: "dict[str, Any]", resumed: bool) -> "tuple[bytes, list[bytes]]":
-        """A join's ok reply (``response``, with ``replayed`` and ``gap`` when ``resumed``) and
-        the frames of its replay, which always fit the outbox after the reply.
+                response: "dict[str, Any]", resumed: bool) -> "tuple[bytes, Replay, int]":
+        """A join's ok reply (``response``, with ``replayed`` and ``gap`` when ``resumed``), its
+        replay (not yet framed: ``_attach`` sends it a slice at a time) and the replay's frame
+        bytes at most; the frames always fit the outbox after the reply.
 
         The buffer is first cut to the live ``replay_bytes`` (a reload or an upgrade may have
         lowered it: SPEC 6.1 item 4). Room is what the outbox bound leaves once what is queued,
-        and a read of each of the socket's games, are counted; a replay that does not fit (a
-        browser with a huge join_ref, an outbox already full) cuts the buffer further, by the
-        SPEC 6 rule (the cut events' latest state stays), until it fits: the reply is never lost
-        to an overflow.
+        the replays still going out, and a read of each of the socket's games, are counted; a
+        replay that does not fit (a browser with a huge join_ref, an outbox already full) cuts
+        the buffer further, by the SPEC 6 rule (the cut events' latest state stays), until it
+        fits: the reply is never lost to an overflow. Whether it fits is first told from the
+        kept sizes alone (each event's frame at most the largest envelope of an event name);
+        only a replay that may not fit has its blocks decompressed to be measured exactly.
         """
         buffer = session.replay
         config = self.config
@@ -277,43 +330,88 @@ class ChannelRouter:
         reply_bytes = len(self.serializer.reply(msg.join_ref, msg.ref, msg.topic, "ok",
                                                 {**response, "replayed": 1 << 40, "gap": False}))
         room = self.replay_room() - reply_bytes
+        widest = max(map(handle.envelope, OUTPUT_EVENTS))
+        envelopes: dict[str, int] = {}
+        events: list[Kept] | None = None
         while True:
             buffer.trim(budget)
-            replay, gap = buffer.since(last_seq)
-            frames = [handle._frame(k.event, k.payload) for k in replay]
-            size = sum(map(len, frames))
+            replay = buffer.replay(last_seq)
+            size = replay.size + replay.count * widest
+            if size > room:  # may not fit: measured
+                events = replay.events()
+                names = list(map(_EVENT, events))
+                for name in set(names).difference(envelopes):
+                    envelopes[name] = handle.envelope(name)
+                size = replay.size + sum(map(envelopes.__getitem__, names))
             if size <= room or budget == 0:
                 break
             budget = min(budget // 2, budget * max(room, 0) // size)
-        if frames and size > room:
+        if replay.count and size > room:
             # Nothing kept is left, and still too much (the latest state of many modules, a
             # join_ref of kilobytes): the newest of it that fits.
-            keep = len(frames)
-            while keep and size > room:
-                keep -= 1
-                size -= len(frames[-keep - 1])
-            replay, frames = replay[len(replay) - keep:], frames[len(frames) - keep:]
-            gap = True
+            assert events is not None
+            sizes = list(map(add, map(envelopes.__getitem__, map(_EVENT, events)), map(len, map(_PAYLOAD, events))))
+            keep = bisect_right(list(accumulate(reversed(sizes))), room)
+            size = sum(sizes[len(sizes) - keep:])
+            replay = replay.newest(keep)
         if budget < config.sessions.replay_bytes:
             log.info("socket %s: replay cut to fit the outbox (%d bytes left)", self.client_ip, room)
         if resumed:
-            response["replayed"] = len(replay)
-            response["gap"] = gap
-        return self.serializer.reply(msg.join_ref, msg.ref, msg.topic, "ok", response), frames
+            response["replayed"] = replay.count
+            response["gap"] = replay.gap
+        return self.serializer.reply(msg.join_ref, msg.ref, msg.topic, "ok", response), replay, size
 
     def _attach(self, msg: Message, params: JoinParams, session: "Session", resumed: bool) -> None:
-        """Answer the join ok, replay, and attach (or, the session having just ended, pass its end on)."""
+        """Answer the join ok, replay, and attach (or, the session having just ended, pass its end on).
+
+        The replay's first ``REPLAY_SLICE`` events go with the reply; the rest, if any, a slice
+        a turn of the loop (``_replay_rest``). Meanwhile the channel's later frames wait behind
+        it (``ChannelHandle.held``), the game is not read, nor is the browser (its next frame
+        is handled once the replay is queued, as when it was queued at once), and the
+        replay's bytes still to come are counted as queued (``replay_room``)."""
         topic = msg.topic
         handle = ChannelHandle(self, topic, msg.join_ref)
         self.channels[topic] = handle
         response: dict[str, Any] = {"game": session.game.name, "resumed": resumed, "input_n": session.input_n}
-        reply, frames = self._replay(handle, msg, session, (params.last_seq or 0) if resumed else 0,
-                                     response, resumed)
+        reply, replay, size = self._replay(handle, msg, session, (params.last_seq or 0) if resumed else 0,
+                                           response, resumed)
         self.send(reply)
         self.manager.metrics.joins.labels("resumed" if resumed else "ok").inc()
-        self.send_many(frames)
+        chunks = replay.chunks(REPLAY_SLICE)
+        first = next(chunks, None)
+        if first is not None:
+            self.send_many(handle.frames(first))
+        if replay.count > REPLAY_SLICE and self.sending():
+            handle.held = []
+            self._replays += 1
+            self._promised += size
+            task = asyncio.ensure_future(self._replay_rest(handle, chunks, size))
+            if self._tasks is None:
+                self._tasks = set()
+            self._tasks.add(task)
+            task.add_done_callback(self._join_done)
         if session.ended:  # the game hung up as the join came (its text, then the disconnect), or a kick
             handle.end(session.end_reason or "closed by game", session.end_detail)
             return
         handle.session = session
         session.attach(handle)
+
+    async def _replay_rest(self, handle: ChannelHandle, chunks: "Iterator[list[Kept]]", size: int) -> None:
+        """The rest of a join's replay, a slice (``REPLAY_SLICE`` events) a turn of the loop, then
+        the channel's frames that waited; stopped by the socket's end (cancelled) or seal."""
+        try:
+            for events in chunks:
+                await asyncio.sleep(0)
+                if handle.held is None or not self.sending():
+                    return  # a slow consumer (its queue dropped) or the socket's end: no more
+                frames = handle.frames(events)
+                sent = sum(map(len, frames))
+                self._promised -= sent
+                size -= sent
+                self.send_many(frames)
+        finally:
+            self._promised -= size
+            self._replays -= 1
+            if handle.held is not None:
+                handle.replayed()
+            self._read_again()

@@ -260,7 +260,7 @@ class WebSocket(asyncio.Protocol):
     def _resume_sessions(self) -> None:
         self._set_caught_up()
         for handle in self.channels.values():
-            if handle.session is not None:
+            if handle.session is not None and handle.held is None:  # not while its replay goes out
                 handle.session.resume_reading()
 
     def _set_caught_up(self) -> None:
@@ -269,11 +269,20 @@ class WebSocket(asyncio.Protocol):
             # The browser was not read while the outbox was backed up: that was no
             # silence of its own (SPEC 4.1's heartbeat timeout counts from now).
             self._heard = self._loop.time()
-        if self._reading_paused and self._life is not LOST and not self.transport.is_closing():
-            # The browser is read again; what it sent meanwhile is handled.
+        self._read_again()
+
+    def _read_again(self) -> None:
+        """The browser may be read again (caught up, or a join's replay queued): what it sent
+        meanwhile is handled."""
+        if (self._reading_paused and self._may_read() and self._life is not LOST
+                and not self.transport.is_closing()):
             self._reading_paused = False
             self.transport.resume_reading()
             self._loop.call_soon(self._pump)
+
+    def sending(self) -> bool:
+        """Frames are still queued (not sealed for a slow consumer, not closed)."""
+        return self._life < SEALED
 
     def _flush(self) -> None:
         """Write the outbox in one ``transport.writelines``; while the transport's flow control says
@@ -395,6 +404,7 @@ class WebSocket(asyncio.Protocol):
         """Drop the queued output; queue each channel's ``disconnect`` and ``phx_close``; no more."""
         self._forget_queued()
         for handle in list(self.channels.values()):
+            handle.held = None  # a replay under way stops (``_replay_rest``): its frames were dropped
             if handle.session is not None:
                 handle.session.end("slow consumer")  # closes the game, queues disconnect + phx_close
         self._advance(SEALED)  # nothing after them
@@ -411,15 +421,19 @@ class WebSocket(asyncio.Protocol):
         # SPEC 6.1 item 2: every browser frame already read is answered, also those a
         # backed-up browser sent (read off TCP, not handled while it did not read its replies).
         self._pump(backed_up=True)
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=join_seconds)
+        deadline = self._loop.time() + join_seconds
+        while self._tasks and self._loop.time() < deadline:
+            await asyncio.wait(list(self._tasks), timeout=deadline - self._loop.time(),
+                               return_when=asyncio.FIRST_COMPLETED)
+            self._pump(backed_up=True)  # the frames a join's replay held back
         await self._shut(WSCloseCode.SERVICE_RESTART, b"service restart", drain_seconds=2.0)
 
     async def _shut(self, code: int, message: bytes, drain_seconds: float) -> None:
         """The closing handshake: the queued frames (for ``drain_seconds`` at most), our close
         frame, the browser's close frame (1 s at most), then the connection is closed."""
         deadline = time.monotonic() + drain_seconds
-        while (self._outbox or self._writing) and self._life is not LOST and time.monotonic() < deadline:
+        while ((self._outbox or self._writing or self._replaying()) and self._life is not LOST
+               and time.monotonic() < deadline):
             await asyncio.sleep(0.01)
         self._drop_outbox()
         self._send_close(code, message)
@@ -515,7 +529,7 @@ class WebSocket(asyncio.Protocol):
         loop = self._loop
         handled = 0
         while self._life < FINISHED:
-            if not (self._may_read() or backed_up):
+            if not (self._may_read() or backed_up and not self._replaying()):
                 # A browser that sends without reading its replies is not read either
                 # until it catches up: TCP pushes back on it too.
                 if not self._reading_paused:
@@ -567,6 +581,11 @@ class WebSocket(asyncio.Protocol):
         """Whether the browser's next frame may be handled now (else its reading is paused)."""
         return self._caught_up
 
+    def _replaying(self) -> bool:
+        """A join's replay is still going out (the subclass's): the browser's next frames wait
+        for it, also an upgrade's last look (``restart``), and a close's drain."""
+        return False
+
     def message(self, opcode: int, data: "str | bytes") -> None:
         """A TEXT or BINARY message from the browser (the subclass's protocol)."""
         raise NotImplementedError
@@ -616,7 +635,7 @@ class PhoenixSocket(ChannelRouter, WebSocket):
     """The Phoenix socket (SPEC 4.1): text frames decoded by the ``vsn``'s serializer and routed
     to channels (router.py), heartbeats within ``heartbeat_timeout_seconds``."""
 
-    __slots__ = ("serializer", "_joining")
+    __slots__ = ("serializer", "_joining", "_replays", "_promised")
 
     def __init__(self, transport: asyncio.Transport, serializer: Serializer,
                  manager: "SessionManager", client_ip: str, claims: "Mapping[str, Any] | None" = None,
@@ -625,6 +644,14 @@ class PhoenixSocket(ChannelRouter, WebSocket):
                          registry=registry)
         self.serializer = serializer
         self._joining: dict[str, Session] = {}  # topic -> the connecting session its join waits for
+        self._replays = 0  # joins' replays still going out (router.py ``_replay_rest``)
+        self._promised = 0  # the frame bytes of theirs not queued yet (at most)
+
+    def _may_read(self) -> bool:
+        return self._caught_up and not self._replays
+
+    def _replaying(self) -> bool:
+        return self._replays > 0
 
     def message(self, opcode: int, data: "str | bytes") -> None:
         """A TEXT or BINARY message from the browser."""
@@ -646,9 +673,9 @@ class PhoenixSocket(ChannelRouter, WebSocket):
 
     def replay_room(self) -> int:
         """What a join's reply and replay may still add to the outbox: its bound, less what is
-        queued, a read of each of the socket's games, and a channel's end (router.py)."""
+        queued or still to come of replays under way, a read of each of the socket's games, and a channel's end (router.py)."""
         config = self.config
-        return (outbox_limit(config) - self._outbox_bytes
+        return (outbox_limit(config) - self._outbox_bytes - self._promised
                 - config.limits.max_channels_per_socket * READ_BURST - JOIN_END_BYTES)
 
     @property
