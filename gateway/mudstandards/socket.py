@@ -51,7 +51,7 @@ LAST_FRAMES_SECONDS = 10.0
 class MudSocket(WebSocket):
     slow_consumer_code = WSCloseCode.POLICY_VIOLATION  # SPEC 9.5: 1008 "slow consumer"
     __slots__ = ("subprotocol", "game", "session", "_game_frames", "_client_frames", "_relay_input",
-                 "_held", "_throttle")
+                 "_held", "_throttle", "held")
 
     def __init__(self, transport: asyncio.Transport, manager: "SessionManager", client_ip: str,
                  subprotocol: str, game: "Game", claims: "Mapping[str, Any] | None" = None,
@@ -68,6 +68,9 @@ class MudSocket(WebSocket):
         # Input waiting for the rate limit, in order: commands, or (bytes, lines) under telnet.
         self._held: collections.deque[Any] = collections.deque()
         self._throttle: asyncio.TimerHandle | None = None
+        # As its own channel's handle (``channels["ws"]``): no replay ever holds its frames
+        # (``ChannelHandle.held``: a /ws session has none, SPEC 9.6).
+        self.held: list[bytes] | None = None
 
     # -- admission (SPEC 9.1, after the 101) -------------------------------------
 
