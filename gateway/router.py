@@ -36,7 +36,7 @@ from . import channel as ch
 from .auth import may_join
 from .channel import (OUTPUT_EVENTS, ChannelError, DisconnectPayload, JoinParams, Message, parse_join,
                       parse_push, sent_at, session_key)
-from .logs import log_event
+from .logs import log_refusal
 
 if TYPE_CHECKING:
     from .replay import Kept, Replay
@@ -255,7 +255,7 @@ class ChannelRouter:
             return self._refuse(msg, exc)
         security = self.config.security
         if security.is_denied(self.client_ip):
-            log_event(log, logging.INFO, "join_denied", "join denied", ip=self.client_ip)
+            log_refusal(log, "join_denied", "join denied", ip=self.client_ip)  # a client can ask as often as it likes
             return self._refuse(msg, ChannelError(ch.DENIED, security.deny_message))
         if previous is not None:
             # Phoenix: a second join of a joined topic replaces the first channel.
@@ -355,7 +355,7 @@ class ChannelRouter:
             size = sum(sizes[len(sizes) - keep:])
             replay = replay.newest(keep)
         if budget < config.sessions.replay_bytes:
-            log.info("socket %s: replay cut to fit the outbox (%d bytes left)", self.client_ip, room)
+            log_refusal(log, "replay_cut", f"socket {self.client_ip}: replay cut to fit the outbox ({room} bytes left)")
         if resumed:
             response["replayed"] = replay.count
             response["gap"] = replay.gap

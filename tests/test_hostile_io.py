@@ -512,3 +512,22 @@ async def test_a_games_ttype_is_costs_no_log_line(joined, caplog):
     conn.send(ttype_is * 20 + b"after\r\n")
     await phx.echo_text(topic, lambda text: "after" in text)
     assert sum(len(r.getMessage()) for r in caplog.records) < 1000, [r.getMessage()[:200] for r in caplog.records]
+
+
+async def test_joins_refused_by_the_deny_list_write_a_bounded_log(mud, gateway, caplog):
+    """A denied address's join was logged at info each time (``join denied``): one socket could
+    have the gateway write a line per join frame it sent. Now a kind of refusal
+    (logs.log_refusal); every join is still answered ``denied``."""
+    from tests.conftest import make_config, new_topic
+    from tests.test_deny import deny
+
+    caplog.set_level("INFO", logger="gateway")
+    _, connect = await gateway(make_config(mud.port, extra=deny("127.0.0.0/8")))
+    began = time.monotonic()
+    phx = await connect()
+    refs = [await phx.send(new_topic(), "phx_join", {}, join_ref=str(i)) for i in range(300)]
+    for ref in refs:
+        assert (await phx.reply(ref))["response"]["reason"] == "denied"
+    elapsed = time.monotonic() - began
+    denied = [r for r in caplog.records if r.getMessage().startswith("join denied")]
+    assert 1 <= len(denied) <= 10 * (int(elapsed // 10) + 2), len(denied)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from aiohttp import WSCloseCode
 
+from ..logs import log_refusal
 from ..router import ChannelHandle, ChannelRouter
 from .connection import CONNECTING, DROPPED_FRAME, Connection
 from .frames import CLOSE, NO_STATUS, PING, PONG, TEXT, FrameError
@@ -549,7 +550,7 @@ class WebSocket(asyncio.Protocol):
                 event = conn.next_event()
             except FrameError as exc:
                 # RFC 6455 7.1.7, "Fail the WebSocket Connection": our close frame, then the end.
-                log.info("socket %s: %s, closing (%d)", self.client_ip, exc.reason, exc.code)
+                log_refusal(log, "socket_refused", f"socket {self.client_ip}: {exc.reason}, closing ({exc.code})")
                 self._end(exc.code, exc.reason.encode())
                 return
             if event is None:
