@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -580,3 +581,36 @@ def test_a_lowered_limit_applies_from_the_next_event_and_trim_cuts_at_once():
     assert seqs(buf.since(0)[0]) == [2, 5] and buf.since(0)[1] is True
     buf.trim(0)
     assert buf.since(0) == ([gmcp(2, "Char", 100)], True)
+
+
+@pytest.mark.parametrize("kind", ["echo", "gmcp"])
+def test_a_compressed_block_costs_about_its_payloads_compressed_alone(kind):
+    """A block is compressed by column (names, keys, then the payloads end to end), so the
+    payloads' repeats lie together: it comes out within a few per cent of the payloads alone.
+    Each event as its own msgpack array (seq, name, payload, key) came out 11% larger for MUD
+    text and 33% for vitals: a full buffer's memory, every session's."""
+    import random
+
+    from gateway.replay import BLOCK_BYTES, _Block, _compress
+    rng = random.Random(3)
+    words = ["the", "orc", "hits", "you", "\x1b[1;31m", "\x1b[0m", "north", "gold", "sword", "dragon"]
+    entries, size, seq = [], 0, 0
+    while size < BLOCK_BYTES:
+        seq += 1
+        if kind == "echo":
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 20)))
+            payload = b'{"message":"%s\\n","seq":%d,"sent_at":"2026-12-07T19:00:00.%06dZ"}' % (
+                text.encode(), seq, rng.randint(0, 999999))
+        else:
+            payload = (b'{"module":"Char.Vitals","data":{"hp":%d,"maxhp":1000,"mp":%d,"maxmp":500},"seq":%d,'
+                       b'"sent_at":"2026-12-07T19:00:00.%06dZ"}' % (rng.randint(0, 1000), rng.randint(0, 500),
+                                                                   seq, rng.randint(0, 999999)))
+        entries.append(Kept(seq, kind, payload, None if kind == "echo" else "gmcp:Char.Vitals"))
+        size += len(payload)
+    block = _Block(1)
+    block.entries = list(entries)
+    block.sizes.extend(len(k.payload) for k in entries)
+    block.compress()
+    alone = len(_compress(b"".join(k.payload for k in entries)))
+    assert len(block.data) <= alone * 1.08, (len(block.data), alone)
+    assert block.events() == entries
