@@ -144,6 +144,33 @@ async def test_a_megabyte_of_offered_subprotocols_is_400_in_a_few_steps(mud, gat
     assert b"sec-websocket-protocol: " + served in head.lower(), head
 
 
+class GatewayProcess:
+    """``python -m gateway`` with a config of ``games`` and ``extra``, its stderr in a file:
+    the log as journald gets it."""
+
+    def __init__(self, tmp_path: Path, games: str, extra: str = "") -> None:
+        self.port = free_port()
+        cfg = tmp_path / "gateway.yaml"
+        cfg.write_text(f"listen: {{port: {self.port}}}\ngames:\n{games}\n{extra}\n")
+        self.log = tmp_path / "stderr"
+        with open(self.log, "w") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(cfg)],
+                                         cwd=Path(__file__).resolve().parent.parent,
+                                         env=dict(os.environ, PYTHONUNBUFFERED="1"), stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=err)
+
+    async def logged(self, text: str) -> None:
+        deadline = time.monotonic() + EVENTUALLY
+        while text not in self.log.read_text():
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.log.read_text()[-3000:]
+            await asyncio.sleep(0.05)
+
+    def stop(self) -> bytes:
+        self.proc.terminate()
+        self.proc.wait(timeout=15)
+        return self.log.read_bytes()
+
+
 #: Requests that are not the gateway's fault: aiohttp answers each 400 (a header line without
 #: a colon, 129 header lines, a header over 8190 bytes), or answers the page and then finds
 #: no request in what follows (an upgrade of a page that is no WebSocket, then 100 KB: aiohttp
@@ -156,7 +183,7 @@ CLIENT_ERRORS = (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
                  + b"x" * 100_000)
 
 
-def test_a_clients_malformed_requests_cost_no_log_lines(tmp_path):
+async def test_a_clients_malformed_requests_cost_no_log_lines(tmp_path):
     """Each request aiohttp could not parse was logged at ERROR with its traceback (~1 KB of
     log for a 30-byte request), and each WebSocket handshake offering no subprotocol aiohttp
     serves was logged at WARNING with the client's whole list (8 KB of names: a 40 KB line):
@@ -165,21 +192,11 @@ def test_a_clients_malformed_requests_cost_no_log_lines(tmp_path):
     one-line reasons at info stay, e.g. a refused Origin), in a real gateway process. The
     worst was an upgrade of a page that is no WebSocket followed by bytes: aiohttp answered
     the page, then logged the bytes as a bad method, all of them (100 KB of log a request)."""
-    port = free_port()
-    cfg = tmp_path / "gateway.yaml"
-    cfg.write_text(f"listen: {{port: {port}}}\ngames:\n  - {{name: one, host: 127.0.0.1, port: 9}}\n")
-    log = tmp_path / "stderr"
-    with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(cfg)],
-                                cwd=Path(__file__).resolve().parent.parent,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err)
+    gw = GatewayProcess(tmp_path, "  - {name: one, host: 127.0.0.1, port: 9}")
+    port = gw.port
     try:
-        deadline = time.monotonic() + EVENTUALLY
-        while "listening on" not in log.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        started = log.stat().st_size
+        await gw.logged("listening on")
+        started = gw.log.stat().st_size
         names = b"Sec-WebSocket-Protocol: " + b"x" * 8000 + b"\r\n"
         for request in CLIENT_ERRORS * 5 + (upgrade(port, headers=names),) * 5:
             with socket.create_connection(("127.0.0.1", port), timeout=EVENTUALLY) as s:
@@ -191,13 +208,10 @@ def test_a_clients_malformed_requests_cost_no_log_lines(tmp_path):
         with socket.create_connection(("127.0.0.1", port), timeout=EVENTUALLY) as s:
             s.sendall(upgrade(port, headers=b"Origin: http://elsewhere.example\r\n"))
             assert s.recv(16).startswith(b"HTTP/1.1 403")
-        while "refused origin" not in log.read_text():
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.05)
+        await gw.logged("refused origin")
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-    written = log.read_bytes()[started:]
+        log = gw.stop()
+    written = log[started:]
     assert len(written) < 1000, written[:3000]
     assert b"Traceback" not in written and b"ERROR" not in written and b"WARNING" not in written
 
@@ -303,33 +317,6 @@ async def test_a_request_never_finished_and_an_idle_keep_alive_are_closed_after_
 # -- the gateway's own refusal lines, in a real process ----------------------------------------
 
 SECRET_32 = "0123456789abcdef0123456789abcdef"
-
-
-class GatewayProcess:
-    """``python -m gateway`` with a config of ``games`` and ``extra``, its stderr in a file:
-    the log as journald gets it."""
-
-    def __init__(self, tmp_path: Path, games: str, extra: str = "") -> None:
-        self.port = free_port()
-        cfg = tmp_path / "gateway.yaml"
-        cfg.write_text(f"listen: {{port: {self.port}}}\ngames:\n{games}\n{extra}\n")
-        self.log = tmp_path / "stderr"
-        with open(self.log, "w") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(cfg)],
-                                         cwd=Path(__file__).resolve().parent.parent,
-                                         env=dict(os.environ, PYTHONUNBUFFERED="1"), stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=err)
-
-    async def logged(self, text: str) -> None:
-        deadline = time.monotonic() + EVENTUALLY
-        while text not in self.log.read_text():
-            assert self.proc.poll() is None and time.monotonic() < deadline, self.log.read_text()[-3000:]
-            await asyncio.sleep(0.05)
-
-    def stop(self) -> bytes:
-        self.proc.terminate()
-        self.proc.wait(timeout=15)
-        return self.log.read_bytes()
 
 
 async def pipelined(port: int, requests: list[bytes]) -> None:
