@@ -2,9 +2,10 @@
 socket) that waits for it being resumed, over real sockets: a real gateway, the fake MUD,
 a Phoenix or ``/ws`` client.
 
-``SessionManager._connect`` registers the session (it is listed, it can be kicked) and
-tells the joins waiting for it (``Session._settle``); a waiting join resumes two turns of
-the loop later (the future it waits on is shielded). Anything the gateway handles in
+``SessionManager._connect`` registers the session as open (it is listed and can be
+kicked from its admission on, while its game is dialled too: test_dialling.py) and tells
+the joins waiting for it (``Session._settle``); a waiting join resumes two turns of the loop
+later (the future it waits on is shielded). Anything the gateway handles in
 those turns meets a session that is open and not yet attached. A test gets there by
 acting when the gateway logs the session's start, which ``_connect`` does between the
 two: a WebSocket frame written then is read in the next turn, before the join resumes.
@@ -111,9 +112,9 @@ async def test_ws_kick_after_the_game_opened_before_the_socket_attached_sends_th
         mud, ws_gateway, caplog, protocol, message, frames):
     """SPEC 9.6: admin kick: the message, when not empty, as a BINARY frame
     ``<message>\\r\\n``, then close 1000 ``kicked``. A ``/ws`` session is listed (and can be
-    kicked) from its game connection's open on, and its socket attaches a turn or two
-    later: a kick meeting it then ended it before its socket was its viewer, and the socket,
-    finding it ended, closed 1000 ``kicked`` without the message.
+    kicked) from its admission on, and its socket attaches a turn or two after its game
+    connection opens: a kick meeting it then ended it before its socket was its viewer, and
+    the socket, finding it ended, closed 1000 ``kicked`` without the message.
 
     The kick here is what ``POST /admin/sessions/{id}/kick`` does (``Session.end("kicked",
     message)``), run in the turn after the session opened: an HTTP request cannot be timed
