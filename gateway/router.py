@@ -167,7 +167,7 @@ class ChannelRouter:
     claims: Any
     channels: "dict[str, ChannelHandle]"
     _joining: "dict[str, Session]"
-    _tasks: "set[asyncio.Task[Any]] | None"
+    _keep_task: Any  # runs a coroutine as a task of the socket's
     _replays: int  # joins' replays still going out (``_replay_rest``)
     _promised: int  # their frame bytes not queued yet (at most)
 
@@ -284,11 +284,7 @@ class ChannelRouter:
             self._attach(msg, params, session, resumed=True)
             return
         self._joining[topic] = session
-        task = asyncio.ensure_future(self._join_when_open(msg, params, session, resumed=not created))
-        if self._tasks is None:
-            self._tasks = set()
-        self._tasks.add(task)
-        task.add_done_callback(self._join_done)
+        self._keep_task(self._join_when_open(msg, params, session, resumed=not created))
 
     async def _join_when_open(self, msg: Message, params: JoinParams, session: "Session",
                               resumed: bool) -> None:
@@ -330,27 +326,24 @@ class ChannelRouter:
         reply_bytes = len(self.serializer.reply(msg.join_ref, msg.ref, msg.topic, "ok",
                                                 {**response, "replayed": 1 << 40, "gap": False}))
         room = self.replay_room() - reply_bytes
-        widest = max(map(handle.envelope, OUTPUT_EVENTS))
-        envelopes: dict[str, int] = {}
-        events: list[Kept] | None = None
+        envelopes = {name: handle.envelope(name) for name in OUTPUT_EVENTS}
+        widest = max(envelopes.values())
+        sizes: list[int] = []  # each event's frame, once measured
         while True:
             buffer.trim(budget)
             replay = buffer.replay(last_seq)
             size = replay.size + replay.count * widest
             if size > room:  # may not fit: measured
                 events = replay.events()
-                names = list(map(_EVENT, events))
-                for name in set(names).difference(envelopes):
-                    envelopes[name] = handle.envelope(name)
-                size = replay.size + sum(map(envelopes.__getitem__, names))
+                sizes = list(map(add, map(envelopes.__getitem__, map(_EVENT, events)),
+                                 map(len, map(_PAYLOAD, events))))
+                size = sum(sizes)
             if size <= room or budget == 0:
                 break
             budget = min(budget // 2, budget * max(room, 0) // size)
         if replay.count and size > room:
             # Nothing kept is left, and still too much (the latest state of many modules, a
             # join_ref of kilobytes): the newest of it that fits.
-            assert events is not None
-            sizes = list(map(add, map(envelopes.__getitem__, map(_EVENT, events)), map(len, map(_PAYLOAD, events))))
             keep = bisect_right(list(accumulate(reversed(sizes))), room)
             size = sum(sizes[len(sizes) - keep:])
             replay = replay.newest(keep)
@@ -385,11 +378,7 @@ class ChannelRouter:
             handle.held = []
             self._replays += 1
             self._promised += size
-            task = asyncio.ensure_future(self._replay_rest(handle, chunks, size))
-            if self._tasks is None:
-                self._tasks = set()
-            self._tasks.add(task)
-            task.add_done_callback(self._join_done)
+            self._keep_task(self._replay_rest(handle, chunks, size))
         if session.ended:  # the game hung up as the join came (its text, then the disconnect), or a kick
             handle.end(session.end_reason or "closed by game", session.end_detail)
             return

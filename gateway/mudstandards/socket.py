@@ -97,9 +97,7 @@ class MudSocket(WebSocket):
             return
         assert isinstance(session, StreamSession)
         session.subprotocol = self.subprotocol
-        task = asyncio.ensure_future(self._when_open(session))
-        self._tasks = {task}
-        task.add_done_callback(self._join_done)
+        self._keep_task(self._when_open(session))
 
     async def _when_open(self, session: StreamSession) -> None:
         manager = self.manager

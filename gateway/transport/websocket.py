@@ -27,7 +27,7 @@ import enum
 import logging
 import time
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Coroutine, Mapping, Sequence
 
 from aiohttp import WSCloseCode
 
@@ -192,10 +192,20 @@ class WebSocket(asyncio.Protocol):
         self._last_progress = time.monotonic()
         self._writing = False  # a written batch waits for the browser to read (the drain task)
         self._draining: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] | None = None  # joins waiting for their game (made at the first)
+        # Joins waiting for their game, joins' replays going out (made at the first).
+        self._tasks: set[asyncio.Task[Any]] | None = None
+
+    def _keep_task(self, work: "Coroutine[Any, Any, None]") -> None:
+        """Run ``work`` as a task of the socket's (``_tasks``): cancelled at the socket's end,
+        awaited by an upgrade in place (``restart``)."""
+        task = asyncio.ensure_future(work)
+        if self._tasks is None:
+            self._tasks = set()
+        self._tasks.add(task)
+        task.add_done_callback(self._join_done)
 
     def _join_done(self, task: "asyncio.Task[Any]") -> None:
-        """A join waiting for its game (``_tasks``) is done: forgotten."""
+        """A task of the socket's (``_tasks``) is done: forgotten."""
         tasks = self._tasks
         if tasks is not None:
             tasks.discard(task)
