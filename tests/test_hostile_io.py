@@ -14,15 +14,14 @@ import asyncio
 import base64
 import os
 import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import EVENTUALLY, free_port
+from tests.conftest import EVENTUALLY, free_port, until
 from tests.test_websocket_connection import RawWs, start
+from tests.upgrade_helpers import GatewayProcess, config_text
 
 
 def upgrade(port: int, path: str = "/socket/websocket?vsn=2.0.0", headers: bytes = b"") -> bytes:
@@ -144,31 +143,19 @@ async def test_a_megabyte_of_offered_subprotocols_is_400_in_a_few_steps(mud, gat
     assert b"sec-websocket-protocol: " + served in head.lower(), head
 
 
-class GatewayProcess:
-    """``python -m gateway`` with a config of ``games`` and ``extra``, its stderr in a file:
-    the log as journald gets it."""
+def from_here(gw: GatewayProcess) -> int:
+    """Where the process's log is now (its stderr, as journald gets it)."""
+    return gw.stderr_path.stat().st_size
 
-    def __init__(self, tmp_path: Path, games: str, extra: str = "") -> None:
-        self.port = free_port()
-        cfg = tmp_path / "gateway.yaml"
-        cfg.write_text(f"listen: {{port: {self.port}}}\ngames:\n{games}\n{extra}\n")
-        self.log = tmp_path / "stderr"
-        with open(self.log, "w") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(cfg)],
-                                         cwd=Path(__file__).resolve().parent.parent,
-                                         env=dict(os.environ, PYTHONUNBUFFERED="1"), stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=err)
 
-    async def logged(self, text: str) -> None:
-        deadline = time.monotonic() + EVENTUALLY
-        while text not in self.log.read_text():
-            assert self.proc.poll() is None and time.monotonic() < deadline, self.log.read_text()[-3000:]
-            await asyncio.sleep(0.05)
+async def logged(gw: GatewayProcess, text: str) -> None:
+    await until(lambda: text in gw.log(), what=f"{text!r} in the log")
 
-    def stop(self) -> bytes:
-        self.proc.terminate()
-        self.proc.wait(timeout=15)
-        return self.log.read_bytes()
+
+async def log_since(gw: GatewayProcess, started: int) -> bytes:
+    """Stop the process; what it logged from ``started`` on."""
+    await gw.stop()
+    return gw.stderr_path.read_bytes()[started:]
 
 
 #: Requests that are not the gateway's fault: aiohttp answers each 400 (a header line without
@@ -192,11 +179,12 @@ async def test_a_clients_malformed_requests_cost_no_log_lines(tmp_path):
     one-line reasons at info stay, e.g. a refused Origin), in a real gateway process. The
     worst was an upgrade of a page that is no WebSocket followed by bytes: aiohttp answered
     the page, then logged the bytes as a bad method, all of them (100 KB of log a request)."""
-    gw = GatewayProcess(tmp_path, "  - {name: one, host: 127.0.0.1, port: 9}")
+    gw = GatewayProcess(tmp_path, config_text(9, free_port()))
     port = gw.port
+    started = 0
     try:
-        await gw.logged("listening on")
-        started = gw.log.stat().st_size
+        await gw.ready()
+        started = from_here(gw)
         names = b"Sec-WebSocket-Protocol: " + b"x" * 8000 + b"\r\n"
         for request in CLIENT_ERRORS * 5 + (upgrade(port, headers=names),) * 5:
             with socket.create_connection(("127.0.0.1", port), timeout=EVENTUALLY) as s:
@@ -208,10 +196,9 @@ async def test_a_clients_malformed_requests_cost_no_log_lines(tmp_path):
         with socket.create_connection(("127.0.0.1", port), timeout=EVENTUALLY) as s:
             s.sendall(upgrade(port, headers=b"Origin: http://elsewhere.example\r\n"))
             assert s.recv(16).startswith(b"HTTP/1.1 403")
-        await gw.logged("refused origin")
+        await logged(gw, "refused origin")
     finally:
-        log = gw.stop()
-    written = log[started:]
+        written = await log_since(gw, started)
     assert len(written) < 1000, written[:3000]
     assert b"Traceback" not in written and b"ERROR" not in written and b"WARNING" not in written
 
@@ -377,20 +364,20 @@ async def test_pipelined_refusals_write_a_bounded_log_and_the_session_lines_stil
     cut (logs.clip) and each kind of refusal is logged at most 10 times in 10 s, then one
     ``suppressed`` line: 2,500 refused requests (10 MB) leave a few
     KB, and a session played meanwhile still has its start and end lines (SPEC 8)."""
-    gw = GatewayProcess(tmp_path, f"  - {{name: one, host: 127.0.0.1, port: {mud.port}}}",
-                        f"security: {{auth: {{secret: {SECRET_32}}}}}")
+    gw = GatewayProcess(tmp_path, config_text(mud.port, free_port(), f"security: {{auth: {{secret: {SECRET_32}}}}}"))
+    started = 0
     try:
-        await gw.logged("listening on")
+        await gw.ready()
         began = time.monotonic()
-        started = gw.log.stat().st_size
+        started = from_here(gw)
         requests = refused_requests(gw.port) * 100
         sent = 5 * sum(map(len, requests))
         await asyncio.gather(*(pipelined(gw.port, requests) for _ in range(5)))
         await played(mud, gw.port)
-        await gw.logged("session end")
+        await logged(gw, "session end")
         elapsed = time.monotonic() - began
     finally:
-        written = gw.stop()[started:]
+        written = await log_since(gw, started)
     lines = written.splitlines()
     # Each kind logged: 10 lines of each 10 s begun and a summary line (gateway.logs), and a
     # few lines of the session's and the process's own.
@@ -411,16 +398,16 @@ async def test_a_control_character_in_a_logged_value_cannot_start_a_log_line(mud
     newline in it began a line of the client's own making in the plain log (here a forged
     ``session start``). Now control characters of a logged value are written visible
     (``\\x0a``), so every line of the log is one the gateway began."""
-    gw = GatewayProcess(tmp_path, f"  - {{name: one, host: 127.0.0.1, port: {mud.port}}}",
-                        f"security: {{auth: {{secret: {SECRET_32}}}}}")
+    gw = GatewayProcess(tmp_path, config_text(mud.port, free_port(), f"security: {{auth: {{secret: {SECRET_32}}}}}"))
     forged = "x\n2026-01-01 00:00:00,000 INFO gateway.session: session start game=forged\r\x1b[2K\u2028"
+    started = 0
     try:
-        await gw.logged("listening on")
-        started = gw.log.stat().st_size
+        await gw.ready()
+        started = from_here(gw)
         await pipelined(gw.port, [upgrade(gw.port, "/socket/websocket?vsn=2.0.0&token=" + forged_token(forged))])
-        await gw.logged("refused token")
+        await logged(gw, "refused token")
     finally:
-        written = gw.stop()[started:].decode()
+        written = (await log_since(gw, started)).decode()
     import re
     lines = written.split("\n")
     assert not any(line.startswith("2026-01-01") for line in lines), written
