@@ -28,7 +28,8 @@ from gateway.routes import SESSIONS
 from tests.conftest import EVENTUALLY, Phx, free_port, make_config, new_topic, until
 from tests.fakemud import HeldHandshake
 from tests.test_admin import ADMIN, AUTH, ISO_UTC, admin_token  # noqa: F401  (a fixture)
-from tests.test_mudstandards import TELNET, TERMINAL, open_ws
+from tests.test_mudstandards import TERMINAL, open_ws
+from tests.test_open_window import WS_KICKS
 from tests.test_session_races import TLS_GAME, assert_counts, key_of, slow_mud  # noqa: F401  (a fixture)
 from tests.upgrade_helpers import GatewayProcess, config_text
 
@@ -218,11 +219,7 @@ async def test_kick_while_dialling_tells_every_join_waiting(slow_mud, gateway, a
 
 # -- a kick while dialling: /ws ---------------------------------------------------------------
 
-@pytest.mark.parametrize("protocol, message, frames", [
-    (TERMINAL, "Time for bed.", [("binary", b"Time for bed.\r\n")]),
-    (TELNET, "Time for bed.", [("binary", b"Time for bed.\r\n")]),
-    (TERMINAL, "", []),
-])
+@pytest.mark.parametrize("protocol, message, frames", WS_KICKS)
 async def test_ws_kick_while_dialling_sends_the_message_and_closes_kicked(
         slow_mud, gateway, admin_token, protocol, message, frames):
     """SPEC 9.6: admin kick: the message, when not empty, as a BINARY frame

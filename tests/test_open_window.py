@@ -102,12 +102,17 @@ async def test_leave_after_the_game_opened_before_the_join_resumed_is_a_leave_of
 
 # -- /ws: an admin kick before the socket attached (SPEC 7, 9.6) -------------------------------
 
-@pytest.mark.both_loops
-@pytest.mark.parametrize("protocol, message, frames", [
+#: A /ws kick (SPEC 9.6): the subprotocol, the admin's message, and the frames the socket gets
+#: before its close 1000 ``kicked`` (none for an empty message).
+WS_KICKS = [
     (TERMINAL, "Time for bed.", [("binary", b"Time for bed.\r\n")]),
     (TELNET, "Time for bed.", [("binary", b"Time for bed.\r\n")]),
     (TERMINAL, "", []),
-])
+]
+
+
+@pytest.mark.both_loops
+@pytest.mark.parametrize("protocol, message, frames", WS_KICKS)
 async def test_ws_kick_after_the_game_opened_before_the_socket_attached_sends_the_message(
         mud, ws_gateway, caplog, protocol, message, frames):
     """SPEC 9.6: admin kick: the message, when not empty, as a BINARY frame

@@ -330,6 +330,17 @@ async def test_ws_echo_off_is_not_signalled_under_terminal_and_gmcp_but_answered
     await ws.ws.close()
 
 
+async def sent_and_closed(mud, gateway, protocol: str, frame: "str | bytes") -> "tuple[int, bytearray]":
+    """A /ws session under ``protocol`` sends ``frame`` (BINARY when bytes): the socket's close
+    code, and what its game connection received until it closed."""
+    client, _ = await gateway(make_config(mud.port))
+    ws, conn = await play(mud, client, (protocol,))
+    await (ws.ws.send_bytes(frame) if isinstance(frame, bytes) else ws.ws.send_str(frame))
+    code = (await ws.closed())[0]
+    await conn.wait_closed()
+    return code, conn.received
+
+
 @pytest.mark.parametrize("protocol, frame", [
     (JSON, '{"proto": "text", "data": "look", "id": 5}'),   # id present, not a string
     (JSON, '{"proto": 1, "data": "look"}'),                  # proto not a string
@@ -341,12 +352,9 @@ async def test_ws_bad_input_closes_1007_and_nothing_reaches_the_game(mud, gatewa
     # SPEC 9.5: "Close 1007: input that is not UTF-8 (terminal, gmcp, json); ... under json a
     # TEXT frame that is not a JSON object with a string proto, a string data (id, when
     # present, a string)" (test_mudstandards.py: the other cases).
-    client, _ = await gateway(make_config(mud.port))
-    ws, conn = await play(mud, client, (protocol,))
-    await (ws.ws.send_bytes(frame) if isinstance(frame, bytes) else ws.ws.send_str(frame))
-    assert (await ws.closed())[0] == 1007
-    await conn.wait_closed()
-    assert b"look" not in conn.received and b"caf" not in conn.received
+    code, received = await sent_and_closed(mud, gateway, protocol, frame)
+    assert code == 1007
+    assert b"look" not in received and b"caf" not in received
 
 
 ADMIN_TOKEN = "admin-" + "z" * 40
@@ -484,9 +492,6 @@ async def test_ws_over_max_sessions_closes_1013(mud, gateway):
 async def test_ws_data_frame_over_max_input_bytes_closes_1009_under_each_subprotocol(mud, gateway, protocol, frame):
     # SPEC 9.5: "a data frame larger than max_input_bytes: close 1009; nothing of it reaches
     # the game" (test_mudstandards.py: terminal).
-    client, _ = await gateway(make_config(mud.port))
-    ws, conn = await play(mud, client, (protocol,))
-    await (ws.ws.send_bytes(frame) if isinstance(frame, bytes) else ws.ws.send_str(frame))
-    assert (await ws.closed())[0] == 1009
-    await conn.wait_closed()
-    assert b"xxx" not in conn.received
+    code, received = await sent_and_closed(mud, gateway, protocol, frame)
+    assert code == 1009
+    assert b"xxx" not in received
