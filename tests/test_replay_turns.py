@@ -179,6 +179,37 @@ async def test_a_socket_gone_during_its_replay_leaves_nothing_behind(mud, gatewa
     await until(lambda: sess.seq == EVENTS + 1, what="the game is read")
 
 
+async def test_a_slow_consumer_during_its_replay_gets_the_disconnect_next(mud, gateway):
+    """SPEC 6: a slow consumer's queued output is dropped, and ``disconnect`` ``"slow consumer"``
+    and ``phx_close`` are the next frames written, the game closed, the socket closed. Sealed
+    while its replay goes out (what the watchdog's ``slow_consumer`` does): no replayed frame
+    after the ``disconnect``, what went out before it a prefix of the replay in order, and the
+    replay stops (its task done, nothing still promised to the outbox)."""
+    _, topic, conn, connect, sess = await filled(mud, gateway)
+    app = connect.client.server.app
+    phx2 = await connect()
+    await phx2.send(topic, "phx_join", {"last_seq": 0})
+    await until(lambda: sess.viewer is not None, what="the join attached")
+    sock = sess.viewer.socket
+    assert sock._replays == 1  # the replay is under way
+    sealing = asyncio.ensure_future(sock.slow_consumer())
+    try:
+        close = await phx2.expect(lambda f: f[3] == "phx_close")
+        await phx2.close_code()
+    finally:
+        await sealing
+    frames = [f for f in phx2.frames if f[2] == topic]
+    assert frames[0][3] == "phx_reply"
+    assert frames[-2][3] == "disconnect" and frames[-2][4]["reason"] == "slow consumer"
+    assert frames[-1] is close
+    seqs = [f[4]["seq"] for f in frames[1:-2]]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) < EVENTS
+    assert sess.ended and sess.end_reason == "slow consumer"
+    await conn.wait_closed()
+    await until(lambda: sock._tasks is None and sock not in app[SOCKETS], what="the socket is done")
+    assert sock._replays == 0 and sock._promised == 0
+
+
 async def test_an_upgrade_during_a_replay_carries_the_session(mud, gateway):
     """``restart`` (the upgrade's step for each socket) while a replay goes out: the replay is
     finished, then the 1012 close; the session lingers with its buffer whole (``to_state``)."""
