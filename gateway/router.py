@@ -18,7 +18,7 @@ pushes events to, framed once per event name (the message's head is kept).
 ``PhoenixSocket``), not an object of its own (no memory per socket): it keeps
 no state but the socket's and reaches the socket through what the adapter
 offers (``send``, ``send_many``, ``replay_room``, ``backed_up``, ``config``, ``sending``,
-``_read_again``).
+``_resume_reading``).
 """
 
 from __future__ import annotations
@@ -403,4 +403,4 @@ class ChannelRouter:
             self._replays -= 1
             if handle.held is not None:
                 handle.replayed()
-            self._read_again()
+            self._resume_reading()

@@ -283,12 +283,11 @@ class MudSocket(WebSocket):
         self._read_again()
 
     def _read_again(self) -> None:
-        """Read the client's frames again, if nothing holds them back."""
+        """Read the client's frames again, if nothing holds them back: those read already (held
+        while the game was dialled, or waiting for tokens) are handled now."""
         if self._life >= FINISHED or not self._may_read():
             return
-        if self._reading_paused and self._life is not LOST and not self.transport.is_closing():
-            self._reading_paused = False
-            self.transport.resume_reading()
+        self._resume_reading(pump=False)
         self._pump()
 
     def check_heartbeat(self, heard_by: float) -> None:

@@ -280,16 +280,17 @@ class WebSocket(asyncio.Protocol):
             # The browser was not read while the outbox was backed up: that was no
             # silence of its own (SPEC 4.1's heartbeat timeout counts from now).
             self._heard = self._loop.time()
-        self._read_again()
+        self._resume_reading()
 
-    def _read_again(self) -> None:
-        """The browser may be read again (caught up, or a join's replay queued): what it sent
-        meanwhile is handled."""
+    def _resume_reading(self, pump: bool = True) -> None:
+        """The browser may be read again (caught up, or a join's replay queued): reading resumes
+        unless it is not to be read, and what it sent meanwhile is handled (``pump``)."""
         if (self._reading_paused and self._may_read() and self._life is not LOST
                 and not self.transport.is_closing()):
             self._reading_paused = False
             self.transport.resume_reading()
-            self._loop.call_soon(self._pump)
+            if pump:
+                self._loop.call_soon(self._pump)
 
     def sending(self) -> bool:
         """Frames are still queued (not sealed for a slow consumer, not closed)."""
@@ -564,11 +565,7 @@ class WebSocket(asyncio.Protocol):
                 self._end(exc.code, exc.reason.encode())
                 return
             if event is None:
-                # All it sent is handled: read it again (unless it is not to be read).
-                if (self._reading_paused and self._may_read() and self._life is not LOST
-                        and not self.transport.is_closing()):
-                    self._reading_paused = False
-                    self.transport.resume_reading()
+                self._resume_reading(pump=False)  # all it sent is handled
                 return
             opcode, data = event
             if opcode == PONG or opcode == DROPPED_FRAME:
