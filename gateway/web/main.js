@@ -276,6 +276,9 @@ function play(game, title, mediaUrl) {
         tools.joined(response);
         if (response.gap) log.note("Some output was lost while the connection was down.", "notice");
         if (joinedBefore && !response.resumed) log.note("A new game session started.", "notice");
+        // A new session starts with echo on (its game has asked for nothing yet): a password
+        // field left from the session before would hide and not keep the player's next lines.
+        if (!response.resumed) commandLine.setSecret(false);
         joinedBefore = true;
         sendSize();
       },

@@ -1,0 +1,56 @@
+"""An evening of play in real headless Chromium (SPEC 7 and 7.1): the edges a player meets
+over hours, which the other browser test files leave out (a session that ends while the
+page is away, ...).
+
+The real gateway in front of the scripted fake MUD, as in tests/test_browser.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser
+
+from tests.test_browser import (  # noqa: F401
+    IAC, WILL, browser, cmd, connected, fake_game, kill_websockets, log_has, send_line,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+ECHO = 1
+
+
+async def sessions(url: str) -> int:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "healthz") as response:
+            return (await response.json())["sessions"]
+
+
+async def test_a_new_session_after_a_drop_leaves_password_mode(browser: Browser) -> None:  # noqa: F811
+    """SPEC 7: the input line is a password field while `echo` is off. The game asked for a
+    password, the page went away, and the session ended meanwhile (the game hung up): the
+    rejoin starts a new session, whose echo is on. The page must leave password mode, or the
+    player's next lines (a name, a command) go unseen, unkept and out of the log."""
+    async with fake_game(browser) as g:
+        page = g.page
+        g.conn.send(cmd(IAC, WILL, ECHO) + b"Password: ")
+        await page.wait_for_selector("#input[type=password]")
+        await page.context.set_offline(True)
+        assert kill_websockets(g.app) == 1
+        await page.wait_for_selector("#status[data-state=reconnecting]")
+        g.conn.close()  # the game hangs up while the page is away: the session ends
+        for _ in range(400):
+            if await sessions(g.url) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await sessions(g.url) == 0
+        await page.context.set_offline(False)
+        second = await g.mud.next_connection(timeout=20)
+        await connected(page)
+        await log_has(page, "A new game session started.")
+        await page.wait_for_selector("#input[type=text]")
+        await send_line(page, "Gandalf")
+        await second.wait_for(b"Gandalf\r\n")
+        await page.wait_for_selector("#log .line.command:has-text('Gandalf')")
