@@ -132,6 +132,18 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
     return 0
 
 
+def _port(text: str) -> int:
+    """``--port``: a TCP port as ``listen.port`` takes it (0-65535, 0 = any free one). The
+    kernel would take 70000 as 4464 (its low 16 bits) and serve there as if asked to."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: 0 to 65535 (0 = any free one)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: 0 to 65535 (0 = any free one)")
+    return port
+
+
 def _token(argv: list[str]) -> int:
     from .token import main as token_main
     return token_main(argv)
@@ -156,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument("--demo", action="store_true",
                       help="start the bundled demo game and a gateway for it (no config needed)")
     what.add_argument("--check-config", metavar="PATH", help="validate a config file and exit")
-    parser.add_argument("--port", type=int, help="listen on this port (overrides listen.port)")
+    parser.add_argument("--port", type=_port, help="listen on this port (overrides listen.port)")
     parser.add_argument("--version", action="version", version=f"mud-gateway {__version__}")
     parser.epilog = "subcommands: " + ", ".join(f"mud-gateway {name} --help" for name in SUBCOMMANDS)
     args = parser.parse_args(argv)
