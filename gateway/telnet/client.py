@@ -8,8 +8,8 @@ telnetlib3's option engine (``TelnetWriter.feed_byte``), which answers it.
 telnetlib3's own receive path parses subnegotiations a byte at a time in
 Python and runs in a separate task; it is bypassed for speed and ordering
 (see docs/performance.md). Whole subnegotiations never go through
-``feed_byte``: MSSP and CHARSET REQUEST are read here (subnegotiation.py),
-TTYPE and NEW-ENVIRON requests are handed to telnetlib3's handler in one
+``feed_byte``: MSSP, CHARSET REQUEST and NEW-ENVIRON SEND are read here
+(subnegotiation.py), TTYPE requests are handed to telnetlib3's handler in one
 call, and those of options we refused are dropped (SPEC 5: bounded time).
 
 Option policy (SPEC 5): GMCP, MCCP2, MSSP, MSDP, EOR, SGA, ECHO, NAWS, TTYPE (MTTS cycle),
@@ -45,7 +45,8 @@ from .mxp import MxpParser, MxpReply
 from .proxy import proxy_header
 from .stream import SB, CompressionError, Event, Negotiation, TelnetStream
 from .telnetlib3_private import LeanTelnetClient, LeanTelnetWriter
-from .subnegotiation import CHARSET_ACCEPTED, CHARSET_REJECTED, CHARSET_REQUEST, charset_offers, decode_mssp
+from .subnegotiation import (CHARSET_ACCEPTED, CHARSET_REJECTED, CHARSET_REQUEST, ENVIRON_IS, ENVIRON_SEND,
+                             charset_offers, decode_mssp, encode_environ, environ_names, environ_request)
 
 log = logging.getLogger("gateway.telnet")
 
@@ -85,8 +86,11 @@ _NONE: frozenset[bytes] = frozenset()
 
 
 _IAC_SB_CHARSET = telopt.IAC + telopt.SB + telopt.CHARSET
-#: Largest TTYPE / NEW-ENVIRON subnegotiation handed to telnetlib3, which still
-#: reads NEW-ENVIRON a byte at a time in Python; real requests are a few dozen bytes.
+_IAC_SB_NEW_ENVIRON = telopt.IAC + telopt.SB + telopt.NEW_ENVIRON
+#: The variables NEW-ENVIRON may send (MNES; IPADDRESS only when forward_client_ip): send_env.
+_ENVIRON_NAMES = environ_names(("CLIENT_NAME", "CLIENT_VERSION", "CHARSET", "MTTS", "TERMINAL_TYPE", "IPADDRESS"))
+#: Largest TTYPE / NEW-ENVIRON subnegotiation answered (TTYPE's handed to telnetlib3);
+#: real requests are a few dozen bytes.
 MAX_DELEGATED_SUBNEGOTIATION = 1 << 16
 
 
@@ -471,12 +475,24 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
             # A game's TTYPE IS (a server's answer, not a client's question): telnetlib3 ignores
             # it with a WARNING quoting all of it, a line as long as the game likes, each time.
             log.debug("telnet: ignored a TTYPE IS from the game (%d bytes)", len(raw))
-        elif opt in (telopt.TTYPE, telopt.NEW_ENVIRON) and len(body) <= MAX_DELEGATED_SUBNEGOTIATION:
-            # telnetlib3 answers these (MTTS, MNES); its handler takes a deque of
+        elif opt == telopt.NEW_ENVIRON and body[:1] == ENVIRON_SEND and len(body) <= MAX_DELEGATED_SUBNEGOTIATION:
+            self._environ_request(body[1:])
+        elif opt == telopt.TTYPE and len(body) <= MAX_DELEGATED_SUBNEGOTIATION:
+            # telnetlib3 answers this (MTTS); its handler takes a deque of
             # single bytes, built here in C rather than by feed_byte's loop.
             self.writer.handle_subnegotiation(collections.deque(memoryview(opt + body).cast("c")))
         else:  # an option we refused, or a request far larger than any real one
             log.debug("telnet: ignored a subnegotiation of option %d (%d bytes)", raw[2], len(raw))
+
+    def _environ_request(self, body: bytes) -> None:
+        """MNES: a NEW-ENVIRON SEND answered with IS and the variables asked for (all of them
+        when it names none). Read here (subnegotiation.py), not by telnetlib3, which walks the
+        request a byte at a time in Python: 64 KiB of VAR bytes held the loop 0.1 s each."""
+        names = environ_request(body, _ENVIRON_NAMES)
+        encoding = "utf-8" if is_utf8(self.game_encoding) else "ascii"
+        variables = self.send_env(None) if names is None else self.send_env(names) if names else {}
+        self.writer.send_iac(_IAC_SB_NEW_ENVIRON + ENVIRON_IS + encode_environ(variables, encoding)
+                             + telopt.IAC + telopt.SE)
 
     def _charset_request(self, body: bytes) -> None:
         """RFC 2066: every REQUEST gets ACCEPTED (UTF-8, when offered) or REJECTED."""

@@ -1,0 +1,108 @@
+"""A hostile or broken game at the edges of SPEC 5: requests whose handling cost grew with
+their size in Python steps, and what they must still be answered with.
+
+Each test failed before the fix it names. Negotiation goes through the telnet adapter over
+a real socket to the scripted fake MUD (tests/test_telnet_client.py ``adapter``); the work a
+request costs is counted in the Python lines run for it (no timing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from telnetlib3.stream_writer import _decode_env_buf
+
+from gateway.telnet import client as telnet
+from gateway.telnet.subnegotiation import encode_environ, environ_names, environ_request
+from tests.fakemud import EVENTUALLY, FakeMud
+from tests.test_telnet_client import adapter
+
+IAC, WILL, DO, SB, SE = 255, 251, 253, 250, 240
+NEW_ENVIRON = 39
+VAR, VALUE, ESC, USERVAR = b"\x00", b"\x01", b"\x02", b"\x03"
+
+
+def python_lines(call) -> int:
+    """The lines of Python (any module) run in ``call()``: its work a step at a time."""
+    count = 0
+
+    def tracer(frame, event, arg):
+        nonlocal count
+        if event == "line":
+            count += 1
+        return tracer
+
+    old = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        call()
+    finally:
+        sys.settrace(old)
+    return count
+
+
+def sb(opt: int, body: bytes) -> bytes:
+    return bytes([IAC, SB, opt]) + body.replace(b"\xff", b"\xff\xff") + bytes([IAC, SE])
+
+
+# -- NEW-ENVIRON ---------------------------------------------------------------------------
+
+
+async def test_a_large_new_environ_send_is_read_without_a_step_per_byte():
+    """A NEW-ENVIRON SEND up to 64 KiB went to telnetlib3's handler, which finds the VAR and
+    USERVAR bytes in a Python loop per byte and splits each name: 64 KiB of them held the
+    event loop, every other player's, 0.1-0.17 s per request, four a read. Now the request
+    is read with two regex searches (subnegotiation.environ_request): a few hundred lines
+    of Python whatever its size, and the variables asked for are answered as before."""
+    mud = await FakeMud().start()
+    try:
+        client, conn, sink = await adapter(mud)
+        conn.send(bytes([IAC, DO, NEW_ENVIRON]))
+        await conn.wait_for(bytes([IAC, WILL, NEW_ENVIRON]))
+        for junk in (USERVAR * 65000, (VAR + b"x") * 32000, (VAR + ESC + USERVAR) * 21000):
+            body = b"\x01" + junk + VAR + b"CLIENT_NAME" + USERVAR + b"MTTS"
+            raw = bytes([IAC, SB, NEW_ENVIRON]) + body + bytes([IAC, SE])
+            lines = python_lines(lambda: client._subnegotiation(raw))
+            assert lines < 400, lines
+            await conn.wait_for(bytes([IAC, SB, NEW_ENVIRON, 0]) + b"\x00CLIENT_NAME\x01MUD-GATEWAY\x00MTTS\x01"
+                                + str(client.mtts).encode() + bytes([IAC, SE]))
+        # the same through the stream: a read of three such requests, each answered
+        before = bytes(conn.received).count(bytes([IAC, SB, NEW_ENVIRON, 0]))
+        conn.send(sb(NEW_ENVIRON, b"\x01" + USERVAR * 65000 + VAR + b"CHARSET") * 3)
+        await conn.wait_for(bytes([IAC, SB, NEW_ENVIRON, 0]) + b"\x00CHARSET\x01UTF-8" + bytes([IAC, SE]))
+        await asyncio.sleep(0)
+        while bytes(conn.received).count(bytes([IAC, SB, NEW_ENVIRON, 0])) < before + 3:
+            await conn.wait_for(b"\x00CHARSET\x01UTF-8" + bytes([IAC, SE]))
+        client.close("test over")
+        await asyncio.wait_for(sink.closed, EVENTUALLY)
+    finally:
+        await mud.close()
+
+
+MNES = {"CLIENT_NAME": "MUD-GATEWAY", "CLIENT_VERSION": "1.2", "CHARSET": "UTF-8", "MTTS": "457",
+        "TERMINAL_TYPE": "XTERM-256COLOR", "IPADDRESS": "10.1.2.3"}
+KNOWN = environ_names(tuple(MNES))
+_PIECES = st.sampled_from([VAR, USERVAR, VALUE, ESC, b"CLIENT_NAME", b"MTTS", b"IPADDRESS", b"CHARSET",
+                           b"TERMINAL_TYPE", b"X", b"\xc3\xa9", b"MTT"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=12))
+def test_new_environ_send_names_the_variables_telnetlib3_read(pieces):
+    """environ_request reads a SEND as telnetlib3's handler did (the oracle: its decoder and
+    the MNES rule ``send_env`` applies: no name asks for all, else those known, in order)."""
+    body = b"".join(pieces)
+    names = [k for k in _decode_env_buf(body, "utf-8") if k]
+    expected = MNES if not names else {k: MNES[k] for k in names if k in MNES}
+    got = environ_request(body, KNOWN)
+    assert (MNES if got is None else {k: MNES[k] for k in got}) == expected
+
+
+def test_new_environ_answer_escapes_what_rfc_1572_escapes():
+    assert encode_environ({"A": "v"}, "ascii") == VAR + b"A" + VALUE + b"v"
+    assert encode_environ({"A": "x\x00y\x01\x02\x03é\xff"}, "utf-8") == \
+        VAR + b"A" + VALUE + b"x\x02\x00y\x02\x01\x02\x02\x02\x03\xc3\xa9\xc3\xbf"
+    assert encode_environ({"A": "é"}, "ascii") == VAR + b"A" + VALUE + b"?"
