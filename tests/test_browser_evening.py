@@ -54,3 +54,30 @@ async def test_a_new_session_after_a_drop_leaves_password_mode(browser: Browser)
         await send_line(page, "Gandalf")
         await second.wait_for(b"Gandalf\r\n")
         await page.wait_for_selector("#log .line.command:has-text('Gandalf')")
+
+
+FOCUSED = "() => document.activeElement && document.activeElement.id"
+
+
+async def test_the_newest_output_button_gives_the_focus_back(browser: Browser) -> None:  # noqa: F811
+    """SPEC 7.1: focus goes back to the input line after any button in play is used. The split's
+    "Newest output" button hides itself as it closes the split: by mouse or by keyboard, the
+    focus must not be left on nothing (the body), where Enter sends nothing and Up/Down walk
+    no history."""
+    async with fake_game(browser) as g:
+        page = g.page
+        g.conn.send(b"".join(b"line %04d\r\n" % i for i in range(300)))
+        await log_has(page, "line 0299")
+        for how in ("mouse", "keyboard"):
+            await page.evaluate("() => { const l = document.getElementById('log'); l.scrollTop = 0; }")
+            await page.wait_for_selector("#tail-box", state="visible")
+            if how == "mouse":
+                await page.click("#jump")
+            else:
+                await page.focus("#jump")
+                await page.keyboard.press("Enter")
+            await page.wait_for_selector("#tail-box", state="hidden")
+            assert await page.evaluate(FOCUSED) == "input", how
+        await page.keyboard.type("look")
+        await page.keyboard.press("Enter")
+        await g.conn.wait_for(b"look\r\n")

@@ -221,7 +221,8 @@ function play(game, title, mediaUrl) {
   keepFocus(input, $("screen"));
   $("history-prev").addEventListener("click", () => commandLine.prev());
   $("history-next").addEventListener("click", () => commandLine.next());
-  focusAfterButtons(input, [$("exits"), $("pad"), $("command")], "#history-prev, #history-next");
+  // (The split's "Newest output" button too: it hides itself, and would leave the focus on nothing.)
+  focusAfterButtons(input, [$("exits"), $("pad"), $("command"), $("tail-box")], "#history-prev, #history-next");
   installReadBack({ log: $("log"), input, announcer, flush: () => log.flushNow() });
   // The game's send:/prompt: links (SPEC 7.1): a command sent exactly as the game gave it.
   installLinks(document, {
