@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from telnetlib3.stream_writer import _decode_env_buf
 
 from gateway.telnet import client as telnet
+from gateway.telnet import stream as stream_module
+from gateway.telnet.stream import Gmcp, Negotiation, TelnetStream, Text
 from gateway.telnet.subnegotiation import encode_environ, environ_names, environ_request
 from tests.fakemud import EVENTUALLY, FakeMud
 from tests.test_telnet_client import adapter
 
 IAC, WILL, DO, SB, SE = 255, 251, 253, 250, 240
-NEW_ENVIRON = 39
+NEW_ENVIRON, MSDP, MSSP = 39, 69, 70
 VAR, VALUE, ESC, USERVAR = b"\x00", b"\x01", b"\x02", b"\x03"
 
 
@@ -106,3 +109,44 @@ def test_new_environ_answer_escapes_what_rfc_1572_escapes():
     assert encode_environ({"A": "x\x00y\x01\x02\x03é\xff"}, "utf-8") == \
         VAR + b"A" + VALUE + b"x\x02\x00y\x02\x01\x02\x02\x02\x03\xc3\xa9\xc3\xbf"
     assert encode_environ({"A": "é"}, "ascii") == VAR + b"A" + VALUE + b"?"
+
+
+# -- MSDP and MSSP: a step's work ----------------------------------------------------------
+
+
+def steps_of(s, data: bytes) -> list[list]:
+    """``feed`` then ``resume`` until no backlog: the events of each call."""
+    calls = [s.feed(data, 0.0)]
+    while s.backlog:
+        calls.append(s.resume(0.0))
+    return calls
+
+
+@pytest.mark.parametrize("option", [MSDP, MSSP], ids=["MSDP", "MSSP"])
+def test_large_tables_count_their_reading_against_the_step(option):
+    """A step of the stream scans at most COMMANDS_PER_STEP commands' worth (stream.py), and a
+    subnegotiation counted one negotiation (NEGOTIATION_COST) whatever it held; MSDP
+    messages and MSSP tables are read a Python step per VAR and VAL (msdp.py,
+    subnegotiation.py): a read of 256 KiB of them, 16-32 of thousands of pairs, was one step
+    (MSDP 0.18 s of the loop, MSSP 0.1 s). Now each counts its VARs and VALs too: a step
+    reads a table or two of these, the rest waits as the backlog, all of it comes in order."""
+    pairs = 2000
+    table = bytes([IAC, SB, option]) + b"\x01k\x02v" * pairs + bytes([IAC, SE])
+    count = (1 << 18) // len(table)
+    s = TelnetStream()
+    s.msdp = True
+    calls = steps_of(s, b"before\r\n" + table * count + b"after\r\n")
+
+    def tables(events):
+        if option == MSDP:
+            return [e for e in events if type(e) is Gmcp and e.module == "MSDP"]
+        return [e for e in events if type(e) is Negotiation and e.raw[2] == MSSP]
+    per_step = stream_module.COMMANDS_PER_STEP // (2 * pairs) + 1
+    assert len(calls) >= count // per_step
+    for events in calls:
+        assert len(tables(events)) <= per_step
+    everything = [e for events in calls for e in events]
+    assert len(tables(everything)) == count
+    assert [e.message for e in everything if type(e) is Text] == ["before\n", "after\n"]
+    if option == MSDP:
+        assert tables(everything)[0].data == {"k": "v"}

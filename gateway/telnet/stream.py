@@ -56,6 +56,7 @@ OPT_ECHO = 1
 OPT_GMCP = 201
 OPT_MCCP2 = 86
 OPT_MSDP = 69
+OPT_MSSP = 70
 OPT_MSP = 90
 OPT_MXP = 91
 
@@ -87,6 +88,9 @@ INFLATE_STEP = 1 << 18
 #: busy game's read of text, GMCP and prompts (some 900 commands in 256 KiB) is one step.
 COMMANDS_PER_STEP = 2048
 NEGOTIATION_COST = 16
+#: The most an MSDP message or MSSP table counts on top (_table_cost): the structure bytes
+#: either reader takes at most (msdp.MAX_ELEMENTS, subnegotiation.MAX_MSSP_VARIABLES).
+MAX_TABLE_COST = 2 * 8192
 #: An "escape sequence" still unterminated after this many characters is not
 #: one: it is released as text.
 MAX_ESCAPE = 256
@@ -233,6 +237,17 @@ def _run_bytes(parts: list[bytes]) -> int:
     """The bytes of a GMCP run's messages whose payloads are ``parts``, up to the IAC SB of the
     message after them (_gmcp_run)."""
     return sum(map(len, parts)) + len(_BETWEEN_GMCP) * len(parts)
+
+
+def _table_cost(data: bytes, opt: int, end: int) -> int:
+    """What reading the subnegotiation whose option byte is ``data[opt]`` costs beyond a
+    negotiation, in commands (COMMANDS_PER_STEP): MSDP (msdp.py) and MSSP (subnegotiation.py,
+    in the adapter) are read a Python step per VAR or VAL, about a command's time each, up to
+    their MAX_ELEMENTS / MAX_MSSP_VARIABLES. Counted in C. (Counted as one negotiation, a read
+    of 256 KiB of large MSDP messages or MSSP tables held the loop 0.1-0.18 s in one step.)"""
+    if data[opt] != OPT_MSDP and data[opt] != OPT_MSSP:
+        return 0
+    return min(data.count(b"\x01", opt + 1, end) + data.count(b"\x02", opt + 1, end), MAX_TABLE_COST)
 
 
 def _sb_payload(data: bytes, start: int, end: int) -> bytes:
@@ -560,7 +575,7 @@ class TelnetStream:
                             events.append(parse_gmcp(payload, raw))
                             pos = end + 2
                     else:
-                        left -= NEGOTIATION_COST - 1
+                        left -= NEGOTIATION_COST - 1 + _table_cost(data, i + 2, end)
                         if self._subnegotiation(data[i:end + 2], events):
                             # MCCP2 starts right after this IAC SE: the rest is compressed. The
                             # text before it in this read counts against the step's budget.
