@@ -8,13 +8,14 @@ The real gateway in front of the scripted fake MUD, as in tests/test_browser.py.
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiohttp
 import pytest
 from playwright.async_api import Browser
 
 from tests.test_browser import (  # noqa: F401
-    IAC, WILL, browser, cmd, connected, fake_game, kill_websockets, log_has, send_line,
+    IAC, WILL, browser, cmd, connected, fake_game, kill_websockets, log_has, log_text, send_line,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -81,3 +82,43 @@ async def test_the_newest_output_button_gives_the_focus_back(browser: Browser) -
         await page.keyboard.type("look")
         await page.keyboard.press("Enter")
         await g.conn.wait_for(b"look\r\n")
+
+
+async def test_drops_and_a_reload_during_output_lose_and_double_nothing(browser: Browser) -> None:  # noqa: F811
+    """SPEC 6 and 7: the page's socket dies three times while the game writes, and the page is
+    reloaded once: every line is in the log once, in order (a reload replays the kept
+    scrollback, a drop exactly what was missed), and the game saw one connection."""
+    total = 4000
+    async with fake_game(browser) as g:
+        page = g.page
+        progress = asyncio.Event()
+        sent = 0
+
+        async def game_output() -> None:
+            nonlocal sent
+            for start in range(0, total, 20):
+                g.conn.send(b"".join(b"L%05d\r\n" % i for i in range(start, start + 20)))
+                await g.conn.drain()
+                sent = start + 20
+                progress.set()
+                await asyncio.sleep(0.004)
+
+        writer = asyncio.ensure_future(game_output())
+        try:
+            for at, what in ((400, "drop"), (1200, "reload"), (2000, "drop"), (2600, "drop")):
+                while sent < at:
+                    progress.clear()
+                    await progress.wait()
+                if what == "drop":
+                    kill_websockets(g.app)
+                else:
+                    await page.reload()
+            await writer
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+        await connected(page)
+        await log_has(page, "L%05d" % (total - 1))
+        numbers = re.findall(r"L(\d{5})", await log_text(page))
+        assert numbers == ["%05d" % i for i in range(total)]
+        assert len(g.mud.connections) == 1
