@@ -183,7 +183,11 @@ async def mudstandards_socket(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics`` while the live config's ``metrics.enabled`` says so (a reload turns it
+    off or on: the session counts it reveals are hidden the moment the admin says), else 404."""
     manager = request.app[SESSIONS]
+    if not manager.config.metrics.enabled:
+        raise web.HTTPNotFound()
     counts = manager.counts()
     body = manager.metrics.render(counts["attached"], counts["lingering"])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -208,7 +212,7 @@ async def _shutdown(app: web.Application) -> None:
 def apply_config(app: web.Application, config: Config) -> None:
     """Make ``config`` the live one (SIGHUP). The session manager holds the only reference
     that sockets, sessions and handlers read, so every socket sees it at its next look-up.
-    ``listen.*`` and ``metrics.enabled`` were used at start and stay as they were."""
+    ``listen.*`` was used at start and stays as it was."""
     app[SESSIONS].config = config
 
 
@@ -223,8 +227,7 @@ def create_app(config: Config, generation: int = 1) -> web.Application:
     app.router.add_get("/api/games", games)
     app.router.add_get("/socket/websocket", socket)
     app.router.add_get("/ws", mudstandards_socket)  # SPEC 9 (404 while mudstandards.subprotocols is [])
-    if config.metrics.enabled:
-        app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", metrics)  # 404 while the live config's metrics.enabled is false
     admin.add_routes(app, manager, lambda r: client_ip(r, manager.config.security.trusted_networks))
     app.on_shutdown.append(_shutdown)
     app.cleanup_ctx.append(_watch_sockets)

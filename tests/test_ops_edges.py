@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.routes import apply_config
+from tests.conftest import make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,3 +33,42 @@ def test_port_outside_0_to_65535_is_a_usage_error_not_another_port(port):
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "--port" in result.stderr and "0 to 65535" in result.stderr, result.stderr
     assert result.stdout == ""  # no game started, no URL printed
+
+
+# -- 7 /metrics -----------------------------------------------------------------------------------
+
+async def test_a_reload_turns_metrics_off_and_on(mud, gateway):
+    # SPEC 2: SIGHUP reloads the config file; SPEC 3 `metrics.enabled`: "GET /metrics". The route
+    # was added at start or not at all: a reload that turned metrics off went on serving the
+    # session counts the admin had just hidden, and one that turned them on served a 404.
+    client, _ = await gateway(make_config(mud.port, extra="metrics: {enabled: false}"))
+    assert (await client.get("/metrics")).status == 404
+    apply_config(client.server.app, make_config(mud.port))
+    resp = await client.get("/metrics")
+    assert resp.status == 200 and "mud_gateway_sessions" in await resp.text()
+    apply_config(client.server.app, make_config(mud.port, extra="metrics: {enabled: false}"))
+    assert (await client.get("/metrics")).status == 404
+
+
+async def test_metric_families_have_the_types_spec_7_names(joined):
+    # SPEC 7: sessions{state}, joins_total{result}, bytes_total{direction}, gmcp_messages_total
+    # {direction}, telnet_failures_total{reason}, disconnects_total{reason}, event_latency_seconds
+    # (histogram). test_metrics.py reads the samples; here each family's type and labels.
+    phx, topic, conn = joined[:3]
+    client = joined.connect.client
+    families = {f.name: f for f in text_string_to_metric_families(await (await client.get("/metrics")).text())}
+    expected = {"mud_gateway_sessions": ("gauge", {"state"}),
+                "mud_gateway_joins": ("counter", {"result"}),
+                "mud_gateway_bytes": ("counter", {"direction"}),
+                "mud_gateway_gmcp_messages": ("counter", {"direction"}),
+                "mud_gateway_telnet_failures": ("counter", {"reason"}),
+                "mud_gateway_disconnects": ("counter", {"reason"}),
+                "mud_gateway_event_latency_seconds": ("histogram", set())}
+    for name, (kind, labels) in expected.items():
+        assert families[name].type == kind, name
+        for sample in families[name].samples:
+            assert set(sample.labels) - {"le"} <= labels, (name, sample)
+    states = {s.labels["state"] for s in families["mud_gateway_sessions"].samples}
+    assert states == {"attached", "lingering"}
+    directions = {s.labels["direction"] for s in families["mud_gateway_bytes"].samples}
+    assert directions == {"to_browser", "to_game"}
