@@ -19,7 +19,8 @@ from telnetlib3.stream_writer import _decode_env_buf
 from gateway.telnet import client as telnet
 from gateway.telnet import stream as stream_module
 from gateway.telnet.stream import Gmcp, Negotiation, TelnetStream, Text
-from gateway.telnet.subnegotiation import encode_environ, environ_names, environ_request
+from gateway.telnet.subnegotiation import (MAX_MSSP_VALUES, decode_mssp, encode_environ, environ_names,
+                                           environ_request)
 from tests.fakemud import EVENTUALLY, FakeMud
 from tests.test_telnet_client import adapter
 
@@ -150,3 +151,17 @@ def test_large_tables_count_their_reading_against_the_step(option):
     assert [e.message for e in everything if type(e) is Text] == ["before\n", "after\n"]
     if option == MSDP:
         assert tables(everything)[0].data == {"k": "v"}
+
+
+def test_an_mssp_table_reads_a_bounded_number_of_values():
+    """decode_mssp read at most MAX_MSSP_VARIABLES variables, but every value of each: one
+    variable with a VAL per byte of a 1 MiB table was a list of a million strings, made a
+    Python step each (0.15 s of the loop), kept as the game's ``mssp`` and sent whole with
+    each ``/api/games``. Now at most MAX_MSSP_VALUES values a table; those first are kept."""
+    table = decode_mssp(b"\x01NAME\x02Game\x01PORT\x024000\x024001\x01JUNK" + b"\x02" * (1 << 20), "utf-8")
+    assert table["NAME"] == "Game" and table["PORT"] == ["4000", "4001"]
+    assert len(table["JUNK"]) == MAX_MSSP_VALUES - 3
+    many = b"".join(b"\x01V%d" % i + b"\x02x" * 100 for i in range(1000))
+    table = decode_mssp(many + b"\x01LAST\x02y", "utf-8")
+    assert sum(len(v) if isinstance(v, list) else 1 for v in table.values()) == MAX_MSSP_VALUES
+    assert table["V0"] == ["x"] * 100 and "LAST" not in table

@@ -21,6 +21,10 @@ MSSP_VAR, MSSP_VAL = b"\x01", b"\x02"
 #: Variables read from one MSSP table; the rest is ignored. Real tables have a
 #: few dozen; the cap keeps the per-variable work bounded whatever a game sends.
 MAX_MSSP_VARIABLES = 8192
+#: Values read from one MSSP table (a variable may have many: a list); the rest is ignored.
+#: Without it one variable with a value per byte of a 1 MiB table was a list of a million
+#: strings, made a Python step each, and kept for ``/api/games`` to send.
+MAX_MSSP_VALUES = 8192
 
 CHARSET_REQUEST, CHARSET_ACCEPTED, CHARSET_REJECTED = b"\x01", b"\x02", b"\x03"
 _TTABLE = b"[TTABLE]"
@@ -30,14 +34,20 @@ def decode_mssp(body: bytes, encoding: str) -> dict[str, Any]:
     """``VAR name VAL value [VAL value ...]`` ... -> ``{name: value}``, decoded with the
     game's ``encoding`` (undecodable bytes replaced). A variable with several values,
     or sent several times, maps to the list of its values; one without a value is
-    left out, as is anything before the first VAR."""
+    left out, as is anything before the first VAR, and anything after the first
+    MAX_MSSP_VARIABLES variables or MAX_MSSP_VALUES values."""
     decode = codecs.getdecoder(encoding)
     table: dict[str, Any] = {}
     entries = body.split(MSSP_VAR, MAX_MSSP_VARIABLES + 1)[1:MAX_MSSP_VARIABLES + 1]
+    left = MAX_MSSP_VALUES
     for entry in entries:
-        name, *values = entry.split(MSSP_VAL)
+        parts = entry.split(MSSP_VAL, left + 1)  # C; stops once past what is left
+        name, values = parts[0], parts[1:left + 1]
         if not values:
+            if left <= 0:
+                break
             continue
+        left -= len(values)
         key = decode(name, "replace")[0]
         decoded = [decode(v, "replace")[0] for v in values]
         old = table.get(key)
