@@ -207,6 +207,38 @@ async def test_lingering_session_resumes_after_upgrade_and_expires_on_time(mud, 
     assert not kept_conn.eof
 
 
+#: The clocks' length in the test below, and the part of it a carried clock may be late by. A
+#: clock made again in the new process would start no earlier than the upgrade, 2 s in, and
+#: run out at least 2 s later than the carried one: past the slack.
+CLOCK_SECONDS, CLOCK_SLACK = 10, 1.5
+
+
+@pytest.mark.parametrize("clock", ["linger", "idle"])
+async def test_the_linger_and_idle_clocks_run_on_across_the_upgrade(mud, start, clock):
+    """SPEC 6.1 item 3: the idle and linger clocks are carried, not started again: the game
+    connection closes when the clock that ran before the upgrade runs out."""
+    extra = (f"sessions: {{linger_seconds: {CLOCK_SECONDS}}}\n" if clock == "linger"
+             else f"sessions: {{idle_timeout_seconds: {CLOCK_SECONDS}}}\n")
+    gw = await start(config_text(mud.port, free_port(), extra=extra))
+    phx, topic, conn = await playing(gw, mud)
+    loop = asyncio.get_running_loop()
+    if clock == "linger":
+        await phx.ws.close()  # the browser goes away (the gateway answered its close): the linger clock starts
+    else:
+        assert (await phx.request(topic, "recv", {"message": "look"}))["status"] == "ok"
+        await until(lambda: b"look" in conn.received, what="the line reached the game")  # the idle clock starts again
+    began = loop.time()
+    await asyncio.sleep(2)
+    await gw.upgrade()
+    await conn.wait_closed(timeout=CLOCK_SECONDS + 20)
+    took = loop.time() - began
+    assert CLOCK_SECONDS - CLOCK_SLACK <= took <= CLOCK_SECONDS + CLOCK_SLACK, (took, gw.log())
+    expected = 'reason="linger expired"' if clock == "linger" else 'reason=idle'
+    assert expected in gw.log().split("upgrade: exec", 1)[1], gw.log()
+    if clock == "idle":
+        await phx.ws.close()
+
+
 async def test_failing_check_abandons(mud, start, tmp_path):
     gw = await start(config_text(mud.port, free_port()))
     phx, topic, conn = await playing(gw, mud)
