@@ -27,6 +27,7 @@ export const HELP = [
   "Ctrl+F — search the scrollback; Enter/Shift+Enter — next/previous match; Escape — close the search",
   "Alt+1..Alt+9, Alt+0 — say the newest line, the 2nd newest, ..., the 10th (through the screen reader; the focus stays in the input line)",
   "Alt+L — move between the input line and the newest line of the log",
+  "Enter or Space on a game's link — use it; Shift+F10 or the menu key — its menu of commands (also right-click, long press)",
   "Previous command, Next command — on touch screens, buttons that walk the history",
 ];
 

@@ -99,6 +99,14 @@ test("aliases calling aliases, and a loop stops with a message", () => {
   assert.equal(wide.commands.length, 100);
 });
 
+test("#help lists every key the page handles (SPEC 7.1), the game links' keys too", () => {
+  const help = HELP.join("\n");
+  for (const key of ["Enter", "Up/Down", "PageUp/PageDown", "End", "Ctrl+F", "Shift+Enter", "Escape",
+    "Alt+1", "Alt+0", "Alt+L", "Space", "Shift+F10", "menu key"]) {
+    assert.ok(help.includes(key), `#help does not say what ${key} does`);
+  }
+});
+
 test("docs/client.md lists #help's lines as they are", () => {
   const docs = readFileSync(new URL("../../../docs/client.md", import.meta.url), "utf8");
   for (const line of HELP) assert.ok(docs.includes(line), `docs/client.md lacks: ${line}`);
