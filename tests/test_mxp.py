@@ -442,8 +442,26 @@ def test_every_line_of_an_event_has_its_own_expansion_budget():
 
 def test_a_link_ends_at_its_line_end_inside_p_and_nobr_too():
     # (events end at line ends: a link never spans them without a prompt flush)
-    assert text(b"\x1b[1z<P><SEND>a\r\nb</SEND></P>\r\n") == "\x1b]8;;send:a\x1b\\a\x1b]8;;\x1b\\ b\n"
-    assert text(b"\x1b[1z<SEND>a<NOBR>\r\nb</SEND>\r\n") == "\x1b]8;;send:a\x1b\\a\x1b]8;;\x1b\\b\n"
+    # (the next line secure too, so that its </SEND> is taken: a closing tag is judged by the
+    # mode it arrives in, and the line mode ends with the line, P and NOBR or not)
+    assert text(b"\x1b[1z<P><SEND>a\r\n\x1b[1zb</SEND></P>\r\n") == "\x1b]8;;send:a\x1b\\a\x1b]8;;\x1b\\ b\n"
+    assert text(b"\x1b[1z<SEND>a<NOBR>\r\n\x1b[1zb</SEND>\r\n") == "\x1b]8;;send:a\x1b\\a\x1b]8;;\x1b\\b\n"
+
+
+def test_the_line_mode_reverts_at_a_line_end_inside_p_and_after_nobr_too():
+    """SPEC 5: after a line end the mode reverts to the default. Inside P (the line end a
+    space) and after NOBR (dropped) the mode was kept: a secure line that opened P or ended
+    in NOBR left the next lines, a player's chat among them, secure, and its SEND a link;
+    a locked line inside P left the lines after it locked, the </P> ending it unread."""
+    chat = b"Bob says <SEND href='quit'>gold</SEND>\r\n"
+    assert text(b"\x1b[1z<P>Chat:\r\n" + chat + b"</P>\r\n") == \
+        "Chat: Bob says <SEND href='quit'>gold</SEND> \n"
+    assert text(b"\x1b[1zRoom<NOBR>\r\n" + chat) == "RoomBob says <SEND href='quit'>gold</SEND>\n"
+    assert text(b"<P>\x1b[4z\r\n<SEND>x</SEND></P>\r\n") == " <SEND>x</SEND>\n"  # nor a secure next tag
+    assert text(b"<P>a\r\n\x1b[2z<B>b</B>\r\nc</P>\r\n<B>d</B>\r\n") == "a <B>b</B> c\n\x1b[1md\x1b[0m\n"
+    # what the game meant stays: each line of P secure when it says so, a default it locked
+    assert text(b"\x1b[1z<P><SEND>a</SEND>\r\n\x1b[1z<SEND>b</SEND></P>\r\n").count("\x1b]8;;send:") == 2
+    assert text(b"\x1b[6z<P><SEND>a</SEND>\r\n<SEND>b</SEND></P>\r\n").count("\x1b]8;;send:") == 2
 
 
 async def test_a_connection_adopted_with_mxp_on_goes_on_parsing_mxp():

@@ -598,6 +598,13 @@ class MxpParser:
     def _line_end(self) -> None:
         if self.link is not None:  # a link ends with its line, also where P or NOBR go on
             self._close_name(self.stack_link_name())
+        # The line's mode ends with it (SPEC 5: after a line end the mode reverts to the
+        # default), also where P or NOBR make the line end a space or nothing: else a secure
+        # line that opened P or ended in NOBR left the lines after it, players' text among
+        # them, secure (their SEND made links), and a locked line inside P left them locked,
+        # the </P> that would end it unread.
+        self.mode = self.default
+        self.temp_secure = False
         if self.nobr:
             self.nobr = False
             return
@@ -605,8 +612,6 @@ class MxpParser:
             self._text(" ", track=False)
             return
         self._close_to(0)
-        self.mode = self.default
-        self.temp_secure = False
         self._out.append("\n")
 
     def _set_mode(self, digits: str) -> None:
