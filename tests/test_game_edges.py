@@ -18,6 +18,7 @@ from telnetlib3.stream_writer import _decode_env_buf
 
 from gateway.telnet import client as telnet
 from gateway.telnet import stream as stream_module
+from gateway.telnet.proxy import proxy_header
 from gateway.telnet.stream import Gmcp, Negotiation, TelnetStream, Text
 from gateway.telnet.subnegotiation import (MAX_MSSP_VALUES, decode_mssp, encode_environ, environ_names,
                                            environ_request)
@@ -165,3 +166,15 @@ def test_an_mssp_table_reads_a_bounded_number_of_values():
     table = decode_mssp(many + b"\x01LAST\x02y", "utf-8")
     assert sum(len(v) if isinstance(v, list) else 1 for v in table.values()) == MAX_MSSP_VALUES
     assert table["V0"] == ["x"] * 100 and "LAST" not in table
+
+
+# -- the PROXY header ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("player", ["fe80::1%eth0", "fe80::1%x y"])
+def test_the_proxy_v1_line_has_no_ipv6_zone(player):
+    """A player's address may carry an IPv6 zone (a link-local peer's ``%eth0``; the text after
+    ``%`` is anything, spaces included): it went into the v1 line as it was, a line the PROXY
+    protocol has no syntax for (a field more with a space), which the game refuses."""
+    assert proxy_header("v1", player, 5, "fe80::2%eth0", 23) == b"PROXY TCP6 fe80::1 fe80::2 5 23\r\n"
+    assert proxy_header("v2", player, 5, "::1", 23) == proxy_header("v2", "fe80::1", 5, "::1", 23)
