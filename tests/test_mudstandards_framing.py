@@ -112,8 +112,54 @@ def test_relay_passes_everything_else_unchanged_and_cuts_after_lines():
     r = RelayInput(IP)
     out = r.feed(stream)
     assert b"".join(c for c, _ in out) == stream
-    assert [c for c, n in out if n] == [b"look\r\n", b"\n"]
+    assert [c for c, n in out if n] == [b"look\r\n", b"say \xff\xff\n"]  # a chunk a line, whole
     assert sum(n for _, n in out) == 2  # the LF inside the TTYPE subnegotiation is no line
+    assert len(out) == 3  # and the rest, up to the end of the feed
+
+
+def _python_lines_run(feed, data: bytes) -> int:
+    """How many lines of Python relay.py runs while ``feed(data)`` does its work."""
+    import sys
+
+    count = 0
+
+    def trace(frame, event, arg):
+        nonlocal count
+        if frame.f_code.co_filename.endswith("relay.py"):
+            if event == "line":
+                count += 1
+            return trace
+        return None
+
+    sys.settrace(trace)
+    try:
+        feed(data)
+    finally:
+        sys.settrace(None)
+    return count
+
+
+@pytest.mark.parametrize("head, command, tail", [
+    (b"", b"\xff\xff", b""), (b"", b"\xff\xf1", b""), (b"", b"\xff\xfb\x01", b""), (b"", b"x\xff\xff", b""),
+    (bytes([IAC, SB, 24, 0]), b"\xff\xff", bytes([IAC, SE])),                   # inside a subnegotiation
+    (bytes([IAC, SB, 39, 0, 0]) + b"A\x01", b"\xff\xff", bytes([IAC, SE])),      # inside a NEW-ENVIRON
+])
+def test_relay_work_and_writes_do_not_grow_with_the_commands_in_a_frame(head, command, tail):
+    """A frame of telnet commands and no line end (``IAC IAC``, ``IAC NOP``, ``IAC WILL``,
+    inside a subnegotiation or not) costs no tokens: its Python work must not be a step per
+    command (a loop over every second byte: 1.3 ms a 4 KB frame of ``IAC IAC`` before, so a
+    client sending such frames held the loop), nor its output a chunk (a write to the game)
+    per command. Counted: the lines of Python run and the chunks made are the same for 100
+    commands as for 1,000."""
+    work, chunks = [], []
+    for n in (100, 1000):
+        r = RelayInput(None)
+        out: list = []
+        work.append(_python_lines_run(lambda d: out.extend(r.feed(d)), head + command * n + tail))
+        if b"\x27" not in head:
+            assert b"".join(c for c, _ in out) == head + command * n + tail
+        chunks.append(len(out))
+    assert work[0] == work[1] and chunks == [1, 1], (work, chunks)
 
 
 def test_oversized_environ_is_dropped():

@@ -9,8 +9,9 @@ subnegotiations in the stream however it is cut into frames (one is held
 until its ``IAC SE``), and cuts its output after each line (an LF outside
 telnet commands), so that the rate limit can let lines through one by one.
 
-The scan is by ``bytes.find`` over runs: the Python loop is per telnet
-command and per line, never per byte.
+The scan is by regular expressions over runs (``_DATA_RUN`` and the others): the
+Python loop is per line and per subnegotiation, never per byte nor per telnet
+command, and the output is one chunk per line (at most one write to the game each).
 
 How bad input is read, so that what the game gets has one meaning for any
 parser: inside a subnegotiation, ``IAC IAC`` is a data byte, ``IAC SE`` ends
@@ -45,7 +46,18 @@ _NOT_LETTER = re.compile(rb"[^A-Za-z]+")
 _SPECIAL = re.compile(rb"([\x00-\x03])")
 
 _DATA, _SB, _ENV, _DROP = 0, 1, 2, 3
-_OPTION_COMMANDS = frozenset((WILL, WONT, DO, DONT, SB))
+_LF = 0x0A
+
+# What the scanner passes over in C, a run at a time (one regex match: no Python step per
+# command, so a frame of 2,000 ``IAC IAC`` or ``IAC NOP`` costs what a frame of text does),
+# by state, each run ending where the scanner has to look:
+# outside subnegotiations, text and every command but ``IAC SB`` (``IAC IAC``, ``IAC NOP``,
+# ``IAC WILL <option>``...), up to an LF (a line's end), an ``IAC SB`` or a cut command;
+_DATA_RUN = re.compile(rb"[^\xff\n]*+(?:\xff(?:[\xfb-\xfe][\s\S]|[^\xfa-\xfe])[^\xff\n]*+)*+")
+# inside another option's subnegotiation, its data (``IAC IAC`` a data byte), up to another IAC;
+_SB_RUN = re.compile(rb"[^\xff]*+(?:\xff\xff[^\xff]*+)*+")
+# inside a NEW-ENVIRON one, everything up to its ``IAC SE``.
+_ENV_RUN = re.compile(rb"[^\xff]*+(?:\xff[^\xf0][^\xff]*+)*+")
 
 
 def _is_ipaddress(name: bytes) -> bool:
@@ -101,77 +113,92 @@ class RelayInput:
         out: list[tuple[bytes, int]] = []
         buf = self._held + data if self._held else data
         self._held = b""
+        if self._state == _DATA and _IAC not in buf:
+            _lines(buf, out)  # text alone (nearly every frame): split in C
+            return out
+        line: list[bytes] = []  # what the game gets of the line under way (no LF yet)
         n = len(buf)
         pos = 0
         while pos < n:
-            i = buf.find(_IAC, pos)
-            end = n if i < 0 else i
-            if end > pos:
-                self._run(buf[pos:end], out)
-            if i < 0:
-                break
-            # A command is IAC and one byte; outside subnegotiations, an option's takes three.
-            size = 3 if self._state == _DATA and i + 1 < n and buf[i + 1] in _OPTION_COMMANDS else 2
-            if i + size > n:
-                self._held = buf[i:]
-                break
-            pos = self._command(buf, i, size, out)
+            state = self._state
+            if state == _DATA:
+                end = _DATA_RUN.match(buf, pos).end()
+                if end < n and buf[end] == _LF:  # a line's end: its chunk costs a token
+                    line.append(buf[pos:end + 1])
+                    out.append((b"".join(line), 1))
+                    line = []
+                    pos = end + 1
+                    continue
+                if end > pos:
+                    line.append(buf[pos:end])
+                if end == n:
+                    break
+                # IAC SB, or a command cut by the end of the feed (the run takes every other)
+                if end + 2 >= n:
+                    self._held = buf[end:]
+                    break
+                option = buf[end + 2]
+                if option == NEW_ENVIRON or option == OLD_ENVIRON:
+                    self._state = _ENV
+                    self._env_option = option
+                    self._env.clear()
+                else:
+                    line.append(buf[end:end + 3])
+                    self._state = _SB
+                pos = end + 3
+            elif state == _SB:
+                end = _SB_RUN.match(buf, pos).end()
+                if end > pos:
+                    line.append(buf[pos:end])
+                if end == n:
+                    break
+                if end + 1 == n:
+                    self._held = buf[end:]
+                    break
+                self._state = _DATA
+                if buf[end + 1] == SE:
+                    line.append(b"\xff\xf0")
+                    pos = end + 2
+                else:  # IAC <cmd> inside: the subnegotiation ends here for us (see the module doc)
+                    pos = end
+            else:  # a NEW-ENVIRON subnegotiation, held (_ENV) or dropped (_DROP), to its IAC SE
+                end = _ENV_RUN.match(buf, pos).end()
+                if end > pos and state == _ENV:
+                    self._hold_environ(buf[pos:end])
+                if end == n:
+                    break
+                if end + 1 == n:
+                    self._held = buf[end:]
+                    break
+                if self._state == _ENV:
+                    self._end_environ(line)
+                self._state = _DATA  # (_DROP: the dropped one ends here)
+                pos = end + 2
+        if line:
+            out.append((b"".join(line), 0))
         return out
 
-    def _run(self, part: bytes, out: list[tuple[bytes, int]]) -> None:
-        """Bytes without a command in them: text (cut after each LF), or the content of the
-        subnegotiation under way: passed on, held (NEW-ENVIRON) or dropped."""
-        state = self._state
-        if state == _DATA:
-            _lines(part, out)
-        elif state == _SB:
-            out.append((part, 0))
-        elif state == _ENV:
-            if len(self._env) + len(part) > MAX_ENVIRON:
-                self._env.clear()
-                self._state = _DROP
-                self.dropped += 1
-            else:
-                self._env += part
+    def _hold_environ(self, part: bytes) -> None:
+        """Content of the NEW-ENVIRON subnegotiation under way (``IAC IAC`` still doubled, any
+        other ``IAC <cmd>`` kept as data): held, or, past ``MAX_ENVIRON``, the subnegotiation
+        is dropped."""
+        if _IAC in part:
+            part = part.replace(b"\xff\xff", b"\xff")  # pairs from the left: the run's own
+        if len(self._env) + len(part) > MAX_ENVIRON:
+            self._env.clear()
+            self._state = _DROP
+            self.dropped += 1
+        else:
+            self._env += part
 
-    def _command(self, buf: bytes, i: int, size: int, out: list[tuple[bytes, int]]) -> int:
-        """The command of ``size`` bytes at ``buf[i]``; returns where the scan goes on."""
-        cmd = buf[i + 1]
-        state = self._state
-        if state == _DATA:
-            if cmd == SB and buf[i + 2] in (NEW_ENVIRON, OLD_ENVIRON):
-                self._state = _ENV
-                self._env_option = buf[i + 2]
-                self._env.clear()
-            else:
-                out.append((buf[i:i + size], 0))
-                if cmd == SB:
-                    self._state = _SB
-            return i + size
-        if cmd == IAC:  # a data byte 0xFF (held unescaped; sent escaped)
-            self._run(b"\xff\xff" if state == _SB else b"\xff", out)
-        elif cmd == SE:
-            if state == _SB:
-                out.append((b"\xff\xf0", 0))
-            elif state == _ENV:
-                self._end_environ(out)
-            self._state = _DATA  # (_DROP: the dropped one ends here)
-        elif state == _SB:
-            # IAC <cmd> inside: the subnegotiation ends here for us (see the module doc)
-            self._state = _DATA
-            return i
-        else:  # held or dropped NEW-ENVIRON: kept as data (the game gets the IAC doubled)
-            self._run(buf[i:i + 2], out)
-        return i + 2
-
-    def _end_environ(self, out: list[tuple[bytes, int]]) -> None:
+    def _end_environ(self, line: list[bytes]) -> None:
         body = bytes(self._env)
         self._env.clear()
         rewritten = rewrite_environ(body, self.client_ip, self._env_option)
         if rewritten is None:
             self.dropped += 1
             return
-        out.append((environ_subnegotiation(self._env_option, rewritten), 0))
+        line.append(environ_subnegotiation(self._env_option, rewritten))
 
 
 def _lines(data: bytes, out: list[tuple[bytes, int]]) -> None:
