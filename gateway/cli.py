@@ -37,7 +37,10 @@ def make_runner(app: web.Application) -> web.AppRunner:
     return web.AppRunner(app, handle_signals=False, access_log=None, keepalive_timeout=HTTP_IDLE_SECONDS)
 
 
-async def serve(config: Config, config_path: str | None = None, demo: bool = False) -> int:
+async def serve(config: Config, config_path: str | None = None, demo: bool = False,
+                port_option: int | None = None) -> int:
+    """Serve ``config`` until SIGTERM/SIGINT (SPEC 2); SIGHUP reloads ``config_path``, with
+    ``port_option`` (``--port``) over its ``listen.port`` as at start."""
     loop = asyncio.get_running_loop()
     # Signals are ours from the start: a SIGTERM during start-up is a graceful stop too.
     stop = asyncio.Event()
@@ -54,10 +57,17 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
         except ConfigError as exc:
             log.error("SIGHUP: config not reloaded: %s", exc)
             return
+        if port_option is not None:
+            new.listen.port = port_option
         apply_config(serving[0], new)
         setup_logging(new)
         log.info("SIGHUP: config reloaded from %s (sessions already playing keep their game's settings)",
                  config_path)
+        # The socket stays where it was: say so rather than let "reloaded" suggest it moved.
+        if (new.listen.host, new.listen.port) != (config.listen.host, config.listen.port):
+            log.warning("SIGHUP: listen changed in the config to %s:%d: ignored, still listening on "
+                        "%s:%d (restart to move it)", new.listen.host, new.listen.port,
+                        config.listen.host, config.listen.port)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     upgrader: list[upgrade.Upgrader] = []
@@ -195,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         config.listen.port = args.port
     setup_logging(config)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(serve(config, args.config, demo=args.demo))
+        return runner.run(serve(config, args.config, demo=args.demo, port_option=args.port))
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -4,15 +4,19 @@ Real processes and real sockets; nothing of the gateway's own mocked."""
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.routes import apply_config
-from tests.conftest import make_config
+from tests.conftest import free_port, make_config
+from tests.test_cli import stderr_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,3 +76,72 @@ async def test_metric_families_have_the_types_spec_7_names(joined):
     assert states == {"attached", "lingering"}
     directions = {s.labels["direction"] for s in families["mud_gateway_bytes"].samples}
     assert directions == {"to_browser", "to_game"}
+
+
+# -- 2 SIGHUP: what a reload cannot change --------------------------------------------------------
+
+def serving(args: list[str]) -> subprocess.Popen:
+    """``python -m gateway ARGS``, once it printed its URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert "open http://" in proc.stdout.readline()
+    return proc
+
+
+def stopped(proc: subprocess.Popen) -> str:
+    """SIGTERM ``proc``: its stderr, once it exited 0."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    return err
+
+
+def healthz(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
+        return json.load(r)
+
+
+def test_a_reload_that_moves_listen_says_it_is_ignored_and_applies_the_logging(tmp_path):
+    # SPEC 2: SIGHUP reloads "without dropping sessions": the listening socket stays. A reload
+    # whose file moved `listen` said "config reloaded" and nothing more, as if it had moved
+    # (the upgrade in place says it is ignored). `logging` applies at once (docs/operations.md).
+    port, other = free_port(), free_port()
+    cfg = tmp_path / "gateway.yaml"
+    games = "games:\n  - {name: one, host: 127.0.0.1, port: 4000}\n"
+    cfg.write_text(f"listen: {{port: {port}}}\n" + games)
+    proc = serving(["--config", str(cfg)])
+    err = ""
+    try:
+        cfg.write_text(f"listen: {{port: {other}}}\nlogging: {{format: json}}\n" + games)
+        proc.send_signal(signal.SIGHUP)
+        err = stderr_until(proc, "listen changed")
+        assert healthz(port)["status"] == "ok"  # still where it was
+    finally:
+        err += stopped(proc)
+    records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    (moved,) = [r for r in records if "listen changed" in r["message"]]
+    assert moved["level"] == "warning"
+    assert f"to 127.0.0.1:{other}: ignored, still listening on 127.0.0.1:{port}" in moved["message"]
+    assert any(r["message"].startswith("stopping") for r in records)  # JSON from the reload on
+
+
+def test_a_reload_keeps_the_command_lines_port(tmp_path):
+    # SPEC 2: `--port` overrides listen.port; a reload of the same file moves nothing, and says
+    # nothing of listen (the reloaded config is the file's with --port over it, as at start).
+    port = free_port()
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text("listen: {port: 1}\ngames:\n  - {name: one, host: 127.0.0.1, port: 4000}\n")
+    proc = serving(["--config", str(cfg), "--port", str(port)])
+    err = ""
+    try:
+        proc.send_signal(signal.SIGHUP)
+        err = stderr_until(proc, "config reloaded")
+        assert healthz(port)["status"] == "ok"
+    finally:
+        err += stopped(proc)
+    assert "listen changed" not in err, err
