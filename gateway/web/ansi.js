@@ -28,7 +28,11 @@ export const DEFAULT_STYLE = Object.freeze({
 
 // One complete escape sequence: CSI (with its final byte), OSC (ended by BEL
 // or ST), or another escape (intermediate bytes, then a final byte: ESC ( B).
-const ESCAPE = /\x1b(?:\[([0-?]*)[ -/]*([@-~])|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-Z\\^-~])/g;
+const ESCAPE = /\x1b(?:\[([0-?]*)([ -/]*)([@-~])|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-Z\\^-~])/g;
+// The parameters of an SGR: digits, ";" and ":". A CSI ending in "m" with a private
+// marker (<, =, >, ?: xterm's CSI > 4 ; 2 m sets how keys are reported) or an
+// intermediate byte is another sequence, not a style.
+const SGR_PARAMS = /^[0-9;:]*$/;
 // An escape sequence cut short by the end of the chunk (the next one may complete it).
 const PARTIAL = /^\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[ -/]*)?$/;
 const CONTROL = /[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f]/g;
@@ -56,7 +60,7 @@ export class AnsiParser {
     ESCAPE.lastIndex = 0;
     for (let m; (m = ESCAPE.exec(text)) !== null;) {
       if (m.index > last) this._push(runs, text.slice(last, m.index));
-      if (m[2] === "m") this.style = cachedSgr(this.style, m[1]);
+      if (m[3] === "m" && !m[2] && SGR_PARAMS.test(m[1])) this.style = cachedSgr(this.style, m[1]);
       else if (m[0].startsWith("\x1b]8;")) this.link = osc8Link(m[0]);
       last = ESCAPE.lastIndex;
     }

@@ -157,6 +157,17 @@ test("non-SGR sequences and control characters are removed", () => {
   assert.deepEqual(texts(runs), ["abcdefgh\ti\n"]);
 });
 
+test("a CSI ending in m with a private marker or an intermediate byte is no style", () => {
+  // xterm's CSI > 4 ; 2 m (modifyOtherKeys) is no SGR 4 and SGR 2; nor is CSI ? 7 m, nor CSI 1 SP m.
+  const runs = parse("a\x1b[>4;2mb\x1b[?7mc\x1b[1 md\x1b[<1me");
+  assert.deepEqual(texts(runs), ["abcde"]);
+  assert.equal(runs[0].style, DEFAULT_STYLE);
+  // Real SGR around them still applies.
+  const mixed = parse("\x1b[1mx\x1b[>4;2my\x1b[22mz");
+  assert.deepEqual(mixed.map((r) => [r.text, r.style.bold, r.style.faint, r.style.underline]),
+    [["xy", true, false, false], ["z", false, false, false]]);
+});
+
 test("OSC ended by ST", () => {
   assert.deepEqual(texts(parse("x\x1b]2;a title\x1b\\y")), ["xy"]); // (OSC 8 links: osc8.test.mjs)
 });
