@@ -137,6 +137,27 @@ def test_session_entities_and_var():
 
 # -- custom elements ----------------------------------------------------------------------
 
+def test_the_spec_s_other_names_and_definition_words_each_take_effect():
+    """SPEC 5 clauses no test named: the open tags' other names (BOLD, STRONG, ITALIC, EM,
+    UNDERLINE, STRIKEOUT, HIGH, H, H1-H6), ``&nbsp;``, ``ESC[0z``, ``<V>``; ``<!ELEMENT>``'s
+    EMPTY, DELETE, FLAG and TAG (accepted and ignored), ``<!ATTLIST>`` (secure only); a line
+    holding only MXP keeps its line end."""
+    assert text(b"<BOLD>a</BOLD><STRONG>b</STRONG><ITALIC>c</ITALIC><EM>d</EM><UNDERLINE>e</UNDERLINE>"
+                b"<STRIKEOUT>f</STRIKEOUT><HIGH>g</HIGH><H>h</H><H6>i</H6>\r\n") == "".join(
+        f"\x1b[{code}m{c}\x1b[0m" for code, c in zip("113349111", "abcdefghi")) + "\n"
+    assert text(b"a&nbsp;b\r\n") == "a\xa0b\n"
+    assert text(b"\x1b[1z\x1b[0z<SEND>a</SEND>\r\n") == "<SEND>a</SEND>\n"
+    assert text(b"\x1b[1z<V hp>42</V> &hp;\r\n") == "42 42\n"
+    sec = b"\x1b[1z"
+    assert text(sec + b"<!EL sep '<B>--</B>' EMPTY>\r\n" + sec + b"x<sep>y\r\n") == "\nx\x1b[1m--\x1b[0my\n"
+    assert text(sec + b"<!EL hp '<B>' FLAG='Set hp' TAG=20>\r\n" + sec + b"<hp>5</hp>\r\n"
+                + sec + b"<!EL hp DELETE>\r\n" + sec + b"<hp>5</hp>\r\n") == "\n\x1b[1m5\x1b[0m\n\n<hp>5</hp>\n"
+    assert text(sec + b"<!EL hp '<C &col;>&max;'>\r\n" + sec + b"<!ATTLIST hp 'col=red max=9'>\r\n"
+                + sec + b"<hp>5</hp> <hp blue 3>6</hp>\r\n") == \
+        "\n\n\x1b[38;2;255;0;0m95\x1b[0m \x1b[38;2;0;0;255m36\x1b[0m\n"
+    assert text(b"<!ATTLIST hp 'col=red'>\r\n") == "<!ATTLIST hp 'col=red'>\n"
+
+
 def test_custom_elements_expand_with_attributes_and_text():
     out = text(b"\x1b[1z<!ELEMENT Ex '<SEND href=\"go &text;\">' ATT='x'>\x1b[1z<!EL RName '<B><COLOR &col;>' ATT='col=red'>\r\n"
                b"\x1b[1z<Ex>north</Ex> <RName>Hall</RName> <RName blue>Yard</RName>\r\n")
