@@ -226,6 +226,10 @@ def setup_logging(config: Config) -> None:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    # A library's warnings (PyJWT's of a short HS256 key, at the first token) are records of
+    # the log too, in its format: Python's own would write two lines of plain text to stderr,
+    # among the JSON objects.
+    logging.captureWarnings(True)
     root.setLevel(config.logging.level.upper())
     # Library chatter (telnetlib3 logs every negotiation at info) stays at warning.
     logging.getLogger("telnetlib3").setLevel(max(logging.WARNING, root.level))

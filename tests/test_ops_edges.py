@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
+import warnings
 from pathlib import Path
 
+import jwt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -145,3 +148,35 @@ def test_a_reload_keeps_the_command_lines_port(tmp_path):
     finally:
         err += stopped(proc)
     assert "listen changed" not in err, err
+
+
+# -- 8 logs ---------------------------------------------------------------------------------------
+
+def test_json_logs_hold_a_libraries_warning_as_a_record_too(tmp_path):
+    # SPEC 8: "With logging.format: json each record is one JSON object". PyJWT warns (Python's
+    # warnings module) of an HS256 key shorter than 32 bytes at the first token checked: that
+    # went to stderr as two lines of plain text among the JSON ones, where a log store's parser
+    # stops. A warning is a record of the log like any other.
+    port = free_port()
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(f"listen: {{port: {port}}}\nlogging: {{format: json}}\n"
+                   "security: {auth: {secret: short-key}}\n"
+                   "games:\n  - {name: one, host: 127.0.0.1, port: 4000}\n")
+    proc = serving(["--config", str(cfg)])
+    err = ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # this process's own: of the key the test means
+            tok = jwt.encode({"exp": 4102444800}, "short-key", algorithm="HS256")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(f"GET /socket/websocket?vsn=2.0.0&token={tok} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode())
+            assert s.recv(12) == b"HTTP/1.1 101"  # the token was checked, and good
+        err = stderr_until(proc, "HMAC key")
+    finally:
+        err += stopped(proc)
+    lines = [line for line in err.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # each line a JSON object
+    (warned,) = [r for r in records if "HMAC key" in r["message"]]
+    assert warned["level"] == "warning" and "InsecureKeyLengthWarning" in warned["message"]
