@@ -14,8 +14,10 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser
 
+from tests.conftest import make_config
+from tests.fakemud import FakeMud
 from tests.test_browser import (  # noqa: F401
-    IAC, WILL, browser, cmd, connected, fake_game, kill_websockets, log_has, log_text, send_line,
+    IAC, WILL, browser, cmd, connected, fake_game, kill_websockets, log_has, log_text, open_page, send_line, serve,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -122,3 +124,39 @@ async def test_drops_and_a_reload_during_output_lose_and_double_nothing(browser:
         numbers = re.findall(r"L(\d{5})", await log_text(page))
         assert numbers == ["%05d" % i for i in range(total)]
         assert len(g.mud.connections) == 1
+
+
+async def test_a_join_waits_for_a_game_slower_than_a_push_timeout(browser: Browser) -> None:  # noqa: F811
+    """SPEC 4.2: a join that starts a new session replies once the game's connection is open,
+    or with "game unavailable" after the game's ``connect_timeout``. A game whose connection takes
+    longer than the page's push timeout (10 s) to fail (here a TLS handshake the game never
+    answers, connect_timeout 12 s) must end in that reply: not in a join given up by the page,
+    a phx_leave that abandons the connection, and a rejoin that starts another, for ever."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        await reader.read()  # never a byte back: the handshake waits
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    games = f"""
+  - name: slow
+    host: 127.0.0.1
+    port: {port}
+    tls: true
+    connect_timeout: 12
+"""
+    try:
+        async with FakeMud() as mud:
+            async with serve(make_config(mud.port, games=games)) as (_, url):
+                async with open_page(browser, url + "?game=slow") as page:
+                    await page.wait_for_selector("#status[data-state=ended]", timeout=40_000)
+                    status = await page.inner_text("#status")
+                    assert status.startswith("Could not join: game unavailable"), status
+                    assert len(accepted) == 1  # one connection tried, not one per timed-out join
+    finally:
+        server.close()
+        for w in accepted:
+            w.close()
+        await server.wait_closed()

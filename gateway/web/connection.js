@@ -32,6 +32,14 @@ import { Socket } from "./vendor/phoenix.js";
 export const HEARTBEAT_MS = 5000;
 /** A push without a reply for this long: the connection is dead. */
 export const PUSH_TIMEOUT_MS = 10000;
+/**
+ * How long a join waits for its reply. A join that starts a session is answered once the
+ * game's connection is open, or after the game's connect_timeout (SPEC 4.2), which may be
+ * longer than PUSH_TIMEOUT_MS: a join given up sooner sends phx_leave, which abandons that
+ * connection, and the rejoin starts another, for ever. A dead link is still noticed by the
+ * heartbeat meanwhile.
+ */
+export const JOIN_TIMEOUT_MS = 120000;
 
 const OUTPUT_EVENTS = ["echo", "prompt", "gmcp", "option"];
 
@@ -71,7 +79,8 @@ export class GameConnection {
     this.size = null;
     this.ended = false;
     this.endedWhy = ""; // once ended: why a line can no longer be delivered ("the session ended")
-    const options = { heartbeatIntervalMs: HEARTBEAT_MS, timeout: PUSH_TIMEOUT_MS };
+    // (The socket's timeout is its channels' join timeout; a recv push sets its own, PUSH_TIMEOUT_MS.)
+    const options = { heartbeatIntervalMs: HEARTBEAT_MS, timeout: JOIN_TIMEOUT_MS };
     if (token) options.authToken = token;
     this.socket = new Socket(socketUrl(), options);
     this.socket.onClose(() => this._lost());
@@ -170,7 +179,7 @@ export class GameConnection {
     const epoch = this.epoch;
     const queue = this.queue;
     this.channel
-      .push("recv", { message: entry.text, n: entry.n })
+      .push("recv", { message: entry.text, n: entry.n }, PUSH_TIMEOUT_MS)
       .receive("ok", () => queue.confirm(entry.n)) // sent now, or a duplicate the game already got
       .receive("error", ({ reason }) => {
         if (queue.refuse(entry.n)) this.on.notice(`Not sent (${reason}): the game did not get that line.`);
