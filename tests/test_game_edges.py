@@ -9,13 +9,16 @@ request costs is counted in the Python lines run for it (no timing).
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from telnetlib3.stream_writer import _decode_env_buf
 
+from gateway.mudstandards.framing import gmcp_text
 from gateway.telnet import client as telnet
 from gateway.telnet import stream as stream_module
 from gateway.telnet.proxy import proxy_header
@@ -26,7 +29,7 @@ from tests.fakemud import EVENTUALLY, FakeMud
 from tests.test_telnet_client import adapter
 
 IAC, WILL, DO, SB, SE = 255, 251, 253, 250, 240
-NEW_ENVIRON, MSDP, MSSP = 39, 69, 70
+NEW_ENVIRON, MSDP, MSSP, GMCP = 39, 69, 70, 201
 VAR, VALUE, ESC, USERVAR = b"\x00", b"\x01", b"\x02", b"\x03"
 
 
@@ -178,3 +181,25 @@ def test_the_proxy_v1_line_has_no_ipv6_zone(player):
     protocol has no syntax for (a field more with a space), which the game refuses."""
     assert proxy_header("v1", player, 5, "fe80::2%eth0", 23) == b"PROXY TCP6 fe80::1 fe80::2 5 23\r\n"
     assert proxy_header("v2", player, 5, "::1", 23) == proxy_header("v2", "fe80::1", 5, "::1", 23)
+
+
+# -- GMCP: a JSON string is JSON -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", ['"h\u00e9llo"', '"Zo\u00eb says \\"hi\\""', ' "\u2615" '])
+def test_a_non_ascii_json_string_stays_json_and_text_that_is_no_json_a_str(data):
+    """SPEC 5/9.3: GMCP data is the JSON the game sent, or the raw string when it is not JSON.
+    With ``raw`` (the gateway's streams), ASCII JSON is kept as it came (``msgspec.Raw``), but
+    non-ASCII JSON was parsed, and a JSON *string* came out a ``str``: the type that means "no
+    JSON", so /ws sent it without its quotes. Now it is kept as JSON (``Raw``), the same value."""
+    (event,) = TelnetStream(raw_gmcp=True).feed(sb(GMCP, b"Comm.Say " + data.encode()), 0.0)
+    assert type(event.data) is msgspec.Raw
+    assert json.loads(bytes(event.data)) == json.loads(data)
+    assert gmcp_text(event.data) == json.dumps(json.loads(data), ensure_ascii=False, separators=(",", ":"))
+    # the Phoenix payload is what it was: the JSON value
+    assert msgspec.json.decode(msgspec.json.encode({"data": event.data})) == {"data": json.loads(data)}
+    # data that is no JSON stays the raw string, JSON objects parsed as before
+    (text,) = TelnetStream(raw_gmcp=True).feed(sb(GMCP, "Comm.Say h\u00e9llo".encode()), 0.0)
+    assert text.data == "h\u00e9llo" and gmcp_text(text.data) == "h\u00e9llo"
+    (obj,) = TelnetStream(raw_gmcp=True).feed(sb(GMCP, 'Char {"n": "Zo\u00eb"}'.encode()), 0.0)
+    assert obj.data == {"n": "Zo\u00eb"}

@@ -157,13 +157,15 @@ MAX_MODULE_NAME = 128
 
 _gmcp_json = msgspec.json.Decoder()
 _gmcp_raw = msgspec.json.Decoder(msgspec.Raw)
+_gmcp_text = msgspec.json.Encoder().encode
 
 
 def parse_gmcp(payload: bytes, raw: bool = False) -> Gmcp:
     """``Module.Name <json>`` -> Gmcp; data is None when absent, the raw string when not JSON.
 
     With ``raw``, valid ASCII JSON is kept as it came (``msgspec.Raw``, checked but not turned
-    into Python objects: the gateway only encodes it again); anything else takes the general path.
+    into Python objects: the gateway only encodes it again); anything else takes the general path,
+    where a JSON string is kept as JSON too (``Raw``): a ``str`` is only ever data that is no JSON.
     """
     return parse_gmcp_many((payload,), raw)[0]
 
@@ -194,6 +196,12 @@ def parse_gmcp_many(payloads: Iterable[bytes], raw: bool = False) -> list[Gmcp]:
             data = _gmcp_json.decode(rest)  # surrounding white space is fine for JSON
         except (msgspec.DecodeError, ValueError):  # not JSON (or too deep), or not UTF-8
             data = rest.strip().decode("utf-8", "replace")
+        else:
+            if raw and type(data) is str:
+                # A JSON string that is not ASCII: kept as JSON (made again from the str, so
+                # valid UTF-8), else it is a str like data that is no JSON, and /ws (SPEC 9.3)
+                # sent it without its quotes, a value of another type or no JSON at all.
+                data = msgspec.Raw(_gmcp_text(data))
         append(Gmcp(name, data))
     return out
 
