@@ -17,8 +17,10 @@ from playwright.async_api import Browser
 from tests.conftest import make_config
 from tests.fakemud import FakeMud
 from tests.test_browser import (  # noqa: F401
-    IAC, WILL, browser, cmd, connected, fake_game, kill_websockets, log_has, log_text, open_page, send_line, serve,
+    COMPUTED, IAC, WILL, browser, cmd, connected, fake_game, kill_websockets, log_has, log_text, open_page, send_line,
+    serve,
 )
+from tests.test_browser_a11y import in_play
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -160,3 +162,34 @@ async def test_a_join_waits_for_a_game_slower_than_a_push_timeout(browser: Brows
         for w in accepted:
             w.close()
         await server.wait_closed()
+
+
+async def test_a_new_session_shows_none_of_the_last_ones_state(browser: Browser) -> None:  # noqa: F811
+    """SPEC 6 and 7: the page shows the session's current GMCP state, prompt and echo state. A
+    new session (after "Connect again") has none yet: the last session's room, exits, lit pad,
+    gauges and prompt are gone (an exit button left there sends its direction to the new
+    session's login prompt), and its colour does not go on into the new session's text."""
+    async with fake_game(browser, {"width": 640, "height": 700}) as g:
+        page = g.page
+        await in_play(g)  # room with exits, gauges, a prompt
+        await page.wait_for_selector("#pad button.lit", state="attached")
+        g.conn.send(b"\x1b[31mred and never reset\r\n")
+        await log_has(page, "red and never reset")
+        g.conn.close()
+        await page.wait_for_selector("#status[data-state=ended]")
+        await page.click("#again")
+        second = await g.mud.next_connection(timeout=20)
+        await connected(page)
+        second.send(b"By what name are you known?\r\n")
+        await log_has(page, "By what name are you known?")
+        state = await page.evaluate("""() => ({
+            room: document.getElementById('room').hidden,
+            exits: document.querySelectorAll('#exits button').length,
+            lit: document.querySelectorAll('#pad button.lit').length,
+            vitals: document.getElementById('vitals').hidden,
+            gauges: document.querySelectorAll('#vitals .gauge').length,
+            prompt: document.getElementById('prompt').textContent,
+        })""")
+        assert state == {"room": True, "exits": 0, "lit": 0, "vitals": True, "gauges": 0, "prompt": ""}, state
+        colour = await page.evaluate(COMPUTED, ["By what name are you known?", "color"])
+        assert colour == await page.evaluate("getComputedStyle(document.getElementById('log')).color")

@@ -280,6 +280,14 @@ function play(game, title, mediaUrl) {
         // A new session starts with echo on (its game has asked for nothing yet): a password
         // field left from the session before would hide and not keep the player's next lines.
         if (!response.resumed) commandLine.setSecret(false);
+        // Nor is the last session's prompt, room, exits or gauges this one's (an exit button
+        // left there would send its direction to a login prompt).
+        if (joinedBefore && !response.resumed) {
+          log.newSession();
+          vitals.clear();
+          room.clear();
+          msdp.clear();
+        }
         joinedBefore = true;
         sendSize();
       },

@@ -288,6 +288,15 @@ export class OutputLog {
     this._schedule();
   }
 
+  /**
+   * A new game session begins here (in the order of what is queued): the last one's prompt
+   * is taken away, and its colours and open line do not go on into the new one's text.
+   */
+  newSession() {
+    this.queue.push({ prompt: null });
+    this._schedule();
+  }
+
   /** A line of our own (the player's command, a notice), on a line of its own. */
   note(text, cls = "notice") {
     this.queue.push({ note: text, cls });
@@ -433,6 +442,13 @@ export class OutputLog {
     let done = 0;
     while (done < this.queue.length && performance.now() - start < budget) {
       const item = this.queue[done++];
+      if (item.prompt === null) {
+        this.promptEl.replaceChildren();
+        this.parser.reset();
+        this.afterPrompt = false;
+        line = null;
+        continue;
+      }
       if (item.prompt !== undefined) {
         const runs = this.parser.feed(item.prompt);
         this.promptEl.replaceChildren();

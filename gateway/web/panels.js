@@ -66,6 +66,13 @@ export class Vitals {
     this.el.hidden = this.gauges.size === 0;
   }
 
+  /** No gauges (a new game session: the last one's are not its state). */
+  clear() {
+    this.gauges.clear();
+    this.el.replaceChildren();
+    this.el.hidden = true;
+  }
+
   _gauge(name) {
     const meter = document.createElement("div");
     meter.className = "gauge";
@@ -130,6 +137,16 @@ export class RoomPanel {
     }
   }
 
+  /** No room (a new game session): the panel hidden, no exit buttons, the pad unlit. */
+  clear() {
+    this.panel.hidden = true;
+    this.nameEl.textContent = "";
+    this.areaEl.textContent = "";
+    this.exits = [];
+    this.exitsEl.replaceChildren();
+    this._lightPad();
+  }
+
   update(info) {
     if (!info || typeof info !== "object") return;
     this.panel.hidden = false;
@@ -146,6 +163,11 @@ export class RoomPanel {
         return b;
       }),
     );
+    this._lightPad();
+  }
+
+  /** The pad's buttons lit for the room's exits. */
+  _lightPad() {
     const open = new Set(this.exits.map(fullDirection));
     for (const button of this.pad.querySelectorAll("button[data-dir]")) {
       const lit = open.has(button.dataset.dir);
@@ -183,6 +205,12 @@ export class MsdpPanels {
   constructor({ vitals, room }) {
     this.vitals = vitals;
     this.room = room;
+    this.values = Object.create(null);
+    this.count = 0;
+  }
+
+  /** A new game session: the variables kept were the last one's. */
+  clear() {
     this.values = Object.create(null);
     this.count = 0;
   }
