@@ -195,7 +195,7 @@ def test_a_non_ascii_json_string_stays_json_and_text_that_is_no_json_a_str(data)
     (event,) = TelnetStream(raw_gmcp=True).feed(sb(GMCP, b"Comm.Say " + data.encode()), 0.0)
     assert type(event.data) is msgspec.Raw
     assert json.loads(bytes(event.data)) == json.loads(data)
-    assert gmcp_text(event.data) == json.dumps(json.loads(data), ensure_ascii=False, separators=(",", ":"))
+    assert bytes(event.data).isascii() and json.loads(gmcp_text(event.data)) == json.loads(data)
     # the Phoenix payload is what it was: the JSON value
     assert msgspec.json.decode(msgspec.json.encode({"data": event.data})) == {"data": json.loads(data)}
     # data that is no JSON stays the raw string, JSON objects parsed as before

@@ -37,6 +37,7 @@ flush testable without sleeping.
 from __future__ import annotations
 
 import codecs
+import json
 import re
 import zlib
 from typing import Any, Iterable
@@ -157,7 +158,6 @@ MAX_MODULE_NAME = 128
 
 _gmcp_json = msgspec.json.Decoder()
 _gmcp_raw = msgspec.json.Decoder(msgspec.Raw)
-_gmcp_text = msgspec.json.Encoder().encode
 
 
 def parse_gmcp(payload: bytes, raw: bool = False) -> Gmcp:
@@ -165,7 +165,7 @@ def parse_gmcp(payload: bytes, raw: bool = False) -> Gmcp:
 
     With ``raw``, valid ASCII JSON is kept as it came (``msgspec.Raw``, checked but not turned
     into Python objects: the gateway only encodes it again); anything else takes the general path,
-    where a JSON string is kept as JSON too (``Raw``): a ``str`` is only ever data that is no JSON.
+    where a JSON string is kept as JSON too (``Raw``, ASCII): a ``str`` is only data that is no JSON.
     """
     return parse_gmcp_many((payload,), raw)[0]
 
@@ -198,10 +198,10 @@ def parse_gmcp_many(payloads: Iterable[bytes], raw: bool = False) -> list[Gmcp]:
             data = rest.strip().decode("utf-8", "replace")
         else:
             if raw and type(data) is str:
-                # A JSON string that is not ASCII: kept as JSON (made again from the str, so
-                # valid UTF-8), else it is a str like data that is no JSON, and /ws (SPEC 9.3)
-                # sent it without its quotes, a value of another type or no JSON at all.
-                data = msgspec.Raw(_gmcp_text(data))
+                # A JSON string that is not ASCII: kept as JSON, made again from the str as
+                # ASCII JSON (as the raw path's: valid in any text frame), else it is a str like
+                # data that is no JSON, and /ws (SPEC 9.3) sent it without its quotes.
+                data = msgspec.Raw(json.dumps(data).encode())
         append(Gmcp(name, data))
     return out
 
