@@ -100,8 +100,10 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
     try:
         await site.start()
     except OSError as exc:
-        print(f"mud-gateway: cannot listen on {config.listen.host}:{config.listen.port}: {exc.strerror}",
-              file=sys.stderr)
+        # A record of the log (JSON with logging.format: json), not a plain line beside them:
+        # the journal's one reason for the exit (and systemd's restart).
+        log.error("cannot listen on %s:%d: %s", config.listen.host, config.listen.port,
+                  exc.strerror or exc)
         await runner.cleanup()
         if game is not None:
             await game.close()

@@ -180,3 +180,22 @@ def test_json_logs_hold_a_libraries_warning_as_a_record_too(tmp_path):
     records = [json.loads(line) for line in lines]  # each line a JSON object
     (warned,) = [r for r in records if "HMAC key" in r["message"]]
     assert warned["level"] == "warning" and "InsecureKeyLengthWarning" in warned["message"]
+
+
+def test_cannot_listen_is_a_record_of_the_configured_format(tmp_path):
+    # SPEC 8: with logging.format: json "each record is one JSON object"; docs/operations.md:
+    # a gateway that cannot listen exits 1 (and systemd restarts it), "the reason is in the
+    # journal". The reason was printed as plain text, the one line a JSON reader skips.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = tmp_path / "gateway.yaml"
+        cfg.write_text(f"listen: {{port: {port}}}\nlogging: {{format: json}}\n"
+                       "games:\n  - {name: one, host: 127.0.0.1, port: 4000}\n")
+        result = run("--config", str(cfg))
+    assert result.returncode == 1, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    (failed,) = [r for r in records if "cannot listen" in r["message"]]
+    assert failed["level"] == "error" and f"127.0.0.1:{port}" in failed["message"]
+    assert result.stdout == ""
