@@ -63,6 +63,7 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
         setup_logging(new)
         log.info("SIGHUP: config reloaded from %s (sessions already playing keep their game's settings)",
                  config_path)
+        warn_unset_variables(new)
         # The socket stays where it was: say so rather than let "reloaded" suggest it moved.
         if (new.listen.host, new.listen.port) != (config.listen.host, config.listen.port):
             log.warning("SIGHUP: listen changed in the config to %s:%d: ignored, still listening on "
@@ -117,6 +118,7 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
              __version__, url, ", ".join(g.name for g in config.games),
              type(loop).__module__.partition(".")[0], "C" if jsonstring.COMPILED else "Python fallback",
              gc_policy)
+    warn_unset_variables(config)
     if demo:
         print(f"mud-gateway: demo game on telnet 127.0.0.1:{game.port}", flush=True)
 
@@ -142,6 +144,20 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
     if gc_undo is not None:
         gc_undo()
     return 0
+
+
+def warn_unset_variables(config: Config) -> None:
+    """Log what a variable the config names but the environment lacks turns off (at start and
+    at each reload): with ``security.auth.secret_env`` unset and ``required: true``, every
+    socket is refused 403 and only the refusals (10 in 10 s) would say why."""
+    auth = config.security.auth
+    if auth.secret_env is not None and auth.resolved_secret() is None:
+        log.warning("security.auth.secret_env names %s, which is unset or empty in the environment: %s",
+                    auth.secret_env, "every socket is refused (auth.required)" if auth.required
+                    else "tokens are ignored")
+    if config.admin.token_env is not None and config.admin.token() is None:
+        log.warning("admin.token_env names %s, which is unset or empty in the environment: "
+                    "no admin API (404)", config.admin.token_env)
 
 
 def _port(text: str) -> int:
