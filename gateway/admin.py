@@ -1,7 +1,7 @@
 """The admin API (SPEC 7): ``GET /admin/sessions`` and ``POST /admin/sessions/{id}/kick``.
 
 Present only while ``admin.token_env`` names a set environment variable (else
-every ``/admin/`` path is 404, as if there were none); each request needs
+both answer 404, as if there were none); each request needs
 ``Authorization: Bearer <that token>`` (else 401), compared in constant time.
 Sessions are named by their random ``admin_id``, never by the topic's UUID:
 that one resumes a session, so it stays between the player and the gateway.
