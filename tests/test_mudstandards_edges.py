@@ -15,7 +15,7 @@ import zlib
 import aiohttp
 import pytest
 
-from gateway.routes import SESSIONS, apply_config
+from gateway.routes import SESSIONS, SOCKETS, apply_config
 from tests.conftest import make_config, until
 from tests.fakemud import FakeMud
 from tests.test_frames import client_frame
@@ -276,18 +276,7 @@ async def test_graceful_stop_while_the_game_is_dialled_is_1001(slow_mud, ws_gate
 
 # -- 9.3: GMCP data as the game sent it ---------------------------------------------------------
 
-#: A JSON string that is not ASCII is parsed by the telnet stream (its raw path takes ASCII
-#: only: msgspec.Raw does not check UTF-8), and reaches GameFrames as a str, which is also
-#: what the stream gives for data that is not JSON: the quotes are lost. The fix is the
-#: stream's (gateway/telnet/stream.py, outside gateway/mudstandards/).
-_STRING_UNQUOTED = pytest.mark.xfail(strict=True, reason=(
-    "telnet/stream.py parse_gmcp_many keeps only ASCII JSON raw: a non-ASCII JSON string "
-    "comes out as a str, the same as data that is not JSON, and /ws sends it unquoted"))
-
-
-@pytest.mark.parametrize("data", [pytest.param('"héllo"', marks=_STRING_UNQUOTED),
-                                  pytest.param('"Zoë says \\"hi\\""', marks=_STRING_UNQUOTED),
-                                  '"ascii"', '{"name": "Zoë"}', "42"])
+@pytest.mark.parametrize("data", ['"héllo"', '"Zoë says \\"hi\\""', '"ascii"', '{"name": "Zoë"}', "42"])
 async def test_gmcp_json_data_reaches_the_client_as_json(mud, ws_gateway, data):
     """SPEC 9.3 gmcp: ``<Package.Name>`` then a space and the data (JSON, or the raw string
     when it is not JSON); json: ``data`` "the data as text". Data that is JSON stays JSON,
@@ -302,3 +291,86 @@ async def test_gmcp_json_data_reaches_the_client_as_json(mud, ws_gateway, data):
     assert module == "Comm.Say"
     assert json.loads(text) == json.loads(data)
     await ws.ws.close()
+
+
+# -- 9.3: frames in the game's order; escapes and characters whole; EOR prompts -----------------------
+
+EOR_OPT, EOR = 25, 239
+
+
+async def test_one_read_of_everything_comes_out_in_the_games_order_under_json(mud, ws_gateway):
+    """SPEC 9.3: "Order: frames in the order the game sent the bytes": a line, GMCP, an
+    EOR-marked prompt (GA/EOR), echo off, in one read, are four frames in that order."""
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (JSON,))
+    conn.send(bytes([IAC, WILL, GMCP_OPT, IAC, WILL, EOR_OPT]))
+    await conn.wait_for(b"Core.Supports.Set")
+    await conn.wait_for(bytes([IAC, DO, EOR_OPT]))
+    conn.send(b"You see a door.\r\n" + bytes([IAC, SB, GMCP_OPT]) + b'Room.Info {"num":7}' + bytes([IAC, SE])
+              + b"Password: " + bytes([IAC, EOR, IAC, WILL, 1]))
+    frames = [await ws.read() for _ in range(4)]
+    assert frames == [
+        ("binary", b"You see a door.\r\n"),
+        ("text", '{"proto":"gmcp","id":"Room.Info","data":"{\\"num\\":7}"}'),
+        ("text", '{"proto":"prompt","id":"","data":"Password: "}'),
+        ("text", '{"proto":"telnet_1","id":"ECHO","data":"WILL"}'),
+    ]
+    await ws.ws.close()
+
+
+async def test_a_flushed_partial_line_never_splits_an_escape_or_a_character(mud, ws_gateway):
+    """SPEC 9.3: "a frame never splits a character or an escape sequence (4.3)": a line without
+    end flushed after prompt_flush_ms stops before an escape sequence or a character the game
+    has not finished; the rest comes with the next frame."""
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (TERMINAL,))
+    conn.send(b"HP: \x1b[3")
+    assert await ws.read() == ("binary", b"HP: ")          # flushed, the escape held back
+    conn.send(b"1m10\x1b[0m caf\xc3")
+    assert await ws.read() == ("binary", b"\x1b[31m10\x1b[0m caf")   # flushed, the character held back
+    conn.send(b"\xa9\r\n")
+    assert await ws.read() == ("binary", "é\r\n".encode())
+    await ws.ws.close()
+
+
+# -- 9.6: the game hangs up while the client is behind -------------------------------------------------
+
+@pytest.mark.parametrize("protocol", [TERMINAL, TELNET])
+async def test_game_hangup_while_the_client_is_behind_delivers_every_byte(mud, ws_gateway, protocol):
+    """SPEC 9.6: "The game hangs up: every byte it sent is delivered, then close 1000 closed by
+    game"; 6: only a client that makes no progress for slow_consumer_seconds (60 here) is
+    cut off. A client that reads nothing for 11 s (a phone on a slow link, a tab in the
+    background) while the game says its last and hangs up, then reads: before, the gateway
+    gave the last output 10 s (LAST_FRAMES_SECONDS), then dropped what was still queued and
+    closed (the client saw the connection reset, 1006, part of the text missing)."""
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (protocol,))
+    (sock,) = client.server.app[SOCKETS]
+    line = b"y" * 98 + b"\r\n"
+    conn.send(b"start\r\n")
+    await ws.binary_until(b"start\r\n")
+    transport = raw_transport(ws)
+    transport.pause_reading()
+    sent = 0
+    # The kernel's buffers fill, then the gateway's outbox: a few hundred KB queued there,
+    # under its high water (1 MiB), so the game is still read and its hang-up seen.
+    while sock._outbox_bytes < 300_000:
+        conn.send(line * 640)
+        sent += 640
+        await until(lambda: conn.unsent() == 0, what="the gateway read the game's output")
+        await asyncio.sleep(0.02)
+    conn.send(b"the end\r\n")
+    conn.close()
+    await until(lambda: not sock.session, what="the gateway saw the hang-up")
+    await asyncio.sleep(11)
+    transport.resume_reading()
+    received = bytearray()
+    while True:
+        kind, payload = await ws.read(timeout=60)
+        if kind != "binary":
+            break
+        received += payload  # type: ignore[operator]
+    ws.frames.clear()
+    assert (kind, payload) == ("close", (1000, "closed by game")), (len(received), sent, kind, payload)
+    assert (len(received), received.count(line), bytes(received[-9:])) == (
+        len(line) * sent + 9, sent, b"the end\r\n")

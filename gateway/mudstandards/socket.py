@@ -29,7 +29,7 @@ from ..channel import GAME_UNAVAILABLE, RATE_LIMITED, ChannelError, JoinParams, 
 from ..logs import clip, log_refusal
 from ..session import UNSENT_BYTES
 from ..transport.frames import BINARY, PING, TEXT, FrameError, control_frame, frame_header
-from ..transport.websocket import CLOSED, FINISHED, LOST, Life, WebSocket
+from ..transport.websocket import CLOSED, FINISHED, LOST, SEALED, Life, WebSocket
 from .framing import TOO_BIG, UNSUPPORTED_DATA, ClientFrames, Frame, GameFrames
 from .relay import RelayInput
 from .sessions import RelaySession, StreamSession
@@ -43,15 +43,12 @@ log = logging.getLogger("gateway.ws")
 
 #: Close codes of SPEC 9.1 and 9.6 (RFC 6455 7.4.1, IANA).
 NORMAL, GOING_AWAY, POLICY, RESTART, TRY_AGAIN, BAD_GATEWAY = 1000, 1001, 1008, 1012, 1013, 1014
-#: How long a session's last frames may take to be written before its close (SPEC 9.6:
-#: every byte the game sent is delivered; a stalled client is a slow consumer sooner).
-LAST_FRAMES_SECONDS = 10.0
 
 
 class MudSocket(WebSocket):
     slow_consumer_code = WSCloseCode.POLICY_VIOLATION  # SPEC 9.5: 1008 "slow consumer"
     __slots__ = ("subprotocol", "game", "session", "_game_frames", "_client_frames", "_relay_input",
-                 "_held", "_throttle", "held")
+                 "_held", "_throttle", "held", "_last_close")
 
     def __init__(self, transport: asyncio.Transport, manager: "SessionManager", client_ip: str,
                  subprotocol: str, game: "Game", claims: "Mapping[str, Any] | None" = None,
@@ -71,6 +68,8 @@ class MudSocket(WebSocket):
         # As its own channel's handle (``channels["ws"]``): no replay ever holds its frames
         # (``ChannelHandle.held``: a /ws session has none, SPEC 9.6).
         self.held: list[bytes] | None = None
+        # The close that waits for the session's last frames to be written (``_close_after_output``).
+        self._last_close: tuple[int, bytes] | None = None
 
     # -- admission (SPEC 9.1, after the 101) -------------------------------------
 
@@ -158,7 +157,26 @@ class MudSocket(WebSocket):
                 self._close_soon(GOING_AWAY, b"gateway shutdown", 2.0)
             return
         code = BAD_GATEWAY if reason == "compression error" else NORMAL
-        self._close_soon(code, reason.encode(), LAST_FRAMES_SECONDS)
+        self._close_after_output(code, reason.encode())
+
+    def _close_after_output(self, code: int, message: bytes) -> None:
+        """Close once every frame queued is written (SPEC 9.6: every byte the game sent is
+        delivered, then the close). No time bound of its own: a client that reads slowly
+        gets all of it; one that makes no progress for ``slow_consumer_seconds`` is a slow
+        consumer (the sweep, ``watch``: 1008, its output dropped), as while it plays. (A bound
+        of 10 s here dropped what a client behind by more was still to read, then closed 1000
+        as if it had all.)"""
+        if self._outbox or self._writing:
+            self._last_close = (code, message)  # _written closes when the last batch is out
+        else:
+            self._close_soon(code, message)
+
+    def _written(self, read_times: "list[float] | None") -> None:
+        super()._written(read_times)
+        last = self._last_close
+        if last is not None and not (self._outbox or self._writing) and self._life < SEALED:
+            self._last_close = None  # (sealed: a slow consumer's 1008 is the close)
+            self._close_soon(*last)
 
     # -- outgoing ------------------------------------------------------------------
 
