@@ -374,3 +374,33 @@ async def test_game_hangup_while_the_client_is_behind_delivers_every_byte(mud, w
     assert (kind, payload) == ("close", (1000, "closed by game")), (len(received), sent, kind, payload)
     assert (len(received), received.count(line), bytes(received[-9:])) == (
         len(line) * sent + 9, sent, b"the end\r\n")
+
+
+async def test_game_hangup_to_a_client_that_never_reads_again_is_a_slow_consumer(mud, ws_gateway):
+    """SPEC 9.5/6: the wait for the game's last output to be written has no bound of its own,
+    the slow-consumer rule is the bound: a client that reads nothing for slow_consumer_seconds
+    after the game hung up gets close 1008 slow consumer, its output dropped, and the socket
+    is closed within seconds (the sweep's rule, as for a client that plays)."""
+    client = await ws_gateway(extra="limits: {slow_consumer_seconds: 1.5}")
+    ws, conn = await play(mud, client, (TERMINAL,))
+    (sock,) = client.server.app[SOCKETS]
+    line = b"z" * 98 + b"\r\n"
+    conn.send(b"start\r\n")
+    await ws.binary_until(b"start\r\n")
+    transport = raw_transport(ws)
+    transport.pause_reading()
+    while sock._outbox_bytes < 300_000:
+        conn.send(line * 640)
+        await until(lambda: conn.unsent() == 0, what="the gateway read the game's output")
+        await asyncio.sleep(0.02)
+    conn.close()
+    await until(lambda: sock not in client.server.app[SOCKETS], timeout=15, what="the socket closed")
+    transport.resume_reading()
+    while True:
+        kind, payload = await ws.read(timeout=30)
+        if kind != "binary":
+            break
+    ws.frames.clear()
+    # 1008, or, as the gateway's close frame was still behind the unread output when the
+    # closing handshake's second ran out, the connection aborted.
+    assert (kind, payload[0]) in (("close", 1008), ("close", 1006)), (kind, payload)
