@@ -42,6 +42,13 @@ export function vitalsGauges(data) {
   return gauges;
 }
 
+/**
+ * Gauges at most: a game has a handful (hp, mp, moves, ...); each key with a maximum
+ * would be one more, so a game sending new keys would grow the page without end.
+ * Past this, new keys are not drawn (the gauges already there go on updating).
+ */
+export const MAX_GAUGES = 24;
+
 export class Vitals {
   constructor(container) {
     this.el = container;
@@ -52,6 +59,7 @@ export class Vitals {
     for (const { name, value, max } of vitalsGauges(data)) {
       let g = this.gauges.get(name);
       if (!g) {
+        if (this.gauges.size >= MAX_GAUGES) continue;
         g = this._gauge(name);
         this.gauges.set(name, g);
       }
@@ -96,11 +104,17 @@ export class Vitals {
   }
 }
 
-/** The exits of a Room.Info message: {name: target} or a list of names -> names. */
+/**
+ * Exit buttons at most: a room has a dozen exits at most; a message listing thousands
+ * would make as many buttons. The first ones (in the game's order) are shown.
+ */
+export const MAX_EXITS = 40;
+
+/** The exits of a Room.Info message: {name: target} or a list of names -> names (MAX_EXITS at most). */
 export function roomExits(info) {
   const exits = info && info.exits;
-  if (Array.isArray(exits)) return exits.filter(scalar).map(String);
-  if (exits && typeof exits === "object") return Object.keys(exits);
+  if (Array.isArray(exits)) return exits.filter(scalar).slice(0, MAX_EXITS).map(String);
+  if (exits && typeof exits === "object") return Object.keys(exits).slice(0, MAX_EXITS);
   return [];
 }
 

@@ -8,6 +8,12 @@
 // control, plays one sound per key at a time, and loops music as asked.
 
 const MIN_LOOPS = -1; // -1: for ever
+/**
+ * Sounds playing at once at most (one per key): a game naming a new key each time
+ * would otherwise start loop after loop, each an audio element that plays for ever.
+ * One more stops the one started longest ago.
+ */
+export const MAX_PLAYING = 16;
 
 /** media_url as a directory URL (a path that does not end with "/" is taken as one). */
 export function mediaBase(mediaUrl) {
@@ -105,6 +111,12 @@ export class SoundBoard {
       // Music asked for again while it plays goes on (MSP's C=1, Client.Media's continue).
       if (keepSame && item.type === "music" && old.src === item.src && !old.audio.paused) return;
       this._halt(old);
+      this.playing.delete(item.key); // (set again below: the newest, last to be stopped for room)
+    }
+    while (this.playing.size >= MAX_PLAYING) {
+      const [key, oldest] = this.playing.entries().next().value;
+      this._halt(oldest);
+      this.playing.delete(key);
     }
     const audio = this.createAudio();
     let left = item.loops; // -1: for ever
@@ -120,6 +132,10 @@ export class SoundBoard {
       } else if (this.playing.get(item.key) === entry) {
         this.playing.delete(item.key);
       }
+    });
+    // A file that cannot be played never ends: it is forgotten now.
+    audio.addEventListener("error", () => {
+      if (this.playing.get(item.key) === entry) this.playing.delete(item.key);
     });
     this.playing.set(item.key, entry);
     const started = audio.play();

@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fullDirection, roomExits, vitalsGauges } from "../../../gateway/web/panels.js";
+import { MAX_EXITS, fullDirection, roomExits, vitalsGauges } from "../../../gateway/web/panels.js";
 import { SoundBoard } from "../../../gateway/web/sound.js";
 
 // JSON.parse, as the gateway's events arrive: objects whose toString/valueOf are not functions.
@@ -46,4 +46,10 @@ test("sound: a name, volume or loops that is not text or a number is refused or 
   assert.deepEqual(played, ["https://game.example/sounds/a.wav"]);
   assert.equal(b.playing.get("a.wav").volume, 1);
   assert.equal(b.playing.get("a.wav").loops, 1);
+});
+
+test("exits: at most MAX_EXITS, the first ones in the game's order", () => {
+  const many = Array.from({ length: 1000 }, (_, i) => `e${i}`);
+  assert.deepEqual(roomExits({ exits: many }), many.slice(0, MAX_EXITS));
+  assert.deepEqual(roomExits({ exits: Object.fromEntries(many.map((e) => [e, 1])) }), many.slice(0, MAX_EXITS));
 });

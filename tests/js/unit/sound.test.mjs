@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SoundBoard, mediaBase, mediaSource } from "../../../gateway/web/sound.js";
+import { MAX_PLAYING, SoundBoard, mediaBase, mediaSource } from "../../../gateway/web/sound.js";
 import { MsdpPanels, msdpRoom, vitalsGauges } from "../../../gateway/web/panels.js";
 
 const BASE = mediaBase("https://game.example/sounds");
@@ -129,4 +129,18 @@ test("MSDP vitals and room feed the same panels as GMCP", () => {
   assert.deepEqual(msdpRoom({ ROOM_NAME: "Hall", AREA_NAME: "Keep", ROOM_EXITS: { s: "9" } }),
     { name: "Hall", area: "Keep", exits: { s: "9" } });
   assert.equal(msdpRoom({ HEALTH: "1" }), null);
+});
+
+test("at most MAX_PLAYING sounds at once: a new key stops the one started longest ago", () => {
+  const { b, made } = board();
+  b.setEnabled(true);
+  for (let i = 0; i < MAX_PLAYING + 10; i++) b.play({ name: "loop.wav", key: `k${i}`, loops: -1 });
+  assert.equal(b.playing.size, MAX_PLAYING);
+  assert.equal(made.filter((a) => !a.paused).length, MAX_PLAYING);
+  assert.ok(made.slice(-MAX_PLAYING).every((a) => !a.paused));
+  // A key played again is the newest: the next one stops another.
+  b.play({ name: "again.wav", key: "k10", loops: -1 });
+  b.play({ name: "new.wav", key: "new", loops: -1 });
+  assert.ok(b.playing.has("k10") && b.playing.has("new") && !b.playing.has("k11"));
+  assert.equal(made.filter((a) => !a.paused).length, MAX_PLAYING);
 });

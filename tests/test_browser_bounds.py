@@ -1,0 +1,123 @@
+"""What a game can make the page keep, in real headless Chromium (SPEC 7.1, docs/client.md):
+the state a game's GMCP grows (gauges, exit buttons, sounds) is bounded.
+
+The real gateway in front of the scripted fake MUD, as in tests/test_browser.py; sounds come from a
+local media server (tests/test_browser_sound.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import AsyncIterator
+
+import aiohttp
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, Page
+
+from tests.conftest import make_config
+from tests.fakemud import FakeConnection, FakeMud
+from tests.test_browser import (  # noqa: F401 (fixture)
+    IAC, WILL, browser, cmd, connected, fake_game, log_has, open_page, serve,
+)
+from tests.test_browser_sound import media_server
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+SB, SE, DO, GMCP = 250, 240, 253, 201
+MAX_GAUGES = 24  # panels.js
+MAX_EXITS = 40  # panels.js
+MAX_PLAYING = 16  # sound.js
+
+
+def gmcp(module: str, data: object) -> bytes:
+    return cmd(IAC, SB, GMCP) + module.encode() + b" " + json.dumps(data).encode() + cmd(IAC, SE)
+
+
+async def gmcp_on(conn: FakeConnection) -> None:
+    conn.send(cmd(IAC, WILL, GMCP))
+    await conn.wait_for(cmd(IAC, DO, GMCP))
+
+
+async def test_gauges_and_exit_buttons_are_bounded(browser: Browser) -> None:  # noqa: F811
+    """Every Char.Vitals key with a maximum is a gauge, every exit a button: a game sending
+    hundreds of them (or a new key in each message) would grow the page without end. The
+    first MAX_GAUGES gauges are kept and go on updating; the first MAX_EXITS exits are shown."""
+    async with fake_game(browser) as g:
+        page = g.page
+        await gmcp_on(g.conn)
+        vitals: dict[str, int] = {"hp": 10, "maxhp": 20}
+        for i in range(100):
+            vitals[f"k{i}"] = i
+            vitals[f"maxk{i}"] = 100
+        g.conn.send(gmcp("Char.Vitals", vitals) + b"vitals sent\r\n")
+        await log_has(page, "vitals sent")
+        for i in range(100, 200):  # a new key in each message
+            g.conn.send(gmcp("Char.Vitals", {f"n{i}": 1, f"maxn{i}": 2}))
+        g.conn.send(gmcp("Char.Vitals", {"hp": 15, "maxhp": 20}) + b"more sent\r\n")
+        await log_has(page, "more sent")
+        await page.wait_for_selector(".gauge[data-name=hp][aria-valuenow='15']")
+        assert await page.locator("#vitals .gauge").count() == MAX_GAUGES
+        g.conn.send(gmcp("Room.Info", {"name": "Hub", "exits": {f"portal{i}": i for i in range(500)}})
+                    + b"room sent\r\n")
+        await log_has(page, "room sent")
+        await page.wait_for_selector("#room-name:has-text('Hub')")
+        names = await page.locator("#exits .exit").all_inner_texts()
+        assert names == [f"portal{i}" for i in range(MAX_EXITS)]
+
+
+# The page's audio elements that play() was called on (sound.js makes them with new Audio(),
+# outside the document): the test counts those not paused.
+TRACK_AUDIO = """() => {
+  window.__audio = [];
+  const play = HTMLMediaElement.prototype.play;
+  HTMLMediaElement.prototype.play = function () {
+    if (!window.__audio.includes(this)) window.__audio.push(this);
+    return play.call(this);
+  };
+}"""
+PLAYING = "() => window.__audio.filter((a) => !a.paused).length"
+MADE = "() => window.__audio.length"
+
+
+async def playing(page: Page) -> int:
+    return await page.evaluate(PLAYING)
+
+
+async def loops(conn: FakeConnection, page: Page, media_url: str, keys: range, marker: str) -> None:
+    """Looping sounds under the given keys, then a line; until the page has shown the line."""
+    conn.send(b"".join(gmcp("Client.Media.Play", {"name": "loop.wav", "url": media_url, "type": "sound",
+                                                  "key": f"k{k}", "loops": -1}) for k in keys)
+              + gmcp("Client.Media.Play", {
+                  "name": "theme.wav", "url": media_url, "type": "music", "loops": -1})
+              + marker.encode() + b"\r\n")
+    await log_has(page, marker)
+
+
+@contextlib.asynccontextmanager
+async def sound_game(browser: Browser) -> AsyncIterator[tuple[FakeMud, web.Application, str, Page, str]]:  # noqa: F811
+    """The page playing the fake MUD with a media_url, sound turned on, its audio tracked:
+    (mud, app, page URL, page, media_url)."""
+    async with media_server() as (media_url, asked), FakeMud() as mud:
+        config = make_config(mud.port, game_extra=f"    title: Fake Game\n    media_url: {media_url}")
+        async with serve(config) as (app, url):
+            async with open_page(browser, url) as page:
+                await connected(page)
+                await page.evaluate(TRACK_AUDIO)
+                await page.click("#sound-toggle")
+                yield mud, app, url, page, media_url
+
+
+async def test_sounds_playing_at_once_are_bounded(browser: Browser) -> None:  # noqa: F811
+    """A game can start a looping sound under any number of keys, each an audio element that
+    plays for ever: at most MAX_PLAYING play at once, the oldest stopped for a new one."""
+    async with sound_game(browser) as (mud, app, url, page, media_url):
+        conn = await mud.next_connection(timeout=20)
+        await gmcp_on(conn)
+        await loops(conn, page, media_url, range(40), "forty loops")
+        await page.wait_for_function(f"() => ({MADE})() === 41")
+        assert await playing(page) == MAX_PLAYING
+        # The newest ones play: the last sounds and the music.
+        assert await page.evaluate(f"() => window.__audio.slice(-{MAX_PLAYING}).every((a) => !a.paused)") is True
