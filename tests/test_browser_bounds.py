@@ -1,5 +1,6 @@
-"""What a game can make the page keep, in real headless Chromium (SPEC 7.1, docs/client.md):
-the state a game's GMCP grows (gauges, exit buttons, sounds) is bounded.
+"""What a game can make the page keep, and what a session's end leaves playing, in real headless
+Chromium (SPEC 7.1, docs/client.md): the state a game's GMCP grows (gauges, exit buttons, sounds)
+is bounded, and a session that ended or was replaced by a new one plays none of its loops on.
 
 The real gateway in front of the scripted fake MUD, as in tests/test_browser.py; sounds come from a
 local media server (tests/test_browser_sound.py).
@@ -7,6 +8,7 @@ local media server (tests/test_browser_sound.py).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from typing import AsyncIterator
@@ -20,8 +22,9 @@ from playwright.async_api import Browser, Page
 from tests.conftest import make_config
 from tests.fakemud import FakeConnection, FakeMud
 from tests.test_browser import (  # noqa: F401 (fixture)
-    IAC, WILL, browser, cmd, connected, fake_game, log_has, open_page, serve,
+    IAC, WILL, browser, cmd, connected, fake_game, kill_websockets, log_has, open_page, serve,
 )
+from tests.test_browser_evening import sessions
 from tests.test_browser_sound import media_server
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -121,3 +124,40 @@ async def test_sounds_playing_at_once_are_bounded(browser: Browser) -> None:  # 
         assert await playing(page) == MAX_PLAYING
         # The newest ones play: the last sounds and the music.
         assert await page.evaluate(f"() => window.__audio.slice(-{MAX_PLAYING}).every((a) => !a.paused)") is True
+
+
+async def test_no_loop_outlives_its_session(browser: Browser) -> None:  # noqa: F811
+    """A session that ended (the game hung up), or a new session found by a rejoin (the old one
+    ended while the page was away), plays none of the last one's loops."""
+    async with sound_game(browser) as (mud, app, url, page, media_url):
+        conn = await mud.next_connection(timeout=20)
+        await gmcp_on(conn)
+        await loops(conn, page, media_url, range(3), "three loops")
+        await page.wait_for_function(f"() => ({PLAYING})() === 4")
+        # The game hangs up: nothing of that session loops on.
+        conn.close()
+        await page.wait_for_selector("#status[data-state=ended]")
+        assert await playing(page) == 0
+        # Connect again, loops again; then the page goes away, and the session ends meanwhile.
+        await page.click("#again")
+        second = await mud.next_connection(timeout=20)
+        await connected(page)
+        await gmcp_on(second)
+        await loops(second, page, media_url, range(3), "loops again")
+        await page.wait_for_function(f"() => ({PLAYING})() === 4")
+        await page.context.set_offline(True)
+        assert kill_websockets(app) == 1
+        await page.wait_for_selector("#status[data-state=reconnecting]")
+        second.close()
+        for _ in range(400):
+            if await sessions(url) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await sessions(url) == 0
+        await page.context.set_offline(False)
+        third = await mud.next_connection(timeout=20)
+        await connected(page)
+        await log_has(page, "A new game session started.")
+        third.send(b"welcome back\r\n")
+        await log_has(page, "welcome back")
+        assert await playing(page) == 0

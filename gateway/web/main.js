@@ -249,7 +249,10 @@ function play(game, title, mediaUrl) {
         el.dataset.state = state;
         document.body.dataset.state = state;
         $("again").hidden = state !== "ended";
-        if (state === "ended") commandLine.setSecret(false);
+        if (state === "ended") {
+          commandLine.setSecret(false);
+          sound.endSession(); // (a game that hung up, a kick: its music does not play on)
+        }
       },
       event(name, payload) {
         tools.beforeEvent(payload);
@@ -279,7 +282,10 @@ function play(game, title, mediaUrl) {
         if (joinedBefore && !response.resumed) log.note("A new game session started.", "notice");
         // A new session starts with echo on (its game has asked for nothing yet): a password
         // field left from the session before would hide and not keep the player's next lines.
-        if (!response.resumed) commandLine.setSecret(false);
+        if (!response.resumed) {
+          commandLine.setSecret(false);
+          sound.endSession(); // (the last session's loops: it may have ended unseen, while away)
+        }
         // Nor is the last session's prompt, room, exits or gauges this one's (an exit button
         // left there would send its direction to a login prompt).
         if (joinedBefore && !response.resumed) {

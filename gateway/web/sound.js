@@ -161,6 +161,20 @@ export class SoundBoard {
     entry.audio.removeAttribute("src");
   }
 
+  /**
+   * The session ended, or a new one started: what loops (music, a sound with loops) was
+   * the last session's and stops, and music kept for when sound is turned on is forgotten.
+   * A sound played once ends by itself.
+   */
+  endSession() {
+    for (const [key, entry] of [...this.playing]) {
+      if (entry.loops === 1) continue;
+      this._halt(entry);
+      this.playing.delete(key);
+    }
+    this.music = null;
+  }
+
   setEnabled(on) {
     this.enabled = on;
     if (!on) {

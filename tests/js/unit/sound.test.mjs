@@ -144,3 +144,18 @@ test("at most MAX_PLAYING sounds at once: a new key stops the one started longes
   assert.ok(b.playing.has("k10") && b.playing.has("new") && !b.playing.has("k11"));
   assert.equal(made.filter((a) => !a.paused).length, MAX_PLAYING);
 });
+
+test("a session's end stops its loops and forgets music kept for later; a sound played once ends by itself", () => {
+  const { b, made } = board();
+  b.play({ name: "theme.mid", type: "music", loops: -1 }); // sound off: kept for when it is turned on
+  b.endSession();
+  b.setEnabled(true);
+  assert.equal(made.length, 0); // the ended session's music does not start
+  b.play({ name: "theme.mid", type: "music", loops: -1 });
+  b.play({ name: "rain.wav", key: "rain", loops: -1 });
+  b.play({ name: "bells.wav", key: "bells", loops: 3 });
+  b.play({ name: "hit.wav" });
+  b.endSession();
+  assert.deepEqual(made.map((a) => a.paused), [true, true, true, false]);
+  assert.deepEqual([...b.playing.keys()], ["hit.wav"]);
+});
