@@ -412,6 +412,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=True
 # -- loading -----------------------------------------------------------------
 
 _AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
+_AT_KEY = re.compile(r"^Expected `str` - at `key` in `(\$[^`]*)`$")
+_PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[([0-9]+)\]")
 _TOP_LEVEL = re.compile(r"^Expected `object`, got `(\w+)`$")
 
 
@@ -424,6 +426,10 @@ def parse_config(data: bytes | str, *, source: str | None = None) -> Config:
     try:
         return msgspec.yaml.decode(data, type=Config)
     except msgspec.ValidationError as exc:
+        m = _AT_KEY.match(str(exc))
+        if m:  # msgspec's "- at `key` in `$.x`": said as every other problem, the path last
+            raise ConfigError(f"Expected `str` for a key, got {_key_at(data, m.group(1))!r} "
+                              f"- at `{m.group(1)}`") from None
         raise ConfigError(_validation_message(exc)) from None
     except msgspec.DecodeError as exc:
         msg = str(exc)
@@ -432,6 +438,18 @@ def parse_config(data: bytes | str, *, source: str | None = None) -> Config:
                 '"<byte string>"', source
             )
         raise ConfigError(f"Invalid YAML: {_one_line(msg)}") from None
+
+
+def _key_at(data: bytes | str, path: str) -> object:
+    """The first key that is not a string in the mapping at ``path`` (``$.games[0]``) of the
+    YAML ``data``: YAML 1.1 reads ``yes:``, ``null:`` or ``5:`` as a bool, null, a number."""
+    try:
+        node = msgspec.yaml.decode(data)
+        for name, index in _PATH_STEP.findall(path[1:]):
+            node = node[name] if name else node[int(index)]
+        return next((k for k in node if not isinstance(k, str)), None)
+    except (LookupError, TypeError, ValueError):  # not reached by msgspec's paths; said as unknown
+        return None
 
 
 def _one_line(msg: str) -> str:

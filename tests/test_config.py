@@ -289,6 +289,14 @@ BAD = {
         cfg("security: {auth: {secret_env: A-B}}"),
         "- at `$.security.auth.secret_env`",
     ),
+    # a key that is not a string (YAML reads `5:`, `yes:` or `null:` as a number, a bool, null)
+    "key not a string in a game": (one("5: x"), "Expected `str` for a key, got 5 - at `$.games[0]`"),
+    "key not a string at the top": (
+        "yes: 1\n" + cfg(), "Expected `str` for a key, got True - at `$`",
+    ),
+    "key not a string in a section": (
+        cfg("security: {auth: {null: 1}}"), "Expected `str` for a key, got None - at `$.security.auth`",
+    ),
     # the file as a whole
     "invalid yaml": ("games: [\n  {name: g\n", "Invalid YAML"),
     "empty file": ("", "empty"),
