@@ -1,6 +1,8 @@
 """What a game can make the page keep, and what a session's end leaves playing, in real headless
 Chromium (SPEC 7.1, docs/client.md): the state a game's GMCP grows (gauges, exit buttons, sounds)
-is bounded, and a session that ended or was replaced by a new one plays none of its loops on.
+is bounded, a session that ended or was replaced by a new one plays none of its loops on, and the
+join's `gap` is worded for what it is (a reload's older output no longer kept, or output lost while
+the connection was down).
 
 The real gateway in front of the scripted fake MUD, as in tests/test_browser.py; sounds come from a
 local media server (tests/test_browser_sound.py).
@@ -22,7 +24,8 @@ from playwright.async_api import Browser, Page
 from tests.conftest import make_config
 from tests.fakemud import FakeConnection, FakeMud
 from tests.test_browser import (  # noqa: F401 (fixture)
-    IAC, WILL, browser, cmd, connected, fake_game, kill_websockets, log_has, open_page, serve,
+    IAC, WILL, browser, cmd, connected, fake_game, kill_websockets, log_has, log_text, open_page,
+    serve,
 )
 from tests.test_browser_evening import sessions
 from tests.test_browser_sound import media_server
@@ -161,3 +164,54 @@ async def test_no_loop_outlives_its_session(browser: Browser) -> None:  # noqa: 
         third.send(b"welcome back\r\n")
         await log_has(page, "welcome back")
         assert await playing(page) == 0
+
+
+async def to_browser(url: str) -> float:
+    """The gateway's bytes_total to the browser (counted as the game's output is read)."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "metrics") as response:
+            text = await response.text()
+    for line in text.splitlines():
+        if line.startswith('mud_gateway_bytes_total{direction="to_browser"}'):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no bytes_total to the browser in /metrics")
+
+
+async def test_a_gap_is_worded_for_a_reload_and_for_a_drop(browser: Browser) -> None:  # noqa: F811
+    """The join's `gap`: events after `last_seq` (0 for a reloaded page) left the replay buffer.
+    After a reload that is older output no longer kept (nothing was lost while a connection was
+    down); after a drop (a join with `last_seq`) it is output lost while the connection was down."""
+    lost = "Some output was lost while the connection was down."
+    older = "Older output of this session is no longer kept."
+    async with fake_game(browser, extra="sessions: {replay_bytes: 4096, linger_seconds: 60}") as g:
+        page = g.page
+        for part in range(20):  # (events of under 1 KB: the buffer keeps the last few)
+            g.conn.send(b"".join(b"line %03d %s\r\n" % (i, b"x" * 80) for i in range(10)) + b"part %d\r\n" % part)
+            await log_has(page, f"part {part}")
+        g.conn.send(b"first part done\r\n")
+        await log_has(page, "first part done")
+        await page.reload()
+        await connected(page)
+        await log_has(page, "first part done")
+        await log_has(page, older)
+        assert lost not in await log_text(page)
+        # A drop while the game says more than the buffer keeps: lost while the connection was down.
+        before = await to_browser(g.url)
+        await page.context.set_offline(True)
+        assert kill_websockets(g.app) == 1
+        await page.wait_for_selector("#status[data-state=reconnecting]")
+        for part in range(20):
+            g.conn.send(b"".join(b"away %03d %s\r\n" % (i, b"y" * 80) for i in range(10)))
+            await asyncio.sleep(0.02)  # (separate reads: separate events)
+        g.conn.send(b"second part done\r\n")
+        # Until the gateway has read it into the lingering session's buffer.
+        for _ in range(400):
+            if await to_browser(g.url) >= before + 200 * 90:
+                break
+            await asyncio.sleep(0.05)
+        assert await to_browser(g.url) >= before + 200 * 90
+        await page.context.set_offline(False)
+        await connected(page)
+        await log_has(page, "second part done")
+        await log_has(page, lost)
+        assert (await log_text(page)).count(older) == 1

@@ -278,7 +278,13 @@ function play(game, title, mediaUrl) {
       },
       joined(response) {
         tools.joined(response);
-        if (response.gap) log.note("Some output was lost while the connection was down.", "notice");
+        // gap: events were dropped from the session's replay buffer. The page's first join (a
+        // reload; it has no last_seq) asked for the whole scrollback, whose oldest part is simply
+        // no longer kept; a later one (after a drop) asked for what it missed, and lost some.
+        if (response.gap) {
+          log.note(joinedBefore ? "Some output was lost while the connection was down."
+            : "Older output of this session is no longer kept.", "notice");
+        }
         if (joinedBefore && !response.resumed) log.note("A new game session started.", "notice");
         // A new session starts with echo on (its game has asked for nothing yet): a password
         // field left from the session before would hide and not keep the player's next lines.
