@@ -273,3 +273,28 @@ def test_a_bad_value_of_each_key_is_named_by_its_path(tmp_path, text, expected):
     with pytest.raises(ConfigError) as info:
         parse_config(text)
     assert str(info.value).endswith(expected), str(info.value)
+
+
+# -- 7 the HTTP surface: content types, methods ----------------------------------------------------
+
+async def test_endpoints_content_types_and_methods_they_do_not_serve(mud, gateway, monkeypatch):
+    # SPEC 7: /healthz, /api/games and /admin/sessions answer JSON, /metrics "Prometheus text
+    # format"; a method an endpoint does not serve is 405 with its Allow, and changes nothing.
+    monkeypatch.setenv("GW_TEST_OPS_ADMIN_TOKEN", "t" * 40)
+    client, _ = await gateway(make_config(mud.port, extra="admin: {token_env: GW_TEST_OPS_ADMIN_TOKEN}"))
+    auth = {"Authorization": "Bearer " + "t" * 40}
+    for path, headers, kind in [("/healthz", {}, "application/json"), ("/api/games", {}, "application/json"),
+                                ("/admin/sessions", auth, "application/json"), ("/metrics", {}, "text/plain")]:
+        resp = await client.get(path, headers=headers)
+        assert resp.status == 200 and resp.content_type == kind, (path, resp.status, resp.content_type)
+        head = await client.head(path, headers=headers)
+        assert head.status == 200 and await head.read() == b"", path
+        for method in ("POST", "PUT", "DELETE"):
+            resp = await client.request(method, path, headers=headers, data=b"{}")
+            assert resp.status == 405 and resp.headers["Allow"] == "GET,HEAD", (method, path)
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    metrics = await (await client.get("/metrics")).text()
+    assert metrics.startswith("# HELP mud_gateway_") and "# TYPE mud_gateway_sessions gauge" in metrics
+    resp = await client.get("/admin/sessions/x/kick", headers=auth)
+    assert resp.status == 405 and resp.headers["Allow"] == "POST"
+    assert mud.connections == []
