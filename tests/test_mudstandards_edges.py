@@ -404,3 +404,26 @@ async def test_game_hangup_to_a_client_that_never_reads_again_is_a_slow_consumer
     # 1008, or, as the gateway's close frame was still behind the unread output when the
     # closing handshake's second ran out, the connection aborted.
     assert (kind, payload[0]) in (("close", 1008), ("close", 1006)), (kind, payload)
+
+
+async def test_a_close_frame_while_the_last_output_waits_ends_the_socket_at_once(mud, ws_gateway):
+    """SPEC 9.6: "when the WebSocket closes (close frame or TCP drop) the telnet connection is
+    closed at once"; RFC 6455 5.5.1: a close frame is answered. A client that closes while
+    the game's last output still waits for it to read is not held until that is written (or,
+    not reading, until slow_consumer_seconds, 60 here): the socket ends at once."""
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (TERMINAL,))
+    (sock,) = client.server.app[SOCKETS]
+    line = b"z" * 98 + b"\r\n"
+    conn.send(b"start\r\n")
+    await ws.binary_until(b"start\r\n")
+    transport = raw_transport(ws)
+    transport.pause_reading()
+    while sock._outbox_bytes < 300_000:
+        conn.send(line * 640)
+        await until(lambda: conn.unsent() == 0, what="the gateway read the game's output")
+        await asyncio.sleep(0.02)
+    conn.close()
+    await until(lambda: not sock.session, what="the gateway saw the hang-up")
+    transport.write(client_frame(0x8, struct.pack("!H", 1000)))
+    await until(lambda: sock not in client.server.app[SOCKETS], timeout=5, what="the socket ended")

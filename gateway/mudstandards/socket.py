@@ -168,6 +168,7 @@ class MudSocket(WebSocket):
         as if it had all.)"""
         if self._outbox or self._writing:
             self._last_close = (code, message)  # _written closes when the last batch is out
+            self._loop.call_soon(self._read_again)  # meanwhile its close frame ends it (_may_read)
         else:
             self._close_soon(code, message)
 
@@ -202,8 +203,10 @@ class MudSocket(WebSocket):
     def _may_read(self) -> bool:
         if not self._caught_up:
             return False
-        if self._closing is not None or self._conn.closed_for_sending:
-            return True  # closing: only the client's close frame matters now (its reply to ours)
+        if self._closing is not None or self._conn.closed_for_sending or self._last_close is not None:
+            # Closing (or about to, once the last output is written): only the client's close
+            # frame matters now (its reply to ours, or its own: the end at once), and its pings.
+            return True
         return self.session is not None and not self._held
 
     def _close_soon(self, code: int, message: bytes, drain_seconds: float = 0.0) -> None:
@@ -213,6 +216,8 @@ class MudSocket(WebSocket):
         self._loop.call_soon(self._read_again)
 
     def message(self, opcode: int, data: "str | bytes") -> None:
+        if self.session is None:
+            return  # the session ended (its last output going out): input goes nowhere
         limits = self.config.limits
         if self._relay_input is not None:
             if opcode == TEXT:
