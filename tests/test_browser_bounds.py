@@ -2,7 +2,7 @@
 Chromium (SPEC 7.1, docs/client.md): the state a game's GMCP grows (gauges, exit buttons, sounds)
 is bounded, a session that ended or was replaced by a new one plays none of its loops on, and the
 join's `gap` is worded for what it is (a reload's older output no longer kept, or output lost while
-the connection was down).
+the connection was down); the 1 KB pieces the page draws a long line in never cut a link.
 
 The real gateway in front of the scripted fake MUD, as in tests/test_browser.py; sounds come from a
 local media server (tests/test_browser_sound.py).
@@ -32,7 +32,7 @@ from tests.test_browser_sound import media_server
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-SB, SE, DO, GMCP = 250, 240, 253, 201
+SB, SE, DO, GMCP, MXP = 250, 240, 253, 201, 91
 MAX_GAUGES = 24  # panels.js
 MAX_EXITS = 40  # panels.js
 MAX_PLAYING = 16  # sound.js
@@ -215,3 +215,25 @@ async def test_a_gap_is_worded_for_a_reload_and_for_a_drop(browser: Browser) -> 
         await log_has(page, "second part done")
         await log_has(page, lost)
         assert (await log_text(page)).count(older) == 1
+
+
+async def test_a_long_line_of_links_keeps_every_link(browser: Browser) -> None:  # noqa: F811
+    """The page draws game text in pieces of at most 1 KB (output.js), cut at a line's end, or
+    inside a longer line. A cut inside an OSC 8 sequence whose URI is longer than the parser keeps
+    of an unfinished sequence (a link with a menu: kilobytes) lost the link and put the rest of its
+    URI into the log as text. Pieces end after a sequence, never inside."""
+    async with FakeMud() as mud:
+        async with serve(make_config(mud.port, game_extra="    title: Links Game")) as (_app, url):
+            async with open_page(browser, url) as page:
+                conn = await mud.next_connection(timeout=20)
+                await connected(page)
+                conn.send(cmd(IAC, WILL, MXP))
+                await conn.wait_for(cmd(IAC, DO, MXP))
+                menu = "|".join(f"say this is menu command number {i} of the link" for i in range(6))
+                links = " ".join(f'<SEND href="{menu}">link{n}</SEND>' for n in range(12))
+                conn.send(b"\x1b[1z" + links.encode() + b" end of links\r\n")
+                await log_has(page, "end of links")
+                text = await log_text(page)
+                assert "config" not in text and "%" not in text, text[:300]
+                assert " ".join(f"link{n}" for n in range(12)) + " end of links" in text
+                assert await page.locator("#log .game-link[aria-haspopup=menu]").count() == 12

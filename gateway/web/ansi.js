@@ -37,6 +37,19 @@ const SGR_PARAMS = /^[0-9;:]*$/;
 const PARTIAL = /^\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[ -/]*)?$/;
 const CONTROL = /[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f]/g;
 const MAX_PARTIAL = 256; // a longer unfinished sequence is dropped, not kept for ever
+const ESCAPE_AT = new RegExp(ESCAPE.source, "y");
+
+/**
+ * Where the escape sequence that starts at `text[i]` (an ESC) ends (the index after it), or -1
+ * when it does not end in `text`. Whoever cuts text into pieces for feed() cuts after it, not
+ * inside: a cut sequence longer than MAX_PARTIAL (an OSC 8 link's URI with a menu) is dropped,
+ * and the rest of it shown as text.
+ */
+export function escapeEnd(text, i) {
+  ESCAPE_AT.lastIndex = i;
+  const m = ESCAPE_AT.exec(text);
+  return m ? i + m[0].length : -1;
+}
 
 export class AnsiParser {
   constructor() {

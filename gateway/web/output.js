@@ -37,7 +37,7 @@
 // - http(s) URLs become links that open in a new tab without a referrer.
 // - The game's OSC 8 links (MXP, SPEC 7.1) become links and commands (links.js).
 
-import { AnsiParser, DEFAULT_STYLE, cssColours, styleClasses } from "./ansi.js";
+import { AnsiParser, DEFAULT_STYLE, cssColours, escapeEnd, styleClasses } from "./ansi.js";
 import { linkParent, outOfTabOrder } from "./links.js";
 
 const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/g;
@@ -270,6 +270,9 @@ export class OutputLog {
         const nl = text.lastIndexOf("\n", end - 1);
         if (nl > at) end = nl + 1;
         else if (/[\ud800-\udbff]/.test(text[end - 1])) end--; // not between a surrogate pair
+        // Nor inside an escape sequence (an OSC 8 link's URI may be kilobytes): the piece goes on to its end.
+        const esc = text.lastIndexOf("\x1b", end - 1);
+        if (esc >= at) end = Math.max(end, escapeEnd(text, esc));
       }
       const piece = text.slice(at, end);
       const lines = countNewlines(piece);

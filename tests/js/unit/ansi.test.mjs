@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { AnsiParser, DEFAULT_STYLE, applySgr, cssColours, styleClasses, xtermRgb } from "../../../gateway/web/ansi.js";
+import { AnsiParser, DEFAULT_STYLE, applySgr, cssColours, escapeEnd, styleClasses, xtermRgb } from "../../../gateway/web/ansi.js";
 
 const parse = (...chunks) => {
   const p = new AnsiParser();
@@ -192,4 +192,15 @@ test("2 MB of coloured text parses", () => {
   const big = line.repeat(Math.ceil((2 * 1024 * 1024) / line.length));
   const runs = parse(big);
   assert.equal(runs.map((r) => r.text).join("").split("\n").length - 1, big.split("\n").length - 1);
+});
+
+test("escapeEnd: where a sequence starting at an ESC ends, -1 when it does not end in the text", () => {
+  const uri = `send:look?config=${"%7B".repeat(200)}`;
+  const text = `ab\x1b]8;;${uri}\x1b\\link\x1b]8;;\x07 \x1b[31mred\x1b[`;
+  const osc = text.indexOf("\x1b]8");
+  assert.equal(escapeEnd(text, osc), text.indexOf("link"));
+  assert.equal(escapeEnd(text, text.indexOf("\x1b\\")), text.indexOf("link")); // (an ST)
+  assert.equal(escapeEnd(text, text.indexOf("\x1b[31m")), text.indexOf("red"));
+  assert.equal(escapeEnd(text, text.lastIndexOf("\x1b")), -1);
+  assert.equal(escapeEnd(text.slice(0, osc + 300), osc), -1);
 });
