@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -101,3 +102,19 @@ def add_routes(app: web.Application, root: Path = WEB_ROOT,
     app.router.add_get("/", index)
     if not missing:
         app.router.add_static("/client/", root, follow_symlinks=False, show_index=False)
+        app.middlewares.append(_no_such_file)
+
+
+@web.middleware
+async def _no_such_file(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+    """A ``/client/`` path the file system cannot even look up is not a file of the client:
+    404. aiohttp's static route stats the path as sent and lets an OSError other than
+    "not found" through (a name over 255 bytes: ENAMETOOLONG), which answered 500 and logged
+    an ERROR with a traceback quoting the name, as often as anyone asked. The response is
+    made after the handler returns, so nothing here is an error of sending it."""
+    try:
+        return await handler(request)
+    except OSError:
+        if not request.path.startswith("/client/"):
+            raise
+        raise web.HTTPNotFound() from None

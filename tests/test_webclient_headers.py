@@ -114,3 +114,24 @@ async def test_other_endpoints_are_left_as_they_were(aiohttp_client) -> None:
         assert resp.status == 200, path
         assert "X-Frame-Options" not in resp.headers, path
         assert "Content-Security-Policy" not in resp.headers, path
+
+
+async def test_a_name_too_long_for_the_file_system_is_404_not_a_500_and_a_traceback(aiohttp_client, caplog) -> None:
+    """aiohttp's static route asks the file system about the path as sent: a name over its 255
+    bytes (ENAMETOOLONG, an OSError aiohttp does not catch) answered 500 and logged an ERROR
+    with a traceback holding the name, ~5 KB of log a request, as often as anyone asked (the
+    bound on lines a client can cause, docs/security.md). Such a file is not there: 404."""
+    caplog.set_level("DEBUG")
+    client = await _client(aiohttp_client)
+    paths = ["/client/" + "a" * 256, "/client/vendor/" + "b" * 4000, "/client/" + "%C3%A9" * 128,
+             "/client/" + "c" * 300 + "/main.js", "/client/" + "/".join(["d" * 200] * 30)]
+    for path in paths:
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        raw = await reader.read()
+        writer.close()
+        head = raw.partition(b"\r\n\r\n")[0].decode("latin-1")
+        assert head.split()[1] == "404", (path[:40], head)
+        assert "frame-ancestors 'none'" in head, head  # the client's answer, with its headers
+    assert not [r for r in caplog.records if r.levelno >= 40], [r.getMessage() for r in caplog.records]
+    assert (await client.get("/client/main.js")).status == 200  # the files are still served
