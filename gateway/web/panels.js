@@ -209,6 +209,9 @@ export function msdpRoom(data) {
 }
 
 const MAX_MSDP_VARIABLES = 1024;
+// A variable's name and a text value are kept up to this long: the kept values only feed the
+// gauges (numbers and their names), and a game may send a megabyte in each of a thousand variables.
+const MAX_MSDP_TEXT = 100;
 
 /**
  * MSDP for the panels: a game sends each variable as it changes (HEALTH now,
@@ -234,11 +237,13 @@ export class MsdpPanels {
     let scalars = false;
     for (const [key, value] of Object.entries(data)) {
       if (value === null || typeof value !== "object") {
+        if (key.length > MAX_MSDP_TEXT) continue;
         if (!(key in this.values)) {
           if (this.count >= MAX_MSDP_VARIABLES) continue; // a game has a few dozen
           this.count++;
         }
-        this.values[key] = value;
+        // (A longer text is no number: kept as none, not a megabyte each.)
+        this.values[key] = typeof value === "string" && value.length > MAX_MSDP_TEXT ? null : value;
         scalars = true;
       }
     }

@@ -159,3 +159,21 @@ test("a session's end stops its loops and forgets music kept for later; a sound 
   assert.deepEqual(made.map((a) => a.paused), [true, true, true, false]);
   assert.deepEqual([...b.playing.keys()], ["hit.wav"]);
 });
+
+test("MSDP: what is kept for the gauges is bounded (names and text values of 100 characters at most)", () => {
+  const drawn = [];
+  const panels = new MsdpPanels({ vitals: { update: (d) => drawn.push(vitalsGauges(d)) }, room: { update() {} } });
+  const mega = "9".repeat(1 << 20);
+  for (let i = 0; i < 2000; i++) panels.update({ [`V${i}`]: mega, [`${"N".repeat(200)}${i}`]: "1" });
+  assert.equal(panels.count, 1024);
+  const kept = Object.entries(panels.values);
+  assert.equal(kept.length, 1024);
+  assert.ok(kept.every(([k, v]) => k.length <= 100 && v === null));
+  panels.update({ HEALTH: "1".repeat(200), HEALTH_MAX: "100" }); // (past the 1,024: not kept)
+  const fresh = new MsdpPanels({ vitals: { update: (d) => drawn.push(vitalsGauges(d)) }, room: { update() {} } });
+  fresh.update({ HEALTH: "50", HEALTH_MAX: "100" });
+  fresh.update({ HEALTH: "5".repeat(200) }); // a text too long for a number: the gauge is gone, not stale
+  assert.deepEqual(drawn.at(-1), []);
+  fresh.update({ HEALTH: "40" });
+  assert.deepEqual(drawn.at(-1), [{ name: "HEALTH", value: 40, max: 100 }]);
+});
