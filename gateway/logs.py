@@ -28,6 +28,7 @@ import time
 from typing import Any, Callable
 
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web import RequestPayloadError
 
 from .config import Config
 
@@ -201,15 +202,20 @@ class TextFormatter(logging.Formatter):
 
 
 class ClientErrorsAtDebug(logging.Filter):
-    """aiohttp logs each request it cannot parse (a client's malformed HTTP, answered 400) at
-    ERROR, with a traceback: ~1 KB of log for a 30-byte request, from anyone who reaches the
-    port, and an ERROR an admin would take for a fault of the gateway. Such a record is
+    """aiohttp logs each request it cannot parse (a client's malformed HTTP, answered 400, or a
+    body that does not decode) at ERROR, with a traceback: ~1 KB of log for a 30-byte request,
+    from anyone who reaches the port, and an ERROR an admin would take for a fault of the
+    gateway. Such a record is
     logged at debug (as aiohttp itself does for a first request with a bad method); a fault
     of the gateway's own handlers (a 500) stays an error."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError) and (exc.code or 400) < 500:
+        # A request body that does not parse or decode (junk said to be gzip, a broken chunk):
+        # aiohttp reads a body the handler left unread after the answer, and logs its failure
+        # as "Unhandled exception", to any path, as often as a client sends one.
+        if isinstance(exc, RequestPayloadError) or (
+                isinstance(exc, HttpProcessingError) and (exc.code or 400) < 500):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger().isEnabledFor(logging.DEBUG)
         return True

@@ -298,3 +298,33 @@ async def test_endpoints_content_types_and_methods_they_do_not_serve(mud, gatewa
     resp = await client.get("/admin/sessions/x/kick", headers=auth)
     assert resp.status == 405 and resp.headers["Allow"] == "POST"
     assert mud.connections == []
+
+
+def test_a_body_that_does_not_decode_logs_no_error(tmp_path):
+    # docs/security.md: what a client can make the gateway log is bounded. A request whose body
+    # is not in the Content-Encoding it names (junk said to be gzip), to any path, got its
+    # answer (405, 404) and then an ERROR with a ~2 KB traceback, "Unhandled exception": aiohttp
+    # reads the unread body after the answer and fails. A client's malformed request is logged
+    # at debug, as aiohttp's other parse errors are (logs.ClientErrorsAtDebug).
+    port = free_port()
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(f"listen: {{port: {port}}}\nlogging: {{format: json}}\n"
+                   "games:\n  - {name: one, host: 127.0.0.1, port: 4000}\n")
+    proc = serving(["--config", str(cfg)])
+    err = ""
+    try:
+        for path, status in [("/api/games", 405), ("/healthz", 405), ("/nope", 404), ("/client/main.js", 405)]:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+                          "Content-Length: 4\r\n\r\njunk".encode())
+                assert s.recv(12) == f"HTTP/1.1 {status}".encode(), path
+                try:
+                    while s.recv(65536):  # until the gateway is done with the connection
+                        pass
+                except ConnectionResetError:
+                    pass
+        assert healthz(port)["status"] == "ok"
+    finally:
+        err += stopped(proc)
+    records = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert not [r for r in records if r["level"] == "error"], records
