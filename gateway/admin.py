@@ -84,7 +84,10 @@ class AdminApi:
 
     async def kick(self, request: web.Request) -> web.Response:
         _authorize(request, self.manager)
-        body = await request.read()
+        try:
+            body = await request.read()
+        except web.RequestPayloadError:  # a Content-Encoding the body is not in (was a 500)
+            raise web.HTTPBadRequest(text="the body does not decode as its Content-Encoding says") from None
         try:
             kick = msgspec.json.decode(body, type=KickRequest) if body.strip() else KickRequest()
         except msgspec.DecodeError as exc:  # ValidationError included

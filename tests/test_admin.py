@@ -171,3 +171,31 @@ async def test_other_disconnects_carry_no_detail(joined):
     phx, topic, conn = joined
     conn.close()
     assert set(await phx.event(topic, "disconnect")) == {"reason", "sent_at"}
+
+
+async def test_a_kick_whose_body_does_not_decode_is_400_not_500(mud, gateway, admin_token, caplog):
+    """A body said to be gzip (or deflate) that is not: aiohttp raises while reading it, which
+    answered 500 and logged "Error handling request" with a traceback. It is a bad request like
+    any other body that is not {"message": "..."}; the session is not kicked. (aiohttp's own
+    record of the unread body, "Unhandled exception", the command line's logging puts at
+    debug: tests/test_ops_edges.py.)"""
+    caplog.set_level("INFO")
+    client, connect = await gateway(make_config(mud.port, extra=ADMIN))
+    phx = await connect()
+    await phx.join(new_topic())
+    conn = await mud.next_connection()
+    sid = (await (await client.get("/admin/sessions", headers=AUTH)).json())["sessions"][0]["id"]
+    for encoding in ("gzip", "deflate"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+        body = b'{"message": "x"}'
+        writer.write(f"POST /admin/sessions/{sid}/kick HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                     f"Content-Encoding: {encoding}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                     .encode() + body)
+        status = await asyncio.wait_for(reader.readuntil(b"\r\n"), EVENTUALLY)
+        writer.close()
+        await writer.wait_closed()
+        assert status.startswith(b"HTTP/1.1 400 "), (encoding, status)
+    failed = [r for r in caplog.records if r.getMessage().startswith("Error handling request")]
+    assert not failed, [r.getMessage() for r in failed]
+    assert len((await (await client.get("/admin/sessions", headers=AUTH)).json())["sessions"]) == 1
+    assert not conn.eof
