@@ -427,3 +427,37 @@ async def test_a_close_frame_while_the_last_output_waits_ends_the_socket_at_once
     await until(lambda: not sock.session, what="the gateway saw the hang-up")
     transport.write(client_frame(0x8, struct.pack("!H", 1000)))
     await until(lambda: sock not in client.server.app[SOCKETS], timeout=5, what="the socket ended")
+
+
+# -- 9.5/6: backpressure -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("protocol", [TERMINAL, TELNET])
+async def test_backpressure_stops_reading_the_game_and_loses_nothing(mud, ws_gateway, protocol):
+    """SPEC 9.5: "Backpressure ... as section 6": a client that reads slower than the game
+    writes makes the gateway stop reading the game (TCP pushes back on it) rather than
+    buffer without bound, and read again once the client catches up; nothing is lost."""
+    client = await ws_gateway()
+    ws, conn = await play(mud, client, (protocol,))
+    (sock,) = client.server.app[SOCKETS]
+    transport = raw_transport(ws)
+    transport.pause_reading()
+    line = b"w" * 98 + b"\r\n"
+    lines = 80_000   # 8 MB: more than the kernel's buffers and the outbox's high water
+    conn.send(line * lines + b"done\r\n")
+    await until(lambda: not sock._caught_up, what="the gateway's outbox over its high water")
+    await asyncio.sleep(0.5)
+    held = sock._outbox_bytes
+    assert held < sock.outbox_limit()
+    await asyncio.sleep(0.5)
+    assert sock._outbox_bytes == held   # the game is not read meanwhile: what it sends waits in TCP
+    transport.resume_reading()
+    received = bytearray()
+    while b"done\r\n" not in received[-6:]:
+        kind, payload = await ws.read(timeout=30)
+        assert kind == "binary", (kind, payload)
+        received += payload  # type: ignore[operator]
+    ws.frames.clear()
+    assert (len(received), received.count(line)) == (len(line) * lines + 6, lines)
+    await ws.ws.send_bytes(b"still here")
+    await conn.wait_for(b"still here\r\n")
+    await ws.ws.close()
