@@ -458,6 +458,6 @@ async def test_backpressure_stops_reading_the_game_and_loses_nothing(mud, ws_gat
         received += payload  # type: ignore[operator]
     ws.frames.clear()
     assert (len(received), received.count(line)) == (len(line) * lines + 6, lines)
-    await ws.ws.send_bytes(b"still here")
+    await ws.ws.send_bytes(b"still here\r\n")   # (the relay passes it as it is)
     await conn.wait_for(b"still here\r\n")
     await ws.ws.close()
