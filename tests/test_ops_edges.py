@@ -17,6 +17,7 @@ import jwt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway import __version__
 from gateway.config import ConfigError, parse_config
 from gateway.routes import apply_config
 from tests.conftest import free_port, make_config
@@ -42,6 +43,30 @@ def test_port_outside_0_to_65535_is_a_usage_error_not_another_port(port):
     assert "--port" in result.stderr and "0 to 65535" in result.stderr, result.stderr
     assert result.stdout == ""  # no game started, no URL printed
 
+
+
+@pytest.mark.parametrize("args", [[], ["--config", "a.yaml", "--demo"], ["--demo", "--check-config", "a.yaml"],
+                                  ["--config"], ["--colour"], ["serve"]])
+def test_a_command_line_that_names_no_one_thing_to_do_is_a_usage_error(args):
+    # SPEC 2: --config PATH, --demo or --check-config PATH; anything else (none of them, two,
+    # a flag without its value, an unknown flag or word) is argparse's usage error: exit 2,
+    # the usage on stderr, nothing started.
+    result = run(*args)
+    assert result.returncode == 2, (args, result.stdout, result.stderr)
+    assert result.stderr.startswith("usage: mud-gateway"), result.stderr
+    assert result.stdout == ""
+
+
+def test_version_and_help():
+    # The package version (SPEC 7's /healthz "version" is the same), and --help naming the flags
+    # and the subcommands; both exit 0.
+    result = run("--version")
+    assert (result.returncode, result.stdout.strip()) == (0, f"mud-gateway {__version__}")
+    result = run("--help")
+    assert result.returncode == 0
+    for flag in ("--config PATH", "--demo", "--check-config PATH", "--port PORT",
+                 "mud-gateway token --help", "mud-gateway upgrade --help"):
+        assert flag in result.stdout, flag
 
 # -- 7 /metrics -----------------------------------------------------------------------------------
 
