@@ -461,3 +461,38 @@ async def test_backpressure_stops_reading_the_game_and_loses_nothing(mud, ws_gat
     await ws.ws.send_bytes(b"still here\r\n")   # (the relay passes it as it is)
     await conn.wait_for(b"still here\r\n")
     await ws.ws.close()
+
+
+# -- 9.1: the token rules of 4.1 --------------------------------------------------------------------
+
+async def test_ws_token_rules_exp_iat_aud_and_algorithm(mud, ws_gateway):
+    """SPEC 9.1: a token by "the rules of 4.1 (auth.required, exp, iat/max_age, no aud, HS256
+    only); a refused token: HTTP 403", in the query or as the bearer subprotocol entry."""
+    import time
+
+    import jwt
+
+    from tests.test_mudstandards import SECRET
+
+    client = await ws_gateway(extra=f"security: {{auth: {{required: true, secret: {SECRET}, max_age_seconds: 60}}}}")
+    now = int(time.time())
+    refused = [
+        jwt.encode({"exp": now - 10, "iat": now - 20}, SECRET, algorithm="HS256"),          # expired
+        jwt.encode({"iat": now}, SECRET, algorithm="HS256"),                                 # no exp
+        jwt.encode({"exp": now + 600, "iat": now - 120}, SECRET, algorithm="HS256"),        # older than max_age
+        jwt.encode({"exp": now + 60, "iat": now, "aud": "x"}, SECRET, algorithm="HS256"),   # an audience
+        jwt.encode({"exp": now + 60, "iat": now}, SECRET * 2, algorithm="HS512"),           # not HS256
+        jwt.encode({"exp": now + 60, "iat": now}, "another-secret-" + "k" * 32, algorithm="HS256"),
+    ]
+    for bad in refused:
+        resp = await client.get(f"/ws?token={bad}", headers=upgrade_headers(**{"Sec-WebSocket-Protocol": TERMINAL}))
+        assert resp.status == 403, jwt.get_unverified_header(bad)
+        b64 = base64.urlsafe_b64encode(bad.encode()).decode().rstrip("=")
+        resp = await client.get("/ws", headers=upgrade_headers(
+            **{"Sec-WebSocket-Protocol": f"base64url.bearer.phx.{b64}, {TERMINAL}"}))
+        assert resp.status == 403
+    assert mud.connections == []
+    good = jwt.encode({"exp": now + 60, "iat": now}, SECRET, algorithm="HS256")
+    ws = await open_ws(client, (TERMINAL,), path=f"/ws?token={good}")
+    await mud.next_connection()
+    await ws.ws.close()
