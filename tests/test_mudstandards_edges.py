@@ -500,3 +500,26 @@ async def test_ws_token_rules_exp_iat_aud_and_algorithm(mud, ws_gateway):
     ws = await open_ws(client, (TERMINAL,), path=f"/ws?token={good}")
     await mud.next_connection()
     await ws.ws.close()
+
+
+# -- 9.1: frames sent with the upgrade request ------------------------------------------------------
+
+@pytest.mark.parametrize("protocol", [TERMINAL, TELNET])
+async def test_frames_sent_with_the_upgrade_request_are_applied_after_the_connect_in_order(mud, ws_gateway, protocol):
+    """SPEC 9.1: "frames the client sent meanwhile are applied after the connect, in order":
+    also those written in the same segment as the upgrade request, before the 101."""
+    client = await ws_gateway()
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    request = (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{client.server.port}\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n").encode()
+    frames = b"".join(client_frame(BINARY_OP, f"cmd {i}\r\n".encode()) for i in range(5))
+    try:
+        writer.write(request + frames)
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        conn = await mud.next_connection()
+        await conn.wait_for(b"cmd 4\r\n")
+        assert bytes(conn.received) == b"".join(f"cmd {i}\r\n".encode() for i in range(5))
+    finally:
+        writer.close()
