@@ -50,6 +50,22 @@ async def test_game_text_in_its_encoding_and_input_in_it_with_iac_doubled(mud, w
     await ws.ws.close()
 
 
+
+async def test_charset_agreed_encoding_is_used_both_ways(mud, ws_gateway):
+    """SPEC 9.3: text "decoded from the game's encoding (or the CHARSET-agreed one)"; 9.4: input
+    "in the game's encoding": once the game agrees UTF-8 over CHARSET, both ways use it."""
+    client = await ws_gateway(game_extra="    encoding: latin-1")
+    ws, conn = await play(mud, client, (GMCP,))
+    conn.send(bytes([IAC, WILL, 42]))
+    await conn.wait_for(bytes([IAC, DO, 42]))
+    conn.send(bytes([IAC, SB, 42, 1]) + b";ISO-8859-1;UTF-8" + bytes([IAC, SE]))
+    await conn.wait_for(bytes([IAC, SB, 42, 2]) + b"UTF-8" + bytes([IAC, SE]))
+    conn.send("naïve ☕\r\n".encode())
+    assert await ws.binary_until(b"\r\n") == "naïve ☕\r\n".encode()
+    await ws.ws.send_bytes("café ☕".encode())
+    await conn.wait_for("café ☕\r\n".encode())
+    await ws.ws.close()
+
 # -- 9.1: TLS refusals after the 101 ------------------------------------------------------------
 
 @pytest.mark.parametrize("protocol", [TERMINAL, TELNET])
