@@ -63,7 +63,7 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
         setup_logging(new)
         log.info("SIGHUP: config reloaded from %s (sessions already playing keep their game's settings)",
                  config_path)
-        warn_unset_variables(new)
+        warn_about(new)
         # The socket stays where it was: say so rather than let "reloaded" suggest it moved.
         if (new.listen.host, new.listen.port) != (config.listen.host, config.listen.port):
             log.warning("SIGHUP: listen changed in the config to %s:%d: ignored, still listening on "
@@ -118,7 +118,7 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
              __version__, url, ", ".join(g.name for g in config.games),
              type(loop).__module__.partition(".")[0], "C" if jsonstring.COMPILED else "Python fallback",
              gc_policy)
-    warn_unset_variables(config)
+    warn_about(config)
     if demo:
         print(f"mud-gateway: demo game on telnet 127.0.0.1:{game.port}", flush=True)
 
@@ -146,10 +146,14 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
     return 0
 
 
-def warn_unset_variables(config: Config) -> None:
-    """Log what a variable the config names but the environment lacks turns off (at start and
-    at each reload): with ``security.auth.secret_env`` unset and ``required: true``, every
-    socket is refused 403 and only the refusals (10 in 10 s) would say why."""
+def warn_about(config: Config) -> None:
+    """Log, at start and at each reload, what in the config is likely a mistake though not an
+    error: a key its file writes twice (``Config.warnings``), and a variable it names that the
+    environment lacks, and what that turns off (with ``security.auth.secret_env`` unset and
+    ``required: true`` every socket is refused 403, and only the refusals, 10 in 10 s, would
+    say why)."""
+    for warning in config.warnings:
+        log.warning("config: %s", warning)
     auth = config.security.auth
     if auth.secret_env is not None and auth.resolved_secret() is None:
         log.warning("security.auth.secret_env names %s, which is unset or empty in the environment: %s",
@@ -203,10 +207,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.check_config:
         try:
-            load_config(args.check_config)
+            checked = load_config(args.check_config)
         except ConfigError as exc:
             print(f"mud-gateway: {args.check_config}: {exc}", file=sys.stderr)
             return 2
+        for warning in checked.warnings:
+            print(f"mud-gateway: {args.check_config}: warning: {warning}", file=sys.stderr)
         print(f"mud-gateway: {args.check_config}: ok")
         return 0
     if args.config:

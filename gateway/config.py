@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 import msgspec.yaml
+import yaml
 
 from .addresses import IPNetwork, parse_address, parse_network
 
@@ -371,6 +372,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=True
     logging: Logging = msgspec.field(default_factory=Logging)
 
     def __post_init__(self) -> None:
+        #: What the file says that is not an error but likely a mistake (``duplicate_keys``).
+        self.warnings: list[str] = []
         if not self.games:
             raise _FieldError("At least one game is required", ".games")
         seen: set[str] = set()
@@ -424,7 +427,7 @@ def parse_config(data: bytes | str, *, source: str | None = None) -> Config:
     syntax error messages.
     """
     try:
-        return msgspec.yaml.decode(data, type=Config)
+        config = msgspec.yaml.decode(data, type=Config)
     except msgspec.ValidationError as exc:
         m = _AT_KEY.match(str(exc))
         if m:  # msgspec's "- at `key` in `$.x`": said as every other problem, the path last
@@ -438,6 +441,45 @@ def parse_config(data: bytes | str, *, source: str | None = None) -> Config:
                 '"<byte string>"', source
             )
         raise ConfigError(f"Invalid YAML: {_one_line(msg)}") from None
+    config.warnings = duplicate_keys(data)
+    return config
+
+
+def duplicate_keys(data: bytes | str) -> list[str]:
+    """Each key written twice in one mapping, as a message with its YAML path. YAML requires a
+    mapping's keys to be unique; PyYAML keeps the last and says nothing, so a second
+    ``security:`` block (written for ``deny``, say) drops the first's ``auth: {required:
+    true}`` without a word. Said as warnings (``Config.warnings``: ``--check-config`` prints
+    them, the server logs them at start and at a reload), not refused: files that repeat a
+    key load as they did. Walks the parsed nodes; one reached again through an alias once."""
+    try:
+        root = yaml.compose(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, ValueError, LookupError, AttributeError):
+        return []  # the decode has said why
+    found: list[str] = []
+    walked: set[int] = set()
+    todo: list[tuple[yaml.Node | None, str]] = [(root, "$")]
+    while todo:
+        node, path = todo.pop()
+        if node is None or id(node) in walked:
+            continue
+        walked.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[tuple[str, str], int] = {}
+            children = []
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    continue  # not a string key: the decode refuses it
+                line, first = key.start_mark.line + 1, lines.get((key.tag, key.value))
+                if first is not None:
+                    found.append(f"Duplicate key `{key.value}` (line {line}, first at line {first}): "
+                                 f"the last one is used - at `{path}.{key.value}`")
+                lines[(key.tag, key.value)] = line
+                children.append((value, f"{path}.{key.value}"))
+            todo.extend(reversed(children))
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(reversed([(item, f"{path}[{i}]") for i, item in enumerate(node.value)]))
+    return found
 
 
 def _key_at(data: bytes | str, path: str) -> object:

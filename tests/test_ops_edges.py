@@ -353,3 +353,38 @@ def test_a_body_that_does_not_decode_logs_no_error(tmp_path):
         err += stopped(proc)
     records = [json.loads(line) for line in err.splitlines() if line.strip()]
     assert not [r for r in records if r["level"] == "error"], records
+
+
+# -- 3 a key written twice --------------------------------------------------------------------------
+
+def test_a_key_written_twice_is_a_warning_of_check_config_and_of_the_server(tmp_path):
+    # SPEC 3 (YAML): a mapping's keys are unique. PyYAML keeps the last and said nothing: a
+    # second `security:` block, written for `deny`, dropped the first's `auth.required` and the
+    # gateway took players without tokens, --check-config "ok". Still loaded as before (the
+    # last one is used), but said: by --check-config (exit 0) and at start and at each reload.
+    port = free_port()
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(f"listen: {{port: {port}}}\n"
+                   "security: {auth: {required: true, secret: a-secret-of-thirty-two-bytes-or-more}}\n"
+                   "games:\n  - {name: one, host: 127.0.0.1, port: 4000, port: 4001}\n"
+                   "security: {deny: [203.0.113.0/24]}\n")
+    checked = run("--check-config", str(cfg))
+    assert checked.returncode == 0 and checked.stdout.endswith(": ok\n"), checked
+    assert checked.stderr.splitlines() == [
+        f"mud-gateway: {cfg}: warning: Duplicate key `security` (line 5, first at line 2): the last one "
+        "is used - at `$.security`",
+        f"mud-gateway: {cfg}: warning: Duplicate key `port` (line 4, first at line 4): the last one "
+        "is used - at `$.games[0].port`"]
+    proc = serving(["--config", str(cfg)])
+    err = ""
+    try:
+        err = stderr_until(proc, "$.games[0].port")
+        proc.send_signal(signal.SIGHUP)
+        reloaded = stderr_until(proc, "config reloaded")
+        if "$.games[0].port" not in reloaded.partition("config reloaded")[2]:
+            reloaded += stderr_until(proc, "$.games[0].port")
+        err += reloaded
+    finally:
+        err += stopped(proc)
+    warned = [line for line in err.splitlines() if "Duplicate key" in line]
+    assert len(warned) == 4 and all(" WARNING gateway: config: Duplicate key" in line for line in warned), warned
