@@ -133,9 +133,11 @@ export class SoundBoard {
         this.playing.delete(item.key);
       }
     });
-    // A file that cannot be played never ends: it is forgotten now.
+    // A file that cannot be played never ends: it is stopped and forgotten now.
     audio.addEventListener("error", () => {
-      if (this.playing.get(item.key) === entry) this.playing.delete(item.key);
+      if (this.playing.get(item.key) !== entry) return;
+      audio.pause();
+      this.playing.delete(item.key);
     });
     this.playing.set(item.key, entry);
     const started = audio.play();

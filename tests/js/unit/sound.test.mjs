@@ -177,3 +177,12 @@ test("MSDP: what is kept for the gauges is bounded (names and text values of 100
   fresh.update({ HEALTH: "40" });
   assert.deepEqual(drawn.at(-1), [{ name: "HEALTH", value: 40, max: 100 }]);
 });
+
+test("a sound whose file cannot be played is stopped and forgotten (it never ends)", () => {
+  const { b, made } = board();
+  b.setEnabled(true);
+  b.play({ name: "missing.wav", key: "m", loops: -1 });
+  made[0].listeners.error();
+  assert.equal(made[0].paused, true);
+  assert.equal(b.playing.has("m"), false);
+});
