@@ -443,6 +443,7 @@ async def test_a_close_frame_while_the_last_output_waits_ends_the_socket_at_once
     await until(lambda: not sock.session, what="the gateway saw the hang-up")
     transport.write(client_frame(0x8, struct.pack("!H", 1000)))
     await until(lambda: sock not in client.server.app[SOCKETS], timeout=5, what="the socket ended")
+    transport.abort()  # the client, which never read our close, goes too
 
 
 # -- 9.5/6: backpressure -----------------------------------------------------------------------------
