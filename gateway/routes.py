@@ -211,9 +211,10 @@ async def _shutdown(app: web.Application) -> None:
 
 def apply_config(app: web.Application, config: Config) -> None:
     """Make ``config`` the live one (SIGHUP). The session manager holds the only reference
-    that sockets, sessions and handlers read, so every socket sees it at its next look-up.
-    ``listen.*`` was used at start and stays as it was."""
-    app[SESSIONS].config = config
+    that sockets, sessions and handlers read, so every socket sees it at its next look-up
+    (and the sessions' idle clocks are set again: ``SessionManager.reload``). ``listen.*``
+    was used at start and stays as it was."""
+    app[SESSIONS].reload(config)
 
 
 def create_app(config: Config, generation: int = 1) -> web.Application:

@@ -434,6 +434,11 @@ class Session:
             opened.exception()  # retrieved: there may be no join left to wait
 
     def _arm_idle(self) -> None:
+        """The idle clock's timer, (again) from ``last_input`` and the live config's
+        ``idle_timeout_seconds`` (none while it is 0); a reload that changes it arms it again."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         timeout = self.manager.config.sessions.idle_timeout_seconds
         if timeout > 0 and not self.ended:
             due = self.last_input + timeout
@@ -508,6 +513,16 @@ class SessionManager:
         self.mssp: dict[str, dict[str, Any]] = {}
         #: An upgrade in place is handing the sessions over: no game is read again.
         self.handing_over = False
+
+    def reload(self, config: Config) -> None:
+        """Make ``config`` the live one (SIGHUP). What is read at each use applies from there;
+        the idle clocks' timers are set again when ``idle_timeout_seconds`` changed, so a new
+        timeout (or none) applies at once to the sessions already open, from their last input."""
+        idle = self.config.sessions.idle_timeout_seconds
+        self.config = config
+        if config.sessions.idle_timeout_seconds != idle:
+            for session in list(self.sessions.values()):  # one may end ("idle") on the way
+                session._arm_idle()
 
     def __len__(self) -> int:
         """The live sessions: open, or their game still being dialled (``/healthz``, the limits)."""

@@ -139,3 +139,27 @@ async def test_sighup_adds_a_network_to_the_deny_list(mud, tmp_path):
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_a_reload_of_the_idle_timeout_applies_to_sessions_already_open(mud, gateway):
+    """sessions.idle_timeout_seconds from a reload applies at once to the sessions open before
+    it, from their last input: turned on (it was 0 when they opened: no clock was set), and
+    shortened (their clock was set for the longer one)."""
+    client, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    never, longer = new_topic(), new_topic()
+    assert (await phx.join(never))["status"] == "ok"
+    never_conn = await mud.next_connection()
+    apply_config(client.server.app, make_config(mud.port, extra="sessions: {idle_timeout_seconds: 3600}"))
+    assert (await phx.join(longer, join_ref="2"))["status"] == "ok"
+    longer_conn = await mud.next_connection()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    apply_config(client.server.app, make_config(mud.port, extra="sessions: {idle_timeout_seconds: 1}"))
+    for conn in (never_conn, longer_conn):
+        await conn.wait_closed(timeout=20)
+    # (A ceiling only, against "never" and "in an hour": a session opened within the last
+    # seconds, idle for 1 s from its last input.)
+    assert loop.time() - began < 15
+    reasons = {(await phx.event(topic, "disconnect"))["reason"] for topic in (never, longer)}
+    assert reasons == {"idle"}
