@@ -148,12 +148,9 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
 
 def warn_about(config: Config) -> None:
     """Log, at start and at each reload, what in the config is likely a mistake though not an
-    error: a key its file writes twice (``Config.warnings``), and a variable it names that the
-    environment lacks, and what that turns off (with ``security.auth.secret_env`` unset and
+    error: a variable it names that the environment lacks, and what that turns off (with ``security.auth.secret_env`` unset and
     ``required: true`` every socket is refused 403, and only the refusals, 10 in 10 s, would
     say why)."""
-    for warning in config.warnings:
-        log.warning("config: %s", warning)
     auth = config.security.auth
     if auth.secret_env is not None and auth.resolved_secret() is None:
         log.warning("security.auth.secret_env names %s, which is unset or empty in the environment: %s",
@@ -207,12 +204,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.check_config:
         try:
-            checked = load_config(args.check_config)
+            load_config(args.check_config)
         except ConfigError as exc:
             print(f"mud-gateway: {args.check_config}: {exc}", file=sys.stderr)
             return 2
-        for warning in checked.warnings:
-            print(f"mud-gateway: {args.check_config}: warning: {warning}", file=sys.stderr)
         print(f"mud-gateway: {args.check_config}: ok")
         return 0
     if args.config:

@@ -372,8 +372,6 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, dict=True
     logging: Logging = msgspec.field(default_factory=Logging)
 
     def __post_init__(self) -> None:
-        #: What the file says that is not an error but likely a mistake (``duplicate_keys``).
-        self.warnings: list[str] = []
         if not self.games:
             raise _FieldError("At least one game is required", ".games")
         seen: set[str] = set()
@@ -441,22 +439,23 @@ def parse_config(data: bytes | str, *, source: str | None = None) -> Config:
                 '"<byte string>"', source
             )
         raise ConfigError(f"Invalid YAML: {_one_line(msg)}") from None
-    config.warnings = duplicate_keys(data)
+    duplicate = first_duplicate_key(data)
+    if duplicate is not None:
+        raise ConfigError(duplicate)
     return config
 
 
-def duplicate_keys(data: bytes | str) -> list[str]:
-    """Each key written twice in one mapping, as a message with its YAML path. YAML requires a
-    mapping's keys to be unique; PyYAML keeps the last and says nothing, so a second
-    ``security:`` block (written for ``deny``, say) drops the first's ``auth: {required:
-    true}`` without a word. Said as warnings (``Config.warnings``: ``--check-config`` prints
-    them, the server logs them at start and at a reload), not refused: files that repeat a
-    key load as they did. Walks the parsed nodes; one reached again through an alias once."""
+def first_duplicate_key(data: bytes | str) -> str | None:
+    """The first key written twice in one mapping, as a problem with its YAML path, or None.
+    YAML requires a mapping's keys to be unique; PyYAML keeps the last and says nothing, so a
+    second ``security:`` block (written for ``deny``, say) would drop the first's ``auth:
+    {required: true}`` without a word, and the gateway take players without tokens. Refused
+    as any other problem (SPEC 2). Walks the parsed nodes; one reached again through an alias
+    once. (YAML's merge key ``<<`` is no duplicate: a key beside it overrides the merged one.)"""
     try:
         root = yaml.compose(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (yaml.YAMLError, ValueError, LookupError, AttributeError):
-        return []  # the decode has said why
-    found: list[str] = []
+        return None  # the decode has said why
     walked: set[int] = set()
     todo: list[tuple[yaml.Node | None, str]] = [(root, "$")]
     while todo:
@@ -472,14 +471,14 @@ def duplicate_keys(data: bytes | str) -> list[str]:
                     continue  # not a string key: the decode refuses it
                 line, first = key.start_mark.line + 1, lines.get((key.tag, key.value))
                 if first is not None:
-                    found.append(f"Duplicate key `{key.value}` (line {line}, first at line {first}): "
-                                 f"the last one is used - at `{path}.{key.value}`")
+                    return (f"Duplicate key `{key.value}` (line {line}, first at line {first}) "
+                            f"- at `{path}.{key.value}`")
                 lines[(key.tag, key.value)] = line
                 children.append((value, f"{path}.{key.value}"))
             todo.extend(reversed(children))
         elif isinstance(node, yaml.SequenceNode):
             todo.extend(reversed([(item, f"{path}[{i}]") for i, item in enumerate(node.value)]))
-    return found
+    return None
 
 
 def _key_at(data: bytes | str, path: str) -> object:

@@ -62,14 +62,15 @@ def free_port() -> int:
 
 
 def config_yaml(mud_port: int, extra: str = "", game_extra: str = "", games: str = "") -> str:
-    """YAML for one fake game ``fake`` (plus ``games`` YAML list items), with ``extra`` top-level YAML."""
+    """YAML for one fake game ``fake`` (plus ``games`` YAML list items), with ``extra`` top-level YAML.
+    ``prompt_flush_ms`` is 100 unless ``game_extra`` gives it (a key written twice is refused)."""
+    flush = "" if "prompt_flush_ms" in game_extra else "    prompt_flush_ms: 100\n"
     return f"""
 games:
   - name: fake
     host: 127.0.0.1
     port: {mud_port}
-    prompt_flush_ms: 100
-{game_extra}
+{flush}{game_extra}
 {games}
 {extra}
 """
