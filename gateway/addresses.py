@@ -1,8 +1,10 @@
 """Players' IP addresses as the gateway compares, counts, logs and forwards them (SPEC 5).
 
-One rule lives here: an IPv4-mapped IPv6 address (``::ffff:10.0.0.2``, as a
+Two rules live here: an IPv4-mapped IPv6 address (``::ffff:10.0.0.2``, as a
 dual-stack socket, nginx or HAProxy writes an IPv4 peer) *is* the IPv4
-address. Every address the gateway takes in (the peer, X-Forwarded-For
+address; and an IPv6 zone (``fe80::1%eth0``, a link-local peer's; ``ipaddress``
+takes any text after the ``%``, spaces included) is dropped, as nothing the
+address goes to has a place for it (a PROXY v1 line, NEW-ENVIRON, a log field). Every address the gateway takes in (the peer, X-Forwarded-For
 entries, the CIDRs of the config) goes through :func:`parse_address` or
 :func:`parse_network`, and the player's address that the rest of the gateway
 uses (per-IP limits, the deny list, logs, NEW-ENVIRON ``IPADDRESS``, the
@@ -21,13 +23,16 @@ _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 def parse_address(text: str) -> IPAddress | None:
-    """``text`` as an address (IPv4-mapped IPv6 as IPv4), or None when it is not one."""
+    """``text`` as an address (IPv4-mapped IPv6 as IPv4, no IPv6 zone), or None when it is not one."""
     try:
         addr = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
-    if addr.version == 6 and addr.ipv4_mapped is not None:  # type: ignore[union-attr]
-        return addr.ipv4_mapped  # type: ignore[union-attr]
+    if addr.version == 6:
+        if addr.ipv4_mapped is not None:  # type: ignore[union-attr]
+            return addr.ipv4_mapped  # type: ignore[union-attr]
+        if addr.scope_id is not None:  # type: ignore[union-attr]
+            return ipaddress.IPv6Address(addr.packed)
     return addr
 
 

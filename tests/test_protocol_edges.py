@@ -115,6 +115,11 @@ def test_addresses_are_normalised():
     assert client_address("::ffff:127.0.0.1", ["203.0.113.7, junk, 10.0.0.2"], trusted) == "10.0.0.2"
     assert client_address("::ffff:192.0.2.1", ["203.0.113.7"], trusted) == "192.0.2.1"
     assert client_address("", [], trusted) == ""
+    # An IPv6 zone is no part of the player's address (NEW-ENVIRON, the logs, PROXY): dropped,
+    # also one with a space in it, which ipaddress takes.
+    assert str(parse_address("fe80::1%eth0")) == "fe80::1" and parse_address("fe80::1%x y") == parse_address("fe80::1")
+    assert client_address("fe80::1%eth0", [], trusted) == "fe80::1"
+    assert client_address("::ffff:127.0.0.1", ["fe80::7%x y=1"], trusted) == "fe80::7"
 
 
 async def test_ipv4_mapped_forwarded_for_chain(mud, gateway, caplog):

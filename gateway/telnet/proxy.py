@@ -15,19 +15,12 @@ from ..addresses import parse_address
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
-def _unscoped(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """The address without an IPv6 zone (``fe80::1%eth0``: a link-local peer's, or any text
-    after the ``%``, spaces included): the PROXY protocol has no place for one, and a v1
-    line with it is malformed (a space in it, a field more), which the game refuses."""
-    return ipaddress.IPv6Address(addr.packed) if addr.version == 6 and addr.scope_id else addr  # type: ignore[union-attr]
-
-
 def _pair(src: str, dst: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] | None:
-    """Both addresses in one family (IPv4 is mapped into IPv6 when they differ), or None."""
+    """Both addresses in one family (IPv4 is mapped into IPv6 when they differ), or None. (No
+    IPv6 zone: ``parse_address`` drops it; a v1 line with one, a space in it, is malformed.)"""
     a, b = parse_address(src), parse_address(dst)
     if a is None or b is None:
         return None
-    a, b = _unscoped(a), _unscoped(b)
     if a.version != b.version:
         a, b = (ipaddress.IPv6Address(f"::ffff:{x}") if x.version == 4 else x for x in (a, b))
     return a, b
