@@ -26,30 +26,12 @@ from gateway.telnet.stream import Gmcp, Negotiation, TelnetStream, Text
 from gateway.telnet.subnegotiation import (MAX_MSSP_VALUES, decode_mssp, encode_environ, environ_names,
                                            environ_request)
 from tests.fakemud import EVENTUALLY, FakeMud
+from tests.test_hostile_game import python_lines
 from tests.test_telnet_client import adapter
 
 IAC, WILL, DO, SB, SE = 255, 251, 253, 250, 240
 NEW_ENVIRON, MSDP, MSSP, GMCP = 39, 69, 70, 201
 VAR, VALUE, ESC, USERVAR = b"\x00", b"\x01", b"\x02", b"\x03"
-
-
-def python_lines(call) -> int:
-    """The lines of Python (any module) run in ``call()``: its work a step at a time."""
-    count = 0
-
-    def tracer(frame, event, arg):
-        nonlocal count
-        if event == "line":
-            count += 1
-        return tracer
-
-    old = sys.gettrace()
-    sys.settrace(tracer)
-    try:
-        call()
-    finally:
-        sys.settrace(old)
-    return count
 
 
 def sb(opt: int, body: bytes) -> bytes:

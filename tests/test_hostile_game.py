@@ -648,13 +648,14 @@ def test_a_repeated_sgr_sequence_keeps_what_came_before_it():
     assert texts(events).endswith("\x1b[3my\x1b[0m\x1b[1;31;44m\n")
 
 
-def python_lines(call, module) -> int:
-    """The lines of ``module`` Python runs in ``call()``: the work it does a step at a time."""
+def python_lines(call, module=None) -> int:
+    """The lines of ``module`` (None: of any module) Python runs in ``call()``: the work it does
+    a step at a time."""
     count = 0
 
     def tracer(frame, event, arg):
         nonlocal count
-        if frame.f_code.co_filename != module.__file__:
+        if module is not None and frame.f_code.co_filename != module.__file__:
             return None
         if event == "line":
             count += 1
