@@ -351,6 +351,26 @@ async def test_a_flushed_partial_line_never_splits_an_escape_or_a_character(mud,
 
 # -- 9.6: the game hangs up while the client is behind -------------------------------------------------
 
+async def behind(mud, client, protocol: str, line: bytes):
+    """A /ws session whose client stopped reading while the game sent ``line`` in batches of
+    640: the kernel's buffers full, then a few hundred KB in the gateway's outbox, under its
+    high water (1 MiB), so the game is still read and a hang-up seen. (ws, conn, sock, the
+    client's paused transport, how many lines were sent.)"""
+    ws, conn = await play(mud, client, (protocol,))
+    (sock,) = client.server.app[SOCKETS]
+    conn.send(b"start\r\n")
+    await ws.binary_until(b"start\r\n")
+    transport = raw_transport(ws)
+    transport.pause_reading()
+    sent = 0
+    while sock._outbox_bytes < 300_000:
+        conn.send(line * 640)
+        sent += 640
+        await until(lambda: conn.unsent() == 0, what="the gateway read the game's output")
+        await asyncio.sleep(0.02)
+    return ws, conn, sock, transport, sent
+
+
 @pytest.mark.parametrize("protocol", [TERMINAL, TELNET])
 async def test_game_hangup_while_the_client_is_behind_delivers_every_byte(mud, ws_gateway, protocol):
     """SPEC 9.6: "The game hangs up: every byte it sent is delivered, then close 1000 closed by
@@ -360,21 +380,8 @@ async def test_game_hangup_while_the_client_is_behind_delivers_every_byte(mud, w
     gave the last output 10 s (LAST_FRAMES_SECONDS), then dropped what was still queued and
     closed (the client saw the connection reset, 1006, part of the text missing)."""
     client = await ws_gateway()
-    ws, conn = await play(mud, client, (protocol,))
-    (sock,) = client.server.app[SOCKETS]
     line = b"y" * 98 + b"\r\n"
-    conn.send(b"start\r\n")
-    await ws.binary_until(b"start\r\n")
-    transport = raw_transport(ws)
-    transport.pause_reading()
-    sent = 0
-    # The kernel's buffers fill, then the gateway's outbox: a few hundred KB queued there,
-    # under its high water (1 MiB), so the game is still read and its hang-up seen.
-    while sock._outbox_bytes < 300_000:
-        conn.send(line * 640)
-        sent += 640
-        await until(lambda: conn.unsent() == 0, what="the gateway read the game's output")
-        await asyncio.sleep(0.02)
+    ws, conn, sock, transport, sent = await behind(mud, client, protocol, line)
     conn.send(b"the end\r\n")
     conn.close()
     await until(lambda: not sock.session, what="the gateway saw the hang-up")
@@ -398,17 +405,7 @@ async def test_game_hangup_to_a_client_that_never_reads_again_is_a_slow_consumer
     after the game hung up gets close 1008 slow consumer, its output dropped, and the socket
     is closed within seconds (the sweep's rule, as for a client that plays)."""
     client = await ws_gateway(extra="limits: {slow_consumer_seconds: 1.5}")
-    ws, conn = await play(mud, client, (TERMINAL,))
-    (sock,) = client.server.app[SOCKETS]
-    line = b"z" * 98 + b"\r\n"
-    conn.send(b"start\r\n")
-    await ws.binary_until(b"start\r\n")
-    transport = raw_transport(ws)
-    transport.pause_reading()
-    while sock._outbox_bytes < 300_000:
-        conn.send(line * 640)
-        await until(lambda: conn.unsent() == 0, what="the gateway read the game's output")
-        await asyncio.sleep(0.02)
+    ws, conn, sock, transport, _ = await behind(mud, client, TERMINAL, b"z" * 98 + b"\r\n")
     conn.close()
     await until(lambda: sock not in client.server.app[SOCKETS], timeout=15, what="the socket closed")
     transport.resume_reading()
@@ -428,17 +425,7 @@ async def test_a_close_frame_while_the_last_output_waits_ends_the_socket_at_once
     the game's last output still waits for it to read is not held until that is written (or,
     not reading, until slow_consumer_seconds, 60 here): the socket ends at once."""
     client = await ws_gateway()
-    ws, conn = await play(mud, client, (TERMINAL,))
-    (sock,) = client.server.app[SOCKETS]
-    line = b"z" * 98 + b"\r\n"
-    conn.send(b"start\r\n")
-    await ws.binary_until(b"start\r\n")
-    transport = raw_transport(ws)
-    transport.pause_reading()
-    while sock._outbox_bytes < 300_000:
-        conn.send(line * 640)
-        await until(lambda: conn.unsent() == 0, what="the gateway read the game's output")
-        await asyncio.sleep(0.02)
+    ws, conn, sock, transport, _ = await behind(mud, client, TERMINAL, b"z" * 98 + b"\r\n")
     conn.close()
     await until(lambda: not sock.session, what="the gateway saw the hang-up")
     transport.write(client_frame(0x8, struct.pack("!H", 1000)))
