@@ -205,9 +205,8 @@ class ClientErrorsAtDebug(logging.Filter):
     """aiohttp logs each request it cannot parse (a client's malformed HTTP, answered 400, or a
     body that does not decode) at ERROR, with a traceback: ~1 KB of log for a 30-byte request,
     from anyone who reaches the port, and an ERROR an admin would take for a fault of the
-    gateway. Such a record is
-    logged at debug (as aiohttp itself does for a first request with a bad method); a fault
-    of the gateway's own handlers (a 500) stays an error."""
+    gateway. Such a record is logged at debug (as aiohttp itself does for a first request with
+    a bad method); a fault of the gateway's own handlers (a 500) stays an error."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
