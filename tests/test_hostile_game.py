@@ -452,6 +452,25 @@ def test_other_commands_answered_by_the_engine_count_as_negotiations(unit):
     assert len(negotiations([e for events in calls for e in events])) == count * (2 if len(unit) == 6 and unit[1] != SB else 1)
 
 
+@pytest.mark.parametrize("unit", [bytes([IAC, SB, GMCP]) + b"A 1" + bytes([IAC, SE]),
+                                  bytes([IAC, SB, GMCP]) + b'Char.Vitals {"hp": 1}' + bytes([IAC, SE]),
+                                  bytes([IAC, SB, GMCP]) + b"A \xff\xff" + bytes([IAC, SE])],
+                         ids=["tiny", "vitals", "escaped IAC"])
+def test_gmcp_messages_back_to_back_are_counted_each(unit):
+    """A run of GMCP messages was one command, however long: a read of 32,768 tiny ones was
+    parsed in one call (25 ms), and each then made an event, a kept payload and a frame in the
+    same turn of the loop (as much again). Each message counts a command now: at most
+    COMMANDS_PER_STEP a step, all of them over the steps, in order, the text after them last."""
+    count = (1 << 18) // len(unit)
+    calls = steps_of(TelnetStream(raw_gmcp=True), unit * count + b"after\r\n")
+    assert len(calls) >= count // stream_module.COMMANDS_PER_STEP
+    for events in calls:
+        assert sum(type(e) is Gmcp for e in events) <= stream_module.COMMANDS_PER_STEP
+    events = [e for events in calls for e in events]
+    assert sum(type(e) is Gmcp for e in events) == count
+    assert texts(calls[-1]) == "after\n" and type(events[-1]) is not Gmcp
+
+
 @pytest.mark.parametrize("unit", [b"x" + bytes([IAC, GA]), bytes([IAC, IAC]), bytes([IAC, NOP])],
                          ids=["prompts", "IAC IAC", "NOP"])
 def test_cheap_commands_are_counted_too(unit):

@@ -85,8 +85,9 @@ INFLATE_STEP = 1 << 18
 #: commands (87,000 ``IAC DO x IAC DONT x``) held the event loop, every other player's too,
 #: for a second; now the rest of the read waits as ``backlog`` once the step's commands are
 #: spent, as MCCP2's output beyond INFLATE_STEP does: a step costs a few ms (128
-#: negotiations). Text counts nothing; a run of GMCP messages back to back counts one; a
-#: busy game's read of text, GMCP and prompts (some 900 commands in 256 KiB) is one step.
+#: negotiations). Text counts nothing; each GMCP message one (a read of 32,768 tiny ones
+#: was 25 ms of parsing, as much again of sending); a busy game's read of text, GMCP and
+#: prompts (some 900 commands in 256 KiB) is one step.
 COMMANDS_PER_STEP = 2048
 NEGOTIATION_COST = 16
 #: The most an MSDP message or MSSP table counts on top (_table_cost): the structure bytes
@@ -218,13 +219,13 @@ def _module_name(module: bytes) -> str:
     return name
 
 
-def _gmcp_run(data: bytes, pos: int, raw: bool, events: list[Event]) -> int:
-    """GMCP messages back to back from ``pos`` (a burst of vitals): the payloads cut out by
-    one ``split`` in C, not a search and a slice each. Those with no IAC in them and not
-    oversized are parsed here; the run's last (what follows its IAC SE is not known yet)
-    and any from one that is not plain on are left to the full rules. Returns where those
-    begin."""
-    parts = data[pos + 3:].split(_BETWEEN_GMCP)
+def _gmcp_run(data: bytes, pos: int, raw: bool, events: list[Event], most: int) -> int:
+    """GMCP messages back to back from ``pos`` (a burst of vitals), at most ``most`` of them:
+    the payloads cut out by one ``split`` in C, not a search and a slice each. Those with no
+    IAC in them and not oversized are parsed here; the run's last (what follows its IAC SE
+    is not known yet) and any from one that is not plain on are left to the full rules.
+    Returns where those begin."""
+    parts = data[pos + 3:].split(_BETWEEN_GMCP, most)
     del parts[-1]
     if not parts:
         return pos
@@ -569,11 +570,16 @@ class TelnetStream:
                             self._flush_lines(events)
                         raw = self.raw_gmcp
                         events.append(parse_gmcp(_sb_payload(data, i + 3, end), raw))
-                        if data.startswith(_IAC_SB_GMCP, pos):
-                            pos = _gmcp_run(data, pos, raw, events)
+                        if left > 0 and data.startswith(_IAC_SB_GMCP, pos):
+                            # Each message of the run counts a command (COMMANDS_PER_STEP): a
+                            # read of 32,768 tiny ones took 25 ms here, and as much again to
+                            # send; the rest waits as the backlog, as other commands do.
+                            taken = len(events)
+                            pos = _gmcp_run(data, pos, raw, events, left)
+                            left -= len(events) - taken
                         # The rest of GMCP back to back (the run's last, or one _gmcp_run left
                         # to the full rules): each plain one here, any other above
-                        while data.startswith(_IAC_SB_GMCP, pos):
+                        while left > 0 and data.startswith(_IAC_SB_GMCP, pos):
                             end = find(_IAC_SE, pos + 3)
                             if end < 0 or data[end - 1] == IAC or end - pos > MAX_SUBNEGOTIATION:
                                 break
@@ -582,6 +588,7 @@ class TelnetStream:
                                 payload = payload.replace(b"\xff\xff", b"\xff")
                             events.append(parse_gmcp(payload, raw))
                             pos = end + 2
+                            left -= 1
                     else:
                         left -= NEGOTIATION_COST - 1 + _table_cost(data, i + 2, end)
                         if self._subnegotiation(data[i:end + 2], events):
