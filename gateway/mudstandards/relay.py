@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import re
 
-IAC, SB, SE = 0xFF, 0xFA, 0xF0
-WILL, WONT, DO, DONT = 0xFB, 0xFC, 0xFD, 0xFE
+from ..telnet.subnegotiation import environ_subnegotiation, environ_variable
+
+SE = 0xF0
 NEW_ENVIRON, OLD_ENVIRON = 39, 36
 IS, SEND, INFO = 0, 1, 2
-VAR, VALUE, ESC, USERVAR = 0, 1, 2, 3
 
 #: Longest NEW-ENVIRON subnegotiation held (real ones are a few hundred bytes).
 MAX_ENVIRON = 1 << 16
@@ -43,7 +43,6 @@ _IAC = b"\xff"
 # One variable: VAR or USERVAR, its name, and maybe VALUE and its value; ESC quotes the next byte.
 _VARIABLE = re.compile(rb"[\x00\x03]((?:[^\x00-\x03]|\x02[\s\S])*)(?:\x01(?:[^\x00-\x03]|\x02[\s\S])*)?")
 _NOT_LETTER = re.compile(rb"[^A-Za-z]+")
-_SPECIAL = re.compile(rb"([\x00-\x03])")
 
 _DATA, _SB, _ENV, _DROP = 0, 1, 2, 3
 _LF = 0x0A
@@ -81,14 +80,8 @@ def rewrite_environ(body: bytes, client_ip: str | None, option: int = NEW_ENVIRO
         return None
     kept = [m.group(0) for m in _VARIABLE.finditer(body, 1) if not _is_ipaddress(m.group(1))]
     if client_ip is not None and option == NEW_ENVIRON:
-        kept.append(bytes((VAR,)) + b"IPADDRESS" + bytes((VALUE,))
-                    + _SPECIAL.sub(b"\x02\\1", client_ip.encode("ascii", "replace")))
+        kept.append(environ_variable(b"IPADDRESS", client_ip.encode("ascii", "replace")))
     return bytes((kind,)) + b"".join(kept)
-
-
-def environ_subnegotiation(option: int, body: bytes) -> bytes:
-    """``IAC SB <option> <body> IAC SE`` with every 0xFF of the body doubled."""
-    return bytes((IAC, SB, option)) + body.replace(_IAC, b"\xff\xff") + bytes((IAC, SE))
 
 
 class RelayInput:

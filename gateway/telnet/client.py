@@ -46,7 +46,8 @@ from .proxy import proxy_header
 from .stream import SB, CompressionError, Event, Negotiation, TelnetStream
 from .telnetlib3_private import LeanTelnetClient, LeanTelnetWriter
 from .subnegotiation import (CHARSET_ACCEPTED, CHARSET_REJECTED, CHARSET_REQUEST, ENVIRON_IS, ENVIRON_SEND,
-                             charset_offers, decode_mssp, encode_environ, environ_names, environ_request)
+                             charset_offers, decode_mssp, encode_environ, environ_names, environ_request,
+                             environ_subnegotiation)
 
 log = logging.getLogger("gateway.telnet")
 
@@ -86,7 +87,6 @@ _NONE: frozenset[bytes] = frozenset()
 
 
 _IAC_SB_CHARSET = telopt.IAC + telopt.SB + telopt.CHARSET
-_IAC_SB_NEW_ENVIRON = telopt.IAC + telopt.SB + telopt.NEW_ENVIRON
 #: The variables NEW-ENVIRON may send (MNES; IPADDRESS only when forward_client_ip): send_env.
 _ENVIRON_NAMES = environ_names(("CLIENT_NAME", "CLIENT_VERSION", "CHARSET", "MTTS", "TERMINAL_TYPE", "IPADDRESS"))
 #: Largest TTYPE / NEW-ENVIRON subnegotiation answered (TTYPE's handed to telnetlib3);
@@ -491,8 +491,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
         names = environ_request(body, _ENVIRON_NAMES)
         encoding = "utf-8" if is_utf8(self.game_encoding) else "ascii"
         variables = self.send_env(None) if names is None else self.send_env(names) if names else {}
-        self.writer.send_iac(_IAC_SB_NEW_ENVIRON + ENVIRON_IS + encode_environ(variables, encoding)
-                             + telopt.IAC + telopt.SE)
+        self.writer.send_iac(environ_subnegotiation(telopt.NEW_ENVIRON[0], ENVIRON_IS + encode_environ(variables, encoding)))
 
     def _charset_request(self, body: bytes) -> None:
         """RFC 2066: every REQUEST gets ACCEPTED (UTF-8, when offered) or REJECTED."""

@@ -8,7 +8,8 @@ request in a Python loop per byte (64 KiB of VAR bytes held the event loop 0.1 s
 Here all three are read with ``bytes.split`` or one regex, in time bounded by the
 payload's size, never per byte in Python (SPEC 5). ``body`` is always what follows
 ``IAC SB <option>``, up to ``IAC SE``, with ``IAC IAC`` already turned back into one
-255 byte.
+255 byte. NEW-ENVIRON variables are also written here, for the gateway's IS answer and
+for the ``IPADDRESS`` the ``/ws`` telnet relay puts in a client's (mudstandards/relay.py).
 """
 
 from __future__ import annotations
@@ -73,10 +74,10 @@ def charset_offers(body: bytes) -> list[bytes]:
 
 # NEW-ENVIRON (RFC 1572): the commands after the option byte, and the bytes of its lists.
 ENVIRON_IS, ENVIRON_SEND = b"\x00", b"\x01"
-ENV_VAR, ENV_VALUE, ENV_ESC, ENV_USERVAR = b"\x00", b"\x01", b"\x02", b"\x03"
+ENV_VAR, ENV_VALUE = b"\x00", b"\x01"  # (ESC is 2, USERVAR 3)
 #: A name that is not empty: a VAR or USERVAR (not escaped) followed by a byte of the name.
 _ENV_NAMED = re.compile(rb"(?<!\x02)[\x00\x03][^\x00\x01\x03]")
-#: The bytes an answer escapes with ESC: VAR, VALUE, ESC, USERVAR.
+#: The bytes RFC 1572 escapes with ESC: VAR, VALUE, ESC, USERVAR.
 _ENV_SPECIAL = re.compile(rb"([\x00-\x03])")
 
 
@@ -99,17 +100,19 @@ def environ_request(body: bytes, known: "re.Pattern[bytes]") -> list[str] | None
     return [name.decode("ascii") for name in dict.fromkeys(known.findall(body))]
 
 
-def _env_escaped(raw: bytes) -> bytes:
-    """A name or value as RFC 1572 sends it: VAR, VALUE, ESC and USERVAR after an ESC."""
-    if _ENV_SPECIAL.search(raw):
-        raw = _ENV_SPECIAL.sub(b"\x02\\1", raw)
-    return raw
+def environ_variable(name: bytes, value: bytes) -> bytes:
+    """``VAR name VALUE value`` as RFC 1572 sends it: VAR, VALUE, ESC and USERVAR in the name
+    or the value after an ESC."""
+    return ENV_VAR + _ENV_SPECIAL.sub(b"\x02\\1", name) + ENV_VALUE + _ENV_SPECIAL.sub(b"\x02\\1", value)
 
 
 def encode_environ(variables: "dict[str, str]", encoding: str) -> bytes:
     """``VAR name VALUE value`` for each variable (MNES sends each as VAR), characters the
-    ``encoding`` lacks replaced: what follows ``IAC SB NEW-ENVIRON IS``, ``IAC`` doubled."""
-    body = b"".join(ENV_VAR + _env_escaped(name.encode(encoding, "replace"))
-                    + ENV_VALUE + _env_escaped(str(value).encode(encoding, "replace"))
+    ``encoding`` lacks replaced: what follows ``IAC SB NEW-ENVIRON IS`` (``environ_subnegotiation``)."""
+    return b"".join(environ_variable(name.encode(encoding, "replace"), str(value).encode(encoding, "replace"))
                     for name, value in variables.items())
-    return body.replace(b"\xff", b"\xff\xff") if b"\xff" in body else body
+
+
+def environ_subnegotiation(option: int, body: bytes) -> bytes:
+    """``IAC SB <option> <body> IAC SE`` with every 0xFF of the body doubled."""
+    return b"\xff\xfa" + bytes((option,)) + body.replace(b"\xff", b"\xff\xff") + b"\xff\xf0"
