@@ -148,9 +148,9 @@ async def serve(config: Config, config_path: str | None = None, demo: bool = Fal
 
 def warn_about(config: Config) -> None:
     """Log, at start and at each reload, what in the config is likely a mistake though not an
-    error: a variable it names that the environment lacks, and what that turns off (with ``security.auth.secret_env`` unset and
-    ``required: true`` every socket is refused 403, and only the refusals, 10 in 10 s, would
-    say why)."""
+    error: a variable it names that the environment lacks, and what that turns off (with
+    ``security.auth.secret_env`` unset and ``required: true`` every socket is refused 403,
+    and only the refusals, 10 in 10 s, would say why)."""
     auth = config.security.auth
     if auth.secret_env is not None and auth.resolved_secret() is None:
         log.warning("security.auth.secret_env names %s, which is unset or empty in the environment: %s",

@@ -202,9 +202,9 @@ class WebSocket(asyncio.Protocol):
         if self._tasks is None:
             self._tasks = set()
         self._tasks.add(task)
-        task.add_done_callback(self._join_done)
+        task.add_done_callback(self._task_done)
 
-    def _join_done(self, task: "asyncio.Task[Any]") -> None:
+    def _task_done(self, task: "asyncio.Task[Any]") -> None:
         """A task of the socket's (``_tasks``) is done: forgotten."""
         tasks = self._tasks
         if tasks is not None:
