@@ -285,20 +285,21 @@ function play(game, title, mediaUrl) {
           log.note(joinedBefore ? "Some output was lost while the connection was down."
             : "Older output of this session is no longer kept.", "notice");
         }
-        if (joinedBefore && !response.resumed) log.note("A new game session started.", "notice");
-        // A new session starts with echo on (its game has asked for nothing yet): a password
-        // field left from the session before would hide and not keep the player's next lines.
         if (!response.resumed) {
+          // A new session starts with echo on (its game has asked for nothing yet): a password
+          // field left from the session before would hide and not keep the player's next lines;
+          // the last session's loops stop (it may have ended unseen, while away).
           commandLine.setSecret(false);
-          sound.endSession(); // (the last session's loops: it may have ended unseen, while away)
-        }
-        // Nor is the last session's prompt, room, exits or gauges this one's (an exit button
-        // left there would send its direction to a login prompt).
-        if (joinedBefore && !response.resumed) {
-          log.newSession();
-          vitals.clear();
-          room.clear();
-          msdp.clear();
+          sound.endSession();
+          if (joinedBefore) {
+            log.note("A new game session started.", "notice");
+            // Nor is the last session's prompt, room, exits or gauges this one's (an exit
+            // button left there would send its direction to a login prompt).
+            log.newSession();
+            vitals.clear();
+            room.clear();
+            msdp.clear();
+          }
         }
         joinedBefore = true;
         sendSize();

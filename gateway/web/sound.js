@@ -110,13 +110,10 @@ export class SoundBoard {
     if (old) {
       // Music asked for again while it plays goes on (MSP's C=1, Client.Media's continue).
       if (keepSame && item.type === "music" && old.src === item.src && !old.audio.paused) return;
-      this._halt(old);
-      this.playing.delete(item.key); // (set again below: the newest, last to be stopped for room)
+      this._drop(item.key); // (set again below: the newest, last to be stopped for room)
     }
     while (this.playing.size >= MAX_PLAYING) {
-      const [key, oldest] = this.playing.entries().next().value;
-      this._halt(oldest);
-      this.playing.delete(key);
+      this._drop(this.playing.keys().next().value);
     }
     const audio = this.createAudio();
     let left = item.loops; // -1: for ever
@@ -135,9 +132,7 @@ export class SoundBoard {
     });
     // A file that cannot be played never ends: it is stopped and forgotten now.
     audio.addEventListener("error", () => {
-      if (this.playing.get(item.key) !== entry) return;
-      audio.pause();
-      this.playing.delete(item.key);
+      if (this.playing.get(item.key) === entry) this._drop(item.key);
     });
     this.playing.set(item.key, entry);
     const started = audio.play();
@@ -152,15 +147,17 @@ export class SoundBoard {
       if (d.key !== undefined && d.key !== key) continue;
       if (d.tag !== undefined && d.tag !== entry.tag) continue;
       if (d.name !== undefined && (!this.base || mediaSource(this.base, d.name) !== entry.src)) continue;
-      this._halt(entry);
-      this.playing.delete(key);
+      this._drop(key);
     }
     if (this.music && (d.type === undefined || d.type === "music")) this.music = null;
   }
 
-  _halt(entry) {
+  /** The sound playing under `key` stops and is forgotten. */
+  _drop(key) {
+    const entry = this.playing.get(key);
     entry.audio.pause();
     entry.audio.removeAttribute("src");
+    this.playing.delete(key);
   }
 
   /**
@@ -170,9 +167,7 @@ export class SoundBoard {
    */
   endSession() {
     for (const [key, entry] of [...this.playing]) {
-      if (entry.loops === 1) continue;
-      this._halt(entry);
-      this.playing.delete(key);
+      if (entry.loops !== 1) this._drop(key);
     }
     this.music = null;
   }
