@@ -79,8 +79,7 @@ export class GameConnection {
     this.size = null;
     this.ended = false;
     this.endedWhy = ""; // once ended: why a line can no longer be delivered ("the session ended")
-    // (The socket's timeout is its channels' join timeout; a recv push sets its own, PUSH_TIMEOUT_MS.)
-    const options = { heartbeatIntervalMs: HEARTBEAT_MS, timeout: JOIN_TIMEOUT_MS };
+    const options = { heartbeatIntervalMs: HEARTBEAT_MS, timeout: PUSH_TIMEOUT_MS };
     if (token) options.authToken = token;
     this.socket = new Socket(socketUrl(), options);
     this.socket.onClose(() => this._lost());
@@ -116,7 +115,7 @@ export class GameConnection {
     channel.onError(() => channel === this.channel && this._lost());
     channel.onClose(() => channel === this.channel && this._lost());
     channel
-      .join()
+      .join(JOIN_TIMEOUT_MS) // (also its rejoins'; a recv push gives its own, PUSH_TIMEOUT_MS)
       .receive("ok", (response) => {
         if (channel !== this.channel || this.ended) return;
         if (!response.resumed) this.lastSeq = 0; // a new session counts from 1

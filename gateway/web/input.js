@@ -102,8 +102,8 @@ function saveHistory(key, list) {
 /**
  * Focus goes back to the input line after a button in play is used (SPEC
  * 7.1): a button inside one of `areas` (exits, direction pad, the input
- * line's own buttons, the split's "Newest output"). A mouse press does not take the focus from the input
- * at all; a click or Enter/Space hands it back. A tap on a touch screen
+ * line's own buttons, the split's "Newest output"). A mouse press does not
+ * take the focus from the input at all; a click or Enter/Space hands it back. A tap on a touch screen
  * leaves the focus as it was (focusing the input would open the on-screen
  * keyboard over the pad), except for buttons matching `always` (the history
  * buttons fill the input line: it is where the player goes next).
