@@ -47,6 +47,16 @@ async def filled(mud, gateway, events: int = EVENTS) -> tuple[Any, str, Any, Any
     return phx, topic, conn, connect, sess
 
 
+async def replaying(phx, topic: str, sess: Session) -> Any:
+    """``phx`` joins ``topic`` for its whole scrollback: the socket it attached, the replay
+    still going out."""
+    await phx.send(topic, "phx_join", {"last_seq": 0})
+    await until(lambda: sess.viewer is not None, what="the join attached")
+    sock = sess.viewer.socket
+    assert sock._replays == 1  # the replay is under way
+    return sock
+
+
 async def read_events(phx, topic: str, count: int) -> list[list[Any]]:
     return [await phx.expect(lambda f: f[2] == topic and f[3] == "gmcp") for _ in range(count)]
 
@@ -166,10 +176,8 @@ async def test_a_socket_gone_during_its_replay_leaves_nothing_behind(mud, gatewa
     _, topic, conn, connect, sess = await filled(mud, gateway)
     app = connect.client.server.app
     phx2 = await connect()
-    await phx2.send(topic, "phx_join", {"last_seq": 0})
-    await until(lambda: sess.viewer is not None, what="the join attached")
-    sock = sess.viewer.socket
-    assert sock._replays == 1 and sock._tasks  # the replay is under way
+    sock = await replaying(phx2, topic, sess)
+    assert sock._tasks
     await phx2.ws.close()
     await until(lambda: sess.viewer is None and sock._tasks is None and sock not in app[SOCKETS],
                 what="the socket is done")
@@ -188,10 +196,7 @@ async def test_a_slow_consumer_during_its_replay_gets_the_disconnect_next(mud, g
     _, topic, conn, connect, sess = await filled(mud, gateway)
     app = connect.client.server.app
     phx2 = await connect()
-    await phx2.send(topic, "phx_join", {"last_seq": 0})
-    await until(lambda: sess.viewer is not None, what="the join attached")
-    sock = sess.viewer.socket
-    assert sock._replays == 1  # the replay is under way
+    sock = await replaying(phx2, topic, sess)
     sealing = asyncio.ensure_future(sock.slow_consumer())
     try:
         close = await phx2.expect(lambda f: f[3] == "phx_close")
@@ -216,10 +221,7 @@ async def test_an_upgrade_during_a_replay_carries_the_session(mud, gateway):
     _, topic, conn, connect, sess = await filled(mud, gateway)
     phx2 = await connect()
     before = sess.replay.to_state()
-    await phx2.send(topic, "phx_join", {"last_seq": 0})
-    await until(lambda: sess.viewer is not None, what="the join attached")
-    sock = sess.viewer.socket
-    assert sock._replays == 1
+    sock = await replaying(phx2, topic, sess)
     sess.manager.handing_over = True
     sess.freeze()
     restart = asyncio.ensure_future(sock.restart())
