@@ -14,6 +14,11 @@
 //   sends each `n` to the game once, so a push sent twice is harmless). Lines
 //   that can no longer be delivered (the session ended, or the rejoin found
 //   a new session) are reported "not delivered".
+// - Pacing: a line the gateway refuses "rate limited" (more than its burst at
+//   once: a `;;` line, an alias, what was typed while the connection was
+//   down) stays queued; nothing more is pushed until a pause (the queue's
+//   pauseMs) is over, then the queue goes on from it, one push at a time
+//   (commandqueue.js). The log says once that lines are waiting.
 // - Liveness: phoenix.js sends a heartbeat every HEARTBEAT_MS and closes the
 //   socket when its reply has not come by the next one, so a connection
 //   through which nothing arrives (no TCP close: a phone that changed
@@ -25,7 +30,7 @@
 // - phoenix.js reconnects with backoff, and at once when the tab becomes
 //   visible; the `online` event reconnects at once too.
 
-import { CommandQueue, queueKey } from "./commandqueue.js";
+import { CommandQueue, RATE_LIMITED, queueKey } from "./commandqueue.js";
 import { Socket } from "./vendor/phoenix.js";
 
 /** A heartbeat every 5 s: a dead connection is noticed within 10 s (SPEC 7.1 allows 20). */
@@ -77,6 +82,7 @@ export class GameConnection {
     this.epoch = 0; // grows at each join and each loss: a push's timeout from before is stale
     this.lastSeq = 0;
     this.size = null;
+    this.pause = null; // the timer of the queue's pause after a "rate limited" refusal
     this.ended = false;
     this.endedWhy = ""; // once ended: why a line can no longer be delivered ("the session ended")
     const options = { heartbeatIntervalMs: HEARTBEAT_MS, timeout: PUSH_TIMEOUT_MS };
@@ -121,6 +127,7 @@ export class GameConnection {
         if (!response.resumed) this.lastSeq = 0; // a new session counts from 1
         this.joined = true;
         this.epoch += 1;
+        this._stopPause(); // (the queue's join reply ends it)
         this.on.status("connected", "Connected");
         this.on.joined(response);
         const { resend, lost } = this.queue.joined(response);
@@ -149,8 +156,8 @@ export class GameConnection {
    */
   send(text, secret = false) {
     if (this.ended || !this.queue) return false;
-    const entry = this.queue.add(text, secret);
-    if (this.joined) this._push(entry);
+    this.queue.add(text, secret);
+    this._pushNext();
     return true;
   }
 
@@ -174,19 +181,58 @@ export class GameConnection {
     return params;
   }
 
+  /** Push what the queue lets go now (everything, or one at a time after a refusal). */
+  _pushNext() {
+    if (!this.joined) return;
+    for (const entry of this.queue.take()) this._push(entry);
+  }
+
   _push(entry) {
     const epoch = this.epoch;
     const queue = this.queue;
+    if (entry.late) this.on.notice(`Sent late (rate limited): ${this._what(entry)} went after a later command.`);
     this.channel
       .push("recv", { message: entry.text, n: entry.n }, PUSH_TIMEOUT_MS)
-      .receive("ok", () => queue.confirm(entry.n)) // sent now, or a duplicate the game already got
+      .receive("ok", () => {
+        queue.confirm(entry.n); // sent now, or a duplicate the game already got
+        if (queue === this.queue) this._pushNext();
+      })
       .receive("error", ({ reason }) => {
-        if (queue.refuse(entry.n)) this.on.notice(`Not sent (${reason}): the game did not get that line.`);
+        // (Refused by a connection given up since: the rejoin has sent it again.)
+        if (reason === RATE_LIMITED && epoch !== this.epoch) return;
+        const waiting = queue.careful; // a refusal came before: the log said so
+        if (queue.refuse(entry.n, reason)) this.on.notice(`Not sent (${reason}): the game did not get that line.`);
+        if (queue !== this.queue) return;
+        if (!queue.held) {
+          this._pushNext(); // (one at a time since an earlier refusal: the next one)
+          return;
+        }
+        if (!waiting) {
+          const count = queue.pending.length;
+          this.on.notice(`Rate limited: ${count} line${count === 1 ? "" : "s"} waiting, sent on in order shortly.`);
+        }
+        this._startPause();
       })
       .receive("timeout", () => {
         // No reply: the connection is dead (unless it was given up since, and this push with it).
         if (epoch === this.epoch && this.joined && !this.ended) this._dead();
       });
+  }
+
+  /** After a "rate limited" refusal: the queue goes on once its pause is over. */
+  _startPause() {
+    if (this.pause !== null) return;
+    this.pause = setTimeout(() => {
+      this.pause = null;
+      this.queue.resume();
+      this._pushNext();
+    }, this.queue.pauseMs);
+  }
+
+  _stopPause() {
+    if (this.pause === null) return;
+    clearTimeout(this.pause);
+    this.pause = null;
   }
 
   /** The connection is dead though no close came: reconnect now. */
@@ -199,14 +245,17 @@ export class GameConnection {
     if (this.ended || !this.channel) return;
     this.joined = false;
     this.epoch += 1;
+    this._stopPause(); // the rejoin sends everything again
     this.on.status("reconnecting", "Reconnecting…");
   }
 
   _notDelivered(entries, why) {
-    for (const e of entries) {
-      this.on.notice(e.secret ? `Not delivered (${why}): a line typed while echo was off.`
-        : `Not delivered (${why}): ${e.text}`);
-    }
+    for (const e of entries) this.on.notice(`Not delivered (${why}): ${this._what(e)}${e.secret ? "." : ""}`);
+  }
+
+  /** A queued line as the log may show it (never a line typed while echo was off). */
+  _what(entry) {
+    return entry.secret ? "a line typed while echo was off" : entry.text;
   }
 
   _end(what, reason, detail) {
@@ -216,6 +265,7 @@ export class GameConnection {
     const wasJoined = this.joined;
     this.joined = false;
     this.epoch += 1;
+    this._stopPause();
     const lost = this.queue ? this.queue.end() : [];
     sessionStorage.removeItem(this.topicKey); // this session is over: the next one is new
     // A failed join would be retried by phoenix.js: leave stops that.

@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CommandQueue, queueKey } from "../../../gateway/web/commandqueue.js";
+import { CommandQueue, MAX_PAUSE_MS, PAUSE_MS, RATE_LIMITED, queueKey } from "../../../gateway/web/commandqueue.js";
 
 /** sessionStorage's interface, in memory. */
 class MemoryStorage {
@@ -168,4 +168,154 @@ test("broken or foreign storage is ignored, full storage does not stop the queue
   const d = new CommandQueue(disabled, KEY);
   assert.equal(d.add("a").n, 1);
   assert.deepEqual(texts(d.end()), ["a"]);
+});
+
+// Pacing: SPEC 3's token bucket refuses a `recv` past the burst ("rate limited", not sent).
+
+test("a command refused rate limited stays queued; nothing is pushed until the pause is over", () => {
+  const q = new CommandQueue(new MemoryStorage(), KEY);
+  q.joined({ resumed: false, input_n: 0 });
+  for (const t of ["a", "b", "c", "d"]) q.add(t);
+  assert.deepEqual(numbers(q.take()), [1, 2, 3, 4]); // pushed at once, each marked in flight
+  assert.deepEqual(q.take(), []); // (not twice)
+  q.confirm(1);
+  assert.equal(q.refuse(2, RATE_LIMITED), null); // kept, to be sent again
+  assert.equal(q.refuse(3, RATE_LIMITED), null);
+  assert.ok(q.held);
+  q.add("e");
+  assert.deepEqual(q.take(), []); // typed meanwhile: waits behind the refused ones
+  assert.equal(q.refuse(4, RATE_LIMITED), null);
+  assert.deepEqual(texts(q.pending), ["b", "c", "d", "e"]);
+  q.resume();
+  // From the refused one, in order, one push at a time: none overtakes a refused one.
+  for (const [n, t] of [[2, "b"], [3, "c"], [4, "d"], [5, "e"]]) {
+    const pushed = q.take();
+    assert.deepEqual(pushed, [{ n, text: t, secret: false }]);
+    assert.deepEqual(q.take(), []); // one in flight: the next waits for its answer
+    q.confirm(n);
+  }
+  assert.deepEqual(q.pending, []);
+  // Caught up: pushes go at once again.
+  q.add("f");
+  q.add("g");
+  assert.deepEqual(numbers(q.take()), [6, 7]);
+});
+
+test("after the pause, the refused command waits for every push still in flight", () => {
+  const q = new CommandQueue(null, KEY);
+  q.joined({ resumed: false, input_n: 0 });
+  for (const t of ["a", "b", "c"]) q.add(t);
+  q.take();
+  q.refuse(1, RATE_LIMITED);
+  q.resume(); // the pause is over before 2 and 3 are answered
+  assert.deepEqual(q.take(), []);
+  q.refuse(2, RATE_LIMITED);
+  assert.ok(q.held); // a refusal again: paused again
+  q.resume();
+  assert.deepEqual(q.take(), []); // 3 still in flight
+  q.refuse(3, RATE_LIMITED);
+  q.resume();
+  assert.deepEqual(numbers(q.take()), [1]);
+});
+
+test("a command accepted behind a refused one: the refused one is numbered again, not a duplicate", () => {
+  const storage = new MemoryStorage();
+  const q = new CommandQueue(storage, KEY);
+  q.joined({ resumed: false, input_n: 0 });
+  for (const t of ["a", "b", "c", "d"]) q.add(t);
+  q.take();
+  q.confirm(1);
+  q.refuse(2, RATE_LIMITED); // the bucket empty...
+  q.confirm(3); // ...and refilled by the time 3 came: the gateway's input_n is 3
+  q.refuse(4, RATE_LIMITED);
+  q.resume();
+  // Sent again as 2, b would be answered "duplicate" and never reach the game: it gets a number
+  // above 3, and d one after it (neither reached the game); b is marked late, d is not.
+  assert.deepEqual(q.take(), [{ n: 5, text: "b", secret: false, late: true }]);
+  q.confirm(5);
+  assert.deepEqual(q.take(), [{ n: 6, text: "d", secret: false }]);
+  assert.deepEqual(JSON.parse(storage.getItem(KEY)), { next: 7, session: true, pending: [{ n: 6, text: "d" }] });
+  q.confirm(6);
+  assert.equal(q.add("e").n, 7);
+});
+
+test("the pause doubles with each refusal in a row, up to its longest; a command taken resets it", () => {
+  const q = new CommandQueue(null, KEY);
+  q.joined({ resumed: false, input_n: 0 });
+  q.add("a");
+  const pauses = [];
+  for (let i = 0; i < 7; i++) {
+    q.take();
+    q.refuse(1, RATE_LIMITED);
+    pauses.push(q.pauseMs);
+    q.resume();
+  }
+  assert.deepEqual(pauses, [PAUSE_MS, 2 * PAUSE_MS, 4 * PAUSE_MS, 8 * PAUSE_MS, 16 * PAUSE_MS, MAX_PAUSE_MS,
+    MAX_PAUSE_MS].map((ms) => Math.min(ms, MAX_PAUSE_MS)));
+  q.add("b");
+  q.take();
+  q.confirm(1);
+  q.take();
+  q.refuse(2, RATE_LIMITED);
+  assert.equal(q.pauseMs, PAUSE_MS);
+});
+
+test("several refusals of one burst make one pause, not one each", () => {
+  const q = new CommandQueue(null, KEY);
+  q.joined({ resumed: false, input_n: 0 });
+  for (const t of ["a", "b", "c"]) q.add(t);
+  q.take();
+  for (const n of [1, 2, 3]) q.refuse(n, RATE_LIMITED);
+  assert.equal(q.pauseMs, PAUSE_MS);
+});
+
+test("other refusals still remove the command, and the queue goes on", () => {
+  const q = new CommandQueue(null, KEY);
+  q.joined({ resumed: false, input_n: 0 });
+  for (const t of ["a", "b", "c"]) q.add(t);
+  q.take();
+  q.refuse(1, RATE_LIMITED);
+  q.resume();
+  q.refuse(2, "message too long");
+  q.confirm(3);
+  assert.deepEqual(q.take(), [{ n: 4, text: "a", secret: false, late: true }]); // 3 went first
+  assert.deepEqual(q.refuse(4, "message too long"), { n: 4, text: "a", secret: false });
+  assert.deepEqual(q.pending, []);
+  assert.equal(q.refuse(9, RATE_LIMITED), null); // not pending: nothing to hold
+  assert.ok(!q.held);
+});
+
+test("a rejoin ends the pause: everything the game did not get is pushed again, at once", () => {
+  const q = new CommandQueue(new MemoryStorage(), KEY);
+  q.joined({ resumed: false, input_n: 0 });
+  for (const t of ["a", "b", "c"]) q.add(t);
+  q.take();
+  q.confirm(1);
+  q.refuse(2, RATE_LIMITED);
+  const { resend } = q.joined({ resumed: true, input_n: 1 }); // 3's answer lost with the link
+  assert.deepEqual(numbers(resend), [2, 3]);
+  assert.ok(!q.held);
+  assert.deepEqual(q.take(), []); // in flight already
+  q.add("d");
+  assert.deepEqual(numbers(q.take()), [4]);
+  // A refusal now, with the gateway's input_n at 3 after the rejoin's pushes: 2 goes again as 5.
+  q.refuse(2, RATE_LIMITED);
+  q.confirm(3);
+  q.refuse(4, RATE_LIMITED);
+  q.resume();
+  assert.deepEqual(q.take(), [{ n: 5, text: "b", secret: false, late: true }]);
+});
+
+test("a line typed while echo was off keeps out of storage when numbered again", () => {
+  const storage = new MemoryStorage();
+  const q = new CommandQueue(storage, KEY);
+  q.joined({ resumed: false, input_n: 0 });
+  q.add("hunter2", true);
+  q.add("look");
+  q.take();
+  q.refuse(1, RATE_LIMITED);
+  q.confirm(2);
+  q.resume();
+  assert.deepEqual(q.take(), [{ n: 3, text: "hunter2", secret: true, late: true }]);
+  assert.ok(!storage.getItem(KEY).includes("hunter2"));
 });
