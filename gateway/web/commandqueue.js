@@ -19,6 +19,10 @@
 //   again would be a duplicate, never sent. So a command whose n is not above
 //   the highest n the session sent is numbered again, with every one after it
 //   (none of them reached the game: refused, or not pushed), and marked late.
+//   After MAX_PAUSES pauses in a row with nothing taken (about 20 s: a game
+//   that does not read its input, or a command of more lines than the burst,
+//   which no pause lets through) the refused command is given up, removed and
+//   reported, and the queue goes on with the next.
 // - After a rejoin, the join reply's `input_n` says which commands reached
 //   the game: those are dropped, the rest are sent again, in order. Sending a
 //   command again is safe: the gateway sends each `n` to the game once.
@@ -40,6 +44,8 @@ export const RATE_LIMITED = "rate limited";
 /** The first pause after a refusal, and the longest (each refusal in a row doubles it). */
 export const PAUSE_MS = 250;
 export const MAX_PAUSE_MS = 4000;
+/** Pauses in a row with nothing taken (250 ms to 4 s: 19.75 s), then a refused command is given up. */
+export const MAX_PAUSES = 8;
 
 export class CommandQueue {
   /** storage: getItem/setItem/removeItem (sessionStorage), or null; key: queueKey(topic). */
@@ -111,16 +117,20 @@ export class CommandQueue {
 
   /**
    * The gateway refused it: "rate limited" keeps it to be sent again after a pause (held, null
-   * returned); any other reason: not sent, no longer pending, the entry returned (null when it
-   * was not pending).
+   * returned), up to MAX_PAUSES in a row; any other reason, or past those: not sent, no longer
+   * pending, the entry returned (null when it was not pending).
    */
   refuse(n, reason) {
     this.inFlight.delete(n);
     if (reason === RATE_LIMITED && this.entries.some((e) => e.n === n)) {
-      if (!this.held) this.refusals += 1;
-      this.held = true;
       this.careful = true;
-      return null;
+      if (this.held) return null; // (one pause for the refusals of one burst)
+      if (this.refusals < MAX_PAUSES) {
+        this.refusals += 1;
+        this.held = true;
+        return null;
+      }
+      this.refusals = 0; // given up: the next command has its own pauses
     }
     return this._take(n);
   }

@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CommandQueue, MAX_PAUSE_MS, PAUSE_MS, RATE_LIMITED, queueKey } from "../../../gateway/web/commandqueue.js";
+import { CommandQueue, MAX_PAUSES, MAX_PAUSE_MS, PAUSE_MS, RATE_LIMITED, queueKey } from "../../../gateway/web/commandqueue.js";
 
 /** sessionStorage's interface, in memory. */
 class MemoryStorage {
@@ -318,4 +318,26 @@ test("a line typed while echo was off keeps out of storage when numbered again",
   q.resume();
   assert.deepEqual(q.take(), [{ n: 3, text: "hunter2", secret: true, late: true }]);
   assert.ok(!storage.getItem(KEY).includes("hunter2"));
+});
+
+test("a command no pause lets through is given up after MAX_PAUSES, and the queue goes on", () => {
+  const q = new CommandQueue(null, KEY);
+  q.joined({ resumed: false, input_n: 0 });
+  q.add("a\nb\nc"); // more lines than the gateway's burst, or a game that does not read
+  q.add("look");
+  q.take();
+  q.refuse(2, RATE_LIMITED); // (pipelined behind it)
+  let total = 0;
+  for (let i = 0; i < MAX_PAUSES; i++) {
+    assert.equal(q.refuse(1, RATE_LIMITED), null);
+    total += q.pauseMs;
+    q.resume();
+    assert.deepEqual(numbers(q.take()), [1]);
+  }
+  assert.ok(total >= 15000 && total <= 30000, total); // waited on the order of 20 s
+  assert.deepEqual(q.refuse(1, RATE_LIMITED), { n: 1, text: "a\nb\nc", secret: false }); // reported
+  assert.ok(!q.held);
+  assert.deepEqual(numbers(q.take()), [2]); // at once, its own pauses from the first again
+  q.refuse(2, RATE_LIMITED);
+  assert.equal(q.pauseMs, PAUSE_MS);
 });
