@@ -1,6 +1,6 @@
 """What a game can make the page keep, and what a session's end leaves playing, in real headless
 Chromium (SPEC 7.1, docs/client.md): the state a game's GMCP grows (gauges, exit buttons, sounds)
-is bounded, a session that ended or was replaced by a new one plays none of its loops on, and the
+is bounded, and so are the log's elements however the game styles or links its text, a session that ended or was replaced by a new one plays none of its loops on, and the
 join's `gap` is worded for what it is (a reload's older output no longer kept, or output lost while
 the connection was down); the 1 KB pieces the page draws a long line in never cut a link.
 
@@ -237,3 +237,72 @@ async def test_a_long_line_of_links_keeps_every_link(browser: Browser) -> None: 
                 assert "config" not in text and "%" not in text, text[:300]
                 assert " ".join(f"link{n}" for n in range(12)) + " end of links" in text
                 assert await page.locator("#log .game-link[aria-haspopup=menu]").count() == 12
+
+
+MAX_LINE_PARTS = 200  # output.js: the game's elements (styles, links) in one line
+MAX_LOG_PARTS = 100_000  # output.js: the game's elements in the whole log
+GA = 249
+
+# Every line the log keeps drawn (logLines draws the lazy blocks), then what the log holds.
+LOG_COUNTS = """async () => {
+  const { logLines } = await import(new URL('client/output.js', document.baseURI));
+  const log = document.getElementById('log');
+  const lines = logLines(log).length;
+  let nodes = 0;
+  for (const walk = document.createTreeWalker(log); walk.nextNode(); ) nodes++;
+  return {lines, blocks: log.querySelectorAll(':scope > .chunk').length,
+          elements: log.querySelectorAll('*').length, nodes};
+}"""
+
+
+def styled(n: int, first: int = 0) -> bytes:
+    """n letters, each in a colour of its own (the next letter's differs)."""
+    return b"".join(b"\x1b[3%dm%c" % (1 + i % 6, 65 + (first + i) % 26) for i in range(n)) + b"\x1b[0m"
+
+
+def letters(n: int, first: int = 0) -> str:
+    return "".join(chr(65 + (first + i) % 26) for i in range(n))
+
+
+async def test_a_game_cannot_grow_the_log_without_bound_in_elements(browser: Browser) -> None:  # noqa: F811
+    """The log keeps 5,000 lines of up to 10,000 characters, but every character can have a style
+    or a link of its own: one line could be 10,000 elements, the log 50 million, and the tab dies.
+    A line holds at most MAX_LINE_PARTS of the game's elements (spans, links), the rest of it goes
+    on as plain text; the log at most MAX_LOG_PARTS, the oldest lines past it plain text. Their
+    text is all there. Here 336,000 characters each in a style or link of its own: the log holds
+    its lines and blocks, and at most MAX_LOG_PARTS elements beyond them; an ordinary coloured line
+    is drawn as ever."""
+    width = 300
+    async with fake_game(browser) as g:
+        page = g.page
+        g.conn.send(b"".join(styled(width, i) + b"\r\n" for i in range(1000)))
+        g.conn.send(b"".join(b"".join(b"\x1b]8;;send:look\x1b\\%c" % (65 + (i + k) % 26) for k in range(width))
+                             + b"\x1b]8;;\x1b\\\r\n" for i in range(100)))
+        g.conn.send(b"".join(b"http://e.example/ " * width + b"\r\n" for _ in range(20)))
+        g.conn.send(b"\x1b[31mred\x1b[0m and \x1b[1;32mgreen\x1b[0m done\r\n")
+        await g.conn.drain()
+        await log_has(page, "red and green done")
+        counts = await page.evaluate(LOG_COUNTS)
+        assert counts["lines"] == 1121
+        own = counts["lines"] + counts["blocks"] + 1  # line and block elements, the end marker
+        assert counts["elements"] - own <= MAX_LOG_PARTS, counts
+        # Text nodes: one in each of the game's elements, at most one after it, one a line before them.
+        assert counts["nodes"] - counts["elements"] <= 2 * MAX_LOG_PARTS + counts["lines"], counts
+        texts = await page.evaluate("[...document.querySelectorAll('#log .line')].map((l) => l.textContent)")
+        assert texts[:1000] == [letters(width, i) for i in range(1000)]
+        assert texts[1000:1100] == [letters(width, i) for i in range(100)]
+        assert texts[1100:1120] == ["http://e.example/ " * width] * 20
+        # The newest lines keep their links and styles up to the line's bound.
+        assert await page.evaluate("document.querySelectorAll('#log .line')[1099].querySelectorAll('.game-link').length") \
+            == MAX_LINE_PARTS
+        assert await page.evaluate("document.querySelectorAll('#log .line')[999].querySelectorAll('span').length") \
+            == MAX_LINE_PARTS
+        # An ordinary line: its runs as ever.
+        last = await page.evaluate("""() => [...document.querySelectorAll('#log .line')].at(-1).innerHTML""")
+        assert last.count("<span") == 2 and last.startswith('<span style="color: var(--ansi-1);">red</span> and '), last
+        # A prompt is held to the same bound.
+        g.conn.send(b"\r\n" + styled(1000) + b"> " + cmd(IAC, GA))
+        await page.wait_for_function("() => document.getElementById('prompt').textContent.endsWith('> ')")
+        prompt = await page.evaluate("""() => { const p = document.getElementById('prompt');
+          return [p.textContent, p.querySelectorAll('*').length]; }""")
+        assert prompt == [letters(1000) + "> ", MAX_LINE_PARTS]

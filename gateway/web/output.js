@@ -30,6 +30,12 @@
 //   client.css), and keeps the reading position while lines are removed above.
 // - At most `cap` lines are kept; older lines are removed (whole blocks, and
 //   the first lines of the oldest one).
+// - The game's elements (a span for a style, a link, a URL found in text) are
+//   bounded too, whatever it sends: a line holds at most MAX_LINE_PARTS of them
+//   (past them it goes on as plain text), the log MAX_LOG_PARTS (past them the
+//   oldest lines become plain text, all of it kept). A game that gives every
+//   character a style or a link of its own would make a line of 10,000
+//   elements, and the log 50 million.
 // - While the player reads back (the log is not scrolled to its end) the log
 //   splits: the upper part stays where it is, a strip below it shows the
 //   newest lines, with a button that jumps to the end. Scrolling to the end
@@ -52,6 +58,13 @@ const TAIL_LINES = 60; // lines copied into the split's lower strip at most (it 
 export const CHUNK_LINES = 50; // lines per block of the log
 const PIECE_CHARS = 1024; // game text is drawn in pieces of at most this (the budget is checked between them)
 const MAX_LINE_CHARS = 10000; // a longer line goes on in a new line: the cap bounds the page
+// The game's elements (styles, links, URLs) in one line: past them the line goes on as plain
+// text. An ordinary line holds a few; a map or a rainbow of 100 columns, 100 at most.
+export const MAX_LINE_PARTS = 200;
+// ...and in the whole log (5,000 lines of a few each, 20 a line on average): past them the
+// oldest lines become plain text, so that the log's elements have a ceiling (cap lines and
+// blocks, and this) and every line stays (SPEC 7.1: search and save the last 5,000 lines).
+export const MAX_LOG_PARTS = 100000;
 const CATCH_UP_CHARS = 4 << 20; // more text than this waiting: a frame works longer...
 const CATCH_UP_BUDGET_MS = 50; // ...this long (a task stays well under 150 ms, SPEC 7.1)
 const LAZY_MARGIN = "50%"; // a lazy block this near the view (of its height) is drawn
@@ -60,9 +73,34 @@ const IDLE_SLICE_MS = 8; // ...this much at a time (a key pressed meanwhile wait
 const idle =
   globalThis.requestIdleCallback?.bind(globalThis) ?? ((f) => setTimeout(() => f({ timeRemaining: () => 8 }), 50));
 
-/** Append text runs ([{text, style, link}]) to `parent` as text nodes, spans and links. */
+/**
+ * Append text runs ([{text, style, link}]) to `parent` as text nodes, spans and
+ * links, MAX_LINE_PARTS elements at most (the rest plain text).
+ */
 export function appendRuns(parent, runs) {
-  for (const run of runs) appendRun(parent, run.text, run.style, run.link);
+  parent.parts = 0;
+  parent.full = false;
+  for (const run of runs) put(parent, run.text, run.style, run.link);
+}
+
+/** The http(s) URLs in plain text, as [index, url] (trailing punctuation left out). */
+function* urlsIn(text) {
+  if (!text.includes("://")) return;
+  for (const m of text.matchAll(URL_RE)) {
+    const url = m[0].replace(URL_TRAILING, "");
+    if (url.includes("://") && !url.endsWith("://")) yield [m.index, url];
+  }
+}
+
+/**
+ * How many elements a run makes in a line whose last run's link is `lastLink`:
+ * a span for its style, an element for its link (unless it goes on in the last
+ * one), a link for each URL in text that is not the game's link.
+ */
+function partsOf(text, style, link, lastLink) {
+  let n = (style !== DEFAULT_STYLE ? 1 : 0) + (link && link !== lastLink ? 1 : 0);
+  if (!link) for (const _ of urlsIn(text)) n++;
+  return n;
 }
 
 function appendRun(parent, text, style, link = null) {
@@ -82,33 +120,74 @@ function appendRun(parent, text, style, link = null) {
     return;
   }
   let last = 0;
-  for (const m of text.matchAll(URL_RE)) {
-    const url = m[0].replace(URL_TRAILING, "");
-    if (!url.includes("://") || url.endsWith("://")) continue;
-    if (m.index > last) target.append(text.slice(last, m.index));
+  for (const [index, url] of urlsIn(text)) {
+    if (index > last) target.append(text.slice(last, index));
     const a = document.createElement("a");
     a.href = url;
     a.rel = "noopener noreferrer";
     a.target = "_blank";
     a.textContent = url;
     target.append(a);
-    last = m.index + url.length;
+    last = index + url.length;
   }
   if (last < text.length) target.append(text.slice(last));
 }
 
-// A lazy line is a record {cls, runs: [{text, style, link}], note, el}: what
-// a line element would hold (`note`: a line of our own, plain text), and
-// `el`, the element once it was drawn.
+// A lazy line is a record {cls, runs: [{text, style, link, plain}], note, el,
+// parts, full}: what a line element would hold (`note`: a line of our own,
+// plain text), and `el`, the element once it was drawn. A line (element or
+// record) counts the game's elements it holds (`parts`) and is `full` when it
+// goes on as plain text.
 
 function isRecord(line) {
   return line.runs !== undefined;
 }
 
-/** Text into a line: an element, or a lazy line's runs. */
-function put(line, text, style, link) {
-  if (isRecord(line)) line.runs.push({ text, style, link });
-  else appendRun(line, text, style, link);
+/** A lazy line (cls: as emptyLine's). */
+export function lineRecord(cls) {
+  return { cls, runs: [], el: null, parts: 0, full: false };
+}
+
+/**
+ * Text into a line: an element, or a lazy line's runs. A run whose elements
+ * (partsOf) would take the line past MAX_LINE_PARTS is plain text, and so is
+ * the rest of the line (`plain`: a run that was made plain so).
+ */
+export function put(line, text, style, link, plain = false) {
+  const record = isRecord(line);
+  if (!plain && !line.full) {
+    const parts = line.parts ?? 0;
+    const lastLink = record ? line.runs.at(-1)?.link : line.lastChild?.mudLink;
+    const more = partsOf(text, style, link, lastLink ?? null);
+    if (parts + more <= MAX_LINE_PARTS) {
+      line.parts = parts + more;
+      if (record) line.runs.push({ text, style, link, plain: false });
+      else appendRun(line, text, style, link);
+      return;
+    }
+  }
+  line.full = true;
+  if (record) {
+    const last = line.runs.at(-1);
+    if (last?.plain) last.text += text;
+    else line.runs.push({ text, style: DEFAULT_STYLE, link: null, plain: true });
+  } else if (line.lastChild?.nodeType === 3) { // (a text node: one, not one a run)
+    line.lastChild.appendData(text);
+  } else {
+    line.append(text);
+  }
+}
+
+/** A line's text made plain: its elements go, its text stays (one text node, one run). */
+export function flatten(line) {
+  if (!line.parts) return;
+  line.parts = 0;
+  line.full = true;
+  if (isRecord(line)) {
+    line.runs = [{ text: line.runs.map((run) => run.text).join(""), style: DEFAULT_STYLE, link: null, plain: true }];
+  } else {
+    line.replaceChildren(line.textContent);
+  }
 }
 
 /** An empty line element (cls: "command", "notice", or none for game text). */
@@ -121,7 +200,7 @@ function emptyLine(cls) {
 /** Into a line element, what a lazy line holds. */
 function fill(div, rec) {
   if (rec.note !== undefined) div.append(rec.note);
-  else for (const run of rec.runs) appendRun(div, run.text, run.style, run.link);
+  else for (const run of rec.runs) put(div, run.text, run.style, run.link, run.plain);
   return div;
 }
 
@@ -137,6 +216,13 @@ function hasLazy(log) {
 /** How many lines a block holds (lazy or drawn). */
 function linesIn(chunk) {
   return chunk.records ? chunk.records.length : chunk.childElementCount;
+}
+
+/** The game's elements a block's lines hold (lazy or drawn). */
+function partsIn(chunk) {
+  let n = 0;
+  for (const line of chunk.records ?? chunk.children) n += line.parts ?? 0;
+  return n;
 }
 
 /** A lazy block (div.chunk.lazy) gets its line elements; any other is left as it is. */
@@ -409,7 +495,7 @@ export class OutputLog {
       let made;
       if (lazy) {
         madeLazy = true;
-        made = { cls, runs: [], el: null };
+        made = lineRecord(cls);
         this.chunk.records.push(made);
       } else {
         made = emptyLine(cls);
@@ -484,7 +570,19 @@ export class OutputLog {
       }
       lazy = this.queuedLines >= farBehind;
       if (!lazy && line && isRecord(line)) line = unlazy(line);
-      for (const run of this.parser.feed(text)) {
+      const runs = this.parser.feed(text);
+      for (let r = 0; r < runs.length; r++) {
+        let run = runs[r];
+        const room = MAX_LINE_CHARS - this.openChars;
+        if (line?.full && !run.text.includes("\n") && run.text.length <= room) {
+          // The line goes on as plain text (put): the runs that go on in it are put at once,
+          // not a node's text grown a character at a time.
+          let more = run.text;
+          while (r + 1 < runs.length && !runs[r + 1].text.includes("\n") && more.length + runs[r + 1].text.length <= room) {
+            more += runs[++r].text;
+          }
+          run = { text: more, style: DEFAULT_STYLE, link: null };
+        }
         const pieces = run.text.split("\n");
         for (let i = 0; i < pieces.length; i++) {
           if (i > 0) {
@@ -518,6 +616,7 @@ export class OutputLog {
     if (this.chunk?.records) this.chunk.style.setProperty("--lines", this.chunk.records.length);
     if (fresh.length) this.endMark.before(...fresh);
     this._trim();
+    this._lighten();
     // Lines far behind were made lazy, and the lines drawn after them may not fill
     // the screen (the work stopped in or just after them): the end of the log is drawn.
     if (madeLazy && !this.split) this._drawEnd();
@@ -534,9 +633,10 @@ export class OutputLog {
     else if (hasLazy(this.el)) this._drawIdleSoon();
   }
 
-  /** A block no more lines go into: skipped off screen (client.css), its height known. */
+  /** A block no more lines go into: skipped off screen (client.css), its height and parts known. */
   _close(chunk) {
     chunk.style.setProperty("--lines", linesIn(chunk));
+    chunk.parts = partsIn(chunk);
     if (this.split) chunk.classList.add("full"); // (new blocks go below the view)
     else this.closing.push(chunk);
   }
@@ -626,8 +726,27 @@ export class OutputLog {
       range.setEndAfter(first.children[excess - 1]);
       range.deleteContents();
     }
+    if (excess > 0) first.parts = partsIn(first);
     // The open line is the last line of the last block: it went if its block did.
     if (this.chunk && !this.chunk.isConnected) this.chunk = this.openLine = null;
+  }
+
+  /**
+   * Past MAX_LOG_PARTS of the game's elements in the log, the oldest blocks' lines become
+   * plain text (flatten), their text kept. Never the open block: it holds CHUNK_LINES *
+   * MAX_LINE_PARTS at most, a tenth of the bound.
+   */
+  _lighten() {
+    let total = 0;
+    for (let c = this.el.firstElementChild; c !== this.endMark; c = c.nextElementSibling) {
+      total += c === this.chunk ? partsIn(c) : (c.parts ?? partsIn(c));
+    }
+    for (let c = this.el.firstElementChild; total > MAX_LOG_PARTS && c !== this.chunk; c = c.nextElementSibling) {
+      if (!c.parts) continue;
+      total -= c.parts;
+      for (const line of c.records ?? c.children) flatten(line);
+      c.parts = 0;
+    }
   }
 
   _toEnd() {
