@@ -17,7 +17,7 @@ import pytest
 from playwright.async_api import Browser
 
 from tests.fakemud import FakeConnection
-from tests.test_browser import browser, connected, fake_game, kill_websockets, log_text, send_line  # noqa: F401
+from tests.test_browser import browser, connected, fake_game, kill_websockets, log_has, log_text, send_line  # noqa: F401
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -84,3 +84,13 @@ async def test_commands_typed_offline_past_the_burst_reach_the_game_on_rejoin(br
         await game_got_in_order(g.conn)
         assert "Not sent" not in await log_text(page)
         assert len(g.mud.connections) == 1
+
+
+async def test_a_line_too_long_is_reported_not_sent_and_the_rest_goes_on(browser: Browser) -> None:  # noqa: F811
+    limits = f"limits: {{input_burst: {BURST}, input_lines_per_second: 10, max_input_bytes: 40}}"
+    async with fake_game(browser, extra=limits) as g:
+        long = "say " + "x" * 60
+        await send_line(g.page, ";;".join(steps(3) + [long] + [f"step {i}" for i in range(4, STEPS + 1)]))
+        await game_got_in_order(g.conn)
+        await log_has(g.page, f"Not sent (message too long): {long}")  # removed, not sent again
+        assert b"xxx" not in g.conn.received

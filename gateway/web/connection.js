@@ -201,7 +201,8 @@ export class GameConnection {
         // (Refused by a connection given up since: the rejoin has sent it again.)
         if (reason === RATE_LIMITED && epoch !== this.epoch) return;
         const waiting = queue.careful; // a refusal came before: the log said so
-        if (queue.refuse(entry.n, reason)) this.on.notice(`Not sent (${reason}): the game did not get that line.`);
+        const refused = queue.refuse(entry.n, reason);
+        if (refused) this.on.notice(`Not sent (${reason}): ${this._what(refused)}${refused.secret ? "." : ""}`);
         if (queue !== this.queue) return;
         if (!queue.held) {
           this._pushNext(); // (one at a time since an earlier refusal: the next one)
