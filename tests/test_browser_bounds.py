@@ -306,3 +306,29 @@ async def test_a_game_cannot_grow_the_log_without_bound_in_elements(browser: Bro
         prompt = await page.evaluate("""() => { const p = document.getElementById('prompt');
           return [p.textContent, p.querySelectorAll('*').length]; }""")
         assert prompt == [letters(1000) + "> ", MAX_LINE_PARTS]
+
+
+# An OutputLog of its own in the page (output.js, as main.js makes it, with a cap of 100 lines),
+# given `count` events of `size` characters without a newline in one task (no frame between).
+QUEUE_BOUND = """async ([count, size]) => {
+  const { OutputLog } = await import(new URL('client/output.js', document.baseURI));
+  const made = (tag) => document.body.appendChild(document.createElement(tag));
+  const out = new OutputLog({ log: made('div'), tail: made('div'), jump: made('button'), prompt: made('div'), cap: 100 });
+  for (let i = 0; i < count; i++) out.write('x'.repeat(size - 1) + 'y');
+  const queued = out.queuedChars;
+  out.flushNow();
+  const lines = [...out.el.querySelectorAll('.line')].map((l) => l.textContent);
+  return { queued, lines: lines.length, whole: lines.slice(0, -1).every((t) => t.length === 10000),
+           last: lines.at(-1).slice(-3) };
+}"""
+
+
+async def test_text_waiting_to_be_drawn_is_bounded_without_newlines(browser: Browser) -> None:  # noqa: F811
+    """Text waits in a queue until a frame draws it; text with `cap` lines queued behind it is only
+    parsed (the cap would remove it unseen). A game that sends no newline at all went past that:
+    the queue grew with all it sent while the page was behind. Text with more characters queued
+    behind it than the log holds (cap lines of 10,000) is only parsed too."""
+    async with fake_game(browser) as g:
+        result = await g.page.evaluate(QUEUE_BOUND, [50, 100_000])  # 5 million characters
+        assert result["queued"] <= 100 * 10_000 + 1024, result
+        assert result["lines"] == 100 and result["whole"] and result["last"] == "xxy", result

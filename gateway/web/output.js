@@ -430,15 +430,21 @@ export class OutputLog {
 
   /**
    * Queued text that the cap would remove before it is seen (`cap` lines or more
-   * are queued behind it) is only parsed (colours go on), here, as it arrives:
-   * not in a frame, whose work stays drawing.
+   * are queued behind it, or more characters than `cap` lines hold: text without
+   * newlines) is only parsed (colours go on), here, as it arrives: not in a
+   * frame, whose work stays drawing. So the queue holds at most what the log can.
+   * (Escape sequences count as characters: of text that is mostly escapes, sent
+   * faster than it is drawn, some that would have been seen is only parsed.)
    */
   _skipUnseen() {
+    const most = this.cap * MAX_LINE_CHARS;
     let n = 0;
-    for (let lines = this.queuedLines; n < this.queue.length; n++) {
+    for (let lines = this.queuedLines, chars = this.queuedChars; n < this.queue.length; n++) {
       const item = this.queue[n];
-      if (item.text === undefined || lines - item.lines < this.cap) break;
+      if (item.text === undefined) break;
+      if (lines - item.lines < this.cap && chars - item.text.length < most) break;
       lines -= item.lines;
+      chars -= item.text.length;
     }
     if (!n) return;
     for (const item of this.queue.splice(0, n)) {
