@@ -6,6 +6,7 @@ The data path, one module per stage (browser -> game, and back):
     transport/websocket.py   the WebSocket adapter: outbox, backpressure, heartbeat (asyncio)
     transport/connection.py  the WebSocket connection's state machine (pure)
     transport/frames.py      WebSocket frames both ways, permessage-deflate (pure)
+    transport/registry.py    the open sockets, counted by address
     router.py                Phoenix routing: heartbeats, joins, leaves, pushes
     channel.py               telnet:<uuid> topics: join payloads, pushes (pure)
     session.py               one game connection: seq, replay, linger (asyncio)

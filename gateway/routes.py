@@ -27,6 +27,7 @@ from .mudstandards.framing import full_name as full_subprotocol_name
 from .mudstandards.socket import MudSocket
 from .session import SessionManager
 from .transport.frames import negotiate_deflate
+from .transport.registry import SocketRegistry
 from .transport.serializer import serializer_for
 from .transport.websocket import PhoenixSocket, watch
 from .webclient import add_routes as add_client_routes
@@ -34,7 +35,7 @@ from .webclient import add_routes as add_client_routes
 log = logging.getLogger("gateway.http")
 
 SESSIONS = web.AppKey("sessions", SessionManager)
-SOCKETS = web.AppKey("sockets", set)
+SOCKETS: "web.AppKey[SocketRegistry[Any]]" = web.AppKey("sockets", SocketRegistry)
 #: 1 at start, +1 for each completed upgrade in place (SPEC 6.1).
 GENERATION = web.AppKey("generation", int)
 
@@ -115,6 +116,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
     if serializer is None:
         raise web.HTTPBadRequest(text="unsupported vsn")
     ip, protocols, claims = _origin_and_token(request, config)
+    _room_for_a_socket(request.app[SOCKETS], ip, config)
     # permessage-deflate is agreed here, not by aiohttp: our answer asks the browser for
     # client_no_context_takeover (frames.negotiate_deflate; idle memory).
     ws = HandshakeOnly(protocols=("phoenix",), compress=False)
@@ -129,6 +131,27 @@ async def socket(request: web.Request) -> web.StreamResponse:
     # The 101, with the subprotocol (and our permessage-deflate answer).
     await _take_over(request, ws, sock, deflate[1] if deflate is not None else None)
     return ws
+
+
+#: How many open sockets an address may hold, and all addresses together, for each session
+#: ``limits.max_sessions_per_ip`` and ``max_sessions`` allow: room for a session's socket and
+#: one more (a reloaded page's, while the old one is not yet known to be gone; a join refused
+#: "too many sessions" still gets its socket and its answer).
+SOCKETS_PER_SESSION = 2
+
+
+def _room_for_a_socket(sockets: SocketRegistry, ip: str, config: Config) -> None:
+    """A Phoenix socket need hold no session, so sockets are bounded too: past
+    ``SOCKETS_PER_SESSION`` times the session limits, HTTP 429 (this address) or 503 (all
+    addresses) before the upgrade (docs/security.md). A ``/ws`` socket is a session, bounded as
+    one (SPEC 9.1), and counts here."""
+    limits = config.limits
+    if sockets.count(ip) >= SOCKETS_PER_SESSION * limits.max_sessions_per_ip:
+        log_refusal(log, "refused_sockets_per_ip", "refused upgrade: too many sockets from this address", ip=ip)
+        raise web.HTTPTooManyRequests(text="too many connections from this address")
+    if len(sockets) >= SOCKETS_PER_SESSION * limits.max_sessions:
+        log_refusal(log, "refused_sockets", "refused upgrade: too many sockets", ip=ip)
+        raise web.HTTPServiceUnavailable(text="too many connections")
 
 
 def _client_port(request: web.Request, ip: str) -> int:
@@ -221,7 +244,7 @@ def create_app(config: Config, generation: int = 1) -> web.Application:
     app = web.Application()
     app[GENERATION] = generation
     manager = app[SESSIONS] = SessionManager(config)
-    app[SOCKETS] = set()
+    app[SOCKETS] = SocketRegistry()
     # GET / and /client/; the page may load sound from the games' media_url (the live config's)
     add_client_routes(app, media_urls=lambda: [g.media_url for g in manager.config.games if g.media_url])
     app.router.add_get("/healthz", healthz)

@@ -500,11 +500,24 @@ class Session:
         return {}
 
 
+#: New sessions an address may start a second once it has started twice ``max_sessions_per_ip``
+#: at once (each of its sessions ended and started again: ``SessionManager._may_start``), or
+#: ``max_sessions_per_ip`` over ``NEW_SESSIONS_REFILL_SECONDS`` when that is more (an admin who
+#: allows many players behind one address).
+NEW_SESSIONS_PER_SECOND = 1.0
+NEW_SESSIONS_REFILL_SECONDS = 60.0
+#: The size of the table of those buckets under which it is not pruned.
+PRUNE_STARTS_AT = 1024
+
+
 class SessionManager:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.sessions: dict[str, Session] = {}
         self.per_ip: Counter[str] = Counter()
+        #: Sessions started, by address (``start``): a bucket while it is short of full.
+        self._starts: dict[str, TokenBucket] = {}
+        self._starts_pruned_at = 0  # its size after the last prune (``_may_start``)
         self._opening: dict[str, Session] = {}  # connecting: admitted, not yet in ``sessions``
         self.metrics = Metrics()
         #: Compresses the sessions' replay buffers (one timer for all).
@@ -554,12 +567,36 @@ class SessionManager:
             raise ChannelError(TOO_MANY_SESSIONS)
         if self.per_ip[client_ip] >= limits.max_sessions_per_ip:
             raise ChannelError(TOO_MANY_SESSIONS)
+        if not self._may_start(client_ip, limits.max_sessions_per_ip):
+            raise ChannelError(TOO_MANY_SESSIONS)
         session = kind(key, game, self, client_ip, sub, client_port)
         self._opening[key] = session
         self.per_ip[client_ip] += 1
         session._connecting = task = asyncio.ensure_future(self._connect(session, params))
         task.add_done_callback(_retrieve)
         return session
+
+    def _may_start(self, ip: str, per_ip: int) -> bool:
+        """Take a new session's token from ``ip``'s bucket: twice ``per_ip``
+        (``max_sessions_per_ip``) at once, then ``NEW_SESSIONS_PER_SECOND`` (or ``per_ip`` a
+        ``NEW_SESSIONS_REFILL_SECONDS``). The per-address limit bounds sessions at a time; a
+        join and a leave over and over would otherwise dial the game as fast as a socket can
+        ask, each one a new connection to it (docs/security.md). A full bucket is the same as
+        none: the table is pruned of those as it grows, so it holds only the addresses that
+        started sessions within the last two minutes at most."""
+        now = time.monotonic()
+        burst = 2 * per_ip
+        rate = max(NEW_SESSIONS_PER_SECOND, per_ip / NEW_SESSIONS_REFILL_SECONDS)
+        starts = self._starts
+        bucket = starts.get(ip)
+        if bucket is None:
+            if len(starts) >= max(PRUNE_STARTS_AT, 2 * self._starts_pruned_at):
+                for key in [k for k, b in starts.items()
+                            if b.available(now, rate, burst) >= burst]:
+                    del starts[key]
+                self._starts_pruned_at = len(starts)
+            bucket = starts[ip] = TokenBucket(burst, now)
+        return bucket.take(1, now, rate, burst)
 
     async def _connect(self, session: Session, params: JoinParams) -> None:
         try:

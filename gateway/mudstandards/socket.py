@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ..config import Game
     from ..session import SessionManager
     from ..telnet.stream import Event
+    from ..transport.registry import SocketRegistry
 
 log = logging.getLogger("gateway.ws")
 
@@ -52,7 +53,7 @@ class MudSocket(WebSocket):
 
     def __init__(self, transport: asyncio.Transport, manager: "SessionManager", client_ip: str,
                  subprotocol: str, game: "Game", claims: "Mapping[str, Any] | None" = None,
-                 client_port: int = 0, registry: "set[WebSocket] | None" = None) -> None:
+                 client_port: int = 0, registry: "SocketRegistry[WebSocket] | None" = None) -> None:
         super().__init__(transport, manager, client_ip, claims=claims, client_port=client_port,
                          registry=registry)
         self.subprotocol = subprotocol

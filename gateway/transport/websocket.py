@@ -40,6 +40,7 @@ from .serializer import MalformedMessage, Serializer
 if TYPE_CHECKING:
     from ..config import Config
     from ..session import Session, SessionManager
+    from .registry import SocketRegistry
 
 log = logging.getLogger("gateway.socket")
 _NO_CLAIMS: "Mapping[str, Any]" = MappingProxyType({})  # one for every socket without a token
@@ -143,7 +144,7 @@ class WebSocket(asyncio.Protocol):
 
     def __init__(self, transport: asyncio.Transport, manager: "SessionManager", client_ip: str,
                  claims: "Mapping[str, Any] | None" = None, client_port: int = 0,
-                 registry: "set[WebSocket] | None" = None) -> None:
+                 registry: "SocketRegistry[WebSocket] | None" = None) -> None:
         self.manager = manager
         self.client_ip = client_ip
         self.client_port = client_port
@@ -647,7 +648,7 @@ class PhoenixSocket(ChannelRouter, WebSocket):
 
     def __init__(self, transport: asyncio.Transport, serializer: Serializer,
                  manager: "SessionManager", client_ip: str, claims: "Mapping[str, Any] | None" = None,
-                 client_port: int = 0, registry: "set[WebSocket] | None" = None) -> None:
+                 client_port: int = 0, registry: "SocketRegistry[WebSocket] | None" = None) -> None:
         super().__init__(transport, manager, client_ip, claims=claims, client_port=client_port,
                          registry=registry)
         self.serializer = serializer
@@ -720,7 +721,7 @@ class PhoenixSocket(ChannelRouter, WebSocket):
         return self.route(msg)
 
 
-async def watch(sockets: "set[WebSocket]", manager: "SessionManager") -> None:
+async def watch(sockets: "SocketRegistry[WebSocket]", manager: "SessionManager") -> None:
     """One task for all sockets, no timer per socket (idle memory): every second (a quarter
     of the heartbeat timeout when that is shorter), drop those stalled for
     ``slow_consumer_seconds``, close those silent for ``heartbeat_timeout_seconds``,
