@@ -332,3 +332,35 @@ async def test_text_waiting_to_be_drawn_is_bounded_without_newlines(browser: Bro
         result = await g.page.evaluate(QUEUE_BOUND, [50, 100_000])  # 5 million characters
         assert result["queued"] <= 100 * 10_000 + 1024, result
         assert result["lines"] == 100 and result["whole"] and result["last"] == "xxy", result
+
+
+LINK_CHARS_PER_PART = 128  # output.js: a link's data counts a part per this many characters more
+
+# The characters a line's elements hold in attributes (href, title, data-*, aria-*).
+ATTRIBUTE_CHARS = """(i) => {
+  const line = document.querySelectorAll('#log .line')[i];
+  let n = 0;
+  for (const el of line.querySelectorAll('*')) for (const a of el.attributes) n += a.value.length;
+  return [line.textContent, line.querySelectorAll('.game-link').length, n];
+}"""
+
+
+async def test_a_link_counts_what_it_holds(browser: Browser) -> None:  # noqa: F811
+    """A link element holds its command three times (data-command, title, the accessible
+    description), whatever its length: 200 links of a line, each with a command of 12,000
+    characters (a read of the game's: the gateway keeps an escape sequence whole within one),
+    would be 7 million characters, the log's 100,000 links 3.6 billion. A link counts a part for
+    every LINK_CHARS_PER_PART characters of its data too: a line's link data is bounded with its
+    elements (3 copies of 200 parts of 128 characters), and what is past the bound is plain text
+    as ever."""
+    async with fake_game(browser) as g:
+        page = g.page
+        command = b"a" * 12_000
+        g.conn.send(b"".join(b"\x1b]8;;send:%s\x1b\\L%d\x1b]8;;\x1b\\ " % (command, i) for i in range(3))
+                    + b"end\r\nshort \x1b]8;;send:look\x1b\\look\x1b]8;;\x1b\\ here\r\n")
+        await log_has(page, "short look here")
+        text, links, chars = await page.evaluate(ATTRIBUTE_CHARS, 0)
+        assert text == "L0 L1 L2 end"
+        assert chars <= 3 * MAX_LINE_PARTS * LINK_CHARS_PER_PART, (links, chars)
+        assert links == 2  # (94 parts each: no room for a third)
+        assert await page.evaluate(ATTRIBUTE_CHARS, 1) == ["short look here", 1, 56]  # an ordinary link, as ever

@@ -31,11 +31,11 @@
 // - At most `cap` lines are kept; older lines are removed (whole blocks, and
 //   the first lines of the oldest one).
 // - The game's elements (a span for a style, a link, a URL found in text) are
-//   bounded too, whatever it sends: a line holds at most MAX_LINE_PARTS of them
-//   (past them it goes on as plain text), the log MAX_LOG_PARTS (past them the
-//   oldest lines become plain text, all of it kept). A game that gives every
-//   character a style or a link of its own would make a line of 10,000
-//   elements, and the log 50 million.
+//   bounded too, whatever it sends: a line holds at most MAX_LINE_PARTS of them,
+//   a link counting its data's length too (past them the line goes on as plain
+//   text), the log MAX_LOG_PARTS (past them the oldest lines become plain text,
+//   all of it kept). A game that gives every character a style or a link of its
+//   own would make a line of 10,000 elements, and the log 50 million.
 // - While the player reads back (the log is not scrolled to its end) the log
 //   splits: the upper part stays where it is, a strip below it shows the
 //   newest lines, with a button that jumps to the end. Scrolling to the end
@@ -65,6 +65,10 @@ export const MAX_LINE_PARTS = 200;
 // oldest lines become plain text, so that the log's elements have a ceiling (cap lines and
 // blocks, and this) and every line stays (SPEC 7.1: search and save the last 5,000 lines).
 export const MAX_LOG_PARTS = 100000;
+// A link element holds its data (URL; command, tooltip, menu) two or three times over
+// (href or data-command, title, accessible description), and a game's link can be kilobytes:
+// a link counts a part more for every this many characters of it.
+export const LINK_CHARS_PER_PART = 128;
 const CATCH_UP_CHARS = 4 << 20; // more text than this waiting: a frame works longer...
 const CATCH_UP_BUDGET_MS = 50; // ...this long (a task stays well under 150 ms, SPEC 7.1)
 const LAZY_MARGIN = "50%"; // a lazy block this near the view (of its height) is drawn
@@ -93,14 +97,22 @@ function* urlsIn(text) {
 }
 
 /**
- * How many elements a run makes in a line whose last run's link is `lastLink`:
- * a span for its style, an element for its link (unless it goes on in the last
- * one), a link for each URL in text that is not the game's link.
+ * How many parts a run makes in a line whose last run's link is `lastLink`:
+ * a span for its style, its link's element (unless it goes on in the last
+ * one: linkParts), a link for each URL in text that is not the game's link.
  */
 function partsOf(text, style, link, lastLink) {
-  let n = (style !== DEFAULT_STYLE ? 1 : 0) + (link && link !== lastLink ? 1 : 0);
+  let n = style !== DEFAULT_STYLE ? 1 : 0;
+  if (link && link !== lastLink) n += linkParts(link);
   if (!link) for (const _ of urlsIn(text)) n++;
   return n;
+}
+
+/** The parts a link's element counts: 1, and 1 for every LINK_CHARS_PER_PART characters of its data. */
+export function linkParts(link) {
+  let chars = link.kind === "url" ? link.href.length : link.command.length + link.tooltip.length;
+  for (const item of link.menu ?? []) chars += item.label.length + item.command.length;
+  return 1 + Math.floor(chars / LINK_CHARS_PER_PART);
 }
 
 function appendRun(parent, text, style, link = null) {

@@ -3,8 +3,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { AnsiParser, DEFAULT_STYLE } from "../../../gateway/web/ansi.js";
-import { MAX_LINE_PARTS, flatten, lineRecord, put } from "../../../gateway/web/output.js";
+import { AnsiParser, DEFAULT_STYLE, parseLinkUri } from "../../../gateway/web/ansi.js";
+import { LINK_CHARS_PER_PART, MAX_LINE_PARTS, flatten, lineRecord, linkParts, put } from "../../../gateway/web/output.js";
 
 /** A lazy line of `text` (with escape sequences), as the log puts it. */
 function line(text) {
@@ -60,4 +60,17 @@ test("flatten: a line's text in one plain run, no parts", () => {
   flatten(rec);
   assert.deepEqual(rec.runs, [{ text: letters(300), style: DEFAULT_STYLE, link: null, plain: true }]);
   assert.deepEqual([rec.parts, rec.full], [0, true]);
+});
+
+test("a link counts a part, and one more for every LINK_CHARS_PER_PART characters of its data", () => {
+  assert.equal(linkParts(parseLinkUri("send:look")), 1);
+  assert.equal(linkParts(parseLinkUri(`https://e.example/${"a".repeat(200)}`)), 2);
+  const menu = encodeURIComponent(JSON.stringify({ tooltip: "t".repeat(100), menu: [{ [`${"l".repeat(50)}`]: `send:${"c".repeat(50)}` }] }));
+  assert.equal(linkParts(parseLinkUri(`send:${"a".repeat(60)}?config=${menu}`)), 1 + Math.floor(260 / LINK_CHARS_PER_PART));
+  // Links of 12,000 characters: two fit in a line, the third is plain text.
+  const big = `\x1b]8;;send:${"a".repeat(12000)}\x1b\\`;
+  const rec = line(`${big}L0 ${big}L1 ${big}L2\x1b]8;;\x1b\\ end`);
+  assert.equal(textOf(rec), "L0 L1 L2 end");
+  assert.equal(rec.runs.filter((r) => r.link).length, 2);
+  assert.equal(rec.parts, 2 * (1 + Math.floor(12000 / LINK_CHARS_PER_PART)));
 });
