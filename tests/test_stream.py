@@ -1176,3 +1176,16 @@ def test_gmcp_run_unescapes_iac_in_each():
     events = s2.feed(b"\xff\xfa\xc9A \xff\xff\xff\xf0\xff\xfa\xc9B \xff\xff\xff\xf0\xff\xfa\xc9C 1 \xff\xff 2\xff\xf0", 0.0)
     assert [e.module for e in events] == ["A", "B", "C"]
     assert events[2] == Gmcp("C", "1 \ufffd 2")
+
+
+def test_a_long_osc8_link_split_across_reads_is_not_split_between_events():
+    """A game's OSC 8 link whose URI is a few kilobytes, cut by a read and a pause longer than
+    the prompt flush: the text before it goes out, the link waits whole (SPEC 4.3: an event
+    never splits an escape sequence). Before, 256 characters ended an escape sequence, and
+    such a link's URI reached the page as text."""
+    uri = "https://example.com/" + "a" * 2000
+    s = TelnetStream(flush_after=0.1)
+    s.feed(b"see \x1b]8;;" + uri[:1000].encode(), 0.0)
+    assert s.poll(1.0) == [Text("see ", partial=True)]
+    events = s.feed(uri[1000:].encode() + b"\x1b\\here\x1b]8;;\x1b\\ now\n", 2.0)
+    assert events == [Text(f"\x1b]8;;{uri}\x1b\\here\x1b]8;;\x1b\\ now\n")]

@@ -94,8 +94,11 @@ NEGOTIATION_COST = 16
 #: either reader takes at most (msdp.MAX_ELEMENTS, subnegotiation.MAX_MSSP_VARIABLES).
 MAX_TABLE_COST = 2 * 8192
 #: An "escape sequence" still unterminated after this many characters is not
-#: one: it is released as text.
-MAX_ESCAPE = 256
+#: one: it is released as text. Room for a game's OSC 8 link with a long URI (a
+#: ``send:`` command, a URL with its query), held whole when a read and the
+#: prompt flush cut it; 256 was not. Looked for only in an open line's text, at
+#: a partial flush or a prompt: no cost to complete lines.
+MAX_ESCAPE = 4096
 
 # A complete escape sequence starting at an ESC: CSI, OSC (BEL or ST ended),
 # DCS/SOS/PM/APC strings, nF sequences, and the two-byte forms.
