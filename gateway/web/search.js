@@ -3,18 +3,39 @@
 // Highlight API (no change to the log's elements), the current one brighter;
 // Enter / Shift+Enter (or the buttons) step to the next / previous match and
 // scroll it into view. The search is plain text, case-insensitive.
+// A search keeps (and paints) the newest MAX_MATCHES matches only: a log of
+// 5,000 lines of 10,000 characters holds 50 million of one letter, each a
+// match and a range, and the tab would die. The count then says "of 10000+".
 
 import { logLines } from "./output.js";
 import { textRange } from "./textrange.js";
 
-/** Where `query` occurs in `texts` (case-insensitive): [{line, start, end}], in order. */
-export function findMatches(texts, query) {
+export const MAX_MATCHES = 10000;
+
+/**
+ * Where `query` occurs in `texts` (case-insensitive): [{line, start, end}], in
+ * order, the last `max` of them; `more` is set on the array when there are
+ * others before them.
+ */
+export function findMatches(texts, query, max = MAX_MATCHES) {
   if (!query) return [];
   const re = new RegExp(query.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&"), "gi");
-  const out = [];
-  texts.forEach((text, line) => {
-    for (const m of text.matchAll(re)) out.push({ line, start: m.index, end: m.index + m[0].length });
-  });
+  const out = []; // newest first, turned round at the end
+  let more = false;
+  for (let line = texts.length - 1; line >= 0 && !more; line--) {
+    if (out.length === max) {
+      re.lastIndex = 0;
+      more = re.test(texts[line]); // (past the bound: only whether there is one more)
+      continue;
+    }
+    const found = [...texts[line].matchAll(re)];
+    for (let i = found.length - 1; i >= 0 && !more; i--) {
+      if (out.length === max) more = true;
+      else out.push({ line, start: found[i].index, end: found[i].index + found[i][0].length });
+    }
+  }
+  out.reverse();
+  if (more) out.more = true;
   return out;
 }
 
@@ -105,7 +126,8 @@ export class LogSearch {
 
   _show() {
     const n = this.matches.length;
-    this.count.textContent = !this.field.value ? "" : n ? `${this.current + 1} of ${n}` : "No matches";
+    const of = this.matches.more ? `${n}+` : n;
+    this.count.textContent = !this.field.value ? "" : n ? `${this.current + 1} of ${of}` : "No matches";
     this._paint();
     const m = this.matches[this.current];
     if (m) this.lines[m.line].scrollIntoView({ block: "center" });
