@@ -4,13 +4,14 @@ over, each a new connection to the game, bounded in rate."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
 import pytest
 
 from gateway.routes import SOCKETS, SOCKETS_PER_SESSION
-from gateway.session import NEW_SESSIONS_PER_SECOND
+from gateway.session import NEW_SESSIONS_PER_SECOND, PRUNE_STARTS_AT, SessionManager
 
 from .conftest import make_config, new_topic, until
 from .fakemud import FakeMud
@@ -120,3 +121,18 @@ async def test_a_ws_socket_started_over_and_over_is_refused_at_the_same_rate(gat
     if elapsed < 15:
         assert (1013, "too many sessions") in codes
     await mud.close()
+
+
+async def test_the_table_of_session_starts_forgets_addresses_whose_bucket_is_full_again(mud):
+    """Every address that starts a session gets a bucket; one that is full again (the address
+    started nothing for a while) is the same as none, and goes when the table next grows."""
+    manager = SessionManager(make_config(mud.port, extra="limits: {max_sessions_per_ip: 1}"))
+    for n in range(PRUNE_STARTS_AT):
+        assert manager._may_start(f"10.0.{n // 256}.{n % 256}", 1)
+    assert len(manager._starts) == PRUNE_STARTS_AT
+    await asyncio.sleep(2 / NEW_SESSIONS_PER_SECOND)  # each of them full again
+    assert manager._may_start("198.51.100.4", 1)
+    assert len(manager._starts) == 1
+    # The one address that spent its tokens keeps its bucket, and is still held to it.
+    assert manager._may_start("198.51.100.4", 1)
+    assert not manager._may_start("198.51.100.4", 1)
