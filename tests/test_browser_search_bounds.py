@@ -70,3 +70,58 @@ async def test_a_search_keeps_and_paints_a_bounded_number_of_matches(browser: Br
         await page.fill("#search-field", "L0409")
         await page.wait_for_selector("#search-count:has-text('10 of 10')")
         assert (await page.evaluate(SEARCH_STATE))["ranges"] == 10
+
+
+# Per game line of the log (every one drawn: output.js's logLines; not the player's commands nor
+# the page's notices): [its text, its span.hl elements].
+HIGHLIGHTS = """async () => {
+  const { logLines } = await import(new URL('client/output.js', document.baseURI));
+  return [...logLines(document.getElementById('log'))].filter((l) => !l.matches('.command, .notice'))
+    .map((l) => [l.textContent, l.querySelectorAll('span.hl').length]);
+}"""
+
+
+def coloured(text: str) -> bytes:
+    """Each character of `text` in a colour of its own (the next one's differs)."""
+    return b"".join(b"\x1b[3%dm%s" % (1 + i % 6, c.encode()) for i, c in enumerate(text)) + b"\x1b[0m"
+
+
+async def test_highlights_in_a_line_are_bounded(browser: Browser) -> None:  # noqa: F811
+    """`#highlight /z/ ...` on lines of 300 z's made 300 span.hl a line: a pattern such as /./ or
+    /\\w/ makes a span per character, up to 50 million in a full log, not counted against the log's
+    bound on elements (output.js), and painted back on lines the log turns into plain text. A line
+    holds at most MAX_LINE_HIGHLIGHTS (the first ones), the rest of it unhighlighted, however the
+    line is coloured; an ordinary line keeps every highlight."""
+    width, count = 300, 200
+    async with fake_game(browser) as g:
+        page = g.page
+        g.conn.send(b"".join(b"z" * width + b" old %03d\r\n" % i for i in range(count)))
+        await log_has(page, "z old %03d" % (count - 1))
+        await page.evaluate(HIGHLIGHTS)  # (every line drawn)
+        await send_line(page, "#highlight /z/ tomato")  # lines in the log: all coloured again
+        await send_line(page, "#highlight /q+/ gold")
+        last = "() => [...document.querySelectorAll('#log .line')].at(-1).querySelectorAll('span.hl').length"
+        await page.wait_for_function(f"() => document.querySelectorAll('#log .line')[{count - 1}]"
+                                     ".querySelectorAll('span.hl').length > 0")
+        # New lines: plain, one of 300 characters each in a colour of its own (one q+ match, 300
+        # pieces), then an ordinary one.
+        g.conn.send(b"".join(b"z" * width + b" new %03d\r\n" % i for i in range(count))
+                    + coloured("q" * width) + b" many colours\r\n"
+                    + b"a \x1b[31mzz\x1b[0m and q, and z\r\n")
+        await log_has(page, "a zz and q, and z")
+        await page.evaluate(HIGHLIGHTS)
+        await page.wait_for_function(f"() => ({last})() === 4")
+        lines = await page.evaluate(HIGHLIGHTS)
+        game = [hl for _, hl in lines]
+        assert len(game) == 2 * count + 2
+        assert max(game) <= MAX_LINE_HIGHLIGHTS, (max(game), sum(game))
+        assert game[:2 * count + 1] == [MAX_LINE_HIGHLIGHTS] * (2 * count + 1), game
+        assert game[-1] == 4
+        # The first 20 z's are coloured, the rest of the line is not; its text is whole.
+        first = await page.evaluate("""() => { const l = [...document.querySelectorAll('#log .line')][0];
+          return [l.textContent, [...l.querySelectorAll('span.hl')].map((s) => s.textContent).join('')]; }""")
+        assert first == ["z" * width + " old 000", "z" * MAX_LINE_HIGHLIGHTS]
+        # The many-coloured match is coloured in its first 20 pieces.
+        many = await page.evaluate("""() => [...document.querySelectorAll('#log .line')].at(-2)
+          .querySelectorAll('span.hl').length""")
+        assert many == MAX_LINE_HIGHLIGHTS

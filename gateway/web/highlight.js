@@ -3,9 +3,12 @@
 // so lines are coloured however output.js makes them: new ones, replayed
 // ones, and a line the game is still adding to. Matching runs in the worker
 // (matcher.js); the match is wrapped in <span class="hl"> with the colour
-// set through the CSSOM (the CSP allows no style attributes).
+// set through the CSSOM (the CSP allows no style attributes). A line holds
+// at most MAX_LINE_HIGHLIGHTS such spans (triggers.js), the first ones; the
+// rest of it is left unhighlighted.
 
 import { textSegments } from "./textrange.js";
+import { MAX_LINE_HIGHLIGHTS } from "./triggers.js";
 
 export class Highlighter {
   /** log: the log element; store: the ToolsStore; matcher: a Matcher. */
@@ -86,14 +89,19 @@ function isGameLine(el) {
   return el.classList.contains("line") && !el.classList.contains("command") && !el.classList.contains("notice");
 }
 
-/** Unwrap old highlights in `line`, then wrap each [start, end, colour] (later ones inside earlier). */
+/**
+ * Unwrap old highlights in `line`, then wrap each [start, end, colour] (later ones inside earlier),
+ * a span for each piece of text it covers, MAX_LINE_HIGHLIGHTS spans at most.
+ */
 function paintLine(line, marks) {
   const old = line.querySelectorAll("span.hl");
   if (!old.length && !marks.length) return;
   for (const span of old) span.replaceWith(...span.childNodes);
   if (old.length) line.normalize();
+  let spans = 0;
   for (const [start, end, colour] of marks) {
     for (const [node, from, to] of textSegments(line, start, end)) {
+      if (spans++ === MAX_LINE_HIGHLIGHTS) return;
       let piece = node;
       if (to < piece.data.length) piece.splitText(to);
       if (from > 0) piece = piece.splitText(from);

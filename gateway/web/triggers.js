@@ -9,6 +9,10 @@ import { splitStack, substitute } from "./commands.js";
 
 export const TRIGGER_RATE = 10; // trigger commands a second
 export const MAX_LINE = 10000; // characters of a line given to patterns (as output.js cuts lines)
+// Highlight spans in one line (highlight.js), and so the ranges a pattern gives a line: a pattern
+// such as /./ matches every character, a span each, 50 million in a full log. 20 a line keep the
+// log's 5,000 lines to 100,000 of them, as many as the game's own elements (output.js).
+export const MAX_LINE_HIGHLIGHTS = 20;
 
 /**
  * Game text (`echo` messages, `prompt`s) -> complete lines of plain text
@@ -55,8 +59,8 @@ export class LineSplitter {
 /**
  * Match `lines` against `patterns` ([{source, flags}]): for each pattern in
  * order, [{line, groups, ranges}] for the lines it matches, where groups are
- * the first match's groups ($1..) and ranges all matches' [start, end)
- * (empty matches left out). This is what the worker runs.
+ * the first match's groups ($1..) and ranges the first MAX_LINE_HIGHLIGHTS
+ * matches' [start, end) (empty matches left out). This is what the worker runs.
  */
 export function matchLines(pattern, lines) {
   const re = new RegExp(pattern.source, `${pattern.flags || ""}g`);
@@ -66,7 +70,7 @@ export function matchLines(pattern, lines) {
     re.lastIndex = 0;
     let groups = null;
     const ranges = [];
-    for (let m = re.exec(text); m; m = re.exec(text)) {
+    for (let m = re.exec(text); m && ranges.length < MAX_LINE_HIGHLIGHTS; m = re.exec(text)) {
       if (groups === null) groups = m.slice(1).map((g) => g ?? "");
       if (m[0].length === 0) re.lastIndex++;
       else ranges.push([m.index, m.index + m[0].length]);

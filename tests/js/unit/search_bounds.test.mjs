@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { MAX_MATCHES, findMatches } from "../../../gateway/web/search.js";
+import { MAX_LINE_HIGHLIGHTS, matchLines } from "../../../gateway/web/triggers.js";
 
 test("search: the newest MAX_MATCHES matches, in order, and whether there are more", () => {
   const texts = Array.from({ length: 1000 }, (_, i) => `${i} ${"a".repeat(20)}`); // 20,000 matches
@@ -37,4 +38,17 @@ test("search: a one-letter search over a full log keeps MAX_MATCHES and reads no
   assert.equal(found.length, MAX_MATCHES);
   assert.equal(found.more, true);
   assert.equal(read, 2); // the newest line, and the one before it for "more"
+});
+
+test("highlight patterns: a line gives at most MAX_LINE_HIGHLIGHTS ranges, the first ones", () => {
+  // /./ on a full log (5,000 lines of 10,000 characters) was 50 million ranges, sent from the
+  // worker to the page and a span each there.
+  const lines = ["x".repeat(10000), "(a) b c"];
+  const hits = matchLines({ source: ".", flags: "" }, lines);
+  assert.equal(hits[0].ranges.length, MAX_LINE_HIGHLIGHTS);
+  assert.deepEqual(hits[0].ranges.at(-1), [MAX_LINE_HIGHLIGHTS - 1, MAX_LINE_HIGHLIGHTS]);
+  assert.equal(hits[1].ranges.length, 7);
+  // A trigger's groups are the first match's, as ever.
+  const groups = matchLines({ source: "(\\w)(\\w)?", flags: "" }, ["ab ".repeat(100)]);
+  assert.deepEqual([groups[0].groups, groups[0].ranges.length], [["a", "b"], MAX_LINE_HIGHLIGHTS]);
 });
