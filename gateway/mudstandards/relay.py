@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 
-from ..telnet.subnegotiation import environ_subnegotiation, environ_variable
+from ..telnet.subnegotiation import environ_variable, subnegotiation
 
 SE = 0xF0
 NEW_ENVIRON, OLD_ENVIRON = 39, 36
@@ -191,7 +191,7 @@ class RelayInput:
         if rewritten is None:
             self.dropped += 1
             return
-        line.append(environ_subnegotiation(self._env_option, rewritten))
+        line.append(subnegotiation(self._env_option, rewritten))
 
 
 def _lines(data: bytes, out: list[tuple[bytes, int]]) -> None:

@@ -47,7 +47,7 @@ from .stream import SB, CompressionError, Event, Negotiation, TelnetStream
 from .telnetlib3_private import LeanTelnetClient, LeanTelnetWriter
 from .subnegotiation import (CHARSET_ACCEPTED, CHARSET_REJECTED, CHARSET_REQUEST, ENVIRON_IS, ENVIRON_SEND,
                              charset_offers, decode_mssp, encode_environ, environ_names, environ_request,
-                             environ_subnegotiation)
+                             subnegotiation)
 
 log = logging.getLogger("gateway.telnet")
 
@@ -82,11 +82,7 @@ _REFUSALS = {(media, mxp): frozenset(_REFUSED | ({telopt.MSP} if not media else 
 _STREAM_OPTIONS = frozenset((telopt.MSDP[0], telopt.MSP[0]))
 #: The events _dispatch acts on itself; a read with none of them goes to the session as it is.
 _OURS = frozenset((Negotiation, MxpReply, CompressionError))
-_IAC_SB_MSDP = telopt.IAC + telopt.SB + telopt.MSDP
 _NONE: frozenset[bytes] = frozenset()
-
-
-_IAC_SB_CHARSET = telopt.IAC + telopt.SB + telopt.CHARSET
 #: The variables NEW-ENVIRON may send (MNES; IPADDRESS only when forward_client_ip): send_env.
 _ENVIRON_NAMES = environ_names(("CLIENT_NAME", "CLIENT_VERSION", "CHARSET", "MTTS", "TERMINAL_TYPE", "IPADDRESS"))
 #: Largest TTYPE / NEW-ENVIRON subnegotiation answered (TTYPE's handed to telnetlib3);
@@ -491,20 +487,20 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
         names = environ_request(body, _ENVIRON_NAMES)
         encoding = "utf-8" if is_utf8(self.game_encoding) else "ascii"
         variables = self.send_env(None) if names is None else self.send_env(names) if names else {}
-        self.writer.send_iac(environ_subnegotiation(telopt.NEW_ENVIRON[0], ENVIRON_IS + encode_environ(variables, encoding)))
+        self.writer.send_iac(subnegotiation(telopt.NEW_ENVIRON[0], ENVIRON_IS + encode_environ(variables, encoding)))
 
     def _charset_request(self, body: bytes) -> None:
         """RFC 2066: every REQUEST gets ACCEPTED (UTF-8, when offered) or REJECTED."""
-        answer = _IAC_SB_CHARSET + CHARSET_REJECTED
+        answer = CHARSET_REJECTED
         for offer in charset_offers(body):
             name = offer.decode("ascii", "replace").strip()
             # Only a name we can send back: codecs.lookup also takes "UTF-8\ufffd".
             if name.isascii() and is_utf8(name):
-                answer = _IAC_SB_CHARSET + CHARSET_ACCEPTED + name.encode("ascii")
+                answer = CHARSET_ACCEPTED + name.encode("ascii")
                 self._set_encoding("utf-8")
                 self.mtts |= MTTS_UTF8
                 break
-        self.writer.send_iac(answer + telopt.IAC + telopt.SE)
+        self.writer.send_iac(subnegotiation(telopt.CHARSET[0], answer))
 
     # -- options: answers telnetlib3 asks us for ----------------------------
 
@@ -556,7 +552,7 @@ class GameClient(LeanTelnetClient, writer=GameWriter):
 
     def send_msdp(self, data: dict[str, Any]) -> None:
         """``IAC SB MSDP <data as MSDP> IAC SE`` (msdp.py: the reverse of "MSDP over GMCP")."""
-        self.writer.send_iac(_IAC_SB_MSDP + encode_msdp(data, self.game_encoding) + telopt.IAC + telopt.SE)
+        self.writer.send_iac(subnegotiation(telopt.MSDP[0], encode_msdp(data, self.game_encoding)))
 
     def send_text(self, data: bytes) -> None:
         self.writer.write(data)  # escapes IAC

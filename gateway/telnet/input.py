@@ -12,6 +12,10 @@ import re
 import struct
 from typing import Any
 
+from .subnegotiation import subnegotiation
+
+NAWS = 31  # RFC 1073
+
 _GMCP_MODULE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\Z")
 
 
@@ -42,5 +46,4 @@ def valid_size(width: Any, height: Any) -> bool:
 
 def encode_naws(width: int, height: int) -> bytes:
     """``IAC SB NAWS <w16> <h16> IAC SE`` with 0xFF doubled inside."""
-    body = struct.pack("!HH", width, height).replace(b"\xff", b"\xff\xff")
-    return b"\xff\xfa\x1f" + body + b"\xff\xf0"
+    return subnegotiation(NAWS, struct.pack("!HH", width, height))

@@ -22,8 +22,9 @@ hundred), which keeps the Python steps per message bounded.
 an object as data): keys in the order given, strings in the game's encoding,
 other scalars (numbers, true, false, null) as their JSON text, objects as
 tables, lists as arrays. The structure bytes 1-6 cannot occur inside a name
-or a value, so they are left out of them; the result has ``IAC`` doubled and
-is ready to go between ``IAC SB MSDP`` and ``IAC SE``.
+or a value, so they are left out of them; the result is the body of an
+``IAC SB MSDP ... IAC SE`` (``subnegotiation.subnegotiation`` frames it and
+doubles ``IAC``).
 """
 
 from __future__ import annotations
@@ -129,12 +130,11 @@ def _array(tokens: list[bytes], i: int, decode: Any, depth: int) -> tuple[list[A
 
 
 def encode_msdp(data: dict[str, Any], encoding: str) -> bytes:
-    """The JSON form (an object) -> an MSDP subnegotiation body, ``IAC`` doubled."""
+    """The JSON form (an object) -> an MSDP subnegotiation body (``IAC`` not yet doubled)."""
     encode = codecs.getencoder(encoding)
     out: list[bytes] = []
     _encode_pairs(data, encode, out, 0)
-    body = b"".join(out)
-    return body.replace(b"\xff", b"\xff\xff") if b"\xff" in body else body
+    return b"".join(out)
 
 
 def _scalar(value: Any, encode: Any) -> bytes:

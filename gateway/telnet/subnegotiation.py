@@ -1,5 +1,5 @@
 """Subnegotiation payloads the gateway reads itself (sans-I/O): MSSP, CHARSET REQUEST and
-NEW-ENVIRON SEND.
+NEW-ENVIRON SEND; and the framing of every subnegotiation it writes (``subnegotiation``).
 
 telnetlib3 parses these a byte at a time in Python, decodes MSSP as ASCII
 (falling back to Latin-1) whatever the game's encoding, and gives up on a
@@ -108,11 +108,13 @@ def environ_variable(name: bytes, value: bytes) -> bytes:
 
 def encode_environ(variables: "dict[str, str]", encoding: str) -> bytes:
     """``VAR name VALUE value`` for each variable (MNES sends each as VAR), characters the
-    ``encoding`` lacks replaced: what follows ``IAC SB NEW-ENVIRON IS`` (``environ_subnegotiation``)."""
+    ``encoding`` lacks replaced: what follows ``IAC SB NEW-ENVIRON IS`` (``subnegotiation``)."""
     return b"".join(environ_variable(name.encode(encoding, "replace"), str(value).encode(encoding, "replace"))
                     for name, value in variables.items())
 
 
-def environ_subnegotiation(option: int, body: bytes) -> bytes:
-    """``IAC SB <option> <body> IAC SE`` with every 0xFF of the body doubled."""
+def subnegotiation(option: int, body: bytes) -> bytes:
+    """``IAC SB <option> <body> IAC SE`` with every 0xFF of the body doubled: each
+    subnegotiation the gateway writes itself (NEW-ENVIRON, CHARSET, MSDP, NAWS; GMCP is
+    telnetlib3's ``send_gmcp``)."""
     return b"\xff\xfa" + bytes((option,)) + body.replace(b"\xff", b"\xff\xff") + b"\xff\xf0"
