@@ -83,6 +83,11 @@ REPLY_HOLD = 0.002
 #: client sending tiny frames as fast as it can (a ping flood: ~40,000 in one 256 KiB read)
 #: gets a turn's worth, not the loop: the other sockets' round trips go on (docs/security.md).
 FRAMES_PER_TURN = 64
+#: And characters of messages handled in one turn (the message that passes it is the last): a
+#: compressed frame of ~150 bytes inflates to a message of ``max_frame_bytes``, so 64 of them
+#: were 4 MB of JSON a turn for 10 KB read (~450 ms of the loop for heartbeats of ``[],``);
+#: at most what one read of an uncompressed socket brings (docs/security.md).
+BYTES_PER_TURN = 256 * 1024
 #: Sockets the once-a-second sweep (``watch``) looks at before the loop gets a turn: at ~1 us a
 #: socket, 9,900 sockets in one go held every round trip for 8-16 ms each second, and that
 #: stall was the p99 at 10,000 sessions (docs/performance.md 1.11); a slice took 0.13-0.16 ms.
@@ -540,7 +545,7 @@ class WebSocket(asyncio.Protocol):
         conn = self._conn
         conn.reader.max_size = self.manager.config.limits.max_frame_bytes  # the live config's (SIGHUP)
         loop = self._loop
-        handled = 0
+        handled = took = 0
         while self._life < FINISHED:
             if not (self._may_read() or backed_up and not self._replaying()):
                 # A browser that sends without reading its replies is not read either
@@ -549,7 +554,7 @@ class WebSocket(asyncio.Protocol):
                     self._reading_paused = True
                     self.transport.pause_reading()
                 return
-            if handled == FRAMES_PER_TURN and not backed_up:
+            if (handled == FRAMES_PER_TURN or took >= BYTES_PER_TURN) and not backed_up:
                 # Its turn is over: the rest of what it sent waits for the next one, and its
                 # next read for this one to be handled (the reader holds one read at most).
                 if not self._reading_paused:
@@ -580,6 +585,7 @@ class WebSocket(asyncio.Protocol):
             if opcode == PING:
                 self._answer_ping(data)
             else:
+                took += len(data)
                 self.message(opcode, data)
 
     def _next_turn(self) -> None:
