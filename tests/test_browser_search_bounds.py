@@ -125,3 +125,35 @@ async def test_highlights_in_a_line_are_bounded(browser: Browser) -> None:  # no
         many = await page.evaluate("""() => [...document.querySelectorAll('#log .line')].at(-2)
           .querySelectorAll('span.hl').length""")
         assert many == MAX_LINE_HIGHLIGHTS
+
+
+PAINT_SLICE_LINES = 50  # highlight.js: lines painted in one task
+
+# span.hl elements added to the log, counted per delivery of a MutationObserver of the test's own:
+# one delivery for what a task changed.
+COUNT_PAINTS = """() => {
+  window.__paints = [];
+  new MutationObserver((records) => {
+    let n = 0;
+    for (const r of records) for (const node of r.addedNodes) if (node.classList?.contains('hl')) n++;
+    if (n) window.__paints.push(n);
+  }).observe(document.getElementById('log'), { childList: true, subtree: true });
+}"""
+
+
+async def test_a_highlight_added_over_a_full_log_is_painted_a_slice_at_a_time(browser: Browser) -> None:  # noqa: F811
+    """A pattern added when the log is full colours every line in it: 5,000 lines of 20 spans,
+    which in one task held the page for over a second (1.4 s measured). A task paints at most
+    PAINT_SLICE_LINES lines; the page goes on between them."""
+    count = 1000
+    async with fake_game(browser) as g:
+        page = g.page
+        g.conn.send(b"".join(b"z" * 100 + b" line %04d\r\n" % i for i in range(count)))
+        await log_has(page, "z line %04d" % (count - 1))
+        await page.evaluate(HIGHLIGHTS)  # (every line drawn)
+        await page.evaluate(COUNT_PAINTS)
+        await send_line(page, "#highlight /z/ tomato")
+        await page.wait_for_function(f"() => window.__paints.reduce((a, b) => a + b, 0) === {count * MAX_LINE_HIGHLIGHTS}")
+        paints = await page.evaluate("window.__paints")
+        assert max(paints) <= PAINT_SLICE_LINES * MAX_LINE_HIGHLIGHTS, paints
+        assert [hl for _, hl in await page.evaluate(HIGHLIGHTS)] == [MAX_LINE_HIGHLIGHTS] * count

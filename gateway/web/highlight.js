@@ -10,6 +10,10 @@
 import { textSegments } from "./textrange.js";
 import { MAX_LINE_HIGHLIGHTS } from "./triggers.js";
 
+// Lines painted in one task: a pattern added over a full log paints 5,000 lines,
+// 100,000 spans, which in one go held the page for over a second.
+const PAINT_SLICE_LINES = 50;
+
 export class Highlighter {
   /** log: the log element; store: the ToolsStore; matcher: a Matcher. */
   constructor({ log, store, matcher }) {
@@ -74,6 +78,11 @@ export class Highlighter {
         }
         this._collect(this.observer.takeRecords()); // the game's changes meanwhile, not ours below
         for (let i = 0; i < lines.length; i++) {
+          if (i && i % PAINT_SLICE_LINES === 0) {
+            // The page goes on between slices; what the game changes meanwhile is collected.
+            this.observer.takeRecords(); // (ours)
+            await new Promise((resolve) => setTimeout(resolve));
+          }
           // A line that changed meanwhile is waiting again.
           if (lines[i].isConnected && lines[i].textContent === texts[i]) paintLine(lines[i], paint[i]);
         }
