@@ -8,12 +8,14 @@ import asyncio
 import base64
 import json
 import os
+import socket
+import uuid
 from collections import Counter
+from typing import Awaitable, Callable
 
 import pytest
 
 from gateway.routes import SOCKETS
-from gateway.transport import websocket
 from gateway.transport.frames import TEXT
 from gateway.transport.websocket import BYTES_PER_TURN, PhoenixSocket
 from tests.conftest import EVENTUALLY, until
@@ -25,11 +27,18 @@ pytestmark = pytest.mark.both_loops
 #: A V2 heartbeat (no ref: nothing to answer) of ``max_frame_bytes`` less a little, once
 #: inflated; compressed it is about 150 bytes.
 BIG_HEARTBEAT = ('[null,null,"phoenix","heartbeat",{"x":"' + "a" * 65_000 + '"}]').encode()
+BIG_FRAME = client_frame(TEXT, deflated(BIG_HEARTBEAT), rsv=0x40)
 
 
-async def open_deflate(port: int) -> RawWs:
-    """A raw WebSocket that agreed permessage-deflate, as every browser does."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def open_deflate(port: int, rcvbuf: int = 0) -> RawWs:
+    """A raw WebSocket that agreed permessage-deflate, as every browser does (``rcvbuf``: a
+    receive buffer that small)."""
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock)
     key = base64.b64encode(os.urandom(16)).decode()
     writer.write(UPGRADE.format(key=key).replace(
         "\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n").encode())
@@ -45,7 +54,64 @@ async def test_compressed_messages_that_inflate_to_the_bound_get_a_turn_not_the_
     ~450 ms a turn, from one socket on a slow link). A turn now handles messages of at most
     BYTES_PER_TURN characters (and the one that passes it): what an uncompressed socket's read
     brings at most. Counted per turn of the loop, not timed; every message is still handled."""
-    handled: list[tuple[int, int]] = []  # (turn of the loop, characters) of each message handled
+    handled, ticker = count_turns(monkeypatch)
+    client, port = await start(mud, gateway)
+    ws = await open_deflate(port)
+    await until(lambda: client.server.app[SOCKETS], what="the socket is the gateway's")
+    count = 200
+    ticking = asyncio.ensure_future(ticker())
+    try:
+        ws.writer.write(BIG_FRAME * count)  # 40 KB: one read
+        ws.send_json([None, "e", "phoenix", "heartbeat", {}])  # its reply short: not compressed
+        reply = await ws.message(lambda m: m[1] == "e", timeout=60)
+        assert reply[4] == {"status": "ok", "response": {}}
+    finally:
+        ticking.cancel()
+        await asyncio.gather(ticking, return_exceptions=True)
+    assert len(handled) == count + 1  # every message handled, in the end
+    assert most_in_a_turn(handled) <= BYTES_PER_TURN + len(BIG_HEARTBEAT), most_in_a_turn(handled)
+    await ws.close()
+
+
+async def test_an_upgrade_handles_what_a_backed_up_socket_sent_a_turn_at_a_time(mud, gateway, monkeypatch):
+    """SPEC 6.1 item 2: an upgrade in place (``restart``) answers every frame a backed-up browser
+    sent and the gateway read. It handled them all in one call, whatever they were: a read of
+    ~1,000 compressed frames inflating to max_frame_bytes each was 65 MB of JSON in one
+    callback, every socket's restart and every frozen game waiting behind it. It now takes
+    them a turn (BYTES_PER_TURN) at a time, still every one, before the 1012."""
+    handled, ticker = count_turns(monkeypatch)
+    client, port = await start(mud, gateway, extra="limits: {slow_consumer_seconds: 60}")
+    ws = await open_deflate(port, rcvbuf=4096)
+    await until(lambda: client.server.app[SOCKETS], what="the socket is the gateway's")
+    (sock,) = client.server.app[SOCKETS]
+    topic = "telnet:" + str(uuid.uuid4())
+    ws.send_json(["1", "1", topic, "phx_join", {}])
+    await until(lambda: topic in sock.channels, what="joined")
+    conn = await mud.next_connection()
+    noise = base64.b64encode(os.urandom(6_000_000))  # 8 MB that compression does not shrink away
+    conn.send(b"\r\n".join(noise[i:i + 1000] for i in range(0, len(noise), 1000)))  # the browser reads none of it
+    drained = asyncio.ensure_future(conn.drain())
+    ticking = asyncio.ensure_future(ticker())
+    try:
+        await until(lambda: sock.backed_up, what="the socket is backed up")
+        ws.writer.write(BIG_FRAME * 1000)
+        ws.send_json([None, None, "phoenix", "heartbeat", {}])  # no ref: the reply is not read anyway
+        await until(lambda: len(sock._conn.reader._buf) > 20 * len(BIG_FRAME), what="the gateway read the frames")
+        before = len(handled)
+        await sock.restart()
+    finally:
+        ticking.cancel()
+        drained.cancel()
+        await asyncio.gather(ticking, drained, return_exceptions=True)
+    assert len(handled) - before > 20  # what it read is handled, in the end
+    assert most_in_a_turn(handled) <= BYTES_PER_TURN + len(BIG_HEARTBEAT), most_in_a_turn(handled)
+    await ws.close()
+
+
+def count_turns(monkeypatch) -> tuple[list[tuple[int, int]], Callable[[], Awaitable[None]]]:
+    """The messages the Phoenix sockets handle, as (turn of the loop, characters), and the task
+    that counts the turns (one step each)."""
+    handled: list[tuple[int, int]] = []
     turn = 0
     real_handle = PhoenixSocket.handle
 
@@ -60,24 +126,11 @@ async def test_compressed_messages_that_inflate_to_the_bound_get_a_turn_not_the_
             await asyncio.sleep(0)
 
     monkeypatch.setattr(PhoenixSocket, "handle", handle)
-    client, port = await start(mud, gateway)
-    ws = await open_deflate(port)
-    await until(lambda: client.server.app[SOCKETS], what="the socket is the gateway's")
-    frame = client_frame(TEXT, deflated(BIG_HEARTBEAT), rsv=0x40)
-    assert len(frame) < 300
-    count = 200
-    ticking = asyncio.ensure_future(ticker())
-    try:
-        ws.writer.write(frame * count)  # 40 KB: one read
-        ws.send_json([None, "e", "phoenix", "heartbeat", {}])  # its reply short: not compressed
-        reply = await ws.message(lambda m: m[1] == "e", timeout=60)
-        assert reply[4] == {"status": "ok", "response": {}}
-    finally:
-        ticking.cancel()
-        await asyncio.gather(ticking, return_exceptions=True)
-    assert len(handled) == count + 1  # every message handled, in the end
-    per_turn = Counter()
+    return handled, ticker
+
+
+def most_in_a_turn(handled: list[tuple[int, int]]) -> int:
+    per_turn: Counter[int] = Counter()
     for at, size in handled:
         per_turn[at] += size
-    assert max(per_turn.values()) <= BYTES_PER_TURN + len(BIG_HEARTBEAT), max(per_turn.values())
-    await ws.close()
+    return max(per_turn.values())

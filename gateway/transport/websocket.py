@@ -437,14 +437,21 @@ class WebSocket(asyncio.Protocol):
         The browser (phoenix.js) reconnects by itself and resumes its sessions in the new process.
         """
         # SPEC 6.1 item 2: every browser frame already read is answered, also those a
-        # backed-up browser sent (read off TCP, not handled while it did not read its replies).
-        self._pump(backed_up=True)
+        # backed-up browser sent (read off TCP, not handled while it did not read its replies),
+        # a turn's worth at a time (a read of compressed frames is up to ~100 MB of JSON).
         deadline = self._loop.time() + join_seconds
+        await self._pump_all(deadline)
         while self._tasks and self._loop.time() < deadline:
             await asyncio.wait(list(self._tasks), timeout=deadline - self._loop.time(),
                                return_when=asyncio.FIRST_COMPLETED)
-            self._pump(backed_up=True)  # the frames a join's replay held back
+            await self._pump_all(deadline)  # the frames a join's replay held back
         await self._shut(WSCloseCode.SERVICE_RESTART, b"service restart", drain_seconds=2.0)
+
+    async def _pump_all(self, deadline: float) -> None:
+        """An upgrade's look at what the browser sent (``_pump`` with ``backed_up``), a turn at a
+        time, until all it read is handled (or ``deadline``: a browser sending without end)."""
+        while self._pump(backed_up=True) and self._loop.time() < deadline:
+            await asyncio.sleep(0)
 
     async def _shut(self, code: int, message: bytes, drain_seconds: float) -> None:
         """The closing handshake: the queued frames (for ``drain_seconds`` at most), our close
@@ -539,9 +546,11 @@ class WebSocket(asyncio.Protocol):
         if self._registry is not None:
             self._registry.discard(self)
 
-    def _pump(self, backed_up: bool = False) -> None:
+    def _pump(self, backed_up: bool = False) -> bool:
         """Handle the browser's whole messages, in order, while it is caught up (with
-        ``backed_up``, an upgrade's last look, also while it is not)."""
+        ``backed_up``, an upgrade's last look, also while it is not), a turn's worth; whether
+        an upgrade's look stopped at the end of its turn (``restart`` gives the loop its turn
+        and looks again)."""
         conn = self._conn
         conn.reader.max_size = self.manager.config.limits.max_frame_bytes  # the live config's (SIGHUP)
         loop = self._loop
@@ -553,15 +562,17 @@ class WebSocket(asyncio.Protocol):
                 if not self._reading_paused:
                     self._reading_paused = True
                     self.transport.pause_reading()
-                return
-            if (handled == FRAMES_PER_TURN or took >= BYTES_PER_TURN) and not backed_up:
+                return False
+            if handled == FRAMES_PER_TURN or took >= BYTES_PER_TURN:
                 # Its turn is over: the rest of what it sent waits for the next one, and its
                 # next read for this one to be handled (the reader holds one read at most).
                 if not self._reading_paused:
                     self._reading_paused = True
                     self.transport.pause_reading()
+                if backed_up:
+                    return True  # an upgrade's look: restart asks again after the loop's turn
                 loop.call_soon(self._next_turn)
-                return
+                return False
             handled += 1
             try:
                 event = conn.next_event()
@@ -569,16 +580,16 @@ class WebSocket(asyncio.Protocol):
                 # RFC 6455 7.1.7, "Fail the WebSocket Connection": our close frame, then the end.
                 log_refusal(log, "socket_refused", f"socket {self.client_ip}: {exc.reason}, closing ({exc.code})")
                 self._end(exc.code, exc.reason.encode())
-                return
+                return False
             if event is None:
                 self._resume_reading(pump=False)  # all it sent is handled
-                return
+                return False
             opcode, data = event
             if opcode == PONG or opcode == DROPPED_FRAME:
                 continue  # unasked (a client's keepalive), or read while closing: nothing to answer
             if opcode == CLOSE:
                 self._close_received(data)
-                return
+                return False
             if self._life >= CLOSED or self._closing is not None:
                 continue  # closing: only the browser's close frame matters now
             self._heard = loop.time()
@@ -587,6 +598,7 @@ class WebSocket(asyncio.Protocol):
             else:
                 took += len(data)
                 self.message(opcode, data)
+        return False
 
     def _next_turn(self) -> None:
         if self._life < FINISHED:
