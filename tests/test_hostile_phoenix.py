@@ -8,6 +8,7 @@ import asyncio
 import base64
 import os
 import socket
+import struct
 import uuid
 from collections import Counter
 from typing import Awaitable, Callable
@@ -15,7 +16,8 @@ from typing import Awaitable, Callable
 import pytest
 
 from gateway.routes import SOCKETS
-from gateway.transport.frames import TEXT
+from gateway.transport import websocket
+from gateway.transport.frames import CLOSE, TEXT, FrameReader
 from gateway.transport.websocket import BYTES_PER_TURN, PhoenixSocket
 from tests.conftest import EVENTUALLY, until
 from tests.test_frames import client_frame, deflated
@@ -133,3 +135,37 @@ def most_in_a_turn(handled: list[tuple[int, int]]) -> int:
     for at, size in handled:
         per_turn[at] += size
     return max(per_turn.values())
+
+
+async def test_compressed_messages_sent_while_we_close_are_not_inflated(mud, gateway, monkeypatch):
+    """Once the socket is closing (our close frame out, or a close under way), a message the
+    browser sends is dropped unread: it was inflated and checked as UTF-8 all the same, 64 a
+    turn (~7 ms of the loop a turn for frames of ~150 bytes, each 64 KB once inflated). Now it
+    is dropped as it is: none inflated, and the browser's close frame still ends the close."""
+    inflated = 0
+    real_inflate = FrameReader._inflate
+
+    def inflate(self: FrameReader, data: bytes) -> bytes:
+        nonlocal inflated
+        inflated += 1
+        return real_inflate(self, data)
+
+    monkeypatch.setattr(FrameReader, "_inflate", inflate)
+    monkeypatch.setattr(websocket, "CLOSE_HANDSHAKE", 60.0)  # the wait for its close frame outlasts the test
+    client, port = await start(mud, gateway)
+    ws = await open_deflate(port)
+    await until(lambda: client.server.app[SOCKETS], what="the socket is the gateway's")
+    (sock,) = client.server.app[SOCKETS]
+    ws.writer.write(BIG_FRAME)
+    await until(lambda: inflated == 1, what="an open socket inflates")
+    closing = asyncio.ensure_future(sock.close(1000, b"bye"))
+    try:
+        assert await ws.close_frame() == (1000, b"bye")
+        ws.writer.write(BIG_FRAME * 200)
+        ws.send(CLOSE, struct.pack("!H", 1000))
+        await asyncio.wait_for(closing, 30)  # its close frame, read after the 200, ends the handshake
+    finally:
+        closing.cancel()
+        await asyncio.gather(closing, return_exceptions=True)
+        await ws.close()
+    assert inflated == 1

@@ -146,6 +146,7 @@ class Connection:
         if state not in _MAY_CLOSE:
             return b""
         self.state = CLOSED if state is REMOTE_CLOSING else LOCAL_CLOSING
+        self.reader.discard = True  # the peer's messages are dropped from now on: not inflated
         return close_frame(code, reason)
 
     def fail(self) -> None:

@@ -250,11 +250,14 @@ class FrameReader:
     fragments is an answer: a caller that counts what it handles counts pongs too.
     """
 
-    __slots__ = ("max_size", "deflate", "_buf", "_parts", "_size", "_opcode", "_compressed")
+    __slots__ = ("max_size", "deflate", "discard", "_buf", "_parts", "_size", "_opcode", "_compressed")
 
     def __init__(self, max_size: int, deflate: bool = False) -> None:
         self.max_size = max_size
         self.deflate = deflate  # permessage-deflate was agreed: RSV1 marks a compressed message
+        # The caller drops every message from now on (the socket is closing): each is given as
+        # it ends, empty, neither inflated nor checked as UTF-8 (work for nothing, 64 KB each).
+        self.discard = False
         self._buf = bytearray()
         self._parts: list[bytes] | None = None  # the frames so far of a fragmented message
         self._size = 0
@@ -353,6 +356,8 @@ class FrameReader:
             else:
                 return CLOSE, self._close(payload)
 
+            if self.discard:
+                return opcode, b""
             if compressed:
                 payload = self._inflate(payload)
             if opcode == TEXT:

@@ -221,6 +221,8 @@ class WebSocket(asyncio.Protocol):
     def _advance(self, life: Life) -> None:
         if life > self._life:
             self._life = life
+            if life >= CLOSED:
+                self._conn.reader.discard = True  # what the browser sends now is dropped (_pump)
 
     @property
     def config(self) -> "Config":
@@ -485,6 +487,7 @@ class WebSocket(asyncio.Protocol):
     def _close_soon(self, code: int, message: bytes, drain_seconds: float = 0.0) -> None:
         """Start closing (``_shut``) from a callback, once; the task is kept until it is done."""
         if self._closing is None and not self._conn.closed_for_sending:
+            self._conn.reader.discard = True  # what the browser sends now is dropped (_pump)
             self._closing = asyncio.ensure_future(self._shut(code, message, drain_seconds))
             self._closing.add_done_callback(_log_failure)
 
