@@ -36,7 +36,7 @@ from .config import Config, Game
 from .logs import log_event
 from .handoff import SessionState
 from .metrics import Metrics
-from .ratelimit import TokenBucket
+from .ratelimit import Buckets, TokenBucket
 from .replay import Kept, ReplayBuffer, ReplayCompactor
 from .telnet import client as telnet
 from .telnet.input import encode_lines
@@ -506,8 +506,6 @@ class Session:
 #: allows many players behind one address).
 NEW_SESSIONS_PER_SECOND = 1.0
 NEW_SESSIONS_REFILL_SECONDS = 60.0
-#: The size of the table of those buckets under which it is not pruned.
-PRUNE_STARTS_AT = 1024
 
 
 class SessionManager:
@@ -515,9 +513,8 @@ class SessionManager:
         self.config = config
         self.sessions: dict[str, Session] = {}
         self.per_ip: Counter[str] = Counter()
-        #: Sessions started, by address (``start``): a bucket while it is short of full.
-        self._starts: dict[str, TokenBucket] = {}
-        self._starts_pruned_at = 0  # its size after the last prune (``_may_start``)
+        #: Sessions started, by address (``_may_start``).
+        self._starts = Buckets()
         self._opening: dict[str, Session] = {}  # connecting: admitted, not yet in ``sessions``
         self.metrics = Metrics()
         #: Compresses the sessions' replay buffers (one timer for all).
@@ -581,22 +578,11 @@ class SessionManager:
         (``max_sessions_per_ip``) at once, then ``NEW_SESSIONS_PER_SECOND`` (or ``per_ip`` a
         ``NEW_SESSIONS_REFILL_SECONDS``). The per-address limit bounds sessions at a time; a
         join and a leave over and over would otherwise dial the game as fast as a socket can
-        ask, each one a new connection to it (docs/security.md). A full bucket is the same as
-        none: the table is pruned of those as it grows, so it holds only the addresses that
-        started sessions within the last two minutes at most."""
+        ask, each one a new connection to it (docs/security.md)."""
         now = time.monotonic()
         burst = 2 * per_ip
         rate = max(NEW_SESSIONS_PER_SECOND, per_ip / NEW_SESSIONS_REFILL_SECONDS)
-        starts = self._starts
-        bucket = starts.get(ip)
-        if bucket is None:
-            if len(starts) >= max(PRUNE_STARTS_AT, 2 * self._starts_pruned_at):
-                for key in [k for k, b in starts.items()
-                            if b.available(now, rate, burst) >= burst]:
-                    del starts[key]
-                self._starts_pruned_at = len(starts)
-            bucket = starts[ip] = TokenBucket(burst, now)
-        return bucket.take(1, now, rate, burst)
+        return self._starts.get(ip, now, rate, burst).take(1, now, rate, burst)
 
     async def _connect(self, session: Session, params: JoinParams) -> None:
         try:

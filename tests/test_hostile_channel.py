@@ -26,7 +26,8 @@ async def test_ws_lines_past_the_tokens_to_a_game_that_does_not_read_are_not_dro
     out of a frame of two lines), then ``t2``. Only a big line moves the game's unread input
     over the bound, so the part found refused is a ``t1``."""
     client = await ws_gateway(extra=(
-        "limits: {max_input_bytes: 60000, input_burst: 1, input_lines_per_second: 1000000}"))
+        "limits: {max_input_bytes: 60000, input_burst: 1, input_lines_per_second: 1000000,"
+        " max_sessions_per_ip: 1000}"))  # (megabytes read from one address: not paced here)
     ws, conn = await play(mud, client, (TERMINAL,))
     (session,) = client.server.app[SESSIONS].sessions.values()
     (sock,) = client.server.app[SOCKETS]

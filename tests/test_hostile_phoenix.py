@@ -18,7 +18,8 @@ import pytest
 from gateway.routes import SOCKETS
 from gateway.transport import websocket
 from gateway.transport.frames import CLOSE, TEXT, FrameReader
-from gateway.transport.websocket import BYTES_PER_TURN, PhoenixSocket
+from gateway.transport.websocket import (BYTES_PER_TURN, READ_BURST_SECONDS, READ_CHARS_PER_SESSION,
+                                         PhoenixSocket)
 from tests.conftest import EVENTUALLY, until
 from tests.test_frames import client_frame, deflated
 from tests.test_websocket_connection import UPGRADE, RawWs, start
@@ -29,6 +30,9 @@ pytestmark = pytest.mark.both_loops
 #: inflated; compressed it is about 150 bytes.
 BIG_HEARTBEAT = ('[null,null,"phoenix","heartbeat",{"x":"' + "a" * 65_000 + '"}]').encode()
 BIG_FRAME = client_frame(TEXT, deflated(BIG_HEARTBEAT), rsv=0x40)
+#: An address's read budget high enough not to pace what these tests send (websocket.py
+#: READ_CHARS_PER_SESSION a session it may hold).
+PLENTY = "limits: {max_sessions_per_ip: 10000}"
 
 
 async def open_deflate(port: int, rcvbuf: int = 0) -> RawWs:
@@ -56,7 +60,9 @@ async def test_compressed_messages_that_inflate_to_the_bound_get_a_turn_not_the_
     BYTES_PER_TURN characters (and the one that passes it): what an uncompressed socket's read
     brings at most. Counted per turn of the loop, not timed; every message is still handled."""
     handled, ticker = count_turns(monkeypatch)
-    client, port = await start(mud, gateway)
+    # 13 MB of messages: past what an address may make the gateway read in a second
+    # (test_an_address_is_read_at_its_budget), unless its limit is raised.
+    client, port = await start(mud, gateway, extra=PLENTY)
     ws = await open_deflate(port)
     await until(lambda: client.server.app[SOCKETS], what="the socket is the gateway's")
     count = 200
@@ -81,7 +87,7 @@ async def test_an_upgrade_handles_what_a_backed_up_socket_sent_a_turn_at_a_time(
     callback, every socket's restart and every frozen game waiting behind it. It now takes
     them a turn (BYTES_PER_TURN) at a time, still every one, before the 1012."""
     handled, ticker = count_turns(monkeypatch)
-    client, port = await start(mud, gateway, extra="limits: {slow_consumer_seconds: 60}")
+    client, port = await start(mud, gateway, extra=PLENTY.replace("}", ", slow_consumer_seconds: 60}"))
     ws = await open_deflate(port, rcvbuf=4096)
     await until(lambda: client.server.app[SOCKETS], what="the socket is the gateway's")
     (sock,) = client.server.app[SOCKETS]
@@ -169,3 +175,40 @@ async def test_compressed_messages_sent_while_we_close_are_not_inflated(mud, gat
         await asyncio.gather(closing, return_exceptions=True)
         await ws.close()
     assert inflated == 1
+
+
+async def test_an_address_is_read_at_its_budget(mud, gateway, monkeypatch):
+    """What one address's sockets make the gateway read is paced: READ_CHARS_PER_SESSION a
+    second for each session it may hold, READ_BURST_SECONDS of that at once. Each socket's turn
+    is bounded (BYTES_PER_TURN), but an address may hold 40 sockets: compressed frames of ~150
+    bytes, each 64 KB of JSON once inflated, held the loop ~1 s a round of their turns for a few
+    KB a second sent. Now, past the budget, the address's sockets are read again once it is
+    paid: at no time had the gateway read more than the budget allows (a turn's worth of slack),
+    and every message is handled in the end (TCP pushed back; nothing is dropped)."""
+    per_ip = 16
+    rate = per_ip * READ_CHARS_PER_SESSION
+    handled: list[tuple[float, int]] = []
+    real_handle = PhoenixSocket.handle
+
+    def handle(self: PhoenixSocket, frame: "str | bytes") -> bool:
+        handled.append((asyncio.get_running_loop().time(), len(frame)))
+        return real_handle(self, frame)
+
+    monkeypatch.setattr(PhoenixSocket, "handle", handle)
+    client, port = await start(mud, gateway, extra=f"limits: {{max_sessions_per_ip: {per_ip}}}")
+    message = ('[null,null,"phoenix","heartbeat",{"x":"' + "a" * 8_000 + '"}]').encode()
+    sockets = [await open_deflate(port) for _ in range(2)]
+    await until(lambda: len(client.server.app[SOCKETS]) == 2, what="the sockets are the gateway's")
+    count = 2 * int(rate * READ_BURST_SECONDS) // len(message)  # twice the burst, over both
+    began = asyncio.get_running_loop().time()
+    for ws in sockets:
+        ws.writer.write(client_frame(TEXT, deflated(message), rsv=0x40) * (count // 2))
+        ws.send_json([None, "end", "phoenix", "heartbeat", {}])
+    await until(lambda: len(handled) == count + 2, timeout=60, what="every message handled")
+    read = 0
+    for at, size in handled:
+        read += size
+        allowed = READ_BURST_SECONDS * rate + rate * (at - began) + 2 * (BYTES_PER_TURN + len(message))
+        assert read <= allowed, (read, allowed, at - began)
+    for ws in sockets:
+        await ws.close()

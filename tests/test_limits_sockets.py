@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 
 from gateway.routes import SOCKETS, SOCKETS_PER_SESSION
-from gateway.session import NEW_SESSIONS_PER_SECOND, PRUNE_STARTS_AT, SessionManager
+from gateway.ratelimit import Buckets
+from gateway.session import NEW_SESSIONS_PER_SECOND, SessionManager
 
 from .conftest import make_config, new_topic, until
 from .fakemud import FakeMud
@@ -127,9 +128,9 @@ async def test_the_table_of_session_starts_forgets_addresses_whose_bucket_is_ful
     """Every address that starts a session gets a bucket; one that is full again (the address
     started nothing for a while) is the same as none, and goes when the table next grows."""
     manager = SessionManager(make_config(mud.port, extra="limits: {max_sessions_per_ip: 1}"))
-    for n in range(PRUNE_STARTS_AT):
+    for n in range(Buckets.PRUNE_AT):
         assert manager._may_start(f"10.0.{n // 256}.{n % 256}", 1)
-    assert len(manager._starts) == PRUNE_STARTS_AT
+    assert len(manager._starts) == Buckets.PRUNE_AT
     await asyncio.sleep(2 / NEW_SESSIONS_PER_SECOND)  # each of them full again
     assert manager._may_start("198.51.100.4", 1)
     assert len(manager._starts) == 1

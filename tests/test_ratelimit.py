@@ -24,3 +24,12 @@ def test_new_rate_and_burst_apply_to_an_existing_bucket():
     assert not b.take(2, 1.0, rate=10, burst=20)
     assert b.take(1, 11.0, rate=10, burst=1)        # ... and lowered the burst: savings capped at 1
     assert not b.take(1, 11.0, rate=10, burst=1)
+
+
+def test_spend_goes_into_debt_and_says_how_long_it_takes_to_pay():
+    b = TokenBucket(100, now=0.0)
+    assert b.spend(60, 0.0, rate=10, burst=100) == 0.0     # within what there is
+    assert b.spend(60, 0.0, rate=10, burst=100) == 2.0     # 20 over: 2 s at 10 a second
+    assert b.spend(0, 1.0, rate=10, burst=100) == 1.0      # 1 s later, half paid
+    assert b.spend(0, 2.0, rate=10, burst=100) == 0.0
+    assert b.available(100.0, rate=10, burst=100) == 100   # savings capped at the burst

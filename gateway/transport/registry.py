@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Protocol, TypeVar
 
+from ..ratelimit import Buckets
+
 
 class Addressed(Protocol):
     """What the registry needs of a socket (websocket.py's ``WebSocket``)."""
@@ -34,6 +36,9 @@ class SocketRegistry(set[S]):
     def __init__(self) -> None:
         super().__init__()
         self._per_ip: Counter[str] = Counter()
+        #: What the sockets of an address have made the gateway read (``spend``): kept when
+        #: they close (a debt is not wiped by reconnecting), pruned once full again.
+        self._reads = Buckets()
 
     def add(self, sock: S) -> None:
         if sock not in self:
@@ -51,3 +56,14 @@ class SocketRegistry(set[S]):
     def count(self, ip: str) -> int:
         """The open sockets of ``ip`` (both endpoints')."""
         return self._per_ip.get(ip, 0)
+
+    def spend(self, ip: str, chars: int, now: float, rate: float, burst: float) -> float:
+        """Charge ``chars`` of messages read to ``ip``'s budget (``rate`` a second, ``burst`` at
+        once); the seconds its sockets are not read for, to pay what it is over by.
+
+        A message's cost is what it is once read: with permessage-deflate a frame of ~150
+        bytes is a message of ``max_frame_bytes``, so a few kilobytes a second from one
+        address, over its sockets' turns, held the loop for every other player (its JSON
+        checked and decoded: ~7 ms a 64 KB message of ``[],``). Read again in time,
+        never dropped: TCP pushes back on the client (docs/security.md)."""
+        return self._reads.get(ip, now, rate, burst).spend(chars, now, rate, burst)

@@ -88,6 +88,16 @@ FRAMES_PER_TURN = 64
 #: were 4 MB of JSON a turn for 10 KB read (~450 ms of the loop for heartbeats of ``[],``);
 #: at most what one read of an uncompressed socket brings (docs/security.md).
 BYTES_PER_TURN = 256 * 1024
+#: What an address's sockets may make the gateway read, in characters of messages a second, for
+#: each session ``limits.max_sessions_per_ip`` lets it hold (16 KiB: a player's input is a few
+#: hundred bytes a second), and ``READ_BURST_SECONDS`` of that at once; past it they are read
+#: again once it is paid (registry.py ``spend``). Without it, the turns of an address's 40
+#: sockets of compressed frames (~600 bytes sent each) held the loop ~1 s a round.
+READ_CHARS_PER_SESSION = 16 * 1024
+READ_BURST_SECONDS = 4.0
+#: A socket's reads are charged to its address once they come to this many characters (an
+#: ordinary push is not charged on its own: the round trip stays as it was).
+PACE_CHARS = 16 * 1024
 #: Sockets the once-a-second sweep (``watch``) looks at before the loop gets a turn: at ~1 us a
 #: socket, 9,900 sockets in one go held every round trip for 8-16 ms each second, and that
 #: stall was the p99 at 10,000 sessions (docs/performance.md 1.11); a slice took 0.13-0.16 ms.
@@ -145,7 +155,7 @@ class WebSocket(asyncio.Protocol):
                  "_life", "_last_progress", "_writing", "_draining",
                  "_tasks", "_read_times", "_corked", "_reply_timer", "_heard",
                  "_closing", "_conn", "_registry", "_lost_waiter", "_paused",
-                 "_drain_waiter", "_reading_paused", "_pong", "_loop")
+                 "_drain_waiter", "_reading_paused", "_pong", "_loop", "_owed", "_paced_until")
 
     def __init__(self, transport: asyncio.Transport, manager: "SessionManager", client_ip: str,
                  claims: "Mapping[str, Any] | None" = None, client_port: int = 0,
@@ -166,6 +176,8 @@ class WebSocket(asyncio.Protocol):
         self._paused = False  # the transport's write buffer is full (pause_writing)
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
+        self._owed = 0  # characters read not yet charged to the address (``_pace``)
+        self._paced_until = 0.0  # not read again before this (loop time), unless by ``_next_turn``
         self.claims = claims or _NO_CLAIMS
         self.channels: dict[str, ChannelHandle] = {}
         # The frames to write; a list: an empty deque is 600 bytes per idle socket
@@ -294,7 +306,7 @@ class WebSocket(asyncio.Protocol):
         """The browser may be read again (caught up, or a join's replay queued): reading resumes
         unless it is not to be read, and what it sent meanwhile is handled (``pump``)."""
         if (self._reading_paused and self._may_read() and self._life is not LOST
-                and not self.transport.is_closing()):
+                and not self.transport.is_closing() and self._loop.time() >= self._paced_until):
             self._reading_paused = False
             self.transport.resume_reading()
             if pump:
@@ -565,6 +577,7 @@ class WebSocket(asyncio.Protocol):
                 if not self._reading_paused:
                     self._reading_paused = True
                     self.transport.pause_reading()
+                self._pace(took)  # (not read meanwhile: a debt makes the next pause longer)
                 return False
             if handled == FRAMES_PER_TURN or took >= BYTES_PER_TURN:
                 # Its turn is over: the rest of what it sent waits for the next one, and its
@@ -572,9 +585,13 @@ class WebSocket(asyncio.Protocol):
                 if not self._reading_paused:
                     self._reading_paused = True
                     self.transport.pause_reading()
+                delay = self._pace(took)
                 if backed_up:
                     return True  # an upgrade's look: restart asks again after the loop's turn
-                loop.call_soon(self._next_turn)
+                if delay:
+                    loop.call_later(delay, self._next_turn)
+                else:
+                    loop.call_soon(self._next_turn)
                 return False
             handled += 1
             try:
@@ -585,6 +602,19 @@ class WebSocket(asyncio.Protocol):
                 self._end(exc.code, exc.reason.encode())
                 return False
             if event is None:
+                owed = self._owed + took
+                if owed < PACE_CHARS:  # (a round trip: charged with others, later: no call)
+                    self._owed = owed
+                    self._resume_reading(pump=False)  # all it sent is handled
+                    return False
+                delay = self._pace(took)
+                if delay and not backed_up:
+                    # Its address read more than its budget: not read again until it is paid.
+                    if not self._reading_paused:
+                        self._reading_paused = True
+                        self.transport.pause_reading()
+                    loop.call_later(delay, self._next_turn)
+                    return False
                 self._resume_reading(pump=False)  # all it sent is handled
                 return False
             opcode, data = event
@@ -604,8 +634,24 @@ class WebSocket(asyncio.Protocol):
         return False
 
     def _next_turn(self) -> None:
+        self._paced_until = 0.0  # (a timer may come a little before the time it was set for)
         if self._life < FINISHED:
             self._pump()
+
+    def _pace(self, took: int) -> float:
+        """Charge what was read (``took`` characters) to the address, once a socket's reads come
+        to PACE_CHARS; the seconds it is not to be read for (0.0: at once)."""
+        owed = self._owed + took
+        if owed < PACE_CHARS or self._registry is None:
+            self._owed = owed if owed < PACE_CHARS else 0
+            return 0.0
+        self._owed = 0
+        now = self._loop.time()
+        rate = self.manager.config.limits.max_sessions_per_ip * READ_CHARS_PER_SESSION
+        delay = self._registry.spend(self.client_ip, owed, now, rate, READ_BURST_SECONDS * rate)
+        if delay:
+            self._paced_until = now + delay
+        return delay
 
     def _may_read(self) -> bool:
         """Whether the browser's next frame may be handled now (else its reading is paused)."""
