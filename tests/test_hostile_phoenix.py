@@ -212,3 +212,24 @@ async def test_an_address_is_read_at_its_budget(mud, gateway, monkeypatch):
         assert read <= allowed, (read, allowed, at - began)
     for ws in sockets:
         await ws.close()
+
+
+async def test_a_socket_over_its_budget_when_a_replay_holds_it_is_read_again(mud, gateway):
+    """A socket's messages take its address over the budget, then a join of them starts a
+    replay, which stops the reading (the browser is not read while its replay goes out). When
+    the replay is out the socket is not read yet (the budget is not paid): the look once it is
+    paid reads what it sent after the join. Without that look nobody read it again."""
+    from tests.test_replay_turns import filled
+
+    _, topic, _, connect, sess = await filled(mud, gateway, extra="limits: {max_sessions_per_ip: 1}")
+    port = connect.client.server.port
+    ws = await RawWs.open(port)
+    heartbeat = ('[null,null,"phoenix","heartbeat",{"x":"' + "a" * 8_000 + '"}]').encode()
+    over = 1 + int(1 * READ_CHARS_PER_SESSION * READ_BURST_SECONDS) // len(heartbeat)
+    join = f'["1","1","{topic}","phx_join",{{"last_seq":0}}]'.encode()
+    end = b'[null,"end","phoenix","heartbeat",{}]'
+    ws.writer.write(b"".join(client_frame(TEXT, m) for m in [heartbeat] * (over + 2) + [join, end]))
+    reply = await ws.message(lambda m: m[1] == "end", timeout=30)
+    assert reply[4] == {"status": "ok", "response": {}}
+    assert sess.viewer is not None
+    await ws.close()

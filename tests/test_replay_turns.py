@@ -32,9 +32,9 @@ def gmcp(i: int) -> bytes:
     return bytes((IAC, SB, 201)) + b"Char.Vitals {\"hp\":%d}" % i + bytes((IAC, SE))
 
 
-async def filled(mud, gateway, events: int = EVENTS) -> tuple[Any, str, Any, Any, Session]:
+async def filled(mud, gateway, events: int = EVENTS, extra: str = "") -> tuple[Any, str, Any, Any, Session]:
     """A session holding ``events`` GMCP events, its browser gone (it lingers)."""
-    phx, topic, conn, connect = await session(mud, gateway)
+    phx, topic, conn, connect = await session(mud, gateway, extra=extra)
     conn.send(bytes((IAC, WILL, 201)))
     await conn.wait_for(bytes((IAC, DO, 201)))
     sess = connect.client.server.app[SESSIONS].get(session_key(topic))

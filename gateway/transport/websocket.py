@@ -577,7 +577,9 @@ class WebSocket(asyncio.Protocol):
                 if not self._reading_paused:
                     self._reading_paused = True
                     self.transport.pause_reading()
-                self._pace(took)  # (not read meanwhile: a debt makes the next pause longer)
+                delay = self._pace(took)
+                if delay:  # over its address's budget: _resume_reading waits for this look
+                    loop.call_later(delay, self._next_turn)
                 return False
             if handled == FRAMES_PER_TURN or took >= BYTES_PER_TURN:
                 # Its turn is over: the rest of what it sent waits for the next one, and its
