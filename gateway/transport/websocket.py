@@ -98,6 +98,8 @@ READ_BURST_SECONDS = 4.0
 #: A socket's reads are charged to its address once they come to this many characters (an
 #: ordinary push is not charged on its own: the round trip stays as it was).
 PACE_CHARS = 16 * 1024
+#: Why ``_pump`` stopped reading messages (besides the end of the socket).
+_NOT_READ, _TURN_OVER, _ALL_READ = "not read", "turn over", "all read"
 #: Sockets the once-a-second sweep (``watch``) looks at before the loop gets a turn: at ~1 us a
 #: socket, 9,900 sockets in one go held every round trip for 8-16 ms each second, and that
 #: stall was the p99 at 10,000 sessions (docs/performance.md 1.11); a slice took 0.13-0.16 ms.
@@ -155,7 +157,7 @@ class WebSocket(asyncio.Protocol):
                  "_life", "_last_progress", "_writing", "_draining",
                  "_tasks", "_read_times", "_corked", "_reply_timer", "_heard",
                  "_closing", "_conn", "_registry", "_lost_waiter", "_paused",
-                 "_drain_waiter", "_reading_paused", "_pong", "_loop", "_owed", "_paced_until")
+                 "_drain_waiter", "_reading_paused", "_pong", "_loop", "_owed", "_paced")
 
     def __init__(self, transport: asyncio.Transport, manager: "SessionManager", client_ip: str,
                  claims: "Mapping[str, Any] | None" = None, client_port: int = 0,
@@ -176,8 +178,8 @@ class WebSocket(asyncio.Protocol):
         self._paused = False  # the transport's write buffer is full (pause_writing)
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
-        self._owed = 0  # characters read not yet charged to the address (``_pace``)
-        self._paced_until = 0.0  # not read again before this (loop time), unless by ``_next_turn``
+        self._owed = 0  # characters read not yet charged to the address (``_pump``)
+        self._paced = False  # over its address's read budget: read again by the look once paid
         self.claims = claims or _NO_CLAIMS
         self.channels: dict[str, ChannelHandle] = {}
         # The frames to write; a list: an empty deque is 600 bytes per idle socket
@@ -306,7 +308,7 @@ class WebSocket(asyncio.Protocol):
         """The browser may be read again (caught up, or a join's replay queued): reading resumes
         unless it is not to be read, and what it sent meanwhile is handled (``pump``)."""
         if (self._reading_paused and self._may_read() and self._life is not LOST
-                and not self.transport.is_closing() and self._loop.time() >= self._paced_until):
+                and not self.transport.is_closing() and not self._paced):
             self._reading_paused = False
             self.transport.resume_reading()
             if pump:
@@ -570,31 +572,20 @@ class WebSocket(asyncio.Protocol):
         conn.reader.max_size = self.manager.config.limits.max_frame_bytes  # the live config's (SIGHUP)
         loop = self._loop
         handled = took = 0
+        stop = None  # why the loop stopped: _NOT_READ, _TURN_OVER or _ALL_READ
         while self._life < FINISHED:
             if not (self._may_read() or backed_up and not self._replaying()):
                 # A browser that sends without reading its replies is not read either
                 # until it catches up: TCP pushes back on it too.
-                if not self._reading_paused:
-                    self._reading_paused = True
-                    self.transport.pause_reading()
-                delay = self._pace(took)
-                if delay:  # over its address's budget: _resume_reading waits for this look
-                    loop.call_later(delay, self._next_turn)
-                return False
+                self._pause_reading()
+                stop = _NOT_READ
+                break
             if handled == FRAMES_PER_TURN or took >= BYTES_PER_TURN:
                 # Its turn is over: the rest of what it sent waits for the next one, and its
                 # next read for this one to be handled (the reader holds one read at most).
-                if not self._reading_paused:
-                    self._reading_paused = True
-                    self.transport.pause_reading()
-                delay = self._pace(took)
-                if backed_up:
-                    return True  # an upgrade's look: restart asks again after the loop's turn
-                if delay:
-                    loop.call_later(delay, self._next_turn)
-                else:
-                    loop.call_soon(self._next_turn)
-                return False
+                self._pause_reading()
+                stop = _TURN_OVER
+                break
             handled += 1
             try:
                 event = conn.next_event()
@@ -604,21 +595,8 @@ class WebSocket(asyncio.Protocol):
                 self._end(exc.code, exc.reason.encode())
                 return False
             if event is None:
-                owed = self._owed + took
-                if owed < PACE_CHARS:  # (a round trip: charged with others, later: no call)
-                    self._owed = owed
-                    self._resume_reading(pump=False)  # all it sent is handled
-                    return False
-                delay = self._pace(took)
-                if delay and not backed_up:
-                    # Its address read more than its budget: not read again until it is paid.
-                    if not self._reading_paused:
-                        self._reading_paused = True
-                        self.transport.pause_reading()
-                    loop.call_later(delay, self._next_turn)
-                    return False
-                self._resume_reading(pump=False)  # all it sent is handled
-                return False
+                stop = _ALL_READ
+                break
             opcode, data = event
             if opcode == PONG or opcode == DROPPED_FRAME:
                 continue  # unasked (a client's keepalive), or read while closing: nothing to answer
@@ -633,27 +611,49 @@ class WebSocket(asyncio.Protocol):
             else:
                 took += len(data)
                 self.message(opcode, data)
+        # What was read is charged to the address once the socket's reads come to PACE_CHARS
+        # (a round trip's push is charged with others later: no call here).
+        owed = self._owed + took
+        if owed < PACE_CHARS:
+            self._owed = owed
+            paced = False
+        else:
+            paced = self._charge(owed)
+        if stop is _ALL_READ:
+            if not paced:
+                self._resume_reading(pump=False)  # all it sent is handled
+        elif stop is _TURN_OVER:
+            if backed_up:
+                return True  # an upgrade's look: restart asks again after the loop's turn
+            if not paced:
+                loop.call_soon(self._next_turn)
         return False
 
+    def _pause_reading(self) -> None:
+        if not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
     def _next_turn(self) -> None:
-        self._paced_until = 0.0  # (a timer may come a little before the time it was set for)
+        self._paced = False
         if self._life < FINISHED:
             self._pump()
 
-    def _pace(self, took: int) -> float:
-        """Charge what was read (``took`` characters) to the address, once a socket's reads come
-        to PACE_CHARS; the seconds it is not to be read for (0.0: at once)."""
-        owed = self._owed + took
-        if owed < PACE_CHARS or self._registry is None:
-            self._owed = owed if owed < PACE_CHARS else 0
-            return 0.0
+    def _charge(self, owed: int) -> bool:
+        """Charge ``owed`` characters read to the address (registry.py ``spend``); when that
+        takes it over its budget, the socket is not read until it is paid (``_resume_reading``
+        waits for the look then): True."""
         self._owed = 0
-        now = self._loop.time()
+        if self._registry is None:
+            return False
         rate = self.manager.config.limits.max_sessions_per_ip * READ_CHARS_PER_SESSION
-        delay = self._registry.spend(self.client_ip, owed, now, rate, READ_BURST_SECONDS * rate)
-        if delay:
-            self._paced_until = now + delay
-        return delay
+        delay = self._registry.spend(self.client_ip, owed, self._loop.time(), rate, READ_BURST_SECONDS * rate)
+        if not delay:
+            return False
+        self._pause_reading()
+        self._paced = True
+        self._loop.call_later(delay, self._next_turn)
+        return True
 
     def _may_read(self) -> bool:
         """Whether the browser's next frame may be handled now (else its reading is paused)."""
