@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import socket
 import struct
 import uuid
 from collections import Counter
@@ -20,9 +19,9 @@ from gateway.transport import websocket
 from gateway.transport.frames import CLOSE, TEXT, FrameReader
 from gateway.transport.websocket import (BYTES_PER_TURN, READ_BURST_SECONDS, READ_CHARS_PER_SESSION,
                                          PhoenixSocket)
-from tests.conftest import EVENTUALLY, until
+from tests.conftest import until
 from tests.test_frames import client_frame, deflated
-from tests.test_websocket_connection import UPGRADE, RawWs, start
+from tests.test_websocket_connection import RawWs, start
 
 pytestmark = pytest.mark.both_loops
 
@@ -38,18 +37,10 @@ PLENTY = "limits: {max_sessions_per_ip: 10000}"
 async def open_deflate(port: int, rcvbuf: int = 0) -> RawWs:
     """A raw WebSocket that agreed permessage-deflate, as every browser does (``rcvbuf``: a
     receive buffer that small)."""
-    sock = socket.socket()
-    if rcvbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-    reader, writer = await asyncio.open_connection(sock=sock)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(UPGRADE.format(key=key).replace(
-        "\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n").encode())
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), EVENTUALLY)
-    assert head.startswith(b"HTTP/1.1 101") and b"permessage-deflate" in head, head
-    return RawWs(reader, writer)
+    ws = await RawWs.open(port, rcvbuf=rcvbuf,
+                          headers="Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")
+    assert b"permessage-deflate" in ws.head, ws.head
+    return ws
 
 
 async def test_compressed_messages_that_inflate_to_the_bound_get_a_turn_not_the_loop(mud, gateway, monkeypatch):

@@ -30,13 +30,15 @@ UPGRADE = ("GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgra
 class RawWs:
     """A WebSocket client with nothing between the test and the bytes."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes = b"") -> None:
         self.reader, self.writer = reader, writer
+        self.head = head  # the 101's status line and headers
 
     @classmethod
-    async def open(cls, port: int, early: bytes = b"", rcvbuf: int = 0) -> "RawWs":
+    async def open(cls, port: int, early: bytes = b"", rcvbuf: int = 0, headers: str = "") -> "RawWs":
         """Upgrade; ``early`` goes in the same write as the request (before the 101);
-        ``rcvbuf``: a receive buffer that small (a client that reads nothing fills it soon)."""
+        ``rcvbuf``: a receive buffer that small (a client that reads nothing fills it soon);
+        ``headers``: more request header lines, each ended by CRLF."""
         sock = socket.socket()
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -44,10 +46,10 @@ class RawWs:
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
         reader, writer = await asyncio.open_connection(sock=sock)
         key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(UPGRADE.format(key=key).encode() + early)
+        writer.write(UPGRADE.format(key=key).removesuffix("\r\n").encode() + headers.encode() + b"\r\n" + early)
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), EVENTUALLY)
         assert head.startswith(b"HTTP/1.1 101"), head
-        return cls(reader, writer)
+        return cls(reader, writer, head)
 
     def send(self, opcode: int, payload: bytes, **kw) -> None:
         self.writer.write(client_frame(opcode, payload, **kw))
