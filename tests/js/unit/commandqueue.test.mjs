@@ -25,6 +25,15 @@ const KEY = queueKey("telnet:00000000-0000-4000-8000-000000000000");
 const texts = (entries) => entries.map((e) => e.text);
 const numbers = (entries) => entries.map((e) => e.n);
 
+/** The queue of a session's first join with `texts` added and pushed at once (take). */
+function pushed(texts, storage = null) {
+  const q = new CommandQueue(storage, KEY);
+  q.joined({ resumed: false, input_n: 0 });
+  for (const t of texts) q.add(t);
+  q.take();
+  return q;
+}
+
 test("commands are numbered from 1, growing, and held until confirmed", () => {
   const q = new CommandQueue(new MemoryStorage(), KEY);
   assert.deepEqual([q.add("look"), q.add("north")], [
@@ -202,10 +211,7 @@ test("a command refused rate limited stays queued; nothing is pushed until the p
 });
 
 test("after the pause, the refused command waits for every push still in flight", () => {
-  const q = new CommandQueue(null, KEY);
-  q.joined({ resumed: false, input_n: 0 });
-  for (const t of ["a", "b", "c"]) q.add(t);
-  q.take();
+  const q = pushed(["a", "b", "c"]);
   q.refuse(1, RATE_LIMITED);
   q.resume(); // the pause is over before 2 and 3 are answered
   assert.deepEqual(q.take(), []);
@@ -220,10 +226,7 @@ test("after the pause, the refused command waits for every push still in flight"
 
 test("a command accepted behind a refused one: the refused one is numbered again, not a duplicate", () => {
   const storage = new MemoryStorage();
-  const q = new CommandQueue(storage, KEY);
-  q.joined({ resumed: false, input_n: 0 });
-  for (const t of ["a", "b", "c", "d"]) q.add(t);
-  q.take();
+  const q = pushed(["a", "b", "c", "d"], storage);
   q.confirm(1);
   q.refuse(2, RATE_LIMITED); // the bucket empty...
   q.confirm(3); // ...and refilled by the time 3 came: the gateway's input_n is 3
@@ -261,19 +264,13 @@ test("the pause doubles with each refusal in a row, up to its longest; a command
 });
 
 test("several refusals of one burst make one pause, not one each", () => {
-  const q = new CommandQueue(null, KEY);
-  q.joined({ resumed: false, input_n: 0 });
-  for (const t of ["a", "b", "c"]) q.add(t);
-  q.take();
+  const q = pushed(["a", "b", "c"]);
   for (const n of [1, 2, 3]) q.refuse(n, RATE_LIMITED);
   assert.equal(q.pauseMs, PAUSE_MS);
 });
 
 test("other refusals still remove the command, and the queue goes on", () => {
-  const q = new CommandQueue(null, KEY);
-  q.joined({ resumed: false, input_n: 0 });
-  for (const t of ["a", "b", "c"]) q.add(t);
-  q.take();
+  const q = pushed(["a", "b", "c"]);
   q.refuse(1, RATE_LIMITED);
   q.resume();
   q.refuse(2, "message too long");
@@ -286,10 +283,7 @@ test("other refusals still remove the command, and the queue goes on", () => {
 });
 
 test("a rejoin ends the pause: everything the game did not get is pushed again, at once", () => {
-  const q = new CommandQueue(new MemoryStorage(), KEY);
-  q.joined({ resumed: false, input_n: 0 });
-  for (const t of ["a", "b", "c"]) q.add(t);
-  q.take();
+  const q = pushed(["a", "b", "c"], new MemoryStorage());
   q.confirm(1);
   q.refuse(2, RATE_LIMITED);
   const { resend } = q.joined({ resumed: true, input_n: 1 }); // 3's answer lost with the link
