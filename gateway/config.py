@@ -78,6 +78,12 @@ ListenPort = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Host = Annotated[str, msgspec.Meta(min_length=1)]
 PositiveSeconds = Annotated[float, msgspec.Meta(gt=0, le=_YEAR)]
 NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0, le=_YEAR)]
+# A game's connect_timeout: at most a minute. The browser client waits 2 minutes for a join's
+# answer (web/connection.js JOIN_TIMEOUT_MS) and then leaves and joins again; a join the game
+# could answer later than that would be given up and dialled again for ever
+# (tests/test_config.py holds the two together).
+MAX_CONNECT_SECONDS = 60
+ConnectSeconds = Annotated[float, msgspec.Meta(gt=0, le=MAX_CONNECT_SECONDS)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 GmcpPackage = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]+( [0-9]+)?\Z")]
@@ -112,7 +118,7 @@ class Game(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tls: bool = False
     tls_verify: bool = True
     tls_pin_sha256: str | None = None
-    connect_timeout: PositiveSeconds = 5.0
+    connect_timeout: ConnectSeconds = 5.0
     prompt_flush_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 100
     gmcp_supports: list[GmcpPackage] = msgspec.field(
         default_factory=lambda: list(_DEFAULT_GMCP_SUPPORTS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import msgspec
@@ -12,13 +13,15 @@ import pytest
 from gateway.config import (
     Config,
     ConfigError,
+    MAX_CONNECT_SECONDS,
     Game,
     demo_config,
     load_config,
     parse_config,
 )
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config" / "gateway.yaml"
 
 GAME = "{name: g, host: h, port: 4000}"
 PIN = "ab" * 32
@@ -241,6 +244,9 @@ BAD = {
     "port too big": (second("port: 65536"), "- at `$.games[1].port`"),
     "listen port too big": (cfg("listen: {port: 70000}"), "- at `$.listen.port`"),
     "zero timeout": (one("connect_timeout: 0"), AT_GAME0 + ".connect_timeout`"),
+    "timeout past a minute": (
+        one("connect_timeout: 61"), "Expected `float` <= 60.0 - at `$.games[0].connect_timeout`",
+    ),
     "zero limit": (cfg("limits: {max_sessions_per_ip: 0}"), "- at `$.limits.max_sessions_per_ip`"),
     "negative linger": (cfg("sessions: {linger_seconds: -1}"), "- at `$.sessions.linger_seconds`"),
     # encodings
@@ -314,6 +320,18 @@ def test_bad_config(text, expected):
     assert expected in message
     if "- at `" in expected:
         assert message.endswith(expected)  # the full path, nothing after it
+
+
+def test_the_clients_join_outwaits_the_longest_connect_timeout():
+    """The browser client leaves a join unanswered for JOIN_TIMEOUT_MS and joins again; a session's
+    join is answered within the game's connect_timeout. Were that longer, a slow game would be
+    dialled, given up and dialled again for ever: the config bounds it below the client's wait,
+    with room for the join's own round trip."""
+    source = (ROOT / "gateway" / "web" / "connection.js").read_text()
+    match = re.search(r"export const JOIN_TIMEOUT_MS = (\d+);", source)
+    assert match, "connection.js no longer says JOIN_TIMEOUT_MS = <ms>"
+    assert int(match.group(1)) >= 2 * MAX_CONNECT_SECONDS * 1000
+    parse_config(cfg().replace("port: 4000", f"port: 4000, connect_timeout: {MAX_CONNECT_SECONDS}"))
 
 
 def test_a_key_written_twice_is_refused_and_a_merged_or_aliased_one_is_not():
