@@ -145,7 +145,8 @@ async def test_input_held_back_by_a_game_that_does_not_read_moves_input_n_only_w
     limited", docs/security.md "One budget") and ``input_n`` stays at the last one taken; once
     the game reads again, the refused ``n`` is sent (not a duplicate), once."""
     client, connect = await gateway(make_config(mud.port, extra=(
-        "limits: {max_input_bytes: 60000, input_burst: 100000, input_lines_per_second: 100000}")))
+        "limits: {max_input_bytes: 60000, input_burst: 100000, input_lines_per_second: 100000,"
+        " max_sessions_per_ip: 100000}")))  # (its megabytes not paced as one address's reads)
     phx = await connect()
     topic = new_topic()
     assert (await phx.join(topic))["status"] == "ok"

@@ -574,7 +574,8 @@ async def test_quiet_socket_is_pinged_not_closed(mud, ws_gateway):
 async def test_relay_input_to_a_game_that_does_not_read_is_bounded(mud, ws_gateway):
     """Bytes without a line end cost no tokens, but a game that does not read them holds the
     relay (as it does a recv): the gateway stops reading the client; nothing is dropped."""
-    client = await ws_gateway(extra="limits: {max_input_bytes: 4096}")
+    # (max_sessions_per_ip: its megabytes are not paced as one address's reads: the stall is the game's)
+    client = await ws_gateway(extra="limits: {max_input_bytes: 4096, max_sessions_per_ip: 100000}")
     ws, conn = await play(mud, client, (TELNET,))
     conn.pause_reading()
     chunk = b"z" * 4096
