@@ -299,6 +299,14 @@ class MudSocket(WebSocket):
             delay = max(0.001, (1.0 - tokens) / rate)
             self._throttle = self._loop.call_later(delay, self._tokens_back)
 
+    def config_changed(self) -> None:
+        """A reload: input waiting for tokens is looked at again now, at the live rate and
+        burst (the wait was worked out from the old rate: one a thousand seconds made a line
+        wait that long after the reload that raised it)."""
+        if self._throttle is not None:
+            self._throttle.cancel()
+            self._throttle = self._loop.call_later(0.0, self._tokens_back)
+
     def _tokens_back(self) -> None:
         self._throttle = None
         if self._life >= FINISHED:

@@ -708,6 +708,11 @@ class WebSocket(asyncio.Protocol):
     def check_heartbeat(self, heard_by: float) -> None:
         """The sweep's (``watch``) look at a socket silent since ``heard_by`` (the subclass's rule)."""
 
+    def config_changed(self) -> None:
+        """A reload (SIGHUP, routes.py ``apply_config``) made another config the live one: a
+        timer the socket set from the old one's values is set again (the subclass's; the
+        socket reads every other value where it uses it)."""
+
 
 class PhoenixSocket(ChannelRouter, WebSocket):
     """The Phoenix socket (SPEC 4.1): text frames decoded by the ``vsn``'s serializer and routed

@@ -1,0 +1,33 @@
+"""SIGHUP (SPEC 2), key by key: what a reload does to sockets and sessions already open, for
+the keys whose value a long-lived object used to keep (a timer set from it, a deadline worked
+out once), and a compact look at those read where they are used. tests/test_reload.py has the
+first cases (new games, limits on an open socket, the frame bound, the heartbeat, a removed
+game, the deny list, the idle timeout). Reloaded as cli.py's SIGHUP handler does
+(``apply_config``), against a real gateway, real sockets and the fake MUD."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.routes import apply_config
+from tests.conftest import make_config
+from tests.test_mudstandards import TERMINAL, play
+
+#: Under the old rate a held line waits this long for its token: "never", for a test.
+SLOW = "limits: {input_lines_per_second: 0.001, input_burst: 1}"
+
+
+async def test_a_faster_input_rate_frees_input_held_on_an_open_ws_socket(mud, gateway):
+    """SPEC 9.5 delays /ws input past the rate limit (never drops it): the line waiting for a
+    token when the reload raises the rate goes to the game at the new rate, not when the old
+    rate (one line in 1,000 s) would have let it."""
+    client, _ = await gateway(make_config(mud.port, extra=SLOW))
+    ws, conn = await play(mud, client, (TERMINAL,))
+    await ws.ws.send_str("first\nsecond")  # the burst's one token, then a line that waits
+    await conn.wait_for(b"first\r\n")
+    apply_config(client.server.app, make_config(mud.port, extra="limits: {input_lines_per_second: 50}"))
+    await conn.wait_for(b"second\r\n", timeout=10)
+    await ws.ws.send_str("third")  # and the socket is read again: the next line goes too
+    await conn.wait_for(b"third\r\n", timeout=10)
+    assert bytes(conn.received) == b"first\r\nsecond\r\nthird\r\n"
+
