@@ -6,38 +6,87 @@
 // A search keeps (and paints) the newest MAX_MATCHES matches only: a log of
 // 5,000 lines of 10,000 characters holds 50 million of one letter, each a
 // match and a range, and the tab would die. The count then says "of 10000+".
+// A search reads the log a slice at a time, newest first (searchSlices), and
+// the page goes on between slices: the whole log in one task (50 MB of text
+// when full) held the page ~145 ms a keystroke, game text and typing waiting.
+// The newest match shows with the first slice that finds it; the count says
+// "12+ …" until the search is done. A key typed meanwhile ends that search
+// (only the latest query's results are shown), and so does closing the bar.
 
-import { logLines } from "./output.js";
+import { CHUNK_LINES, linesFromEnd } from "./output.js";
 import { textRange } from "./textrange.js";
 
 export const MAX_MATCHES = 10000;
 
+// What one slice of a search reads at most: SLICE_LINES lines (a block of the log, so a slice
+// draws at most one lazy block, output.js), and no line more once it has read SLICE_CHARS
+// characters (a slice then holds less than SLICE_CHARS + one line: the log's lines are at most
+// 10,000 characters). Matching 500,000 characters takes ~0.3 ms in Chromium; reading the lines'
+// text costs more, and drawing a lazy block most: slices of 2,000 coloured lines of ~5,500
+// characters took 1-3 ms, one that drew a block of them ~30 ms (once: it is drawn then).
+export const SLICE_LINES = CHUNK_LINES;
+export const SLICE_CHARS = 1 << 18; // 256 Ki
+
+/**
+ * Where `query` occurs (case-insensitive) in `texts`, an iterable of lines' texts NEWEST FIRST,
+ * read only as far as needed, a slice at a time: after each slice of at most `slice.lines` lines
+ * that stops once it has read `slice.chars` characters, it yields {found, lines, chars} (what
+ * that slice read) and reads on when called again. Returns (and yields) `found`: the newest
+ * `max` matches [{line, start, end}], newest first, `line` counted from the newest line (0);
+ * `more` is set on it when there are others before them.
+ */
+export function* searchSlices(texts, query, max = MAX_MATCHES, slice = { lines: SLICE_LINES, chars: SLICE_CHARS }) {
+  const found = [];
+  if (!query) return found;
+  const re = new RegExp(query.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&"), "gi");
+  const it = texts[Symbol.iterator]();
+  let lines = 0;
+  let chars = 0;
+  for (let line = 0; ; line++) {
+    if (lines === slice.lines || chars >= slice.chars) {
+      yield { found, lines, chars };
+      lines = chars = 0;
+    }
+    const next = it.next();
+    if (next.done) break;
+    const text = next.value;
+    lines++;
+    chars += text.length;
+    if (found.length === max) {
+      re.lastIndex = 0;
+      found.more = re.test(text); // (past the bound: only whether there is one more)
+      if (found.more) break;
+      continue;
+    }
+    const all = [...text.matchAll(re)];
+    for (let i = all.length - 1; i >= 0 && !found.more; i--) {
+      if (found.length === max) found.more = true;
+      else found.push({ line, start: all[i].index, end: all[i].index + all[i][0].length });
+    }
+    if (found.more) break;
+  }
+  if (!found.more) delete found.more;
+  return found;
+}
+
 /**
  * Where `query` occurs in `texts` (case-insensitive): [{line, start, end}], in
  * order, the last `max` of them; `more` is set on the array when there are
- * others before them.
+ * others before them. (searchSlices over the whole array at once.)
  */
 export function findMatches(texts, query, max = MAX_MATCHES) {
-  if (!query) return [];
-  const re = new RegExp(query.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&"), "gi");
-  const out = []; // newest first, turned round at the end
-  let more = false;
-  for (let line = texts.length - 1; line >= 0 && !more; line--) {
-    if (out.length === max) {
-      re.lastIndex = 0;
-      more = re.test(texts[line]); // (past the bound: only whether there is one more)
-      continue;
-    }
-    const found = [...texts[line].matchAll(re)];
-    for (let i = found.length - 1; i >= 0 && !more; i--) {
-      if (out.length === max) more = true;
-      else out.push({ line, start: found[i].index, end: found[i].index + found[i][0].length });
-    }
-  }
-  out.reverse();
-  if (more) out.more = true;
+  const fromEnd = (function* () {
+    for (let i = texts.length - 1; i >= 0; i--) yield texts[i];
+  })();
+  const slices = searchSlices(fromEnd, query, max, { lines: Infinity, chars: Infinity });
+  let r = slices.next();
+  while (!r.done) r = slices.next();
+  const out = r.value.map((m) => ({ line: texts.length - 1 - m.line, start: m.start, end: m.end })).reverse();
+  if (r.value.more) out.more = true;
   return out;
 }
+
+const highlights = () => typeof CSS !== "undefined" && !!CSS.highlights && typeof Highlight !== "undefined";
 
 export class LogSearch {
   /**
@@ -47,9 +96,18 @@ export class LogSearch {
    */
   constructor({ log, bar, field, count, prev, next, close, toggle, done }) {
     Object.assign(this, { log, bar, field, count, toggle, done });
-    this.matches = [];
+    this.matches = []; // [{el (the line), start, end, range}], oldest first
     this.current = -1;
-    this.lines = [];
+    this.run = null; // the search under way (a newer one, or closing, ends it)
+    this.pending = 0; // steps asked for while it runs, taken once it is done
+    // Whether the log changed since the last search started (stepping searches again then): its
+    // first change says so (the search's own drawing of lazy blocks too), and the watch stops
+    // until the next search starts.
+    this.changed = true;
+    this.watch = new MutationObserver(() => {
+      this.changed = true;
+      this.watch.disconnect();
+    });
     bar.addEventListener("submit", (e) => e.preventDefault());
     field.addEventListener("input", () => this._search(true));
     field.addEventListener("keydown", (e) => {
@@ -88,8 +146,13 @@ export class LogSearch {
   close() {
     this.bar.hidden = true;
     this.toggle.setAttribute("aria-expanded", "false");
-    this._paint();
-    if (typeof CSS !== "undefined" && CSS.highlights) {
+    this._end();
+    this.matches = [];
+    this.current = -1;
+    this.pending = 0;
+    this.changed = true;
+    this.watch.disconnect();
+    if (highlights()) {
       CSS.highlights.delete("search");
       CSS.highlights.delete("search-current");
     }
@@ -98,52 +161,128 @@ export class LogSearch {
 
   /** To the next (1) or previous (-1) match, wrapping around. */
   step(dir) {
+    this.pending += dir;
+    if (this.run) return; // (taken when it is done)
     // The log moved on meanwhile (new lines, old ones removed): search again, keep our place.
-    const was = this.matches[this.current];
-    const wasLine = was && this.lines[was.line];
-    this._search(false);
-    if (!this.matches.length) return;
-    let at = -1;
-    if (wasLine && wasLine.isConnected) {
-      at = this.matches.findIndex((m) => this.lines[m.line] === wasLine && m.start === was.start);
-    }
-    this.current = at < 0 ? (dir > 0 ? 0 : this.matches.length - 1) : (at + dir + this.matches.length) % this.matches.length;
-    this._show();
+    if (this.changed) this._search(false);
+    else this._done(null);
   }
 
-  /** Search the log now; `fresh`: start at the newest match. */
+  /**
+   * Search the log, a slice a task, newest first; `fresh`: a new query, its matches shown as
+   * they are found, from the newest. Else (stepping) the matches shown stay until it is done.
+   * It reads the lines there were when it started (linesFromEnd goes up from the last).
+   */
   _search(fresh) {
-    this.lines = [...logLines(this.log)];
-    this.matches = findMatches(
-      this.lines.map((l) => l.textContent),
-      this.field.value,
-    );
+    this._end();
+    const query = this.field.value;
+    const els = []; // the lines read, newest first
+    const texts = (function* (log) {
+      for (const el of linesFromEnd(log)) {
+        els.push(el);
+        yield el.textContent;
+      }
+    })(this.log);
+    const run = {
+      fresh, query, els,
+      was: fresh ? null : this.matches[this.current],
+      slices: searchSlices(texts, query),
+      made: [], // the matches found, newest first, as this.matches holds them
+      all: highlights() ? new Highlight() : null,
+      current: highlights() ? new Highlight() : null,
+    };
+    this.run = run;
+    this.watch.disconnect();
+    this.changed = false;
+    this.watch.observe(this.log, { childList: true, subtree: true, characterData: true });
+    this.count.setAttribute("aria-busy", "true"); // (a screen reader says the count once done)
     if (fresh) {
-      this.current = this.matches.length - 1;
-      this._show();
+      // The old query's matches and count go in this same task: nothing stale is painted.
+      this.matches = [];
+      this.current = -1;
+      this.pending = 0;
+      if (run.all) {
+        CSS.highlights.set("search", run.all);
+        CSS.highlights.set("search-current", run.current);
+      }
     }
+    this._slice(run); // the first slice at once: the newest match comes with the key
   }
 
-  _show() {
+  _slice(run) {
+    if (this.run !== run) return; // a newer search, or closed
+    const r = run.slices.next();
+    const found = r.done ? r.value : r.value.found;
+    for (let i = run.made.length; i < found.length; i++) {
+      const { line, start, end } = found[i];
+      const el = run.els[line];
+      const m = { el, start, end, range: run.all && el.isConnected ? textRange(el, start, end) : null };
+      run.made.push(m);
+      if (m.range) (i === 0 && run.fresh ? run.current : run.all).add(m.range);
+      if (i === 0 && run.fresh) el.scrollIntoView({ block: "center" }); // the newest, at once
+    }
+    if (r.done) return this._done(run, found.more);
+    if (run.fresh) this.count.textContent = run.made.length ? `${run.made.length}+ …` : "Searching…";
+    setTimeout(() => this._slice(run));
+  }
+
+  /** A search is done (`run`; null: the matches shown stand): the current match moves by the steps asked for. */
+  _done(run, more) {
+    let at = this.current;
+    if (run) {
+      this.run = null;
+      this.count.removeAttribute("aria-busy");
+      // Lines the log removed meanwhile (the oldest) take their matches with them, and the
+      // line that said there were more.
+      const matches = run.made.filter((m) => m.el.isConnected).reverse();
+      if (more && matches.length === run.made.length) matches.more = true;
+      this.matches = matches;
+      this.current = -1;
+      if (run.fresh) at = matches.length - 1;
+      else at = run.was ? matches.findIndex((m) => m.el === run.was.el && m.start === run.was.start) : -1;
+      if (run.all) {
+        run.current.clear(); // (the newest: made current again below)
+        for (const m of run.made) {
+          if (m.range && m.el.isConnected) run.all.add(m.range);
+          else if (m.range) run.all.delete(m.range);
+        }
+        CSS.highlights.set("search", run.all);
+        CSS.highlights.set("search-current", run.current);
+      }
+    }
+    // (A new query's newest match was scrolled to when it was found.)
+    const scroll = !run || !run.fresh || this.pending !== 0;
+    const n = this.matches.length;
+    if (n && this.pending) {
+      // (Not found: from before the first match going on, from after the last going back.)
+      if (at < 0) at = this.pending > 0 ? -1 : n;
+      at = (((at + this.pending) % n) + n) % n;
+    }
+    this.pending = 0;
+    this._show(at, run ? run.query : this.field.value, scroll);
+  }
+
+  /** The match at `at` becomes the current one (`scroll`: into view); the count says where it is. */
+  _show(at, query, scroll) {
+    const was = this.matches[this.current];
+    const m = this.matches[at];
+    this.current = m ? at : -1;
+    if (highlights() && CSS.highlights.has("search")) {
+      // (Only these two ranges move: the others stay as the search painted them.)
+      const all = CSS.highlights.get("search");
+      const current = CSS.highlights.get("search-current");
+      if (was?.range && current.delete(was.range)) all.add(was.range);
+      if (m?.range && all.delete(m.range)) current.add(m.range);
+    }
     const n = this.matches.length;
     const of = this.matches.more ? `${n}+` : n;
-    this.count.textContent = !this.field.value ? "" : n ? `${this.current + 1} of ${of}` : "No matches";
-    this._paint();
-    const m = this.matches[this.current];
-    if (m) this.lines[m.line].scrollIntoView({ block: "center" });
+    this.count.textContent = !query ? "" : n ? `${this.current + 1} of ${of}` : "No matches";
+    if (m && scroll) m.el.scrollIntoView({ block: "center" });
   }
 
-  _paint() {
-    if (typeof CSS === "undefined" || !CSS.highlights || typeof Highlight === "undefined") return;
-    const all = new Highlight();
-    const current = new Highlight();
-    if (!this.bar.hidden) {
-      this.matches.forEach((m, i) => {
-        const r = textRange(this.lines[m.line], m.start, m.end);
-        if (r) (i === this.current ? current : all).add(r);
-      });
-    }
-    CSS.highlights.set("search", all);
-    CSS.highlights.set("search-current", current);
+  /** The search under way, if any, ends. */
+  _end() {
+    this.run = null;
+    this.count.removeAttribute("aria-busy");
   }
 }

@@ -1,0 +1,214 @@
+"""The scrollback search does not hold the page (SPEC 7.1, docs/client.md), in real headless
+Chromium in front of the scripted fake MUD (as tests/test_browser.py).
+
+Every keystroke in the search field searched the whole log in one task: drawing every lazy block,
+reading every line's text and matching it. A full log (5,000 lines of up to 10,000 characters, 50
+MB of text) held the page ~145 ms a keystroke, game text and typing waiting. search.js now reads
+the log newest first, a slice at a time (SLICE_LINES lines, and no line more once a slice has read
+SLICE_CHARS characters), the page going on between slices; a key typed meanwhile ends the search.
+
+What a search reads is counted per task: the text search.js reads from the log's lines (their
+textContent), a task starting with each timer callback (the page's way of going on between
+slices) and with each input event. Nothing is timed.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Browser, Page
+
+from tests.test_browser import (  # noqa: F401 (browser: the module's fixture)
+    CAP, browser, fake_game, log_has, log_text,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+SLICE_LINES = 50  # search.js: lines a slice reads at most...
+SLICE_CHARS = 1 << 18  # ...and no line more once it read this many characters
+MAX_LINE_CHARS = 10_000  # output.js: the log's longest line
+
+# window.__reads: per task, what search.js read of the log's lines: {lines, chars, last} (`last`: the
+# length of the last line it read). window.__counts: the search count's text at the end of each
+# task that changed it, with the current match's line then.
+COUNT_READS = """() => {
+  window.__reads = [];
+  let task = null;
+  const next = () => { task = null; };
+  const setTimeout = window.setTimeout;
+  window.setTimeout = function (f, ...rest) {
+    return setTimeout.call(window, typeof f === 'function' ? (...a) => { next(); return f(...a); } : f, ...rest);
+  };
+  window.addEventListener('input', next, true);
+  const text = Object.getOwnPropertyDescriptor(Node.prototype, 'textContent');
+  Object.defineProperty(Node.prototype, 'textContent', {...text, get() {
+    const value = text.get.call(this);
+    if (this.classList?.contains('line') && new Error().stack.includes('/search.js')) {
+      if (!task) window.__reads.push(task = {lines: 0, chars: 0, last: 0});
+      task.lines++;
+      task.chars += value.length;
+      task.last = value.length;
+    }
+    return value;
+  }});
+  window.__type = (query) => { // (as one key would: an input event, a task of its own)
+    const field = document.getElementById('search-field');
+    field.value = query;
+    field.dispatchEvent(new Event('input'));
+  };
+  window.__counts = [];
+  const count = document.getElementById('search-count');
+  new MutationObserver(() => {
+    const current = CSS.highlights.get('search-current')?.values().next().value;
+    window.__counts.push([count.textContent,
+                          current ? current.startContainer.parentElement.closest('.line').textContent : null]);
+  }).observe(count, {childList: true, characterData: true, subtree: true});
+}"""
+
+# The search's state: its count, the text of every range it paints, the current one's line, and
+# whether every range is in the log.
+SEARCH_STATE = """() => {
+  const ranges = [...CSS.highlights.get('search'), ...CSS.highlights.get('search-current')];
+  const current = CSS.highlights.get('search-current').values().next().value;
+  return {count: document.getElementById('search-count').textContent,
+          texts: [...new Set(ranges.map((r) => r.toString().toLowerCase()))],
+          ranges: ranges.length,
+          line: current ? current.startContainer.parentElement.closest('.line').textContent : null,
+          inLog: ranges.every((r) => document.getElementById('log').contains(r.startContainer))};
+}"""
+
+# Types `query` into the search field as one key would (after COUNT_READS).
+TYPE = "(query) => window.__type(query)"
+
+# Lines in the log, those of lazy blocks (output.js: their records, not drawn) too.
+LINES = """() => [...document.querySelectorAll('#log > .chunk')]
+  .reduce((n, c) => n + (c.records ? c.records.length : c.childElementCount), 0)"""
+
+
+async def final_count(page: Page) -> str:
+    """Once the search is done: its count ("3 of 12", "No matches")."""
+    await page.wait_for_function("() => / of |^No matches$/.test(document.getElementById('search-count').textContent)"
+                                 " && !document.getElementById('search-count').hasAttribute('aria-busy')")
+    return await page.evaluate("document.getElementById('search-count').textContent")
+
+
+def long_line(i: int) -> bytes:
+    """Line `i` of the log: every third one of ~5,000 characters, in colours."""
+    if i % 3:
+        return b"short %04d\r\n" % i
+    return b"long %04d " % i + b"\x1b[36mwater\x1b[0m and \x1b[33msand\x1b[0m " * 333 + b"\r\n"
+
+
+async def test_a_search_reads_a_bounded_slice_a_task_newest_first(browser: Browser) -> None:  # noqa: F811
+    """1,500 lines, 500 of them of 5,000 characters (2.5 MB): a search for the oldest line read
+    all of them in the keystroke's task. It reads them in many tasks now, none more than
+    SLICE_LINES lines nor a line more once it read SLICE_CHARS characters, each line once; the
+    newest match is shown (current, counted "1+ …") with the first slice, before the search is
+    done, and the count then says "2 of 2" as ever."""
+    count = 1500
+    async with fake_game(browser) as g:
+        page = g.page
+        g.conn.send(b"".join(long_line(i) for i in range(count)) + b"the end: short 0001 again\r\n")
+        await log_has(page, "the end: short 0001 again")
+        lines = await page.evaluate(LINES)
+        await page.evaluate(COUNT_READS)
+        await page.press("#input", "Control+f")
+        await page.evaluate(TYPE, "SHORT 0001")
+        assert await final_count(page) == "2 of 2"
+        reads = await page.evaluate("window.__reads")
+        assert sum(r["lines"] for r in reads) == lines, reads  # (every line, once)
+        assert len(reads) > 1, reads
+        for r in reads:
+            assert r["lines"] <= SLICE_LINES and r["chars"] - r["last"] < SLICE_CHARS, r
+        assert max(r["chars"] for r in reads) < SLICE_CHARS + MAX_LINE_CHARS
+        # The newest match came first, while the search went on; the oldest is in the count.
+        counts = await page.evaluate("window.__counts")
+        assert counts[0] == ["1+ …", "the end: short 0001 again"], counts
+        assert counts[-1] == ["2 of 2", "the end: short 0001 again"], counts
+        state = await page.evaluate(SEARCH_STATE)
+        assert state["texts"] == ["short 0001"] and state["ranges"] == 2 and state["inLog"], state
+
+
+async def test_a_key_typed_during_a_search_ends_it(browser: Browser) -> None:  # noqa: F811
+    """A second query typed while the first is searched: only the second's matches and count are
+    shown, from the keystroke that typed it (never a count or highlight of the first), and the
+    first search reads no more. Keys typed fast do not queue a search each."""
+    count = 1500
+    async with fake_game(browser) as g:
+        page = g.page
+        g.conn.send(b"".join(long_line(i) for i in range(count)) + b"the end\r\n")
+        await log_has(page, "the end")
+        lines = await page.evaluate(LINES)
+        await page.evaluate(COUNT_READS)
+        await page.press("#input", "Control+f")
+        # "long 1" is in 167 lines, the newest ones, "long 099" in 4: long 0990, 0993, 0996, 0999.
+        running = await page.evaluate("""async () => {
+          window.__type('long 1');
+          await new Promise((resolve) => setTimeout(resolve)); // (a task of the page's in between)
+          const running = document.getElementById('search-count').textContent;
+          window.__reads = [];
+          window.__counts = [];
+          window.__type('long 099');
+          return running;
+        }""")
+        assert running.endswith("+ …"), running  # (the first search was going on, matches shown)
+        assert await final_count(page) == "4 of 4"
+        state = await page.evaluate(SEARCH_STATE)
+        assert state["texts"] == ["long 099"] and state["ranges"] == 4 and state["inLog"], state
+        assert state["line"].startswith("long 0999 "), state
+        counts = await page.evaluate("window.__counts")
+        assert all(c.endswith("…") or c == "4 of 4" for c, _ in counts), counts
+        assert all(line is None or line.startswith("long 099") for _, line in counts), counts
+        # The second search read the log once; the first one nothing more.
+        assert sum(r["lines"] for r in await page.evaluate("window.__reads")) == lines
+        # Typed fast, a key at a time ("a" matches everywhere): each key's search ends the one
+        # before, the last one stops at MAX_MATCHES and one more.
+        await page.evaluate("window.__reads = []")
+        await page.focus("#search-field")
+        await page.keyboard.press("Control+a")
+        await page.keyboard.type("and sand", delay=0)
+        assert await final_count(page) == "10000 of 10000+"
+        state = await page.evaluate(SEARCH_STATE)
+        assert state["texts"] == ["and sand"] and state["ranges"] == 10_000 and state["inLog"], state
+        read = sum(r["lines"] for r in await page.evaluate("window.__reads"))
+        assert read < 2 * lines, read
+
+
+async def test_lines_removed_and_added_during_a_search(browser: Browser) -> None:  # noqa: F811
+    """The log is full (CAP lines) and the game goes on while a search runs: the cap removes the
+    oldest lines under it. Nothing throws, nothing outside the log is highlighted, and the count
+    is that of the lines the log still holds. Stepping searches again (the new lines too) and
+    keeps its place."""
+    async with fake_game(browser) as g:
+        page = g.page
+        g.conn.send(b"".join(b"row %04d\r\n" % i for i in range(CAP)))
+        await log_has(page, "row %04d" % (CAP - 1))
+        await page.evaluate(COUNT_READS)
+        # The first block of old lines (lazy or drawn) is removed: the search's count at that moment.
+        await page.evaluate("""() => {
+          const first = document.querySelector('#log > .chunk');
+          window.__removed = null;
+          new MutationObserver((records, observer) => {
+            if (first.isConnected) return;
+            window.__removed = document.getElementById('search-count').textContent;
+            observer.disconnect();
+          }).observe(document.getElementById('log'), {childList: true});
+        }""")
+        await page.press("#input", "Control+f")
+        await page.evaluate(TYPE, "row")
+        g.conn.send(b"".join(b"new %03d row\r\n" % i for i in range(100)))
+        await page.wait_for_function("() => window.__removed !== null")
+        assert (await page.evaluate("window.__removed")).endswith("…")  # (removed during the search)
+        final = await final_count(page)
+        kept = (await log_text(page)).count("row ")  # (the old rows the log holds: "new 000 row" is not one)
+        assert kept < CAP and final == f"{kept} of {kept}", final
+        state = await page.evaluate(SEARCH_STATE)
+        assert state["inLog"] and state["ranges"] == kept and state["line"] == "row %04d" % (CAP - 1), state
+        # Enter: searched again, the new lines too; from the newest old row to the next, a new one.
+        await page.press("#search-field", "Enter")
+        await page.wait_for_selector(f"#search-count:has-text('{kept + 1} of {CAP}')")
+        state = await page.evaluate(SEARCH_STATE)
+        assert state["inLog"] and state["ranges"] == CAP and state["line"] == "new 000 row", state
+        # Shift+Enter: back.
+        await page.press("#search-field", "Shift+Enter")
+        await page.wait_for_selector(f"#search-count:has-text('{kept} of {CAP}')")
+        assert (await page.evaluate(SEARCH_STATE))["line"] == "row %04d" % (CAP - 1)
