@@ -276,6 +276,15 @@ class Session:
         else:
             self._linger = asyncio.get_running_loop().call_at(deadline, self.end, "linger expired")
 
+    def _linger_longer(self, seconds: float) -> None:
+        """A reload changed ``linger_seconds`` by ``seconds`` (less than 0: shorter): a session
+        lingering now lingers by the new value, counted from when its browser went away (ends
+        at once when that is past)."""
+        if self._linger is not None and self.linger_deadline is not None:
+            self._linger.cancel()
+            self._linger = None
+            self._linger_until(self.linger_deadline + seconds)
+
     def execute(self, command: Command) -> bool:
         """A browser push: send it to the game. Raises ChannelError when it cannot be sent.
 
@@ -526,13 +535,20 @@ class SessionManager:
 
     def reload(self, config: Config) -> None:
         """Make ``config`` the live one (SIGHUP). What is read at each use applies from there;
-        the idle clocks' timers are set again when ``idle_timeout_seconds`` changed, so a new
-        timeout (or none) applies at once to the sessions already open, from their last input."""
+        the timers set from the old values are set again: the idle clocks' when
+        ``idle_timeout_seconds`` changed, so a new timeout (or none) applies at once to the
+        sessions already open, from their last input; the lingering sessions' when
+        ``linger_seconds`` changed, so the new value applies to them too, from when their
+        browser went away."""
         idle = self.config.sessions.idle_timeout_seconds
+        linger = self.config.sessions.linger_seconds
         self.config = config
         if config.sessions.idle_timeout_seconds != idle:
             for session in list(self.sessions.values()):  # one may end ("idle") on the way
                 session._arm_idle()
+        if config.sessions.linger_seconds != linger:
+            for session in list(self.sessions.values()):  # one may end ("linger expired")
+                session._linger_longer(config.sessions.linger_seconds - linger)
 
     def __len__(self) -> int:
         """The live sessions: open, or their game still being dialled (``/healthz``, the limits)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.routes import apply_config
-from tests.conftest import make_config
+from tests.conftest import make_config, new_topic
 from tests.test_mudstandards import TERMINAL, play
 
 #: Under the old rate a held line waits this long for its token: "never", for a test.
@@ -31,3 +31,32 @@ async def test_a_faster_input_rate_frees_input_held_on_an_open_ws_socket(mud, ga
     await conn.wait_for(b"third\r\n", timeout=10)
     assert bytes(conn.received) == b"first\r\nsecond\r\nthird\r\n"
 
+
+async def test_a_shorter_linger_seconds_ends_sessions_lingering_already(mud, gateway):
+    """sessions.linger_seconds, like idle_timeout_seconds, applies at once to the sessions it
+    concerns, counted from when their browser went away: shortened, a session lingering for
+    an hour ends."""
+    client, connect = await gateway(make_config(mud.port, extra="sessions: {linger_seconds: 3600}"))
+    phx = await connect()
+    assert (await phx.join(new_topic()))["status"] == "ok"
+    conn = await mud.next_connection()
+    await phx.ws.close()  # no phx_leave: the session lingers, for an hour
+    apply_config(client.server.app, make_config(mud.port, extra="sessions: {linger_seconds: 1}"))
+    await conn.wait_closed(timeout=20)  # (in an hour without the reload's)
+
+
+async def test_a_longer_linger_seconds_keeps_sessions_lingering_already(mud, gateway):
+    """Lengthened, a session that had a second left is still there to resume after it."""
+    client, connect = await gateway(make_config(mud.port, extra="sessions: {linger_seconds: 1}"))
+    phx = await connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    conn = await mud.next_connection()
+    await phx.ws.close()  # lingers for a second
+    apply_config(client.server.app, make_config(mud.port, extra="sessions: {linger_seconds: 3600}"))
+    await asyncio.sleep(3)  # past the second it was given when it began to linger
+    phx = await connect()
+    reply = await phx.join(topic)
+    assert reply["status"] == "ok" and reply["response"]["resumed"] is True, reply
+    conn.send(b"still here\r\n")
+    assert (await phx.event(topic, "echo"))["message"] == "still here\n"
