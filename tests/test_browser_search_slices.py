@@ -126,6 +126,23 @@ async def test_a_search_reads_a_bounded_slice_a_task_newest_first(browser: Brows
         assert counts[-1] == ["2 of 2", "the end: short 0001 again"], counts
         state = await page.evaluate(SEARCH_STATE)
         assert state["texts"] == ["short 0001"] and state["ranges"] == 2 and state["inLog"], state
+        # Enter: to the oldest (wrapping around), searched again (the search drew lazy blocks:
+        # the log changed); Enter again, the log as it was: at once, nothing read.
+        await page.press("#search-field", "Enter")
+        await page.wait_for_selector("#search-count:has-text('1 of 2')")
+        assert (await page.evaluate(SEARCH_STATE))["line"] == "short 0001"
+        await page.evaluate("window.__reads = []")
+        await page.press("#search-field", "Enter")
+        await page.wait_for_selector("#search-count:has-text('2 of 2')")
+        assert await page.evaluate("window.__reads") == []
+        # A new query and Enter at once, in one task: the Enter is taken once the search is done.
+        await page.evaluate("""() => {
+          window.__type('short 000');
+          document.getElementById('search-field').dispatchEvent(
+            new KeyboardEvent('keydown', {key: 'Enter', bubbles: true, cancelable: true}));
+        }""")
+        assert await final_count(page) == "1 of 7"  # (short 0001 .. 0008, and the last line)
+        assert (await page.evaluate(SEARCH_STATE))["line"] == "short 0001"
 
 
 async def test_a_key_typed_during_a_search_ends_it(browser: Browser) -> None:  # noqa: F811
