@@ -8,10 +8,14 @@ game, the deny list, the idle timeout). Reloaded as cli.py's SIGHUP handler does
 from __future__ import annotations
 
 import asyncio
+import base64
+
+import aiohttp
+import pytest
 
 from gateway.routes import apply_config
 from tests.conftest import make_config, new_topic
-from tests.test_mudstandards import TERMINAL, play
+from tests.test_mudstandards import SECRET, TERMINAL, play, token
 
 #: Under the old rate a held line waits this long for its token: "never", for a test.
 SLOW = "limits: {input_lines_per_second: 0.001, input_burst: 1}"
@@ -60,3 +64,54 @@ async def test_a_longer_linger_seconds_keeps_sessions_lingering_already(mud, gat
     assert reply["status"] == "ok" and reply["response"]["resumed"] is True, reply
     conn.send(b"still here\r\n")
     assert (await phx.event(topic, "echo"))["message"] == "still here\n"
+
+
+@pytest.mark.parametrize("limit, reason", [
+    ("max_sessions: 1", "too many sessions"),
+    ("max_sessions_per_ip: 1", "too many sessions"),
+    ("max_channels_per_socket: 1", "too many channels"),
+])
+async def test_a_limit_lowered_below_what_is_open_refuses_joins_and_keeps_the_open(mud, gateway, limit, reason):
+    """SPEC 2: the new limits apply at once, and sessions are not dropped: two sessions open on
+    one socket, a reload allows one. The next join on that socket is refused; both sessions
+    go on, both ways."""
+    client, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    topics = [new_topic(), new_topic()]
+    conns = []
+    for ref, topic in enumerate(topics, 1):
+        assert (await phx.join(topic, join_ref=str(ref)))["status"] == "ok"
+        conns.append(await mud.next_connection())
+    apply_config(client.server.app, make_config(mud.port, extra=f"limits: {{{limit}}}"))
+    reply = await phx.join(new_topic(), join_ref="3")
+    assert reply == {"status": "error", "response": {"reason": reason}}
+    assert len(mud.connections) == 2  # the refused join dialled no game
+    for topic, conn in zip(topics, conns):
+        conn.send(b"still here\r\n")
+        assert (await phx.event(topic, "echo"))["message"] == "still here\n"
+        assert (await phx.request(topic, "recv", {"message": "look"}))["status"] == "ok"
+        await conn.wait_for(b"look\r\n")
+    assert (await (await client.get("/healthz")).json())["sessions"] == 2
+
+
+async def test_auth_turned_on_applies_from_the_next_connection(mud, gateway):
+    """security.* but the deny list is checked when a browser connects (docs/operations.md):
+    a reload that requires a token refuses the next upgrade without one (403) and takes the
+    next one with a token, while the socket accepted before it keeps its session, both ways."""
+    client, connect = await gateway(make_config(mud.port))
+    phx = await connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    conn = await mud.next_connection()
+    apply_config(client.server.app, make_config(
+        mud.port, extra=f"security: {{auth: {{required: true, secret: {SECRET}}}}}"))
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await connect()
+    assert refused.value.status == 403
+    conn.send(b"still here\r\n")
+    assert (await phx.event(topic, "echo"))["message"] == "still here\n"
+    assert (await phx.request(topic, "recv", {"message": "look"}))["status"] == "ok"
+    await conn.wait_for(b"look\r\n")
+    with_token = await connect(headers={"Sec-WebSocket-Protocol": "phoenix, base64url.bearer.phx."
+                                        + base64.urlsafe_b64encode(token().encode()).decode().rstrip("=")})
+    assert (await with_token.join(new_topic()))["status"] == "ok"
