@@ -115,3 +115,25 @@ async def test_auth_turned_on_applies_from_the_next_connection(mud, gateway):
     with_token = await connect(headers={"Sec-WebSocket-Protocol": "phoenix, base64url.bearer.phx."
                                         + base64.urlsafe_b64encode(token().encode()).decode().rstrip("=")})
     assert (await with_token.join(new_topic()))["status"] == "ok"
+
+
+async def test_a_larger_replay_bytes_keeps_more_of_a_session_open_before(mud, gateway):
+    """sessions.replay_bytes is read at each event (SPEC 6.1 item 4 has a smaller one apply to
+    events from then on; a larger one does too): a session opened under 2,000 bytes keeps
+    all of what its game says after a reload to 1 MiB, and a reloaded page gets it all."""
+    client, connect = await gateway(make_config(mud.port, extra="sessions: {replay_bytes: 2000}"))
+    phx = await connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    conn = await mud.next_connection()
+    apply_config(client.server.app, make_config(mud.port, extra="sessions: {replay_bytes: 1048576}"))
+    lines = [f"line {i} " + "x" * 1000 for i in range(20)]  # ten times the old bound
+    for line in lines:
+        conn.send(line.encode() + b"\r\n")
+        await phx.echo_text(topic, lambda text, line=line: line in text)
+    await phx.ws.close()
+    phx = await connect()
+    reply = await phx.join(topic)  # a reloaded page: no last_seq
+    assert reply["status"] == "ok" and reply["response"]["gap"] is False, reply
+    replayed = "".join([(await phx.event(topic, "echo"))["message"] for _ in range(reply["response"]["replayed"])])
+    assert replayed == "".join(line + "\n" for line in lines)
