@@ -229,3 +229,54 @@ async def test_lines_removed_and_added_during_a_search(browser: Browser) -> None
         await page.press("#search-field", "Shift+Enter")
         await page.wait_for_selector(f"#search-count:has-text('{kept} of {CAP}')")
         assert (await page.evaluate(SEARCH_STATE))["line"] == "row %04d" % (CAP - 1)
+
+
+SLICE_RANGES = 2000  # search.js: highlight ranges made in one task at most
+
+# window.__made: after the typing's task and each timer callback (a task), the ranges the search
+# paints and the text nodes walked (TreeWalker.nextNode: finding a match's text nodes) in it.
+COUNT_RANGES = """() => {
+  window.__made = [];
+  let walked = 0;
+  const nextNode = TreeWalker.prototype.nextNode;
+  TreeWalker.prototype.nextNode = function () { walked++; return nextNode.call(this); };
+  window.__note = () => {
+    const size = (name) => CSS.highlights.get(name)?.size ?? 0;
+    window.__made.push([size('search') + size('search-current'), walked]);
+    walked = 0;
+  };
+  const setTimeout = window.setTimeout;
+  window.setTimeout = function (f, ...rest) {
+    return setTimeout.call(window, typeof f === 'function' ? (...a) => { walked = 0; const r = f(...a); window.__note(); return r; } : f, ...rest);
+  };
+}"""
+
+
+async def test_the_ranges_of_a_search_are_made_a_bounded_number_a_task(browser: Browser) -> None:  # noqa: F811
+    """A search for one letter in lines of 10,000 characters in 200 colours: the newest line
+    alone has 10,000 matches, whose ranges were all made in the keystroke's task, each by a
+    walk of the line's text nodes from its start (~270 ms). A task makes at most SLICE_RANGES
+    of them, a line's text nodes walked once for them."""
+    async with fake_game(browser) as g:
+        page = g.page
+        line = b"".join(b"\x1b[3%dm%s" % (1 + k % 6, b"a" * 25) for k in range(400))
+        g.conn.send(b"".join(b"%03d " % i + line + b"\r\n" for i in range(100)) + b"the end\r\n")
+        await log_has(page, "the end")
+        await page.evaluate(COUNT_RANGES)
+        await page.press("#input", "Control+f")
+        await page.evaluate("""() => {
+          const field = document.getElementById('search-field');
+          field.value = 'A';
+          field.dispatchEvent(new Event('input'));
+          window.__note();
+        }""")
+        assert await final_count(page) == "10000 of 10000+"
+        made = await page.evaluate("window.__made")
+        # (the text nodes of the log's longest line: each line of 10,000 characters has 200 pieces in
+        # colour and the rest as one, output.js)
+        nodes = await page.evaluate("""() => Math.max(...[...document.querySelectorAll('#log .line')].map((l) => {
+          const w = document.createTreeWalker(l, NodeFilter.SHOW_TEXT); let n = 0; while (w.nextNode()) n++; return n; }))""")
+        sizes = [size for size, _ in made]
+        assert sizes[-1] == 10_000 and len([s for s in sizes if s]) > 1, made
+        assert all(b - a <= SLICE_RANGES for a, b in zip([0] + sizes, sizes)), made
+        assert max(walked for _, walked in made) <= 2 * nodes, (nodes, made)

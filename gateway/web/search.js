@@ -14,7 +14,7 @@
 // (only the latest query's results are shown), and so does closing the bar.
 
 import { CHUNK_LINES, linesFromEnd } from "./output.js";
-import { textRange } from "./textrange.js";
+import { textSegments } from "./textrange.js";
 
 export const MAX_MATCHES = 10000;
 
@@ -26,6 +26,9 @@ export const MAX_MATCHES = 10000;
 // characters took 1-3 ms, one that drew a block of them ~30 ms (once: it is drawn then).
 export const SLICE_LINES = CHUNK_LINES;
 export const SLICE_CHARS = 1 << 18; // 256 Ki
+// The ranges (highlights) made in one task at most: a line of one letter has 10,000 matches,
+// whose ranges took ~15-50 ms (more with a collection of the old query's ranges).
+const SLICE_RANGES = 2000;
 
 /**
  * Where `query` occurs (case-insensitive) in `texts`, an iterable of lines' texts NEWEST FIRST,
@@ -83,6 +86,33 @@ export function findMatches(texts, query, max = MAX_MATCHES) {
   while (!r.done) r = slices.next();
   const out = r.value.map((m) => ({ line: texts.length - 1 - m.line, start: m.start, end: m.end })).reverse();
   if (r.value.more) out.more = true;
+  return out;
+}
+
+/**
+ * Ranges over `spans` ([{start, end}], in order, apart) of the line `el`'s text, its text nodes
+ * walked once (textSegments), not once a span: 10,000 matches of one letter in a line of 200
+ * coloured pieces took ~270 ms so. A span past the line's text gets null.
+ */
+function rangesIn(el, spans) {
+  const segs = textSegments(el, spans[0].start, spans.at(-1).end);
+  const out = [];
+  let k = 0;
+  let pos = segs.length ? spans[0].start - segs[0][1] : 0; // where segs[k]'s text node starts
+  for (const { start, end } of spans) {
+    while (k < segs.length && pos + segs[k][0].data.length <= start) pos += segs[k++][0].data.length;
+    if (k === segs.length) {
+      out.push(null);
+      continue;
+    }
+    const range = el.ownerDocument.createRange();
+    range.setStart(segs[k][0], start - pos);
+    let j = k;
+    let at = pos;
+    while (j < segs.length - 1 && at + segs[j][0].data.length < end) at += segs[j++][0].data.length;
+    range.setEnd(segs[j][0], Math.min(end - at, segs[j][0].data.length));
+    out.push(range);
+  }
   return out;
 }
 
@@ -187,7 +217,9 @@ export class LogSearch {
       fresh, query, els,
       was: fresh ? null : this.matches[this.current],
       slices: searchSlices(texts, query),
-      made: [], // the matches found, newest first, as this.matches holds them
+      found: [], // what searchSlices found so far (newest first), and whether it read all it needs
+      read: false,
+      made: [], // the matches found, newest first, as this.matches holds them (ranges made)
       all: highlights() ? new Highlight() : null,
       current: highlights() ? new Highlight() : null,
     };
@@ -209,19 +241,30 @@ export class LogSearch {
     this._slice(run); // the first slice at once: the newest match comes with the key
   }
 
+  /** A task of the search: its next slice read, or the matches it found (SLICE_RANGES) made ranges. */
   _slice(run) {
     if (this.run !== run) return; // a newer search, or closed
-    const r = run.slices.next();
-    const found = r.done ? r.value : r.value.found;
-    for (let i = run.made.length; i < found.length; i++) {
-      const { line, start, end } = found[i];
-      const el = run.els[line];
-      const m = { el, start, end, range: run.all && el.isConnected ? textRange(el, start, end) : null };
-      run.made.push(m);
-      if (m.range) (i === 0 && run.fresh ? run.current : run.all).add(m.range);
+    if (run.made.length === run.found.length && !run.read) {
+      const r = run.slices.next();
+      run.found = r.done ? r.value : r.value.found;
+      run.read = r.done;
+    }
+    const found = run.found;
+    const until = Math.min(found.length, run.made.length + SLICE_RANGES);
+    for (let i = run.made.length, j; i < until; i = j) {
+      // A line's matches (newest first: from its end), as many as this task makes.
+      for (j = i + 1; j < until && found[j].line === found[i].line; j++);
+      const el = run.els[found[i].line];
+      const spans = found.slice(i, j).reverse();
+      const ranges = run.all && el.isConnected ? rangesIn(el, spans).reverse() : [];
+      for (let k = i; k < j; k++) {
+        const m = { el, start: found[k].start, end: found[k].end, range: ranges[k - i] ?? null };
+        run.made.push(m);
+        if (m.range) (k === 0 && run.fresh ? run.current : run.all).add(m.range);
+      }
       if (i === 0 && run.fresh) el.scrollIntoView({ block: "center" }); // the newest, at once
     }
-    if (r.done) return this._done(run, found.more);
+    if (run.read && run.made.length === found.length) return this._done(run, found.more);
     if (run.fresh) this.count.textContent = run.made.length ? `${run.made.length}+ …` : "Searching…";
     setTimeout(() => this._slice(run));
   }
