@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -122,6 +123,41 @@ OBJECTS = st.dictionaries(KEYS, VALUES, max_size=5)
 def test_round_trip_json_form_to_msdp_and_back(data):
     body = encode_msdp(data, "utf-8")  # (IAC is doubled by the framing: subnegotiation)
     assert decode_msdp(body, "utf-8") == _as_msdp_sees_it(data)
+
+
+def _msdp_by_definition(data, encoding):
+    """encode_msdp's definition, a piece at a time: each name and string in the game's encoding
+    ("replace"), other scalars as their JSON text, the structure bytes left out of all of them."""
+    def scalar(value):
+        raw = value.encode(encoding, "replace") if isinstance(value, str) else msgspec.json.encode(value)
+        return bytes(b for b in raw if not 1 <= b <= 6)
+
+    def pairs(obj):
+        return b"".join(VAR + scalar(k) + value(v) for k, v in obj.items())
+
+    def value(v):
+        if isinstance(v, dict):
+            return VAL + TO + pairs(v) + TC
+        if isinstance(v, list):
+            return VAL + AO + b"".join(value(i) for i in v) + AC
+        return VAL + scalar(v)
+    return pairs(data)
+
+
+ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
+ANY_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**9, 10**9) | st.floats(allow_nan=False, allow_infinity=False) | ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ANY_TEXT, inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(ANY_TEXT, ANY_VALUES, max_size=5),
+       st.sampled_from(["utf-8", "latin-1", "cp1252", "gbk", "shift_jis", "ascii"]))
+def test_encode_is_its_definition_in_any_encoding_with_structure_bytes_anywhere(data, encoding):
+    """The body is built as one text and encoded once: the same bytes as each piece encoded on
+    its own, whatever the names and values hold (structure bytes, controls, characters the
+    encoding lacks)."""
+    assert encode_msdp(data, encoding) == _msdp_by_definition(data, encoding)
 
 
 @settings(max_examples=300, deadline=None)
