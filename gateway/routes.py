@@ -235,12 +235,13 @@ async def _shutdown(app: web.Application) -> None:
 def apply_config(app: web.Application, config: Config) -> None:
     """Make ``config`` the live one (SIGHUP). The session manager holds the only reference
     that sockets, sessions and handlers read, so every socket sees it at its next look-up;
-    the timers set from the old one's values are set again here, in one place: the sessions'
-    (``SessionManager.reload``) and the sockets' (``WebSocket.config_changed``). ``listen.*``
-    was used at start and stays as it was."""
+    what was set from the old one's values is set again here, in one place: the sessions'
+    timers (``SessionManager.reload``) and the sockets' (``WebSocket.config_changed``).
+    ``listen.*`` was used at start and stays as it was."""
+    old = app[SESSIONS].config
     app[SESSIONS].reload(config)
     for sock in list(app[SOCKETS]):
-        sock.config_changed()
+        sock.config_changed(old)
 
 
 def create_app(config: Config, generation: int = 1) -> web.Application:

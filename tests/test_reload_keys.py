@@ -13,9 +13,16 @@ import base64
 import aiohttp
 import pytest
 
-from gateway.routes import apply_config
-from tests.conftest import make_config, new_topic
+from gateway.channel import session_key
+from gateway.routes import SESSIONS, apply_config
+from gateway.transport.websocket import outbox_limit
+from tests.conftest import make_config, new_topic, until
 from tests.test_mudstandards import SECRET, TERMINAL, play, token
+from tests.test_websocket_connection import RawWs
+
+IAC, WILL, DO, SB, SE, GMCP = 255, 251, 253, 250, 240, 201
+#: GMCP events of ~1 KB a session keeps for the replay test: ten slices of router.REPLAY_SLICE.
+EVENTS = 10000
 
 #: Under the old rate a held line waits this long for its token: "never", for a test.
 SLOW = "limits: {input_lines_per_second: 0.001, input_burst: 1}"
@@ -137,3 +144,65 @@ async def test_a_larger_replay_bytes_keeps_more_of_a_session_open_before(mud, ga
     assert reply["status"] == "ok" and reply["response"]["gap"] is False, reply
     replayed = "".join([(await phx.event(topic, "echo"))["message"] for _ in range(reply["response"]["replayed"])])
     assert replayed == "".join(line + "\n" for line in lines)
+
+
+async def test_a_smaller_outbox_bound_does_not_drop_a_browser_taking_its_replay(mud, gateway):
+    """The outbox bound comes from replay_bytes and max_channels_per_socket (websocket.py
+    ``outbox_limit``). A reload that lowers it while a browser's outbox holds more, a replay
+    the old bound let in, must not make that browser a slow consumer (and end its session):
+    SPEC 6.1 item 4 has a smaller replay_bytes apply to events from then on. The browser
+    reads the whole replay, then what the game said after the reload."""
+    big = "sessions: {replay_bytes: 16000000, linger_seconds: 60}\nlimits: {slow_consumer_seconds: 600}"
+    client, connect = await gateway(make_config(mud.port, extra=big))
+    phx = await connect()
+    topic = new_topic()
+    assert (await phx.join(topic))["status"] == "ok"
+    conn = await mud.next_connection()
+    conn.send(bytes((IAC, WILL, GMCP)))
+    await conn.wait_for(bytes((IAC, DO, GMCP)))
+    session = client.server.app[SESSIONS].get(session_key(topic))
+    await phx.ws.close()  # it lingers, keeping what the game sends
+    await until(lambda: session.viewer is None)
+    pad = b"x" * 1000
+    for start in range(0, EVENTS, 500):  # small events: the replay goes out in many slices
+        conn.send(b"".join(bytes((IAC, SB, GMCP)) + b'Char.Vitals {"n":%d,"pad":"%s"}' % (i, pad)
+                           + bytes((IAC, SE)) for i in range(start, start + 500)))
+        await conn.drain()
+    await until(lambda: session.seq == EVENTS, timeout=20, what="the game's events are kept")
+
+    smaller = make_config(mud.port, extra="sessions: {replay_bytes: 65536, linger_seconds: 60}\n"
+                                          "limits: {max_channels_per_socket: 1, slow_consumer_seconds: 600}")
+    loop = asyncio.get_running_loop()
+    reloaded = loop.create_future()
+
+    def reload_mid_replay() -> None:
+        """Each turn of the loop, until the outbox holds more than the smaller bound while
+        the replay's slices are still going out (one a turn): then the reload, as SIGHUP's."""
+        sock = session.viewer.socket if session.viewer is not None else None
+        if sock is not None and sock._replays and sock._outbox_bytes > outbox_limit(smaller):
+            apply_config(client.server.app, smaller)
+            reloaded.set_result(None)
+        elif sock is not None and not sock._replays:
+            reloaded.set_exception(AssertionError(
+                f"the replay went out before the outbox held more than {outbox_limit(smaller)}: "
+                f"{sock._outbox_bytes} queued, {sock.transport.get_write_buffer_size()} in the transport"))
+        else:
+            loop.call_soon(reload_mid_replay)
+
+    # A browser that reads nothing yet (a small receive buffer: the kernel takes little of
+    # it): the replay waits in the outbox.
+    browser = await RawWs.open(client.server.port, rcvbuf=4096)
+    browser.send_json(["2", "2", topic, "phx_join", {"last_seq": 0}])
+    loop.call_soon(reload_mid_replay)
+    await asyncio.wait_for(reloaded, 20)
+    conn.send(b"after the reload\r\n")
+
+    # The browser reads now: the whole replay, then the line (no "slow consumer" first).
+    seqs = []
+    while not seqs or msg[3] != "echo":
+        msg = await browser.message(lambda m: m[2] == topic and m[3] != "phx_reply", timeout=30)
+        assert msg[3] in ("gmcp", "echo"), msg
+        seqs.append(msg[4]["seq"])
+    assert msg[4]["message"] == "after the reload\n"
+    assert seqs == list(range(1, EVENTS + 2))
+    await browser.close()

@@ -35,7 +35,7 @@ from .relay import RelayInput
 from .sessions import RelaySession, StreamSession
 
 if TYPE_CHECKING:
-    from ..config import Game
+    from ..config import Config, Game
     from ..session import SessionManager
     from ..telnet.stream import Event
     from ..transport.registry import SocketRegistry
@@ -299,10 +299,11 @@ class MudSocket(WebSocket):
             delay = max(0.001, (1.0 - tokens) / rate)
             self._throttle = self._loop.call_later(delay, self._tokens_back)
 
-    def config_changed(self) -> None:
+    def config_changed(self, old: "Config") -> None:
         """A reload: input waiting for tokens is looked at again now, at the live rate and
         burst (the wait was worked out from the old rate: one a thousand seconds made a line
         wait that long after the reload that raised it)."""
+        super().config_changed(old)
         if self._throttle is not None:
             self._throttle.cancel()
             self._throttle = self._loop.call_later(0.0, self._tokens_back)

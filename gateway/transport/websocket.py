@@ -157,7 +157,7 @@ class WebSocket(asyncio.Protocol):
                  "_life", "_last_progress", "_writing", "_draining",
                  "_tasks", "_read_times", "_corked", "_reply_timer", "_heard",
                  "_closing", "_conn", "_registry", "_lost_waiter", "_paused",
-                 "_drain_waiter", "_reading_paused", "_pong", "_loop", "_owed", "_paced")
+                 "_drain_waiter", "_reading_paused", "_pong", "_loop", "_owed", "_paced", "_kept_bound")
 
     def __init__(self, transport: asyncio.Transport, manager: "SessionManager", client_ip: str,
                  claims: "Mapping[str, Any] | None" = None, client_port: int = 0,
@@ -202,6 +202,9 @@ class WebSocket(asyncio.Protocol):
         self._closing: asyncio.Task[None] | None = None  # the close under way (heartbeat, bad frame)
         self._latency = manager.metrics.event_latency
         self._outbox_bytes = 0
+        # The bound of a config a reload replaced, while the outbox may hold more than the live
+        # one lets in (``config_changed``, ``outbox_limit``); 0: none.
+        self._kept_bound = 0
         # No task and no asyncio.Event per socket (idle memory, docs/performance.md): a
         # write is one call_soon, armed when the outbox stops being empty; a task exists
         # only while the transport's flow control makes us wait for the browser to read.
@@ -246,7 +249,18 @@ class WebSocket(asyncio.Protocol):
     # -- outgoing --------------------------------------------------------------
 
     def outbox_limit(self) -> int:
-        return outbox_limit(self.config)
+        """The outbox's bound: the live config's, or the larger one of a config a reload replaced
+        while frames it let in were queued or promised (``config_changed``): kept until the
+        socket has caught up with no replay under way, so that a lowered ``replay_bytes`` or
+        ``max_channels_per_socket`` makes no slow consumer of a browser taking what the old
+        bound let in (SPEC 6.1 item 4: a smaller ``replay_bytes`` applies from then on)."""
+        limit = outbox_limit(self.config)
+        kept = self._kept_bound
+        if kept > limit:
+            if not self._caught_up or self._replaying():
+                return kept
+            self._kept_bound = 0
+        return limit
 
     def send(self, frame: bytes, read_at: float | None = None) -> None:
         self.send_many((frame,), read_at)
@@ -264,7 +278,7 @@ class WebSocket(asyncio.Protocol):
         size = sum(map(len, frames))
         total = self._outbox_bytes + size
         # The bound is above HIGH_WATER: under it (nearly always), it need not be worked out.
-        if total > HIGH_WATER and total > outbox_limit(self.manager.config):
+        if total > HIGH_WATER and total > self.outbox_limit():
             # Those that fit would be dropped by the slow-consumer seal at once anyway.
             self._overflow()
             return
@@ -377,7 +391,7 @@ class WebSocket(asyncio.Protocol):
 
     def _overflow(self) -> None:
         """The outbox would pass its bound (``outbox_limit``): this browser is a slow consumer now."""
-        log.info("socket %s: outbox over %d bytes", self.client_ip, outbox_limit(self.config))
+        log.info("socket %s: outbox over %d bytes", self.client_ip, self.outbox_limit())
         self._seal()
         self._close_soon(self.slow_consumer_code, b"slow consumer", SLOW_CONSUMER_DRAIN)
 
@@ -677,7 +691,7 @@ class WebSocket(asyncio.Protocol):
             return
         pong = self._conn.pong(payload)
         size = len(pong) - (len(self._pong) if self._pong is not None else 0)
-        if self._outbox_bytes + size > outbox_limit(self.manager.config):
+        if self._outbox_bytes + size > self.outbox_limit():
             self._overflow()
             return
         if self._pong is None and not self._outbox and not self._writing:
@@ -708,10 +722,14 @@ class WebSocket(asyncio.Protocol):
     def check_heartbeat(self, heard_by: float) -> None:
         """The sweep's (``watch``) look at a socket silent since ``heard_by`` (the subclass's rule)."""
 
-    def config_changed(self) -> None:
-        """A reload (SIGHUP, routes.py ``apply_config``) made another config the live one: a
-        timer the socket set from the old one's values is set again (the subclass's; the
-        socket reads every other value where it uses it)."""
+    def config_changed(self, old: "Config") -> None:
+        """A reload (SIGHUP, routes.py ``apply_config``) made another config the live one, in
+        place of ``old``; the socket reads the live values where it uses them, but for what
+        it holds or set from the old ones: the outbox bound of frames already let in, while
+        the browser is behind or a replay goes out (``outbox_limit``), and (the subclass's) a
+        timer set again."""
+        if not self._caught_up or self._replaying():
+            self._kept_bound = max(self._kept_bound, outbox_limit(old))
 
 
 class PhoenixSocket(ChannelRouter, WebSocket):
