@@ -229,6 +229,21 @@ async def test_lines_removed_and_added_during_a_search(browser: Browser) -> None
         await page.press("#search-field", "Shift+Enter")
         await page.wait_for_selector(f"#search-count:has-text('{kept} of {CAP}')")
         assert (await page.evaluate(SEARCH_STATE))["line"] == "row %04d" % (CAP - 1)
+        # The log moves on (a line more, the oldest row removed), Shift+Enter: a step to a match
+        # shown is taken at once, in the key's task; the log searched again, it is counted in place.
+        g.conn.send(b"quiet\r\n")
+        await log_has(page, "quiet")
+        at_once = await page.evaluate("""() => {
+          document.getElementById('search-field').dispatchEvent(
+            new KeyboardEvent('keydown', {key: 'Enter', shiftKey: true, bubbles: true, cancelable: true}));
+          const current = CSS.highlights.get('search-current').values().next().value;
+          return [document.getElementById('search-count').textContent,
+                  current.startContainer.parentElement.closest('.line').textContent];
+        }""")
+        assert at_once == [f"{kept - 1} of {CAP}", "row %04d" % (CAP - 2)], at_once
+        await page.wait_for_selector(f"#search-count:has-text('{kept - 2} of {kept + 99}')")
+        state = await page.evaluate(SEARCH_STATE)
+        assert state["inLog"] and state["line"] == "row %04d" % (CAP - 2), state
 
 
 SLICE_RANGES = 2000  # search.js: highlight ranges made in one task at most

@@ -191,11 +191,21 @@ export class LogSearch {
 
   /** To the next (1) or previous (-1) match, wrapping around. */
   step(dir) {
-    this.pending += dir;
-    if (this.run) return; // (taken when it is done)
+    if (this.run?.fresh) {
+      this.pending += dir; // (a new query's matches are not all found yet: taken once they are)
+      return;
+    }
+    // A step to a match shown, both lines still in the log, is the same step whatever the log
+    // did meanwhile (lines come at its end and go from its start): taken at once. Else (past
+    // either end) it is taken once the log was searched again, if it changed.
+    const was = this.matches[this.current];
+    const to = this.matches[this.current + dir];
+    if (!this.pending && was?.el.isConnected && to?.el.isConnected) this._show(this.current + dir, this.field.value, true);
+    else this.pending += dir;
+    if (this.run) return; // (searching again: it keeps our place and takes what is pending)
     // The log moved on meanwhile (new lines, old ones removed): search again, keep our place.
     if (this.changed) this._search(false);
-    else this._done(null);
+    else if (this.pending) this._done(null);
   }
 
   /**
@@ -215,7 +225,6 @@ export class LogSearch {
     })(this.log);
     const run = {
       fresh, query, els,
-      was: fresh ? null : this.matches[this.current],
       slices: searchSlices(texts, query),
       found: [], // what searchSlices found so far (newest first), and whether it read all it needs
       read: false,
@@ -273,6 +282,7 @@ export class LogSearch {
   _done(run, more) {
     let at = this.current;
     if (run) {
+      const was = run.fresh ? null : this.matches[this.current]; // (our place: stepping went on meanwhile)
       this.run = null;
       this.count.removeAttribute("aria-busy");
       // Lines the log removed meanwhile (the oldest) take their matches with them, and the
@@ -282,7 +292,9 @@ export class LogSearch {
       this.matches = matches;
       this.current = -1;
       if (run.fresh) at = matches.length - 1;
-      else at = run.was ? matches.findIndex((m) => m.el === run.was.el && m.start === run.was.start) : -1;
+      else at = was ? matches.findIndex((m) => m.el === was.el && m.start === was.start) : -1;
+      // (Our place went with the oldest lines, or out of the newest MAX_MATCHES: the oldest kept.)
+      if (at < 0 && was && !this.pending) at = 0;
       if (run.all) {
         run.current.clear(); // (the newest: made current again below)
         for (const m of run.made) {
