@@ -1,6 +1,6 @@
 // Character offsets in an element's text (its textContent) -> the text
-// nodes that hold them. Search (ranges to highlight) and highlights (spans
-// to wrap) both find text this way, whatever elements the text sits in.
+// nodes that hold them. Search (ranges to highlight, search.js rangesIn) and
+// highlights (spans to wrap) both find text this way, whatever elements the text sits in.
 
 /** [[textNode, from, to], ...] covering characters [start, end) of `el`'s text. */
 export function textSegments(el, start, end) {
@@ -13,15 +13,4 @@ export function textSegments(el, start, end) {
     pos += len;
   }
   return out;
-}
-
-/** A Range over characters [start, end) of `el`'s text, or null. */
-export function textRange(el, start, end) {
-  const segs = textSegments(el, start, end);
-  if (!segs.length) return null;
-  const range = el.ownerDocument.createRange();
-  range.setStart(segs[0][0], segs[0][1]);
-  const last = segs[segs.length - 1];
-  range.setEnd(last[0], last[2]);
-  return range;
 }
