@@ -3,6 +3,10 @@
 // forms that add or change them (checked like the `#` commands: each form
 // makes the command line and runs it through the same parser), and JSON
 // export and import. Every text enters the page with textContent.
+//
+// A form filled by Edit changes that entry when saved, also when its name or
+// pattern was changed (the old one is removed: it is not a second entry), until
+// the form is saved or emptied.
 
 import { parseClientCommand, patternText } from "./commands.js";
 import { download, fileName } from "./download.js";
@@ -15,10 +19,18 @@ export class ToolsPanel {
     this.store = store;
     this.run = run;
     this.message = $("tools-message");
+    // The entry each form was filled with by Edit ({text, remove()}), or null.
+    this.editing = { alias: null, trigger: null, highlight: null };
     const forms = {
       alias: () => `#alias ${$("alias-name").value.trim()} ${$("alias-text").value}`,
       trigger: () => `#trigger ${$("trigger-pattern").value.trim()} ${$("trigger-commands").value}`,
       highlight: () => `#highlight ${$("highlight-pattern").value.trim()} ${$("highlight-colour").value}`,
+    };
+    // What names an entry, as the store finds it: a changed key is a new entry.
+    const keys = {
+      alias: (c) => c.alias,
+      trigger: (c) => patternText(c),
+      highlight: (c) => patternText(c),
     };
     for (const [name, line] of Object.entries(forms)) {
       const form = $(`${name}-form`);
@@ -27,9 +39,18 @@ export class ToolsPanel {
         const parsed = parseClientCommand(line());
         if (parsed.error) return this.say(parsed.error);
         this.run(parsed);
+        const old = this.editing[name];
+        this.editing[name] = null;
         form.reset();
+        if (old && old.key !== keys[name](parsed)) {
+          old.remove();
+          return this.say(`Saved (${name}), in place of ${old.key}.`);
+        }
         this.say(`Saved (${name}).`);
         return undefined;
+      });
+      form.addEventListener("input", () => {
+        if ([...form.elements].every((el) => el.tagName !== "INPUT" || !el.value)) this.editing[name] = null;
       });
     }
     $("tools-export").addEventListener("click", () => {
@@ -53,21 +74,27 @@ export class ToolsPanel {
 
   draw() {
     const { aliases, triggers, highlights } = this.store.tools;
+    const removeAlias = (a) => this.store.removeAlias(a.name);
+    const removeTrigger = (t) => this.store.remove("triggers", t);
+    const removeHighlight = (h) => this.store.remove("highlights", h);
     this._list("alias-list", aliases, (a) => `${a.name} = ${a.text}`, (a) => {
+      this.editing.alias = { key: a.name, remove: () => removeAlias(a) };
       $("alias-name").value = a.name;
       $("alias-text").value = a.text;
       $("alias-text").focus();
-    }, (a) => this.store.removeAlias(a.name));
+    }, removeAlias);
     this._list("trigger-list", triggers, (t) => `${patternText(t)} → ${t.commands}`, (t) => {
+      this.editing.trigger = { key: patternText(t), remove: () => removeTrigger(t) };
       $("trigger-pattern").value = patternText(t);
       $("trigger-commands").value = t.commands;
       $("trigger-commands").focus();
-    }, (t) => this.store.remove("triggers", t));
+    }, removeTrigger);
     this._list("highlight-list", highlights, (h) => `${patternText(h)} in ${h.colour}`, (h) => {
+      this.editing.highlight = { key: patternText(h), remove: () => removeHighlight(h) };
       $("highlight-pattern").value = patternText(h);
       $("highlight-colour").value = h.colour;
       $("highlight-colour").focus();
-    }, (h) => this.store.remove("highlights", h));
+    }, removeHighlight);
   }
 
   _list(id, entries, label, edit, remove) {
