@@ -66,3 +66,30 @@ async def test_edit_then_save_changes_the_entry_also_its_pattern_or_name(browser
         await page.click("text=Save alias")
         await page.wait_for_selector("#tools-message:text-is('Saved (alias).')")
         assert [a["name"] for a in (await stored_tools(page))["aliases"]] == ["gold", "k"]
+
+
+FOCUSED = "() => document.activeElement.getAttribute('aria-label') || document.activeElement.id"
+
+
+async def test_remove_by_keyboard_leaves_the_focus_in_the_list(browser: Browser) -> None:  # noqa: F811
+    """A keyboard or screen-reader player removes entries in the settings panel with Enter on
+    "Remove": the list is drawn again without that button, and the focus must not be left on
+    nothing (the body: the reader starts again at the top of the page, Tab from the start). It
+    goes to the Remove button now in that place, else the one before, else the form."""
+    async with playing(browser) as g:
+        page = g.page
+        for name in ("aa", "bb", "cc"):
+            await send_line(page, f"#alias {name} say {name}")
+            await notice(page, f"New alias: {name}")
+        await page.click("#settings-toggle")
+        await page.focus("[aria-label='Remove bb = say bb']")
+        await page.keyboard.press("Enter")
+        await page.wait_for_function("() => !document.getElementById('alias-list').textContent.includes('bb')")
+        assert await page.evaluate(FOCUSED) == "Remove cc = say cc"
+        await page.keyboard.press("Enter")  # the player goes on: the last one
+        await page.wait_for_function("() => !document.getElementById('alias-list').textContent.includes('cc')")
+        assert await page.evaluate(FOCUSED) == "Remove aa = say aa"
+        await page.keyboard.press(" ")
+        await page.wait_for_function("() => document.getElementById('alias-list').children.length === 0")
+        assert await page.evaluate(FOCUSED) == "alias-name"
+        assert (await stored_tools(page))["aliases"] == []

@@ -98,7 +98,18 @@ export class ToolsPanel {
   }
 
   _list(id, entries, label, edit, remove) {
-    const items = entries.map((entry) => {
+    // Remove takes its button out of the page (the list is drawn again): the focus goes to the
+    // Remove button now in its place (the next entry's, else the one before), else to the form,
+    // not to nothing (the body), where a keyboard or screen-reader player loses their place.
+    const removeHere = (entry, i) => {
+      remove(entry);
+      if (document.activeElement && document.activeElement !== document.body) return;
+      const items = $(id).children;
+      const near = items[Math.min(i, items.length - 1)];
+      const form = $(id.replace(/-list$/, "-form"));
+      (near ? near.querySelector(".tool-remove") : form.querySelector("input")).focus();
+    };
+    const items = entries.map((entry, i) => {
       const li = document.createElement("li");
       const text = document.createElement("span");
       text.className = "tool-text";
@@ -112,7 +123,9 @@ export class ToolsPanel {
         li.append(why);
       }
       const name = label(entry);
-      li.append(button("Edit", `Edit ${name}`, () => edit(entry)), button("Remove", `Remove ${name}`, () => remove(entry)));
+      const removing = button("Remove", `Remove ${name}`, () => removeHere(entry, i));
+      removing.className = "tool-remove";
+      li.append(button("Edit", `Edit ${name}`, () => edit(entry)), removing);
       return li;
     });
     $(id).replaceChildren(...items);
