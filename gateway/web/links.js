@@ -127,7 +127,9 @@ export function installLinks(root, { send, prompt }) {
         e.preventDefault();
         closeMenu(true);
       } else if (e.key === "Tab") {
-        closeMenu(false);
+        // Back to the link first, so that Tab (Shift+Tab) goes on from there, to the element after
+        // (before) it: the menu, at the end of the page, would send the focus to the page's top.
+        closeMenu(true);
       }
     });
     box.addEventListener("focusout", (e) => {
