@@ -245,7 +245,9 @@ function play(game, title, mediaUrl) {
     on: {
       status(state, text) {
         const el = $("status");
-        el.textContent = text;
+        // Written only when it changes: the status line is a live region (role=status), and each
+        // reconnection attempt reports "Reconnecting…" again, which a screen reader would repeat.
+        if (el.textContent !== text) el.textContent = text;
         el.dataset.state = state;
         document.body.dataset.state = state;
         $("again").hidden = state !== "ended";
