@@ -130,6 +130,9 @@ export function focusAfterButtons(input, areas, always = "") {
   }
 }
 
+/** Elements that take typed text (and keys such as End) for themselves. */
+export const TEXT_FIELDS = "input, textarea, select, [contenteditable]";
+
 /**
  * Keep typing going to the input without taking the player's selection:
  * a printable key pressed elsewhere moves the focus to the input (the key
@@ -140,7 +143,7 @@ export function keepFocus(input, area) {
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey || e.key.length !== 1) return;
     const t = e.target;
-    if (t === input || (t instanceof HTMLElement && t.closest("input, textarea, select, [contenteditable]"))) return;
+    if (t === input || (t instanceof HTMLElement && t.closest(TEXT_FIELDS))) return;
     // Space on a focused button presses it.
     if (e.key === " " && t instanceof HTMLElement && t.closest("button, a, summary")) return;
     input.focus();

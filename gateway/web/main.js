@@ -3,7 +3,7 @@
 
 import { Announcer, assertiveSetting } from "./announce.js";
 import { GameConnection } from "./connection.js";
-import { CommandLine, focusAfterButtons, keepFocus } from "./input.js";
+import { CommandLine, TEXT_FIELDS, focusAfterButtons, keepFocus } from "./input.js";
 import { installLinks } from "./links.js";
 import { OutputLog } from "./output.js";
 import { PageTools } from "./page_tools.js";
@@ -333,7 +333,11 @@ function play(game, title, mediaUrl) {
     input.focus();
   });
   document.addEventListener("keydown", (e) => {
-    if (e.key === "End" && log.split) log.scrollToEnd();
+    // End: the newest output, from the input line or anywhere but another text field (the
+    // search field, the settings' forms), where it moves the caret: a player stepping through
+    // search matches would see the log jump away from the match.
+    const elsewhere = e.target !== input && e.target instanceof Element && e.target.closest(TEXT_FIELDS);
+    if (e.key === "End" && log.split && !elsewhere) log.scrollToEnd();
     else if ((e.key === "PageUp" || e.key === "PageDown") && e.target === input) {
       e.preventDefault();
       const el = $("log");
