@@ -66,6 +66,14 @@ async def test_edit_then_save_changes_the_entry_also_its_pattern_or_name(browser
         await page.click("text=Save alias")
         await page.wait_for_selector("#tools-message:text-is('Saved (alias).')")
         assert [a["name"] for a in (await stored_tools(page))["aliases"]] == ["gold", "k"]
+        # The entry being edited removed meanwhile: saving adds the new one, in place of nothing.
+        await page.click("[aria-label='Edit k = kill $1']")
+        await send_line(page, "#unalias k")
+        await notice(page, "Removed alias k")
+        await page.fill("#alias-name", "kk")
+        await page.click("text=Save alias")
+        await page.wait_for_selector("#tools-message:text-is('Saved (alias).')")
+        assert [a["name"] for a in (await stored_tools(page))["aliases"]] == ["gold", "kk"]
 
 
 FOCUSED = "() => document.activeElement.getAttribute('aria-label') || document.activeElement.id"

@@ -42,8 +42,8 @@ export class ToolsPanel {
         const old = this.editing[name];
         this.editing[name] = null;
         form.reset();
-        if (old && old.key !== keys[name](parsed)) {
-          old.remove();
+        // (The old one may be gone meanwhile: Remove, #unalias ... .)
+        if (old && old.key !== keys[name](parsed) && old.remove()) {
           return this.say(`Saved (${name}), in place of ${old.key}.`);
         }
         this.say(`Saved (${name}).`);
