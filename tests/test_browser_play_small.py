@@ -42,3 +42,36 @@ async def test_the_search_field_shows_what_is_typed(browser: Browser, viewport: 
         await page.keyboard.press("Escape")
         check(await layout(page), 4 if viewport == ZOOM_400 else 10)
         assert not errors, errors
+
+
+STATUS = """() => {
+  const s = document.getElementById('status'), a = document.getElementById('again');
+  const inView = (r) => r.left >= 0 && r.right <= innerWidth && r.top >= 0 && r.bottom <= innerHeight && r.width > 0;
+  return {text: s.textContent, cut: s.scrollWidth > s.clientWidth, status: inView(s.getBoundingClientRect()),
+          again: inView(a.getBoundingClientRect())};
+}"""
+
+
+@pytest.mark.parametrize("viewport, lines", [(ZOOM_400, 4), ({"width": 360, "height": 640}, 10)],
+                         ids=["320x256", "360x640-phone"])
+async def test_why_the_session_ended_can_be_read(browser: Browser, viewport: dict, lines: int) -> None:  # noqa: F811
+    """SPEC 7: the status line shows why the session ended. On a phone, or at 400% zoom, it
+    shared the header with the title, "Connect again" and three buttons, and was cut to
+    "Disco…" ("D…" for the title): the player could not read why the game was gone. It is
+    read whole, with "Connect again" in view, nothing scrolling sideways, and the log keeping
+    its lines."""
+    async with fake_game(browser, viewport, has_touch=True, is_mobile=True) as g:
+        page = g.page
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        g.conn.send(b"".join(b"line %02d\r\n" % i for i in range(40)))
+        await log_has(page, "line 39")
+        g.conn.close()  # the game hangs up
+        await page.wait_for_selector("#status[data-state=ended]")
+        status = await page.evaluate(STATUS)
+        assert status == {"text": "Disconnected: closed by game", "cut": False, "status": True, "again": True}, status
+        check(await layout(page), lines)
+        await page.tap("#again")
+        await g.mud.next_connection(timeout=20)
+        await page.wait_for_selector("#status[data-state=connected]")
+        assert not errors, errors
