@@ -56,6 +56,12 @@ _TAILS = repeat(b"]")  # endless: zip() takes one per frame
 #: decompressed, ~650 events) is a few hundred microseconds, and a reconnect's few missed
 #: events still go out with the reply, in one write.
 REPLAY_SLICE = 1024
+#: The longest head (the bytes before a push's payload: the join_ref and topic, and the event's
+#: name) a channel keeps, one per event name, to frame its pushes without encoding them. A
+#: phoenix.js head is ~70 bytes; a channel whose join_ref is longer (the browser's choice, up to
+#: a frame) encodes its head with each push, as V1 does, and keeps none: it held one a name (four
+#: to five copies of a 60 KB join_ref, ~1.1 MB a socket of four channels, against ~26 KB).
+KEPT_HEAD_BYTES = 512
 
 
 class ChannelHandle:
@@ -110,7 +116,7 @@ class ChannelHandle:
                 pass
         for name in set(map(_EVENT, events)):
             self._frame(name, b"")  # makes (and keeps) its head
-        if self._heads is None:  # a format with the payload elsewhere (V1): encode each one
+        if self._heads is None:  # a format with the payload elsewhere (V1), or a long head: each one
             return [self._frame(k.event, k.payload) for k in events]
         return self.frames(events)
 
@@ -125,6 +131,10 @@ class ChannelHandle:
             head = self.socket.serializer.push_head(self.join_ref, self.topic, event)
             if head is None:  # a format with the payload elsewhere (V1): encode each one
                 return self.socket.serializer.encode(self.join_ref, None, self.topic, event, msgspec.Raw(payload))
+            if len(head) - len(event) > KEPT_HEAD_BYTES:
+                # Not kept (KEPT_HEAD_BYTES); the event names are plain ASCII, so a channel
+                # keeps all its heads or none, and ``frames`` encodes each one.
+                return b"".join((head, payload, b"]"))
             if heads is None:
                 heads = self._heads = {}
             heads[event] = head
