@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser
 
-from tests.test_browser import browser, fake_game, log_has, next_frames  # noqa: F401  (browser: the fixture)
+from tests.test_browser import browser, fake_game, log_has, next_frames, send_line  # noqa: F401  (browser: the fixture)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -44,4 +44,45 @@ async def test_end_in_the_search_field_moves_the_caret_not_the_log(browser: Brow
         assert await page.evaluate("document.activeElement.id") == "input"
         await page.keyboard.press("End")
         await page.wait_for_function("() => document.getElementById('tail-box').hidden")
+        assert not errors, errors
+
+
+async def history(page, n: int) -> list[str]:
+    """The input line after Up pressed 1..n times (then back to the line being typed)."""
+    seen = []
+    for _ in range(n):
+        await page.press("#input", "ArrowUp")
+        seen.append(await page.input_value("#input"))
+    for _ in range(n):
+        await page.press("#input", "ArrowDown")
+    return seen
+
+
+async def test_two_tabs_of_one_game_keep_each_others_history(browser: Browser) -> None:  # noqa: F811
+    """The command history is kept per game in localStorage, which the tabs of a browser share:
+    a player with two characters in two tabs. Each tab saved its own copy, read at load, over
+    the other's: the lines typed in the other tab since were lost from the history."""
+    async with fake_game(browser) as g:
+        first = g.page
+        errors: list[str] = []
+        second = await first.context.new_page()  # its own sessionStorage: a session of its own
+        for page in (first, second):
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+        await second.goto(g.url)
+        other = await g.mud.next_connection(timeout=20)
+        await second.wait_for_selector("#status[data-state=connected]")
+        seen_by = {id(first): second, id(second): first}
+        for page, conn, line in ((first, g.conn, "alpha"), (second, other, "beta"), (first, g.conn, "gamma")):
+            await send_line(page, line)
+            await conn.wait_for(line.encode() + b"\r\n")
+            # The save has reached the other tab (its storage event is under way).
+            await seen_by[id(page)].wait_for_function(
+                "t => (localStorage.getItem('mud-gateway:history:fake') || '').includes(t)", arg=line)
+        assert await history(first, 3) == ["gamma", "beta", "alpha"]
+        assert await history(second, 3) == ["gamma", "beta", "alpha"]  # what the other tab typed since
+        await send_line(second, "delta")
+        await other.wait_for(b"delta\r\n")
+        assert await history(second, 4) == ["delta", "gamma", "beta", "alpha"]
+        await second.close()
         assert not errors, errors

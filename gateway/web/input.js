@@ -25,6 +25,14 @@ export class CommandLine {
       this._submit();
     });
     input.addEventListener("keydown", (e) => this._key(e));
+    // Another tab of this game (a second character) adds to the same history: its saves come
+    // here, so that this page walks its lines too and does not save its own copy over them.
+    addEventListener("storage", (e) => {
+      if (e.key !== historyKey || e.storageArea !== localStorage) return;
+      const walking = this.index !== this.history.length;
+      this.history = parseHistory(e.newValue);
+      this.index = walking ? Math.min(this.index, this.history.length) : this.history.length;
+    });
   }
 
   /** Password mode on (echo off) or off. Leaving it clears the field. */
@@ -84,7 +92,16 @@ export class CommandLine {
 
 function loadHistory(key) {
   try {
-    const list = JSON.parse(localStorage.getItem(key) || "[]");
+    return parseHistory(localStorage.getItem(key));
+  } catch {
+    return []; // storage disabled
+  }
+}
+
+/** The history kept as JSON text (or null): its lines, at most HISTORY_MAX. */
+function parseHistory(text) {
+  try {
+    const list = JSON.parse(text || "[]");
     return Array.isArray(list) ? list.filter((x) => typeof x === "string").slice(-HISTORY_MAX) : [];
   } catch {
     return [];
