@@ -9,6 +9,9 @@ import gc
 import json
 import tracemalloc
 
+import pytest
+
+from gateway.transport.websocket import outbox_limit
 from tests.conftest import Phx, make_config, new_topic
 
 IAC, SB, SE, WILL, WONT, DO, GA = 255, 250, 240, 251, 252, 253, 249
@@ -62,3 +65,35 @@ async def test_a_channel_with_a_long_join_ref_holds_it_once_not_once_an_event_na
     assert hostile - quiet < 4 * len(join_ref) * 3 // 2, (hostile, quiet)
     pushes = [f for f in phx.frames if f[3] in ("echo", "prompt", "gmcp", "option")]
     assert len({f[2] for f in pushes}) == 4 and all(f[0] == join_ref for f in pushes)
+
+
+@pytest.mark.parametrize("vsn", ["2.0.0", "1.0.0"])
+async def test_a_read_of_many_events_to_a_long_join_ref_is_framed_only_up_to_the_outbox_bound(mud, gateway, vsn):
+    """Each push carries the join_ref, so a game read of many events to a channel of a 60 KB
+    join_ref is that many 60 KB frames: they were all made, then found over the outbox bound
+    (1,000 GMCP messages: ~60 MB at once). They are made only until they pass it; the browser
+    is a slow consumer as before (SPEC 6: ``disconnect``, then the close)."""
+    config = make_config(mud.port)
+    _, connect = await gateway(config)
+    phx = await connect(vsn=vsn)
+    topic = new_topic()
+    join_ref = "J" * 60_000
+    await phx.ws.send_str(phx.encode(join_ref, "1", topic, "phx_join", {"game": "fake"}))
+    assert (await phx.reply("1"))["status"] == "ok"
+    conn = await mud.next_connection()
+    conn.send(bytes((IAC, WILL, GMCP)))
+    await conn.wait_for(bytes((IAC, DO, GMCP)))
+    tracemalloc.start(1)
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        conn.send(b"".join(bytes((IAC, SB, GMCP)) + b'Char.Vitals {"hp":%d}' % i + bytes((IAC, SE))
+                           for i in range(1000)))  # one read: one step of the stream
+        disconnect = await phx.event(topic, "disconnect")
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert disconnect["reason"] == "slow consumer"
+    # The outbox's bound and a frame, and what the read is: ~11 MB for V2; ~16.5 MB for V1, whose
+    # frames msgspec encodes into buffers up to half as large again as what they hold (before:
+    # 1,000 frames, 60 and 90 MB).
+    assert peak < 2 * outbox_limit(config), peak

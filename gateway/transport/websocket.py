@@ -262,6 +262,10 @@ class WebSocket(asyncio.Protocol):
             self._kept_bound = 0
         return limit
 
+    def outbox_room(self) -> int:
+        """What the outbox may still take before it is over its bound (less than 0: it is)."""
+        return self.outbox_limit() - self._outbox_bytes
+
     def send(self, frame: bytes, read_at: float | None = None) -> None:
         self.send_many((frame,), read_at)
 
