@@ -5,14 +5,16 @@ still holds), never timed.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import tracemalloc
 
 import pytest
 
-from gateway.transport.websocket import outbox_limit
-from tests.conftest import Phx, make_config, new_topic
+from gateway.routes import SESSIONS, SOCKETS
+from gateway.transport.websocket import PhoenixSocket, outbox_limit
+from tests.conftest import Phx, make_config, new_topic, until
 
 IAC, SB, SE, WILL, WONT, DO, GA = 255, 250, 240, 251, 252, 253, 249
 ECHO, GMCP = 1, 201
@@ -97,3 +99,20 @@ async def test_a_read_of_many_events_to_a_long_join_ref_is_framed_only_up_to_the
     # frames msgspec encodes into buffers up to half as large again as what they hold (before:
     # 1,000 frames, 60 and 90 MB).
     assert peak < 2 * outbox_limit(config), peak
+
+
+async def test_the_sweep_keeps_no_closed_socket(mud, gateway):
+    """The once-a-second sweep (websocket.py ``watch``) kept the last socket it looked at in its
+    loop variable until a later round looked at another: once the gateway had no socket left,
+    the last one closed (its reader holding up to a message's fragments, 68 KB here) was kept
+    for ever. Nothing of a round is kept through the sleep."""
+    client, connect = await gateway(make_config(mud.port, extra="limits: {heartbeat_timeout_seconds: 0.4}"))
+    sockets = client.server.app[SOCKETS]
+    phx = await connect()
+    await phx.ws.send_str("[" + " " * 500)  # and then silence: closed by the sweep, 1001
+    assert await phx.close_code() == 1001
+    await until(lambda: len(sockets) == 0)
+    manager = client.server.app[SESSIONS]
+    await asyncio.sleep(0.5)  # rounds of the sweep (every 0.1 s here) over no socket
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, PhoenixSocket) and o.manager is manager]

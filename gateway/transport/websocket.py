@@ -825,6 +825,7 @@ async def watch(sockets: "SocketRegistry[WebSocket]", manager: "SessionManager")
     ``SWEEP_SLICE`` sockets a turn of the loop. Runs until
     cancelled (the app's clean-up, routes.py); the closes it started end with it."""
     closing: set[asyncio.Task[None]] = set()  # held until done: a task nobody holds may vanish
+    sock: "WebSocket | None" = None
     loop = asyncio.get_running_loop()
 
     def closed(task: "asyncio.Task[None]") -> None:
@@ -855,6 +856,10 @@ async def watch(sockets: "SocketRegistry[WebSocket]", manager: "SessionManager")
                         freed += sock.release_if_quiet(now)
             if freed:  # so that RSS shows it: the heap's free pages go back (replay.py)
                 manager.compactor.freed(freed)
+            # Nothing of the round is kept through the sleep: the loop variable held the last
+            # socket looked at until a later round looked at another (for ever, once none was left).
+            sock = None
+            del socks
     finally:
         tasks = list(closing)
         for t in tasks:
