@@ -102,6 +102,17 @@ async def open_page(browser: Browser, url: str, viewport: dict = DESKTOP,
     assert not errors, errors
 
 
+def console_errors(*pages: Page, page_errors: bool = False) -> list[str]:
+    """The console's error messages of ``pages`` from now on (and, with ``page_errors``, their
+    JavaScript errors, for a page not opened by ``open_page``): the caller asserts there are none."""
+    errors: list[str] = []
+    for page in pages:
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        if page_errors:
+            page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
 class FakeGame:
     def __init__(self, mud: FakeMud, app: web.Application, url: str, page: Page, conn: FakeConnection):
         self.mud, self.app, self.url, self.page, self.conn = mud, app, url, page, conn

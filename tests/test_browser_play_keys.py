@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser
 
-from tests.test_browser import browser, fake_game, log_has, next_frames, send_line  # noqa: F401  (browser: the fixture)
+from tests.test_browser import browser, console_errors, fake_game, log_has, next_frames, send_line  # noqa: F401  (browser: the fixture)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -22,8 +22,7 @@ async def test_end_in_the_search_field_moves_the_caret_not_the_log(browser: Brow
     input line's End still closes the split."""
     async with fake_game(browser) as g:
         page = g.page
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors = console_errors(page)
         g.conn.send(b"".join(b"line %03d of the game\r\n" % i for i in range(300)))
         await log_has(page, "line 299 of the game")
         await page.keyboard.press("Control+f")
@@ -64,11 +63,8 @@ async def test_two_tabs_of_one_game_keep_each_others_history(browser: Browser) -
     the other's: the lines typed in the other tab since were lost from the history."""
     async with fake_game(browser) as g:
         first = g.page
-        errors: list[str] = []
         second = await first.context.new_page()  # its own sessionStorage: a session of its own
-        for page in (first, second):
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
+        errors = console_errors(first, second, page_errors=True)
         await second.goto(g.url)
         other = await g.mud.next_connection(timeout=20)
         await second.wait_for_selector("#status[data-state=connected]")

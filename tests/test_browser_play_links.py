@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser
 
-from tests.test_browser import browser, log_has  # noqa: F401  (browser: the fixture)
+from tests.test_browser import browser, console_errors, log_has  # noqa: F401  (browser: the fixture)
 from tests.test_browser_links import mxp_game
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -22,8 +22,7 @@ async def test_tab_out_of_a_links_menu_goes_on_from_the_link(browser: Browser) -
     appended at the end of the page, so without care Tab left the focus at the page's top (the
     header's first button), the player's place in the log lost."""
     async with mxp_game(browser) as (page, conn):
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors = console_errors(page)
         conn.send(b"\x1b[1z<SEND href=\"north|look\" hint=\"go|look\">North</SEND> or "
                   b"<SEND href=\"score\">Score</SEND>\r\n")
         await log_has(page, "North or Score")

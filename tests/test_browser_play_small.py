@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser
 
-from tests.test_browser import browser, fake_game, log_has  # noqa: F401  (browser: the fixture)
+from tests.test_browser import browser, console_errors, fake_game, log_has  # noqa: F401  (browser: the fixture)
 from tests.test_browser_small import KEYBOARD_OPEN, ZOOM_400, check, layout
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -28,8 +28,7 @@ async def test_the_search_field_shows_what_is_typed(browser: Browser, viewport: 
     page still not scroll sideways, with the input line in view."""
     async with fake_game(browser, viewport) as g:
         page = g.page
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors = console_errors(page)
         g.conn.send(b"".join(b"%d: the fountain whispers\r\n" % i for i in range(30)))
         await log_has(page, "29: the fountain whispers")
         await page.keyboard.press("Control+f")
@@ -62,8 +61,7 @@ async def test_why_the_session_ended_can_be_read(browser: Browser, viewport: dic
     its lines."""
     async with fake_game(browser, viewport, has_touch=True, is_mobile=True) as g:
         page = g.page
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors = console_errors(page)
         g.conn.send(b"".join(b"line %02d\r\n" % i for i in range(40)))
         await log_has(page, "line 39")
         g.conn.close()  # the game hangs up

@@ -12,7 +12,7 @@ from typing import AsyncIterator
 import pytest
 from playwright.async_api import Browser
 
-from tests.test_browser import FakeGame, browser, fake_game, send_line  # noqa: F401  (browser: the fixture)
+from tests.test_browser import FakeGame, browser, console_errors, fake_game, send_line  # noqa: F401  (browser: the fixture)
 from tests.test_browser_tools import notice, stored_tools
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -22,8 +22,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 async def playing(browser: Browser) -> AsyncIterator[FakeGame]:  # noqa: F811
     """fake_game, with no console error on the page by the end."""
     async with fake_game(browser) as g:
-        errors: list[str] = []
-        g.page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors = console_errors(g.page)
         yield g
         assert not errors, errors
 

@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.test_browser import (  # noqa: F401 (browser: the module's fixture)
-    CAP, browser, fake_game, log_has, log_text,
+    CAP, FakeGame, browser, fake_game, log_has, log_text,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -98,6 +98,17 @@ def long_line(i: int) -> bytes:
     return b"long %04d " % i + b"\x1b[36mwater\x1b[0m and \x1b[33msand\x1b[0m " * 333 + b"\r\n"
 
 
+async def long_log_to_search(g: FakeGame, count: int, last: bytes) -> int:
+    """The game sends ``count`` of ``long_line`` and then ``last``; once the page shows it, the
+    search's reads are counted (COUNT_READS) and the search bar is opened: the log's lines."""
+    g.conn.send(b"".join(long_line(i) for i in range(count)) + last + b"\r\n")
+    await log_has(g.page, last.decode())
+    lines = await g.page.evaluate(LINES)
+    await g.page.evaluate(COUNT_READS)
+    await g.page.press("#input", "Control+f")
+    return lines
+
+
 async def test_a_search_reads_a_bounded_slice_a_task_newest_first(browser: Browser) -> None:  # noqa: F811
     """1,500 lines, 500 of them of 5,000 characters (2.5 MB): a search for the oldest line read
     all of them in the keystroke's task. It reads them in many tasks now, none more than
@@ -107,11 +118,7 @@ async def test_a_search_reads_a_bounded_slice_a_task_newest_first(browser: Brows
     count = 1500
     async with fake_game(browser) as g:
         page = g.page
-        g.conn.send(b"".join(long_line(i) for i in range(count)) + b"the end: short 0001 again\r\n")
-        await log_has(page, "the end: short 0001 again")
-        lines = await page.evaluate(LINES)
-        await page.evaluate(COUNT_READS)
-        await page.press("#input", "Control+f")
+        lines = await long_log_to_search(g, count, b"the end: short 0001 again")
         await page.evaluate(TYPE, "SHORT 0001")
         assert await final_count(page) == "2 of 2"
         reads = await page.evaluate("window.__reads")
@@ -152,11 +159,7 @@ async def test_a_key_typed_during_a_search_ends_it(browser: Browser) -> None:  #
     count = 1500
     async with fake_game(browser) as g:
         page = g.page
-        g.conn.send(b"".join(long_line(i) for i in range(count)) + b"the end\r\n")
-        await log_has(page, "the end")
-        lines = await page.evaluate(LINES)
-        await page.evaluate(COUNT_READS)
-        await page.press("#input", "Control+f")
+        lines = await long_log_to_search(g, count, b"the end")
         # "long 1" is in 167 lines, the newest ones, "long 099" in 4: long 0990, 0993, 0996, 0999.
         running = await page.evaluate("""async () => {
           window.__type('long 1');
