@@ -73,23 +73,6 @@ export function* searchSlices(texts, query, max = MAX_MATCHES, slice = { lines: 
 }
 
 /**
- * Where `query` occurs in `texts` (case-insensitive): [{line, start, end}], in
- * order, the last `max` of them; `more` is set on the array when there are
- * others before them. (searchSlices over the whole array at once.)
- */
-export function findMatches(texts, query, max = MAX_MATCHES) {
-  const fromEnd = (function* () {
-    for (let i = texts.length - 1; i >= 0; i--) yield texts[i];
-  })();
-  const slices = searchSlices(fromEnd, query, max, { lines: Infinity, chars: Infinity });
-  let r = slices.next();
-  while (!r.done) r = slices.next();
-  const out = r.value.map((m) => ({ line: texts.length - 1 - m.line, start: m.start, end: m.end })).reverse();
-  if (r.value.more) out.more = true;
-  return out;
-}
-
-/**
  * Ranges over `spans` ([{start, end}], in order, apart) of the line `el`'s text, its text nodes
  * walked once (textSegments), not once a span: 10,000 matches of one letter in a line of 200
  * coloured pieces took ~270 ms so. A span past the line's text gets null.

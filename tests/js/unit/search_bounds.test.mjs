@@ -3,7 +3,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { MAX_MATCHES, findMatches } from "../../../gateway/web/search.js";
+import { MAX_MATCHES } from "../../../gateway/web/search.js";
+import { findMatches } from "./find_matches.mjs";
 import { MAX_LINE_HIGHLIGHTS, matchLines } from "../../../gateway/web/triggers.js";
 
 test("search: the newest MAX_MATCHES matches, in order, and whether there are more", () => {

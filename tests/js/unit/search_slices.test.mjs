@@ -4,7 +4,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { MAX_MATCHES, SLICE_CHARS, SLICE_LINES, findMatches, searchSlices } from "../../../gateway/web/search.js";
+import { MAX_MATCHES, SLICE_CHARS, SLICE_LINES, searchSlices } from "../../../gateway/web/search.js";
+import { findMatches } from "./find_matches.mjs";
 
 /**
  * searchSlices over `texts` (oldest first, as the log holds them), run to its end: the matches

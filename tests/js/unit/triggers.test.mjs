@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { LineSplitter, RateLimiter, matchLines, triggerCommands } from "../../../gateway/web/triggers.js";
 import { CommandMemory } from "../../../gateway/web/commandlog.js";
 import { ToolsStore, checkTools } from "../../../gateway/web/tools_store.js";
-import { findMatches } from "../../../gateway/web/search.js";
+import { findMatches } from "./find_matches.mjs";
 
 test("game text becomes plain lines: ANSI gone, partial lines wait, prompts are lines", () => {
   const s = new LineSplitter();
